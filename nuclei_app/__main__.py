@@ -1,0 +1,60 @@
+"""``python -m nuclei_app segment ...`` and ``python -m nuclei_app info``: argparse only."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m nuclei_app", description="Segment cell nuclei in microscopy images.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    seg = commands.add_parser("segment", help="segment images and write labels, masks, overlays and measurements")
+    seg.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    seg.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    add_model_arguments(seg)
+    seg.add_argument("--threshold", type=float, help="nucleus probability threshold (default: the model's tuned value)")
+    seg.add_argument("--min-size", type=int, help="smallest nucleus kept, in pixels (default: the model's tuned value)")
+    seg.add_argument("--tta", action="store_true", default=None, help="flip test-time augmentation (4x slower)")
+    info = commands.add_parser("info", help="show which model a source resolves to, and its validation metrics")
+    add_model_arguments(info)
+    return parser.parse_args(argv)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="SOURCE",
+                        help="model folder or hf://OWNER/NAME[@REVISION] (default: $NUCLEI_MODEL, else assets/model)")
+    parser.add_argument("--no-fallback", action="store_true",
+                        help="fail instead of falling back to the bundled model when SOURCE can't be used")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from .model import ModelLoadError
+    from .sources import describe, resolve_model
+
+    try:
+        model = resolve_model(args.model, fallback=not args.no_fallback)
+    except ModelLoadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if model.notice:
+        print(f"warning: {model.notice}", file=sys.stderr)
+    if args.command == "info":
+        print(json.dumps({"model": describe(model), "source": model.source, "revision": model.revision,
+                          "folder": str(model.folder), "metrics": model.validation_metrics,
+                          "postprocess": model.metadata.get("postprocess")}, indent=2))
+        return 0
+    from .batch import segment_paths
+    from .pipeline import settings_for
+
+    print(f"model: {describe(model)}", file=sys.stderr)
+    settings = settings_for(model, threshold=args.threshold, min_size=args.min_size)
+    result = segment_paths(model, args.paths, args.out, settings, tta=args.tta)
+    print(f"done: {len(result.processed)} segmented, {len(result.failed)} failed; results in {args.out}", file=sys.stderr)
+    return result.exit_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Every tunable setting of the product, in one typed place.
+
+Frozen dataclasses: a setting is changed by making a new object (``dataclasses.replace``),
+never by mutating a shared one, so a Streamlit session cannot leak settings into another.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+BUNDLED_MODEL_DIR = PROJECT_DIR / "assets" / "model"
+SAMPLES_DIR = PROJECT_DIR / "assets" / "samples"
+MODEL_ENV_VAR = "NUCLEI_MODEL"
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """How a raw image becomes network input; stored in ``nuclei.json`` with the model.
+
+    Percentile stretching makes dim 16-bit and bright 8-bit images look alike. Images with
+    a light background (brightfield, H&E tissue) are inverted so that nuclei are always
+    the bright objects, which lets the many fluorescence images teach the few others.
+    """
+
+    low_percentile: float = 1.0
+    high_percentile: float = 99.8
+    invert_light_background: bool = True
+    light_background_level: float = 0.5  # median intensity above which an image is inverted
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    tile_size: int = 512       # tiles bound memory for large images; 512 keeps a CPU pass ~0.15 s
+    tile_overlap: int = 64     # blended margin so that seams do not show in the output
+    tta: bool = False          # average over flips: better edges, 4x the time
+
+
+@dataclass(frozen=True)
+class PostprocessSettings:
+    threshold: float = 0.5         # nucleus-body probability that counts as foreground
+    marker_threshold: float = 0.6  # body minus boundary score that seeds one nucleus
+    min_size: int = 12             # pixels; smaller objects are noise at DSB resolutions
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    # Decompression bombs: a 40 Mpx image is larger than any widefield camera frame but a
+    # 2048x2048 float RGB copy of it still fits in the memory of a Streamlit Cloud app.
+    max_pixels: int = 40_000_000
+    max_file_bytes: int = 200 * 1024 * 1024

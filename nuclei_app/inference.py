@@ -1,0 +1,139 @@
+"""Full-resolution inference: normalise, pad, tile with overlap, blend, optional flip TTA.
+
+``preprocess`` is the only place an image becomes network input; training, the CLI and the
+app all call it, so the model sees exactly the same kind of input everywhere.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .config import InferenceSettings, Normalisation
+
+ProgressCallback = Callable[[int, int], None]  # (done, total) units of work
+
+
+def preprocess(image: np.ndarray, normalisation: Normalisation = Normalisation()) -> np.ndarray:
+    """float RGB in [0, 1] -> float32 network input: percentile-stretched, nuclei bright."""
+    image = np.asarray(image, dtype=np.float32)
+    low, high = np.percentile(image, (normalisation.low_percentile, normalisation.high_percentile))
+    if high - low < 1e-6:  # a flat image: nothing to stretch, avoid dividing by ~0
+        high = low + 1e-6
+    scaled = np.clip((image - low) / (high - low), 0.0, 1.0)
+    if normalisation.invert_light_background and is_light_background(scaled, normalisation):
+        scaled = 1.0 - scaled
+    return scaled.astype(np.float32, copy=False)
+
+
+def is_light_background(scaled: np.ndarray, normalisation: Normalisation = Normalisation()) -> bool:
+    # Nuclei cover a minority of nearly every field of view, so the median pixel is background.
+    return float(np.median(scaled.mean(axis=-1))) > normalisation.light_background_level
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Reflect-pad bottom/right so both sides are multiples of ``multiple``."""
+    height, width = image.shape[:2]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h or pad_w:
+        mode = "reflect" if pad_h < height and pad_w < width else "symmetric"
+        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+    return image, (height, width)
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets covering [0, length) with tiles of ``tile`` overlapping by >= ``overlap``."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def blend_ramp(length: int, overlap: int) -> np.ndarray:
+    """1-D weights that fade linearly to ~0 over the overlap, so seams average smoothly.
+
+    Never exactly 0: at the image border only one tile covers a pixel and must count.
+    """
+    ramp = np.ones(length, dtype=np.float32)
+    if overlap > 0:
+        fade = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        ramp[:overlap] = fade
+        ramp[-overlap:] = np.minimum(ramp[-overlap:], fade[::-1])
+    return ramp
+
+
+def flip_variants(tta: bool) -> list[tuple[bool, bool]]:
+    return [(False, False), (True, False), (False, True), (True, True)] if tta else [(False, False)]
+
+
+def _flip(array: np.ndarray, vertical: bool, horizontal: bool) -> np.ndarray:
+    if vertical:
+        array = array[::-1]
+    if horizontal:
+        array = array[:, ::-1]
+    return array
+
+
+def predict_tile(model, tile: np.ndarray, tta: bool) -> np.ndarray:
+    """Mean probability over the flip variants of one (H, W, 3) tile."""
+    variants = flip_variants(tta)
+    batch = np.stack([_flip(tile, v, h) for v, h in variants])
+    output = np.asarray(model(batch, training=False))
+    restored = [_flip(output[i], v, h) for i, (v, h) in enumerate(variants)]
+    return np.mean(restored, axis=0)
+
+
+def predict_probabilities(
+    model,
+    image: np.ndarray,
+    normalisation: Normalisation = Normalisation(),
+    settings: InferenceSettings = InferenceSettings(),
+    multiple: int = 16,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """Per-pixel probabilities (H, W, C) for a whole image at its own resolution."""
+    return predict_preprocessed(model, preprocess(image, normalisation), settings, multiple, progress)
+
+
+def predict_preprocessed(
+    model,
+    network_input: np.ndarray,
+    settings: InferenceSettings = InferenceSettings(),
+    multiple: int = 16,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """Like ``predict_probabilities`` for an image that already went through ``preprocess``."""
+    padded, (height, width) = pad_to_multiple(np.asarray(network_input, np.float32), multiple)
+    tile = max(multiple, settings.tile_size - settings.tile_size % multiple)
+    if padded.shape[0] <= tile and padded.shape[1] <= tile:
+        probabilities = predict_tile(model, padded, settings.tta)
+        if progress:
+            progress(1, 1)
+        return probabilities[:height, :width]
+    return _predict_tiled(model, padded, tile, settings, progress)[:height, :width]
+
+
+def _predict_tiled(model, padded: np.ndarray, tile: int, settings: InferenceSettings,
+                   progress: ProgressCallback | None) -> np.ndarray:
+    tile_h, tile_w = min(tile, padded.shape[0]), min(tile, padded.shape[1])
+    overlap = min(settings.tile_overlap, tile // 4)
+    window = np.outer(blend_ramp(tile_h, overlap), blend_ramp(tile_w, overlap))
+    positions = [
+        (top, left)
+        for top in tile_starts(padded.shape[0], tile_h, overlap)
+        for left in tile_starts(padded.shape[1], tile_w, overlap)
+    ]
+    total = weights = None
+    for done, (top, left) in enumerate(positions, start=1):
+        patch = padded[top:top + tile_h, left:left + tile_w]
+        prediction = predict_tile(model, patch, settings.tta)
+        if total is None:
+            total = np.zeros(padded.shape[:2] + prediction.shape[-1:], np.float32)
+            weights = np.zeros(padded.shape[:2] + (1,), np.float32)
+        total[top:top + tile_h, left:left + tile_w] += prediction * window[..., None]
+        weights[top:top + tile_h, left:left + tile_w] += window[..., None]
+        if progress:
+            progress(done, len(positions))
+    return total / np.maximum(weights, 1e-6)

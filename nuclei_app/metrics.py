@@ -1,0 +1,120 @@
+"""Segmentation metrics, shared by training evaluation, the CLI and the app.
+
+Pixel metrics (accuracy, IoU, Dice) compare the binary masks. Instance metrics follow the
+2018 Data Science Bowl: at each IoU threshold t in 0.50, 0.55, ..., 0.95 a predicted nucleus
+is a true positive when its IoU with a ground-truth nucleus exceeds t, and
+precision(t) = TP / (TP + FP + FN); the image score is the mean over thresholds.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2))
+
+
+@dataclass(frozen=True)
+class Matching:
+    """Counts at one IoU threshold."""
+
+    threshold: float
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+
+    @property
+    def precision(self) -> float:
+        """The DSB 'precision': TP / (TP + FP + FN); 1.0 when both images are empty."""
+        total = self.true_positives + self.false_positives + self.false_negatives
+        return self.true_positives / total if total else 1.0
+
+
+@dataclass(frozen=True)
+class ImageScores:
+    pixel_accuracy: float
+    iou: float
+    dice: float
+    mean_ap: float          # DSB score: mean precision over IoU 0.50..0.95
+    ap50: float             # precision at IoU 0.5
+    n_true: int
+    n_predicted: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def pixel_scores(true_mask: np.ndarray, predicted_mask: np.ndarray) -> tuple[float, float, float]:
+    """(pixel accuracy, IoU, Dice) of two binary masks; IoU and Dice are 1 when both are empty."""
+    true_mask, predicted_mask = np.asarray(true_mask) > 0, np.asarray(predicted_mask) > 0
+    _check_shapes(true_mask, predicted_mask)
+    intersection = np.logical_and(true_mask, predicted_mask).sum()
+    union = np.logical_or(true_mask, predicted_mask).sum()
+    total = true_mask.sum() + predicted_mask.sum()
+    accuracy = float((true_mask == predicted_mask).mean())
+    iou = float(intersection / union) if union else 1.0
+    dice = float(2 * intersection / total) if total else 1.0
+    return accuracy, iou, dice
+
+
+def iou_matrix(true_labels: np.ndarray, predicted_labels: np.ndarray) -> np.ndarray:
+    """IoU of every (true object, predicted object) pair, shape (n_true, n_predicted).
+
+    Works on any ids (relabelled internally); one pass over the pixels via a contingency table.
+    """
+    _check_shapes(true_labels, predicted_labels)
+    true_ids, true_index = np.unique(true_labels, return_inverse=True)
+    pred_ids, pred_index = np.unique(predicted_labels, return_inverse=True)
+    n_true, n_pred = len(true_ids), len(pred_ids)
+    overlap = np.bincount(true_index.ravel() * n_pred + pred_index.ravel(), minlength=n_true * n_pred)
+    overlap = overlap.reshape(n_true, n_pred).astype(np.float64)
+    # Drop the background row / column (id 0) when present.
+    overlap = overlap[1:] if true_ids[0] == 0 else overlap
+    overlap = overlap[:, 1:] if pred_ids[0] == 0 else overlap
+    true_area = np.bincount(true_index.ravel(), minlength=n_true)[1 if true_ids[0] == 0 else 0:]
+    pred_area = np.bincount(pred_index.ravel(), minlength=n_pred)[1 if pred_ids[0] == 0 else 0:]
+    union = true_area[:, None] + pred_area[None, :] - overlap
+    return np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
+
+
+def match_at_thresholds(true_labels: np.ndarray, predicted_labels: np.ndarray,
+                        thresholds=DSB_THRESHOLDS) -> list[Matching]:
+    """Matches at each IoU threshold. For t >= 0.5 a pair above t is unique on both sides
+    (two disjoint objects cannot both overlap one object by more than half), so counting
+    pairs is an exact one-to-one matching."""
+    ious = iou_matrix(true_labels, predicted_labels)
+    n_true, n_pred = ious.shape
+    results = []
+    for threshold in thresholds:
+        if threshold < 0.5:
+            raise ValueError("IoU thresholds below 0.5 need an assignment step; use 0.5 or above")
+        true_positives = int((ious > threshold).sum())
+        results.append(Matching(float(threshold), true_positives, n_pred - true_positives, n_true - true_positives))
+    return results
+
+
+def image_scores(true_labels: np.ndarray, predicted_labels: np.ndarray) -> ImageScores:
+    accuracy, iou, dice = pixel_scores(true_labels, predicted_labels)
+    matches = match_at_thresholds(true_labels, predicted_labels)
+    return ImageScores(
+        pixel_accuracy=accuracy, iou=iou, dice=dice,
+        mean_ap=float(np.mean([m.precision for m in matches])),
+        ap50=matches[0].precision,
+        n_true=int(len(np.unique(true_labels[true_labels > 0]))),
+        n_predicted=int(len(np.unique(predicted_labels[predicted_labels > 0]))),
+    )
+
+
+def mean_scores(scores: list[ImageScores]) -> dict:
+    """Means over images (the DSB data-set score is the mean of image scores)."""
+    if not scores:
+        return {}
+    keys = ("pixel_accuracy", "iou", "dice", "mean_ap", "ap50")
+    summary = {key: float(np.mean([getattr(s, key) for s in scores])) for key in keys}
+    summary["images"] = len(scores)
+    return summary
+
+
+def _check_shapes(a: np.ndarray, b: np.ndarray) -> None:
+    if np.shape(a) != np.shape(b):
+        raise ValueError(f"shapes differ: ground truth {np.shape(a)} vs prediction {np.shape(b)}")

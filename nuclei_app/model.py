@@ -1,0 +1,127 @@
+"""The model folder (contract in DESIGN.md): verify it, load it safely, read its settings.
+
+A model folder holds Keras 3's unzipped files (``config.json``, ``metadata.json``,
+``model.weights.h5``), ``nuclei.json`` (how to use the model) and a model card
+``README.md``. Loading always uses ``safe_mode=True``: a folder from anywhere can't make us
+run code.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from .config import InferenceSettings, Normalisation, PostprocessSettings
+
+KERAS_FILES = ("config.json", "metadata.json", "model.weights.h5")
+METADATA_FILE = "nuclei.json"
+MODEL_CARD = "README.md"
+REQUIRED_FILES = KERAS_FILES + (METADATA_FILE,)
+FORMAT = "nuclei-model/1"
+
+
+class ModelLoadError(RuntimeError):
+    """A model source could not be used; the message says which and why."""
+
+
+@dataclass
+class NucleiModel:
+    keras_model: object
+    metadata: dict
+    folder: Path
+    source: str                      # what the user asked for, e.g. "assets/model" or "hf://a/b@main"
+    revision: str | None = None      # commit hash when the model came from the Hub
+    notice: str | None = None        # set when a fallback happened: shown to the user
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def normalisation(self) -> Normalisation:
+        return _dataclass_from(Normalisation, self.metadata["input"]["normalisation"])
+
+    @property
+    def postprocess_settings(self) -> PostprocessSettings:
+        return _dataclass_from(PostprocessSettings, self.metadata.get("postprocess", {}))
+
+    @property
+    def inference_settings(self) -> InferenceSettings:
+        return _dataclass_from(InferenceSettings, self.metadata.get("inference", {}))
+
+    @property
+    def size_multiple(self) -> int:
+        return int(self.metadata["input"].get("size_multiple", 16))
+
+    @property
+    def validation_metrics(self) -> dict:
+        return self.metadata.get("metrics", {})
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        # Keras models are not documented as thread-safe; Streamlit serves each browser
+        # session from its own thread, so calls on the shared model take turns.
+        with self.lock:
+            return np.asarray(self.keras_model(batch, training=False))
+
+    def __call__(self, batch, training: bool = False):
+        return self.predict(batch)
+
+
+def _dataclass_from(cls, values: dict):
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def verify_folder(folder: Path, label: str | None = None) -> dict:
+    """Checks the files and ``nuclei.json`` of a model folder; returns the metadata."""
+    label = label or str(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"model folder {label} does not exist.")
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ModelLoadError(f"model folder {label} is incomplete: missing {', '.join(missing)}.")
+    try:
+        metadata = json.loads((folder / METADATA_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelLoadError(f"{label}: {METADATA_FILE} is not valid JSON ({error}).") from None
+    problems = metadata_problems(metadata)
+    if problems:
+        raise ModelLoadError(f"{label}: {METADATA_FILE} is invalid: {'; '.join(problems)}.")
+    return metadata
+
+
+def metadata_problems(metadata) -> list[str]:
+    if not isinstance(metadata, dict):
+        return ["not a JSON object"]
+    problems = []
+    if metadata.get("format") != FORMAT:
+        problems.append(f"format is {metadata.get('format')!r}, expected {FORMAT!r}")
+    normalisation = metadata.get("input", {}).get("normalisation") if isinstance(metadata.get("input"), dict) else None
+    if not isinstance(normalisation, dict):
+        problems.append("input.normalisation is missing")
+    outputs = metadata.get("outputs")
+    if not (isinstance(outputs, list) and outputs and outputs[0] == "body"):
+        problems.append("outputs must list the output channels, starting with 'body'")
+    if not isinstance(metadata.get("postprocess", {}), dict):
+        problems.append("postprocess must be an object")
+    return problems
+
+
+def load_model_folder(folder: str | Path, source: str | None = None, revision: str | None = None) -> NucleiModel:
+    """Verifies and loads a model folder (``safe_mode=True``, no compile)."""
+    from .quiet import import_keras
+
+    keras = import_keras()  # deferred: TensorFlow takes seconds to import
+
+    folder = Path(folder)
+    label = source or str(folder)
+    metadata = verify_folder(folder, label)
+    try:
+        keras_model = keras.saving.load_model(folder, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for corrupt files; all mean "unusable"
+        raise ModelLoadError(f"{label}: the Keras files could not be loaded ({type(error).__name__}: {error}).") from None
+    expected = len(metadata["outputs"])
+    if keras_model.output_shape[-1] != expected:
+        raise ModelLoadError(f"{label}: the network has {keras_model.output_shape[-1]} outputs, "
+                             f"{METADATA_FILE} describes {expected}.")
+    return NucleiModel(keras_model, metadata, folder, source=label, revision=revision)

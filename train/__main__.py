@@ -1,0 +1,63 @@
+"""``python -m train``: argparse -> TrainConfig -> train(). No logic here."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+
+from .config import TrainConfig, with_preset
+from .data import DatasetError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog="python -m train", description="Train the nuclei U-Net and export a model folder.")
+    parser.add_argument("--data", type=Path, help=f"dataset folder (default: {defaults.data})")
+    parser.add_argument("--out", type=Path, help=f"run folder (default: {defaults.out})")
+    parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}")
+    parser.add_argument("--steps-per-epoch", type=int, help=f"default {defaults.steps_per_epoch}")
+    parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
+    parser.add_argument("--crop-size", type=int, help=f"default {defaults.crop_size}")
+    parser.add_argument("--learning-rate", type=float, help=f"default {defaults.learning_rate}")
+    parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
+    parser.add_argument("--base-filters", type=int, help=f"default {defaults.base_filters}")
+    parser.add_argument("--max-images", type=int, help="use only the first N images (smoke tests)")
+    parser.add_argument("--preset", choices=["tiny"], help="tiny: a seconds-long smoke run on 4 images")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    parser.add_argument("--push-to-hub", metavar="OWNER/NAME", help="upload the exported model folder to the Hugging Face Hub")
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument("--revision-message", help="commit message for the Hub upload")
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    config = with_preset(TrainConfig(), args.preset)
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+             if hasattr(args, f.name) and getattr(args, f.name) not in (None, False)}
+    return replace(config, **given)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    config = config_from_args(args)
+    from .train import train  # TensorFlow loads only once the arguments are known to be valid
+
+    try:
+        model_folder = train(config)
+    except DatasetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"model folder: {model_folder}")
+    if args.push_to_hub:
+        from .export import push_to_hub
+
+        commit = push_to_hub(model_folder, args.push_to_hub, private=args.private, message=args.revision_message)
+        print(f"pushed to hf://{args.push_to_hub}@{commit}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

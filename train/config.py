@@ -1,0 +1,44 @@
+"""All training settings in one dataclass; argparse fills it, ``train()`` reads it."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from .data import DEFAULT_DATA_DIR
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: Path = DEFAULT_DATA_DIR
+    out: Path = Path("runs/default")
+    # 32 epochs x 50 steps x 16 crops of 256x256 = 25,600 crops: ~60 min on 2 CPU cores,
+    # leaving room in the 90-minute budget for loading, evaluation and export.
+    epochs: int = 32
+    steps_per_epoch: int = 50
+    batch_size: int = 16
+    crop_size: int = 256
+    learning_rate: float = 1e-3
+    seed: int = 42
+    validation_fraction: float = 0.2
+    base_filters: int = 16
+    depth: int = 4
+    panel_every: int = 4          # epochs between prediction panels
+    panel_images: int = 3         # fixed validation images shown in the panels
+    max_images: int | None = None  # use only the first N images (smoke tests)
+    tune: bool = True             # tune post-processing thresholds on the validation split
+    resume: bool = False
+
+    def to_json(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+TINY_PRESET = dict(epochs=1, steps_per_epoch=2, batch_size=2, crop_size=64, base_filters=4,
+                   depth=2, panel_every=1, panel_images=1, max_images=4, tune=False)
+
+
+def with_preset(config: TrainConfig, preset: str | None) -> TrainConfig:
+    if preset is None:
+        return config
+    if preset != "tiny":
+        raise ValueError(f"unknown preset {preset!r}; known: tiny")
+    return replace(config, **TINY_PRESET)

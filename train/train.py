@@ -1,0 +1,170 @@
+"""``train(config)``: data -> U-Net -> fit -> evaluate + tune -> model folder.
+
+Importable and testable: nothing runs at import time, and everything a run produces lives
+in ``config.out`` (run.json, log.csv, checkpoints/, panels/, figures/, model/).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nuclei_app import __version__
+from nuclei_app.config import Normalisation
+
+from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, read_state
+from .config import TrainConfig
+from .data import CropSequence, find_samples, load_samples, split_train_validation, validation_crops
+from .losses import bce_dice_loss, body_dice
+from .unet import UNetConfig, build_unet
+
+log = logging.getLogger("train")
+
+
+def make_reproducible(seed: int) -> None:
+    keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow generators
+    tf.config.experimental.enable_op_determinism()  # costs nothing measurable on CPU here
+
+
+def code_version() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"nuclei {__version__}" + (f" ({commit})" if commit else "")
+
+
+def record_run(config: TrainConfig, folder: Path) -> dict:
+    run = {
+        "command": "python -m train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "config": config.to_json(),
+        "code_version": code_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+    }
+    (folder / "run.json").write_text(json.dumps(run, indent=2))
+    return run
+
+
+def prepare_data(config: TrainConfig, normalisation: Normalisation):
+    files = find_samples(config.data)
+    if config.max_images:
+        files = files[: config.max_images]
+    started = time.time()
+    samples = load_samples(files, normalisation)
+    train_set, validation_set = split_train_validation(samples, config.validation_fraction, config.seed)
+    if not validation_set:  # tiny runs: validate on the training images rather than on nothing
+        validation_set = train_set[:1]
+    log.info("loaded %d images in %.0f s: train %s, validation %s", len(samples), time.time() - started,
+             dict(Counter(s.kind for s in train_set)), dict(Counter(s.kind for s in validation_set)))
+    return train_set, validation_set
+
+
+def panel_samples(validation_set, count: int):
+    """Fixed panel images: the first of each kind, so rare kinds are always on show."""
+    chosen, seen = [], set()
+    for sample in sorted(validation_set, key=lambda s: s.sample_id):
+        if sample.kind not in seen:
+            chosen.append(sample)
+            seen.add(sample.kind)
+    return chosen[:count] or validation_set[:count]
+
+
+def compile_model(model: keras.Model, config: TrainConfig) -> None:
+    # Cosine decay over the whole run: large steps early, fine ones when it counts.
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=config.epochs * config.steps_per_epoch, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=bce_dice_loss, metrics=[body_dice])
+
+
+def build_or_resume(config: TrainConfig, checkpoints: Path) -> tuple[keras.Model, int]:
+    if config.resume and (checkpoints / "last.keras").exists():
+        model = keras.saving.load_model(checkpoints / "last.keras")
+        start = epochs_done(checkpoints)
+        log.info("resuming after epoch %d from %s", start, checkpoints / "last.keras")
+        return model, start
+    model = build_unet(UNetConfig(base_filters=config.base_filters, depth=config.depth))
+    compile_model(model, config)
+    return model, 0
+
+
+def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int, folder: Path):
+    checkpoints = folder / "checkpoints"
+    sequence = CropSequence(train_set, config.batch_size, config.crop_size, config.steps_per_epoch,
+                            config.seed, first_epoch=start_epoch)
+    validation = validation_crops(validation_set, config.crop_size)
+    callbacks = [
+        keras.callbacks.CSVLogger(str(folder / "log.csv"), append=start_epoch > 0),
+        keras.callbacks.ModelCheckpoint(str(checkpoints / "best.weights.h5"), monitor="val_loss",
+                                        save_best_only=True, save_weights_only=True),
+        LastState(checkpoints),
+        PredictionPanels(panel_samples(validation_set, config.panel_images), folder / "panels", config.panel_every),
+    ]
+    if start_epoch > 0 and (checkpoints / "best.weights.h5").exists():
+        # Keep the best-so-far from before the interruption as the bar to beat.
+        callbacks[1].best = min_logged_val_loss(folder / "log.csv")
+    model.fit(sequence, validation_data=validation, epochs=config.epochs, initial_epoch=start_epoch,
+              callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+
+
+def min_logged_val_loss(csv_path: Path) -> float:
+    import csv
+
+    with open(csv_path) as handle:
+        values = [float(row["val_loss"]) for row in csv.DictReader(handle) if row.get("val_loss")]
+    return min(values) if values else float("inf")
+
+
+def train(config: TrainConfig) -> Path:
+    """Runs (or resumes) training and returns the exported model folder."""
+    folder = Path(config.out)
+    checkpoints = folder / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    make_reproducible(config.seed)
+    normalisation = Normalisation()
+    run = record_run(config, folder)
+    train_set, validation_set = prepare_data(config, normalisation)
+
+    model, start_epoch = build_or_resume(config, checkpoints)
+    if start_epoch < config.epochs:
+        fit(model, config, train_set, validation_set, start_epoch, folder)
+    if (checkpoints / "best.weights.h5").exists():
+        model.load_weights(checkpoints / "best.weights.h5")
+
+    # Imported here: evaluation and export are only needed once training is over.
+    from .evaluate import evaluate_model, save_figures
+    from .export import export_model_folder
+
+    clean = build_unet(UNetConfig(base_filters=config.base_filters, depth=config.depth))
+    clean.set_weights(model.get_weights())  # drops the optimizer state from the export
+    report = evaluate_model(clean, validation_set, config, multiple=2 ** model_depth(clean))
+    report["training"] = training_summary(config, checkpoints)
+    save_figures(clean, folder, validation_set, report)
+    return export_model_folder(clean, folder / "model", report, run, normalisation, config)
+
+
+def training_summary(config: TrainConfig, checkpoints: Path) -> dict:
+    seconds = read_state(checkpoints)["train_seconds"]
+    return {
+        "epochs": config.epochs,
+        "steps_per_epoch": config.steps_per_epoch,
+        "batch_size": config.batch_size,
+        "crop_size": config.crop_size,
+        "fit_minutes": round(seconds / 60, 1),
+        "epochs_per_second": round(config.epochs / seconds, 5) if seconds else None,
+        "crops_per_second": round(config.epochs * config.steps_per_epoch * config.batch_size / seconds, 2) if seconds else None,
+    }
