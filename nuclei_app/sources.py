@@ -115,7 +115,10 @@ def resolve_model(source: str | None = None, fallback: bool = True) -> NucleiMod
         bundled = str(BUNDLED_MODEL_DIR)
         if not fallback or Path(source).expanduser().resolve() == BUNDLED_MODEL_DIR.resolve():
             raise
-        model = load_model_folder(BUNDLED_MODEL_DIR, source=bundled)
+        try:
+            model = load_model_folder(BUNDLED_MODEL_DIR, source=bundled)
+        except ModelLoadError as bundled_error:
+            raise ModelLoadError(f"{error}; the bundled model could not be loaded either: {bundled_error}") from None
         model.notice = (f"Model source {source} could not be used: {error}. "
                         f"Using the bundled model ({bundled}) instead.")
         return model

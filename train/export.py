@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -54,8 +55,14 @@ def export_model_folder(model, folder: Path, report: dict, run: dict, normalisat
     import keras
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    keras.saving.save_model(model, str(folder), zipped=False)
+    # Keras refuses to save over an existing folder: write a fresh one, then swap it in.
+    staging = folder.with_name(folder.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    keras.saving.save_model(model, str(staging), zipped=False)
+    if (staging / "assets").is_dir() and not any((staging / "assets").iterdir()):
+        (staging / "assets").rmdir()  # empty for this model; git would not keep it anyway
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
     multiple = 2 ** config.depth
     metadata = build_metadata(report, run, normalisation, config, multiple)
     (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")

@@ -1,0 +1,86 @@
+"""Shared fixtures: tiny real data sets on disk and a tiny real trained model folder."""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PROJECT = Path(__file__).resolve().parents[1]
+SAMPLES = PROJECT / "assets" / "samples"
+BUNDLED_MODEL = PROJECT / "assets" / "model"
+
+
+def disk(shape, centre, radius) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+
+
+def synthetic_labels(shape=(96, 96), seed=0, count=6) -> np.ndarray:
+    """Non-overlapping disks, some touching: a nucleus-like label image."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(shape, np.int32)
+    for index in range(1, count + 1):
+        centre = rng.integers(10, np.array(shape) - 10)
+        labels[disk(shape, centre, rng.integers(5, 10)) & (labels == 0)] = index
+    return labels
+
+
+def fluorescence_like(labels: np.ndarray, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = 0.1 + 0.7 * (labels > 0) + rng.normal(0, 0.03, labels.shape)
+    return (np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def write_competition_dataset(root: Path, count=4) -> Path:
+    for index in range(count):
+        sample_id = f"synthetic{index}"
+        labels = synthetic_labels(seed=index)
+        (root / sample_id / "images").mkdir(parents=True)
+        (root / sample_id / "masks").mkdir()
+        Image.fromarray(fluorescence_like(labels, index)).convert("RGBA").save(root / sample_id / "images" / f"{sample_id}.png")
+        for label in range(1, labels.max() + 1):
+            if (labels == label).any():
+                Image.fromarray(((labels == label) * 255).astype(np.uint8)).save(root / sample_id / "masks" / f"{sample_id}_{label}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    return write_competition_dataset(tmp_path_factory.mktemp("dsb_tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
+    """A real 1-epoch training run on 4 tiny images; returns the run folder."""
+    from train.config import TINY_PRESET, TrainConfig
+    from train.train import train
+
+    out = tmp_path_factory.mktemp("run")
+    config = replace(TrainConfig(), **TINY_PRESET, data=tiny_dataset, out=out)
+    train(config)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_run) -> Path:
+    return tiny_run / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    from nuclei_app.model import load_model_folder
+
+    return load_model_folder(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def bundled_model():
+    from nuclei_app.model import load_model_folder
+
+    return load_model_folder(BUNDLED_MODEL)

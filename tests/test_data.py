@@ -1,0 +1,90 @@
+import numpy as np
+from PIL import Image
+
+from nuclei_app.config import Normalisation
+from train.data import (CropSequence, Sample, augmented_example, Augmentation, find_samples, image_kind,
+                        load_samples, read_instance_labels, sampling_weights, split_train_validation,
+                        targets_from_labels)
+import pytest
+
+from .conftest import fluorescence_like, synthetic_labels
+
+
+def test_competition_layout(tiny_dataset):
+    files = find_samples(tiny_dataset)
+    assert len(files) == 4 and all(f.mask_paths for f in files)
+    labels = read_instance_labels(files[0])
+    assert labels.max() == len(files[0].mask_paths)
+
+
+def test_flat_layout(tmp_path):
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "masks").mkdir()
+    labels = synthetic_labels(seed=3)
+    Image.fromarray(fluorescence_like(labels)).save(tmp_path / "inputs" / "a.png")
+    Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(tmp_path / "masks" / "a.png")
+    files = find_samples(tmp_path)
+    assert len(files) == 1 and files[0].merged_mask_path is not None
+    samples = load_samples(files, Normalisation())
+    assert samples[0].labels.max() >= 1 and samples[0].image.shape == labels.shape + (3,)
+
+
+def test_missing_data_folder_says_where_to_get_it(tmp_path):
+    from train.data import DatasetError
+
+    with pytest.raises(DatasetError, match="BBBC038"):
+        find_samples(tmp_path / "nothing")
+
+
+def test_image_kinds():
+    dark = np.zeros((10, 10, 3), np.float32)
+    light_grey = np.full((10, 10, 3), 0.8, np.float32)
+    purple = np.stack([np.full((10, 10), 0.8), np.full((10, 10), 0.5), np.full((10, 10), 0.8)], -1)
+    assert [image_kind(i) for i in (dark, light_grey, purple)] == ["fluorescence", "brightfield", "tissue"]
+
+
+def make_samples(kinds):
+    labels = synthetic_labels()
+    image = np.zeros(labels.shape + (3,), np.float16)
+    return [Sample(f"{kind}{i}", image, labels, kind) for i, kind in enumerate(kinds)]
+
+
+def test_split_is_deterministic_stratified_80_20():
+    samples = make_samples(["fluorescence"] * 40 + ["tissue"] * 10 + ["brightfield"] * 5)
+    train, validation = split_train_validation(samples, 0.2, seed=42)
+    again = split_train_validation(samples, 0.2, seed=42)[1]
+    assert [s.sample_id for s in validation] == [s.sample_id for s in again]
+    assert len(validation) == 11 and len(train) == 44
+    assert sum(s.kind == "brightfield" for s in validation) == 1
+    other = split_train_validation(samples, 0.2, seed=7)[1]
+    assert [s.sample_id for s in other] != [s.sample_id for s in validation]
+
+
+def test_rare_kinds_are_drawn_more_often():
+    samples = make_samples(["fluorescence"] * 90 + ["tissue"] * 10)
+    weights = sampling_weights(samples)
+    share_tissue = weights[90:].sum()
+    assert 0.1 < share_tissue < 0.5  # above its 10 % share of images
+
+
+def test_targets_body_and_boundary():
+    labels = np.zeros((20, 20), np.int32)
+    labels[5:15, 5:10] = 1
+    labels[5:15, 10:15] = 2
+    targets = targets_from_labels(labels)
+    assert targets.shape == (20, 20, 2)
+    assert targets[..., 0].sum() == 100
+    assert targets[10, 9, 1] == 1 and targets[10, 10, 1] == 1  # the shared border
+    assert targets[10, 7, 1] == 0  # an interior pixel
+
+
+def test_augmented_crops_and_reproducible_batches():
+    samples = make_samples(["fluorescence", "tissue"])
+    image, targets = augmented_example(samples[0], 64, Augmentation(), np.random.default_rng(0))
+    assert image.shape == (64, 64, 3) and targets.shape == (64, 64, 2)
+    assert 0 <= image.min() and image.max() <= 1
+    sequence = CropSequence(samples, batch_size=3, crop=32, steps=2, seed=5)
+    first = sequence[1]
+    assert np.array_equal(first[0], CropSequence(samples, 3, 32, 2, seed=5)[1][0])
+    sequence.on_epoch_end()
+    assert not np.array_equal(first[0], sequence[1][0])  # a new epoch, new crops

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+
+from nuclei_app.config import InferenceSettings, Normalisation
+from nuclei_app.inference import (blend_ramp, is_light_background, pad_to_multiple, predict_preprocessed,
+                                  preprocess, tile_starts)
+
+
+@pytest.fixture(scope="module")
+def small_unet():
+    """A real, untrained U-Net with random weights: locality is all these tests need."""
+    from train.unet import UNetConfig, build_unet
+
+    import keras
+    keras.utils.set_random_seed(1)
+    return build_unet(UNetConfig(base_filters=4, depth=2))
+
+
+def test_preprocess_stretches_percentiles():
+    rng = np.random.default_rng(0)
+    dim = rng.uniform(0.0, 0.05, (64, 64, 3)).astype(np.float32)  # a dim 16-bit-like image
+    out = preprocess(dim)
+    assert out.dtype == np.float32 and out.min() == 0.0 and out.max() == 1.0
+
+
+def test_light_background_is_inverted_so_nuclei_are_bright():
+    image = np.full((64, 64, 3), 0.9, np.float32)
+    image[20:30, 20:30] = 0.2  # a dark nucleus on a light (brightfield) background
+    out = preprocess(image)
+    assert out[25, 25].mean() > out[5, 5].mean()
+    assert is_light_background(image)
+    kept = preprocess(image, Normalisation(invert_light_background=False))
+    assert kept[25, 25].mean() < kept[5, 5].mean()
+
+
+def test_flat_image_does_not_divide_by_zero():
+    out = preprocess(np.full((16, 16, 3), 0.3, np.float32))
+    assert np.isfinite(out).all()
+
+
+def test_pad_to_multiple():
+    padded, size = pad_to_multiple(np.zeros((37, 50, 3), np.float32), 16)
+    assert padded.shape == (48, 64, 3) and size == (37, 50)
+
+
+def test_tile_starts_cover_everything():
+    for length in (64, 100, 257, 1000):
+        starts = tile_starts(length, 64, 16)
+        assert starts[0] == 0 and starts[-1] + 64 == max(length, 64)
+        assert all(b - a <= 64 - 16 for a, b in zip(starts, starts[1:]))
+
+
+def test_blend_ramp_never_zero():
+    ramp = blend_ramp(64, 16)
+    assert ramp.min() > 0 and ramp[32] == 1.0 and ramp[0] < 0.1
+
+
+def test_tiled_equals_untiled_away_from_seams(small_unet):
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 1, (200, 232, 3)).astype(np.float32)
+    whole = predict_preprocessed(small_unet, image, InferenceSettings(tile_size=512), multiple=4)
+    tiled = predict_preprocessed(small_unet, image, InferenceSettings(tile_size=96, tile_overlap=16), multiple=4)
+    assert whole.shape == tiled.shape == (200, 232, 2)
+    # Far from every tile edge (beyond the ~20 px receptive field of this depth-2 net)
+    # each pixel comes from tile interiors, where the network sees the whole-image context.
+    far = np.ones(image.shape[:2], bool)
+    margin = 22
+    for axis, length in enumerate(image.shape[:2]):
+        for start in tile_starts(length, 96, 16):
+            for edge in (start, start + 96):
+                index = [slice(None)] * 2
+                index[axis] = slice(max(0, edge - margin), edge + margin)
+                far[tuple(index)] = False
+    assert far.sum() > 1000
+    np.testing.assert_allclose(tiled[far], whole[far], atol=1e-4)
+    assert np.abs(tiled - whole).mean() < 0.02  # and the blended seams stay close too
+
+
+def test_progress_reports_every_tile(small_unet):
+    calls = []
+    predict_preprocessed(small_unet, np.zeros((100, 130, 3), np.float32),
+                         InferenceSettings(tile_size=64, tile_overlap=16), multiple=4,
+                         progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1][0] == calls[-1][1] == len(calls) > 1
+
+
+def test_tta_keeps_shape_and_averages_flips(small_unet):
+    image = np.random.default_rng(2).uniform(0, 1, (48, 40, 3)).astype(np.float32)
+    plain = predict_preprocessed(small_unet, image, InferenceSettings(tta=False), multiple=4)
+    tta = predict_preprocessed(small_unet, image, InferenceSettings(tta=True), multiple=4)
+    flipped = predict_preprocessed(small_unet, image[:, ::-1].copy(), InferenceSettings(tta=False), multiple=4)
+    assert tta.shape == plain.shape == (48, 40, 2)
+    assert not np.allclose(tta, plain)
+    # TTA of an image equals TTA of its mirror, mirrored back: flips are averaged out.
+    tta_flipped = predict_preprocessed(small_unet, image[:, ::-1].copy(), InferenceSettings(tta=True), multiple=4)
+    np.testing.assert_allclose(tta_flipped[:, ::-1], tta, atol=1e-5)
+    assert flipped.shape == plain.shape

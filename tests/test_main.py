@@ -1,0 +1,53 @@
+"""The CLI as a user runs it: a real subprocess, real files, exit codes, stderr."""
+import json
+import os
+import subprocess
+import sys
+
+from PIL import Image
+
+from .conftest import PROJECT, SAMPLES, fluorescence_like, synthetic_labels
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "nuclei_app", *map(str, args)], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_segment_success_and_outputs(tiny_model_dir, tmp_path):
+    Image.fromarray(fluorescence_like(synthetic_labels())).save(tmp_path / "a.png")
+    result = run_cli("segment", tmp_path / "a.png", "--out", tmp_path / "out", "--model", tiny_model_dir,
+                     "--threshold", "0.4", "--min-size", "3")
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "a_labels.png", "a_mask.png", "a_overlay.png", "measurements.csv"}
+    assert "[1/1] a.png" in result.stderr
+
+
+def test_bad_file_is_reported_others_processed(tiny_model_dir, tmp_path):
+    Image.fromarray(fluorescence_like(synthetic_labels())).save(tmp_path / "good.png")
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00 truncated")
+    result = run_cli("segment", tmp_path, "--out", tmp_path / "out", "--model", tiny_model_dir)
+    assert result.returncode == 1
+    assert "bad.tif" in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "out" / "good_labels.png").exists()
+
+
+def test_default_model_is_the_bundled_one(tmp_path):
+    result = run_cli("segment", SAMPLES / "images" / "tissue_he.png", "--out", tmp_path, env={"NUCLEI_MODEL": ""})
+    assert result.returncode == 0, result.stderr
+    assert "assets/model" in result.stderr and (tmp_path / "tissue_he_labels.png").exists()
+
+
+def test_bad_model_falls_back_with_a_warning_or_fails_on_request(tmp_path):
+    missing = tmp_path / "no_model"
+    fallback = run_cli("info", "--model", missing)
+    assert fallback.returncode == 0
+    assert "warning" in fallback.stderr and str(missing) in fallback.stderr and "bundled" in fallback.stderr
+    assert json.loads(fallback.stdout)["metrics"]["validation"]["all"]["mean_ap"] > 0
+    strict = run_cli("info", "--model", missing, "--no-fallback")
+    assert strict.returncode == 2 and "does not exist" in strict.stderr and "Traceback" not in strict.stderr
+
+
+def test_usage_errors_exit_2():
+    assert run_cli("segment").returncode == 2

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from nuclei_app.measure import COLUMNS, measure_nuclei, summary
+
+
+def test_square_nucleus_measurements():
+    labels = np.zeros((50, 60), np.int32)
+    labels[10:20, 30:40] = 1          # 100 px square, centre (14.5, 34.5)
+    labels[0:5, 0:8] = 2              # touches the border
+    image = np.zeros((50, 60, 3), np.float32)
+    image[10:20, 30:40] = 0.5
+    table = measure_nuclei(labels, image)
+    assert list(table.columns) == COLUMNS
+    first = table.iloc[0]
+    assert first["nucleus"] == 1 and first["area_px"] == 100
+    assert (first["centroid_y"], first["centroid_x"]) == pytest.approx((14.5, 34.5))
+    assert first["mean_intensity"] == pytest.approx(0.5)
+    assert not first["touches_border"] and table.iloc[1]["touches_border"]
+    assert 0.5 < first["circularity"] <= 1.0
+
+
+def test_no_nuclei_gives_empty_table_with_columns():
+    table = measure_nuclei(np.zeros((10, 10), np.int32), np.zeros((10, 10, 3), np.float32))
+    assert len(table) == 0 and list(table.columns) == COLUMNS
+    assert summary(np.zeros((10, 10), np.int32), table)["count"] == 0
+
+
+def test_summary_counts_and_coverage():
+    labels = np.zeros((10, 10), np.int32)
+    labels[0:2, 0:2] = 1
+    labels[5:9, 5:9] = 2
+    stats = summary(labels, measure_nuclei(labels, np.zeros((10, 10, 3), np.float32)))
+    assert stats["count"] == 2 and stats["coverage"] == pytest.approx(0.2)
+    assert stats["mean_area"] == pytest.approx(10.0) and stats["median_area"] == pytest.approx(10.0)

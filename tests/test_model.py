@@ -1,0 +1,61 @@
+import json
+import shutil
+
+import pytest
+
+from nuclei_app.model import ModelLoadError, load_model_folder, verify_folder
+
+
+@pytest.fixture
+def model_copy(tiny_model_dir, tmp_path):
+    return shutil.copytree(tiny_model_dir, tmp_path / "model")
+
+
+def test_loads_with_settings_from_nuclei_json(model_copy):
+    model = load_model_folder(model_copy)
+    assert model.size_multiple == 4
+    assert model.normalisation.invert_light_background is True
+    assert 0 < model.postprocess_settings.threshold < 1
+
+
+def test_missing_nuclei_json(model_copy):
+    (model_copy / "nuclei.json").unlink()
+    with pytest.raises(ModelLoadError, match="missing nuclei.json"):
+        load_model_folder(model_copy)
+
+
+def test_invalid_nuclei_json(model_copy):
+    (model_copy / "nuclei.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        verify_folder(model_copy)
+    (model_copy / "nuclei.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ModelLoadError, match="format"):
+        verify_folder(model_copy)
+
+
+def test_corrupt_weights(model_copy):
+    weights = model_copy / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(ModelLoadError, match="could not be loaded"):
+        load_model_folder(model_copy)
+
+
+def test_code_in_config_is_refused(model_copy):
+    """safe_mode: a Lambda layer (pickled Python code) must not be deserialised."""
+    config = json.loads((model_copy / "config.json").read_text())
+    layers = config["config"]["layers"]
+    lambda_layer = {"module": "keras.layers", "class_name": "Lambda", "registered_name": None,
+                    "config": {"name": "evil", "function": {"class_name": "__lambda__", "config": {
+                        "code": "4wEAAAAAAAAAAAAAAAEAAAACAAAAQwAAAHMEAAAAfABTAKkBTqkAqQHaAXhyAgAAAHICAAAA+gg8c3RkaW4+2gg8bGFtYmRhPgEAAADzAAAAAA==",
+                        "defaults": None, "closure": None}}, "output_shape": None},
+                    "build_config": {"input_shape": [None, None, None, 3]},
+                    "name": "evil", "inbound_nodes": layers[1]["inbound_nodes"]}
+    layers.insert(1, lambda_layer)
+    (model_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="unsafe|safe_mode"):
+        load_model_folder(model_copy)
+
+
+def test_not_a_folder(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_model_folder(tmp_path / "nothing")

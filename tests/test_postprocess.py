@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from skimage.segmentation import find_boundaries
+
+from nuclei_app.config import PostprocessSettings
+from nuclei_app.postprocess import instance_labels
+
+from .conftest import disk
+
+SHAPE = (80, 100)
+
+
+def probabilities_for(labels: np.ndarray) -> np.ndarray:
+    """What a perfect body + boundary network would output for these labels."""
+    body = (labels > 0).astype(np.float32)
+    boundary = find_boundaries(labels, mode="inner").astype(np.float32) * body
+    return np.stack([body, boundary], axis=-1)
+
+
+def touching_disks() -> np.ndarray:
+    labels = np.zeros(SHAPE, np.int32)
+    labels[disk(SHAPE, (40, 35), 14)] = 1
+    labels[disk(SHAPE, (40, 62), 14) & (labels == 0)] = 2  # overlaps by 1 px: they touch
+    return labels
+
+
+def test_touching_disks_are_split_in_two():
+    labels = touching_disks()
+    assert (labels > 0).sum() > 0
+    from scipy import ndimage
+    assert ndimage.label(labels > 0)[1] == 1  # one blob in the binary mask...
+    result = instance_labels(probabilities_for(labels))
+    assert result.max() == 2  # ...two nuclei after post-processing
+    for label in (1, 2):  # and each found nucleus covers one true disk almost exactly
+        overlap = [((result == label) & (labels == t)).sum() / ((result == label) | (labels == t)).sum() for t in (1, 2)]
+        assert max(overlap) > 0.9
+
+
+def test_labels_are_sequential_and_min_size_drops_specks():
+    labels = touching_disks()
+    labels[disk(SHAPE, (10, 90), 2)] = 3  # 13 px
+    probabilities = probabilities_for(labels)
+    kept = instance_labels(probabilities, PostprocessSettings(min_size=5))
+    dropped = instance_labels(probabilities, PostprocessSettings(min_size=20))
+    assert kept.max() == 3 and dropped.max() == 2
+    assert set(np.unique(dropped)) == {0, 1, 2}
+
+
+def test_threshold_decides_the_foreground():
+    probabilities = probabilities_for(touching_disks()) * 0.6
+    assert instance_labels(probabilities, PostprocessSettings(threshold=0.5, marker_threshold=0.3)).max() == 2
+    assert instance_labels(probabilities, PostprocessSettings(threshold=0.7)).max() == 0
+
+
+def test_empty_prediction_gives_no_nuclei():
+    result = instance_labels(np.zeros(SHAPE + (2,), np.float32))
+    assert result.shape == SHAPE and result.max() == 0 and result.dtype == np.int32
+
+
+def test_blob_without_marker_is_kept():
+    labels = np.zeros(SHAPE, np.int32)
+    labels[disk(SHAPE, (40, 50), 3)] = 1  # so small its interior is all boundary
+    probabilities = probabilities_for(labels)
+    probabilities[..., 1] = probabilities[..., 0]
+    assert instance_labels(probabilities, PostprocessSettings(min_size=5)).max() == 1
+
+
+def test_rejects_single_channel():
+    with pytest.raises(ValueError, match="body \\+ boundary"):
+        instance_labels(np.zeros(SHAPE + (1,), np.float32))

@@ -1,0 +1,51 @@
+import csv
+import json
+from dataclasses import replace
+
+import numpy as np
+
+from nuclei_app.model import load_model_folder
+from train.__main__ import config_from_args, parse_args
+from train.config import TINY_PRESET, TrainConfig
+
+
+def test_tiny_run_writes_a_loadable_model_folder(tiny_run):
+    model = load_model_folder(tiny_run / "model")
+    assert model.metadata["training"]["split_seed"] == 42
+    assert set(model.metadata["metrics"]["validation"]["all"]) >= {"mean_ap", "ap50", "dice", "iou", "pixel_accuracy"}
+    output = model.predict(np.zeros((1, 64, 64, 3), np.float32))
+    assert output.shape == (1, 64, 64, 2)
+
+
+def test_tiny_run_records_everything(tiny_run):
+    for name in ("run.json", "log.csv", "checkpoints/best.weights.h5", "checkpoints/last.keras",
+                 "panels/epoch_001.png", "figures/learning_curves.png", "figures/predictions.png"):
+        assert (tiny_run / name).is_file(), name
+    run = json.loads((tiny_run / "run.json").read_text())
+    assert run["config"]["epochs"] == 1 and "command" in run
+
+
+def test_resume_continues_from_the_last_epoch(tiny_run, tiny_dataset, tmp_path):
+    from train.train import train
+
+    import shutil
+    shutil.copytree(tiny_run, tmp_path / "run")
+    config = replace(replace(TrainConfig(), **TINY_PRESET), data=tiny_dataset, out=tmp_path / "run", epochs=2, resume=True)
+    train(config)
+    with open(tmp_path / "run" / "log.csv") as handle:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
+    assert epochs == [0, 1]  # epoch 0 from the first run, epoch 1 from the resumed one
+    assert json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())["epochs_done"] == 2
+
+
+def test_cli_flags_override_the_preset():
+    config = config_from_args(parse_args(["--preset", "tiny", "--epochs", "2", "--seed", "3"]))
+    assert config.epochs == 2 and config.seed == 3 and config.crop_size == TINY_PRESET["crop_size"]
+    assert config_from_args(parse_args([])) == TrainConfig()
+
+
+def test_missing_data_is_a_clear_error(tmp_path, capsys):
+    from train.__main__ import main
+
+    assert main(["--preset", "tiny", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "BBBC038" in capsys.readouterr().err
