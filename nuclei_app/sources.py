@@ -70,9 +70,23 @@ def _cached_snapshot(hub: HubSource, patterns: list[str]) -> str | None:
         return None
 
 
-def describe_hub_error(error: Exception) -> str:
+def root_cause(error: BaseException) -> BaseException:
+    """huggingface_hub wraps an HTTP error in a "not in the cache" error when it falls back
+    to the cache; the HTTP error is what the user needs to hear about."""
     from huggingface_hub import errors
 
+    seen = error
+    while seen is not None:
+        if isinstance(seen, errors.HfHubHTTPError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return error
+
+
+def describe_hub_error(error: BaseException) -> str:
+    from huggingface_hub import errors
+
+    error = root_cause(error)
     if isinstance(error, errors.GatedRepoError):
         return "access to this repository is gated; accept its terms on the Hub and set HF_TOKEN."
     if isinstance(error, errors.RevisionNotFoundError):

@@ -1,7 +1,10 @@
 """Shared fixtures: tiny real data sets on disk and a tiny real trained model folder."""
 from __future__ import annotations
 
+import itertools
 import os
+import socket
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +13,24 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _reserve_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# huggingface_hub reads its endpoint and cache location once, at import: point them at the
+# stand-in Hub and a private cache before anything imports it.
+HUB_PORT = _reserve_port()
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="nuclei_hf_home_")
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HUB_ETAG_TIMEOUT"] = "5"
+os.environ["HF_HUB_DOWNLOAD_TIMEOUT"] = "5"
+for variable in ("HF_TOKEN", "HF_HUB_OFFLINE", "NUCLEI_MODEL"):
+    os.environ.pop(variable, None)
 
 PROJECT = Path(__file__).resolve().parents[1]
 SAMPLES = PROJECT / "assets" / "samples"
@@ -84,3 +105,26 @@ def bundled_model():
     from nuclei_app.model import load_model_folder
 
     return load_model_folder(BUNDLED_MODEL)
+
+
+_repo_numbers = itertools.count()
+
+
+@pytest.fixture
+def hub():
+    """The stand-in Hub, serving on HF_ENDPOINT for the length of one test."""
+    from .hub_server import FakeHub
+
+    server = FakeHub().start(port=HUB_PORT)
+    yield server
+    server.stop()
+
+
+def model_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.fixture
+def repo_id() -> str:
+    """A repo name no other test uses, so the shared download cache never mixes them up."""
+    return f"tester/nuclei-{os.getpid()}-{next(_repo_numbers)}"

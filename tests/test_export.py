@@ -20,3 +20,30 @@ def test_exported_folder_satisfies_the_contract(tiny_model_dir):
     metadata = verify_folder(tiny_model_dir)
     assert metadata["outputs"] == ["body", "boundary"]
     assert {"command", "code_version", "split_seed", "crop_size"} <= set(metadata["training"])
+
+
+def test_push_then_fetch_segments_like_the_local_folder(hub, repo_id, tiny_model_dir, tiny_model, monkeypatch):
+    import numpy as np
+
+    from nuclei_app.imageio import read_image
+    from nuclei_app.pipeline import segment
+    from nuclei_app.sources import resolve_model
+    from train.export import push_to_hub
+
+    from .conftest import SAMPLES
+
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    commit = push_to_hub(tiny_model_dir, repo_id, private=True, message="test upload")
+    assert len(commit) == 40 and hub.repos[repo_id].private
+    assert set(hub.repos[repo_id].commits[commit]) >= {"config.json", "model.weights.h5", "nuclei.json", "README.md"}
+    fetched = resolve_model(f"hf://{repo_id}@{commit}", fallback=False)
+    assert fetched.revision == commit
+    image = read_image(SAMPLES / "images" / "fluorescence_sparse.png")
+    np.testing.assert_array_equal(segment(fetched, image).labels, segment(tiny_model, image).labels)
+
+
+def test_export_command_reports_bad_folder(tmp_path, capsys):
+    from train.export import main
+
+    assert main(["--model", str(tmp_path), "--push-to-hub", "o/n"]) == 2
+    assert "incomplete" in capsys.readouterr().err

@@ -51,3 +51,34 @@ def test_bad_model_falls_back_with_a_warning_or_fails_on_request(tmp_path):
 
 def test_usage_errors_exit_2():
     assert run_cli("segment").returncode == 2
+
+
+def test_hub_source_gives_the_same_labels_as_the_local_folder(hub, repo_id, tiny_model_dir, tmp_path):
+    from .conftest import model_files
+
+    sha = hub.commit(repo_id, model_files(tiny_model_dir))
+    image = SAMPLES / "images" / "fluorescence_sparse.png"
+    local = run_cli("segment", image, "--out", tmp_path / "local", "--model", tiny_model_dir)
+    remote = run_cli("segment", image, "--out", tmp_path / "hub", "--model", f"hf://{repo_id}@main", "--no-fallback")
+    assert local.returncode == remote.returncode == 0, remote.stderr
+    assert sha in remote.stderr  # the resolved commit is reported
+    name = "fluorescence_sparse_labels.png"
+    assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "hub" / name).read_bytes()
+
+
+def test_hub_failures_fall_back_or_fail(hub, repo_id, tmp_path):
+    image = SAMPLES / "images" / "fluorescence_sparse.png"
+    fallback = run_cli("segment", image, "--out", tmp_path, "--model", f"hf://{repo_id}")
+    assert fallback.returncode == 0
+    assert "warning" in fallback.stderr and "repository not found" in fallback.stderr
+    strict = run_cli("segment", image, "--out", tmp_path, "--model", f"hf://{repo_id}", "--no-fallback")
+    assert strict.returncode == 2 and "repository not found" in strict.stderr and "Traceback" not in strict.stderr
+
+
+def test_offline_mode_is_honoured(hub, repo_id, tiny_model_dir):
+    from .conftest import model_files
+
+    hub.commit(repo_id, model_files(tiny_model_dir))
+    result = run_cli("info", "--model", f"hf://{repo_id}@main", "--no-fallback", env={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2 and "HF_HUB_OFFLINE" in result.stderr
+    assert hub.requests == []
