@@ -181,11 +181,11 @@ def read_labels(source: ImageSource, name: str | None = None, limits: ReadLimits
     return array.astype(np.int32)
 
 
-def write_labels_png(path: str | Path, labels: np.ndarray) -> None:
+def write_labels_png(path: str | Path | BinaryIO, labels: np.ndarray) -> None:
     """16-bit PNG: 0 background, 1..N one id per nucleus (more than 65535 is refused)."""
     if labels.max(initial=0) > np.iinfo(np.uint16).max:
-        raise ValueError(f"{path}: {labels.max()} nuclei do not fit a 16-bit label image.")
-    Image.fromarray(labels.astype(np.uint16)).save(path)
+        raise ValueError(f"{labels.max()} nuclei do not fit a 16-bit label image.")
+    Image.fromarray(labels.astype(np.uint16)).save(path, format="PNG")
 
 
 def labels_png_bytes(labels: np.ndarray) -> bytes:

@@ -93,6 +93,15 @@ def match_at_thresholds(true_labels: np.ndarray, predicted_labels: np.ndarray,
     return results
 
 
+def matched_ids(true_labels: np.ndarray, predicted_labels: np.ndarray, threshold: float = 0.5):
+    """(true ids, predicted ids) that are matched at IoU > threshold (>= 0.5: one-to-one)."""
+    ious = iou_matrix(true_labels, predicted_labels)
+    true_ids = np.unique(true_labels[true_labels > 0])
+    predicted_ids = np.unique(predicted_labels[predicted_labels > 0])
+    rows, cols = np.nonzero(ious > threshold)
+    return true_ids[rows], predicted_ids[cols]
+
+
 def image_scores(true_labels: np.ndarray, predicted_labels: np.ndarray) -> ImageScores:
     accuracy, iou, dice = pixel_scores(true_labels, predicted_labels)
     matches = match_at_thresholds(true_labels, predicted_labels)

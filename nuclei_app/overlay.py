@@ -37,3 +37,41 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, style: str = "outlines",
         colour, where = label_colours(labels), labels > 0
     blended = base * (1.0 - opacity) + colour * opacity
     return np.where(where[..., None], blended, base).astype(np.float32)
+
+
+MATCH_COLOUR = np.array([0.1, 0.9, 0.2], np.float32)    # predicted and true, IoU > 0.5
+FALSE_POSITIVE_COLOUR = np.array([1.0, 0.2, 0.2], np.float32)
+MISSED_COLOUR = np.array([0.2, 0.5, 1.0], np.float32)
+
+
+def comparison_overlay(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Outlines coloured by outcome at IoU 0.5: matched (green), false positive (red),
+    missed ground-truth nucleus (blue)."""
+    from .metrics import matched_ids
+
+    true_hit, predicted_hit = matched_ids(truth, predicted, threshold=0.5)
+    base = to_display(image)
+    layers = (
+        (find_boundaries(np.where(np.isin(predicted, predicted_hit), predicted, 0), mode="inner"), MATCH_COLOUR),
+        (find_boundaries(np.where(np.isin(predicted, predicted_hit) | (predicted == 0), 0, predicted), mode="inner"), FALSE_POSITIVE_COLOUR),
+        (find_boundaries(np.where(np.isin(truth, true_hit) | (truth == 0), 0, truth), mode="inner"), MISSED_COLOUR),
+    )
+    for where, colour in layers:
+        base = np.where(where[..., None], colour, base)
+    return base.astype(np.float32)
+
+
+def probability_picture(probabilities: np.ndarray) -> np.ndarray:
+    """Body probability in a perceptual colour map (dark = background)."""
+    lut = _magma_lut()
+    return lut[(np.clip(probabilities[..., 0], 0, 1) * 255).astype(np.uint8)]
+
+
+def _magma_lut() -> np.ndarray:
+    """256 colours interpolated from plotly's Magma anchors (plotly is already a dependency)."""
+    from plotly.colors import hex_to_rgb, sequential
+
+    anchors = np.array([hex_to_rgb(c) for c in sequential.Magma], np.float32) / 255.0
+    positions = np.linspace(0, 1, len(anchors))
+    grid = np.linspace(0, 1, 256)
+    return np.stack([np.interp(grid, positions, anchors[:, c]) for c in range(3)], axis=-1).astype(np.float32)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from nuclei_app.config import InferenceSettings, Normalisation
-from nuclei_app.inference import (blend_ramp, is_light_background, pad_to_multiple, predict_preprocessed,
+from nuclei_app.inference import (balanced_tile, blend_ramp, is_light_background, pad_to_multiple, predict_preprocessed,
                                   preprocess, tile_starts)
 
 
@@ -66,8 +66,9 @@ def test_tiled_equals_untiled_away_from_seams(small_unet):
     far = np.ones(image.shape[:2], bool)
     margin = 22
     for axis, length in enumerate(image.shape[:2]):
-        for start in tile_starts(length, 96, 16):
-            for edge in (start, start + 96):
+        tile = balanced_tile(length, 96, 16, 4)
+        for start in tile_starts(length, tile, 16):
+            for edge in (start, start + tile):
                 index = [slice(None)] * 2
                 index[axis] = slice(max(0, edge - margin), edge + margin)
                 far[tuple(index)] = False
@@ -95,3 +96,12 @@ def test_tta_keeps_shape_and_averages_flips(small_unet):
     tta_flipped = predict_preprocessed(small_unet, image[:, ::-1].copy(), InferenceSettings(tta=True), multiple=4)
     np.testing.assert_allclose(tta_flipped[:, ::-1], tta, atol=1e-5)
     assert flipped.shape == plain.shape
+
+
+def test_balanced_tiles_are_equal_and_cover():
+    assert balanced_tile(2048, 1024, 64, 16) == 736  # three equal tiles, not two full ones plus a sliver
+    assert balanced_tile(500, 1024, 64, 16) == 500
+    tile = balanced_tile(3000, 1024, 64, 16)
+    assert tile <= 1024 and tile % 16 == 0
+    starts = tile_starts(3000, tile, 64)
+    assert starts[-1] + tile == 3000 and len(starts) == 4

@@ -1,0 +1,333 @@
+"""Nuclei: drop a microscopy image, see every nucleus. Streamlit page layout and widgets only;
+all image work happens in ``nuclei_app``."""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, PostprocessSettings
+from nuclei_app.figures import area_histogram, overlay_figure
+from nuclei_app.imageio import ImageReadError, read_image, read_labels
+from nuclei_app.measure import measure_nuclei, summary
+from nuclei_app.metrics import image_scores
+from nuclei_app.model import ModelLoadError, NucleiModel
+from nuclei_app.overlay import STYLES, comparison_overlay, draw_overlay, probability_picture, to_display
+from nuclei_app.pipeline import predict
+from nuclei_app.postprocess import instance_labels
+from nuclei_app.results import combined_measurements, image_result_files, zip_bytes
+from nuclei_app.sources import describe, resolve_model
+
+SESSION_CACHE_ENTRIES = 6  # per browser session: bounds memory with several users
+
+
+@dataclass(frozen=True)
+class InputImage:
+    name: str              # file name without extension: the stem of every output file
+    data: bytes
+    digest: str            # identifies the content: results are reused while it is unchanged
+    truth: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    postprocess: PostprocessSettings
+    tta: bool
+    style: str
+    opacity: float
+
+
+# -- model ----------------------------------------------------------------------------
+def secret(name: str) -> str | None:
+    try:
+        return st.secrets.get(name)
+    except Exception:  # noqa: BLE001 - no secrets file at all is the normal local case
+        return None
+
+
+def configured_source() -> str | None:
+    """Streamlit secrets (deployed app), else the environment, else the bundled model."""
+    token = secret("HF_TOKEN")
+    if token:
+        os.environ.setdefault("HF_TOKEN", token)
+    return secret("NUCLEI_MODEL") or os.environ.get("NUCLEI_MODEL") or None
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_model(source: str | None) -> NucleiModel:
+    return resolve_model(source)  # loaded once per process, shared by every session
+
+
+def model_panel(model: NucleiModel) -> None:
+    with st.sidebar.expander("Model", expanded=False):
+        st.markdown(f"**In use:** `{describe(model)}`")
+        metrics = model.validation_metrics.get("validation", {})
+        if metrics:
+            rows = {kind: {"images": m["images"], "mean AP": m["mean_ap"], "AP@0.5": m["ap50"], "Dice": m["dice"]}
+                    for kind, m in metrics.items()}
+            st.caption("Validation metrics (DSB2018 20% split)")
+            st.dataframe(pd.DataFrame(rows).T, width="stretch",
+                         column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("mean AP", "AP@0.5", "Dice")})
+
+
+# -- settings ---------------------------------------------------------------------------
+def default_settings(model: NucleiModel) -> dict:
+    tuned = model.postprocess_settings
+    return {"threshold": float(tuned.threshold), "min_size": int(tuned.min_size),
+            "tta": bool(model.inference_settings.tta), "style": "outlines", "opacity": 0.6}
+
+
+def reset_settings(defaults: dict) -> None:
+    for key, value in defaults.items():
+        st.session_state[key] = value
+
+
+def settings_ui(model: NucleiModel) -> Settings:
+    defaults = default_settings(model)
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
+    sidebar = st.sidebar
+    sidebar.header("Settings")
+    sidebar.slider("Probability threshold", 0.05, 0.95, step=0.05, key="threshold",
+                   help=f"Pixels above this nucleus probability are foreground. Tuned value: {defaults['threshold']}")
+    sidebar.number_input("Minimum nucleus size (px)", 0, 5000, step=1, key="min_size",
+                         help=f"Smaller objects are dropped as noise. Tuned value: {defaults['min_size']}")
+    sidebar.toggle("Flip test-time augmentation", key="tta", help="Averages 4 flipped predictions: smoother edges, 4x slower.")
+    sidebar.radio("Overlay", STYLES, key="style", horizontal=True,
+                  format_func={"outlines": "Outlines", "filled": "Filled", "instances": "Colour per nucleus"}.get)
+    sidebar.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="opacity")
+    sidebar.button("Reset to the model's defaults", on_click=reset_settings, args=(defaults,))
+    postprocess = PostprocessSettings(threshold=st.session_state.threshold, min_size=int(st.session_state.min_size),
+                                      marker_threshold=model.postprocess_settings.marker_threshold)
+    return Settings(postprocess, st.session_state.tta, st.session_state.style, st.session_state.opacity)
+
+
+# -- inputs -----------------------------------------------------------------------------
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def sample_paths() -> list[Path]:
+    return sorted(p for p in (SAMPLES_DIR / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def inputs_ui() -> list[InputImage]:
+    limit = st.get_option("server.maxUploadSize")
+    upload_tab, samples_tab = st.tabs(["Upload images", "Sample images"])
+    with upload_tab:
+        uploads = st.file_uploader(
+            "Drop microscopy images here", accept_multiple_files=True,
+            type=[s.lstrip(".") for s in IMAGE_SUFFIXES],
+            help=f"PNG, JPEG, TIFF (8/16-bit, first page), BMP; greyscale or colour; up to {limit} MB per file.")
+        st.caption(f"PNG, JPEG, TIFF (8/16-bit), BMP · up to {limit} MB per file · images stay on this server "
+                   "only while the page is open.")
+    with samples_tab:
+        chosen = samples_gallery()
+    items = [InputImage(Path(u.name).stem, u.getvalue(), digest(u.getvalue())) for u in uploads or []]
+    for path in chosen:
+        truth_path = SAMPLES_DIR / "ground_truth" / path.name
+        data = path.read_bytes()
+        items.append(InputImage(f"{path.stem}", data, digest(data), truth_path.read_bytes() if truth_path.exists() else None))
+    return items
+
+
+def samples_gallery() -> list[Path]:
+    st.caption("Validation images from DSB2018 (CC0), with ground truth: tick one or more.")
+    paths = sample_paths()
+    columns = st.columns(len(paths))
+    chosen = []
+    for column, path in zip(columns, paths):
+        with column:
+            st.image(str(path), width="stretch")
+            if st.checkbox(path.stem.replace("_", " "), key=f"sample_{path.stem}"):
+                chosen.append(path)
+    return chosen
+
+
+# -- per-session result cache --------------------------------------------------------------
+def session_cached(key: tuple, compute):
+    """LRU cache in this browser session: moving a display slider never recomputes."""
+    cache: OrderedDict = st.session_state.setdefault("_results", OrderedDict())
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = compute()
+    cache[key] = value
+    while len(cache) > SESSION_CACHE_ENTRIES * 3:
+        cache.popitem(last=False)
+    return value
+
+
+def probabilities_for(model: NucleiModel, item: InputImage, image: np.ndarray, tta: bool) -> np.ndarray:
+    def compute():
+        bar = st.progress(0.0, text=f"Segmenting {item.name}…")
+        result = predict(model, image, tta=tta, progress=lambda done, total: bar.progress(
+            done / total, text=f"Segmenting {item.name}: tile {done} of {total}"))
+        bar.empty()
+        return result.astype(np.float16)  # half the memory; probabilities need no more precision
+    return session_cached(("probabilities", model.source, item.digest, tta), compute)
+
+
+def labels_for(item: InputImage, probabilities: np.ndarray, settings: Settings, model: NucleiModel) -> np.ndarray:
+    return session_cached(("labels", model.source, item.digest, settings.tta, settings.postprocess),
+                          lambda: instance_labels(probabilities.astype(np.float32), settings.postprocess))
+
+
+# -- results ----------------------------------------------------------------------------
+@dataclass
+class Analysis:
+    item: InputImage
+    image: np.ndarray
+    probabilities: np.ndarray
+    labels: np.ndarray
+    table: pd.DataFrame
+
+
+def analyse(model: NucleiModel, item: InputImage, settings: Settings) -> Analysis | None:
+    try:
+        image = session_cached(("image", item.digest), lambda: read_image(item.data, name=item.name))
+    except ImageReadError as error:
+        st.error(f"**{item.name}** was skipped: {error}")
+        return None
+    probabilities = probabilities_for(model, item, image, settings.tta)
+    labels = labels_for(item, probabilities, settings, model)
+    table = session_cached(("table", model.source, item.digest, settings.tta, settings.postprocess),
+                           lambda: measure_nuclei(labels, image))
+    return Analysis(item, image, probabilities, labels, table)
+
+
+def headline_ui(analysis: Analysis) -> None:
+    stats = summary(analysis.labels, analysis.table)
+    columns = st.columns(4)
+    columns[0].metric("Nuclei", stats["count"])
+    columns[1].metric("Coverage", f"{100 * stats['coverage']:.1f} %")
+    columns[2].metric("Median area", f"{stats['median_area']:.0f} px")
+    columns[3].metric("Mean area ± SD", f"{stats['mean_area']:.0f} ± {stats['std_area']:.0f} px")
+
+
+def result_ui(analysis: Analysis, settings: Settings) -> dict[str, bytes]:
+    item, image, labels = analysis.item, analysis.image, analysis.labels
+    height, width = labels.shape
+    st.subheader(f"{item.name}  ·  {width}×{height}")
+    headline_ui(analysis)
+    overlay = draw_overlay(image, labels, style=settings.style, opacity=settings.opacity)
+    left, right = st.columns(2)
+    left.image(to_display(image), caption="Original", width="stretch", clamp=True)
+    right.image(overlay, caption=f"{labels.max()} nuclei", width="stretch", clamp=True)
+    interactive, probability, measurements, truth = st.tabs(
+        ["Interactive view", "Probability map", "Measurements", "Compare to ground truth"])
+    with interactive:
+        st.plotly_chart(overlay_figure(overlay, analysis.table), width="stretch",
+                        config={"scrollZoom": True, "displaylogo": False}, key=f"figure_{item.digest}")
+    with probability:
+        st.image(probability_picture(analysis.probabilities), caption="Nucleus probability (bright = nucleus)",
+                 width="stretch", clamp=True)
+    with measurements:
+        measurements_ui(analysis)
+    with truth:
+        ground_truth_ui(analysis)
+    files = image_result_files(item.name, labels, overlay, analysis.table)
+    downloads_ui(item, files)
+    return files
+
+
+def measurements_ui(analysis: Analysis) -> None:
+    if analysis.table.empty:
+        st.info("No nuclei found with these settings: try a lower threshold or minimum size.")
+        return
+    st.dataframe(analysis.table, width="stretch", hide_index=True, height=280)
+    st.plotly_chart(area_histogram(analysis.table), width="stretch", key=f"hist_{analysis.item.digest}")
+
+
+def ground_truth_ui(analysis: Analysis) -> None:
+    item = analysis.item
+    upload = st.file_uploader("Ground-truth mask or label image (same size)", key=f"truth_{item.digest}",
+                              type=[s.lstrip(".") for s in IMAGE_SUFFIXES],
+                              help="A binary mask (touching nuclei count as one) or an instance label image.")
+    data = upload.getvalue() if upload else item.truth
+    if data is None:
+        st.caption("Upload a ground truth to see IoU, Dice, DSB mean AP and AP@0.5. Samples come with theirs.")
+        return
+    try:
+        truth = read_labels(data, name=upload.name if upload else f"{item.name} ground truth")
+    except ImageReadError as error:
+        st.error(str(error))
+        return
+    if truth.shape != analysis.labels.shape:
+        st.error(f"The ground truth is {truth.shape[1]}×{truth.shape[0]} but the image is "
+                 f"{analysis.labels.shape[1]}×{analysis.labels.shape[0]}: they must match.")
+        return
+    scores = image_scores(truth, analysis.labels)
+    columns = st.columns(5)
+    for column, (label, value) in zip(columns, (("DSB mean AP", scores.mean_ap), ("AP@0.5", scores.ap50),
+                                                ("IoU", scores.iou), ("Dice", scores.dice),
+                                                ("True / found", f"{scores.n_true} / {scores.n_predicted}"))):
+        column.metric(label, value if isinstance(value, str) else f"{value:.3f}")
+    st.image(comparison_overlay(analysis.image, truth, analysis.labels), width="stretch", clamp=True,
+             caption="Green: matched (IoU > 0.5) · red: false positive · blue: missed nucleus")
+
+
+def downloads_ui(item: InputImage, files: dict[str, bytes]) -> None:
+    columns = st.columns(4)
+    labels = {"_labels.png": "Labels (16-bit PNG)", "_mask.png": "Mask PNG", "_overlay.png": "Overlay PNG",
+              "_measurements.csv": "Measurements CSV"}
+    for column, (filename, data) in zip(columns, files.items()):
+        suffix = filename[len(item.name):]
+        column.download_button(labels[suffix], data, file_name=filename, key=f"dl_{item.digest}{suffix}",
+                               mime="text/csv" if suffix.endswith(".csv") else "image/png", on_click="ignore",
+                               width="stretch")
+
+
+def batch_ui(analyses: list[Analysis], files: dict[str, bytes]) -> None:
+    st.subheader(f"{len(analyses)} images")
+    rows = [{"image": a.item.name, **summary(a.labels, a.table)} for a in analyses]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"coverage": st.column_config.NumberColumn(format="%.3f"),
+                                "mean_area": st.column_config.NumberColumn(format="%.1f"),
+                                "median_area": st.column_config.NumberColumn(format="%.1f"),
+                                "std_area": st.column_config.NumberColumn(format="%.1f")})
+    bundle = dict(files)
+    bundle["measurements.csv"] = combined_measurements({a.item.name: a.table for a in analyses})
+    st.download_button("Download everything (ZIP)", zip_bytes(bundle), file_name="nuclei_results.zip",
+                       mime="application/zip", on_click="ignore", type="primary", key="dl_zip")
+
+
+def main() -> None:
+    st.set_page_config(page_title="Nuclei", page_icon="🔬", layout="wide")
+    st.title("Nuclei")
+    st.caption("Find and measure every cell nucleus in fluorescence, brightfield and H&E images "
+               "(U-Net trained on the 2018 Data Science Bowl data).")
+    try:
+        model = load_model(configured_source())
+    except ModelLoadError as error:
+        st.error(f"No model could be loaded: {error}")
+        st.stop()
+    if model.notice:
+        st.warning(model.notice, icon="⚠️")
+    model_panel(model)
+    settings = settings_ui(model)
+    items = inputs_ui()
+    if not items:
+        st.info("Upload images or tick a sample to start.")
+        return
+    batch_area = st.container()  # filled after the loop, shown above the per-image results
+    analyses, files = [], {}
+    for item in items:
+        with st.container(border=True):
+            analysis = analyse(model, item, settings)
+            if analysis is not None:
+                files.update(result_ui(analysis, settings))
+                analyses.append(analysis)
+    if len(analyses) > 1:
+        with batch_area:
+            batch_ui(analyses, files)
+
+
+if __name__ == "__main__":
+    main()

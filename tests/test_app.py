@@ -1,0 +1,93 @@
+"""The Streamlit page, run for real by Streamlit's AppTest on the bundled model."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from .conftest import PROJECT, SAMPLES
+
+APP = str(PROJECT / "app.py")
+
+
+def nuclei_count(at) -> list[int]:
+    return [int(m.value) for m in at.metric if m.label == "Nuclei"]
+
+
+@pytest.fixture
+def app(monkeypatch):
+    monkeypatch.delenv("NUCLEI_MODEL", raising=False)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def png_bytes(path) -> bytes:
+    return path.read_bytes()
+
+
+def test_starts_on_the_bundled_model(app):
+    assert "Upload images or tick a sample" in app.info[0].value
+    assert not app.warning  # no fallback notice
+    assert any("assets/model" in m.value for m in app.sidebar.markdown)
+
+
+def test_sample_is_segmented_with_a_plausible_count(app):
+    app.checkbox(key="sample_fluorescence_sparse").check().run()
+    assert not app.exception
+    (count,) = nuclei_count(app)
+    assert 27 <= count <= 51  # ground truth: 39
+    mean_ap = [float(m.value) for m in app.metric if m.label == "DSB mean AP"]
+    assert mean_ap and mean_ap[0] > 0.3  # compared with the sample's own ground truth
+
+
+def test_upload_is_segmented(app):
+    data = png_bytes(SAMPLES / "images" / "tissue_he.png")
+    app.file_uploader[0].set_value(("my tissue.png", data, "image/png")).run()
+    assert not app.exception and not app.error
+    assert nuclei_count(app)[0] > 20
+    assert any("my tissue" in s.value for s in app.subheader)
+
+
+def test_broken_upload_reports_and_others_still_run(app):
+    good = png_bytes(SAMPLES / "images" / "brightfield.png")
+    app.file_uploader[0].set_value([("broken.png", b"\x89PNG\r\n\x1a\nnot really", "image/png"),
+                                    ("good.png", good, "image/png")]).run()
+    assert not app.exception
+    assert len(app.error) == 1 and "broken" in app.error[0].value and "damaged" in app.error[0].value
+    assert len(nuclei_count(app)) == 1
+
+
+def test_threshold_changes_the_count(app):
+    app.checkbox(key="sample_fluorescence_dense").check().run()
+    before = nuclei_count(app)[0]
+    app.slider(key="threshold").set_value(0.95).run()
+    after = nuclei_count(app)[0]
+    assert after != before
+    app.button[0].click().run()  # reset to the model's defaults
+    assert nuclei_count(app)[0] == before
+
+
+def test_opacity_does_not_run_the_network_again(app, monkeypatch):
+    import nuclei_app.pipeline as pipeline
+
+    calls = []
+    original = pipeline.predict
+    monkeypatch.setattr(pipeline, "predict", lambda *a, **k: calls.append(1) or original(*a, **k))
+    app.checkbox(key="sample_tissue_he").check().run()
+    assert len(calls) == 1
+    app.slider(key="opacity").set_value(0.2).run()
+    app.radio(key="style").set_value("instances").run()
+    app.slider(key="threshold").set_value(0.3).run()  # post-processing only
+    assert len(calls) == 1 and not app.exception
+
+
+def test_downloads_are_offered(app):
+    app.checkbox(key="sample_brightfield").check().run()
+    app.checkbox(key="sample_tissue_he").check().run()
+    buttons = app.get("download_button")
+    labels = [b.proto.label for b in buttons]
+    assert labels.count("Labels (16-bit PNG)") == 2 and labels.count("Measurements CSV") == 2
+    assert "Download everything (ZIP)" in labels

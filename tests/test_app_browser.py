@@ -1,0 +1,75 @@
+"""A real browser: `streamlit run app.py`, Debian's Chromium driven by Playwright."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from .conftest import PROJECT, SAMPLES
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+ARTIFACTS = PROJECT / "artifacts"
+
+if CHROMIUM is None and os.environ.get("CI") != "true":
+    pytest.skip("Debian's Chromium is not installed (apt-get install chromium); CI installs it and runs this test",
+                allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "NUCLEI_MODEL"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--server.address", "127.0.0.1"], cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail(f"streamlit did not become healthy: {process.stdout.read().decode()[-2000:]}")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_upload_in_a_real_browser(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(server)
+        expect(page.get_by_text("Upload images or tick a sample")).to_be_visible(timeout=120_000)
+        with page.expect_file_chooser() as chooser:
+            page.get_by_role("button", name="Browse files").click()
+        chooser.value.set_files(str(SAMPLES / "images" / "fluorescence_dense.png"))
+        count = page.locator('[data-testid="stMetric"]').filter(has_text="Nuclei").locator('[data-testid="stMetricValue"]')
+        expect(count).to_be_visible(timeout=180_000)
+        assert 120 <= int(count.inner_text()) <= 240  # ground truth: 179
+        overlay = page.locator('[data-testid="stImage"]').filter(has_text="nuclei")
+        expect(overlay.first).to_be_visible()
+        assert overlay.first.locator("img").evaluate("img => img.naturalWidth") > 0
+        page.wait_for_timeout(1500)  # let the Plotly view finish drawing for the screenshot
+        page.screenshot(path=str(ARTIFACTS / "app_screenshot.png"), full_page=False)
+        browser.close()
+    assert (ARTIFACTS / "app_screenshot.png").stat().st_size > 10_000
