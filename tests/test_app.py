@@ -91,3 +91,15 @@ def test_downloads_are_offered(app):
     labels = [b.proto.label for b in buttons]
     assert labels.count("Labels (16-bit PNG)") == 2 and labels.count("Measurements CSV") == 2
     assert "Download everything (ZIP)" in labels
+
+
+def test_hub_failure_shows_a_notice_and_uses_the_bundled_model(hub, repo_id, monkeypatch):
+    monkeypatch.setenv("NUCLEI_MODEL", f"hf://{repo_id}@main")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception
+    assert len(at.warning) == 1
+    notice = at.warning[0].value
+    assert f"hf://{repo_id}@main" in notice and "repository not found" in notice and "bundled" in notice
+    at.checkbox(key="sample_fluorescence_sparse").check().run()
+    assert nuclei_count(at)[0] > 0  # and it still works

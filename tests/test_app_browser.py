@@ -60,8 +60,10 @@ def test_upload_in_a_real_browser(server):
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(server)
         expect(page.get_by_text("Upload images or tick a sample")).to_be_visible(timeout=120_000)
+        dropzone = page.get_by_test_id("stFileUploaderDropzone")
+        expect(dropzone.get_by_text("Upload", exact=True)).to_be_visible(timeout=60_000)
         with page.expect_file_chooser() as chooser:
-            page.get_by_role("button", name="Browse files").click()
+            dropzone.get_by_text("Upload", exact=True).click()
         chooser.value.set_files(str(SAMPLES / "images" / "fluorescence_dense.png"))
         count = page.locator('[data-testid="stMetric"]').filter(has_text="Nuclei").locator('[data-testid="stMetricValue"]')
         expect(count).to_be_visible(timeout=180_000)

@@ -59,3 +59,17 @@ def test_code_in_config_is_refused(model_copy):
 def test_not_a_folder(tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_model_folder(tmp_path / "nothing")
+
+
+def test_shared_model_is_safe_from_several_threads(tiny_model):
+    """Streamlit serves each browser session from its own thread, all on one model."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    batches = [np.random.default_rng(i).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32) for i in range(8)]
+    expected = [tiny_model.predict(b) for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(tiny_model.predict, batches))
+    for got, want in zip(results, expected):
+        np.testing.assert_allclose(got, want, atol=1e-6)

@@ -106,3 +106,45 @@ def plot_learning_curves(csv_path: Path, out: Path) -> None:
     figure.tight_layout()
     figure.savefig(out, dpi=90)
     plt.close(figure)
+
+
+def evaluate_folder(model_source: str, data: Path, tta: bool) -> dict:
+    """Re-scores a model folder on its own validation split (seed from its nuclei.json)."""
+    from nuclei_app.sources import resolve_model
+
+    from .data import find_samples, load_samples, split_train_validation
+
+    model = resolve_model(model_source, fallback=False)
+    training = model.metadata["training"]
+    samples = load_samples(find_samples(data), model.normalisation)
+    validation = split_train_validation(samples, training["validation_fraction"], training["split_seed"])[1]
+    probabilities = predict_all(model, validation, model.size_multiple, tta=tta)
+    return score(validation, probabilities, model.postprocess_settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from .data import DEFAULT_DATA_DIR, DatasetError
+    from .export import metrics_table
+
+    parser = argparse.ArgumentParser(prog="python -m train.evaluate",
+                                     description="Score a model folder on its validation split.")
+    parser.add_argument("--model", default="assets/model", help="model source (default: assets/model)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    args = parser.parse_args(argv)
+    from nuclei_app.model import ModelLoadError
+
+    try:
+        report = evaluate_folder(args.model, args.data, args.tta)
+    except (DatasetError, ModelLoadError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(metrics_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Peak memory of the Streamlit app process segmenting 2048x2048 uploads, first from one
+browser session, then from 4 sessions at once (each must finish without an error).
+
+    python -m benchmarks.app_memory [--sessions 4] [--size 2048]
+
+Starts `streamlit run app.py` on a free local port and drives Debian's Chromium with
+Playwright. Peak RSS is the kernel's high-water mark (VmHWM) of the server process.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from .latency import make_image
+
+PROJECT = Path(__file__).resolve().parents[1]
+TARGET_GB = 1.5
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rss_gb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024**2
+    return float("nan")
+
+
+def start_app(port: int) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                "--server.headless", "true", "--server.address", "127.0.0.1"],
+                               cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(240):
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("the app did not start")
+
+
+def segment_in_browser(browser, url: str, image: Path, results: list, index: int) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    started = time.time()
+    try:
+        page.goto(url)
+        page.get_by_text("Upload images or tick a sample").wait_for(timeout=180_000)
+        page.locator('input[type="file"]').first.set_input_files(str(image))
+        metric = page.locator('[data-testid="stMetric"]').filter(has_text="Nuclei").locator('[data-testid="stMetricValue"]')
+        metric.wait_for(timeout=600_000)
+        errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+        results[index] = (int(metric.inner_text()), errors, time.time() - started)
+    except Exception as error:  # noqa: BLE001 - a failed session is a result to print
+        results[index] = (None, str(error).splitlines()[0], time.time() - started)
+    finally:
+        page.close()
+
+
+def _session_thread(url: str, image: Path, results: list, index: int, chromium: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True,
+                                             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        segment_in_browser(browser, url, image, results, index)
+        browser.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.app_memory", description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=4)
+    parser.add_argument("--size", type=int, default=2048)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        image = make_image(args.size, Path(folder))
+        for sessions in (1, args.sessions):
+            port = free_port()
+            app = start_app(port)
+            try:
+                idle = rss_gb(app.pid, "VmRSS")
+                started = time.time()
+                results = [None] * sessions
+                threads = [threading.Thread(target=_session_thread,
+                                            args=(f"http://127.0.0.1:{port}", image, results, i,
+                                                  shutil.which("chromium") or "/usr/bin/chromium"))
+                           for i in range(sessions)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                peak = rss_gb(app.pid, "VmHWM")
+                print(f"{sessions} session(s), {args.size}x{args.size} upload: app idle RSS {idle:.2f} GB, "
+                      f"peak RSS {peak:.2f} GB (target <= {TARGET_GB}), wall {time.time() - started:.1f} s")
+                for index, (count, errors, seconds) in enumerate(results):
+                    print(f"  session {index + 1}: nuclei {count}, errors on page {errors}, {seconds:.1f} s")
+            finally:
+                app.terminate()
+                app.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
