@@ -164,11 +164,11 @@ def session_cached(key: tuple, compute):
     return value
 
 
-def probabilities_for(model: NucleiModel, item: InputImage, image: np.ndarray, tta: bool) -> np.ndarray:
+def probabilities_for(model: NucleiModel, item: InputImage, image: np.ndarray, tta: bool, position: str) -> np.ndarray:
     def compute():
-        bar = st.progress(0.0, text=f"Segmenting {item.name}…")
+        bar = st.progress(0.0, text=f"{position}Segmenting {item.name}…")
         result = predict(model, image, tta=tta, progress=lambda done, total: bar.progress(
-            done / total, text=f"Segmenting {item.name}: tile {done} of {total}"))
+            done / total, text=f"{position}Segmenting {item.name}: tile {done} of {total}"))
         bar.empty()
         return result.astype(np.float16)  # half the memory; probabilities need no more precision
     return session_cached(("probabilities", model.source, item.digest, tta), compute)
@@ -189,13 +189,13 @@ class Analysis:
     table: pd.DataFrame
 
 
-def analyse(model: NucleiModel, item: InputImage, settings: Settings) -> Analysis | None:
+def analyse(model: NucleiModel, item: InputImage, settings: Settings, position: str = "") -> Analysis | None:
     try:
         image = session_cached(("image", item.digest), lambda: read_image(item.data, name=item.name))
     except ImageReadError as error:
         st.error(f"**{item.name}** was skipped: {error}")
         return None
-    probabilities = probabilities_for(model, item, image, settings.tta)
+    probabilities = probabilities_for(model, item, image, settings.tta, position)
     labels = labels_for(item, probabilities, settings, model)
     table = session_cached(("table", model.source, item.digest, settings.tta, settings.postprocess),
                            lambda: measure_nuclei(labels, image))
@@ -318,9 +318,10 @@ def main() -> None:
         return
     batch_area = st.container()  # filled after the loop, shown above the per-image results
     analyses, files = [], {}
-    for item in items:
+    for number, item in enumerate(items, start=1):
         with st.container(border=True):
-            analysis = analyse(model, item, settings)
+            position = f"Image {number} of {len(items)} · " if len(items) > 1 else ""
+            analysis = analyse(model, item, settings, position)
             if analysis is not None:
                 files.update(result_ui(analysis, settings))
                 analyses.append(analysis)
