@@ -27,9 +27,9 @@ from .data import KINDS, Sample
 
 log = logging.getLogger("train.evaluate")
 
-THRESHOLDS = (0.35, 0.45, 0.55, 0.65)
-MARKER_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
-MIN_SIZES = (4, 8, 16, 24, 32)
+THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8)
+MARKER_THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MIN_SIZES = (8, 16, 24, 32, 48, 64)
 
 
 def predict_all(model, samples: list[Sample], multiple: int, tta: bool) -> list[np.ndarray]:
