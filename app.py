@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,14 @@ def configured_source() -> str | None:
     if token:
         os.environ.setdefault("HF_TOKEN", token)
     return secret("NUCLEI_MODEL") or os.environ.get("NUCLEI_MODEL") or None
+
+
+@st.cache_resource
+def segmentation_slot() -> threading.Lock:
+    """One segmentation at a time per process: TensorFlow already uses every core for one,
+    and several at once would only add up their working memory (each 2048x2048 image
+    needs ~0.5 GB while it is being segmented)."""
+    return threading.Lock()
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -166,17 +175,20 @@ def session_cached(key: tuple, compute):
 
 def probabilities_for(model: NucleiModel, item: InputImage, image: np.ndarray, tta: bool, position: str) -> np.ndarray:
     def compute():
-        bar = st.progress(0.0, text=f"{position}Segmenting {item.name}…")
-        result = predict(model, image, tta=tta, progress=lambda done, total: bar.progress(
-            done / total, text=f"{position}Segmenting {item.name}: tile {done} of {total}"))
+        bar = st.progress(0.0, text=f"{position}Waiting for another segmentation to finish…")
+        with segmentation_slot():
+            result = predict(model, image, tta=tta, progress=lambda done, total: bar.progress(
+                done / total, text=f"{position}Segmenting {item.name}: tile {done} of {total}"))
         bar.empty()
         return result.astype(np.float16)  # half the memory; probabilities need no more precision
     return session_cached(("probabilities", model.source, item.digest, tta), compute)
 
 
 def labels_for(item: InputImage, probabilities: np.ndarray, settings: Settings, model: NucleiModel) -> np.ndarray:
-    return session_cached(("labels", model.source, item.digest, settings.tta, settings.postprocess),
-                          lambda: instance_labels(probabilities.astype(np.float32), settings.postprocess))
+    def compute():
+        with segmentation_slot():
+            return instance_labels(probabilities.astype(np.float32), settings.postprocess)
+    return session_cached(("labels", model.source, item.digest, settings.tta, settings.postprocess), compute)
 
 
 # -- results ----------------------------------------------------------------------------
@@ -202,6 +214,13 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, position: 
     return Analysis(item, image, probabilities, labels, table)
 
 
+def screen_view(array: np.ndarray, max_side: int = 1200) -> np.ndarray:
+    """A strided view for showing on the page: no browser shows more pixels in a column,
+    and a view costs no memory (downloads keep the full resolution)."""
+    step = max(1, int(np.ceil(max(array.shape[:2]) / max_side)))
+    return array[::step, ::step]
+
+
 def headline_ui(analysis: Analysis) -> None:
     stats = summary(analysis.labels, analysis.table)
     columns = st.columns(4)
@@ -218,15 +237,15 @@ def result_ui(analysis: Analysis, settings: Settings) -> dict[str, bytes]:
     headline_ui(analysis)
     overlay = draw_overlay(image, labels, style=settings.style, opacity=settings.opacity)
     left, right = st.columns(2)
-    left.image(to_display(image), caption="Original", width="stretch", clamp=True)
-    right.image(overlay, caption=f"{labels.max()} nuclei", width="stretch", clamp=True)
+    left.image(to_display(screen_view(image)), caption="Original", width="stretch", clamp=True)
+    right.image(screen_view(overlay), caption=f"{labels.max()} nuclei", width="stretch", clamp=True)
     interactive, probability, measurements, truth = st.tabs(
         ["Interactive view", "Probability map", "Measurements", "Compare to ground truth"])
     with interactive:
         st.plotly_chart(overlay_figure(overlay, analysis.table), width="stretch",
                         config={"scrollZoom": True, "displaylogo": False}, key=f"figure_{item.digest}")
     with probability:
-        st.image(probability_picture(analysis.probabilities), caption="Nucleus probability (bright = nucleus)",
+        st.image(probability_picture(screen_view(analysis.probabilities)), caption="Nucleus probability (bright = nucleus)",
                  width="stretch", clamp=True)
     with measurements:
         measurements_ui(analysis)
