@@ -70,7 +70,9 @@ def test_upload_in_a_real_browser(server):
         assert 120 <= int(count.inner_text()) <= 240  # ground truth: 179
         overlay = page.locator('[data-testid="stImage"]').filter(has_text="nuclei")
         expect(overlay.first).to_be_visible()
-        assert overlay.first.locator("img").evaluate("img => img.naturalWidth") > 0
+        picture = overlay.first.locator("img").element_handle()
+        # Visible is not loaded: wait until the browser has decoded the overlay's pixels.
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=picture, timeout=60_000)
         page.wait_for_timeout(1500)  # let the Plotly view finish drawing for the screenshot
         page.screenshot(path=str(ARTIFACTS / "app_screenshot.png"), full_page=False)
         browser.close()
