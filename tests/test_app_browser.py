@@ -14,7 +14,7 @@ from .conftest import PROJECT, SAMPLES
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 ARTIFACTS = PROJECT / "artifacts"
 
-if CHROMIUM is None and os.environ.get("CI") != "true":
+if CHROMIUM is None and os.environ.get("CI") != "true":  # .ci/run installs it
     pytest.skip("Debian's Chromium is not installed (apt-get install chromium); CI installs it and runs this test",
                 allow_module_level=True)
 
