@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import TextIO
 
 import pandas as pd
-from PIL import Image
 
 from .config import IMAGE_SUFFIXES, PostprocessSettings
-from .imageio import ImageReadError, read_image, to_uint8, write_labels_png
+from .imageio import ImageReadError, labels_png_bytes, mask_png_bytes, read_image, rgb_png_bytes
 from .measure import COLUMNS, measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay
@@ -62,9 +61,9 @@ def output_names(images: list[Path]) -> dict[Path, str]:
 
 
 def write_outputs(out: Path, name: str, image, labels) -> None:
-    write_labels_png(out / f"{name}_labels.png", labels)
-    Image.fromarray(((labels > 0) * 255).astype("uint8")).save(out / f"{name}_mask.png")
-    Image.fromarray(to_uint8(draw_overlay(image, labels, style="outlines", opacity=1.0))).save(out / f"{name}_overlay.png")
+    (out / f"{name}_labels.png").write_bytes(labels_png_bytes(labels))
+    (out / f"{name}_mask.png").write_bytes(mask_png_bytes(labels))
+    (out / f"{name}_overlay.png").write_bytes(rgb_png_bytes(draw_overlay(image, labels, style="outlines", opacity=1.0)))
 
 
 def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settings: PostprocessSettings,
