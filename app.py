@@ -19,7 +19,7 @@ from nuclei_app.imageio import ImageReadError, read_image, read_labels
 from nuclei_app.measure import measure_nuclei, summary
 from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
-from nuclei_app.overlay import STYLES, comparison_overlay, draw_overlay, probability_picture, to_display
+from nuclei_app.overlay import STYLES, comparison_overlay, display_stride, draw_overlay, probability_picture, to_display
 from nuclei_app.pipeline import predict
 from nuclei_app.postprocess import instance_labels
 from nuclei_app.results import combined_measurements, image_result_files, zip_bytes
@@ -217,7 +217,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, position: 
 def screen_view(array: np.ndarray, max_side: int = 1200) -> np.ndarray:
     """A strided view for showing on the page: no browser shows more pixels in a column,
     and a view costs no memory (downloads keep the full resolution)."""
-    step = max(1, int(np.ceil(max(array.shape[:2]) / max_side)))
+    step = display_stride(array.shape, max_side)
     return array[::step, ::step]
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .imageio import to_uint8
+from .overlay import display_stride
 
 MAX_DISPLAY_SIDE = 1600  # larger images are shown subsampled: the browser stays responsive
 
@@ -17,7 +18,7 @@ def overlay_figure(overlay: np.ndarray, table: pd.DataFrame, height: int = 620) 
     Hover comes from one marker per nucleus rather than a per-pixel layer, so the page
     stays light for images with thousands of nuclei.
     """
-    step = max(1, int(np.ceil(max(overlay.shape[:2]) / MAX_DISPLAY_SIDE)))
+    step = display_stride(overlay.shape, MAX_DISPLAY_SIDE)
     shown = to_uint8(overlay[::step, ::step])
     figure = go.Figure(go.Image(z=shown, dx=step, dy=step, hoverinfo="skip"))
     if len(table):

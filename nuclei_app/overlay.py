@@ -9,6 +9,11 @@ FILL_COLOUR = np.array([0.0, 1.0, 0.4], np.float32)
 STYLES = ("outlines", "filled", "instances")
 
 
+def display_stride(shape: tuple[int, ...], max_side: int) -> int:
+    """Subsampling step that brings the longer side to at most ``max_side`` for display."""
+    return max(1, int(np.ceil(max(shape[:2]) / max_side)))
+
+
 def label_colours(labels: np.ndarray, seed: int = 7) -> np.ndarray:
     """One stable, bright random colour per label id; background black."""
     rng = np.random.default_rng(seed)
