@@ -62,6 +62,11 @@ def iou_matrix(true_labels: np.ndarray, predicted_labels: np.ndarray) -> np.ndar
 
     Works on any ids (relabelled internally); one pass over the pixels via a contingency table.
     """
+    return _iou_table(true_labels, predicted_labels)[0]
+
+
+def _iou_table(true_labels: np.ndarray, predicted_labels: np.ndarray):
+    """(IoU matrix, true object ids, predicted object ids), background excluded."""
     _check_shapes(true_labels, predicted_labels)
     true_ids, true_index = np.unique(true_labels, return_inverse=True)
     pred_ids, pred_index = np.unique(predicted_labels, return_inverse=True)
@@ -69,12 +74,13 @@ def iou_matrix(true_labels: np.ndarray, predicted_labels: np.ndarray) -> np.ndar
     overlap = np.bincount(true_index.ravel() * n_pred + pred_index.ravel(), minlength=n_true * n_pred)
     overlap = overlap.reshape(n_true, n_pred).astype(np.float64)
     # Drop the background row / column (id 0) when present.
-    overlap = overlap[1:] if true_ids[0] == 0 else overlap
-    overlap = overlap[:, 1:] if pred_ids[0] == 0 else overlap
-    true_area = np.bincount(true_index.ravel(), minlength=n_true)[1 if true_ids[0] == 0 else 0:]
-    pred_area = np.bincount(pred_index.ravel(), minlength=n_pred)[1 if pred_ids[0] == 0 else 0:]
+    true_first, pred_first = int(true_ids[0] == 0), int(pred_ids[0] == 0)
+    overlap = overlap[true_first:, pred_first:]
+    true_area = np.bincount(true_index.ravel(), minlength=n_true)[true_first:]
+    pred_area = np.bincount(pred_index.ravel(), minlength=n_pred)[pred_first:]
     union = true_area[:, None] + pred_area[None, :] - overlap
-    return np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
+    ious = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
+    return ious, true_ids[true_first:], pred_ids[pred_first:]
 
 
 def match_at_thresholds(true_labels: np.ndarray, predicted_labels: np.ndarray,
@@ -95,9 +101,7 @@ def match_at_thresholds(true_labels: np.ndarray, predicted_labels: np.ndarray,
 
 def matched_ids(true_labels: np.ndarray, predicted_labels: np.ndarray, threshold: float = 0.5):
     """(true ids, predicted ids) that are matched at IoU > threshold (>= 0.5: one-to-one)."""
-    ious = iou_matrix(true_labels, predicted_labels)
-    true_ids = np.unique(true_labels[true_labels > 0])
-    predicted_ids = np.unique(predicted_labels[predicted_labels > 0])
+    ious, true_ids, predicted_ids = _iou_table(true_labels, predicted_labels)
     rows, cols = np.nonzero(ious > threshold)
     return true_ids[rows], predicted_ids[cols]
 
