@@ -9,6 +9,7 @@ size is the peak of everything up to it.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import statistics
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = resolve_model(args.model)
     print(f"model: {describe(model)}; tta: {args.tta}; machine: {platform.machine()}, "
-          f"{len(__import__('os').sched_getaffinity(0))} CPU cores")
+          f"{len(os.sched_getaffinity(0))} CPU cores")
     print(f"{'size':>10} {'median s':>9} {'min s':>7} {'nuclei':>7} {'peak RSS GB':>12} {'target':>8}")
     with tempfile.TemporaryDirectory() as folder:
         for size in SIZES:

@@ -15,7 +15,7 @@ from PIL import Image
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _reserve_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -23,7 +23,7 @@ def _reserve_port() -> int:
 
 # huggingface_hub reads its endpoint and cache location once, at import: point them at the
 # stand-in Hub and a private cache before anything imports it.
-HUB_PORT = _reserve_port()
+HUB_PORT = free_port()
 os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="nuclei_hf_home_")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"

@@ -1,7 +1,6 @@
 """A real browser: `streamlit run app.py`, Debian's Chromium driven by Playwright."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -9,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from .conftest import PROJECT, SAMPLES
+from .conftest import PROJECT, SAMPLES, free_port
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 ARTIFACTS = PROJECT / "artifacts"
@@ -17,12 +16,6 @@ ARTIFACTS = PROJECT / "artifacts"
 if CHROMIUM is None and os.environ.get("CI") != "true":  # .ci/run installs it
     pytest.skip("Debian's Chromium is not installed (apt-get install chromium); CI installs it and runs this test",
                 allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
