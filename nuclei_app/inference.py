@@ -36,7 +36,9 @@ def percentile_sample(image: np.ndarray, max_pixels: int = 2_000_000) -> np.ndar
 
 def is_light_background(scaled: np.ndarray, normalisation: Normalisation = Normalisation()) -> bool:
     # Nuclei cover a minority of nearly every field of view, so the median pixel is background.
-    return float(np.median(percentile_sample(scaled).mean(axis=-1))) > normalisation.light_background_level
+    # The brightest channel, not the mean: in a dense H&E field the median pixel is purple
+    # or pink, dark in green but bright in red and blue, and it is still a light background.
+    return float(np.median(percentile_sample(scaled).max(axis=-1))) > normalisation.light_background_level
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:

@@ -23,8 +23,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, help=f"default {defaults.learning_rate}")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     parser.add_argument("--base-filters", type=int, help=f"default {defaults.base_filters}")
+    parser.add_argument("--diameter", type=float, help=f"canonical nucleus diameter in px (default {defaults.diameter})")
     parser.add_argument("--max-images", type=int, help="use only the first N images (smoke tests)")
-    parser.add_argument("--preset", choices=["tiny"], help="tiny: a seconds-long smoke run on 4 images")
+    parser.add_argument("--preset", choices=["tiny", "long"],
+                        help="tiny: a seconds-long smoke run on 4 images; long: 72 epochs (~3 h here) into runs/long")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     parser.add_argument("--push-to-hub", metavar="OWNER/NAME", help="upload the exported model folder to the Hugging Face Hub")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
@@ -43,11 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
     config = config_from_args(args)
-    from .train import train  # TensorFlow loads only once the arguments are known to be valid
+    from .train import ConfigMismatch, train  # TensorFlow loads only once the arguments are valid
 
     try:
         model_folder = train(config)
-    except DatasetError as error:
+    except (DatasetError, ConfigMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"model folder: {model_folder}")

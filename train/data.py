@@ -1,7 +1,9 @@
-"""Training data: dataset readers, image kinds, the 80:20 split, and augmented crops.
+"""Training data: dataset readers, image kinds, source groups, the 80:20 split, and crops.
 
-Images go through ``nuclei_app.imageio.read_image`` and ``nuclei_app.inference.preprocess``
-exactly as in the app and CLI; augmentation then acts on the network-input domain.
+Images go through ``nuclei_app.imageio.read_image``, ``nuclei_app.inference.preprocess`` and
+``nuclei_app.scale.rescale_image`` exactly as in the app and CLI: each image is brought to
+the canonical nucleus diameter using its own ground truth. Augmentation (``augment.py``)
+then acts on the network-input domain.
 """
 from __future__ import annotations
 
@@ -13,12 +15,15 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from scipy import ndimage
+from scipy.cluster.hierarchy import fcluster, linkage
 from skimage.segmentation import find_boundaries
 
 from nuclei_app.config import IMAGE_SUFFIXES, Normalisation
 from nuclei_app.imageio import decode_array, read_image, read_labels
 from nuclei_app.inference import preprocess
+from nuclei_app.scale import median_diameter, rescale_image, resize_image, resize_labels, scale_factor
+
+from .augment import Augmentation, augment_intensity, flip_rotate, random_scale
 
 KINDS = ("fluorescence", "brightfield", "tissue")
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018" / "stage1_train"
@@ -39,9 +44,14 @@ class SampleFiles:
 @dataclass
 class Sample:
     sample_id: str
-    image: np.ndarray   # preprocessed network input, float16 (H, W, 3) to halve memory
-    labels: np.ndarray  # int32 (H, W) instance ids
+    image: np.ndarray   # preprocessed network input at the canonical diameter, float16 (H, W, 3)
+    labels: np.ndarray  # int32 (H, W) instance ids, at the same scale as ``image``
     kind: str
+    diameter: float = 0.0          # median nucleus diameter of the original image, px
+    group: int = 0                 # source cluster: near-duplicate tiles share one
+    files: SampleFiles | None = None
+    features: tuple = ()           # appearance summary used to form the groups
+    original_shape: tuple[int, int] = (0, 0)
 
 
 def find_samples(root: str | Path) -> list[SampleFiles]:
@@ -106,34 +116,86 @@ def image_kind(image: np.ndarray) -> str:
     return "tissue" if colourfulness > 0.08 else "brightfield"
 
 
-def load_sample(files: SampleFiles, normalisation: Normalisation) -> Sample:
+def load_sample(files: SampleFiles, normalisation: Normalisation, diameter: float | None) -> Sample:
+    """Reads one image and its nuclei, brought to the canonical ``diameter`` (None: as is)."""
     raw = read_image(files.image_path)
     labels = read_instance_labels(files)
     if labels.shape != raw.shape[:2]:
         raise DatasetError(f"{files.sample_id}: mask shape {labels.shape} differs from image {raw.shape[:2]}.")
-    return Sample(files.sample_id, preprocess(raw, normalisation).astype(np.float16), labels, image_kind(raw))
+    own = median_diameter(labels) or float(diameter or 1.0)
+    image = preprocess(raw, normalisation)
+    factor = scale_factor(own, diameter)
+    if factor != 1.0:
+        image = rescale_image(image, factor)
+        labels = resize_labels(labels, image.shape[:2])
+    features = (*raw.reshape(-1, 3).mean(axis=0), float(raw.std()), math.log(own))
+    return Sample(files.sample_id, image.astype(np.float16), labels, image_kind(raw), own,
+                  files=files, features=features, original_shape=raw.shape[:2])
 
 
-def load_samples(files: list[SampleFiles], normalisation: Normalisation, workers: int = 4) -> list[Sample]:
+def load_samples(files: list[SampleFiles], normalisation: Normalisation, diameter: float | None = None,
+                 workers: int = 4) -> list[Sample]:
     # Decoding PNGs releases the GIL, so threads overlap the ~30k small mask reads.
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda f: load_sample(f, normalisation), files))
+        samples = list(pool.map(lambda f: load_sample(f, normalisation, diameter), files))
+    assign_groups(samples)
+    return samples
+
+
+def assign_groups(samples: list[Sample], group_size: int = 12) -> None:
+    """Source clusters: DSB2018 cuts many tiles from one mosaic or experiment. Tiles of one
+    source share their size and kind and look alike, so images are grouped by (size, kind)
+    and then clustered by appearance (mean colour, contrast, nucleus size) into groups of
+    about ``group_size``. A split by group keeps near-duplicates on one side."""
+    by_key: dict[tuple, list[Sample]] = {}
+    for sample in sorted(samples, key=lambda s: s.sample_id):
+        by_key.setdefault((sample.original_shape, sample.kind), []).append(sample)
+    next_group = 0
+    for members in by_key.values():
+        clusters = _appearance_clusters(members, group_size)
+        for cluster in np.unique(clusters):
+            for sample, c in zip(members, clusters):
+                if c == cluster:
+                    sample.group = next_group
+            next_group += 1
+
+
+def _appearance_clusters(members: list[Sample], group_size: int) -> np.ndarray:
+    if len(members) <= 2:
+        return np.zeros(len(members), int)
+    features = np.array([s.features for s in members], float)
+    features[:, :4] *= 4.0   # intensities in [0, 1] weigh like log-diameter differences
+    count = max(1, round(len(members) / group_size))
+    return fcluster(linkage(features, "ward"), count, "maxclust")
 
 
 def split_train_validation(samples: list[Sample], validation_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """Deterministic split, stratified by image kind so the rare kinds appear in validation."""
+    """Deterministic split by source group, per image kind, so the rare kinds appear in
+    validation and no source is on both sides."""
     rng = np.random.default_rng(seed)
-    train, validation = [], []
+    validation_groups: set[int] = set()
     for kind in KINDS:
-        members = sorted((s for s in samples if s.kind == kind), key=lambda s: s.sample_id)
-        order = rng.permutation(len(members))
-        n_validation = int(round(len(members) * validation_fraction))
-        validation += [members[i] for i in order[:n_validation]]
-        train += [members[i] for i in order[n_validation:]]
+        members = [s for s in samples if s.kind == kind]
+        groups = sorted({s.group for s in members})
+        sizes = Counter(s.group for s in members)
+        target = int(round(len(members) * validation_fraction))
+        chosen = 0
+        for index in rng.permutation(len(groups)):
+            group = groups[index]
+            if chosen >= target:
+                break
+            if chosen + sizes[group] <= target * 1.3:
+                validation_groups.add(group)
+                chosen += sizes[group]
+        if chosen == 0 and target > 0 and len(groups) > 1:  # every group too big: the smallest
+            validation_groups.add(min(groups, key=lambda g: (sizes[g], g)))
+    ordered = sorted(samples, key=lambda s: s.sample_id)
+    validation = [s for s in ordered if s.group in validation_groups]
+    train = [s for s in ordered if s.group not in validation_groups]
     return train, validation
 
 
-def sampling_weights(samples: list[Sample], power: float = 0.5) -> np.ndarray:
+def sampling_weights(samples: list[Sample], power: float = 0.7) -> np.ndarray:
     """Per-image draw probabilities ~ 1 / count(kind)**power: rare kinds drawn more often."""
     counts = Counter(s.kind for s in samples)
     weights = np.array([1.0 / counts[s.kind] ** power for s in samples])
@@ -145,18 +207,6 @@ def targets_from_labels(labels: np.ndarray) -> np.ndarray:
     body = labels > 0
     boundary = find_boundaries(labels, mode="inner") & body
     return np.stack([body, boundary], axis=-1).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    scale_range: tuple[float, float] = (0.6, 1.6)
-    flip_rotate: bool = True
-    colour_jitter: float = 0.15   # per-channel gain / offset spread
-    gamma_range: tuple[float, float] = (0.7, 1.4)
-    greyscale_probability: float = 0.2
-    invert_probability: float = 0.1   # guards against a wrong light-background guess
-    noise_std: float = 0.02
-    blur_probability: float = 0.15
 
 
 def random_crop(sample: Sample, crop: int, scale: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -172,37 +222,17 @@ def random_crop(sample: Sample, crop: int, scale: float, rng: np.random.Generato
     image = image[top:top + window, left:left + window].astype(np.float32)
     labels = labels[top:top + window, left:left + window]
     if window != crop:
-        zoom = crop / window
-        image = ndimage.zoom(image, (zoom, zoom, 1), order=1, grid_mode=True, mode="nearest")
-        labels = ndimage.zoom(labels, zoom, order=0, grid_mode=True, mode="nearest")
+        image = resize_image(image, (crop, crop))
+        labels = resize_labels(labels, (crop, crop))
     return image[:crop, :crop], labels[:crop, :crop]
 
 
-def augment_intensity(image: np.ndarray, aug: Augmentation, rng: np.random.Generator) -> np.ndarray:
-    gains = 1.0 + rng.normal(0, aug.colour_jitter, 3)
-    offsets = rng.normal(0, aug.colour_jitter / 3, 3)
-    image = image * gains + offsets
-    if rng.random() < aug.greyscale_probability:
-        image = np.repeat(image.mean(axis=-1, keepdims=True), 3, axis=-1)
-    image = np.clip(image, 0.0, 1.0) ** rng.uniform(*aug.gamma_range)
-    if rng.random() < aug.blur_probability:
-        image = ndimage.gaussian_filter(image, sigma=(rng.uniform(0.5, 1.5),) * 2 + (0,))
-    if rng.random() < aug.invert_probability:
-        image = 1.0 - image
-    image = image + rng.normal(0, aug.noise_std * rng.random(), image.shape)
-    return np.clip(image, 0.0, 1.0).astype(np.float32)
-
-
 def augmented_example(sample: Sample, crop: int, aug: Augmentation, rng: np.random.Generator):
-    low, high = aug.scale_range
-    scale = math.exp(rng.uniform(math.log(low), math.log(high)))
-    image, labels = random_crop(sample, crop, scale, rng)
+    image, labels = random_crop(sample, crop, random_scale(aug, rng), rng)
     if aug.flip_rotate:
-        turns, flip = int(rng.integers(4)), bool(rng.integers(2))
-        image, labels = np.rot90(image, turns), np.rot90(labels, turns)
-        if flip:
-            image, labels = image[:, ::-1], labels[:, ::-1]
-    return augment_intensity(image, aug, rng), targets_from_labels(np.ascontiguousarray(labels))
+        image, labels = flip_rotate(image, labels, rng)
+    stained = sample.kind != "fluorescence"
+    return augment_intensity(image, aug, rng, stained=stained), targets_from_labels(labels)
 
 
 class CropSequence(keras.utils.PyDataset):
@@ -233,15 +263,16 @@ class CropSequence(keras.utils.PyDataset):
 
 
 def validation_crops(samples: list[Sample], crop: int) -> tuple[np.ndarray, np.ndarray]:
-    """One fixed centre crop per validation image: a cheap, stable validation loss."""
+    """One fixed centre crop per validation image (mirrored where the image is smaller):
+    a cheap, stable validation loss."""
     images, targets = [], []
     for sample in samples:
-        height, width = sample.labels.shape
-        top, left = max(0, (height - crop) // 2), max(0, (width - crop) // 2)
-        image = sample.image[top:top + crop, left:left + crop].astype(np.float32)
-        labels = sample.labels[top:top + crop, left:left + crop]
-        if image.shape[:2] != (crop, crop):
-            continue
-        images.append(image)
-        targets.append(targets_from_labels(labels))
+        image, labels = sample.image, sample.labels
+        pad_h, pad_w = max(0, crop - labels.shape[0]), max(0, crop - labels.shape[1])
+        if pad_h or pad_w:
+            image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric")
+            labels = np.pad(labels, ((0, pad_h), (0, pad_w)), mode="symmetric")
+        top, left = (labels.shape[0] - crop) // 2, (labels.shape[1] - crop) // 2
+        images.append(image[top:top + crop, left:left + crop].astype(np.float32))
+        targets.append(targets_from_labels(labels[top:top + crop, left:left + crop]))
     return np.stack(images), np.stack(targets)

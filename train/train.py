@@ -46,18 +46,45 @@ def code_version() -> str:
     return f"nuclei {__version__}" + (f" ({commit})" if commit else "")
 
 
+class ConfigMismatch(RuntimeError):
+    """``--resume`` was asked with settings other than the run's own."""
+
+
 def record_run(config: TrainConfig, folder: Path) -> dict:
-    run = {
-        "command": "python -m train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "config": config.to_json(),
-        "code_version": code_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-    }
-    (folder / "run.json").write_text(json.dumps(run, indent=2))
+    """Writes run.json on a fresh run; on ``--resume`` checks the settings match the
+    original ones (another seed would change the split mid-run) and keeps the original
+    command, adding the resume to its history."""
+    path = folder / "run.json"
+    if config.resume and path.exists():
+        run = json.loads(path.read_text())
+        differences = config_differences(run["config"], config.to_json())
+        if differences:
+            raise ConfigMismatch(
+                f"{folder} was started with other settings ({'; '.join(differences)}). Resume with the "
+                f"original settings (see {path}), or start a new run with another --out.")
+        run.setdefault("resumed", []).append({"command": current_command(), "code_version": code_version()})
+    else:
+        run = {
+            "command": current_command(),
+            "config": config.to_json(),
+            "code_version": code_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        }
+    path.write_text(json.dumps(run, indent=2))
     return run
+
+
+def current_command() -> str:
+    return "python -m train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def config_differences(original: dict, now: dict) -> list[str]:
+    ignored = {"resume"}
+    return [f"{key}: {original.get(key)!r} then, {now.get(key)!r} now"
+            for key in sorted(set(original) | set(now)) - ignored if original.get(key) != now.get(key)]
 
 
 def prepare_data(config: TrainConfig, normalisation: Normalisation):
@@ -65,7 +92,7 @@ def prepare_data(config: TrainConfig, normalisation: Normalisation):
     if config.max_images:
         files = files[: config.max_images]
     started = time.time()
-    samples = load_samples(files, normalisation)
+    samples = load_samples(files, normalisation, config.diameter)
     train_set, validation_set = split_train_validation(samples, config.validation_fraction, config.seed)
     if not validation_set:  # tiny runs: validate on the training images rather than on nothing
         validation_set = train_set[:1]
@@ -109,24 +136,11 @@ def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int,
     validation = validation_crops(validation_set, config.crop_size)
     callbacks = [
         keras.callbacks.CSVLogger(str(folder / "log.csv"), append=start_epoch > 0),
-        keras.callbacks.ModelCheckpoint(str(checkpoints / "best.weights.h5"), monitor="val_loss",
-                                        save_best_only=True, save_weights_only=True),
         LastState(checkpoints),
         PredictionPanels(panel_samples(validation_set, config.panel_images), folder / "panels", config.panel_every),
     ]
-    if start_epoch > 0 and (checkpoints / "best.weights.h5").exists():
-        # Keep the best-so-far from before the interruption as the bar to beat.
-        callbacks[1].best = min_logged_val_loss(folder / "log.csv")
     model.fit(sequence, validation_data=validation, epochs=config.epochs, initial_epoch=start_epoch,
               callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
-
-
-def min_logged_val_loss(csv_path: Path) -> float:
-    import csv
-
-    with open(csv_path) as handle:
-        values = [float(row["val_loss"]) for row in csv.DictReader(handle) if row.get("val_loss")]
-    return min(values) if values else float("inf")
 
 
 def train(config: TrainConfig) -> Path:
@@ -142,8 +156,8 @@ def train(config: TrainConfig) -> Path:
     model, start_epoch = build_or_resume(config, checkpoints)
     if start_epoch < config.epochs:
         fit(model, config, train_set, validation_set, start_epoch, folder)
-    if (checkpoints / "best.weights.h5").exists():
-        model.load_weights(checkpoints / "best.weights.h5")
+    # The final weights are shipped: the cosine schedule ends at a small learning rate, and
+    # choosing "the best" epoch on the validation split would flatter the metrics it reports.
 
     # Imported here: evaluation and export are only needed once training is over.
     from .evaluate import evaluate_model, save_figures

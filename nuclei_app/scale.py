@@ -1,0 +1,79 @@
+"""Nucleus scale: bring an image to the nucleus diameter the network was trained at, and back.
+
+The network is trained with every image rescaled so that its nuclei have one canonical
+diameter (``scale.diameter`` in ``nuclei.json``). At inference the image is rescaled the same
+way, predicted, and the probabilities are resized back to the input's own size before
+post-processing, so outputs always match the input pixel for pixel and outlines keep
+sub-pixel smoothness even when the network ran at a third of the resolution.
+
+Training (``train/data.py``) and inference call the same ``rescale_image``, so the network
+sees the same resampling in both.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+# Resampling more than this much either way is refused as a typo: a 17 px network would
+# look at a 2 px or 400 px nucleus.
+MIN_FACTOR, MAX_FACTOR = 1 / 8, 4.0
+
+
+def scale_factor(diameter: float | None, canonical: float | None) -> float:
+    """How much to resize the image so nuclei of ``diameter`` px become ``canonical`` px."""
+    if not diameter or not canonical:
+        return 1.0
+    return float(np.clip(canonical / diameter, MIN_FACTOR, MAX_FACTOR))
+
+
+def scaled_shape(shape: tuple[int, ...], factor: float) -> tuple[int, int]:
+    return max(1, int(round(shape[0] * factor))), max(1, int(round(shape[1] * factor)))
+
+
+def rescale_image(image: np.ndarray, factor: float) -> np.ndarray:
+    """(H, W[, C]) float image resized by ``factor`` (linear; smoothed first when shrinking
+    so that fine texture does not alias into false edges)."""
+    if abs(factor - 1.0) < 1e-3:
+        return image
+    return resize_image(image, scaled_shape(image.shape, factor))
+
+
+def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    image = np.asarray(image, np.float32)
+    zoom = (shape[0] / image.shape[0], shape[1] / image.shape[1])
+    if min(zoom) < 1.0:
+        # Gaussian anti-aliasing with sigma ~ (1/zoom - 1) / 2, as skimage.transform.resize does.
+        sigma = tuple(max(0.0, (1.0 / z - 1.0) / 2.0) for z in zoom) + (0.0,) * (image.ndim - 2)
+        image = ndimage.gaussian_filter(image, sigma, mode="mirror")
+    factors = zoom + (1.0,) * (image.ndim - 2)
+    out = ndimage.zoom(image, factors, order=1, mode="nearest", grid_mode=True)
+    return _fit(out, shape)
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label image (ids are kept, never blended)."""
+    if labels.shape[:2] == tuple(shape):
+        return labels
+    zoom = (shape[0] / labels.shape[0], shape[1] / labels.shape[1])
+    return _fit(ndimage.zoom(labels, zoom, order=0, mode="nearest", grid_mode=True), shape)
+
+
+def _fit(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """ndimage.zoom can be a pixel off the rounded size: crop or edge-pad to exactly ``shape``."""
+    array = array[: shape[0], : shape[1]]
+    pad_h, pad_w = shape[0] - array.shape[0], shape[1] - array.shape[1]
+    if pad_h or pad_w:
+        pads = ((0, pad_h), (0, pad_w)) + ((0, 0),) * (array.ndim - 2)
+        array = np.pad(array, pads, mode="edge")
+    return array
+
+
+def median_diameter(labels: np.ndarray) -> float | None:
+    """Median equivalent diameter (sqrt(4 area / pi)) of the labelled objects; None if none."""
+    areas = np.bincount(labels.ravel())[1:]
+    areas = areas[areas > 0]
+    if areas.size == 0:
+        return None
+    return float(np.median(np.sqrt(4.0 * areas / math.pi)))
