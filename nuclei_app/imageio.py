@@ -67,19 +67,41 @@ def _check_pixels(shape: tuple[int, ...], name: str, limits: ReadLimits) -> None
         raise ImageReadError(f"{name}: image is only {width}x{height} pixels.")
 
 
+MAX_CHANNELS = 8
+
+
 def _decode_tiff(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
+    """The first image of a TIFF: one page, or an ImageJ/OME channel stack (C, Y, X) read as
+    (Y, X, C); other axes (Z, T) give their first plane. Sizes are checked from the header."""
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         if not tif.pages:
             raise ImageReadError(f"{name}: the TIFF file has no pages.")
+        series = tif.series[0] if tif.series else None
+        if series is not None and "C" in series.axes and "Y" in series.axes and "X" in series.axes:
+            return _read_channel_series(series, name, limits)
         page = tif.pages.first
         shape = page.shape
-        if len(shape) == 3 and shape[0] <= 4 < min(shape[1:]):  # planar (C, H, W)
-            shape = shape[1:]
-        _check_pixels(shape, name, limits)
+        planar = len(shape) == 3 and shape[0] <= MAX_CHANNELS < min(shape[1:])
+        _check_pixels(shape[1:] if planar else shape, name, limits)
         array = page.asarray()
-    if array.ndim == 3 and array.shape[0] <= 4 < min(array.shape[1:]):
-        array = np.moveaxis(array, 0, -1)
+        if planar:
+            array = np.moveaxis(array, 0, -1)
+        elif array.ndim == 3 and array.shape[-1] == 4 and page.photometric == tifffile.PHOTOMETRIC.RGB:
+            array = array[..., :3]  # RGBA: the alpha plane carries no image information
     return array
+
+
+def _read_channel_series(series, name: str, limits: ReadLimits) -> np.ndarray:
+    axes, shape = series.axes, dict(zip(series.axes, series.shape))
+    _check_pixels((shape["Y"], shape["X"]), name, limits)
+    if shape["C"] > MAX_CHANNELS:
+        raise ImageReadError(f"{name}: {shape['C']} channels; at most {MAX_CHANNELS} are supported. "
+                             "Save the nuclear channel, or a few channels, as their own file.")
+    array = series.asarray()
+    # First plane of every axis that is not Y, X or C (Z, T, ...), then (Y, X, C).
+    index = tuple(slice(None) if axis in "YXC" else 0 for axis in axes)
+    kept = [axis for axis in axes if axis in "YXC"]
+    return np.transpose(array[index], [kept.index(axis) for axis in "YXC"])
 
 
 def _decode_pillow(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
@@ -90,8 +112,11 @@ def _decode_pillow(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as image:
             _check_pixels((image.height, image.width), name, limits)
             image.seek(0)
-            if image.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1", "LA"):
-                image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
+            if image.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1", "RGBA", "RGBa", "RGBX"):
+                # Alpha (and transparency) carries no image information.
+                image = image.convert("RGB")
+            elif image.mode == "LA":
+                image = image.convert("L")
             elif image.mode.startswith("I;16"):
                 return np.asarray(image, dtype=np.uint16)
             return np.asarray(image)
@@ -117,19 +142,22 @@ def _to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
     raise ImageReadError(f"{name}: unsupported pixel type {array.dtype}.")
 
 
-def _to_rgb(array: np.ndarray, name: str) -> np.ndarray:
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
+def _to_channels(array: np.ndarray, name: str) -> np.ndarray:
+    """(H, W) or (H, W, C) -> (H, W, C) with 1 to 8 channels."""
     if array.ndim == 2:
-        return np.repeat(array[..., None], 3, axis=-1)
-    if array.ndim == 3 and array.shape[-1] == 2:  # grey + alpha
-        return np.repeat(array[..., :1], 3, axis=-1)
-    if array.ndim == 3 and array.shape[-1] in (3, 4):  # alpha carries no image information
-        return array[..., :3]
+        return array[..., None]
+    if array.ndim == 3 and 1 <= array.shape[-1] <= MAX_CHANNELS:
+        return array
     raise ImageReadError(
         f"{name}: unsupported image layout {tuple(array.shape)}; expected a 2-D image with "
-        "1, 3 or 4 channels (save a single plane or channel of a stack)."
+        f"1 to {MAX_CHANNELS} channels (save a single plane of a Z-stack or time series)."
     )
+
+
+def _to_rgb(channels: np.ndarray) -> np.ndarray:
+    if channels.shape[-1] >= 3:
+        return channels[..., :3]
+    return np.repeat(channels[..., :1], 3, axis=-1)  # grey (and grey + alpha)
 
 
 def decode_array(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
@@ -157,9 +185,16 @@ def decode_array(source: ImageSource, name: str | None = None, limits: ReadLimit
 
 def read_image(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
     """Any supported image -> float32 RGB in [0, 1], shape (H, W, 3)."""
+    return np.ascontiguousarray(_to_rgb(read_channels(source, name, limits)))
+
+
+def read_channels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
+    """Any supported image -> float32 (H, W, C) in [0, 1] with all its channels (1 to 8):
+    grey, RGB, or a fluorescence stack, for the nuclear channel to be chosen from."""
     name = source_name(source, name)
     array = decode_array(source, name, limits)
-    return np.ascontiguousarray(_to_rgb(_to_unit_float(array, name), name), dtype=np.float32)
+    channels = _to_channels(_to_unit_float(array, name), name)
+    return np.ascontiguousarray(channels, dtype=np.float32)
 
 
 def read_labels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:

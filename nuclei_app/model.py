@@ -55,6 +55,13 @@ class NucleiModel:
         return int(self.metadata["input"].get("size_multiple", 16))
 
     @property
+    def diameter(self) -> float | None:
+        """The nucleus diameter (px) the network was trained at; None for older folders,
+        which run at the image's own scale."""
+        value = (self.metadata.get("scale") or {}).get("diameter")
+        return float(value) if value else None
+
+    @property
     def validation_metrics(self) -> dict:
         return self.metadata.get("metrics", {})
 
@@ -116,6 +123,11 @@ def metadata_problems(metadata) -> list[str]:
         problems.append("outputs must list the output channels, starting with 'body'")
     if not isinstance(metadata.get("postprocess", {}), dict):
         problems.append("postprocess must be an object")
+    scale = metadata.get("scale", {})
+    diameter = scale.get("diameter") if isinstance(scale, dict) else "?"
+    if diameter is not None and not (isinstance(diameter, (int, float)) and not isinstance(diameter, bool)
+                                     and 2 <= diameter <= 500):
+        problems.append(f"scale.diameter must be a number of pixels between 2 and 500, got {diameter!r}")
     return problems
 
 

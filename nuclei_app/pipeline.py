@@ -1,20 +1,48 @@
-"""One call from an image to its nuclei, shared by the CLI and the app."""
+"""One call from an image to its nuclei, shared by the CLI, the app and ``train.evaluate``.
+
+image (H, W, C) -> nuclear channel -> ``preprocess`` -> rescale to the model's nucleus
+diameter -> tiled network -> probabilities resized back to the input's size -> watershed.
+"""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .channels import AUTO, as_channels, check_channel, choose_channel, network_rgb
 from .config import InferenceSettings, PostprocessSettings
-from .inference import ProgressCallback, predict_probabilities
+from .inference import ProgressCallback, predict_preprocessed, preprocess
 from .model import NucleiModel
 from .postprocess import instance_labels
+from .scale import estimate_diameter, median_diameter, rescale_image, resize_image, scale_factor
+
+# Automatic diameter: when the nuclei found at the estimated scale measure more than this
+# factor away from the estimate, the image is segmented once more at the measured diameter.
+REFINE_TOLERANCE = 1.25
+# The network's input is capped at this many pixels (about 250 MB of float32 RGB): tiny
+# nuclei in a large image are enlarged only as far as memory allows.
+MAX_NETWORK_PIXELS = 16_000_000
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probabilities: np.ndarray   # (H, W, C) float32 at the input's size; channel 0 is the nucleus body
+    diameter: float | None      # nucleus diameter (px of the input) the image was segmented at
+    diameter_source: str        # "given", "estimated", "measured" (refined) or "none" (no scale in the model)
+    channel: int | str          # the channel the network saw, or "all" (the image's colours)
+    factor: float = 1.0         # how much the image was resized for the network
+    canonical_diameter: float | None = None
 
 
 @dataclass(frozen=True)
 class Segmentation:
-    probabilities: np.ndarray  # (H, W, C) float32; channel 0 is the nucleus body
+    prediction: Prediction
     labels: np.ndarray         # (H, W) int32; 0 background, 1..N nuclei
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return self.prediction.probabilities
 
     @property
     def count(self) -> int:
@@ -34,14 +62,74 @@ def inference_for(model: NucleiModel, tta: bool | None = None) -> InferenceSetti
     return settings if tta is None else replace(settings, tta=tta)
 
 
+def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AUTO) -> tuple[np.ndarray, int | str]:
+    """(preprocessed RGB the network sees, the channel used)."""
+    image = as_channels(image)
+    chosen = choose_channel(image) if channel == AUTO else channel
+    check_channel(image, chosen)
+    return preprocess(network_rgb(image, chosen), model.normalisation), chosen
+
+
 def predict(model: NucleiModel, image: np.ndarray, tta: bool | None = None,
-            progress: ProgressCallback | None = None) -> np.ndarray:
-    return predict_probabilities(model, image, model.normalisation, inference_for(model, tta),
-                                 multiple=model.size_multiple, progress=progress)
+            progress: ProgressCallback | None = None, diameter: float | None = None,
+            channel: int | str = AUTO, postprocess: PostprocessSettings | None = None) -> Prediction:
+    """Probabilities at the input's size, with the image segmented at its nuclei's scale.
+
+    ``diameter``: the nuclei's diameter in px; None estimates it (models that record the
+    diameter they were trained at; older models run at the image's own scale)."""
+    if diameter is not None and not (math.isfinite(diameter) and diameter > 0):
+        raise ValueError(f"diameter must be a positive number of pixels, got {diameter}.")
+    prepared, chosen = network_input(model, image, channel)
+    canonical = model.diameter
+    if canonical is None:
+        probabilities = _predict_at(model, prepared, 1.0, tta, progress)
+        return Prediction(probabilities, diameter, "none", chosen)
+    if diameter is not None:
+        return _predict_for_diameter(model, prepared, diameter, "given", chosen, tta, progress)
+    first = _predict_for_diameter(model, prepared, estimate_diameter(prepared), "estimated", chosen, tta, progress)
+    measured = median_diameter(labels_for(model, first, postprocess or model.postprocess_settings))
+    if measured and abs(math.log(measured / first.diameter)) > math.log(REFINE_TOLERANCE):
+        return _predict_for_diameter(model, prepared, measured, "measured", chosen, tta, progress)
+    return first
+
+
+def _predict_for_diameter(model, prepared, diameter, source, chosen, tta, progress) -> Prediction:
+    factor = capped_factor(prepared.shape, scale_factor(diameter, model.diameter))
+    probabilities = _predict_at(model, prepared, factor, tta, progress)
+    return Prediction(probabilities, float(diameter), source, chosen, factor, model.diameter)
+
+
+def capped_factor(shape: tuple[int, ...], factor: float) -> float:
+    pixels = shape[0] * shape[1] * factor * factor
+    if pixels > MAX_NETWORK_PIXELS:
+        factor *= math.sqrt(MAX_NETWORK_PIXELS / pixels)
+    return factor
+
+
+def _predict_at(model, prepared: np.ndarray, factor: float, tta, progress) -> np.ndarray:
+    scaled = rescale_image(prepared, factor)
+    probabilities = predict_preprocessed(model, scaled, inference_for(model, tta), model.size_multiple, progress)
+    if probabilities.shape[:2] != prepared.shape[:2]:
+        probabilities = resize_image(probabilities, prepared.shape[:2])
+    return probabilities
+
+
+def scaled_settings(settings: PostprocessSettings, prediction: Prediction) -> PostprocessSettings:
+    """``min_size`` is in pixels at the model's nucleus diameter: an image segmented at a
+    larger diameter has proportionally larger nuclei, and noise specks, in its own pixels."""
+    if prediction.factor == 1.0:
+        return settings
+    return replace(settings, min_size=max(1, int(round(settings.min_size / prediction.factor ** 2))))
+
+
+def labels_for(model: NucleiModel, prediction: Prediction, settings: PostprocessSettings | None = None) -> np.ndarray:
+    return instance_labels(prediction.probabilities, scaled_settings(settings or model.postprocess_settings, prediction))
 
 
 def segment(model: NucleiModel, image: np.ndarray, postprocess: PostprocessSettings | None = None,
-            tta: bool | None = None, progress: ProgressCallback | None = None) -> Segmentation:
-    probabilities = predict(model, image, tta, progress)
-    labels = instance_labels(probabilities, postprocess or model.postprocess_settings)
-    return Segmentation(probabilities, labels)
+            tta: bool | None = None, progress: ProgressCallback | None = None, diameter: float | None = None,
+            channel: int | str = AUTO) -> Segmentation:
+    settings = postprocess or model.postprocess_settings
+    prediction = predict(model, image, tta, progress, diameter, channel, settings)
+    return Segmentation(prediction, labels_for(model, prediction, settings))
+

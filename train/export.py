@@ -15,6 +15,8 @@ from nuclei_app.config import InferenceSettings, Normalisation
 from nuclei_app.model import FORMAT, METADATA_FILE, MODEL_CARD, ModelLoadError, verify_folder
 
 OUTPUTS = ["body", "boundary"]
+METRIC_KEYS = ("validation", "validation_tta", "validation_true_diameter", "shift", "diameter_estimate",
+               "validation_images")
 OUTPUT_MEANING = {
     "body": "probability that the pixel belongs to a nucleus",
     "boundary": "probability that the pixel is on the inner boundary of a nucleus",
@@ -29,6 +31,9 @@ def build_metadata(report: dict, run: dict, normalisation: Normalisation, config
                   "size_multiple": multiple},
         "outputs": OUTPUTS,
         "output_meaning": OUTPUT_MEANING,
+        "scale": {"diameter": config.diameter,
+                  "meaning": "median nucleus diameter (px) the network was trained at; images are "
+                             "rescaled so that their nuclei have it"},
         "postprocess": report["postprocess"],
         "inference": asdict(InferenceSettings()),
         "training": {
@@ -37,17 +42,15 @@ def build_metadata(report: dict, run: dict, normalisation: Normalisation, config
             "validation_fraction": config.validation_fraction,
             "base_filters": config.base_filters,
             "depth": config.depth,
+            "config": run["config"],
+            "validation_ids": report.get("validation_ids", []),
             "command": run["command"],
             "code_version": run["code_version"],
             "versions": {k: run[k] for k in ("tensorflow", "keras", "python")},
             "machine": run["machine"],
             **report.get("training", {}),
         },
-        "metrics": {
-            "validation": report["validation"],
-            "validation_tta": report["validation_tta"],
-            "validation_images": report["validation_images"],
-        },
+        "metrics": {key: report[key] for key in METRIC_KEYS if key in report},
     }
 
 
@@ -82,6 +85,38 @@ def metrics_table(metrics: dict) -> str:
         lines.append(f"| {kind} | {m['images']} | {_fmt(m['mean_ap'])} | {_fmt(m['ap50'])} | "
                      f"{_fmt(m['dice'])} | {_fmt(m['iou'])} | {_fmt(m['pixel_accuracy'])} |")
     return "\n".join(lines)
+
+
+def shift_table(metrics: dict) -> str:
+    """Mean AP per condition (rows) and image kind (columns)."""
+    rows = {"x1 (validation)": metrics["validation"]}
+    rows.update({name: scores for name, scores in metrics.get("shift", {}).items()})
+    kinds = list(metrics["validation"])
+    lines = ["| condition | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+    for name, scores in rows.items():
+        cells = [f"{_fmt(scores[k]['mean_ap'])} ({scores[k]['images']})" if k in scores else "-" for k in kinds]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report_tables(metrics: dict) -> str:
+    """Everything ``python -m train.evaluate`` prints and the model card shows."""
+    parts = ["Validation split, automatic diameter, no TTA:", metrics_table(metrics["validation"])]
+    if "validation_true_diameter" in metrics:
+        parts += ["", "Same images given their true median diameter (the estimator's share of the error):",
+                  metrics_table(metrics["validation_true_diameter"])]
+    if "validation_tta" in metrics:
+        parts += ["", "With flip test-time augmentation (--tta):", metrics_table(metrics["validation_tta"])]
+    if "shift" in metrics:
+        parts += ["", "Shift validation, mean AP (images): x0.5 / x2 / x3 = the validation images rescaled; "
+                  "stain = brightfield and tissue images with another stain balance and brightness:",
+                  shift_table(metrics)]
+    estimate = metrics.get("diameter_estimate")
+    if estimate and estimate.get("images"):
+        parts += ["", f"Diameter used vs. the truth's median (x1, {estimate['images']} images): median error "
+                  f"{estimate['median_error']:.0%}, within 15 %: {estimate['within_15_percent']:.0%}, "
+                  f"within 30 %: {estimate['within_30_percent']:.0%}."]
+    return "\n".join(parts)
 
 
 def card_front_matter(metadata: dict) -> str:
@@ -119,50 +154,64 @@ marker-controlled watershed turns them into one label per nucleus, so touching n
 split. Made for the Nuclei app (Streamlit) and its batch CLI.
 
 ## Intended use
-Counting and measuring nuclei in 2-D images at roughly the resolutions of the 2018 Data
-Science Bowl (nuclei about 10-60 pixels across). Not a diagnostic tool. Images far outside
-that scale, 3-D stacks, or stains unlike the training data will need checking by eye.
+Counting and measuring nuclei in 2-D fluorescence, brightfield and H&E images. Not a
+diagnostic tool. 3-D stacks, or stains unlike the training data, need checking by eye.
 
 ## How to use
 ```bash
 python -m nuclei_app segment image.png --out results/ --model path/to/this/folder
+python -m nuclei_app segment image.tif --out results/ --diameter 40 --channel 2
 ```
-Input: RGB float, percentile-normalised per image ({metadata['input']['normalisation']['low_percentile']}-{metadata['input']['normalisation']['high_percentile']}%),
-inverted when the background is light (so nuclei are always bright); whole images at full
-resolution, padded to a multiple of {metadata['input']['size_multiple']} and tiled when large. All of this is in
-`nuclei.json`, which the app and CLI read.
+**Nucleus scale.** The network was trained with every image rescaled so that its median
+nucleus is {metadata['scale']['diameter']:g} px across (`scale.diameter` in `nuclei.json`). Each
+image is rescaled the same way before it is segmented, and the result mapped back to the
+image's own size. The diameter is estimated per image (a scale-space blob estimate, checked
+against the nuclei found and corrected once when they disagree); give it with `--diameter PX`
+(the app has a control) when you know it, or when the estimate is off: very sparse fields,
+images with two populations of very different sizes, or mostly debris.
 
-Tuned post-processing (on the validation split): body threshold {post['threshold']},
-marker threshold {post['marker_threshold']}, minimum size {post['min_size']} pixels.
+**Channel.** A fluorescence stack or colour composite is segmented on its nuclear channel,
+chosen automatically or with `--channel N`; brightfield and H&E colour images use all three
+colours.
+
+Input to the network: RGB float, percentile-normalised per image ({metadata['input']['normalisation']['low_percentile']}-{metadata['input']['normalisation']['high_percentile']}%),
+inverted when the background is light (so nuclei are always bright); padded to a multiple
+of {metadata['input']['size_multiple']} and tiled when large. All of this is in `nuclei.json`, which the app and CLI read.
+
+Tuned post-processing: body threshold {post['threshold']}, marker threshold
+{post['marker_threshold']}, minimum size {post['min_size']} pixels at the canonical scale.
 
 ## Training data
 DSB2018 stage 1 training set (BBBC038v1, Broad Institute, CC0), 664 images with annotation
-fixes. Deterministic 80:20 split stratified by image kind, seed {training['split_seed']}.
+fixes. Split 80:20 by **source group**, per image kind, seed {training['split_seed']}: DSB2018 holds many
+tiles of one mosaic or experiment, so images are grouped by size, kind and appearance and
+whole groups go to one side. The validation ids are listed in `nuclei.json`.
 
 ## Recipe
 U-Net, {training['depth']} levels, {training['base_filters']} base filters, transposed-convolution up-sampling;
-{training['epochs']} epochs x {training['steps_per_epoch']} steps x batch {training['batch_size']} random {training['crop_size']}x{training['crop_size']} crops,
-Adam with cosine decay, BCE + Dice on both outputs; rare image kinds over-sampled; scale,
-flip/rotation, colour, greyscale, gamma, blur, noise and inversion augmentation.
+every training image rescaled by its own ground-truth median diameter to {metadata['scale']['diameter']:g} px;
+{training['epochs']} epochs x {training['steps_per_epoch']} steps x batch {training['batch_size']} random {training['crop_size']}x{training['crop_size']} crops
+(scale jitter x0.7-1.4 around the canonical diameter), Adam with cosine decay, BCE + Dice on
+both outputs; rare image kinds over-sampled; H&E stain jitter in HED space, hue/saturation,
+colour, greyscale, gamma, contrast, blur, noise and inversion augmentation. The final
+weights are shipped (no checkpoint is picked on validation).
 {timing}
 
 Command: `{training['command']}` (code {training['code_version']}).
 
 ## Validation metrics
-Without test-time augmentation:
+Every number goes through the same pipeline as a user's image (original file, automatic
+diameter, rescaling, tiling, watershed). The post-processing thresholds are cross-tuned:
+each validation image is scored with the settings tuned on the other half of the
+validation groups. Reproduce with `python -m train.evaluate --model PATH`.
 
-{metrics_table(metrics['validation'])}
-
-With flip test-time augmentation (`--tta`):
-
-{metrics_table(metrics['validation_tta'])}
-
-The thresholds were tuned on the same validation split, so these numbers are slightly
-optimistic; the held-out DSB test set is not part of training or tuning.
+{report_tables(metrics)}
 
 ## Limitations
-- Trained on few brightfield ({metrics['validation_images'].get('brightfield', 0)} validation) and H&E tissue ({metrics['validation_images'].get('tissue', 0)} validation) images: their scores are noisy.
-- Very large or very small nuclei relative to the DSB scale are segmented less well: rescale first.
+- Few brightfield ({metrics['validation_images'].get('brightfield', 0)} validation) and H&E tissue ({metrics['validation_images'].get('tissue', 0)} validation) images: their scores are noisy,
+  and lower than fluorescence.
+- The held-out DSB2018 test set holds kinds not in training (other H&E magnifications, IHC);
+  expect lower scores there than on this validation split.
 """
 
 
