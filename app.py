@@ -13,15 +13,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb
 from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, PostprocessSettings
 from nuclei_app.figures import area_histogram, overlay_figure
-from nuclei_app.imageio import ImageReadError, read_image, read_labels
+from nuclei_app.imageio import ImageReadError, read_channels, read_labels
+from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
 from nuclei_app.measure import measure_nuclei, summary
 from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import STYLES, comparison_overlay, display_stride, draw_overlay, probability_picture, to_display
-from nuclei_app.pipeline import predict
-from nuclei_app.postprocess import instance_labels
+from nuclei_app.pipeline import Prediction, labels_for, predict
 from nuclei_app.results import combined_measurements, image_result_files, zip_bytes
 from nuclei_app.sources import describe, resolve_model
 
@@ -133,7 +134,7 @@ def inputs_ui() -> list[InputImage]:
         uploads = st.file_uploader(
             "Drop microscopy images here", accept_multiple_files=True,
             type=[s.lstrip(".") for s in IMAGE_SUFFIXES],
-            help=f"PNG, JPEG, TIFF (8/16-bit, first page), BMP; greyscale or colour; up to {limit} MB per file.")
+            help=f"PNG, JPEG, TIFF (8/16-bit, multi-channel stacks), BMP; greyscale or colour; up to {limit} MB per file.")
         st.caption(f"PNG, JPEG, TIFF (8/16-bit), BMP · up to {limit} MB per file · images stay on this server "
                    "only while the page is open.")
     with samples_tab:
@@ -173,45 +174,97 @@ def session_cached(key: tuple, compute):
     return value
 
 
-def probabilities_for(model: NucleiModel, item: InputImage, image: np.ndarray, tta: bool, position: str) -> np.ndarray:
+@dataclass(frozen=True)
+class ImageChoices:
+    """Per-image choices: ``diameter`` None = estimate it, ``channel`` 'auto', 'all' or an index."""
+    diameter: float | None = None
+    channel: int | str = AUTO
+
+
+def prediction_for(model: NucleiModel, item: InputImage, image: np.ndarray, settings: Settings,
+                   choices: ImageChoices, position: str) -> Prediction:
     def compute():
         bar = st.progress(0.0, text=f"{position}Waiting for another segmentation to finish…")
         with segmentation_slot():
-            result = predict(model, image, tta=tta, progress=lambda done, total: bar.progress(
-                done / total, text=f"{position}Segmenting {item.name}: tile {done} of {total}"))
+            result = predict(model, image, tta=settings.tta, diameter=choices.diameter, channel=choices.channel,
+                             progress=lambda done, total: bar.progress(
+                                 done / total, text=f"{position}Segmenting {item.name}: tile {done} of {total}"))
         bar.empty()
-        return result.astype(np.float16)  # half the memory; probabilities need no more precision
-    return session_cached(("probabilities", model.source, item.digest, tta), compute)
+        return result
+    return session_cached(("prediction", model.source, item.digest, settings.tta, choices), compute)
 
 
-def labels_for(item: InputImage, probabilities: np.ndarray, settings: Settings, model: NucleiModel) -> np.ndarray:
+def labels_cached(item: InputImage, prediction: Prediction, settings: Settings, choices: ImageChoices,
+                  model: NucleiModel) -> np.ndarray:
     def compute():
         with segmentation_slot():
-            return instance_labels(probabilities.astype(np.float32), settings.postprocess)
-    return session_cached(("labels", model.source, item.digest, settings.tta, settings.postprocess), compute)
+            return labels_for(model, prediction, settings.postprocess)
+    return session_cached(("labels", model.source, item.digest, settings.tta, choices, settings.postprocess), compute)
 
 
 # -- results ----------------------------------------------------------------------------
 @dataclass
 class Analysis:
     item: InputImage
-    image: np.ndarray
-    probabilities: np.ndarray
+    image: np.ndarray          # what the user sees: RGB, or the nuclear channel of a stack
+    prediction: Prediction
     labels: np.ndarray
     table: pd.DataFrame
+    kind: str
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return self.prediction.probabilities
 
 
 def analyse(model: NucleiModel, item: InputImage, settings: Settings, position: str = "") -> Analysis | None:
     try:
-        image = session_cached(("image", item.digest), lambda: read_image(item.data, name=item.name))
+        channels = session_cached(("image", item.digest), lambda: read_channels(item.data, name=item.name))
     except ImageReadError as error:
         st.error(f"**{item.name}** was skipped: {error}")
         return None
-    probabilities = probabilities_for(model, item, image, settings.tta, position)
-    labels = labels_for(item, probabilities, settings, model)
-    table = session_cached(("table", model.source, item.digest, settings.tta, settings.postprocess),
-                           lambda: measure_nuclei(labels, image))
-    return Analysis(item, image, probabilities, labels, table)
+    choices = image_choices_ui(item, channels, model)
+    try:
+        prediction = prediction_for(model, item, channels, settings, choices, position)
+    except ValueError as error:  # e.g. a channel the image does not have
+        st.error(f"**{item.name}**: {error}")
+        return None
+    labels = labels_cached(item, prediction, settings, choices, model)
+    used = prediction.channel
+    image = display_rgb(channels, used)
+    intensity = channels[..., used] if isinstance(used, int) else channels
+    table = session_cached(("table", model.source, item.digest, settings.tta, choices, settings.postprocess),
+                           lambda: measure_nuclei(labels, intensity))
+    return Analysis(item, image, prediction, labels, table, image_kind(image))
+
+
+def image_choices_ui(item: InputImage, channels: np.ndarray, model: NucleiModel) -> ImageChoices:
+    """Per-image scale and channel controls; both default to automatic."""
+    count = as_channels(channels).shape[-1]
+    with st.expander("Nucleus diameter and channel", expanded=False):
+        diameter = None
+        if model.diameter is not None:
+            by_hand = st.toggle("Set the nucleus diameter by hand", key=f"diameter_manual_{item.digest}",
+                                help="By default the diameter is estimated for each image. Set it when you know "
+                                     "it, or when the nuclei found look fragmented (diameter too small) or "
+                                     "merged (too large).")
+            if by_hand:
+                diameter = float(st.number_input("Nucleus diameter (px)", 3.0, 500.0, step=1.0,
+                                                 key=f"diameter_{item.digest}",
+                                                 value=st.session_state.get(f"estimate_{item.digest}", model.diameter)))
+        else:
+            st.caption("This model records no training diameter: images are segmented at their own scale.")
+        channel = AUTO
+        if count > 1:
+            options = [AUTO, ALL_CHANNELS] + list(range(count))
+            names = {AUTO: "Automatic", ALL_CHANNELS: "All colours (H&E, brightfield)"}
+            channel = st.selectbox("Channel holding the nuclei", options, key=f"channel_{item.digest}",
+                                   format_func=lambda c: names.get(c, f"Channel {c}"))
+            previews = st.columns(min(count, 8))
+            for index, column in enumerate(previews):
+                column.image(to_display(screen_view(channels[..., index], 160)), caption=f"Channel {index}",
+                             width="stretch", clamp=True)
+    return ImageChoices(diameter, channel)
 
 
 def screen_view(array: np.ndarray, max_side: int = 1200) -> np.ndarray:
@@ -223,18 +276,51 @@ def screen_view(array: np.ndarray, max_side: int = 1200) -> np.ndarray:
 
 def headline_ui(analysis: Analysis) -> None:
     stats = summary(analysis.labels, analysis.table)
-    columns = st.columns(4)
+    prediction = analysis.prediction
+    columns = st.columns(6)
     columns[0].metric("Nuclei", stats["count"])
     columns[1].metric("Coverage", f"{100 * stats['coverage']:.1f} %")
     columns[2].metric("Median area", f"{stats['median_area']:.0f} px")
     columns[3].metric("Mean area ± SD", f"{stats['mean_area']:.0f} ± {stats['std_area']:.0f} px")
+    if prediction.diameter is not None:
+        st.session_state[f"estimate_{analysis.item.digest}"] = round(prediction.diameter, 1)
+        columns[4].metric("Diameter used", f"{prediction.diameter:.1f} px",
+                          help=f"{DIAMETER_SOURCES[prediction.diameter_source]} The image was resized "
+                               f"×{prediction.factor:.2f} so its nuclei match the {prediction.canonical_diameter:g} px "
+                               "the network was trained at; results are at the original size.")
+    else:
+        columns[4].metric("Diameter used", "image scale")
+    columns[5].metric("Channel", "all colours" if prediction.channel == ALL_CHANNELS else f"{prediction.channel}")
 
 
-def result_ui(analysis: Analysis, settings: Settings) -> dict[str, bytes]:
+DIAMETER_SOURCES = {
+    "given": "Set by hand.",
+    "estimated": "Estimated from the image.",
+    "measured": "Estimated, then corrected to the median size of the nuclei found.",
+    "none": "",
+}
+
+
+def confidence_ui(analysis: Analysis, model: NucleiModel) -> None:
+    """Which kind of image this looks like, and how well the model did on that kind."""
+    mean_ap, images, weak = kind_confidence(model.validation_metrics, analysis.kind)
+    name = KIND_NAMES[analysis.kind]
+    if mean_ap is None:
+        st.caption(f"Looks like {name}. The model has no validation score for this kind: check the result by eye.")
+    elif weak:
+        st.warning(f"Looks like **{name}**: the model's validation mean AP on this kind is only {mean_ap:.2f} "
+                   f"({images} validation images). Expect missed or merged nuclei, and check the result by eye.",
+                   icon="⚠️")
+    else:
+        st.caption(f"Looks like {name}: validation mean AP on this kind {mean_ap:.2f} ({images} images).")
+
+
+def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> dict[str, bytes]:
     item, image, labels = analysis.item, analysis.image, analysis.labels
     height, width = labels.shape
     st.subheader(f"{item.name}  ·  {width}×{height}")
     headline_ui(analysis)
+    confidence_ui(analysis, model)
     overlay = draw_overlay(image, labels, style=settings.style, opacity=settings.opacity)
     left, right = st.columns(2)
     left.image(to_display(screen_view(image)), caption="Original", width="stretch", clamp=True)
@@ -305,7 +391,8 @@ def downloads_ui(item: InputImage, files: dict[str, bytes]) -> None:
 
 def batch_ui(analyses: list[Analysis], files: dict[str, bytes]) -> None:
     st.subheader(f"{len(analyses)} images")
-    rows = [{"image": a.item.name, **summary(a.labels, a.table)} for a in analyses]
+    rows = [{"image": a.item.name, **summary(a.labels, a.table), "diameter_px": a.prediction.diameter,
+             "channel": str(a.prediction.channel)} for a in analyses]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"coverage": st.column_config.NumberColumn(format="%.3f"),
                                 "mean_area": st.column_config.NumberColumn(format="%.1f"),
@@ -342,7 +429,7 @@ def main() -> None:
             position = f"Image {number} of {len(items)} · " if len(items) > 1 else ""
             analysis = analyse(model, item, settings, position)
             if analysis is not None:
-                files.update(result_ui(analysis, settings))
+                files.update(result_ui(analysis, settings, model))
                 analyses.append(analysis)
     if len(analyses) > 1:
         with batch_area:

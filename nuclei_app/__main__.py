@@ -17,9 +17,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     seg.add_argument("--threshold", type=float, help="nucleus probability threshold (default: the model's tuned value)")
     seg.add_argument("--min-size", type=int, help="smallest nucleus kept, in pixels (default: the model's tuned value)")
     seg.add_argument("--tta", action="store_true", default=None, help="flip test-time augmentation (4x slower)")
+    seg.add_argument("--diameter", type=positive_float, metavar="PX",
+                     help="typical nucleus diameter in pixels (default: estimated per image)")
+    seg.add_argument("--channel", type=channel_argument, default="auto", metavar="N",
+                     help="channel holding the nuclei, counted from 0; 'all' uses the colours as they are "
+                          "(H&E, brightfield); default 'auto' chooses per image")
+    seg.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
     info = commands.add_parser("info", help="show which model a source resolves to, and its validation metrics")
     add_model_arguments(info)
     return parser.parse_args(argv)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 10_000:
+        raise argparse.ArgumentTypeError(f"must be a positive number of pixels, got {text}")
+    return value
+
+
+def channel_argument(text: str):
+    from .channels import parse_channel
+
+    try:
+        return parse_channel(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,12 +71,13 @@ def main(argv: list[str] | None = None) -> int:
                           "folder": str(model.folder), "metrics": model.validation_metrics,
                           "postprocess": model.metadata.get("postprocess")}, indent=2))
         return 0
-    from .batch import segment_paths
+    from .batch import ImageRequest, segment_paths
     from .pipeline import settings_for
 
     print(f"model: {describe(model)}", file=sys.stderr)
     settings = settings_for(model, threshold=args.threshold, min_size=args.min_size)
-    result = segment_paths(model, args.paths, args.out, settings, tta=args.tta)
+    request = ImageRequest(settings, args.tta, args.diameter, args.channel)
+    result = segment_paths(model, args.paths, args.out, request, debug=args.debug)
     print(f"done: {len(result.processed)} segmented, {len(result.failed)} failed; results in {args.out}", file=sys.stderr)
     return result.exit_status
 

@@ -72,22 +72,24 @@ def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AU
 
 def predict(model: NucleiModel, image: np.ndarray, tta: bool | None = None,
             progress: ProgressCallback | None = None, diameter: float | None = None,
-            channel: int | str = AUTO, postprocess: PostprocessSettings | None = None) -> Prediction:
+            channel: int | str = AUTO) -> Prediction:
     """Probabilities at the input's size, with the image segmented at its nuclei's scale.
 
     ``diameter``: the nuclei's diameter in px; None estimates it (models that record the
-    diameter they were trained at; older models run at the image's own scale)."""
+    diameter they were trained at; older models run at the image's own scale). The estimate is
+    checked against the nuclei found with the model's tuned settings (not the caller's, so
+    that moving a threshold never changes the scale)."""
     if diameter is not None and not (math.isfinite(diameter) and diameter > 0):
         raise ValueError(f"diameter must be a positive number of pixels, got {diameter}.")
     prepared, chosen = network_input(model, image, channel)
     canonical = model.diameter
     if canonical is None:
         probabilities = _predict_at(model, prepared, 1.0, tta, progress)
-        return Prediction(probabilities, diameter, "none", chosen)
+        return Prediction(probabilities, None, "none", chosen)
     if diameter is not None:
         return _predict_for_diameter(model, prepared, diameter, "given", chosen, tta, progress)
     first = _predict_for_diameter(model, prepared, estimate_diameter(prepared), "estimated", chosen, tta, progress)
-    measured = median_diameter(labels_for(model, first, postprocess or model.postprocess_settings))
+    measured = median_diameter(labels_for(model, first))
     if measured and abs(math.log(measured / first.diameter)) > math.log(REFINE_TOLERANCE):
         return _predict_for_diameter(model, prepared, measured, "measured", chosen, tta, progress)
     return first
@@ -130,6 +132,6 @@ def segment(model: NucleiModel, image: np.ndarray, postprocess: PostprocessSetti
             tta: bool | None = None, progress: ProgressCallback | None = None, diameter: float | None = None,
             channel: int | str = AUTO) -> Segmentation:
     settings = postprocess or model.postprocess_settings
-    prediction = predict(model, image, tta, progress, diameter, channel, settings)
+    prediction = predict(model, image, tta, progress, diameter, channel)
     return Segmentation(prediction, labels_for(model, prediction, settings))
 

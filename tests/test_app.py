@@ -103,3 +103,24 @@ def test_hub_failure_shows_a_notice_and_uses_the_bundled_model(hub, repo_id, mon
     assert f"hf://{repo_id}@main" in notice and "repository not found" in notice and "bundled" in notice
     at.checkbox(key="sample_fluorescence_sparse").check().run()
     assert nuclei_count(at)[0] > 0  # and it still works
+
+
+def test_diameter_control_shows_the_estimate_and_overrides_it(app):
+    app.checkbox(key="sample_fluorescence_sparse").check().run()
+    estimate = [m.value for m in app.metric if m.label == "Diameter used"]
+    assert estimate and estimate[0].endswith(" px")
+    import hashlib
+
+    digest = hashlib.sha256((SAMPLES / "images" / "fluorescence_sparse.png").read_bytes()).hexdigest()[:16]
+    app.toggle(key=f"diameter_manual_{digest}").set_value(True).run()
+    (control,) = [n for n in app.number_input if n.label == "Nucleus diameter (px)"]
+    assert abs(control.value - float(estimate[0].split()[0])) < 0.11  # starts at the estimate
+    control.set_value(45.0).run()
+    assert not app.exception
+    assert [m.value for m in app.metric if m.label == "Diameter used"] == ["45.0 px"]
+
+
+def test_page_names_the_image_kind_and_cautions_where_weak(app):
+    app.checkbox(key="sample_tissue_he").check().run()
+    notes = [w.value for w in app.warning] + [c.value for c in app.caption]
+    assert any("stained tissue" in n and "validation mean AP" in n for n in notes)

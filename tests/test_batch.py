@@ -48,6 +48,30 @@ def test_writes_contract_files_and_skips_bad_ones(tiny_model, tmp_path):
     table = pd.read_csv(tmp_path / "out" / "measurements.csv")
     assert list(table.columns[:3]) == ["image", "nucleus", "area_px"]
     assert (table["image"] == "cells").all()
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert summary.set_index("image").loc["cells", "status"] == "ok"
+    assert summary.set_index("image").loc["cells", "nuclei"] == len(table)
+    assert "damaged" in summary.set_index("image").loc["broken", "status"]
+
+
+def test_an_unexpected_failure_skips_only_that_image(tiny_model, tmp_path, monkeypatch):
+    import nuclei_app.batch as batch
+
+    write_image(tmp_path / "in" / "a.png")
+    write_image(tmp_path / "in" / "b.png", seed=1)
+    real = batch.segment
+
+    def failing_on_a(model, image, *args, **kwargs):
+        if image.shape[0] == 96 and not failing_on_a.failed:
+            failing_on_a.failed = True
+            raise RuntimeError("boom")
+        return real(model, image, *args, **kwargs)
+    failing_on_a.failed = False
+    monkeypatch.setattr(batch, "segment", failing_on_a)
+    log = io.StringIO()
+    result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", tiny_model.postprocess_settings, log=log)
+    assert result.exit_status == 1 and len(result.processed) == 1
+    assert "unexpected RuntimeError: boom" in log.getvalue() and "Traceback" not in log.getvalue()
 
 
 def test_bundled_model_counts_a_sample_plausibly(bundled_model, tmp_path):

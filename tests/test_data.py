@@ -2,9 +2,9 @@ import numpy as np
 from PIL import Image
 
 from nuclei_app.config import Normalisation
-from train.data import (CropSequence, Sample, augmented_example, Augmentation, find_samples, image_kind,
-                        load_samples, read_instance_labels, sampling_weights, split_train_validation,
-                        targets_from_labels)
+from train.augment import Augmentation
+from train.data import (CropSequence, Sample, assign_groups, augmented_example, find_samples, load_samples,
+                        read_instance_labels, sampling_weights, split_train_validation, targets_from_labels)
 import pytest
 
 from .conftest import fluorescence_like, synthetic_labels
@@ -36,20 +36,13 @@ def test_missing_data_folder_says_where_to_get_it(tmp_path):
         find_samples(tmp_path / "nothing")
 
 
-def test_image_kinds():
-    dark = np.zeros((10, 10, 3), np.float32)
-    light_grey = np.full((10, 10, 3), 0.8, np.float32)
-    purple = np.stack([np.full((10, 10), 0.8), np.full((10, 10), 0.5), np.full((10, 10), 0.8)], -1)
-    assert [image_kind(i) for i in (dark, light_grey, purple)] == ["fluorescence", "brightfield", "tissue"]
-
-
-def make_samples(kinds):
+def make_samples(kinds, group_size=1):
     labels = synthetic_labels()
     image = np.zeros(labels.shape + (3,), np.float16)
-    return [Sample(f"{kind}{i}", image, labels, kind) for i, kind in enumerate(kinds)]
+    return [Sample(f"{kind}{i}", image, labels, kind, group=i // group_size) for i, kind in enumerate(kinds)]
 
 
-def test_split_is_deterministic_stratified_80_20():
+def test_split_is_deterministic_by_group_and_kind():
     samples = make_samples(["fluorescence"] * 40 + ["tissue"] * 10 + ["brightfield"] * 5)
     train, validation = split_train_validation(samples, 0.2, seed=42)
     again = split_train_validation(samples, 0.2, seed=42)[1]
@@ -58,6 +51,26 @@ def test_split_is_deterministic_stratified_80_20():
     assert sum(s.kind == "brightfield" for s in validation) == 1
     other = split_train_validation(samples, 0.2, seed=7)[1]
     assert [s.sample_id for s in other] != [s.sample_id for s in validation]
+
+
+def test_a_source_group_is_never_on_both_sides():
+    samples = make_samples(["fluorescence"] * 60 + ["tissue"] * 20, group_size=5)
+    train, validation = split_train_validation(samples, 0.2, seed=1)
+    assert {s.group for s in train}.isdisjoint({s.group for s in validation})
+    assert 0.1 <= len(validation) / len(samples) <= 0.3
+    assert {s.kind for s in validation} == {"fluorescence", "tissue"}
+
+
+def test_groups_keep_look_alike_tiles_together():
+    """Two 'experiments' of one size and kind, told apart by brightness and nucleus size."""
+    samples = make_samples(["fluorescence"] * 24)
+    for index, sample in enumerate(samples):
+        dim = index % 2 == 0
+        sample.original_shape = (256, 256)
+        sample.features = (0.1 if dim else 0.6,) * 3 + (0.05 if dim else 0.2, np.log(10 if dim else 30) + index * 1e-3)
+    assign_groups(samples, group_size=12)
+    assert len({s.group for s in samples}) == 2
+    assert len({s.group for s in samples[::2]}) == 1 and len({s.group for s in samples[1::2]}) == 1
 
 
 def test_rare_kinds_are_drawn_more_often():
@@ -80,6 +93,8 @@ def test_targets_body_and_boundary():
 
 def test_augmented_crops_and_reproducible_batches():
     samples = make_samples(["fluorescence", "tissue"])
+    for sample in samples:  # an image that shows its labels, so misalignment would show
+        sample.image = np.repeat((sample.labels > 0)[..., None], 3, axis=-1).astype(np.float16)
     image, targets = augmented_example(samples[0], 64, Augmentation(), np.random.default_rng(0))
     assert image.shape == (64, 64, 3) and targets.shape == (64, 64, 2)
     assert 0 <= image.min() and image.max() <= 1
@@ -88,3 +103,15 @@ def test_augmented_crops_and_reproducible_batches():
     assert np.array_equal(first[0], CropSequence(samples, 3, 32, 2, seed=5)[1][0])
     sequence.on_epoch_end()
     assert not np.array_equal(first[0], sequence[1][0])  # a new epoch, new crops
+
+
+def test_load_brings_nuclei_to_the_canonical_diameter(tiny_dataset):
+    from nuclei_app.scale import median_diameter
+
+    files = find_samples(tiny_dataset)
+    native = load_samples(files, Normalisation())
+    scaled = load_samples(files, Normalisation(), diameter=8.0)
+    for before, after in zip(native, scaled):
+        assert abs(median_diameter(after.labels) - 8.0) < 1.5
+        assert after.image.shape[:2] == after.labels.shape
+        assert after.original_shape == before.labels.shape and after.diameter == before.diameter

@@ -1,28 +1,61 @@
 import numpy as np
 
-from train.data import Sample, targets_from_labels
-from train.evaluate import plot_learning_curves, score, tune
+from nuclei_app.config import PostprocessSettings
+from nuclei_app.pipeline import Prediction
+from train.data import targets_from_labels
+from train.evaluate import (Original, Tuner, diameter_report, folds, plot_learning_curves, plot_shift_validation,
+                            rescaled, score_labels, stain_shifted, tune)
+from train.export import report_tables
 
 from .conftest import synthetic_labels
 
 
-def perfect_case(kind: str, seed: int):
+class NoScaleModel:
+    """What ``labels_for`` reads of a model: its tuned settings (the predictions are given)."""
+    postprocess_settings = PostprocessSettings()
+
+
+def case(kind: str, seed: int, group: int):
     labels = synthetic_labels(seed=seed)
-    sample = Sample(f"{kind}{seed}", np.zeros(labels.shape + (3,), np.float16), labels, kind)
-    return sample, targets_from_labels(labels) * 0.8  # confident, not saturated
+    image = np.zeros(labels.shape + (3,), np.float32)
+    probabilities = targets_from_labels(labels) * 0.8  # confident, not saturated
+    return Original(f"{kind}{seed}", kind, group, image, labels), Prediction(probabilities, 7.0, "estimated", "all")
 
 
-def test_tuning_finds_settings_that_score_well_and_reports_per_kind():
-    cases = [perfect_case("fluorescence", 0), perfect_case("tissue", 1)]
-    samples, probabilities = [c[0] for c in cases], [c[1] for c in cases]
-    settings, best = tune(samples, probabilities)
-    assert best > 0.8
-    report = score(samples, probabilities, settings)
-    assert report["all"]["mean_ap"] == best
-    assert set(report) == {"all", "fluorescence", "tissue"} and report["tissue"]["images"] == 1
+def test_cross_tuning_scores_each_fold_with_the_other_folds_settings():
+    cases = [case("fluorescence", i, group=i) for i in range(4)] + [case("tissue", 9, group=9), case("tissue", 8, group=8)]
+    images, predictions = [c[0] for c in cases], [c[1] for c in cases]
+    assert sorted(folds(images).tolist()) == [0, 0, 0, 1, 1, 1]
+    shipped, per_image = tune(NoScaleModel(), images, predictions)
+    assert len(per_image) == len(images)
+    tuner = Tuner(NoScaleModel(), images, predictions)
+    assert tuner.aps(shipped).mean() > 0.8  # perfect probabilities: tuning finds settings that score
+    report = score_labels(images, [np.asarray(o.labels) for o in images])
+    assert report["all"]["mean_ap"] == 1.0 and report["tissue"]["images"] == 2
 
 
-def test_learning_curves_from_the_csv_log(tmp_path):
+def test_shift_sets_rescale_images_with_their_masks_and_restain_only_light_images():
+    images = [case("fluorescence", 0, 0)[0], case("tissue", 1, 1)[0]]
+    images[1].image[:] = 0.8
+    doubled = rescaled(images, 2.0)
+    assert doubled[0].image.shape[:2] == doubled[0].labels.shape == (192, 192)
+    assert set(np.unique(doubled[0].labels)) == set(np.unique(images[0].labels))
+    stained = stain_shifted(images)
+    assert [o.kind for o in stained] == ["tissue"] and not np.allclose(stained[0].image, 0.8)
+
+
+def test_diameter_report_compares_with_the_truth():
+    original, prediction = case("fluorescence", 0, 0)
+    report = diameter_report([original], [prediction])
+    assert report["images"] == 1 and report["median_error"] > 0
+
+
+def test_learning_curves_and_shift_figure(tmp_path):
     (tmp_path / "log.csv").write_text("epoch,body_dice,loss,val_body_dice,val_loss\n0,0.5,1.0,0.4,1.1\n1,0.6,0.8,0.5,0.9\n")
     plot_learning_curves(tmp_path / "log.csv", tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 5000
+    scores = {"all": {"mean_ap": 0.5, "images": 2, "ap50": 0.7, "dice": 0.8, "iou": 0.7, "pixel_accuracy": 0.9}}
+    report = {"validation": scores, "shift": {"x0.5": scores, "x2": scores, "x3": scores}}
+    plot_shift_validation(report, tmp_path / "shift.png")
+    assert (tmp_path / "shift.png").stat().st_size > 5000
+    assert "| x3 | 0.500 (2) |" in report_tables(report)

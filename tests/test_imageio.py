@@ -122,7 +122,7 @@ def test_pixel_limit_applies_to_tiff(tmp_path):
 
 
 def test_unsupported_layout_is_explained(tmp_path):
-    tifffile.imwrite(tmp_path / "six.tif", np.zeros((40, 50, 6), np.uint8), photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(tmp_path / "six.tif", np.zeros((40, 50, 12), np.uint8), photometric="minisblack", planarconfig="contig")
     with pytest.raises(ImageReadError, match="unsupported image layout"):
         read_image(tmp_path / "six.tif")
 
@@ -144,3 +144,18 @@ def test_label_png_round_trip(tmp_path):
     write_labels_png(tmp_path / "labels.png", labels)
     assert Image.open(tmp_path / "labels.png").mode.startswith("I;16")
     np.testing.assert_array_equal(read_labels(tmp_path / "labels.png"), labels)
+
+
+@pytest.mark.parametrize("layout", ["CYX", "YXC", "ZCYX"])
+def test_channel_stacks_keep_every_channel(tmp_path, layout):
+    from nuclei_app.imageio import read_channels
+
+    planes = np.stack([np.full((20, 30), 1000 * (c + 1), np.uint16) for c in range(4)])  # (C, Y, X)
+    data = {"CYX": planes, "YXC": np.moveaxis(planes, 0, -1), "ZCYX": np.stack([planes, planes * 0])}[layout]
+    kwargs = {"photometric": "minisblack", "metadata": {"axes": layout}}
+    if layout == "YXC":
+        kwargs["planarconfig"] = "contig"
+    tifffile.imwrite(tmp_path / "stack.tif", data, **kwargs)
+    channels = read_channels(tmp_path / "stack.tif")
+    assert channels.shape == (20, 30, 4)
+    np.testing.assert_allclose(channels[0, 0], [1000 * (c + 1) / 65535 for c in range(4)], rtol=1e-5)

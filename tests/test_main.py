@@ -20,8 +20,8 @@ def test_segment_success_and_outputs(tiny_model_dir, tmp_path):
                      "--threshold", "0.4", "--min-size", "3")
     assert result.returncode == 0, result.stderr
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
-        "a_labels.png", "a_mask.png", "a_overlay.png", "measurements.csv"}
-    assert "[1/1] a.png" in result.stderr
+        "a_labels.png", "a_mask.png", "a_overlay.png", "measurements.csv", "summary.csv"}
+    assert "[1/1] a.png" in result.stderr and "diameter" in result.stderr
 
 
 def test_bad_file_is_reported_others_processed(tiny_model_dir, tmp_path):
@@ -82,3 +82,29 @@ def test_offline_mode_is_honoured(hub, repo_id, tiny_model_dir):
     result = run_cli("info", "--model", f"hf://{repo_id}@main", "--no-fallback", env={"HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2 and "HF_HUB_OFFLINE" in result.stderr
     assert hub.requests == []
+
+
+def test_diameter_and_channel_flags_are_used_and_reported(tiny_model_dir, tmp_path):
+    import numpy as np
+    import pandas as pd
+    import tifffile
+
+    labels = synthetic_labels()
+    stack = np.stack([np.zeros_like(labels), fluorescence_like(labels), np.zeros_like(labels)]).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack", metadata={"axes": "CYX"})
+    result = run_cli("segment", tmp_path / "stack.tif", "--out", tmp_path / "out", "--model", tiny_model_dir,
+                     "--diameter", "25", "--channel", "1")
+    assert result.returncode == 0, result.stderr
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    row = summary.iloc[0]
+    assert (row["diameter_px"], row["diameter_source"], str(row["channel"]), row["status"]) == (25, "given", "1", "ok")
+    assert (row["width"], row["height"]) == (96, 96)
+    wrong = run_cli("segment", tmp_path / "stack.tif", "--out", tmp_path / "o2", "--model", tiny_model_dir, "--channel", "5")
+    assert wrong.returncode == 1 and "channel 5" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert "channel 5" in pd.read_csv(tmp_path / "o2" / "summary.csv").iloc[0]["status"]
+
+
+def test_bad_flag_values_are_usage_errors(tmp_path):
+    for flags in (["--diameter", "-3"], ["--diameter", "big"], ["--channel", "blue"]):
+        result = run_cli("segment", tmp_path, "--out", tmp_path / "o", *flags)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, flags

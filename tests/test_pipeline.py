@@ -1,9 +1,11 @@
 import numpy as np
+import pytest
 
 from nuclei_app.imageio import read_image
 from nuclei_app.pipeline import inference_for, segment, settings_for
 
 from .conftest import SAMPLES
+from .test_scale import disks_image
 
 
 def test_settings_default_to_the_model_and_accept_overrides(tiny_model):
@@ -27,3 +29,52 @@ def test_threshold_changes_the_count_on_the_bundled_model(bundled_model):
     low = segment(bundled_model, image, settings_for(bundled_model, threshold=0.2)).labels
     high = segment(bundled_model, image, settings_for(bundled_model, threshold=0.95)).labels
     assert (low > 0).sum() > (high > 0).sum()
+
+
+def test_outputs_come_back_at_the_input_size_whatever_the_scale(tiny_model):
+    image = read_image(SAMPLES / "images" / "brightfield.png")[:123, :77]
+    for diameter in (4.0, 16.0, 60.0):
+        result = segment(tiny_model, image, diameter=diameter)
+        assert result.labels.shape == (123, 77) and result.probabilities.shape == (123, 77, 2)
+        assert result.prediction.diameter == diameter and result.prediction.diameter_source == "given"
+        assert abs(result.prediction.factor - tiny_model.diameter / diameter) < 1e-9
+
+
+def test_a_folder_without_a_diameter_still_loads_and_runs_at_scale_1(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from nuclei_app.model import load_model_folder
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_model_dir, old)
+    metadata = json.loads((old / "nuclei.json").read_text())
+    del metadata["scale"]
+    (old / "nuclei.json").write_text(json.dumps(metadata))
+    model = load_model_folder(old)
+    assert model.diameter is None
+    result = segment(model, read_image(SAMPLES / "images" / "brightfield.png"), diameter=40.0)
+    assert result.prediction.factor == 1.0 and result.prediction.diameter_source == "none"
+
+
+def test_a_channel_the_image_lacks_is_a_clear_error(tiny_model):
+    with pytest.raises(ValueError, match="has 3 channels"):
+        segment(tiny_model, read_image(SAMPLES / "images" / "brightfield.png"), channel=3)
+
+
+def test_80px_disks_at_diameter_80_give_one_label_per_disk(bundled_model):
+    image, truth = disks_image(80, shape=(720, 720), spacing=2.0)
+    result = segment(bundled_model, image, diameter=80)
+    assert result.count == truth.max()
+    # Each disk is one label that covers it.
+    for index in range(1, truth.max() + 1):
+        found = np.unique(result.labels[truth == index])
+        assert len(found[found > 0]) == 1
+
+
+@pytest.mark.parametrize("diameter", [12, 30, 80])
+def test_automatic_diameter_of_synthetic_disks_within_15_percent(bundled_model, diameter):
+    image, truth = disks_image(diameter, shape=(max(384, diameter * 9),) * 2)
+    result = segment(bundled_model, image)
+    assert result.prediction.diameter_source in ("estimated", "measured")
+    assert abs(np.log(result.prediction.diameter / diameter)) < np.log(1.15), result.prediction

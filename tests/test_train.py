@@ -12,14 +12,16 @@ from train.config import TINY_PRESET, TrainConfig
 def test_tiny_run_writes_a_loadable_model_folder(tiny_run):
     model = load_model_folder(tiny_run / "model")
     assert model.metadata["training"]["split_seed"] == 42
+    assert model.diameter == TrainConfig().diameter and model.metadata["training"]["validation_ids"]
+    assert set(model.metadata["metrics"]["shift"]) == {"x0.5", "x2", "x3"}
     assert set(model.metadata["metrics"]["validation"]["all"]) >= {"mean_ap", "ap50", "dice", "iou", "pixel_accuracy"}
     output = model.predict(np.zeros((1, 64, 64, 3), np.float32))
     assert output.shape == (1, 64, 64, 2)
 
 
 def test_tiny_run_records_everything(tiny_run):
-    for name in ("run.json", "log.csv", "checkpoints/best.weights.h5", "checkpoints/last.keras",
-                 "panels/epoch_001.png", "figures/learning_curves.png", "figures/predictions.png"):
+    for name in ("run.json", "log.csv", "checkpoints/last.keras", "panels/epoch_001.png",
+                 "figures/learning_curves.png", "figures/predictions.png", "figures/shift_validation.png"):
         assert (tiny_run / name).is_file(), name
     run = json.loads((tiny_run / "run.json").read_text())
     assert run["config"]["epochs"] == 1 and "command" in run
@@ -36,6 +38,28 @@ def test_resume_continues_from_the_last_epoch(tiny_run, tiny_dataset, tmp_path):
         epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
     assert epochs == [0, 1]  # epoch 0 from the first run, epoch 1 from the resumed one
     assert json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())["epochs_done"] == 2
+
+
+def test_resume_refuses_other_settings_and_keeps_the_original_command(tiny_run, tiny_dataset, tmp_path):
+    import shutil
+
+    from train.train import ConfigMismatch, train
+
+    shutil.copytree(tiny_run, tmp_path / "run")
+    original = json.loads((tmp_path / "run" / "run.json").read_text())
+    config = replace(replace(TrainConfig(), **TINY_PRESET), data=tiny_dataset, out=tmp_path / "run", seed=7, resume=True)
+    try:
+        train(config)
+    except ConfigMismatch as error:
+        assert "seed: 42 then, 7 now" in str(error)
+    else:
+        raise AssertionError("a resume with another seed must be refused")
+    assert json.loads((tmp_path / "run" / "run.json").read_text()) == original
+
+
+def test_long_preset_is_longer_and_writes_elsewhere():
+    config = config_from_args(parse_args(["--preset", "long"]))
+    assert config.epochs > TrainConfig().epochs and config.out != TrainConfig().out
 
 
 def test_cli_flags_override_the_preset():

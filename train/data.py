@@ -21,11 +21,11 @@ from skimage.segmentation import find_boundaries
 from nuclei_app.config import IMAGE_SUFFIXES, Normalisation
 from nuclei_app.imageio import decode_array, read_image, read_labels
 from nuclei_app.inference import preprocess
+from nuclei_app.kinds import KINDS, image_kind
 from nuclei_app.scale import median_diameter, rescale_image, resize_image, resize_labels, scale_factor
 
 from .augment import Augmentation, augment_intensity, flip_rotate, random_scale
 
-KINDS = ("fluorescence", "brightfield", "tissue")
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018" / "stage1_train"
 
 
@@ -106,14 +106,6 @@ def read_instance_labels(files: SampleFiles) -> np.ndarray:
             labels = np.zeros(mask.shape, np.int32)
         labels[mask > 0] = index
     return labels
-
-
-def image_kind(image: np.ndarray) -> str:
-    """fluorescence (dark background), brightfield (light, grey) or tissue (light, stained)."""
-    if float(np.median(image.mean(axis=-1))) < 0.5:
-        return "fluorescence"
-    colourfulness = float(np.mean(image.max(axis=-1) - image.min(axis=-1)))
-    return "tissue" if colourfulness > 0.08 else "brightfield"
 
 
 def load_sample(files: SampleFiles, normalisation: Normalisation, diameter: float | None) -> Sample:

@@ -1,0 +1,31 @@
+"""Image kinds (fluorescence, brightfield, H&E tissue) and how well the model does on each.
+
+The same rule sorts the training images (for the split and the per-kind metrics) and a
+user's image (for the app's honest-confidence note), so the score quoted for a kind is the
+score on images the rule put in that kind.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+KINDS = ("fluorescence", "brightfield", "tissue")
+KIND_NAMES = {"fluorescence": "fluorescence", "brightfield": "brightfield", "tissue": "stained tissue (H&E or similar)"}
+# Below this validation mean AP a kind's results need checking by eye.
+WEAK_MEAN_AP = 0.45
+
+
+def image_kind(image: np.ndarray) -> str:
+    """fluorescence (dark background), brightfield (light, grey) or tissue (light, stained)."""
+    image = image if image.ndim == 3 else image[..., None]
+    if float(np.median(image.mean(axis=-1))) < 0.5:
+        return "fluorescence"
+    colourfulness = float(np.mean(image.max(axis=-1) - image.min(axis=-1)))
+    return "tissue" if colourfulness > 0.08 else "brightfield"
+
+
+def kind_confidence(metrics: dict, kind: str) -> tuple[float | None, int, bool]:
+    """(validation mean AP on this kind, number of validation images, weak?) from nuclei.json."""
+    scores = metrics.get("validation", {}).get(kind)
+    if not scores:
+        return None, 0, True
+    return float(scores["mean_ap"]), int(scores["images"]), float(scores["mean_ap"]) < WEAK_MEAN_AP

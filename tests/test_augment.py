@@ -1,0 +1,35 @@
+import numpy as np
+
+from train.augment import Augmentation, augment_intensity, flip_rotate, hue_saturation, stain_jitter
+
+from .conftest import SAMPLES, synthetic_labels
+
+
+def test_flips_and_rotations_keep_image_and_labels_aligned():
+    labels = synthetic_labels(shape=(40, 64))
+    image = np.stack([labels > 0, labels == 1, np.zeros_like(labels)], -1).astype(np.float32)
+    for seed in range(8):
+        turned_image, turned_labels = flip_rotate(image, labels, np.random.default_rng(seed))
+        assert np.array_equal(turned_image[..., 0] > 0, turned_labels > 0)
+        assert np.array_equal(turned_image[..., 1] > 0, turned_labels == 1)
+
+
+def test_stain_jitter_changes_colours_but_keeps_nuclei_where_they_are():
+    from nuclei_app.imageio import read_image
+    from nuclei_app.inference import preprocess
+
+    tissue = preprocess(read_image(SAMPLES / "images" / "tissue_he.png"))[:128, :128]
+    jittered = stain_jitter(tissue, Augmentation(stain_sigma=0.2), np.random.default_rng(3))
+    assert jittered.shape == tissue.shape and 0 <= jittered.min() and jittered.max() <= 1
+    assert np.abs(jittered - tissue).mean() > 0.005
+    assert np.corrcoef(jittered.mean(-1).ravel(), tissue.mean(-1).ravel())[0, 1] > 0.8
+
+
+def test_hue_shift_keeps_grey_grey_and_outputs_stay_in_range():
+    grey = np.repeat(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8, 1), 3, -1)
+    shifted = hue_saturation(grey, Augmentation(), np.random.default_rng(0))
+    np.testing.assert_allclose(shifted[..., 0], shifted[..., 2], atol=1e-6)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        out = augment_intensity(rng.random((16, 16, 3), np.float32), Augmentation(), rng, stained=True)
+        assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1

@@ -1,0 +1,60 @@
+"""Composites built from a real training-like image with known truth: nuclei in one channel,
+a cytoplasm-like stain around them in another."""
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage
+
+from nuclei_app.channels import (ALL_CHANNELS, AUTO, channel_score, check_channel, choose_channel, network_rgb,
+                                 parse_channel)
+from nuclei_app.imageio import read_channels
+
+from .conftest import SAMPLES, synthetic_labels
+
+
+def nuclei_and_cytoplasm(seed=0):
+    labels = synthetic_labels(shape=(192, 192), seed=seed, count=14)
+    rng = np.random.default_rng(seed)
+    nuclei = 0.05 + 0.8 * (labels > 0) + rng.normal(0, 0.02, labels.shape)
+    cells = ndimage.grey_dilation(labels, size=15) > 0
+    cytoplasm = 0.05 + 0.5 * cells * (labels == 0) + 0.3 * (labels > 0) + rng.normal(0, 0.02, labels.shape)
+    cytoplasm = ndimage.gaussian_filter(cytoplasm, 1.5)
+    return np.clip(nuclei, 0, 1), np.clip(cytoplasm, 0, 1), labels
+
+
+def test_rgb_composite_picks_the_nuclear_blue_channel():
+    nuclei, cytoplasm, _ = nuclei_and_cytoplasm()
+    composite = np.stack([np.zeros_like(nuclei), cytoplasm, nuclei], axis=-1)
+    assert choose_channel(composite) == 2
+
+
+def test_four_channel_16bit_tiff_picks_channel_2(tmp_path):
+    nuclei, cytoplasm, _ = nuclei_and_cytoplasm(1)
+    rng = np.random.default_rng(0)
+    stack = np.stack([cytoplasm, rng.normal(0.1, 0.01, nuclei.shape), nuclei, cytoplasm ** 2])
+    tifffile.imwrite(tmp_path / "stack.tif", (np.clip(stack, 0, 1) * 4000).astype(np.uint16),
+                     photometric="minisblack", metadata={"axes": "CYX"})
+    channels = read_channels(tmp_path / "stack.tif")
+    assert channels.shape == (192, 192, 4)
+    assert choose_channel(channels) == 2
+
+
+def test_colour_and_grey_images_use_all_channels():
+    he = read_channels(SAMPLES / "images" / "tissue_he.png")
+    grey = read_channels(SAMPLES / "images" / "fluorescence_sparse.png")
+    assert choose_channel(he) == ALL_CHANNELS and choose_channel(grey) == ALL_CHANNELS
+    assert network_rgb(read_channels(SAMPLES / "images" / "brightfield.png"), ALL_CHANNELS).shape[-1] == 3
+
+
+def test_noise_has_low_separability_and_objects_high():
+    nuclei, _, _ = nuclei_and_cytoplasm()
+    noise = np.random.default_rng(0).normal(0.5, 0.1, nuclei.shape)
+    assert channel_score(noise)[0] < 0.75 < channel_score(nuclei)[0]
+
+
+def test_channel_arguments_and_checks():
+    assert parse_channel("2") == 2 and parse_channel("AUTO") == AUTO and parse_channel("all") == ALL_CHANNELS
+    with pytest.raises(ValueError, match="channel must be"):
+        parse_channel("blue")
+    with pytest.raises(ValueError, match="has 3 channels"):
+        check_channel(np.zeros((4, 4, 3)), 5, "x.png")

@@ -1,0 +1,23 @@
+import numpy as np
+
+from nuclei_app.imageio import read_image
+from nuclei_app.kinds import image_kind, kind_confidence
+
+from .conftest import SAMPLES
+
+
+def test_image_kinds_of_synthetic_and_sample_images():
+    dark = np.zeros((10, 10, 3), np.float32)
+    light_grey = np.full((10, 10, 3), 0.8, np.float32)
+    purple = np.stack([np.full((10, 10), 0.8), np.full((10, 10), 0.5), np.full((10, 10), 0.8)], -1)
+    assert [image_kind(i) for i in (dark, light_grey, purple)] == ["fluorescence", "brightfield", "tissue"]
+    kinds = {name: image_kind(read_image(SAMPLES / "images" / f"{name}.png"))
+             for name in ("fluorescence_dense", "brightfield", "tissue_he")}
+    assert kinds == {"fluorescence_dense": "fluorescence", "brightfield": "brightfield", "tissue_he": "tissue"}
+
+
+def test_confidence_reads_the_model_metrics():
+    metrics = {"validation": {"tissue": {"mean_ap": 0.3, "images": 21}, "fluorescence": {"mean_ap": 0.6, "images": 100}}}
+    assert kind_confidence(metrics, "tissue") == (0.3, 21, True)
+    assert kind_confidence(metrics, "fluorescence") == (0.6, 100, False)
+    assert kind_confidence(metrics, "brightfield") == (None, 0, True)
