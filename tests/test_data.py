@@ -115,3 +115,13 @@ def test_load_brings_nuclei_to_the_canonical_diameter(tiny_dataset):
         assert abs(median_diameter(after.labels) - 8.0) < 1.5
         assert after.image.shape[:2] == after.labels.shape
         assert after.original_shape == before.labels.shape and after.diameter == before.diameter
+
+
+def test_holdout_source_is_the_big_nuclei_group_with_enough_images():
+    from train.data import holdout_source
+
+    samples = make_samples(["fluorescence"] * 30, group_size=10)
+    for sample in samples:
+        sample.diameter = 10.0 + 20.0 * (sample.group == 1)
+    samples.append(Sample("lonely", samples[0].image, samples[0].labels, "fluorescence", diameter=90.0, group=7))
+    assert holdout_source(samples) == 1  # group 7 is larger but a single image

@@ -24,6 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     parser.add_argument("--base-filters", type=int, help=f"default {defaults.base_filters}")
     parser.add_argument("--diameter", type=float, help=f"canonical nucleus diameter in px (default {defaults.diameter})")
+    parser.add_argument("--holdout-group", type=int, metavar="N",
+                        help="experiment: leave source group N out of training and score it (-1: the group "
+                             "with the largest nuclei)")
     parser.add_argument("--max-images", type=int, help="use only the first N images (smoke tests)")
     parser.add_argument("--preset", choices=["tiny", "long"],
                         help="tiny: a seconds-long smoke run on 4 images; long: 72 epochs (~3 h here) into runs/long")

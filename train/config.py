@@ -29,6 +29,9 @@ class TrainConfig:
     panel_images: int = 3         # fixed validation images shown in the panels
     max_images: int | None = None  # use only the first N images (smoke tests)
     tune: bool = True             # tune post-processing thresholds on the validation split
+    # Experiment: train without one whole source group (None: off; -1: the group with the
+    # largest nuclei) and report the model's score on it as "holdout".
+    holdout_group: int | None = None
     resume: bool = False
 
     def to_json(self) -> dict:

@@ -187,6 +187,16 @@ def split_train_validation(samples: list[Sample], validation_fraction: float, se
     return train, validation
 
 
+def holdout_source(train: list[Sample], min_images: int = 8) -> int:
+    """The training-side source group with the largest nuclei (of those with enough images):
+    for the experiment that trains without it and scores it, as a user's unseen source."""
+    groups: dict[int, list[Sample]] = {}
+    for sample in train:
+        groups.setdefault(sample.group, []).append(sample)
+    big = {g: m for g, m in groups.items() if len(m) >= min_images} or groups
+    return max(big, key=lambda g: (np.median([s.diameter for s in big[g]]), -g))
+
+
 def sampling_weights(samples: list[Sample], power: float = 0.7) -> np.ndarray:
     """Per-image draw probabilities ~ 1 / count(kind)**power: rare kinds drawn more often."""
     counts = Counter(s.kind for s in samples)

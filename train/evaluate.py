@@ -193,6 +193,17 @@ def evaluate_model(keras_model, samples: list[Sample], config, multiple: int) ->
     return report
 
 
+def evaluate_holdout(keras_model, samples: list[Sample], config, report: dict, multiple: int) -> dict:
+    """Scores of a held-out source group (never trained on), with the shipped settings."""
+    model = training_model(keras_model, config, Normalisation(), multiple)
+    images = originals(samples)
+    settings = PostprocessSettings(**report["postprocess"])
+    scores = score_labels(images, labels_with(model, predict_all(model, images), [settings] * len(images)))
+    log.info("held-out source group %d: mean AP %.4f", samples[0].group, scores["all"]["mean_ap"])
+    return {"scores": scores, "group": int(samples[0].group), "ids": sorted(s.sample_id for s in samples),
+            "median_diameter": float(np.median([s.diameter for s in samples]))}
+
+
 def evaluate(model: NucleiModel, images: list[Original], tune_enabled: bool = True,
              shipped: PostprocessSettings | None = None) -> dict:
     plain = predict_all(model, images)
@@ -297,6 +308,20 @@ def evaluate_folder(model_source: str, data: Path) -> dict:
     return evaluate(model, originals(validation), shipped=model.postprocess_settings)
 
 
+def score_ids(model_source: str, data: Path, ids: list[str]) -> dict:
+    """A model folder's scores on given training-set images (e.g. another run's held-out group)."""
+    from nuclei_app.sources import resolve_model
+
+    from .data import find_samples, load_samples
+
+    model = resolve_model(model_source, fallback=False)
+    wanted = set(ids)
+    samples = load_samples([f for f in find_samples(data) if f.sample_id in wanted], model.normalisation)
+    images = originals(samples)
+    settings = model.postprocess_settings
+    return score_labels(images, labels_with(model, predict_all(model, images), [settings] * len(images)))
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
@@ -308,10 +333,20 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Score a model folder on its validation split.")
     parser.add_argument("--model", default="assets/model", help="model source (default: assets/model)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--holdout-of", type=Path, metavar="FOLDER",
+                        help="score only the source group another run (trained with --holdout-group) held out")
     args = parser.parse_args(argv)
+    import json
+
     from nuclei_app.model import ModelLoadError
 
+    from .export import metrics_table
+
     try:
+        if args.holdout_of:
+            ids = json.loads((args.holdout_of / "nuclei.json").read_text())["metrics"]["holdout"]["ids"]
+            print(metrics_table(score_ids(args.model, args.data, ids)))
+            return 0
         report = evaluate_folder(args.model, args.data)
     except (DatasetError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)

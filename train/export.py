@@ -16,7 +16,7 @@ from nuclei_app.model import FORMAT, METADATA_FILE, MODEL_CARD, ModelLoadError, 
 
 OUTPUTS = ["body", "boundary"]
 METRIC_KEYS = ("validation", "validation_tta", "validation_true_diameter", "shift", "diameter_estimate",
-               "validation_images")
+               "validation_images", "holdout")
 OUTPUT_MEANING = {
     "body": "probability that the pixel belongs to a nucleus",
     "boundary": "probability that the pixel is on the inner boundary of a nucleus",
@@ -111,6 +111,10 @@ def report_tables(metrics: dict) -> str:
         parts += ["", "Shift validation, mean AP (images): x0.5 / x2 / x3 = the validation images rescaled; "
                   "stain = brightfield and tissue images with another stain balance and brightness:",
                   shift_table(metrics)]
+    holdout = metrics.get("holdout")
+    if holdout:
+        parts += ["", f"Held-out source group {holdout['group']} ({len(holdout['ids'])} images, median nucleus "
+                  f"{holdout['median_diameter']:.0f} px), never trained on:", metrics_table(holdout["scores"])]
     estimate = metrics.get("diameter_estimate")
     if estimate and estimate.get("images"):
         parts += ["", f"Diameter used vs. the truth's median (x1, {estimate['images']} images): median error "

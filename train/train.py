@@ -25,7 +25,7 @@ from nuclei_app.config import Normalisation
 
 from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, read_state
 from .config import TrainConfig
-from .data import CropSequence, find_samples, load_samples, split_train_validation, validation_crops
+from .data import CropSequence, find_samples, holdout_source, load_samples, split_train_validation, validation_crops
 from .losses import bce_dice_loss, body_dice
 from .unet import UNetConfig, build_unet
 
@@ -78,13 +78,13 @@ def record_run(config: TrainConfig, folder: Path) -> dict:
 
 
 def current_command() -> str:
-    return "python -m train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return " ".join(["python -m train"] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
 def config_differences(original: dict, now: dict) -> list[str]:
     ignored = {"resume"}
     return [f"{key}: {original.get(key)!r} then, {now.get(key)!r} now"
-            for key in sorted(set(original) | set(now)) - ignored if original.get(key) != now.get(key)]
+            for key in sorted((set(original) | set(now)) - ignored) if original.get(key) != now.get(key)]
 
 
 def prepare_data(config: TrainConfig, normalisation: Normalisation):
@@ -96,9 +96,16 @@ def prepare_data(config: TrainConfig, normalisation: Normalisation):
     train_set, validation_set = split_train_validation(samples, config.validation_fraction, config.seed)
     if not validation_set:  # tiny runs: validate on the training images rather than on nothing
         validation_set = train_set[:1]
+    holdout_set = []
+    if config.holdout_group is not None:
+        group = holdout_source(train_set) if config.holdout_group < 0 else config.holdout_group
+        holdout_set = [s for s in train_set if s.group == group]
+        train_set = [s for s in train_set if s.group != group]
+        log.info("holding out source group %d: %d images, median diameter %.1f px", group, len(holdout_set),
+                 float(np.median([s.diameter for s in holdout_set])) if holdout_set else float("nan"))
     log.info("loaded %d images in %.0f s: train %s, validation %s", len(samples), time.time() - started,
              dict(Counter(s.kind for s in train_set)), dict(Counter(s.kind for s in validation_set)))
-    return train_set, validation_set
+    return train_set, validation_set, holdout_set
 
 
 def panel_samples(validation_set, count: int):
@@ -151,7 +158,7 @@ def train(config: TrainConfig) -> Path:
     make_reproducible(config.seed)
     normalisation = Normalisation()
     run = record_run(config, folder)
-    train_set, validation_set = prepare_data(config, normalisation)
+    train_set, validation_set, holdout_set = prepare_data(config, normalisation)
 
     model, start_epoch = build_or_resume(config, checkpoints)
     if start_epoch < config.epochs:
@@ -160,12 +167,14 @@ def train(config: TrainConfig) -> Path:
     # choosing "the best" epoch on the validation split would flatter the metrics it reports.
 
     # Imported here: evaluation and export are only needed once training is over.
-    from .evaluate import evaluate_model, save_figures
+    from .evaluate import evaluate_holdout, evaluate_model, save_figures
     from .export import export_model_folder
 
     clean = build_unet(UNetConfig(base_filters=config.base_filters, depth=config.depth))
     clean.set_weights(model.get_weights())  # drops the optimizer state from the export
     report = evaluate_model(clean, validation_set, config, multiple=2 ** model_depth(clean))
+    if holdout_set:
+        report["holdout"] = evaluate_holdout(clean, holdout_set, config, report, multiple=2 ** model_depth(clean))
     report["training"] = training_summary(config, checkpoints)
     save_figures(clean, folder, validation_set, report)
     return export_model_folder(clean, folder / "model", report, run, normalisation, config)
