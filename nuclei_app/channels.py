@@ -10,6 +10,7 @@ the channel that looks like nuclei; ``network_rgb`` turns the choice into the RG
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 AUTO = "auto"        # let ``choose_channel`` decide
@@ -18,6 +19,11 @@ ALL_CHANNELS = "all"  # use the image's colours as they are (grey, RGB, H&E)
 # Otsu's separability (between-class / total variance) above which a channel holds objects
 # on a background; pure noise gives ~0.64 (2/pi for a Gaussian), stained objects 0.8-0.95.
 SIGNAL_SEPARABILITY = 0.75
+# Median of the darkest channel above which an RGB image is transmitted light (see is_light_rgb):
+# DSB2018's H&E and brightfield images are all above 0.22, dark-field composites near 0.
+LIGHT_MIN_CHANNEL = 0.15
+# Share of a channel's foreground that must survive a 5x5 opening for it to hold nuclei.
+SOLID_FRACTION = 0.5
 
 
 def as_channels(image: np.ndarray) -> np.ndarray:
@@ -35,12 +41,16 @@ def is_grey(image: np.ndarray) -> bool:
 
 
 def is_light_rgb(image: np.ndarray) -> bool:
-    """An RGB image with a light background: brightfield, H&E, IHC (all transmitted light)."""
+    """An RGB image with a light background: brightfield, H&E, IHC (all transmitted light).
+
+    Transmitted light is white where nothing absorbs it, so most pixels are bright in *every*
+    channel; a fluorescence composite is dark in at least one channel almost everywhere,
+    however much of the field its cytoplasm stain covers."""
     image = as_channels(image)
     if image.shape[-1] not in (3, 4):
         return False
-    rgb = _stretch(_sample(image[..., :3]))
-    return float(np.median(rgb.max(axis=-1))) > 0.5
+    rgb = _stretch(_sample(image[..., :3]))  # one stretch for all three: colours keep their balance
+    return float(np.median(rgb.min(axis=-1))) > LIGHT_MIN_CHANNEL
 
 
 def choose_channel(image: np.ndarray) -> int | str:
@@ -49,27 +59,31 @@ def choose_channel(image: np.ndarray) -> int | str:
     if is_grey(image) or is_light_rgb(image):
         return ALL_CHANNELS
     scores = [channel_score(image[..., c]) for c in range(image.shape[-1])]
-    with_signal = [c for c, (separability, _) in enumerate(scores) if separability >= SIGNAL_SEPARABILITY]
+    with_signal = [c for c, score in enumerate(scores) if score[0] >= SIGNAL_SEPARABILITY]
     if not with_signal:
-        return int(np.argmax([separability for separability, _ in scores]))
-    # A nuclear stain lights up the nuclei only; a cytoplasm or membrane stain lights up the
-    # whole cell around them, so of the channels that hold objects, the nuclear one covers
-    # the least area.
-    return min(with_signal, key=lambda c: scores[c][1])
+        return int(np.argmax([score[0] for score in scores]))
+    # Nuclei are compact, filled objects: a membrane stain's thin outlines are not.
+    solid = [c for c in with_signal if scores[c][2] >= SOLID_FRACTION] or with_signal
+    # A nuclear stain lights up the nuclei only; a cytoplasm stain lights up the whole cell
+    # around them, so of the channels that hold solid objects, the nuclear one covers the
+    # least area.
+    return min(solid, key=lambda c: scores[c][1])
 
 
-def channel_score(plane: np.ndarray) -> tuple[float, float]:
-    """(Otsu separability, fraction above Otsu's threshold) of one percentile-stretched plane."""
-    values = _stretch(_sample(plane)).ravel()
+def channel_score(plane: np.ndarray) -> tuple[float, float, float]:
+    """(Otsu separability, fraction above Otsu's threshold, share of that foreground that
+    survives a 5x5 opening) of one percentile-stretched plane."""
+    values = _stretch(_sample(plane))
     if values.max() - values.min() < 1e-6:
-        return 0.0, 1.0
+        return 0.0, 1.0, 0.0
     threshold = threshold_otsu(values)
     above = values > threshold
     fraction = float(above.mean())
     if fraction in (0.0, 1.0):
-        return 0.0, fraction
+        return 0.0, fraction, 0.0
     between = fraction * (1 - fraction) * (values[above].mean() - values[~above].mean()) ** 2
-    return float(between / values.var()), fraction
+    solid = float(ndimage.binary_opening(above, np.ones((5, 5), bool)).sum() / above.sum())
+    return float(between / values.var()), fraction, solid
 
 
 def network_rgb(image: np.ndarray, channel: int | str) -> np.ndarray:

@@ -5,7 +5,7 @@ app all call it, so the model sees exactly the same kind of input everywhere.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 

@@ -1,9 +1,6 @@
 """The Streamlit page, run for real by Streamlit's AppTest on the bundled model."""
-import io
 
-import numpy as np
 import pytest
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from .conftest import PROJECT, SAMPLES

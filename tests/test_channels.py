@@ -58,3 +58,20 @@ def test_channel_arguments_and_checks():
         parse_channel("blue")
     with pytest.raises(ValueError, match="has 3 channels"):
         check_channel(np.zeros((4, 4, 3)), 5, "x.png")
+
+
+def test_composites_of_a_real_image_score_like_the_grey_image(bundled_model):
+    """The sparse fluorescence sample (DSB2018, with its truth) as grey, as an RGB composite and
+    as a 4-channel 16-bit stack: the default channel choice finds the nuclei in each."""
+    from benchmarks.composites import four_channel_stack, rgb_composite
+    from nuclei_app.imageio import read_image, read_labels
+    from nuclei_app.metrics import image_scores
+    from nuclei_app.pipeline import segment
+
+    image = read_image(SAMPLES / "images" / "fluorescence_sparse.png")
+    truth = read_labels(SAMPLES / "ground_truth" / "fluorescence_sparse.png")
+    grey = image_scores(truth, segment(bundled_model, image).labels).mean_ap
+    for composite in (rgb_composite(image.mean(-1), truth), four_channel_stack(image.mean(-1), truth)):
+        result = segment(bundled_model, np.round(composite * 65535) / 65535)
+        assert result.prediction.channel == 2
+        assert image_scores(truth, result.labels).mean_ap >= grey - 0.05
