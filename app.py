@@ -180,6 +180,12 @@ class ImageChoices:
     diameter: float | None = None
     channel: int | str = AUTO
 
+    @property
+    def key(self) -> tuple:
+        # A plain tuple: Streamlit re-runs this file, so this class is a new object on every
+        # rerun and its instances never compare equal to the previous run's.
+        return (self.diameter, self.channel)
+
 
 def prediction_for(model: NucleiModel, item: InputImage, image: np.ndarray, settings: Settings,
                    choices: ImageChoices, position: str) -> Prediction:
@@ -191,7 +197,7 @@ def prediction_for(model: NucleiModel, item: InputImage, image: np.ndarray, sett
                                  done / total, text=f"{position}Segmenting {item.name}: tile {done} of {total}"))
         bar.empty()
         return result
-    return session_cached(("prediction", model.source, item.digest, settings.tta, choices), compute)
+    return session_cached(("prediction", model.source, item.digest, settings.tta, choices.key), compute)
 
 
 def labels_cached(item: InputImage, prediction: Prediction, settings: Settings, choices: ImageChoices,
@@ -199,7 +205,8 @@ def labels_cached(item: InputImage, prediction: Prediction, settings: Settings, 
     def compute():
         with segmentation_slot():
             return labels_for(model, prediction, settings.postprocess)
-    return session_cached(("labels", model.source, item.digest, settings.tta, choices, settings.postprocess), compute)
+    return session_cached(("labels", model.source, item.digest, settings.tta, choices.key, settings.postprocess),
+                          compute)
 
 
 # -- results ----------------------------------------------------------------------------
@@ -233,7 +240,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, position: 
     used = prediction.channel
     image = display_rgb(channels, used)
     intensity = channels[..., used] if isinstance(used, int) else channels
-    table = session_cached(("table", model.source, item.digest, settings.tta, choices, settings.postprocess),
+    table = session_cached(("table", model.source, item.digest, settings.tta, choices.key, settings.postprocess),
                            lambda: measure_nuclei(labels, intensity))
     return Analysis(item, image, prediction, labels, table, image_kind(image))
 

@@ -82,7 +82,9 @@ def current_command() -> str:
 
 
 def config_differences(original: dict, now: dict) -> list[str]:
-    ignored = {"resume"}
+    # A moved run folder is the same run, and more epochs continue it (the resume is recorded
+    # with its command); anything else would change the data or the model mid-run.
+    ignored = {"resume", "out", "epochs"}
     return [f"{key}: {original.get(key)!r} then, {now.get(key)!r} now"
             for key in sorted((set(original) | set(now)) - ignored) if original.get(key) != now.get(key)]
 
