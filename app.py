@@ -135,7 +135,7 @@ def inputs_ui() -> list[InputImage]:
             "Drop microscopy images here", accept_multiple_files=True,
             type=[s.lstrip(".") for s in IMAGE_SUFFIXES],
             help=f"PNG, JPEG, TIFF (8/16-bit, multi-channel stacks), BMP; greyscale or colour; up to {limit} MB per file.")
-        st.caption(f"PNG, JPEG, TIFF (8/16-bit), BMP · up to {limit} MB per file · images stay on this server "
+        st.caption(f"PNG, JPEG, TIFF (8/16-bit, multi-channel), BMP · up to {limit} MB per file · images stay on this server "
                    "only while the page is open.")
     with samples_tab:
         chosen = samples_gallery()
@@ -230,6 +230,8 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, position: 
     except ImageReadError as error:
         st.error(f"**{item.name}** was skipped: {error}")
         return None
+    height, width = channels.shape[:2]
+    st.subheader(f"{item.name}  ·  {width}×{height}")
     choices = image_choices_ui(item, channels, model)
     try:
         prediction = prediction_for(model, item, channels, settings, choices, position)
@@ -288,7 +290,7 @@ def headline_ui(analysis: Analysis) -> None:
     columns[0].metric("Nuclei", stats["count"])
     columns[1].metric("Coverage", f"{100 * stats['coverage']:.1f} %")
     columns[2].metric("Median area", f"{stats['median_area']:.0f} px")
-    columns[3].metric("Mean area ± SD", f"{stats['mean_area']:.0f} ± {stats['std_area']:.0f} px")
+    columns[3].metric("Mean area", f"{stats['mean_area']:.0f} px", help=f"± {stats['std_area']:.0f} px (SD)")
     if prediction.diameter is not None:
         st.session_state[f"estimate_{analysis.item.digest}"] = round(prediction.diameter, 1)
         columns[4].metric("Diameter used", f"{prediction.diameter:.1f} px",
@@ -297,7 +299,8 @@ def headline_ui(analysis: Analysis) -> None:
                                "the network was trained at; results are at the original size.")
     else:
         columns[4].metric("Diameter used", "image scale")
-    columns[5].metric("Channel", "all colours" if prediction.channel == ALL_CHANNELS else f"{prediction.channel}")
+    columns[5].metric("Channel", "all" if prediction.channel == ALL_CHANNELS else f"{prediction.channel}",
+                      help="The channel the network saw: 'all' = the image's colours as they are.")
 
 
 DIAMETER_SOURCES = {
@@ -324,8 +327,6 @@ def confidence_ui(analysis: Analysis, model: NucleiModel) -> None:
 
 def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> dict[str, bytes]:
     item, image, labels = analysis.item, analysis.image, analysis.labels
-    height, width = labels.shape
-    st.subheader(f"{item.name}  ·  {width}×{height}")
     headline_ui(analysis)
     confidence_ui(analysis, model)
     overlay = draw_overlay(image, labels, style=settings.style, opacity=settings.opacity)
