@@ -171,6 +171,12 @@ def decode_array(source: ImageSource, name: str | None = None, limits: ReadLimit
             array = _decode_pillow(data, name, limits)
     except ImageReadError:
         raise
+    except Image.DecompressionBombError:
+        # Pillow's own guard fires in Image.open, before our header check: same answer.
+        raise ImageReadError(
+            f"{name}: the header declares more than {limits.max_pixels / 1e6:.0f} megapixels (a decompression "
+            "bomb, or an image too large to process here). Crop or downsample the image first."
+        ) from None
     except UnidentifiedImageError:
         raise ImageReadError(
             f"{name}: not a readable image. Supported formats: PNG, JPEG, TIFF, BMP."

@@ -67,6 +67,7 @@ def blend_ramp(length: int, overlap: int) -> np.ndarray:
     Never exactly 0: at the image border only one tile covers a pixel and must count.
     """
     ramp = np.ones(length, dtype=np.float32)
+    overlap = min(overlap, length // 2)  # a thin strip's only tile is thinner than the overlap
     if overlap > 0:
         fade = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
         ramp[:overlap] = fade

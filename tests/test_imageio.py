@@ -159,3 +159,10 @@ def test_channel_stacks_keep_every_channel(tmp_path, layout):
     channels = read_channels(tmp_path / "stack.tif")
     assert channels.shape == (20, 30, 4)
     np.testing.assert_allclose(channels[0, 0], [1000 * (c + 1) / 65535 for c in range(4)], rtol=1e-5)
+
+
+def test_png_decompression_bomb_is_a_clear_error():
+    buffer = io.BytesIO()
+    Image.new("1", (40000, 40000)).save(buffer, "PNG")  # a few kB on disk, 1.6 gigapixels
+    with pytest.raises(ImageReadError, match="bomb.png: the header declares more than 40 megapixels"):
+        read_image(buffer.getvalue(), name="bomb.png")

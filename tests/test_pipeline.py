@@ -78,3 +78,10 @@ def test_automatic_diameter_of_synthetic_disks_within_15_percent(bundled_model, 
     result = segment(bundled_model, image)
     assert result.prediction.diameter_source in ("estimated", "measured")
     assert abs(np.log(result.prediction.diameter / diameter)) < np.log(1.15), result.prediction
+
+
+@pytest.mark.parametrize("shape", [(16, 3000), (3000, 16), (5, 2000), (2, 2)])
+def test_thin_strips_are_segmented_at_their_own_size(tiny_model, shape):
+    image = np.random.default_rng(0).random(shape + (3,)).astype(np.float32)
+    for diameter in (None, 16.0):
+        assert segment(tiny_model, image, diameter=diameter).labels.shape == shape
