@@ -83,6 +83,10 @@ def _decode_tiff(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
         shape = page.shape
         planar = len(shape) == 3 and shape[0] <= MAX_CHANNELS < min(shape[1:])
         _check_pixels(shape[1:] if planar else shape, name, limits)
+        if len(shape) == 3 and not planar and shape[-1] > MAX_CHANNELS:
+            # Checked from the header: 64 channels of 2000x2000 would decode to gigabytes.
+            raise ImageReadError(f"{name}: unsupported image layout {tuple(shape)}; expected a 2-D image with "
+                                 f"1 to {MAX_CHANNELS} channels.")
         array = page.asarray()
         if planar:
             array = np.moveaxis(array, 0, -1)
@@ -97,6 +101,10 @@ def _read_channel_series(series, name: str, limits: ReadLimits) -> np.ndarray:
     if shape["C"] > MAX_CHANNELS:
         raise ImageReadError(f"{name}: {shape['C']} channels; at most {MAX_CHANNELS} are supported. "
                              "Save the nuclear channel, or a few channels, as their own file.")
+    if series.size > limits.max_pixels * MAX_CHANNELS:
+        # Z or T planes beyond the first would all be decoded: refuse from the header.
+        raise ImageReadError(f"{name}: the stack {dict(shape)} holds {series.size / 1e6:.0f} million values, "
+                             "too many to read here. Save the plane you want (one Z, one time point) as its own file.")
     array = series.asarray()
     # First plane of every axis that is not Y, X or C (Z, T, ...), then (Y, X, C).
     index = tuple(slice(None) if axis in "YXC" else 0 for axis in axes)

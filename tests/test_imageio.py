@@ -166,3 +166,14 @@ def test_png_decompression_bomb_is_a_clear_error():
     Image.new("1", (40000, 40000)).save(buffer, "PNG")  # a few kB on disk, 1.6 gigapixels
     with pytest.raises(ImageReadError, match="bomb.png: the header declares more than 40 megapixels"):
         read_image(buffer.getvalue(), name="bomb.png")
+
+
+def test_many_channel_tiff_is_refused_from_its_header(tmp_path, monkeypatch):
+    tifffile.imwrite(tmp_path / "wide.tif", np.zeros((300, 300, 64), np.uint8), photometric="minisblack",
+                     planarconfig="contig", compression="zlib")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("pixels were decoded before the layout was checked")
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", no_decoding)
+    with pytest.raises(ImageReadError, match="unsupported image layout"):
+        read_image(tmp_path / "wide.tif")

@@ -214,8 +214,12 @@ validation groups. Reproduce with `python -m train.evaluate --model PATH`.
 ## Limitations
 - Few brightfield ({metrics['validation_images'].get('brightfield', 0)} validation) and H&E tissue ({metrics['validation_images'].get('tissue', 0)} validation) images: their scores are noisy,
   and lower than fluorescence.
+- Brightfield nuclei tend to be drawn slightly inside their true outline, which costs
+  score at the stricter IoU thresholds.
 - The held-out DSB2018 test set holds kinds not in training (other H&E magnifications, IHC);
   expect lower scores there than on this validation split.
+- The automatic diameter assumes one population of nuclei; set `--diameter` for fields of
+  very different sizes or mostly debris.
 """
 
 
