@@ -1,6 +1,7 @@
 """All training settings in one dataclass; argparse fills it, ``train()`` reads it."""
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -35,7 +36,14 @@ class TrainConfig:
     resume: bool = False
 
     def to_json(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        # Paths relative to the project, so a run record means the same in anyone's clone.
+        return {k: (_portable(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+def _portable(path: Path) -> str:
+    from nuclei_app.config import PROJECT_DIR
+
+    return os.path.relpath(Path(path).resolve(), PROJECT_DIR) if Path(path).is_absolute() else str(path)
 
 
 TINY_PRESET = dict(epochs=1, steps_per_epoch=2, batch_size=2, crop_size=64, base_filters=4,
