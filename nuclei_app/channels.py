@@ -13,6 +13,9 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
+from .config import Normalisation
+from .inference import preprocess
+
 AUTO = "auto"        # let ``choose_channel`` decide
 ALL_CHANNELS = "all"  # use the image's colours as they are (grey, RGB, H&E)
 
@@ -24,6 +27,7 @@ SIGNAL_SEPARABILITY = 0.75
 LIGHT_MIN_CHANNEL = 0.15
 # Share of a channel's foreground that must survive a 5x5 opening for it to hold nuclei.
 SOLID_FRACTION = 0.5
+STRETCH_ONLY = Normalisation(invert_light_background=False)
 
 
 def as_channels(image: np.ndarray) -> np.ndarray:
@@ -122,11 +126,12 @@ def parse_channel(text: str) -> int | str:
     raise ValueError(f"channel must be 'auto', 'all' or a channel number (0, 1, ...), got {text!r}.")
 
 
+def _stretch(values: np.ndarray) -> np.ndarray:
+    """The shared percentile stretch of ``inference.preprocess``, without its inversion."""
+    return preprocess(values, STRETCH_ONLY)
+
+
 def _sample(image: np.ndarray, max_side: int = 512) -> np.ndarray:
     step = max(1, int(np.ceil(max(image.shape[:2]) / max_side)))
     return np.asarray(image[::step, ::step], np.float32)
 
-
-def _stretch(values: np.ndarray) -> np.ndarray:
-    low, high = np.percentile(values, (1.0, 99.8))
-    return np.clip((values - low) / max(high - low, 1e-6), 0.0, 1.0)

@@ -81,20 +81,26 @@ def predict(model: NucleiModel, image: np.ndarray, tta: bool | None = None,
     diameter they were trained at; older models run at the image's own scale). The estimate is
     checked against the nuclei found with the model's tuned settings (not the caller's, so
     that moving a threshold never changes the scale)."""
+    return _predict(model, image, tta, progress, diameter, channel)[0]
+
+
+def _predict(model, image, tta, progress, diameter, channel) -> tuple[Prediction, np.ndarray | None]:
+    """(prediction, its labels with the model's tuned settings where the diameter check
+    already computed them, else None)."""
     if diameter is not None and not (math.isfinite(diameter) and diameter > 0):
         raise ValueError(f"diameter must be a positive number of pixels, got {diameter}.")
     prepared, chosen = network_input(model, image, channel)
-    canonical = model.diameter
-    if canonical is None:
+    if model.diameter is None:
         probabilities = _predict_at(model, prepared, 1.0, tta, progress)
-        return Prediction(probabilities, None, "none", chosen)
+        return Prediction(probabilities, None, "none", chosen), None
     if diameter is not None:
-        return _predict_for_diameter(model, prepared, diameter, "given", chosen, tta, progress)
+        return _predict_for_diameter(model, prepared, diameter, "given", chosen, tta, progress), None
     first = _predict_for_diameter(model, prepared, estimate_diameter(prepared), "estimated", chosen, tta, progress)
-    measured = median_diameter(labels_for(model, first))
+    labels = labels_for(model, first)
+    measured = median_diameter(labels)
     if measured and abs(math.log(measured / first.diameter)) > math.log(REFINE_TOLERANCE):
-        return _predict_for_diameter(model, prepared, measured, "measured", chosen, tta, progress)
-    return first
+        return _predict_for_diameter(model, prepared, measured, "measured", chosen, tta, progress), None
+    return first, labels
 
 
 def _predict_for_diameter(model, prepared, diameter, source, chosen, tta, progress) -> Prediction:
@@ -134,6 +140,8 @@ def segment(model: NucleiModel, image: np.ndarray, postprocess: PostprocessSetti
             tta: bool | None = None, progress: ProgressCallback | None = None, diameter: float | None = None,
             channel: int | str = AUTO) -> Segmentation:
     settings = postprocess or model.postprocess_settings
-    prediction = predict(model, image, tta, progress, diameter, channel)
-    return Segmentation(prediction, labels_for(model, prediction, settings))
+    prediction, tuned_labels = _predict(model, image, tta, progress, diameter, channel)
+    if tuned_labels is None or settings != model.postprocess_settings:  # else the watershed is done
+        tuned_labels = labels_for(model, prediction, settings)
+    return Segmentation(prediction, tuned_labels)
 

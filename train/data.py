@@ -145,11 +145,10 @@ def assign_groups(samples: list[Sample], group_size: int = 12) -> None:
     next_group = 0
     for members in by_key.values():
         clusters = _appearance_clusters(members, group_size)
-        for cluster in np.unique(clusters):
-            for sample, c in zip(members, clusters):
-                if c == cluster:
-                    sample.group = next_group
-            next_group += 1
+        ids = {cluster: next_group + i for i, cluster in enumerate(np.unique(clusters))}
+        for sample, cluster in zip(members, clusters):
+            sample.group = ids[cluster]
+        next_group += len(ids)
 
 
 def _appearance_clusters(members: list[Sample], group_size: int) -> np.ndarray:
