@@ -83,7 +83,7 @@ def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
     from train.train import train
 
     out = tmp_path_factory.mktemp("run")
-    config = replace(TrainConfig(), **TINY_PRESET, data=tiny_dataset, out=out)
+    config = replace(replace(TrainConfig(), **TINY_PRESET), data=tiny_dataset, out=out)
     train(config)
     return out
 

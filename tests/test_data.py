@@ -32,8 +32,27 @@ def test_flat_layout(tmp_path):
 def test_missing_data_folder_says_where_to_get_it(tmp_path):
     from train.data import DatasetError
 
-    with pytest.raises(DatasetError, match="BBBC038"):
+    with pytest.raises(DatasetError, match="python -m train.download"):
         find_samples(tmp_path / "nothing")
+
+
+def test_the_bundled_samples_are_a_dataset(tmp_path):
+    from train.locations import SAMPLES_DATA_DIR
+
+    files = find_samples(SAMPLES_DATA_DIR)
+    assert sorted(f.sample_id for f in files) == ["brightfield", "fluorescence_dense", "fluorescence_sparse", "tissue_he"]
+    assert all(f.merged_mask_path.parent.name == "ground_truth" for f in files)
+
+
+def test_default_data_folder_prefers_the_environment_then_the_neighbour_then_the_cache(tmp_path, monkeypatch):
+    import train.locations as locations
+
+    monkeypatch.setenv("NUCLEI_DATA", str(tmp_path / "mine"))
+    assert locations.default_data_dir() == tmp_path / "mine"
+    monkeypatch.delenv("NUCLEI_DATA")
+    monkeypatch.setattr(locations, "SIBLING_DATA_DIR", tmp_path / "absent")
+    monkeypatch.setattr(locations, "CACHE_DATA_DIR", tmp_path / "cache")
+    assert locations.default_data_dir() == tmp_path / "cache"  # not there yet: where download puts it
 
 
 def make_samples(kinds, group_size=1):

@@ -72,4 +72,4 @@ def test_missing_data_is_a_clear_error(tmp_path, capsys):
     from train.__main__ import main
 
     assert main(["--preset", "tiny", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
-    assert "BBBC038" in capsys.readouterr().err
+    assert "python -m train.download" in capsys.readouterr().err

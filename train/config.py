@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .data import DEFAULT_DATA_DIR
+from .locations import SAMPLES_DATA_DIR, default_data_dir
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: Path = DEFAULT_DATA_DIR
+    data: Path = field(default_factory=default_data_dir)
     out: Path = Path("runs/default")
     # 26 epochs x 50 steps x 16 crops of 256x256 = 20,800 crops: ~63 min on 2 CPU cores,
     # leaving room in the 90-minute budget for loading, shift validation and export.
@@ -46,7 +46,8 @@ def _portable(path: Path) -> str:
     return os.path.relpath(Path(path).resolve(), PROJECT_DIR) if Path(path).is_absolute() else str(path)
 
 
-TINY_PRESET = dict(epochs=1, steps_per_epoch=2, batch_size=2, crop_size=64, base_filters=4,
+# Seconds long, on the bundled samples (they bring their ground truth): runs from a bare clone.
+TINY_PRESET = dict(data=SAMPLES_DATA_DIR, epochs=1, steps_per_epoch=2, batch_size=2, crop_size=64, base_filters=4,
                    depth=2, panel_every=1, panel_images=1, max_images=4, tune=False)
 
 

@@ -25,8 +25,9 @@ from nuclei_app.kinds import KINDS, image_kind
 from nuclei_app.scale import median_diameter, rescale_image, resize_image, resize_labels, scale_factor
 
 from .augment import Augmentation, augment_intensity, flip_rotate, random_scale
+from .locations import default_data_dir
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018" / "stage1_train"
+DEFAULT_DATA_DIR = default_data_dir()
 
 
 class DatasetError(RuntimeError):
@@ -59,17 +60,19 @@ def find_samples(root: str | Path) -> list[SampleFiles]:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(
-            f"Data folder {root} not found. Download the DSB2018 stage1_train set (BBBC038v1, "
-            "CC0: https://bbbc.broadinstitute.org/BBBC038) and pass --data PATH."
+            f"Data folder {root} not found. Run `python -m train.download` to download and verify the "
+            "DSB2018 training set (CC0) into the cache, where training finds it, or pass --data PATH "
+            "(or set NUCLEI_DATA)."
         )
-    if (root / "inputs").is_dir() and (root / "masks").is_dir():
-        samples = _find_flat(root)
+    flat = _flat_layout(root)
+    if flat:
+        samples = _find_flat(root, *flat)
     else:
         samples = _find_competition(root)
     if not samples:
         raise DatasetError(
             f"No training images in {root}: expected <id>/images/<id>.png with <id>/masks/*.png, "
-            "or inputs/ and masks/ folders with matching file names."
+            "or inputs/ and masks/ (or images/ and ground_truth/) folders with matching file names."
         )
     return samples
 
@@ -84,10 +87,19 @@ def _find_competition(root: Path) -> list[SampleFiles]:
     return samples
 
 
-def _find_flat(root: Path) -> list[SampleFiles]:
-    masks = {p.stem: p for p in (root / "masks").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+# Flat layouts: (images folder, masks folder) with matching file names; the second is the
+# bundled samples' own layout.
+FLAT_LAYOUTS = (("inputs", "masks"), ("images", "ground_truth"))
+
+
+def _flat_layout(root: Path) -> tuple[str, str] | None:
+    return next((pair for pair in FLAT_LAYOUTS if all((root / name).is_dir() for name in pair)), None)
+
+
+def _find_flat(root: Path, images: str, masks: str) -> list[SampleFiles]:
+    masks = {p.stem: p for p in (root / masks).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
     samples = []
-    for image_path in sorted((root / "inputs").iterdir()):
+    for image_path in sorted((root / images).iterdir()):
         if image_path.suffix.lower() in IMAGE_SUFFIXES and image_path.stem in masks:
             samples.append(SampleFiles(image_path.stem, image_path, merged_mask_path=masks[image_path.stem]))
     return samples
@@ -95,8 +107,8 @@ def _find_flat(root: Path) -> list[SampleFiles]:
 
 def read_instance_labels(files: SampleFiles) -> np.ndarray:
     if files.merged_mask_path is not None:
-        # A merged mask loses the borders between touching nuclei; connected components
-        # is the best that layout allows.
+        # A label image keeps its ids; a binary mask loses the borders between touching
+        # nuclei, and connected components is the best that allows.
         return read_labels(files.merged_mask_path)
     labels = None
     for index, mask_path in enumerate(files.mask_paths, start=1):

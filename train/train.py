@@ -96,7 +96,9 @@ def prepare_data(config: TrainConfig, normalisation: Normalisation):
     started = time.time()
     samples = load_samples(files, normalisation, config.diameter)
     train_set, validation_set = split_train_validation(samples, config.validation_fraction, config.seed)
-    if not validation_set:  # tiny runs: validate on the training images rather than on nothing
+    if not validation_set:  # tiny runs: validate on a training image rather than on nothing
+        log.info("no validation split in %d images: validating on the training image %s", len(samples),
+                 train_set[0].sample_id)
         validation_set = train_set[:1]
     holdout_set = []
     if config.holdout_group is not None:
