@@ -25,6 +25,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     seg.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
     info = commands.add_parser("info", help="show which model a source resolves to, and its validation metrics")
     add_model_arguments(info)
+    info.add_argument("--json", action="store_true", help="print a JSON record instead of a summary")
     return parser.parse_args(argv)
 
 
@@ -67,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     if model.notice:
         print(f"warning: {model.notice}", file=sys.stderr)
     if args.command == "info":
-        print(json.dumps({"model": describe(model), "source": model.source, "revision": model.revision,
-                          "folder": str(model.folder), "metrics": model.validation_metrics,
-                          "postprocess": model.metadata.get("postprocess")}, indent=2))
+        from .info import model_record, model_summary
+
+        print(json.dumps(model_record(model), indent=2) if args.json else model_summary(model))
         return 0
     from .batch import ImageRequest, segment_paths
     from .pipeline import settings_for

@@ -30,7 +30,7 @@ def silenced_stderr_fd():
 
 
 def import_keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # 3: also the runtime graph warnings (E0000 ...)
     if "keras" not in sys.modules:
         with silenced_stderr_fd():
             import tensorflow  # noqa: F401  (keras' backend; imported here so it is quiet too)

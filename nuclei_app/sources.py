@@ -119,21 +119,22 @@ def load_source(source: str) -> NucleiModel:
 def resolve_model(source: str | None = None, fallback: bool = True) -> NucleiModel:
     """The model for ``source`` (default: $NUCLEI_MODEL, else the bundled folder).
 
-    With ``fallback`` a failing source is replaced by the bundled model, and the returned
-    model's ``notice`` explains what happened.
+    With ``fallback`` a failing *remote* source (the Hub down, a revision gone) is replaced
+    by the bundled model, and the returned model's ``notice`` explains what happened. A local
+    folder that fails is an error: a mistyped path must not silently run another model.
     """
     source = source or default_source()
     try:
         return load_source(source)
     except ModelLoadError as error:
         bundled = str(BUNDLED_MODEL_DIR)
-        if not fallback or Path(source).expanduser().resolve() == BUNDLED_MODEL_DIR.resolve():
+        if not fallback or not source.startswith(HF_PREFIX):
             raise
         try:
             model = load_model_folder(BUNDLED_MODEL_DIR, source=bundled)
         except ModelLoadError as bundled_error:
             raise ModelLoadError(f"{error}; the bundled model could not be loaded either: {bundled_error}") from None
-        model.notice = (f"Model source {source} could not be used: {error}. "
+        model.notice = (f"Model source {source} could not be used: {str(error).rstrip('.')}. "
                         f"Using the bundled model ({bundled}) instead.")
         return model
 

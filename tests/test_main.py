@@ -39,14 +39,13 @@ def test_default_model_is_the_bundled_one(tmp_path):
     assert "assets/model" in result.stderr and (tmp_path / "tissue_he_labels.png").exists()
 
 
-def test_bad_model_falls_back_with_a_warning_or_fails_on_request(tmp_path):
+def test_a_mistyped_local_model_folder_exits_2(tmp_path):
     missing = tmp_path / "no_model"
-    fallback = run_cli("info", "--model", missing)
-    assert fallback.returncode == 0
-    assert "warning" in fallback.stderr and str(missing) in fallback.stderr and "bundled" in fallback.stderr
-    assert json.loads(fallback.stdout)["metrics"]["validation"]["all"]["mean_ap"] > 0
-    strict = run_cli("info", "--model", missing, "--no-fallback")
-    assert strict.returncode == 2 and "does not exist" in strict.stderr and "Traceback" not in strict.stderr
+    for extra in ((), ("--no-fallback",)):
+        result = run_cli("segment", SAMPLES / "images" / "tissue_he.png", "--out", tmp_path / "out",
+                         "--model", missing, *extra)
+        assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / "out" / "tissue_he_labels.png").exists()
 
 
 def test_usage_errors_exit_2():

@@ -22,10 +22,15 @@ def test_environment_variable_chooses_the_default(tiny_model_dir, monkeypatch):
     assert resolve_model().folder == tiny_model_dir
 
 
-def test_failing_source_falls_back_to_bundled(tmp_path):
-    model = resolve_model(str(tmp_path / "absent"))
+def test_a_missing_local_folder_is_an_error_not_a_fallback(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        resolve_model(str(tmp_path / "absent"))
+
+
+def test_failing_remote_source_falls_back_to_bundled(hub, repo_id):
+    model = resolve_model(f"hf://{repo_id}@main")
     assert model.folder.name == "model" and model.folder.parent.name == "assets"
-    assert str(tmp_path / "absent") in model.notice and "bundled" in model.notice
+    assert f"hf://{repo_id}@main" in model.notice and "bundled" in model.notice and ".. " not in model.notice
 
 
 def test_no_fallback_raises(tmp_path):

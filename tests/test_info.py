@@ -1,0 +1,26 @@
+import json
+
+from nuclei_app.info import model_record, model_summary
+
+from .test_main import run_cli
+
+
+def test_summary_is_readable_and_names_the_code_version(bundled_model):
+    text = model_summary(bundled_model)
+    code = bundled_model.metadata["training"]["code_version"]
+    assert code in text and "mean AP" in text and "16 px diameter" in text
+    validation = bundled_model.validation_metrics["validation"]["all"]["mean_ap"]
+    assert f"{validation:.3f}" in text and str(validation) not in text  # three decimals, not sixteen
+
+
+def test_summary_of_a_model_without_metrics(tiny_model):
+    assert "Validation" in model_summary(tiny_model)
+    assert model_record(tiny_model)["folder"] == str(tiny_model.folder)
+
+
+def test_cli_prints_the_summary_or_json():
+    plain = run_cli("info")
+    assert plain.returncode == 0 and plain.stdout.startswith("Model") and "{" not in plain.stdout
+    machine = run_cli("info", "--json")
+    record = json.loads(machine.stdout)
+    assert record["code_version"] and record["metrics"]["validation"]["all"]["mean_ap"] > 0
