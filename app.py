@@ -8,32 +8,37 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb
-from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, PostprocessSettings
-from nuclei_app.figures import area_histogram, overlay_figure
+from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings
+from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.imageio import ImageReadError, read_channels, read_labels
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
 from nuclei_app.measure import measure_nuclei, summary
 from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
-from nuclei_app.overlay import STYLES, comparison_overlay, display_stride, draw_overlay, probability_picture, to_display
+from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
+                                probability_picture, to_display)
 from nuclei_app.pipeline import Prediction, labels_for, predict
-from nuclei_app.results import combined_measurements, image_result_files, zip_bytes
+from nuclei_app.results import FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files, unique_names, zip_bytes
 from nuclei_app.sources import describe, resolve_model
 
-SESSION_CACHE_ENTRIES = 6  # per browser session: bounds memory with several users
+LIMITS = AppLimits()
+FORMATS = ("png", "tiff", "rois", "geojson")  # every download the CLI can write
+PAGE_COLUMN_PX = 700  # about how wide one of two side-by-side images is on a laptop screen
 
 
 @dataclass(frozen=True)
 class InputImage:
-    name: str              # file name without extension: the stem of every output file
+    name: str              # safe, unique on this page: the stem of every output file
+    label: str             # the file name as the user knows it, for messages
     data: bytes
-    digest: str            # identifies the content: results are reused while it is unchanged
+    key: str               # content digest + occurrence: widget keys and cached results
     truth: bytes | None = None
 
 
@@ -43,6 +48,7 @@ class Settings:
     tta: bool
     style: str
     opacity: float
+    stretch: bool = True
 
 
 # -- model ----------------------------------------------------------------------------
@@ -79,18 +85,18 @@ def model_panel(model: NucleiModel) -> None:
         st.markdown(f"**In use:** `{describe(model)}`")
         metrics = model.validation_metrics.get("validation", {})
         if metrics:
-            rows = {kind: {"images": m["images"], "mean AP": m["mean_ap"], "AP@0.5": m["ap50"], "Dice": m["dice"]}
-                    for kind, m in metrics.items()}
-            st.caption("Validation metrics (DSB2018 20% split)")
-            st.dataframe(pd.DataFrame(rows).T, width="stretch",
-                         column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("mean AP", "AP@0.5", "Dice")})
+            # A markdown table: it fits the sidebar's width, where a dataframe scrolls sideways.
+            rows = "\n".join(f"| {kind} | {m['images']} | {m['mean_ap']:.2f} | {m['ap50']:.2f} |"
+                             for kind, m in metrics.items())
+            st.markdown("Validation (DSB2018 20 % split)\n\n| kind | images | mean AP | AP@0.5 |\n|---|--:|--:|--:|\n"
+                        + rows)
 
 
 # -- settings ---------------------------------------------------------------------------
 def default_settings(model: NucleiModel) -> dict:
     tuned = model.postprocess_settings
     return {"threshold": float(tuned.threshold), "min_size": int(tuned.min_size),
-            "tta": bool(model.inference_settings.tta), "style": "outlines", "opacity": 0.6}
+            "tta": bool(model.inference_settings.tta), "style": "outlines", "opacity": 0.6, "stretch": True}
 
 
 def reset_settings(defaults: dict) -> None:
@@ -112,10 +118,14 @@ def settings_ui(model: NucleiModel) -> Settings:
     sidebar.radio("Overlay", STYLES, key="style", horizontal=True,
                   format_func={"outlines": "Outlines", "filled": "Filled", "instances": "Colour per nucleus"}.get)
     sidebar.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="opacity")
+    sidebar.toggle("Stretch contrast for display", key="stretch",
+                   help="Shows each image stretched between its 0.5th and 99.5th intensity percentiles, so dim "
+                        "and 16-bit images are visible. Off: the image as stored. Segmentation is not affected.")
     sidebar.button("Reset to the model's defaults", on_click=reset_settings, args=(defaults,))
     postprocess = PostprocessSettings(threshold=st.session_state.threshold, min_size=int(st.session_state.min_size),
                                       marker_threshold=model.postprocess_settings.marker_threshold)
-    return Settings(postprocess, st.session_state.tta, st.session_state.style, st.session_state.opacity)
+    return Settings(postprocess, st.session_state.tta, st.session_state.style, st.session_state.opacity,
+                    st.session_state.stretch)
 
 
 # -- inputs -----------------------------------------------------------------------------
@@ -127,6 +137,9 @@ def sample_paths() -> list[Path]:
     return sorted(p for p in (SAMPLES_DIR / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+FORMATS_TEXT = "PNG, JPEG, TIFF (8/16-bit, multi-channel stacks), BMP, GIF, WebP"
+
+
 def inputs_ui() -> list[InputImage]:
     limit = st.get_option("server.maxUploadSize")
     upload_tab, samples_tab = st.tabs(["Upload images", "Sample images"])
@@ -134,16 +147,28 @@ def inputs_ui() -> list[InputImage]:
         uploads = st.file_uploader(
             "Drop microscopy images here", accept_multiple_files=True,
             type=[s.lstrip(".") for s in IMAGE_SUFFIXES],
-            help=f"PNG, JPEG, TIFF (8/16-bit, multi-channel stacks), BMP; greyscale or colour; up to {limit} MB per file.")
-        st.caption(f"PNG, JPEG, TIFF (8/16-bit, multi-channel), BMP · up to {limit} MB per file · images stay on this server "
-                   "only while the page is open.")
+            help=f"{FORMATS_TEXT}; greyscale or colour; up to {limit} MB per file, {LIMITS.max_images} images at once.")
+        st.caption(f"{FORMATS_TEXT} · up to {limit} MB per file, {LIMITS.max_images} images at once · images stay on "
+                   "this server only while the page is open.")
     with samples_tab:
         chosen = samples_gallery()
-    items = [InputImage(Path(u.name).stem, u.getvalue(), digest(u.getvalue())) for u in uploads or []]
+    files = [(u.name, u.getvalue(), None) for u in uploads or []]
     for path in chosen:
         truth_path = SAMPLES_DIR / "ground_truth" / path.name
-        data = path.read_bytes()
-        items.append(InputImage(f"{path.stem}", data, digest(data), truth_path.read_bytes() if truth_path.exists() else None))
+        files.append((path.name, path.read_bytes(), truth_path.read_bytes() if truth_path.exists() else None))
+    return input_images(files)
+
+
+def input_images(files: list[tuple[str, bytes, bytes | None]]) -> list[InputImage]:
+    """Page items with names safe for downloads and unique on the page (two 'cells.*' files
+    become 'cells' and 'cells_2'), and keys unique even for the same content twice."""
+    names = unique_names(Path(name).stem for name, _, _ in files)
+    seen: dict[str, int] = {}
+    items = []
+    for (label, data, truth), name in zip(files, names):
+        content = digest(data)
+        seen[content] = seen.get(content, 0) + 1
+        items.append(InputImage(name, label, data, f"{content}_{seen[content]}", truth))
     return items
 
 
@@ -154,24 +179,42 @@ def samples_gallery() -> list[Path]:
     chosen = []
     for column, path in zip(columns, paths):
         with column:
-            st.image(str(path), width="stretch")
+            st.image(sample_thumbnail(str(path)), width="stretch")
             if st.checkbox(path.stem.replace("_", " "), key=f"sample_{path.stem}"):
                 chosen.append(path)
     return chosen
 
 
+@st.cache_data(show_spinner=False)
+def sample_thumbnail(path: str, side: int = 240) -> np.ndarray:
+    """A square centre crop: thumbnails of one height whatever the samples' shapes."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        return np.asarray(ImageOps.fit(image.convert("RGB"), (side, side)))
+
+
 # -- per-session result cache --------------------------------------------------------------
-def session_cached(key: tuple, compute):
-    """LRU cache in this browser session: moving a display slider never recomputes."""
-    cache: OrderedDict = st.session_state.setdefault("_results", OrderedDict())
+def session_cached(item: InputImage, key: tuple, compute):
+    """Results of this session, per image on the page: moving a display slider never
+    recomputes, however many images there are. Each image keeps its few latest results
+    (an LRU of ``AppLimits.results_per_image``); images no longer on the page are dropped
+    (``drop_unshown``), so memory follows what the page shows."""
+    cache: OrderedDict = st.session_state.setdefault("_results", {}).setdefault(item.key, OrderedDict())
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
     value = compute()
     cache[key] = value
-    while len(cache) > SESSION_CACHE_ENTRIES * 3:
+    while len(cache) > LIMITS.results_per_image:
         cache.popitem(last=False)
     return value
+
+
+def drop_unshown(items: list[InputImage]) -> None:
+    results = st.session_state.setdefault("_results", {})
+    for key in set(results) - {item.key for item in items}:
+        del results[key]
 
 
 @dataclass(frozen=True)
@@ -197,7 +240,7 @@ def prediction_for(model: NucleiModel, item: InputImage, image: np.ndarray, sett
                                  done / total, text=f"{position}Segmenting {item.name}: tile {done} of {total}"))
         bar.empty()
         return result
-    return session_cached(("prediction", model.source, item.digest, settings.tta, choices.key), compute)
+    return session_cached(item, ("prediction", model.source, settings.tta, choices.key), compute)
 
 
 def labels_cached(item: InputImage, prediction: Prediction, settings: Settings, choices: ImageChoices,
@@ -205,8 +248,7 @@ def labels_cached(item: InputImage, prediction: Prediction, settings: Settings, 
     def compute():
         with segmentation_slot():
             return labels_for(model, prediction, settings.postprocess)
-    return session_cached(("labels", model.source, item.digest, settings.tta, choices.key, settings.postprocess),
-                          compute)
+    return session_cached(item, ("labels", model.source, settings.tta, choices.key, settings.postprocess), compute)
 
 
 # -- results ----------------------------------------------------------------------------
@@ -226,23 +268,23 @@ class Analysis:
 
 def analyse(model: NucleiModel, item: InputImage, settings: Settings, position: str = "") -> Analysis | None:
     try:
-        channels = session_cached(("image", item.digest), lambda: read_channels(item.data, name=item.name))
+        channels = session_cached(item, ("image",), lambda: read_channels(item.data, name=item.label))
     except ImageReadError as error:
-        st.error(f"**{item.name}** was skipped: {error}")
+        st.error(f"Skipped. {error}")  # the reader's message names the file and says what to do
         return None
     height, width = channels.shape[:2]
-    st.subheader(f"{item.name}  ·  {width}×{height}")
+    st.subheader(f"{item.label}  ·  {width}×{height}")
     choices = image_choices_ui(item, channels, model)
     try:
         prediction = prediction_for(model, item, channels, settings, choices, position)
     except ValueError as error:  # e.g. a channel the image does not have
-        st.error(f"**{item.name}**: {error}")
+        st.error(f"**{item.label}**: {error}")
         return None
     labels = labels_cached(item, prediction, settings, choices, model)
     used = prediction.channel
     image = display_rgb(channels, used)
     intensity = channels[..., used] if isinstance(used, int) else channels
-    table = session_cached(("table", model.source, item.digest, settings.tta, choices.key, settings.postprocess),
+    table = session_cached(item, ("table", model.source, settings.tta, choices.key, settings.postprocess),
                            lambda: measure_nuclei(labels, intensity))
     return Analysis(item, image, prediction, labels, table, image_kind(image))
 
@@ -253,21 +295,21 @@ def image_choices_ui(item: InputImage, channels: np.ndarray, model: NucleiModel)
     with st.expander("Nucleus diameter and channel", expanded=False):
         diameter = None
         if model.diameter is not None:
-            by_hand = st.toggle("Set the nucleus diameter by hand", key=f"diameter_manual_{item.digest}",
+            by_hand = st.toggle("Set the nucleus diameter by hand", key=f"diameter_manual_{item.key}",
                                 help="By default the diameter is estimated for each image. Set it when you know "
                                      "it, or when the nuclei found look fragmented (diameter too small) or "
                                      "merged (too large).")
             if by_hand:
                 diameter = float(st.number_input("Nucleus diameter (px)", 3.0, 500.0, step=1.0,
-                                                 key=f"diameter_{item.digest}",
-                                                 value=st.session_state.get(f"estimate_{item.digest}", model.diameter)))
+                                                 key=f"diameter_{item.key}",
+                                                 value=st.session_state.get(f"estimate_{item.key}", model.diameter)))
         else:
             st.caption("This model records no training diameter: images are segmented at their own scale.")
         channel = AUTO
         if count > 1:
             options = [AUTO, ALL_CHANNELS] + list(range(count))
             names = {AUTO: "Automatic", ALL_CHANNELS: "All colours (H&E, brightfield)"}
-            channel = st.selectbox("Channel holding the nuclei", options, key=f"channel_{item.digest}",
+            channel = st.selectbox("Channel holding the nuclei", options, key=f"channel_{item.key}",
                                    format_func=lambda c: names.get(c, f"Channel {c}"))
             previews = st.columns(min(count, 8))
             for index, column in enumerate(previews):
@@ -292,7 +334,7 @@ def headline_ui(analysis: Analysis) -> None:
     columns[2].metric("Median area", f"{stats['median_area']:.0f} px")
     columns[3].metric("Mean area", f"{stats['mean_area']:.0f} px", help=f"± {stats['std_area']:.0f} px (SD)")
     if prediction.diameter is not None:
-        st.session_state[f"estimate_{analysis.item.digest}"] = round(prediction.diameter, 1)
+        st.session_state[f"estimate_{analysis.item.key}"] = round(prediction.diameter, 1)
         columns[4].metric("Diameter used", f"{prediction.diameter:.1f} px",
                           help=f"{DIAMETER_SOURCES[prediction.diameter_source]} The image was resized "
                                f"×{prediction.factor:.2f} so its nuclei match the {prediction.canonical_diameter:g} px "
@@ -325,29 +367,47 @@ def confidence_ui(analysis: Analysis, model: NucleiModel) -> None:
         st.caption(f"Looks like {name}: validation mean AP on this kind {mean_ap:.2f} ({images} images).")
 
 
-def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> dict[str, bytes]:
+def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> None:
     item, image, labels = analysis.item, analysis.image, analysis.labels
     headline_ui(analysis)
     confidence_ui(analysis, model)
-    overlay = draw_overlay(image, labels, style=settings.style, opacity=settings.opacity)
+    # Drawn on the view the page shows (at most MAX_DISPLAY_SIDE px a side), not the full
+    # image: cheap on every rerun, with outlines wide enough to see at page scale.
+    shown_image, shown_labels = screen_view(image, MAX_DISPLAY_SIDE), screen_view(labels, MAX_DISPLAY_SIDE)
+    overlay = draw_overlay(shown_image, shown_labels, style=settings.style, opacity=settings.opacity,
+                           display_side=PAGE_COLUMN_PX, stretch=settings.stretch)
+    stretched = " (contrast-stretched)" if settings.stretch else ""
     left, right = st.columns(2)
-    left.image(to_display(screen_view(image)), caption="Original", width="stretch", clamp=True)
-    right.image(screen_view(overlay), caption=f"{labels.max()} nuclei", width="stretch", clamp=True)
+    left.image(to_display(shown_image, settings.stretch), caption=f"Original{stretched}", width="stretch", clamp=True)
+    right.image(overlay, caption=f"{labels.max()} nuclei", width="stretch", clamp=True)
     interactive, probability, measurements, truth = st.tabs(
         ["Interactive view", "Probability map", "Measurements", "Compare to ground truth"])
     with interactive:
-        st.plotly_chart(overlay_figure(overlay, analysis.table), width="stretch",
-                        config={"scrollZoom": True, "displaylogo": False}, key=f"figure_{item.digest}")
+        step = display_stride(labels.shape, MAX_DISPLAY_SIDE)
+        st.plotly_chart(overlay_figure(overlay, analysis.table, step=step), width="stretch",
+                        config={"scrollZoom": True, "displaylogo": False}, key=f"figure_{item.key}")
     with probability:
         st.image(probability_picture(screen_view(analysis.probabilities)), caption="Nucleus probability (bright = nucleus)",
                  width="stretch", clamp=True)
     with measurements:
         measurements_ui(analysis)
     with truth:
-        ground_truth_ui(analysis)
-    files = image_result_files(item.name, labels, overlay, analysis.table)
-    downloads_ui(item, files)
-    return files
+        ground_truth_ui(analysis, settings)
+    downloads_ui(item, file_builders(analysis, settings))
+
+
+def file_builders(analysis: Analysis, settings: Settings) -> dict[str, Callable[[], bytes]]:
+    """Every download of one image, built only when clicked (no PNG encoding on reruns)."""
+    built: dict[str, bytes] = {}
+
+    def build_all() -> dict[str, bytes]:  # once for all of this image's files (ZIP included)
+        if not built:
+            overlay = draw_overlay(analysis.image, analysis.labels, style=settings.style, opacity=settings.opacity,
+                                   stretch=settings.stretch)
+            built.update(image_result_files(analysis.item.name, analysis.labels, overlay, analysis.table, FORMATS))
+        return built
+    names = [analysis.item.name + suffix for suffix in FILE_SUFFIXES]
+    return {name: (lambda name=name: build_all()[name]) for name in names}
 
 
 def measurements_ui(analysis: Analysis) -> None:
@@ -355,12 +415,12 @@ def measurements_ui(analysis: Analysis) -> None:
         st.info("No nuclei found with these settings: try a lower threshold or minimum size.")
         return
     st.dataframe(analysis.table, width="stretch", hide_index=True, height=280)
-    st.plotly_chart(area_histogram(analysis.table), width="stretch", key=f"hist_{analysis.item.digest}")
+    st.plotly_chart(area_histogram(analysis.table), width="stretch", key=f"hist_{analysis.item.key}")
 
 
-def ground_truth_ui(analysis: Analysis) -> None:
+def ground_truth_ui(analysis: Analysis, settings: Settings) -> None:
     item = analysis.item
-    upload = st.file_uploader("Ground-truth mask or label image (same size)", key=f"truth_{item.digest}",
+    upload = st.file_uploader("Ground-truth mask or label image (same size)", key=f"truth_{item.key}",
                               type=[s.lstrip(".") for s in IMAGE_SUFFIXES],
                               help="A binary mask (touching nuclei count as one) or an instance label image.")
     data = upload.getvalue() if upload else item.truth
@@ -382,34 +442,83 @@ def ground_truth_ui(analysis: Analysis) -> None:
                                                 ("IoU", scores.iou), ("Dice", scores.dice),
                                                 ("True / found", f"{scores.n_true} / {scores.n_predicted}"))):
         column.metric(label, value if isinstance(value, str) else f"{value:.3f}")
-    st.image(comparison_overlay(analysis.image, truth, analysis.labels), width="stretch", clamp=True,
-             caption="Green: matched (IoU > 0.5) · red: false positive · blue: missed nucleus")
+    match, false_positive, missed = palette_for(analysis.image).names
+    st.image(comparison_overlay(screen_view(analysis.image, MAX_DISPLAY_SIDE), screen_view(truth, MAX_DISPLAY_SIDE),
+                                screen_view(analysis.labels, MAX_DISPLAY_SIDE), display_side=PAGE_COLUMN_PX * 2,
+                                stretch=settings.stretch),
+             width="stretch", clamp=True, caption=f"{match.capitalize()}: matched (IoU > 0.5) · {false_positive}: "
+                                                   f"false positive · {missed}: missed nucleus")
 
 
-def downloads_ui(item: InputImage, files: dict[str, bytes]) -> None:
+MIME_TYPES = {".png": "image/png", ".csv": "text/csv", ".tif": "image/tiff", ".zip": "application/zip",
+              ".geojson": "application/geo+json"}
+
+
+def offer(label: str, file_name: str, build: Callable[[], bytes], key: str, **kwargs) -> None:
+    """A download built on click; registered so the page's files can be checked in tests."""
+    st.session_state.setdefault("_downloads", {})[file_name] = build
+    st.download_button(label, build, file_name=file_name, key=key, on_click="ignore",
+                       mime=MIME_TYPES.get(Path(file_name).suffix, "application/octet-stream"), **kwargs)
+
+
+def downloads_ui(item: InputImage, builders: dict[str, Callable[[], bytes]]) -> None:
+    st.caption("Downloads: the same files as the batch CLI (`--formats all`). Intensities in the measurements "
+               "are of the nuclear channel, scaled to 0-1 over the file's full range (8-bit: /255, 16-bit: /65535).")
     columns = st.columns(4)
-    labels = {"_labels.png": "Labels (16-bit PNG)", "_mask.png": "Mask PNG", "_overlay.png": "Overlay PNG",
-              "_measurements.csv": "Measurements CSV"}
-    for column, (filename, data) in zip(columns, files.items()):
-        suffix = filename[len(item.name):]
-        column.download_button(labels[suffix], data, file_name=filename, key=f"dl_{item.digest}{suffix}",
-                               mime="text/csv" if suffix.endswith(".csv") else "image/png", on_click="ignore",
-                               width="stretch")
+    for index, (file_name, build) in enumerate(builders.items()):
+        suffix = file_name[len(item.name):]
+        with columns[index % 4]:
+            offer(FILE_SUFFIXES[suffix], file_name, build, key=f"dl_{item.key}{suffix}", width="stretch")
 
 
-def batch_ui(analyses: list[Analysis], files: dict[str, bytes]) -> None:
+def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]]) -> None:
     st.subheader(f"{len(analyses)} images")
-    rows = [{"image": a.item.name, **summary(a.labels, a.table), "diameter_px": a.prediction.diameter,
-             "channel": str(a.prediction.channel)} for a in analyses]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"coverage": st.column_config.NumberColumn(format="%.3f"),
-                                "mean_area": st.column_config.NumberColumn(format="%.1f"),
-                                "median_area": st.column_config.NumberColumn(format="%.1f"),
-                                "std_area": st.column_config.NumberColumn(format="%.1f")})
-    bundle = dict(files)
-    bundle["measurements.csv"] = combined_measurements({a.item.name: a.table for a in analyses})
-    st.download_button("Download everything (ZIP)", zip_bytes(bundle), file_name="nuclei_results.zip",
-                       mime="application/zip", on_click="ignore", type="primary", key="dl_zip")
+    st.dataframe(pd.DataFrame([summary_row(a) for a in analyses]), hide_index=True, width="stretch",
+                 column_config={"Coverage (%)": st.column_config.NumberColumn(format="%.1f"),
+                                "Mean area (px)": st.column_config.NumberColumn(format="%.0f"),
+                                "Median area (px)": st.column_config.NumberColumn(format="%.0f"),
+                                "Area SD (px)": st.column_config.NumberColumn(format="%.0f"),
+                                "Diameter used (px)": st.column_config.NumberColumn(format="%.1f")})
+
+    def build_zip() -> bytes:
+        files = {name: build() for name, build in builders.items()}
+        files["measurements.csv"] = combined_measurements({a.item.name: a.table for a in analyses})
+        files["summary.csv"] = csv_bytes(pd.DataFrame([summary_row(a) for a in analyses]))
+        return zip_bytes(files)
+    offer("Download everything (ZIP)", "nuclei_results.zip", build_zip, key="dl_zip", type="primary")
+
+
+def summary_row(analysis: Analysis) -> dict:
+    """One image's headline numbers, with units, as the card shows them (coverage in %)."""
+    stats = summary(analysis.labels, analysis.table)
+    return {"Image": analysis.item.name, "File": analysis.item.label, "Nuclei": stats["count"],
+            "Coverage (%)": 100 * stats["coverage"], "Mean area (px)": stats["mean_area"],
+            "Median area (px)": stats["median_area"], "Area SD (px)": stats["std_area"],
+            "Diameter used (px)": analysis.prediction.diameter, "Channel": str(analysis.prediction.channel)}
+
+
+def card_ui(model: NucleiModel, item: InputImage, settings: Settings, position: str) -> Analysis | None:
+    """One image's card. Whatever goes wrong with this image stays on its card: the other
+    images still show."""
+    try:
+        analysis = analyse(model, item, settings, position)
+        if analysis is not None:
+            result_ui(analysis, settings, model)
+        return analysis
+    except Exception as error:  # noqa: BLE001 - one image's failure must not take the page down
+        st.error(f"**{item.label}** could not be processed: unexpected {type(error).__name__}: {error}. This is a "
+                 "bug: please report it with the file if you can.")
+        return None
+
+
+def too_many_ui(items: list[InputImage]) -> list[InputImage]:
+    if len(items) <= LIMITS.max_images:
+        return items
+    skipped = ", ".join(item.label for item in items[LIMITS.max_images:])
+    st.warning(f"{len(items)} images: only the first {LIMITS.max_images} are segmented here, to keep the server "
+               f"responsive for everyone. Not processed: {skipped}. For batches, use the command line "
+               "(`python -m nuclei_app segment FOLDER --out DIR`).", icon="⚠️")
+    return items[:LIMITS.max_images]
 
 
 def main() -> None:
@@ -427,21 +536,24 @@ def main() -> None:
     model_panel(model)
     settings = settings_ui(model)
     items = inputs_ui()
+    st.session_state["_downloads"] = {}
+    drop_unshown(items)
     if not items:
         st.info("Upload images or tick a sample to start.")
         return
+    items = too_many_ui(items)
     batch_area = st.container()  # filled after the loop, shown above the per-image results
-    analyses, files = [], {}
+    analyses, builders = [], {}
     for number, item in enumerate(items, start=1):
         with st.container(border=True):
             position = f"Image {number} of {len(items)} · " if len(items) > 1 else ""
-            analysis = analyse(model, item, settings, position)
+            analysis = card_ui(model, item, settings, position)
             if analysis is not None:
-                files.update(result_ui(analysis, settings, model))
                 analyses.append(analysis)
+                builders.update(file_builders(analysis, settings))
     if len(analyses) > 1:
         with batch_area:
-            batch_ui(analyses, files)
+            batch_ui(analyses, builders)
 
 
 if __name__ == "__main__":

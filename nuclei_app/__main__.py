@@ -22,6 +22,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     seg.add_argument("--channel", type=channel_argument, default="auto", metavar="N",
                      help="channel holding the nuclei, counted from 0; 'all' uses the colours as they are "
                           "(H&E, brightfield); default 'auto' chooses per image")
+    seg.add_argument("--formats", type=formats_argument, default=("png",), metavar="LIST",
+                     help="comma list of output formats: png (labels, mask and overlay PNGs), tiff (16-bit label "
+                          "TIFF), rois (ImageJ/Fiji ROI set), geojson (QuPath detections), or all; default png")
     seg.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
     info = commands.add_parser("info", help="show which model a source resolves to, and its validation metrics")
     add_model_arguments(info)
@@ -44,6 +47,15 @@ def channel_argument(text: str):
 
     try:
         return parse_channel(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def formats_argument(text: str) -> tuple[str, ...]:
+    from .exports import parse_formats
+
+    try:
+        return parse_formats(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -77,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"model: {describe(model)}", file=sys.stderr)
     settings = settings_for(model, threshold=args.threshold, min_size=args.min_size)
-    request = ImageRequest(settings, args.tta, args.diameter, args.channel)
+    request = ImageRequest(settings, args.tta, args.diameter, args.channel, args.formats)
     result = segment_paths(model, args.paths, args.out, request, debug=args.debug)
-    print(f"done: {len(result.processed)} segmented, {len(result.failed)} failed; results in {args.out}", file=sys.stderr)
+    if not result.found_nothing:
+        print(f"done: {len(result.processed)} segmented, {len(result.failed)} failed; results in {args.out} "
+              f"(summary.csv lists every input)", file=sys.stderr)
     return result.exit_status
 
 

@@ -6,6 +6,7 @@ exits 1.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -17,11 +18,12 @@ import pandas as pd
 
 from .channels import AUTO, display_rgb
 from .config import IMAGE_SUFFIXES, PostprocessSettings
-from .imageio import ImageReadError, labels_png_bytes, mask_png_bytes, read_channels, rgb_png_bytes
+from .imageio import ImageReadError, read_channels
 from .measure import COLUMNS, measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Segmentation, segment
+from .results import csv_bytes, image_result_files
 
 MEASUREMENTS_FILE = "measurements.csv"
 SUMMARY_FILE = "summary.csv"
@@ -31,11 +33,13 @@ SUMMARY_COLUMNS = ["image", "file", "width", "height", "nuclei", "diameter_px", 
 
 @dataclass(frozen=True)
 class ImageRequest:
-    """What the user asked for every image: ``diameter`` None = estimate, ``channel`` 'auto'."""
+    """What the user asked for every image: ``diameter`` None = estimate, ``channel`` 'auto',
+    ``formats`` the export formats (``exports.FORMATS``)."""
     settings: PostprocessSettings
     tta: bool | None = None
     diameter: float | None = None
     channel: int | str = AUTO
+    formats: tuple[str, ...] = ("png",)
 
 
 @dataclass
@@ -43,24 +47,96 @@ class BatchResult:
     processed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     summary: list[dict] = field(default_factory=list)
+    found_nothing: bool = False  # no image file among the inputs: nothing failed, nothing done
 
     @property
     def exit_status(self) -> int:
-        return 1 if self.failed else 0
+        return 1 if self.failed or self.found_nothing else 0
 
 
 def collect_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Image files from files and folders (recursive); missing paths are reported."""
-    found, problems = [], []
+    """Image files from files and folders (recursive, image suffixes in any case), and the
+    (path, reason) of what can't be used: missing paths, broken links, unreadable folders,
+    file names that are not valid UTF-8 (summary.csv could not hold them).
+
+    Folders are walked with ``os.walk``, following links to folders but entering each real
+    folder once, so a link to a parent folder (a loop) or a second way to the same data
+    neither hangs the scan nor segments an image twice. Hidden files and folders (".", such
+    as macOS's "._name.png" metadata files) are not images and are passed over."""
+    found, problems, entered = [], [], set()
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            images, trouble = _scan_folder(path, entered)
+            found += images
+            problems += trouble
         elif path.is_file():
             found.append(path)
+        elif path.is_symlink():
+            problems.append((str(path), _broken_link_reason(path)))
         else:
             problems.append((str(path), "no such file or folder"))
-    return found, problems
+    problems += [(str(p), "the file name is not valid UTF-8 text (it was probably written on a system with "
+                          "another encoding); rename the file.") for p in found if not _is_utf8(p)]
+    found = _first_of_each_file([p for p in found if _is_utf8(p)])
+    return found, [(_printable(path), reason) for path, reason in problems]
+
+
+def _scan_folder(folder: Path, entered: set[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files under ``folder``, skipping real folders already in ``entered`` (updated)."""
+    found, problems = [], []
+
+    def unreadable(error: OSError) -> None:
+        problems.append((error.filename or str(folder), f"the folder could not be read ({error.strerror or error})."))
+
+    for root, folders, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        real = os.path.realpath(root)
+        if real in entered:  # a symlink loop, or another link to a folder already searched
+            folders[:] = []
+            continue
+        entered.add(real)
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in files:
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            path = Path(root, name)
+            if path.is_file():
+                found.append(path)
+            else:  # a link to a file that moved, or to itself
+                problems.append((str(path), _broken_link_reason(path)))
+    return sorted(found), problems
+
+
+def _first_of_each_file(paths: list[Path]) -> list[Path]:
+    """Without repeats: a file named twice (directly, or by a link) is segmented once."""
+    seen, unique = set(), []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            unique.append(path)
+    return unique
+
+
+def _broken_link_reason(path: Path) -> str:
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    return f"broken symbolic link to {target}: the file it points to does not exist. Fix or remove the link."
+
+
+def _is_utf8(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of a POSIX file name, kept as surrogates
+        return False
+    return True
+
+
+def _printable(path: str) -> str:
+    """The path with undecodable bytes as \\xNN escapes: printable, and storable in summary.csv."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def output_names(images: list[Path]) -> dict[Path, str]:
@@ -77,10 +153,11 @@ def output_names(images: list[Path]) -> dict[Path, str]:
     return names
 
 
-def write_outputs(out: Path, name: str, image, labels) -> None:
-    (out / f"{name}_labels.png").write_bytes(labels_png_bytes(labels))
-    (out / f"{name}_mask.png").write_bytes(mask_png_bytes(labels))
-    (out / f"{name}_overlay.png").write_bytes(rgb_png_bytes(draw_overlay(image, labels, style="outlines", opacity=1.0)))
+def write_outputs(out: Path, name: str, image, labels, table: pd.DataFrame, formats: tuple[str, ...] = ("png",)) -> None:
+    """The image's files, from the same function as the app's downloads (byte-identical)."""
+    overlay = draw_overlay(image, labels, style="outlines", opacity=1.0) if "png" in formats else None
+    for file_name, data in image_result_files(name, labels, overlay, table, formats, measurements=False).items():
+        (out / file_name).write_bytes(data)
 
 
 def process_image(model: NucleiModel, path: Path, name: str, out: Path, request: ImageRequest,
@@ -90,9 +167,9 @@ def process_image(model: NucleiModel, path: Path, name: str, out: Path, request:
     segmentation = segment(model, channels, request.settings, tta=request.tta, progress=progress,
                            diameter=request.diameter, channel=request.channel)
     used = segmentation.prediction.channel
-    write_outputs(out, name, display_rgb(channels, used), segmentation.labels)
     intensity = channels[..., used] if isinstance(used, int) else channels
     table = measure_nuclei(segmentation.labels, intensity)
+    write_outputs(out, name, display_rgb(channels, used), segmentation.labels, table, request.formats)
     table.insert(0, "image", name)
     return segmentation, table, channels.shape[:2]
 
@@ -126,16 +203,22 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
         result.summary.append(summary_row(path, names[path], width=width, height=height, nuclei=segmentation.count,
                                           diameter=prediction.diameter, source=prediction.diameter_source,
                                           channel=prediction.channel, seconds=seconds, status="ok"))
-        print(f"[{index}/{len(images)}] {path.name}: {segmentation.count} nuclei, {describe_scale(prediction)}, "
+        print(f"[{index}/{len(images)}] {path.name}: {plural(segmentation.count, 'nucleus', 'nuclei')}, "
+              f"{describe_scale(prediction)}, "
               f"channel {prediction.channel} ({seconds:.1f} s)", file=log, flush=True)
     columns = ["image"] + COLUMNS
     frame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
-    frame.to_csv(out / MEASUREMENTS_FILE, index=False, float_format="%.4g")
-    pd.DataFrame(result.summary, columns=SUMMARY_COLUMNS).to_csv(out / SUMMARY_FILE, index=False, float_format="%.4g")
+    (out / MEASUREMENTS_FILE).write_bytes(csv_bytes(frame))
+    (out / SUMMARY_FILE).write_bytes(csv_bytes(pd.DataFrame(result.summary, columns=SUMMARY_COLUMNS)))
     if not images and not problems:
-        print("error: no image files found (PNG, JPEG, TIFF, BMP).", file=log)
-        result.failed.append(("", "no image files found"))
+        print(f"error: no image files found in {', '.join(map(str, paths))} "
+              f"(looked for {', '.join(sorted({s.lstrip('.').upper() for s in IMAGE_SUFFIXES}))}).", file=log)
+        result.found_nothing = True
     return result
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 def describe_scale(prediction) -> str:

@@ -14,7 +14,8 @@ BUNDLED_MODEL_DIR = PROJECT_DIR / "assets" / "model"
 SAMPLES_DIR = PROJECT_DIR / "assets" / "samples"
 MODEL_ENV_VAR = "NUCLEI_MODEL"
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+# Compared in lower case: CELLS.PNG and scan.TIF are found too. GIF and WebP: first frame.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,14 @@ class ReadLimits:
     # 2048x2048 float RGB copy of it still fits in the memory of a Streamlit Cloud app.
     max_pixels: int = 40_000_000
     max_file_bytes: int = 200 * 1024 * 1024
+    # Narrower images are refused with a reason. The pipeline itself runs on anything down to
+    # 1x1 (checked with 1xN, 2xN and Nx2 strips), but a single row or column of pixels is a
+    # wrong export, not a field of view, and no nucleus fits in it.
+    min_side: int = 2
+
+
+@dataclass(frozen=True)
+class AppLimits:
+    """What one page may hold, so one visitor can't exhaust a shared server's memory."""
+    max_images: int = 12          # images segmented per run; more get a message
+    results_per_image: int = 8    # cached results per image (image, predictions, labels, tables)

@@ -101,8 +101,16 @@ def rois_zip_bytes(labels: np.ndarray) -> bytes:
             # TRACED is the type of ImageJ's wand and Analyze Particles outlines: a polygon
             # on pixel edges, which ImageJ fills by pixel centres like this contract.
             roi.roitype = roifile.ROI_TYPE.TRACED
-            archive.writestr(f"{label}.roi", roi.tobytes())
+            archive.writestr(fixed_time_entry(f"{label}.roi"), roi.tobytes())
     return buffer.getvalue()
+
+
+def fixed_time_entry(name: str) -> zipfile.ZipInfo:
+    """A ZIP entry stamped 1980-01-01, so the same nuclei always give the same bytes (the
+    app's download and the CLI's file are identical, and reruns are reproducible)."""
+    entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    return entry
 
 
 def geojson_bytes(labels: np.ndarray, table: pd.DataFrame | None = None) -> bytes:

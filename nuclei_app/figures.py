@@ -12,14 +12,18 @@ from .overlay import display_stride
 MAX_DISPLAY_SIDE = 1600  # larger images are shown subsampled: the browser stays responsive
 
 
-def overlay_figure(overlay: np.ndarray, table: pd.DataFrame, height: int = 620) -> go.Figure:
+def overlay_figure(overlay: np.ndarray, table: pd.DataFrame, height: int = 620, step: int | None = None) -> go.Figure:
     """The overlay as a zoomable image; hovering a nucleus centre shows id, area, intensity.
+    ``step``: the overlay is already subsampled by it (coordinates stay the image's own);
+    None: it is at full resolution and is subsampled here.
 
     Hover comes from one marker per nucleus rather than a per-pixel layer, so the page
     stays light for images with thousands of nuclei.
     """
-    step = display_stride(overlay.shape, MAX_DISPLAY_SIDE)
-    shown = to_uint8(overlay[::step, ::step])
+    if step is None:
+        step = display_stride(overlay.shape, MAX_DISPLAY_SIDE)
+        overlay = overlay[::step, ::step]
+    shown = to_uint8(overlay)
     figure = go.Figure(go.Image(z=shown, dx=step, dy=step, hoverinfo="skip"))
     if len(table):
         figure.add_trace(go.Scatter(
@@ -31,8 +35,8 @@ def overlay_figure(overlay: np.ndarray, table: pd.DataFrame, height: int = 620) 
                           "<br>mean intensity %{customdata[2]:.3f}<extra></extra>",
             name="nuclei"))
     figure.update_layout(height=height, margin=dict(l=0, r=0, t=0, b=0), showlegend=False, dragmode="pan")
-    figure.update_xaxes(visible=False, range=[0, overlay.shape[1]])
-    figure.update_yaxes(visible=False, range=[overlay.shape[0], 0], scaleanchor="x")
+    figure.update_xaxes(visible=False, range=[0, overlay.shape[1] * step])
+    figure.update_yaxes(visible=False, range=[overlay.shape[0] * step, 0], scaleanchor="x")
     return figure
 
 

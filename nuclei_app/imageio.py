@@ -1,13 +1,15 @@
 """Reading any image a microscope (or a user) produces, and writing results.
 
 Every reader returns float32 RGB in [0, 1] with shape (H, W, 3), whatever came in:
-8/16/32-bit, float, greyscale, RGB, RGBA, multi-page TIFF (first page). Every failure is an
+8/16/32-bit, float (NaN and infinities included), greyscale, RGB, RGBA, palette, CMYK,
+multi-page TIFF and animated GIF or WebP (first page or frame). Every failure is an
 ``ImageReadError`` whose message says which file and what is wrong, so callers can show it
 as it is and carry on with the next file.
 """
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -20,10 +22,25 @@ from .config import ReadLimits
 
 ImageSource = Union[str, Path, bytes, BinaryIO]
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+SUPPORTED_FORMATS = "PNG, JPEG, TIFF, BMP, GIF, WebP"
+# Nuclei a few pixels across need an image of about this size for the network to find them;
+# smaller images (down to ReadLimits.min_side) are segmented, but rarely hold a nucleus.
+USEFUL_SIDE = 16
 
 
 class ImageReadError(ValueError):
-    """An input image could not be used; the message is meant for the user."""
+    """An input image could not be used; the message is meant for the user.
+
+    ``str(error)`` is "NAME: PROBLEM"; ``error.problem`` alone is for callers that already
+    show the file's name (so that it is not said twice). ``ImageReadError(message)`` with
+    one argument also works: then ``name`` is None and ``problem`` the whole message."""
+
+    def __init__(self, name: str, problem: str | None = None):
+        super().__init__(name if problem is None else f"{name}: {problem}")
+        self.name, self.problem = (None, name) if problem is None else (name, problem)
+
+    def __reduce__(self):  # pickling (multiprocessing, caches) rebuilds it from its parts
+        return type(self), (self.problem,) if self.name is None else (self.name, self.problem)
 
 
 def source_name(source: ImageSource, name: str | None = None) -> str:
@@ -36,38 +53,54 @@ def source_name(source: ImageSource, name: str | None = None) -> str:
 
 def _read_bytes(source: ImageSource, name: str, limits: ReadLimits) -> bytes:
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise ImageReadError(f"{name}: file not found.")
-        if path.stat().st_size > limits.max_file_bytes:
-            raise ImageReadError(
-                f"{name}: file is {path.stat().st_size / 2**20:.0f} MB, over the "
-                f"{limits.max_file_bytes / 2**20:.0f} MB limit. Crop or downsample it first."
-            )
-        data = path.read_bytes()
+        data = _read_file(Path(source), name, limits)
     elif isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     else:
         data = source.read(limits.max_file_bytes + 1)
     if len(data) == 0:
-        raise ImageReadError(f"{name}: the file is empty.")
+        raise ImageReadError(name, "the file is empty.")
     if len(data) > limits.max_file_bytes:
-        raise ImageReadError(f"{name}: file is over the {limits.max_file_bytes / 2**20:.0f} MB limit.")
+        raise ImageReadError(name, f"file is over the {limits.max_file_bytes / 2**20:.0f} MB limit.")
     return data
 
 
-def _check_pixels(shape: tuple[int, ...], name: str, limits: ReadLimits) -> None:
-    height, width = shape[0], shape[1]
+def _read_file(path: Path, name: str, limits: ReadLimits) -> bytes:
+    if path.is_symlink() and not path.exists():
+        raise ImageReadError(name, f"broken symbolic link to {os.readlink(path)}: the file it points to does not "
+                                   "exist. Fix or remove the link.")
+    if path.is_dir():
+        raise ImageReadError(name, "is a folder, not an image file.")
+    if not path.is_file():
+        raise ImageReadError(name, "file not found.")
+    try:
+        size = path.stat().st_size
+        if size > limits.max_file_bytes:
+            raise ImageReadError(name, f"file is {size / 2**20:.0f} MB, over the {limits.max_file_bytes / 2**20:.0f} "
+                                       "MB limit. Crop or downsample it first.")
+        return path.read_bytes()
+    except OSError as error:  # permissions, a disk or network share that went away
+        raise ImageReadError(name, f"the file could not be read ({error.strerror or error}).") from None
+
+
+def _check_pixels(height: int, width: int, name: str, limits: ReadLimits) -> None:
+    """Refuses, from the header, images too large to decode here or too small to segment."""
     if height * width > limits.max_pixels:
         raise ImageReadError(
-            f"{name}: {width}x{height} pixels is over the limit of {limits.max_pixels / 1e6:.0f} "
-            "megapixels. Crop or downsample the image first."
+            name, f"the image is {width}x{height} pixels, over the limit of {limits.max_pixels / 1e6:.0f} megapixels "
+                  "(a decompression bomb, or an image too large to process here). Crop or downsample the image first."
         )
-    if height < 2 or width < 2:
-        raise ImageReadError(f"{name}: image is only {width}x{height} pixels.")
+    if min(height, width) < limits.min_side:
+        side = limits.min_side
+        raise ImageReadError(
+            name, f"the image is only {width}x{height} pixels; at least {side}x{side} are needed (better "
+                  f"{USEFUL_SIDE}x{USEFUL_SIDE} or more: a nucleus is several pixels across). Check that this is "
+                  "the image you meant."
+        )
 
 
 MAX_CHANNELS = 8
+ALPHA_SAMPLES = (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA)
 
 
 def _decode_tiff(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
@@ -75,36 +108,55 @@ def _decode_tiff(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
     (Y, X, C); other axes (Z, T) give their first plane. Sizes are checked from the header."""
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         if not tif.pages:
-            raise ImageReadError(f"{name}: the TIFF file has no pages.")
+            raise ImageReadError(name, "the TIFF file has no pages.")
         series = tif.series[0] if tif.series else None
         if series is not None and "C" in series.axes and "Y" in series.axes and "X" in series.axes:
             return _read_channel_series(series, name, limits)
-        page = tif.pages.first
-        shape = page.shape
-        planar = len(shape) == 3 and shape[0] <= MAX_CHANNELS < min(shape[1:])
-        _check_pixels(shape[1:] if planar else shape, name, limits)
-        if len(shape) == 3 and not planar and shape[-1] > MAX_CHANNELS:
-            # Checked from the header: 64 channels of 2000x2000 would decode to gigabytes.
-            raise ImageReadError(f"{name}: unsupported image layout {tuple(shape)}; expected a 2-D image with "
-                                 f"1 to {MAX_CHANNELS} channels.")
-        array = page.asarray()
-        if planar:
-            array = np.moveaxis(array, 0, -1)
-        elif array.ndim == 3 and array.shape[-1] == 4 and page.photometric == tifffile.PHOTOMETRIC.RGB:
-            array = array[..., :3]  # RGBA: the alpha plane carries no image information
+        return _read_first_page(tif.pages.first, name, limits)
+
+
+def _read_first_page(page, name: str, limits: ReadLimits) -> np.ndarray:
+    """One page as (H, W) or (H, W, C): planar samples moved last, alpha dropped, CMYK as RGB."""
+    _check_pixels(page.imagelength, page.imagewidth, name, limits)
+    if page.samplesperpixel > MAX_CHANNELS:
+        # Checked from the header: 64 channels of 2000x2000 would decode to gigabytes.
+        raise ImageReadError(name, f"unsupported image layout {tuple(page.shape)}; expected a 2-D image with "
+                                   f"1 to {MAX_CHANNELS} channels.")
+    array = page.asarray()
+    if page.samplesperpixel > 1 and page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and array.ndim == 3:
+        array = np.moveaxis(array, 0, -1)
+    if array.ndim == 3:
+        array = _without_alpha(array, page)
+        cmyk = page.tags.valueof(332, 1) == 1  # InkSet: 1 (the default) is CMYK
+        if page.photometric == tifffile.PHOTOMETRIC.SEPARATED and array.shape[-1] == 4 and cmyk:
+            array = _cmyk_to_rgb(array)
     return array
+
+
+def _without_alpha(array: np.ndarray, page) -> np.ndarray:
+    """Alpha (transparency) carries no image information: an RGBA or grey + alpha TIFF is RGB or grey."""
+    alpha = sum(1 for sample in page.extrasamples if sample in ALPHA_SAMPLES)
+    if alpha == 0 and page.photometric == tifffile.PHOTOMETRIC.RGB and array.shape[-1] == 4:
+        alpha = 1  # RGBA written without the ExtraSamples tag
+    return array[..., : array.shape[-1] - alpha] if 0 < alpha < array.shape[-1] else array
+
+
+def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
+    """Ink amounts -> float32 RGB in [0, 1]: light is what the inks and the black leave through."""
+    ink = _to_unit_float(cmyk)
+    return ((1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4])).astype(np.float32)
 
 
 def _read_channel_series(series, name: str, limits: ReadLimits) -> np.ndarray:
     axes, shape = series.axes, dict(zip(series.axes, series.shape))
-    _check_pixels((shape["Y"], shape["X"]), name, limits)
+    _check_pixels(shape["Y"], shape["X"], name, limits)
     if shape["C"] > MAX_CHANNELS:
-        raise ImageReadError(f"{name}: {shape['C']} channels; at most {MAX_CHANNELS} are supported. "
-                             "Save the nuclear channel, or a few channels, as their own file.")
+        raise ImageReadError(name, f"{shape['C']} channels; at most {MAX_CHANNELS} are supported. "
+                                   "Save the nuclear channel, or a few channels, as their own file.")
     if series.size > limits.max_pixels * MAX_CHANNELS:
         # Z or T planes beyond the first would all be decoded: refuse from the header.
-        raise ImageReadError(f"{name}: the stack {dict(shape)} holds {series.size / 1e6:.0f} million values, "
-                             "too many to read here. Save the plane you want (one Z, one time point) as its own file.")
+        raise ImageReadError(name, f"the stack {dict(shape)} holds {series.size / 1e6:.0f} million values, too many "
+                                   "to read here. Save the plane you want (one Z, one time point) as its own file.")
     array = series.asarray()
     # First plane of every axis that is not Y, X or C (Z, T, ...), then (Y, X, C).
     index = tuple(slice(None) if axis in "YXC" else 0 for axis in axes)
@@ -112,42 +164,61 @@ def _read_channel_series(series, name: str, limits: ReadLimits) -> np.ndarray:
     return np.transpose(array[index], [kept.index(axis) for axis in "YXC"])
 
 
+# Pillow modes read as RGB, and as grey: alpha and transparency carry no image information.
+PILLOW_AS_RGB = ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBA", "RGBa", "RGBX")
+PILLOW_AS_GREY = ("1", "LA", "La")
+
+
 def _decode_pillow(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
+    """The first frame of any format Pillow knows (GIF and WebP animations included)."""
     with warnings.catch_warnings():
-        # Pillow warns, then raises, past MAX_IMAGE_PIXELS; we check the size ourselves
-        # from the header, before any pixel is decoded.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow warns past MAX_IMAGE_PIXELS (we check the size ourselves, from the header,
+        # before any pixel is decoded) and about palette transparency (which is dropped).
+        warnings.simplefilter("ignore")
         with Image.open(io.BytesIO(data)) as image:
-            _check_pixels((image.height, image.width), name, limits)
+            _check_pixels(image.height, image.width, name, limits)
             image.seek(0)
-            if image.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1", "RGBA", "RGBa", "RGBX"):
-                # Alpha (and transparency) carries no image information.
+            if image.mode in PILLOW_AS_RGB:
                 image = image.convert("RGB")
-            elif image.mode == "LA":
+            elif image.mode in PILLOW_AS_GREY:
                 image = image.convert("L")
             elif image.mode.startswith("I;16"):
                 return np.asarray(image, dtype=np.uint16)
             return np.asarray(image)
 
 
-def _to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
-    """Integer types map by their full range (so 16-bit keeps its meaning); floats by min-max."""
+def _to_unit_float(array: np.ndarray, name: str = "image") -> np.ndarray:
+    """8- and 16-bit integers map by their type's full range (a dim 16-bit image stays dim, as
+    recorded); wider integers and floats by their own min-max, since their range means nothing."""
     if array.dtype == bool:
         return array.astype(np.float32)
-    if np.issubdtype(array.dtype, np.integer):
+    if np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize <= 2:
         info = np.iinfo(array.dtype)
-        if info.min < 0:
-            array = array.astype(np.float64) - info.min
-        return (array / float(info.max - info.min)).astype(np.float32)
-    if np.issubdtype(array.dtype, np.floating):
-        array = array.astype(np.float32)
-        if not np.isfinite(array).all():
-            array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
-        low, high = float(array.min()), float(array.max())
-        if 0.0 <= low and high <= 1.0:
-            return array
-        return (array - low) / (high - low) if high > low else np.zeros_like(array)
-    raise ImageReadError(f"{name}: unsupported pixel type {array.dtype}.")
+        return ((array.astype(np.float32) - info.min) / float(info.max - info.min)).astype(np.float32)
+    if np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating):
+        return _stretch_to_unit(array)
+    raise ImageReadError(name, f"unsupported pixel type {array.dtype}.")
+
+
+def _stretch_to_unit(array: np.ndarray) -> np.ndarray:
+    """Floats already in [0, 1] as they are; other values min-max stretched. NaN counts as the
+    minimum and infinities as the finite extremes; an image without finite values is black."""
+    values = array.astype(np.float64 if array.dtype.itemsize > 4 else np.float32)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return np.zeros(values.shape, np.float32)
+    low, high = float(values[finite].min()), float(values[finite].max())
+    if not finite.all():
+        values = np.nan_to_num(values, copy=False, nan=low, posinf=high, neginf=low)
+    if 0.0 <= low and high <= 1.0 and np.issubdtype(array.dtype, np.floating):
+        return values.astype(np.float32, copy=False)
+    if high == low:  # a constant image: nothing to stretch, and no dividing by zero
+        return np.zeros(values.shape, np.float32)
+    # Halved first: high - low of +-1e308 would overflow to infinity.
+    values /= 2
+    values -= low / 2
+    values /= high / 2 - low / 2
+    return np.clip(values, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def _to_channels(array: np.ndarray, name: str) -> np.ndarray:
@@ -157,8 +228,8 @@ def _to_channels(array: np.ndarray, name: str) -> np.ndarray:
     if array.ndim == 3 and 1 <= array.shape[-1] <= MAX_CHANNELS:
         return array
     raise ImageReadError(
-        f"{name}: unsupported image layout {tuple(array.shape)}; expected a 2-D image with "
-        f"1 to {MAX_CHANNELS} channels (save a single plane of a Z-stack or time series)."
+        name, f"unsupported image layout {tuple(array.shape)}; expected a 2-D image with "
+              f"1 to {MAX_CHANNELS} channels (save a single plane of a Z-stack or time series)."
     )
 
 
@@ -182,19 +253,26 @@ def decode_array(source: ImageSource, name: str | None = None, limits: ReadLimit
     except Image.DecompressionBombError:
         # Pillow's own guard fires in Image.open, before our header check: same answer.
         raise ImageReadError(
-            f"{name}: the header declares more than {limits.max_pixels / 1e6:.0f} megapixels (a decompression "
-            "bomb, or an image too large to process here). Crop or downsample the image first."
+            name, f"the header declares more than {limits.max_pixels / 1e6:.0f} megapixels (a decompression bomb, "
+                  "or an image too large to process here). Crop or downsample the image first."
         ) from None
     except UnidentifiedImageError:
-        raise ImageReadError(
-            f"{name}: not a readable image. Supported formats: PNG, JPEG, TIFF, BMP."
-        ) from None
-    except (OSError, ValueError, SyntaxError, IndexError, KeyError, MemoryError) as error:
-        # Pillow and tifffile report truncated or corrupt data with these types.
-        raise ImageReadError(f"{name}: the file is damaged or truncated ({error}).") from None
+        raise ImageReadError(name, f"not a readable image. Supported formats: {SUPPORTED_FORMATS}.") from None
+    except MemoryError:
+        raise ImageReadError(name, "not enough memory to decode the image. Crop or downsample it, or close "
+                                   "other programs.") from None
+    except Exception as error:  # noqa: BLE001
+        # Decoders report damaged data with an open-ended set of types (OSError, SyntaxError,
+        # zlib.error, struct.error, ...): only the file's bytes were handled here, so it is the file.
+        raise ImageReadError(name, f"the file is damaged or truncated ({_describe(error)}).") from None
     if array.size == 0:
-        raise ImageReadError(f"{name}: the image has no pixels.")
+        raise ImageReadError(name, "the image has no pixels.")
     return array
+
+
+def _describe(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def read_image(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
@@ -221,7 +299,7 @@ def read_labels(source: ImageSource, name: str | None = None, limits: ReadLimits
     if array.ndim == 3:
         array = array[..., :3].max(axis=-1) if array.shape[-1] in (3, 4) else array[..., 0]
     if array.ndim != 2:
-        raise ImageReadError(f"{name}: a label image must be 2-D, got shape {tuple(array.shape)}.")
+        raise ImageReadError(name, f"a label image must be 2-D, got shape {tuple(array.shape)}.")
     if np.issubdtype(array.dtype, np.floating):
         array = np.rint(array)
     values = np.unique(array)

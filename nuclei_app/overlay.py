@@ -1,12 +1,57 @@
 """Overlays of labels on images, as RGB arrays (PNG downloads, CLI output, app view)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
-OUTLINE_COLOUR = np.array([1.0, 0.9, 0.0], np.float32)   # yellow reads well on grey, black and H&E
+OUTLINE_COLOUR = np.array([1.0, 0.9, 0.0], np.float32)   # yellow: reads on grey and black
 FILL_COLOUR = np.array([0.0, 1.0, 0.4], np.float32)
 STYLES = ("outlines", "filled", "instances")
+# An outline should stay about this many screen pixels wide however far the image is shrunk
+# to fit the page: a 1 px line on a 1388 px image shown 600 px wide would vanish.
+SCREEN_OUTLINE_PX = 2.0
+
+
+@dataclass(frozen=True)
+class Palette:
+    """Colours that stand out from the image's background, with their names for captions."""
+    outline: tuple[float, float, float]
+    match: tuple[float, float, float]
+    false_positive: tuple[float, float, float]
+    missed: tuple[float, float, float]
+    names: tuple[str, str, str]  # match, false positive, missed
+
+
+# Dark (fluorescence) backgrounds: yellow outlines; light blue for missed nuclei.
+DARK_PALETTE = Palette((1.0, 0.9, 0.0), (0.1, 0.9, 0.2), (1.0, 0.2, 0.2), (0.3, 0.6, 1.0), ("green", "red", "blue"))
+# Light (brightfield, H&E) backgrounds: yellow and blue vanish on pale and purple tissue;
+# saturated green, red and cyan do not.
+LIGHT_PALETTE = Palette((0.0, 0.85, 0.0), (0.0, 0.75, 0.0), (0.95, 0.0, 0.0), (0.0, 0.95, 1.0), ("green", "red", "cyan"))
+
+
+def palette_for(image: np.ndarray) -> Palette:
+    from .inference import is_light_background
+
+    rgb = image if image.ndim == 3 else image[..., None]
+    return LIGHT_PALETTE if is_light_background(to_display(rgb)) else DARK_PALETTE
+
+
+def outline_width(shape: tuple[int, ...], display_side: int | None) -> int:
+    """Outline width in image pixels so it is ~2 px on a screen showing ``display_side`` px."""
+    if not display_side:
+        return 1
+    return max(1, int(round(SCREEN_OUTLINE_PX * max(shape[:2]) / display_side)))
+
+
+def outlines(labels: np.ndarray, width: int = 1) -> np.ndarray:
+    """Inner boundaries of every nucleus, ``width`` pixels thick (never spilling outside it)."""
+    edges = find_boundaries(labels, mode="inner")
+    if width > 1:
+        edges = ndimage.binary_dilation(edges, iterations=width - 1) & (labels > 0)
+    return edges
 
 
 def display_stride(shape: tuple[int, ...], max_side: int) -> int:
@@ -22,20 +67,26 @@ def label_colours(labels: np.ndarray, seed: int = 7) -> np.ndarray:
     return palette[labels]
 
 
-def to_display(image: np.ndarray) -> np.ndarray:
-    """Contrast-stretched float RGB for showing a (possibly dim, 16-bit) image."""
+def to_display(image: np.ndarray, stretch: bool = True) -> np.ndarray:
+    """Float RGB for showing a (possibly dim, 16-bit) image: contrast-stretched between its
+    0.5th and 99.5th percentiles, or (``stretch=False``) as stored."""
+    if not stretch:
+        return np.clip(image, 0.0, 1.0).astype(np.float32)
     low, high = np.percentile(image, (0.5, 99.5))
     return np.clip((image - low) / max(high - low, 1e-6), 0.0, 1.0).astype(np.float32)
 
 
-def draw_overlay(image: np.ndarray, labels: np.ndarray, style: str = "outlines", opacity: float = 0.5) -> np.ndarray:
-    """float RGB in [0, 1] with the nuclei drawn in ``style`` at ``opacity``."""
+def draw_overlay(image: np.ndarray, labels: np.ndarray, style: str = "outlines", opacity: float = 0.5,
+                 display_side: int | None = None, stretch: bool = True) -> np.ndarray:
+    """float RGB in [0, 1] with the nuclei drawn in ``style`` at ``opacity``. With
+    ``display_side`` (the screen size it will be shown at) outlines are widened to stay
+    visible; the outline colour follows the background (``palette_for``)."""
     if style not in STYLES:
         raise ValueError(f"unknown overlay style {style!r}; choose one of {', '.join(STYLES)}")
-    base = to_display(image)
+    base = to_display(image, stretch)
     if style == "outlines":
-        edges = find_boundaries(labels, mode="inner")
-        colour, where = OUTLINE_COLOUR, edges
+        colour = np.array(palette_for(image).outline, np.float32)
+        where = outlines(labels, outline_width(labels.shape, display_side))
     elif style == "filled":
         colour, where = FILL_COLOUR, labels > 0
     else:
@@ -44,25 +95,24 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, style: str = "outlines",
     return np.where(where[..., None], blended, base).astype(np.float32)
 
 
-MATCH_COLOUR = np.array([0.1, 0.9, 0.2], np.float32)    # predicted and true, IoU > 0.5
-FALSE_POSITIVE_COLOUR = np.array([1.0, 0.2, 0.2], np.float32)
-MISSED_COLOUR = np.array([0.2, 0.5, 1.0], np.float32)
-
-
-def comparison_overlay(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """Outlines coloured by outcome at IoU 0.5: matched (green), false positive (red),
-    missed ground-truth nucleus (blue)."""
+def comparison_overlay(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray,
+                       display_side: int | None = None, stretch: bool = True) -> np.ndarray:
+    """Outlines coloured by outcome at IoU 0.5: matched, false positive, missed ground-truth
+    nucleus, in ``palette_for(image)``'s colours (its ``names`` say which for a caption)."""
     from .metrics import matched_ids
 
     true_hit, predicted_hit = matched_ids(truth, predicted, threshold=0.5)
-    base = to_display(image)
+    palette = palette_for(image)
+    width = outline_width(truth.shape, display_side)
+    base = to_display(image, stretch)
+    matched = np.isin(predicted, predicted_hit)
     layers = (
-        (find_boundaries(np.where(np.isin(predicted, predicted_hit), predicted, 0), mode="inner"), MATCH_COLOUR),
-        (find_boundaries(np.where(np.isin(predicted, predicted_hit) | (predicted == 0), 0, predicted), mode="inner"), FALSE_POSITIVE_COLOUR),
-        (find_boundaries(np.where(np.isin(truth, true_hit) | (truth == 0), 0, truth), mode="inner"), MISSED_COLOUR),
+        (outlines(np.where(matched, predicted, 0), width), palette.match),
+        (outlines(np.where(matched | (predicted == 0), 0, predicted), width), palette.false_positive),
+        (outlines(np.where(np.isin(truth, true_hit) | (truth == 0), 0, truth), width), palette.missed),
     )
     for where, colour in layers:
-        base = np.where(where[..., None], colour, base)
+        base = np.where(where[..., None], np.array(colour, np.float32), base)
     return base.astype(np.float32)
 
 

@@ -1,33 +1,88 @@
-"""Result files for download: the CLI's files for one image, and one ZIP for several."""
+"""Result files for download: the CLI's files for one image, and one ZIP for several.
+
+Names and CSV cells come from users' file names, so both are made safe here: a name keeps
+letters, digits, ``.``, ``-`` and ``_`` only (no path separators: no zip-slip), and a CSV
+cell that a spreadsheet would run as a formula is quoted.
+"""
 from __future__ import annotations
 
 import io
+import re
+import unicodedata
 import zipfile
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
+from .exports import export_files, fixed_time_entry
 from .imageio import labels_png_bytes, mask_png_bytes, rgb_png_bytes
 
+FILE_SUFFIXES = {"_labels.png": "Labels (16-bit PNG)", "_mask.png": "Mask PNG", "_overlay.png": "Overlay PNG",
+                 "_measurements.csv": "Measurements CSV", "_labels.tif": "Labels (TIFF)",
+                 "_rois.zip": "ImageJ ROIs", ".geojson": "QuPath GeoJSON"}
+# Spreadsheets (Excel, LibreOffice, Sheets) evaluate a cell starting with one of these.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+MAX_NAME_LENGTH = 100
 
-def image_result_files(name: str, labels: np.ndarray, overlay: np.ndarray, table: pd.DataFrame) -> dict[str, bytes]:
-    """The same names as the batch CLI writes (DESIGN.md contract)."""
-    return {
-        f"{name}_labels.png": labels_png_bytes(labels),
-        f"{name}_mask.png": mask_png_bytes(labels),
-        f"{name}_overlay.png": rgb_png_bytes(overlay),
-        f"{name}_measurements.csv": table.to_csv(index=False, float_format="%.4g").encode(),
-    }
+
+def safe_name(name: str) -> str:
+    """A file stem that is safe everywhere: letters (any script), digits, '.', '-', '_'."""
+    name = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
+    name = re.sub(r"[^\w.\-]+", "_", name).lstrip("._-")[:MAX_NAME_LENGTH]
+    return name or "image"
+
+
+def unique_names(names: Iterable[str]) -> list[str]:
+    """Safe names, with _2, _3 ... for repeats (case-insensitively: Windows and macOS
+    would merge 'Cells' and 'cells' into one file)."""
+    taken, result = set(), []
+    for name in names:
+        base = candidate = safe_name(name)
+        number = 2
+        while candidate.lower() in taken:
+            candidate, number = f"{base}_{number}", number + 1
+        taken.add(candidate.lower())
+        result.append(candidate)
+    return result
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that would run as spreadsheet formulas, prefixed with a quote."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v)
+    return frame
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return neutralise_formulas(frame).to_csv(index=False, float_format="%.4g").encode()
+
+
+def image_result_files(name: str, labels: np.ndarray, overlay: np.ndarray | None, table: pd.DataFrame,
+                       formats: tuple[str, ...] = ("png",), measurements: bool = True) -> dict[str, bytes]:
+    """One image's files under the batch CLI's names (DESIGN.md contract), for the CLI and
+    the app's downloads alike; ``measurements`` adds the image's own CSV (the app's)."""
+    files = {}
+    if "png" in formats:
+        files.update({f"{name}_labels.png": labels_png_bytes(labels), f"{name}_mask.png": mask_png_bytes(labels),
+                      f"{name}_overlay.png": rgb_png_bytes(overlay)})
+    if measurements:
+        files[f"{name}_measurements.csv"] = csv_bytes(table)
+    files.update(export_files(name, labels, table, formats))
+    return files
 
 
 def combined_measurements(tables: dict[str, pd.DataFrame]) -> bytes:
-    frames = [table.assign(image=name)[["image"] + list(table.columns)] for name, table in tables.items()]
-    return pd.concat(frames, ignore_index=True).to_csv(index=False, float_format="%.4g").encode() if frames else b""
+    frames = [table.assign(image=name)[["image"] + [c for c in table.columns if c != "image"]]
+              for name, table in tables.items()]
+    return csv_bytes(pd.concat(frames, ignore_index=True)) if frames else b""
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in files.items():
-            archive.writestr(name, data)
+            archive.writestr(fixed_time_entry(name), data)
     return buffer.getvalue()

@@ -108,7 +108,7 @@ def test_diameter_control_shows_the_estimate_and_overrides_it(app):
     assert estimate and estimate[0].endswith(" px")
     import hashlib
 
-    digest = hashlib.sha256((SAMPLES / "images" / "fluorescence_sparse.png").read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256((SAMPLES / "images" / "fluorescence_sparse.png").read_bytes()).hexdigest()[:16] + "_1"
     app.toggle(key=f"diameter_manual_{digest}").set_value(True).run()
     (control,) = [n for n in app.number_input if n.label == "Nucleus diameter (px)"]
     assert abs(control.value - float(estimate[0].split()[0])) < 0.11  # starts at the estimate
@@ -121,3 +121,85 @@ def test_page_names_the_image_kind_and_cautions_where_weak(app):
     app.checkbox(key="sample_tissue_he").check().run()
     notes = [w.value for w in app.warning] + [c.value for c in app.caption]
     assert any("stained tissue" in n and "validation mean AP" in n for n in notes)
+
+
+def six_uploads():
+    """Three files sharing the stem 'cells', one image uploaded twice, one hostile name."""
+    image = lambda name: (SAMPLES / "images" / name).read_bytes()  # noqa: E731
+    return [("cells.png", image("fluorescence_sparse.png"), "image/png"),
+            ("cells.tif", image("brightfield.png"), "image/tiff"),
+            ("cells.jpg", image("tissue_he.png"), "image/jpeg"),
+            ("dup_a.png", image("fluorescence_dense.png"), "image/png"),
+            ("dup_b.png", image("fluorescence_dense.png"), "image/png"),
+            ("..\\..\\=evil.png", image("fluorescence_sparse.png"), "image/png")]
+
+
+def test_same_stems_duplicates_and_hostile_names_keep_every_result_apart(app, monkeypatch):
+    import io
+    import zipfile
+
+    import pandas as pd
+
+    import nuclei_app.pipeline as pipeline
+
+    app.file_uploader[0].set_value(six_uploads()).run()
+    assert not app.exception and not app.error
+    assert len(nuclei_count(app)) == 6
+    archive = zipfile.ZipFile(io.BytesIO(app.session_state["_downloads"]["nuclei_results.zip"]()))
+    names = archive.namelist()
+    stems = ["cells", "cells_2", "cells_3", "dup_a", "dup_b", "evil"]
+    assert sorted(n for n in names if n.endswith("_labels.png")) == sorted(f"{s}_labels.png" for s in stems)
+    assert len(names) == 6 * 7 + 2 and not any(".." in n or "/" in n or "\\" in n for n in names)
+    table = pd.read_csv(io.BytesIO(archive.read("measurements.csv")))
+    assert sorted(table["image"].unique()) == sorted(stems)
+    summary = pd.read_csv(io.BytesIO(archive.read("summary.csv")))
+    assert sorted(summary["Image"]) == sorted(stems) and list(summary["Nuclei"]) == nuclei_count(app)
+    assert not summary["File"].str.startswith("=").any()  # the hostile name, quoted for spreadsheets
+    calls = []
+    original = pipeline.predict
+    monkeypatch.setattr(pipeline, "predict", lambda *a, **k: calls.append(1) or original(*a, **k))
+    app.slider(key="opacity").set_value(0.3).run()
+    app.slider(key="opacity").set_value(0.9).run()
+    assert calls == [] and not app.exception
+
+
+def test_every_download_is_the_clis_file(app, tmp_path):
+    import subprocess
+    import sys
+
+    app.checkbox(key="sample_tissue_he").check().run()
+    offered = app.session_state["_downloads"]
+    assert set(offered) == {f"tissue_he{suffix}" for suffix in
+                            ("_labels.png", "_mask.png", "_overlay.png", "_measurements.csv", "_labels.tif",
+                             "_rois.zip", ".geojson")}
+    subprocess.run([sys.executable, "-m", "nuclei_app", "segment", str(SAMPLES / "images" / "tissue_he.png"),
+                    "--out", str(tmp_path), "--formats", "all"], check=True, capture_output=True, env=cli_env())
+    for name in ("tissue_he_labels.png", "tissue_he_mask.png", "tissue_he_labels.tif", "tissue_he_rois.zip",
+                 "tissue_he.geojson"):
+        assert offered[name]() == (tmp_path / name).read_bytes(), name
+
+
+def cli_env():
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "NUCLEI_MODEL"}
+
+
+def test_more_images_than_the_page_holds_are_named_not_processed(app):
+    import io
+
+    from PIL import Image
+
+    from nuclei_app.config import AppLimits
+
+    from .conftest import fluorescence_like, synthetic_labels
+
+    def tiny_png(seed):
+        buffer = io.BytesIO()
+        Image.fromarray(fluorescence_like(synthetic_labels(seed=seed), seed)).save(buffer, format="PNG")
+        return buffer.getvalue()
+    limit = AppLimits().max_images
+    app.file_uploader[0].set_value([(f"field{i:02d}.png", tiny_png(i), "image/png") for i in range(limit + 1)]).run()
+    assert not app.exception
+    assert any(f"only the first {limit}" in w.value and f"field{limit:02d}.png" in w.value for w in app.warning)
+    assert len(nuclei_count(app)) == limit

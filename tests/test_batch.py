@@ -1,13 +1,19 @@
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from nuclei_app.batch import collect_images, output_names, segment_paths
 from nuclei_app.imageio import read_labels
 
-from .conftest import SAMPLES, fluorescence_like, synthetic_labels
+from .awkward_files import EITHER, ERROR, IGNORED, OK, write_corpus
+from .conftest import PROJECT, SAMPLES, fluorescence_like, synthetic_labels
 
 
 def write_image(path, seed=0):
@@ -81,3 +87,88 @@ def test_bundled_model_counts_a_sample_plausibly(bundled_model, tmp_path):
     assert result.exit_status == 0
     count = read_labels(tmp_path / "fluorescence_sparse_labels.png").max()
     assert 0.7 * truth <= count <= 1.3 * truth, (count, truth)
+
+
+# --- one bad file never ends a run -----------------------------------------------------
+
+def printable(path) -> str:
+    """A path as the run reports it: undecodable bytes of a file name as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def check_outcomes(cases, corpus: Path, out: Path, log: str) -> None:
+    """Every case ended as its Case says, in the log, summary.csv and the output files."""
+    assert "Traceback" not in log
+    summary = pd.read_csv(out / "summary.csv", dtype={"status": str}).set_index("file")
+    assert summary.index.is_unique  # nothing found twice through the symlink loops
+    listed = [case for case in cases if case.outcome != IGNORED]
+    assert len(summary) == len(listed), sorted(set(summary.index) - {printable(corpus / c.name) for c in listed})
+    for case in listed:
+        file = printable(corpus / case.name)
+        status = summary.loc[file, "status"]
+        outcome = case.outcome if case.outcome != EITHER else (OK if status == "ok" else ERROR)
+        if outcome == OK:
+            assert status == "ok", (case, status)
+            height, width = case.size
+            assert summary.loc[file, ["height", "width"]].tolist() == [height, width], case
+            labels = Image.open(out / f"{summary.loc[file, 'image']}_labels.png")
+            assert labels.size == (width, height), case
+        else:
+            lines = [line for line in log.splitlines() if line.startswith("error: ") and f"{file}:" in line]
+            assert len(lines) == 1, (case, lines)
+            assert lines[0].count(Path(file).name) == 1, lines[0]  # the file is named once
+            assert case.reason in lines[0] and case.reason in status, (case, lines[0])
+
+
+def test_one_run_over_every_awkward_file(tiny_model, tmp_path):
+    corpus, out = tmp_path / "corpus", tmp_path / "out"
+    cases = write_corpus(corpus)
+    log = io.StringIO()
+    result = segment_paths(tiny_model, [corpus], out, tiny_model.postprocess_settings, log=log)
+    check_outcomes(cases, corpus, out, log.getvalue())
+    assert result.exit_status == 1
+    assert len(result.processed) >= sum(case.outcome == OK for case in cases)
+
+
+def test_the_cli_survives_the_corpus(tiny_model_dir, tmp_path):
+    corpus, out = tmp_path / "corpus", tmp_path / "out"
+    cases = write_corpus(corpus)
+    run = subprocess.run([sys.executable, "-m", "nuclei_app", "segment", str(corpus), "--out", str(out),
+                          "--model", str(tiny_model_dir), "--no-fallback"],
+                         cwd=PROJECT, capture_output=True, encoding="utf-8", errors="replace", timeout=300)
+    assert run.returncode == 1, run.stderr
+    check_outcomes(cases, corpus, out, run.stderr)
+    assert "done:" in run.stderr
+
+
+def test_symlink_loops_end_and_each_image_is_found_once(tmp_path):
+    write_image(tmp_path / "in" / "a.png")
+    write_image(tmp_path / "in" / "sub" / "b.PNG")
+    (tmp_path / "in" / "sub" / "up").symlink_to("..", target_is_directory=True)
+    (tmp_path / "in" / "self").symlink_to(".", target_is_directory=True)
+    (tmp_path / "other").symlink_to(tmp_path / "in" / "sub", target_is_directory=True)
+    found, problems = collect_images([tmp_path / "in", tmp_path / "other"])
+    assert sorted(p.name for p in found) == ["a.png", "b.PNG"] and problems == []
+
+
+def test_broken_links_are_reported_and_hidden_files_passed_over(tmp_path):
+    write_image(tmp_path / "in" / "cells.png")
+    (tmp_path / "in" / "._cells.png").write_bytes(b"\x00\x05\x16\x07 macOS metadata")
+    write_image(tmp_path / "in" / ".thumbnails" / "cells.png")
+    (tmp_path / "in" / "gone.tif").symlink_to(tmp_path / "nowhere.tif")
+    (tmp_path / "in" / "notes.txt").symlink_to(tmp_path / "nowhere.txt")  # not an image: not our business
+    found, problems = collect_images([tmp_path / "in", tmp_path / "in" / "gone.tif"])
+    assert found == [tmp_path / "in" / "cells.png"]
+    assert [path for path, _ in problems] == [str(tmp_path / "in" / "gone.tif")] * 2
+    assert all("broken symbolic link" in reason and "nowhere.tif" in reason for _, reason in problems)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux file names may be any bytes")
+def test_file_names_that_are_not_utf8_are_refused_with_a_printable_name(tmp_path):
+    folder = tmp_path / "in"
+    write_image(folder / "fine.png")
+    with open(os.fsencode(folder) + b"/caf\xe9.png", "wb") as file:
+        file.write((folder / "fine.png").read_bytes())
+    found, problems = collect_images([folder])
+    assert found == [folder / "fine.png"]
+    assert problems == [(f"{folder}/caf\\xe9.png", problems[0][1])] and "not valid UTF-8" in problems[0][1]

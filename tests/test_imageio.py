@@ -1,4 +1,6 @@
 import io
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,7 +8,9 @@ import tifffile
 from PIL import Image
 
 from nuclei_app.config import ReadLimits
-from nuclei_app.imageio import ImageReadError, read_image, read_labels, write_labels_png
+from nuclei_app.imageio import ImageReadError, read_channels, read_image, read_labels, write_labels_png
+
+from .awkward_files import bmp_bomb, encode, gif_bomb, png_bomb, tiff, tiff_bomb, webp_bomb, write_corpus
 
 GRADIENT = (np.arange(40 * 50).reshape(40, 50) % 256).astype(np.uint8)
 
@@ -177,3 +181,147 @@ def test_many_channel_tiff_is_refused_from_its_header(tmp_path, monkeypatch):
     monkeypatch.setattr(tifffile.TiffPage, "asarray", no_decoding)
     with pytest.raises(ImageReadError, match="unsupported image layout"):
         read_image(tmp_path / "wide.tif")
+
+
+# --- awkward files: every one read, or refused with a reason that names it ----------------
+
+# Refused by the folder scan (batch.collect_images), not by the reader.
+SCAN_REASONS = ("broken symbolic link", "not valid UTF-8")
+
+
+def reader_cases() -> list:
+    """The corpus's cases for the reader alone (the corpus is deterministic: written once here
+    for the list, once more by the fixture for the files)."""
+    with tempfile.TemporaryDirectory() as folder:
+        return [case for case in write_corpus(folder) if case.outcome != "ignored" and case.reason not in SCAN_REASONS]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("awkward")
+    write_corpus(folder)
+    return folder
+
+
+@pytest.mark.parametrize("case", reader_cases(), ids=lambda case: case.name)
+def test_every_awkward_file_is_read_or_refused_with_a_reason(case, corpus):
+    path = corpus / case.name
+    try:
+        channels = read_channels(path)
+    except ImageReadError as error:
+        assert case.outcome in ("error", "either"), str(error)
+        assert case.reason in error.problem and str(error) == f"{path}: {error.problem}"
+        assert str(path) not in error.problem  # the name is said once, by str(error) only
+        return
+    assert case.outcome in ("ok", "either")
+    assert channels.shape[:2] == case.size and channels.dtype == np.float32
+    assert np.isfinite(channels).all() and 0.0 <= channels.min() and channels.max() <= 1.0
+
+
+@pytest.mark.parametrize("name,data", [
+    ("bomb.png", png_bomb(40_000, 40_000)), ("bomb_45mpx.png", png_bomb(9000, 5000)),
+    ("bomb.tif", tiff_bomb(40_000, 40_000)), ("screen.gif", gif_bomb((65535, 65535), (1, 1))),
+    ("frame.gif", gif_bomb((10, 10), (60000, 60000))), ("bomb.bmp", bmp_bomb(40_000, 40_000)),
+    ("bomb.webp", webp_bomb(16383, 16383)),
+])
+def test_decompression_bombs_are_refused_from_the_header(name, data):
+    assert len(data) < 1000
+    with pytest.raises(ImageReadError, match=f"^{name}: .*40 megapixels.*decompression bomb"):
+        read_image(data, name=name)
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (1, 64), (64, 1)])
+def test_images_under_two_pixels_wide_are_refused(height, width):
+    data = tiff(np.full((height, width), 100, np.uint8))
+    with pytest.raises(ImageReadError, match=f"only {width}x{height} pixels; at least 2x2 are needed"):
+        read_image(data, name="strip.tif")
+
+
+@pytest.mark.parametrize("height,width", [(2, 2), (2, 64), (64, 2)])
+def test_two_pixel_strips_are_read(height, width):
+    assert read_image(encode(np.full((height, width), 100, np.uint8), "PNG"), name="s.png").shape == (height, width, 3)
+
+
+def test_gif_and_webp_give_their_first_frame():
+    frames = [Image.fromarray(GRADIENT), Image.fromarray(255 - GRADIENT)]
+    for format in ("GIF", "WEBP"):
+        options = {"lossless": True} if format == "WEBP" else {}
+        data = encode(frames[0], format, save_all=True, append_images=frames[1:], **options)
+        image = read_image(data, name=f"movie.{format.lower()}")
+        check_rgb(image)
+        np.testing.assert_allclose(image[..., 0], GRADIENT / 255.0, atol=2 / 255)
+
+
+def test_unreadable_files_name_every_supported_format():
+    with pytest.raises(ImageReadError, match="PNG, JPEG, TIFF, BMP, GIF, WebP"):
+        read_image(b"just text", name="notes.png")
+
+
+def test_damaged_deflate_tiff_is_a_read_error():
+    data = tiff(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8), compression="zlib")
+    with pytest.raises(ImageReadError, match="cut.tif: the file is damaged or truncated"):
+        read_image(data[: len(data) // 2], name="cut.tif")
+
+
+def test_floats_with_nan_and_infinities_stretch_between_the_finite_extremes():
+    values = np.array([[np.nan, -np.inf, 2.0], [4.0, 6.0, np.inf]], np.float32)
+    np.testing.assert_allclose(read_channels(tiff(values), name="f.tif")[..., 0], [[0, 0, 0], [0.5, 1, 1]])
+    huge = np.array([[-1e308, 0.0], [1e308, 1e308]])
+    np.testing.assert_allclose(read_channels(tiff(huge), name="f.tif")[..., 0], [[0, 0.5], [1, 1]])
+
+
+@pytest.mark.parametrize("values", [np.full((8, 8), np.nan, np.float32), np.full((8, 8), 7.5, np.float32),
+                                    np.full((8, 8), 40000, np.uint16), np.zeros((8, 8, 3), np.float64)])
+def test_constant_images_read_without_dividing_by_zero(values):
+    data = tiff(values, photometric="rgb" if values.ndim == 3 else "minisblack")
+    with np.errstate(all="raise"):
+        channels = read_channels(data, name="flat.tif")
+    assert np.isfinite(channels).all() and channels.min() == channels.max()
+
+
+def test_32_bit_integers_stretch_by_their_own_range():
+    values = (GRADIENT.astype(np.uint32) * 3)  # 0..765: a sliver of the uint32 range
+    channels = read_channels(tiff(values), name="wide.tif")
+    np.testing.assert_allclose(channels[..., 0], values / values.max(), atol=1e-6)
+
+
+def test_cmyk_tiff_becomes_rgb():
+    cyan = np.zeros((40, 50, 4), np.uint8)
+    cyan[..., 0] = 255
+    image = read_image(tiff(cyan, photometric="separated"), name="cmyk.tif")
+    np.testing.assert_allclose(image[0, 0], [0, 1, 1])
+
+
+def test_alpha_is_dropped_from_tiffs():
+    grey_alpha = np.stack([GRADIENT, np.zeros_like(GRADIENT)], axis=-1)
+    channels = read_channels(tiff(grey_alpha, photometric="minisblack", extrasamples=["unassalpha"]), name="ga.tif")
+    assert channels.shape == (40, 50, 1)
+
+
+def test_small_planar_rgb_tiff_is_read_by_its_planar_config():
+    planar = np.stack([np.full((4, 50), v, np.uint8) for v in (10, 20, 30)])  # (S, Y, X) with Y < 8
+    image = read_image(tiff(planar, photometric="rgb", planarconfig="separate"), name="planar.tif")
+    assert image.shape == (4, 50, 3)
+    np.testing.assert_allclose(image[0, 0], np.array([10, 20, 30]) / 255)
+
+
+def test_error_carries_name_and_problem_apart():
+    import pickle
+
+    with pytest.raises(ImageReadError) as info:
+        read_image(b"", name="upload.png")
+    error = info.value
+    assert (error.name, error.problem) == ("upload.png", "the file is empty.")
+    assert str(error) == str(pickle.loads(pickle.dumps(error))) == "upload.png: the file is empty."
+    plain = ImageReadError("a whole message")  # the one-argument form still works
+    assert (plain.name, plain.problem) == (None, "a whole message")
+    assert str(pickle.loads(pickle.dumps(plain))) == "a whole message"
+
+
+def test_links_and_folders_are_explained(tmp_path):
+    (tmp_path / "gone.png").symlink_to(tmp_path / "moved.png")
+    with pytest.raises(ImageReadError, match="broken symbolic link"):
+        read_image(tmp_path / "gone.png")
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ImageReadError, match="is a folder"):
+        read_image(tmp_path / "folder.png")

@@ -6,6 +6,8 @@ import sys
 
 from PIL import Image
 
+from nuclei_app.imageio import read_labels
+
 from .conftest import PROJECT, SAMPLES, fluorescence_like, synthetic_labels
 
 
@@ -107,3 +109,40 @@ def test_bad_flag_values_are_usage_errors(tmp_path):
     for flags in (["--diameter", "-3"], ["--diameter", "big"], ["--channel", "blue"]):
         result = run_cli("segment", tmp_path, "--out", tmp_path / "o", *flags)
         assert result.returncode == 2 and "Traceback" not in result.stderr, flags
+
+
+def test_formats_all_writes_every_export_that_independent_readers_open(tmp_path):
+    import zipfile
+
+    import numpy as np
+    import roifile
+    import tifffile
+
+    result = run_cli("segment", SAMPLES / "images", "--out", tmp_path, "--formats", "all")
+    assert result.returncode == 0, result.stderr
+    for image in sorted((SAMPLES / "images").glob("*.png")):
+        labels = read_labels(tmp_path / f"{image.stem}_labels.png")
+        count = len(np.unique(labels)) - 1
+        assert count > 0
+        np.testing.assert_array_equal(tifffile.imread(tmp_path / f"{image.stem}_labels.tif"), labels)
+        with zipfile.ZipFile(tmp_path / f"{image.stem}_rois.zip") as archive:
+            assert len(archive.namelist()) == count
+        assert len(roifile.roiread(tmp_path / f"{image.stem}_rois.zip")) == count
+        features = json.loads((tmp_path / f"{image.stem}.geojson").read_text())["features"]
+        assert len(features) == count
+
+
+def test_formats_choose_the_files_and_bad_lists_exit_2(tmp_path):
+    image = SAMPLES / "images" / "fluorescence_sparse.png"
+    result = run_cli("segment", image, "--out", tmp_path, "--formats", "geojson,TIFF")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "fluorescence_sparse.geojson", "fluorescence_sparse_labels.tif", "measurements.csv", "summary.csv"]
+    bad = run_cli("segment", image, "--out", tmp_path, "--formats", "png,shp")
+    assert bad.returncode == 2 and "'shp'" in bad.stderr
+
+
+def test_a_folder_without_images_says_so_once(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_cli("segment", tmp_path / "empty", "--out", tmp_path / "out")
+    assert result.returncode == 1 and "no image files found" in result.stderr and "failed" not in result.stderr

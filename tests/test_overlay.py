@@ -1,22 +1,54 @@
 import numpy as np
 import pytest
 
-from nuclei_app.overlay import OUTLINE_COLOUR, draw_overlay, label_colours
+from nuclei_app.overlay import (DARK_PALETTE, LIGHT_PALETTE, comparison_overlay, draw_overlay, label_colours,
+                                outline_width, palette_for)
 
 
-def labels_and_image():
+def labels_and_image(light=False):
+    """A dark (fluorescence-like) or light (brightfield-like) field with one square nucleus."""
     labels = np.zeros((20, 20), np.int32)
     labels[5:15, 5:15] = 1
-    image = np.linspace(0, 1, 20 * 20 * 3, dtype=np.float32).reshape(20, 20, 3)
-    return labels, image
+    image = np.linspace(0, 0.2, 20 * 20 * 3, dtype=np.float32).reshape(20, 20, 3)
+    image[labels > 0] += 0.6
+    return labels, (1.0 - image if light else image)
 
 
 def test_outlines_only_touch_the_boundary():
     labels, image = labels_and_image()
     overlay = draw_overlay(image, labels, style="outlines", opacity=1.0)
-    assert np.allclose(overlay[5, 5], OUTLINE_COLOUR)        # boundary pixel
-    assert not np.allclose(overlay[10, 10], OUTLINE_COLOUR)  # interior unchanged
+    assert np.allclose(overlay[5, 5], DARK_PALETTE.outline)        # boundary pixel
+    assert not np.allclose(overlay[10, 10], DARK_PALETTE.outline)  # interior unchanged
     assert overlay.shape == image.shape and overlay.dtype == np.float32
+
+
+def test_light_backgrounds_get_colours_that_stand_out():
+    labels, image = labels_and_image(light=True)
+    assert palette_for(image) == LIGHT_PALETTE and palette_for(labels_and_image()[1]) == DARK_PALETTE
+    overlay = draw_overlay(image, labels, style="outlines", opacity=1.0)
+    assert np.allclose(overlay[5, 5], LIGHT_PALETTE.outline)
+    truth = labels.copy()
+    missed = comparison_overlay(image, truth, np.zeros_like(labels))
+    assert np.allclose(missed[5, 5], LIGHT_PALETTE.missed) and LIGHT_PALETTE.names[2] == "cyan"
+
+
+def test_outlines_widen_when_the_image_is_shown_smaller():
+    labels = np.zeros((400, 400), np.int32)
+    labels[100:300, 100:300] = 1
+    image = np.zeros((400, 400, 3), np.float32)
+    assert outline_width(labels.shape, None) == 1 and outline_width(labels.shape, 400) == 2
+    thin = draw_overlay(image, labels, opacity=1.0)
+    wide = draw_overlay(image, labels, opacity=1.0, display_side=100)  # shown at a quarter: 8 px
+    drawn = lambda overlay: np.all(np.isclose(overlay, DARK_PALETTE.outline), axis=-1)  # noqa: E731
+    assert drawn(wide).sum() > 6 * drawn(thin).sum() > 0
+    assert not drawn(wide)[:100].any()  # never outside the nucleus
+
+
+def test_contrast_stretch_can_be_turned_off():
+    labels, image = labels_and_image()
+    stored = draw_overlay(image, labels, style="filled", opacity=0.0, stretch=False)
+    np.testing.assert_allclose(stored, image, atol=1e-6)
+    assert not np.allclose(draw_overlay(image, labels, style="filled", opacity=0.0), image)
 
 
 def test_filled_opacity_blends():

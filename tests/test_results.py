@@ -1,0 +1,41 @@
+import io
+import zipfile
+
+import numpy as np
+import pandas as pd
+
+from nuclei_app.results import combined_measurements, csv_bytes, image_result_files, safe_name, unique_names, zip_bytes
+
+from .conftest import synthetic_labels
+
+
+def test_names_lose_paths_and_risky_characters():
+    assert safe_name("..\\..\\evil") == "evil" and safe_name("../../etc/passwd") == "passwd"
+    assert safe_name("=HYPERLINK(x)") == "HYPERLINK_x_" and safe_name("noyaux été 1") == "noyaux_été_1"
+    assert safe_name("...") == "image" and len(safe_name("a" * 500)) == 100
+
+
+def test_repeated_names_get_numbers_case_insensitively():
+    assert unique_names(["cells", "cells", "Cells", "cells_2"]) == ["cells", "cells_2", "Cells_3", "cells_2_2"]
+
+
+def test_formulas_are_quoted_in_every_csv():
+    table = pd.DataFrame({"image": ["=1+1", "+cmd", "-x", "@sum", "plain"], "area_px": [1, 2, 3, 4, 5]})
+    read = pd.read_csv(io.BytesIO(csv_bytes(table)))
+    assert list(read["image"]) == ["'=1+1", "'+cmd", "'-x", "'@sum", "plain"]
+    assert list(read["area_px"]) == [1, 2, 3, 4, 5]  # numbers (negative ones too) untouched
+    combined = pd.read_csv(io.BytesIO(combined_measurements({"=a": table[["area_px"]]})))
+    assert set(combined["image"]) == {"'=a"}
+
+
+def test_one_images_files_and_a_reproducible_zip():
+    labels = synthetic_labels()
+    table = pd.DataFrame({"nucleus": [1], "area_px": [10.0]})
+    overlay = np.zeros(labels.shape + (3,), np.float32)
+    files = image_result_files("cells", labels, overlay, table, ("png", "tiff", "rois", "geojson"))
+    assert sorted(files) == sorted(["cells_labels.png", "cells_mask.png", "cells_overlay.png",
+                                    "cells_measurements.csv", "cells_labels.tif", "cells_rois.zip", "cells.geojson"])
+    assert "cells_measurements.csv" not in image_result_files("cells", labels, overlay, table, measurements=False)
+    archive = zip_bytes(files)
+    assert archive == zip_bytes(files)  # no timestamps: same files, same bytes
+    assert zipfile.ZipFile(io.BytesIO(archive)).read("cells_labels.tif") == files["cells_labels.tif"]
