@@ -203,3 +203,28 @@ def test_more_images_than_the_page_holds_are_named_not_processed(app):
     assert not app.exception
     assert any(f"only the first {limit}" in w.value and f"field{limit:02d}.png" in w.value for w in app.warning)
     assert len(nuclei_count(app)) == limit
+
+
+def test_every_bad_file_of_the_awkward_corpus_gets_its_own_message(app, tmp_path):
+    from nuclei_app.config import AppLimits
+
+    from .awkward_files import ERROR, OK, write_corpus
+
+    cases = write_corpus(tmp_path / "corpus")
+    files = [c for c in cases if (tmp_path / "corpus" / c.name).is_file() and not (tmp_path / "corpus" / c.name).is_symlink()
+             and c.name.isprintable()]
+    bad = [c for c in files if c.outcome == ERROR]
+    good = [c for c in files if c.outcome == OK][:2]
+    assert len(bad) >= 25
+    per_page = AppLimits().max_images - len(good)
+    for start in range(0, len(bad), per_page):
+        chunk = bad[start:start + per_page] + good
+        uploads = [(c.name.rsplit("/", 1)[-1], (tmp_path / "corpus" / c.name).read_bytes(), "image/png") for c in chunk]
+        app.file_uploader[0].set_value(uploads).run()
+        assert not app.exception
+        errors = [e.value for e in app.error]
+        for case, (label, _, _) in zip(chunk, uploads):
+            if case.outcome == ERROR:
+                mine = [e for e in errors if label in e]
+                assert len(mine) == 1 and case.reason in mine[0], (case, errors)
+        assert len(errors) == len(chunk) - len(good) and len(nuclei_count(app)) == len(good)
