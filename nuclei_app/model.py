@@ -52,7 +52,7 @@ class NucleiModel:
 
     @property
     def size_multiple(self) -> int:
-        return int(self.metadata["input"].get("size_multiple", 16))
+        return int(self.metadata["input"].get("size_multiple", 16))  # validated: 1 to 256
 
     @property
     def diameter(self) -> float | None:
@@ -123,12 +123,65 @@ def metadata_problems(metadata) -> list[str]:
         problems.append("outputs must list the output channels, starting with 'body'")
     if not isinstance(metadata.get("postprocess", {}), dict):
         problems.append("postprocess must be an object")
-    scale = metadata.get("scale", {})
-    diameter = scale.get("diameter") if isinstance(scale, dict) else "?"
-    if diameter is not None and not (isinstance(diameter, (int, float)) and not isinstance(diameter, bool)
-                                     and 2 <= diameter <= 500):
-        problems.append(f"scale.diameter must be a number of pixels between 2 and 500, got {diameter!r}")
+    for section in ("scale", "inference"):
+        if not isinstance(metadata.get(section, {}), dict):
+            problems.append(f"{section} must be an object")
+    if problems:
+        return problems
+    problems += [problem for path, rule in FIELD_RULES.items() if (problem := _field_problem(metadata, path, rule))]
+    normalisation = metadata["input"]["normalisation"]
+    if not problems and normalisation.get("low_percentile", 1.0) >= normalisation.get("high_percentile", 99.8):
+        problems.append("input.normalisation.low_percentile must be below high_percentile")
     return problems
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: type            # int, float (ints accepted) or bool
+    low: float = 0.0
+    high: float = 0.0
+
+
+# Every setting a model folder can carry, with the range the code can use. A folder from the
+# Hub can't run code, but without these a value like size_multiple 0 (division by zero), a
+# tile_size of a million (no tiling: gigabytes per image) or a string would break the app
+# mid-run for every visitor; with them it is refused at load time with the reason.
+FIELD_RULES = {
+    ("input", "size_multiple"): Rule(int, 1, 256),
+    ("input", "normalisation", "low_percentile"): Rule(float, 0, 50),
+    ("input", "normalisation", "high_percentile"): Rule(float, 50, 100),
+    ("input", "normalisation", "invert_light_background"): Rule(bool),
+    ("input", "normalisation", "light_background_level"): Rule(float, 0, 1),
+    ("inference", "tile_size"): Rule(int, 64, 4096),
+    ("inference", "tile_overlap"): Rule(int, 0, 512),
+    ("inference", "tta"): Rule(bool),
+    ("postprocess", "threshold"): Rule(float, 0, 1),
+    ("postprocess", "marker_threshold"): Rule(float, 0, 1),
+    ("postprocess", "min_size"): Rule(int, 0, 100_000),
+    ("scale", "diameter"): Rule(float, 2, 500),
+}
+
+
+def _field_problem(metadata: dict, path: tuple[str, ...], rule: Rule) -> str | None:
+    """None if the field is absent (defaults apply) or valid; else what is wrong with it."""
+    value = metadata
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    if value is None and path == ("scale", "diameter"):
+        return None  # an explicit "no training diameter": the image's own scale
+    name = ".".join(path)
+    if rule.kind is bool:
+        return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if rule.kind is int and not (is_number and float(value).is_integer()):
+        return f"{name} must be a whole number, got {value!r}"
+    if not is_number or not np.isfinite(value):
+        return f"{name} must be a number, got {value!r}"
+    if not rule.low <= value <= rule.high:
+        return f"{name} must be between {rule.low:g} and {rule.high:g}, got {value!r}"
+    return None
 
 
 def load_model_folder(folder: str | Path, source: str | None = None, revision: str | None = None) -> NucleiModel:

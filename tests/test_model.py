@@ -33,6 +33,26 @@ def test_invalid_nuclei_json(model_copy):
         verify_folder(model_copy)
 
 
+@pytest.mark.parametrize("path,value,expected", [
+    (("input", "size_multiple"), 0, "input.size_multiple must be between 1 and 256"),
+    (("inference", "tile_size"), 10**7, "inference.tile_size must be between 64 and 4096"),
+    (("postprocess", "threshold"), "0.5", "postprocess.threshold must be a number"),
+    (("postprocess", "min_size"), 3.5, "postprocess.min_size must be a whole number"),
+    (("inference", "tta"), "yes", "inference.tta must be true or false"),
+    (("input", "normalisation", "high_percentile"), float("nan"), "high_percentile must be a number"),
+    (("input", "normalisation", "high_percentile"), 0.5, "high_percentile must be between 50 and 100"),
+])
+def test_every_setting_is_type_and_range_checked(model_copy, path, value, expected):
+    metadata = json.loads((model_copy / "nuclei.json").read_text())
+    section = metadata
+    for key in path[:-1]:
+        section = section.setdefault(key, {})
+    section[path[-1]] = value
+    (model_copy / "nuclei.json").write_text(json.dumps(metadata))
+    with pytest.raises(ModelLoadError, match=expected.replace(".", r"\.")):
+        verify_folder(model_copy)
+
+
 def test_corrupt_weights(model_copy):
     weights = model_copy / "model.weights.h5"
     weights.write_bytes(weights.read_bytes()[:200])
