@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,14 +64,6 @@ def configured_source() -> str | None:
     if token:
         os.environ.setdefault("HF_TOKEN", token)
     return secret("NUCLEI_MODEL") or os.environ.get("NUCLEI_MODEL") or None
-
-
-@st.cache_resource
-def segmentation_slot() -> threading.Lock:
-    """One segmentation at a time per process: TensorFlow already uses every core for one,
-    and several at once would only add up their working memory (each 2048x2048 image
-    needs ~0.5 GB while it is being segmented)."""
-    return threading.Lock()
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -233,11 +224,13 @@ class ImageChoices:
 def prediction_for(model: NucleiModel, item: InputImage, image: np.ndarray, settings: Settings,
                    choices: ImageChoices, position: str) -> Prediction:
     def compute():
-        bar = st.progress(0.0, text=f"{position}Waiting for another segmentation to finish…")
-        with segmentation_slot():
-            result = predict(model, image, tta=settings.tta, diameter=choices.diameter, channel=choices.channel,
-                             progress=lambda done, total: bar.progress(
-                                 done / total, text=f"{position}Segmenting {item.name}: tile {done} of {total}"))
+        # One segmentation at a time on the shared model (NucleiModel.in_turn): say so when
+        # another session has it.
+        bar = st.progress(0.0, text=f"{position}Segmenting {item.label}…")
+        result = predict(model, image, tta=settings.tta, diameter=choices.diameter, channel=choices.channel,
+                         progress=lambda done, total: bar.progress(
+                             done / total, text=f"{position}Segmenting {item.label}: tile {done} of {total}"),
+                         on_wait=lambda: bar.progress(0.0, text=f"{position}Waiting for another segmentation to finish…"))
         bar.empty()
         return result
     return session_cached(item, ("prediction", model.source, settings.tta, choices.key), compute)
@@ -245,9 +238,8 @@ def prediction_for(model: NucleiModel, item: InputImage, image: np.ndarray, sett
 
 def labels_cached(item: InputImage, prediction: Prediction, settings: Settings, choices: ImageChoices,
                   model: NucleiModel) -> np.ndarray:
-    def compute():
-        with segmentation_slot():
-            return labels_for(model, prediction, settings.postprocess)
+    def compute():  # the watershed needs no turn on the model: sessions run it side by side
+        return labels_for(model, prediction, settings.postprocess)
     return session_cached(item, ("labels", model.source, settings.tta, choices.key, settings.postprocess), compute)
 
 

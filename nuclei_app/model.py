@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -35,7 +37,12 @@ class NucleiModel:
     source: str                      # what the user asked for, e.g. "assets/model" or "hf://a/b@main"
     revision: str | None = None      # commit hash when the model came from the Hub
     notice: str | None = None        # set when a fallback happened: shown to the user
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The one rule for sharing a model: one segmentation at a time per process. ``in_turn``
+    # holds it for a whole image (every tile, a diameter re-run) and ``predict`` for each
+    # batch (re-entrant), so direct callers are safe too. Why: Keras models are not
+    # documented as thread-safe, and TensorFlow already uses every core for one image, so
+    # turns cost no speed while bounding memory to one image's working set.
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _forward: object = field(default=None, repr=False)
 
     @property
@@ -65,9 +72,20 @@ class NucleiModel:
     def validation_metrics(self) -> dict:
         return self.metadata.get("metrics", {})
 
+    @contextmanager
+    def in_turn(self, on_wait: Callable[[], None] | None = None):
+        """Holds the model for one segmentation; ``on_wait`` is called first if another
+        one (another browser session) has it, so the caller can say so."""
+        if not self.lock.acquire(blocking=False):
+            if on_wait is not None:
+                on_wait()
+            self.lock.acquire()
+        try:
+            yield self
+        finally:
+            self.lock.release()
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        # Keras models are not documented as thread-safe; Streamlit serves each browser
-        # session from its own thread, so calls on the shared model take turns.
         with self.lock:
             if self._forward is None:
                 self._forward = compiled_forward(self.keras_model)

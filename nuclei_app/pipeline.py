@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
@@ -74,14 +75,16 @@ def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AU
 
 def predict(model: NucleiModel, image: np.ndarray, tta: bool | None = None,
             progress: ProgressCallback | None = None, diameter: float | None = None,
-            channel: int | str = AUTO) -> Prediction:
+            channel: int | str = AUTO, on_wait: Callable[[], None] | None = None) -> Prediction:
     """Probabilities at the input's size, with the image segmented at its nuclei's scale.
 
     ``diameter``: the nuclei's diameter in px; None estimates it (models that record the
     diameter they were trained at; older models run at the image's own scale). The estimate is
     checked against the nuclei found with the model's tuned settings (not the caller's, so
-    that moving a threshold never changes the scale)."""
-    return _predict(model, image, tta, progress, diameter, channel)[0]
+    that moving a threshold never changes the scale). The image is segmented in its turn on
+    the shared model (``NucleiModel.in_turn``); ``on_wait`` is called if it has to wait."""
+    with model.in_turn(on_wait):
+        return _predict(model, image, tta, progress, diameter, channel)[0]
 
 
 def _predict(model, image, tta, progress, diameter, channel) -> tuple[Prediction, np.ndarray | None]:
@@ -140,7 +143,8 @@ def segment(model: NucleiModel, image: np.ndarray, postprocess: PostprocessSetti
             tta: bool | None = None, progress: ProgressCallback | None = None, diameter: float | None = None,
             channel: int | str = AUTO) -> Segmentation:
     settings = postprocess or model.postprocess_settings
-    prediction, tuned_labels = _predict(model, image, tta, progress, diameter, channel)
+    with model.in_turn():
+        prediction, tuned_labels = _predict(model, image, tta, progress, diameter, channel)
     if tuned_labels is None or settings != model.postprocess_settings:  # else the watershed is done
         tuned_labels = labels_for(model, prediction, settings)
     return Segmentation(prediction, tuned_labels)

@@ -81,15 +81,85 @@ def test_not_a_folder(tmp_path):
         load_model_folder(tmp_path / "nothing")
 
 
-def test_shared_model_is_safe_from_several_threads(tiny_model):
+class ForwardRecorder:
+    """Stands in for the compiled forward pass: records which thread runs each batch and
+    how many run at once (slow enough that unguarded threads would overlap)."""
+
+    def __init__(self, forward):
+        import threading
+
+        self.forward, self.order, self.running, self.most = forward, [], 0, 0
+        self.guard = threading.Lock()
+
+    def __call__(self, batch):
+        import threading
+        import time
+
+        with self.guard:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.order.append(threading.get_ident())
+        time.sleep(0.01)
+        try:
+            return self.forward(batch)
+        finally:
+            with self.guard:
+                self.running -= 1
+
+
+def recorded(model):
+    import copy
+
+    from nuclei_app.model import compiled_forward
+
+    twin = copy.copy(model)  # the same network, its own lock and recorder
+    twin.lock = type(model.lock)()
+    twin._forward = ForwardRecorder(compiled_forward(model.keras_model))
+    return twin
+
+
+def test_one_forward_pass_at_a_time_from_several_threads(tiny_model):
     """Streamlit serves each browser session from its own thread, all on one model."""
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
 
+    model = recorded(tiny_model)
     batches = [np.random.default_rng(i).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32) for i in range(8)]
-    expected = [tiny_model.predict(b) for b in batches]
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(tiny_model.predict, batches))
-    for got, want in zip(results, expected):
-        np.testing.assert_allclose(got, want, atol=1e-6)
+        list(pool.map(model.predict, batches))
+    assert model._forward.most == 1
+
+
+def test_a_whole_image_is_segmented_in_one_turn(tiny_model):
+    """Two sessions' images never interleave their tiles: each holds the model for all of its
+    tiles (and memory holds one image's working set at a time)."""
+    import itertools
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+
+    import numpy as np
+
+    from nuclei_app.pipeline import predict
+
+    model = recorded(tiny_model)
+    model.metadata = {**model.metadata, "inference": {**model.metadata.get("inference", {}), "tile_size": 64,
+                                                      "tile_overlap": 8}}
+    images = [np.random.default_rng(i).uniform(0, 1, (200, 200, 3)).astype(np.float32) for i in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda image: predict(model, image, diameter=model.diameter or None), images))
+    runs = [key for key, _ in itertools.groupby(model._forward.order)]
+    assert len(model._forward.order) >= 3 * 4 and len(runs) == 3  # one unbroken run of tiles per image
+
+
+def test_waiting_is_reported(tiny_model):
+    import threading
+
+    model = recorded(tiny_model)
+    waited = []
+    with model.in_turn():
+        other = threading.Thread(target=lambda: model.in_turn(lambda: waited.append(1)).__enter__())
+        other.start()
+        other.join(timeout=0.2)
+        assert waited == [1] and other.is_alive()
+    other.join(timeout=5)
