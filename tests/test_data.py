@@ -117,6 +117,11 @@ def test_augmented_crops_and_reproducible_batches():
     image, targets = augmented_example(samples[0], 64, Augmentation(), np.random.default_rng(0))
     assert image.shape == (64, 64, 3) and targets.shape == (64, 64, 2)
     assert 0 <= image.min() and image.max() <= 1
+    for seed in range(12):  # every crop, scale, flip and colour change keeps image and masks together
+        image, targets = augmented_example(samples[seed % 2], 64, Augmentation(), np.random.default_rng(seed))
+        if 0 < targets[..., 0].mean() < 1:
+            # inversion flips the sign; blur and noise soften it; a shifted mask would lose it
+            assert abs(np.corrcoef(image.mean(-1).ravel(), targets[..., 0].ravel())[0, 1]) > 0.6, seed
     sequence = CropSequence(samples, batch_size=3, crop=32, steps=2, seed=5)
     first = sequence[1]
     assert np.array_equal(first[0], CropSequence(samples, 3, 32, 2, seed=5)[1][0])
