@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb
-from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings
+from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings, ReadLimits
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.imageio import ImageReadError, read_channels, read_labels
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
@@ -138,9 +138,11 @@ def inputs_ui() -> list[InputImage]:
         uploads = st.file_uploader(
             "Drop microscopy images here", accept_multiple_files=True,
             type=[s.lstrip(".") for s in IMAGE_SUFFIXES],
-            help=f"{FORMATS_TEXT}; greyscale or colour; up to {limit} MB per file, {LIMITS.max_images} images at once.")
-        st.caption(f"{FORMATS_TEXT} · up to {limit} MB per file, {LIMITS.max_images} images at once · images stay on "
-                   "this server only while the page is open.")
+            help=f"{FORMATS_TEXT}; greyscale or colour; up to {limit} MB and {LIMITS.max_image_pixels / 1e6:.0f} "
+                 f"megapixels per file, {LIMITS.max_images} images and {LIMITS.max_page_pixels / 1e6:.0f} megapixels "
+                 "at once.")
+        st.caption(f"{FORMATS_TEXT} · up to {limit} MB and {LIMITS.max_image_pixels / 1e6:.0f} megapixels per file, "
+                   f"{LIMITS.max_images} images at once · images stay on this server only while the page is open.")
     with samples_tab:
         chosen = samples_gallery()
     files = [(u.name, u.getvalue(), None) for u in uploads or []]
@@ -258,11 +260,36 @@ class Analysis:
         return self.prediction.probabilities
 
 
-def analyse(model: NucleiModel, item: InputImage, settings: Settings, position: str = "") -> Analysis | None:
+class PageBudget:
+    """Pixels the images on this page hold together (``AppLimits.max_page_pixels``)."""
+
+    def __init__(self) -> None:
+        self.used = 0
+
+    def admit(self, item: InputImage, channels: np.ndarray) -> bool:
+        pixels = channels.shape[0] * channels.shape[1]
+        if self.used + pixels > LIMITS.max_page_pixels:
+            st.error(f"**{item.label}** was not processed: with it this page would hold "
+                     f"{(self.used + pixels) / 1e6:.0f} megapixels, over the {LIMITS.max_page_pixels / 1e6:.0f} a page "
+                     "may hold on this shared server. Remove other images, or use the command line for large batches.")
+            st.session_state.get("_results", {}).pop(item.key, None)  # don't keep what isn't shown
+            return False
+        self.used += pixels
+        return True
+
+
+APP_READ_LIMITS = ReadLimits(max_pixels=LIMITS.max_image_pixels)
+
+
+def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,
+            position: str = "") -> Analysis | None:
     try:
-        channels = session_cached(item, ("image",), lambda: read_channels(item.data, name=item.label))
+        channels = session_cached(item, ("image",), lambda: read_channels(item.data, name=item.label,
+                                                                          limits=APP_READ_LIMITS))
     except ImageReadError as error:
         st.error(f"Skipped. {error}")  # the reader's message names the file and says what to do
+        return None
+    if not budget.admit(item, channels):
         return None
     height, width = channels.shape[:2]
     st.subheader(f"{item.label}  ·  {width}×{height}")
@@ -489,11 +516,12 @@ def summary_row(analysis: Analysis) -> dict:
             "Diameter used (px)": analysis.prediction.diameter, "Channel": str(analysis.prediction.channel)}
 
 
-def card_ui(model: NucleiModel, item: InputImage, settings: Settings, position: str) -> Analysis | None:
+def card_ui(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,
+            position: str) -> Analysis | None:
     """One image's card. Whatever goes wrong with this image stays on its card: the other
     images still show."""
     try:
-        analysis = analyse(model, item, settings, position)
+        analysis = analyse(model, item, settings, budget, position)
         if analysis is not None:
             result_ui(analysis, settings, model)
         return analysis
@@ -535,11 +563,11 @@ def main() -> None:
         return
     items = too_many_ui(items)
     batch_area = st.container()  # filled after the loop, shown above the per-image results
-    analyses, builders = [], {}
+    analyses, builders, budget = [], {}, PageBudget()
     for number, item in enumerate(items, start=1):
         with st.container(border=True):
             position = f"Image {number} of {len(items)} · " if len(items) > 1 else ""
-            analysis = card_ui(model, item, settings, position)
+            analysis = card_ui(model, item, settings, budget, position)
             if analysis is not None:
                 analyses.append(analysis)
                 builders.update(file_builders(analysis, settings))

@@ -61,6 +61,12 @@ class ReadLimits:
 
 @dataclass(frozen=True)
 class AppLimits:
-    """What one page may hold, so one visitor can't exhaust a shared server's memory."""
-    max_images: int = 12          # images segmented per run; more get a message
-    results_per_image: int = 8    # cached results per image (image, predictions, labels, tables)
+    """What one page may hold, so one visitor can't exhaust a shared server's memory
+    (Streamlit Community Cloud: 0.7-2.7 GB for the whole app). Measured with
+    ``python -m benchmarks.app_memory`` (README): the model and runtime take ~0.6 GB; a
+    segmentation needs ~60 bytes per pixel while it runs and the page keeps ~30 per pixel
+    (channels, probabilities, labels) for every image it shows."""
+    max_images: int = 12                 # images segmented per run; more get a message
+    max_image_pixels: int = 16_000_000   # one image (4000x4000); the CLI takes up to ReadLimits.max_pixels
+    max_page_pixels: int = 24_000_000    # all images on one page together
+    results_per_image: int = 8           # cached results per image (image, predictions, labels, tables)

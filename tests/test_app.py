@@ -232,3 +232,32 @@ def test_every_bad_file_of_the_awkward_corpus_gets_its_own_message(app, tmp_path
                 mine = [e for e in errors if label in e]
                 assert len(mine) == 1 and case.reason in mine[0], (case, errors)
         assert len(errors) == len(chunk) - len(good) and len(nuclei_count(app)) == len(good)
+
+
+def test_memory_limits_refuse_with_a_reason_and_keep_the_rest(monkeypatch):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    import nuclei_app.config as config
+
+    small_page = config.AppLimits(max_page_pixels=300_000)
+    monkeypatch.setattr(config, "AppLimits", lambda: small_page)  # the page reads its limits at each run
+    monkeypatch.delenv("NUCLEI_MODEL", raising=False)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+
+    def png(shape):
+        buffer = io.BytesIO()
+        Image.fromarray(np.zeros(shape, np.uint8)).save(buffer, format="PNG")
+        return buffer.getvalue()
+    sample = png_bytes(SAMPLES / "images" / "tissue_he.png")  # 320x256: 82k pixels
+    uploads = [("huge.png", png((4100, 4100)), "image/png"), ("first.png", sample, "image/png"),
+               ("wide.png", png((300, 900)), "image/png"), ("second.png", sample, "image/png")]
+    at.file_uploader[0].set_value(uploads).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("huge.png" in e and "over the limit of 16 megapixels" in e for e in errors)
+    assert any("wide.png" in e and "a page may hold" in e for e in errors)
+    assert len(nuclei_count(at)) == 2  # first and second still fit the page
