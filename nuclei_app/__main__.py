@@ -14,8 +14,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     seg.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     seg.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     add_model_arguments(seg)
-    seg.add_argument("--threshold", type=float, help="nucleus probability threshold (default: the model's tuned value)")
-    seg.add_argument("--min-size", type=int, help="smallest nucleus kept, in pixels (default: the model's tuned value)")
+    seg.add_argument("--threshold", type=probability, help="nucleus probability threshold, 0 to 1 (default: the model's "
+                                                           "tuned value)")
+    seg.add_argument("--min-size", type=pixel_count, help="smallest nucleus kept, in pixels (default: the model's "
+                                                          "tuned value)")
     seg.add_argument("--tta", action="store_true", default=None, help="flip test-time augmentation (4x slower)")
     seg.add_argument("--diameter", type=positive_float, metavar="PX",
                      help="typical nucleus diameter in pixels (default: estimated per image)")
@@ -25,6 +27,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     seg.add_argument("--formats", type=formats_argument, default=("png",), metavar="LIST",
                      help="comma list of output formats: png (labels, mask and overlay PNGs), tiff (16-bit label "
                           "TIFF), rois (ImageJ/Fiji ROI set), geojson (QuPath detections), or all; default png")
+    seg.add_argument("--skip-existing", action="store_true",
+                     help="resume an interrupted run: skip images whose files and summary row are already in DIR")
     seg.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
     info = commands.add_parser("info", help="show which model a source resolves to, and its validation metrics")
     add_model_arguments(info)
@@ -39,6 +43,26 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0 < value < 10_000:
         raise argparse.ArgumentTypeError(f"must be a positive number of pixels, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def pixel_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of pixels: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more pixels, got {text}")
     return value
 
 
@@ -90,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {describe(model)}", file=sys.stderr)
     settings = settings_for(model, threshold=args.threshold, min_size=args.min_size)
     request = ImageRequest(settings, args.tta, args.diameter, args.channel, args.formats)
-    result = segment_paths(model, args.paths, args.out, request, debug=args.debug)
+    result = segment_paths(model, args.paths, args.out, request, debug=args.debug, skip_existing=args.skip_existing)
     if not result.found_nothing:
         print(f"done: {len(result.processed)} segmented, {len(result.failed)} failed; results in {args.out} "
               f"(summary.csv lists every input)", file=sys.stderr)

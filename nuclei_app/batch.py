@@ -3,6 +3,11 @@
 Everything done for one image (read, segment, measure, write) is one unit: a failure in it is
 reported (file and reason), recorded in ``summary.csv`` and skipped; the run goes on and
 exits 1.
+
+Throughput: the three stages of an image run side by side on consecutive images — the next
+image is read in one thread while this one is segmented, and the previous one is measured,
+encoded and written in another — with at most one image waiting in each, so memory stays
+bounded by three images.
 """
 from __future__ import annotations
 
@@ -10,10 +15,13 @@ import os
 import sys
 import time
 import traceback
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
 import pandas as pd
 
 from .channels import AUTO, display_rgb
@@ -23,12 +31,8 @@ from .measure import COLUMNS, measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Segmentation, segment
-from .results import csv_bytes, image_result_files
-
-MEASUREMENTS_FILE = "measurements.csv"
-SUMMARY_FILE = "summary.csv"
-SUMMARY_COLUMNS = ["image", "file", "width", "height", "nuclei", "diameter_px", "diameter_source", "channel",
-                   "seconds", "status"]
+from .records import MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord  # noqa: F401 (re-exported)
+from .results import image_result_files
 
 
 @dataclass(frozen=True)
@@ -154,67 +158,183 @@ def output_names(images: list[Path]) -> dict[Path, str]:
 
 
 def write_outputs(out: Path, name: str, image, labels, table: pd.DataFrame, formats: tuple[str, ...] = ("png",)) -> None:
-    """The image's files, from the same function as the app's downloads (byte-identical)."""
+    """The image's files, from the same function as the app's downloads (byte-identical).
+    Each is written under a temporary name and renamed: a file with the final name is whole."""
     overlay = draw_overlay(image, labels, style="outlines", opacity=1.0) if "png" in formats else None
     for file_name, data in image_result_files(name, labels, overlay, table, formats, measurements=False).items():
-        (out / file_name).write_bytes(data)
+        partial = out / f".{file_name}.partial"
+        partial.write_bytes(data)
+        os.replace(partial, out / file_name)
+
+
+def segment_channels(model: NucleiModel, channels: np.ndarray, request: ImageRequest, progress=None) -> Segmentation:
+    return segment(model, channels, request.settings, tta=request.tta, progress=progress,
+                   diameter=request.diameter, channel=request.channel)
+
+
+def finish_image(out: Path, name: str, channels: np.ndarray, segmentation: Segmentation,
+                 request: ImageRequest) -> pd.DataFrame:
+    """Measure and write one segmented image; the table has the image's name first."""
+    used = segmentation.prediction.channel
+    intensity = channels[..., used] if isinstance(used, int) else channels
+    table = measure_nuclei(segmentation.labels, intensity)
+    write_outputs(out, name, display_rgb(channels, used), segmentation.labels, table, request.formats)
+    table.insert(0, "image", name)
+    return table
 
 
 def process_image(model: NucleiModel, path: Path, name: str, out: Path, request: ImageRequest,
                   progress=None) -> tuple[Segmentation, pd.DataFrame, tuple[int, int]]:
     """Read, segment, write and measure one image; raises on any failure."""
     channels = read_channels(path)
-    segmentation = segment(model, channels, request.settings, tta=request.tta, progress=progress,
-                           diameter=request.diameter, channel=request.channel)
-    used = segmentation.prediction.channel
-    intensity = channels[..., used] if isinstance(used, int) else channels
-    table = measure_nuclei(segmentation.labels, intensity)
-    write_outputs(out, name, display_rgb(channels, used), segmentation.labels, table, request.formats)
-    table.insert(0, "image", name)
-    return segmentation, table, channels.shape[:2]
+    segmentation = segment_channels(model, channels, request, progress)
+    return segmentation, finish_image(out, name, channels, segmentation, request), channels.shape[:2]
+
+
+@dataclass
+class InFlight:
+    """One image between its stages."""
+    index: int
+    path: Path
+    name: str
+    started: float
+    channels: np.ndarray | None = None
+    segmentation: Segmentation | None = None
+    writing: Future | None = None
 
 
 def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settings: PostprocessSettings | ImageRequest,
-                  tta: bool | None = None, log: TextIO = sys.stderr, debug: bool = False) -> BatchResult:
+                  tta: bool | None = None, log: TextIO = sys.stderr, debug: bool = False,
+                  skip_existing: bool = False) -> BatchResult:
     request = settings if isinstance(settings, ImageRequest) else ImageRequest(settings, tta)
     out.mkdir(parents=True, exist_ok=True)
     images, problems = collect_images(paths)
+    record = RunRecord(out, ["image"] + COLUMNS, request.formats, resume=skip_existing)
     result = BatchResult(failed=list(problems))
     for path, reason in problems:
         print(f"error: {path}: {reason}", file=log)
+        record.add(summary_row(path, "", status=reason))
         result.summary.append(summary_row(path, "", status=reason))
     names = output_names(images)
-    tables = []
-    for index, path in enumerate(images, start=1):
-        started = time.time()
-        try:
-            progress = _tile_progress(log, index, len(images), path.name)
-            segmentation, table, (height, width) = process_image(model, path, names[path], out, request, progress)
-        except Exception as error:  # one image's failure, whatever it is, must not end the run
-            reason = failure_reason(path, error, debug)
-            print(f"error: {reason} Skipped.", file=log, flush=True)
-            result.failed.append((str(path), reason))
-            result.summary.append(summary_row(path, names[path], seconds=time.time() - started, status=reason))
-            continue
-        tables.append(table)
-        result.processed.append(str(path))
-        prediction = segmentation.prediction
-        seconds = time.time() - started
-        result.summary.append(summary_row(path, names[path], width=width, height=height, nuclei=segmentation.count,
-                                          diameter=prediction.diameter, source=prediction.diameter_source,
-                                          channel=prediction.channel, seconds=seconds, status="ok"))
-        print(f"[{index}/{len(images)}] {path.name}: {plural(segmentation.count, 'nucleus', 'nuclei')}, "
-              f"{describe_scale(prediction)}, "
-              f"channel {prediction.channel} ({seconds:.1f} s)", file=log, flush=True)
-    columns = ["image"] + COLUMNS
-    frame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
-    (out / MEASUREMENTS_FILE).write_bytes(csv_bytes(frame))
-    (out / SUMMARY_FILE).write_bytes(csv_bytes(pd.DataFrame(result.summary, columns=SUMMARY_COLUMNS)))
+    todo = [path for path in images if not record.is_done(names[path])]
+    if len(todo) < len(images):
+        print(f"--skip-existing: {len(images) - len(todo)} of {len(images)} images finished before; "
+              f"{len(todo)} to do.", file=log)
+        result.summary += [record.done[names[p]] for p in images if record.is_done(names[p])]
+        result.processed += [str(p) for p in images if record.is_done(names[p])]
+    with Progress(len(todo), log) as progress:
+        run_pipeline(model, todo, names, out, request, record, result, progress, debug)
     if not images and not problems:
         print(f"error: no image files found in {', '.join(map(str, paths))} "
               f"(looked for {', '.join(sorted({s.lstrip('.').upper() for s in IMAGE_SUFFIXES}))}).", file=log)
         result.found_nothing = True
     return result
+
+
+def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], out: Path, request: ImageRequest,
+                 record: RunRecord, result: BatchResult, progress: "Progress", debug: bool) -> None:
+    """Reads image i+1 and writes image i-1 while image i is segmented (see the module doc)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
+        reads: deque[tuple[InFlight, Future]] = deque()
+        writes: deque[InFlight] = deque()
+        upcoming = iter(enumerate(todo, start=1))
+
+        def read_ahead() -> None:
+            for index, path in upcoming:
+                item = InFlight(index, path, names[path], time.time())
+                reads.append((item, reader.submit(read_channels, path)))
+                return
+
+        read_ahead()
+        try:
+            while reads:
+                item, reading = reads.popleft()
+                read_ahead()
+                try:
+                    item.channels = reading.result()
+                    item.segmentation = segment_channels(model, item.channels, request, progress.tiles(item.path.name))
+                    item.writing = writer.submit(finish_image, out, item.name, item.channels, item.segmentation,
+                                                 request)
+                    writes.append(item)
+                except Exception as error:  # one image's failure, whatever it is, must not end the run
+                    _failed(item, error, record, result, progress, debug)
+                while len(writes) > 1:
+                    _finished(writes.popleft(), record, result, progress, debug)
+        finally:  # also on Ctrl-C: an image already segmented is written and recorded
+            while writes:
+                _finished(writes.popleft(), record, result, progress, debug)
+
+
+def _finished(item: InFlight, record: RunRecord, result: BatchResult, progress: "Progress", debug: bool) -> None:
+    try:
+        table = item.writing.result()
+    except Exception as error:  # measuring or writing failed: this image only
+        _failed(item, error, record, result, progress, debug)
+        return
+    prediction, count = item.segmentation.prediction, item.segmentation.count
+    height, width = item.channels.shape[:2]
+    seconds = time.time() - item.started
+    row = summary_row(item.path, item.name, width=width, height=height, nuclei=count, diameter=prediction.diameter,
+                      source=prediction.diameter_source, channel=prediction.channel, seconds=seconds, status="ok")
+    record.add(row, table)
+    result.summary.append(row)
+    result.processed.append(str(item.path))
+    progress.done(f"[{item.index}/{progress.total}] {item.path.name}: {plural(count, 'nucleus', 'nuclei')}, "
+                  f"{describe_scale(prediction)}, channel {prediction.channel} ({seconds:.1f} s)")
+    item.channels = item.segmentation = None  # free the image now, not when the run ends
+
+
+def _failed(item: InFlight, error: Exception, record: RunRecord, result: BatchResult, progress: "Progress",
+            debug: bool) -> None:
+    reason = failure_reason(item.path, error, debug)
+    row = summary_row(item.path, item.name, seconds=time.time() - item.started, status=reason)
+    record.add(row)
+    result.failed.append((str(item.path), reason))
+    result.summary.append(row)
+    progress.done(f"error: {reason} Skipped.")
+    item.channels = item.segmentation = None
+
+
+class Progress:
+    """A progress bar with count, rate and ETA (tqdm) on a terminal; plain lines otherwise.
+    Per-image lines are printed either way, above the bar."""
+
+    def __init__(self, total: int, log: TextIO):
+        self.total, self.log = total, log
+        self.bar = None
+        if total and _is_terminal(log):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="image", file=log, dynamic_ncols=True, leave=False)
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def done(self, line: str) -> None:
+        if self.bar is None:
+            print(line, file=self.log, flush=True)
+        else:
+            self.bar.write(line, file=self.log)
+            self.bar.update(1)
+
+    def tiles(self, name: str):
+        """Tile progress of a large image, as the bar's postfix (no bar: nothing)."""
+        def report(done: int, tiles: int) -> None:
+            if self.bar is not None and tiles > 1:
+                self.bar.set_postfix_str(f"{name}: tile {done}/{tiles}")
+        return report
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def plural(count: int, one: str, many: str) -> str:
@@ -242,12 +362,3 @@ def summary_row(path, name: str, width=None, height=None, nuclei=None, diameter=
                 seconds=None, status="ok") -> dict:
     return dict(zip(SUMMARY_COLUMNS, [name, str(path), width, height, nuclei, diameter, source, channel,
                                       None if seconds is None else round(seconds, 2), status]))
-
-
-def _tile_progress(log: TextIO, index: int, total: int, name: str):
-    """Tile-level progress for large images, only where it helps: several tiles, a terminal."""
-    def report(done: int, tiles: int) -> None:
-        if tiles > 1 and log.isatty():
-            end = "\n" if done == tiles else ""
-            print(f"\r[{index}/{total}] {name}: tile {done}/{tiles}", end=end, file=log, flush=True)
-    return report

@@ -49,15 +49,18 @@ def unique_names(names: Iterable[str]) -> list[str]:
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Text cells that would run as spreadsheet formulas, prefixed with a quote."""
-    frame = frame.copy()
+    risky = {}
     for column in frame.columns:
         if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
-            frame[column] = frame[column].map(lambda v: f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v)
-    return frame
+            text = frame[column].astype(str)
+            starts = frame[column].map(lambda v: isinstance(v, str)).astype(bool) & text.str.startswith(FORMULA_STARTS)
+            if starts.any():
+                risky[column] = frame[column].where(~starts, "'" + text)
+    return frame.assign(**risky) if risky else frame
 
 
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    return neutralise_formulas(frame).to_csv(index=False, float_format="%.4g").encode()
+def csv_bytes(frame: pd.DataFrame, header: bool = True) -> bytes:
+    return neutralise_formulas(frame).to_csv(index=False, header=header, float_format="%.4g").encode()
 
 
 def image_result_files(name: str, labels: np.ndarray, overlay: np.ndarray | None, table: pd.DataFrame,

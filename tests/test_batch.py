@@ -172,3 +172,55 @@ def test_file_names_that_are_not_utf8_are_refused_with_a_printable_name(tmp_path
     found, problems = collect_images([folder])
     assert found == [folder / "fine.png"]
     assert problems == [(f"{folder}/caf\\xe9.png", problems[0][1])] and "not valid UTF-8" in problems[0][1]
+
+
+def test_the_record_is_written_as_images_finish_and_skip_existing_resumes(tiny_model, tmp_path, monkeypatch):
+    import nuclei_app.batch as batch
+
+    for index in range(4):
+        write_image(tmp_path / "in" / f"img{index}.png", seed=index)
+    out = tmp_path / "out"
+    real = batch.segment
+    seen = []
+
+    def interrupted_at_the_third(model, image, *args, **kwargs):
+        seen.append(1)
+        if len(seen) == 3:
+            raise KeyboardInterrupt  # the user's Ctrl-C: not an image failure, it ends the run
+        return real(model, image, *args, **kwargs)
+    monkeypatch.setattr(batch, "segment", interrupted_at_the_third)
+    try:
+        segment_paths(tiny_model, [tmp_path / "in"], out, tiny_model.postprocess_settings, log=io.StringIO())
+    except KeyboardInterrupt:
+        pass
+    finished = pd.read_csv(out / "summary.csv")
+    assert list(finished["image"]) == ["img0", "img1"]  # what finished before the interruption is on record
+    first_labels = (out / "img0_labels.png").read_bytes()
+
+    calls = []
+    monkeypatch.setattr(batch, "segment", lambda model, image, *a, **k: calls.append(1) or real(model, image, *a, **k))
+    log = io.StringIO()
+    result = segment_paths(tiny_model, [tmp_path / "in"], out, tiny_model.postprocess_settings, log=log,
+                           skip_existing=True)
+    assert len(calls) == 2 and result.exit_status == 0 and "2 of 4 images finished before" in log.getvalue()
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(summary["image"]) == ["img0", "img1", "img2", "img3"] and (summary["status"] == "ok").all()
+    table = pd.read_csv(out / "measurements.csv")
+    assert sorted(table["image"].unique()) == ["img0", "img1", "img2", "img3"]
+    assert (table.groupby("image").size() == summary.set_index("image")["nuclei"]).all()  # no row twice
+    assert (out / "img0_labels.png").read_bytes() == first_labels
+    assert not list(out.glob(".*partial"))
+
+
+def test_progress_bar_on_a_terminal_and_plain_lines_otherwise(tiny_model, tmp_path):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for index in range(2):
+        write_image(tmp_path / "in" / f"img{index}.png", seed=index)
+    terminal, plain = Terminal(), io.StringIO()
+    segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "a", tiny_model.postprocess_settings, log=terminal)
+    segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "b", tiny_model.postprocess_settings, log=plain)
+    assert "image/s" in terminal.getvalue() and "2/2" in terminal.getvalue()  # tqdm: count, rate, ETA
+    assert "image/s" not in plain.getvalue() and plain.getvalue().count("[") == 2  # one line per image

@@ -146,3 +146,11 @@ def test_a_folder_without_images_says_so_once(tmp_path):
     (tmp_path / "empty").mkdir()
     result = run_cli("segment", tmp_path / "empty", "--out", tmp_path / "out")
     assert result.returncode == 1 and "no image files found" in result.stderr and "failed" not in result.stderr
+
+
+def test_out_of_range_settings_exit_2_with_the_reason(tmp_path):
+    image = SAMPLES / "images" / "fluorescence_sparse.png"
+    for flag, value, reason in (("--threshold", "-0.1", "between 0 and 1"), ("--threshold", "x", "not a number"),
+                                ("--min-size", "-3", "0 or more"), ("--diameter", "0", "positive")):
+        result = run_cli("segment", image, "--out", tmp_path, flag, value)
+        assert result.returncode == 2 and reason in result.stderr, (flag, value, result.stderr)

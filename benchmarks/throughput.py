@@ -1,0 +1,116 @@
+"""Batch throughput: 50 different 512x512 images through the CLI's batch path in one run,
+against the bare compiled forward pass of the same network on the same network inputs,
+measured in the same process.
+
+    python -m benchmarks.throughput [--images 50] [--size 512] [--workers 1 2]
+
+Per image, the batch path reads the file, picks the channel, estimates the diameter (or
+takes the given one), runs the network, runs the watershed, measures, draws the overlay,
+encodes three PNGs and writes them. "bare forward" is only the network's compiled forward
+pass on the inputs the pipeline fed it (the image rescaled to the model's nucleus diameter).
+``--workers`` adds runs on a local Dask cluster of that many workers (CLI extras).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from nuclei_app.config import SAMPLES_DIR
+from nuclei_app.imageio import read_image, to_uint8
+from nuclei_app.pipeline import network_input
+from nuclei_app.scale import rescale_image, scale_factor
+from nuclei_app.sources import resolve_model
+
+TARGET_RATIO = 1.3
+
+
+def make_images(count: int, size: int, folder: Path) -> list[Path]:
+    """Different crops of a tiled dense fluorescence sample: the same kind of content, no two alike."""
+    sample = read_image(SAMPLES_DIR / "images" / "fluorescence_dense.png")
+    mosaic = np.tile(sample, (3, 3, 1))
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(count):
+        top, left = rng.integers(0, mosaic.shape[0] - size), rng.integers(0, mosaic.shape[1] - size)
+        path = folder / f"field_{index:03d}.png"
+        Image.fromarray(to_uint8(mosaic[top:top + size, left:left + size])).save(path)
+        paths.append(path)
+    return paths
+
+
+def bare_forward_seconds(model, paths: list[Path], diameter: float) -> float:
+    """Median seconds of the compiled forward pass on each image's network input."""
+    from nuclei_app.inference import pad_to_multiple
+
+    times = []
+    for path in paths:
+        prepared, _ = network_input(model, read_image(path))
+        scaled = rescale_image(prepared, scale_factor(diameter, model.diameter))
+        batch = pad_to_multiple(scaled, model.size_multiple)[0][None].astype(np.float32)
+        model.predict(batch)  # the first call of a shape may trace: not timed
+        started = time.perf_counter()
+        model.predict(batch)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def batch_seconds(model, paths: list[Path], out: Path, diameter: float | None) -> float:
+    from nuclei_app.batch import ImageRequest, segment_paths
+
+    request = ImageRequest(model.postprocess_settings, diameter=diameter)
+    started = time.perf_counter()
+    result = segment_paths(model, paths, out, request, log=io.StringIO())
+    assert not result.failed, result.failed
+    return time.perf_counter() - started
+
+
+def cluster_seconds(model, paths: list[Path], out: Path, workers: int) -> float:
+    from nuclei_app.batch import ImageRequest
+    from nuclei_app.distributed import run_on_cluster
+
+    started = time.perf_counter()
+    result = run_on_cluster(paths, str(out), ImageRequest(model.postprocess_settings), str(model.folder),
+                            workers=workers, log=io.StringIO())
+    assert not result.failed, result.failed
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=50)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--workers", type=int, nargs="*", default=[], help="also run on local Dask clusters")
+    args = parser.parse_args(argv)
+    model = resolve_model(None, fallback=False)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = make_images(args.images, args.size, Path(folder))
+        warm = batch_seconds(model, paths[:2], Path(folder) / "warm", None)  # traces the graph once
+        auto = batch_seconds(model, paths, Path(folder) / "auto", None)
+        from nuclei_app.pipeline import predict
+
+        diameters = [predict(model, read_image(p)).diameter for p in paths[:5]]
+        diameter = float(np.median(diameters))
+        given = batch_seconds(model, paths, Path(folder) / "given", diameter)
+        bare = bare_forward_seconds(model, paths[:10], diameter)
+        print(f"{args.images} images of {args.size}x{args.size}; model {model.folder.name}; "
+              f"network input at {diameter:.1f} px -> {model.diameter:g} px (warm-up {warm:.1f} s)")
+        print(f"bare compiled forward pass: {bare * 1000:.0f} ms per image")
+        for label, seconds in (("batch, diameter estimated", auto), ("batch, diameter given", given)):
+            per_image = seconds / args.images
+            print(f"{label:>28}: {args.images / seconds:5.2f} images/s, {per_image * 1000:.0f} ms per image = "
+                  f"{per_image / bare:.2f}x the bare forward pass (target <= {TARGET_RATIO})")
+        for workers in args.workers:
+            seconds = cluster_seconds(model, paths, Path(folder) / f"dask{workers}", workers)
+            print(f"{f'Dask --workers {workers}':>28}: {args.images / seconds:5.2f} images/s (cluster start included)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

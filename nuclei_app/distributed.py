@@ -1,0 +1,403 @@
+"""The batch on a Dask cluster: ``--workers N`` (a local cluster) or ``--scheduler ADDRESS``.
+
+The client (the CLI's process) finds the images and names their outputs exactly as the
+in-process run does (``batch.collect_images``, ``batch.output_names``), submits one task per
+image, and writes ``measurements.csv`` and ``summary.csv`` at the end. Each task runs on a
+worker: it loads the model once per worker process (from the source *string*: a folder path or
+``hf://owner/repo@commit``, resolved through the worker's own cache), segments the image, writes
+the image's files into the output folder and sends back only its measurement table and
+summary row.
+
+Why the run loses nothing and writes nothing twice:
+
+- an image's own failure (unreadable file, bad channel, a bug) is caught in the task and comes
+  back as a failed summary row, exactly as in-process: the scheduler never retries a
+  deterministic failure;
+- a worker that dies (killed, out of memory) has its tasks rerun elsewhere by the scheduler,
+  up to ``distributed.scheduler.allowed-failures`` times (Dask's default: 3); an image that
+  kills that many workers is reported as failed and the run goes on;
+- every file is written whole or not at all: to a temporary name in the output folder, then
+  renamed (object stores such as S3 publish an object only once it is complete, so there it
+  is written directly). A rerun task writes the same bytes to the same names; temporary files
+  left by a killed worker carry this run's id and are removed by the client at the end;
+- results are collected once per image (``as_completed``), whichever attempt produced them.
+
+Importable without Dask or fsspec: they are imported only when a cluster run starts.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, TextIO
+
+import pandas as pd
+
+from .batch import (MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, BatchResult, ImageRequest, collect_images,
+                    describe_scale, failure_reason, output_names, plural, summary_row)
+from .channels import display_rgb
+from .config import IMAGE_SUFFIXES
+from .imageio import read_channels
+from .measure import COLUMNS, measure_nuclei
+from .model import ModelLoadError, NucleiModel
+from .overlay import draw_overlay
+from .pipeline import Segmentation, segment
+from .results import csv_bytes, image_result_files
+from .sources import HF_PREFIX, parse_hub_source, resolve_model
+
+# A task raises only for what is not the image's fault (the model unusable on that worker, a
+# download that failed): one more try, possibly on another worker, before the run stops.
+TASK_RETRIES = 1
+# How long to try reaching a scheduler before saying it is unreachable.
+CONNECT_TIMEOUT = "20s"
+TEMPORARY_SUFFIX = ".part"
+# Object stores make an object visible only once it is completely uploaded: no rename needed
+# (a rename there is a copy and a delete).
+ATOMIC_PUT_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"}
+# Tests only: seconds a worker waits between writing an image's temporary files and renaming
+# them, so that a test can kill it mid-write.
+PAUSE_ENV_VAR = "NUCLEI_TEST_TASK_DELAY"
+
+
+class ClusterError(RuntimeError):
+    """The cluster can't be used (Dask missing, scheduler unreachable, workers that can't load
+    the model or this project); the message is one line for the user. The CLI exits 2."""
+
+
+class WorkerSetupError(RuntimeError):
+    """Raised in a task when the worker itself can't do the work (not the image's fault)."""
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    index: int   # position among the inputs: summary.csv keeps the in-process order
+    path: str    # absolute: a worker's working folder is not the client's
+    given: str   # the path as the user gave it, which messages and summary.csv show
+    name: str    # NAME of the image's output files
+
+
+@dataclass
+class ImageOutcome:
+    """What a task sends back: small, whatever the image's size."""
+    index: int
+    row: dict                    # the image's summary.csv row
+    table: pd.DataFrame | None   # its measurements.csv rows; None when it failed
+    description: str = ""        # "12 nuclei, diameter ..., channel 0" for the progress line
+    traceback: str = ""          # an unexpected error's traceback, for --debug
+
+    @property
+    def ok(self) -> bool:
+        return self.row["status"] == "ok"
+
+
+# --- client ------------------------------------------------------------------------------
+
+def cluster_model_source(model: NucleiModel) -> str:
+    """The source every worker loads: the model the client resolved, pinned. A Hub model is
+    named by its commit (a branch could move during the run), a folder by its absolute path
+    (workers have their own working folder)."""
+    if model.source.startswith(HF_PREFIX) and model.revision:
+        return f"{HF_PREFIX}{parse_hub_source(model.source).repo_id}@{model.revision}"
+    return str(model.folder.resolve())
+
+
+def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageRequest, model_source: str,
+                   workers: int | None = None, scheduler: str | None = None, log: TextIO = sys.stderr,
+                   debug: bool = False) -> BatchResult:
+    """``segment_paths`` on a Dask cluster: a local one of ``workers`` processes, or the one
+    at ``scheduler``. Same files, same lines on ``log``, same summary.csv (in input order).
+    ``out``: a local folder or any fsspec URL the workers can reach. Raises ClusterError when
+    the cluster can't be used."""
+    if (workers is None) == (scheduler is None):
+        raise ValueError("give exactly one of workers and scheduler")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    out_url = output_url(out)
+    prepare_output(out_url)
+    images, problems = collect_images(paths)
+    result = BatchResult(failed=list(problems))
+    for path, reason in problems:
+        print(f"error: {path}: {reason}", file=log)
+    names = output_names(images)
+    tasks = [ImageTask(index, os.path.abspath(path), str(path), names[path]) for index, path in enumerate(images)]
+    run_id = uuid.uuid4().hex[:12]
+    outcomes: dict[int, ImageOutcome] = {}
+    if tasks:  # no cluster (nor TensorFlow on workers) for a run with nothing to segment
+        with dask_client(workers, scheduler) as client:
+            describe_cluster(client, log)
+            try:
+                collect_outcomes(client, tasks, model_source, request, out_url, run_id, outcomes, log, debug)
+            finally:  # also when the run stops: summary.csv says which images were done
+                write_run_files(out_url, problems, tasks, outcomes, result, run_id)
+    else:
+        write_run_files(out_url, problems, tasks, outcomes, result, run_id)
+    if not images and not problems:
+        print(f"error: no image files found in {', '.join(map(str, paths))} "
+              f"(looked for {', '.join(sorted({s.lstrip('.').upper() for s in IMAGE_SUFFIXES}))}).", file=log)
+        result.found_nothing = True
+    return result
+
+
+@contextmanager
+def dask_client(workers: int | None, scheduler: str | None) -> Iterator:
+    """A client of the cluster at ``scheduler``, or of a local cluster of ``workers``
+    processes (closed on exit)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as error:
+        raise ClusterError(f"--workers and --scheduler need Dask ({error}); install them with "
+                           "`pip install -r requirements-cli.txt`.") from None
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as error:
+            raise ClusterError(f"could not reach the Dask scheduler at {scheduler} ({error}). Is `dask scheduler` "
+                               "running there, and is the address (tcp://HOST:PORT) right?") from None
+        with client:
+            yield client
+        return
+    # One thread per worker: TensorFlow already spreads one image over the cores.
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR, env=local_worker_environment(workers)) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def local_worker_environment(workers: int) -> dict[str, str]:
+    """Local workers share this machine's cores: each TensorFlow gets its share instead of
+    all of them (which would make N workers fight over the cores). A user's setting wins."""
+    share = max(1, (os.cpu_count() or 1) // workers)
+    return {variable: os.environ.get(variable, str(share)) for variable in ("TF_NUM_INTRAOP_THREADS",)}
+
+
+def describe_cluster(client, log: TextIO) -> None:
+    count = len(client.nthreads())
+    if count:
+        print(f"cluster: {client.scheduler.address}, {plural(count, 'worker', 'workers')}", file=log, flush=True)
+    else:
+        print(f"cluster: {client.scheduler.address}, no workers yet: the images wait until some join",
+              file=log, flush=True)
+
+
+def collect_outcomes(client, tasks: list[ImageTask], model_source: str, request: ImageRequest, out_url: str,
+                     run_id: str, outcomes: dict[int, ImageOutcome], log: TextIO, debug: bool) -> None:
+    """Submits one task per image and records each outcome once, in ``outcomes``, as it
+    arrives; raises ClusterError (after cancelling the rest) when the workers can't work."""
+    from distributed import as_completed
+
+    futures = {client.submit(segment_on_worker, task, model_source, request, out_url, run_id, debug,
+                             key=f"nuclei-segment-{run_id}-{task.index}", retries=TASK_RETRIES, pure=False): task
+               for task in tasks}
+    try:
+        for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
+            task = futures[future]
+            outcome = outcome_of(future, task)
+            future.release()  # the worker may forget the result now
+            outcomes[task.index] = outcome
+            report(outcome, task, done, len(tasks), log, debug)
+    except ClusterError:
+        client.cancel(list(futures))
+        raise
+
+
+def outcome_of(future, task: ImageTask) -> ImageOutcome:
+    from distributed import KilledWorker
+
+    if future.cancelled():
+        raise ClusterError("the Dask scheduler dropped the work (was it restarted, or the connection lost?).")
+    if future.status != "error":
+        return future.result()
+    error = future.exception()
+    if isinstance(error, KilledWorker):  # this image, tried on several workers, killed each one
+        tries = getattr(error, "allowed_failures", None)
+        times = f"{tries + 1} times" if isinstance(tries, int) else "repeatedly"
+        return failed_outcome(task, f"{task.given}: the Dask worker segmenting it died {times} (out of memory? a "
+                                    "large image needs more memory per worker); not tried again.")
+    # The task catches every failure of the image itself: anything else is the cluster's.
+    if isinstance(error, WorkerSetupError):
+        raise ClusterError(str(error))
+    raise ClusterError(f"a Dask worker could not run the task ({type(error).__name__}: {error}). Workers need "
+                       "the same Python environment as this machine, with this project installed.")
+
+
+def report(outcome: ImageOutcome, task: ImageTask, done: int, total: int, log: TextIO, debug: bool) -> None:
+    """The same lines as the in-process run (the count is images done, in any order)."""
+    if outcome.ok:
+        print(f"[{done}/{total}] {Path(task.given).name}: {outcome.description} ({outcome.row['seconds']:.1f} s)",
+              file=log, flush=True)
+        return
+    if debug and outcome.traceback:
+        print(outcome.traceback, end="", file=log)
+    print(f"error: {outcome.row['status']} Skipped.", file=log, flush=True)
+
+
+def failed_outcome(task: ImageTask, reason: str, seconds: float | None = None) -> ImageOutcome:
+    return ImageOutcome(task.index, summary_row(task.given, task.name, seconds=seconds, status=reason), None)
+
+
+def write_run_files(out_url: str, problems: list[tuple[str, str]], tasks: list[ImageTask],
+                    outcomes: dict[int, ImageOutcome], result: BatchResult, run_id: str) -> None:
+    """measurements.csv and summary.csv in input order (as in-process), ``result`` filled in,
+    and the temporary files of workers that died removed."""
+    result.summary = [summary_row(path, "", status=reason) for path, reason in problems]
+    tables = []
+    for task in tasks:
+        outcome = outcomes.get(task.index) or failed_outcome(task, "not processed: the run stopped before this image was done.")
+        result.summary.append(outcome.row)
+        if outcome.ok:
+            result.processed.append(task.given)
+            tables.append(outcome.table)
+        else:
+            result.failed.append((task.given, outcome.row["status"]))
+    frame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["image"] + COLUMNS)
+    write_files(out_url, {MEASUREMENTS_FILE: csv_bytes(frame),
+                          SUMMARY_FILE: csv_bytes(pd.DataFrame(result.summary, columns=SUMMARY_COLUMNS))}, run_id)
+    remove_leftovers(out_url, run_id)
+
+
+# --- the output folder, through fsspec -----------------------------------------------------
+
+def output_url(out: str | Path) -> str:
+    """``out`` as every worker can use it: a URL as given, a local path made absolute."""
+    from fsspec.core import split_protocol
+
+    text = str(out)
+    protocol, _ = split_protocol(text)
+    if protocol not in (None, "file", "local"):
+        return text
+    return os.path.abspath(os.path.expanduser(text))
+
+
+def prepare_output(out_url: str) -> None:
+    """Creates the output folder, so that a wrong URL fails before any work starts."""
+    from fsspec.core import url_to_fs
+
+    try:
+        fs, root = url_to_fs(out_url)
+        fs.makedirs(root, exist_ok=True)
+    except (OSError, ValueError, ImportError) as error:
+        raise ClusterError(f"the output folder {out_url} can't be used ({type(error).__name__}: {error}).") from None
+
+
+def write_files(out_url: str, files: dict[str, bytes], run_id: str, pause: float = 0.0) -> None:
+    """Each file whole or not at all: written under a temporary name in the same folder (so
+    that the rename never crosses file systems), then renamed. All of an image's files are
+    written before any is renamed, which keeps the window where a death leaves part of an
+    image's files short. ``pause``: seconds between the two steps (tests)."""
+    from fsspec.core import url_to_fs
+
+    fs, root = url_to_fs(out_url)
+    root = root.rstrip("/")
+    if atomic_puts(fs):
+        for name, data in files.items():
+            fs.pipe_file(f"{root}/{name}", data)
+        return
+    temporary = {}
+    for name, data in files.items():
+        # The run id lets the client find this run's leftovers; the pid says who left them.
+        temporary[name] = f"{root}/.{name}.{run_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}{TEMPORARY_SUFFIX}"
+        fs.pipe_file(temporary[name], data)
+    if pause:
+        time.sleep(pause)
+    for name, temporary_path in temporary.items():
+        fs.mv(temporary_path, f"{root}/{name}")
+
+
+def atomic_puts(fs) -> bool:
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    return bool(protocols & ATOMIC_PUT_PROTOCOLS)
+
+
+def is_leftover(file_name: str, run_id: str) -> bool:
+    return file_name.startswith(".") and f".{run_id}-" in file_name and file_name.endswith(TEMPORARY_SUFFIX)
+
+
+def remove_leftovers(out_url: str, run_id: str) -> None:
+    from fsspec.core import url_to_fs
+
+    fs, root = url_to_fs(out_url)
+    if atomic_puts(fs):
+        return
+    for path in fs.ls(root, detail=False):
+        if is_leftover(path.rstrip("/").rsplit("/", 1)[-1], run_id):
+            fs.rm_file(path)
+
+
+# --- worker ----------------------------------------------------------------------------------
+
+# One model per worker process and source, loaded by its first task: later tasks reuse it.
+_models: dict[str, NucleiModel] = {}
+_models_lock = threading.Lock()
+
+
+def worker_model(source: str) -> NucleiModel:
+    """The model for ``source`` in this worker process. No fallback: the client chose this
+    exact model, and a worker silently running another one would mix two models' results."""
+    with _models_lock:
+        if source not in _models:
+            try:
+                _models[source] = resolve_model(source, fallback=False)
+            except ModelLoadError as error:
+                raise WorkerSetupError(f"Dask worker {worker_address()} could not load the model: {error} Workers "
+                                       "need the model folder at the same path (a shared file system) or an "
+                                       "hf:// source.") from None
+        return _models[source]
+
+
+def worker_address() -> str:
+    from distributed import get_worker
+
+    try:
+        return get_worker().address
+    except ValueError:  # not in a worker (called directly)
+        return f"process {os.getpid()}"
+
+
+def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest, out_url: str, run_id: str,
+                      debug: bool = False) -> ImageOutcome:
+    """One image, on a worker: segment, write its files, return its rows. Raises only when the
+    worker can't work at all (WorkerSetupError); an image's own failure is its outcome."""
+    model = worker_model(model_source)
+    started = time.time()
+    try:
+        segmentation, table, (height, width), files = segment_to_files(model, task, request)
+        write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))
+    except Exception as error:  # one image's failure, whatever it is, must not end the run
+        reason = failure_reason(Path(task.given), error, debug=False)
+        # failure_reason's own rule: only unexpected errors (not ValueError) have a traceback worth showing.
+        trace = "".join(traceback.format_exception(error)) if debug and not isinstance(
+            error, (ValueError, MemoryError)) else ""
+        outcome = failed_outcome(task, reason, seconds=time.time() - started)
+        outcome.traceback = trace
+        return outcome
+    prediction = segmentation.prediction
+    row = summary_row(task.given, task.name, width=width, height=height, nuclei=segmentation.count,
+                      diameter=prediction.diameter, source=prediction.diameter_source, channel=prediction.channel,
+                      seconds=time.time() - started, status="ok")
+    description = (f"{plural(segmentation.count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
+                   f"channel {prediction.channel}")
+    return ImageOutcome(task.index, row, table, description)
+
+
+def segment_to_files(model: NucleiModel, task: ImageTask, request: ImageRequest
+                     ) -> tuple[Segmentation, pd.DataFrame, tuple[int, int], dict[str, bytes]]:
+    """``batch.process_image`` with the files returned as bytes instead of written: the same
+    building blocks in the same order, so the files are byte-identical to the in-process run's."""
+    channels = read_channels(task.path, name=task.given)  # messages name the file as the user did
+    segmentation = segment(model, channels, request.settings, tta=request.tta, diameter=request.diameter,
+                           channel=request.channel)
+    used = segmentation.prediction.channel
+    intensity = channels[..., used] if isinstance(used, int) else channels
+    table = measure_nuclei(segmentation.labels, intensity)
+    image = display_rgb(channels, used)
+    overlay = draw_overlay(image, segmentation.labels, style="outlines", opacity=1.0) if "png" in request.formats else None
+    files = image_result_files(task.name, segmentation.labels, overlay, table, request.formats, measurements=False)
+    table.insert(0, "image", task.name)
+    return segmentation, table, channels.shape[:2], files
