@@ -19,6 +19,7 @@ from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.imageio import ImageReadError, read_channels, read_labels
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
 from nuclei_app.measure import measure_nuclei, summary
+from nuclei_app.memory import start_janitor
 from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
@@ -64,6 +65,12 @@ def configured_source() -> str | None:
     if token:
         os.environ.setdefault("HF_TOKEN", token)
     return secret("NUCLEI_MODEL") or os.environ.get("NUCLEI_MODEL") or None
+
+
+@st.cache_resource
+def memory_janitor():
+    """Once per process: ended sessions' memory goes back to the system (nuclei_app.memory)."""
+    return start_janitor()
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -543,6 +550,7 @@ def too_many_ui(items: list[InputImage]) -> list[InputImage]:
 
 def main() -> None:
     st.set_page_config(page_title="Nuclei", page_icon="🔬", layout="wide")
+    memory_janitor()
     st.title("Nuclei")
     st.caption("Find and measure every cell nucleus in fluorescence, brightfield and H&E images "
                "(U-Net trained on the 2018 Data Science Bowl data).")
