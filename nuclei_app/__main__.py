@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -93,6 +94,36 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the images finished so far are in summary.csv and measurements.csv; "
+              "run the same command with --skip-existing to go on from there.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `... | head`: the reader has gone, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def output_folder_problem(out: Path) -> str | None:
+    """Checked before the model loads: a bad --out is an argument error, found in a second."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file; give a folder (it is created if needed)."
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"--out {out}: the folder can't be created ({error.strerror or error})."
+    if not os.access(out, os.W_OK):
+        return f"--out {out}: this folder is not writable."
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "segment":
+        problem = output_folder_problem(args.out)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     from .model import ModelLoadError
     from .sources import describe, resolve_model
 
@@ -116,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     request = ImageRequest(settings, args.tta, args.diameter, args.channel, args.formats)
     result = segment_paths(model, args.paths, args.out, request, debug=args.debug, skip_existing=args.skip_existing)
     if not result.found_nothing:
-        print(f"done: {len(result.processed)} segmented, {len(result.failed)} failed; results in {args.out} "
-              f"(summary.csv lists every input)", file=sys.stderr)
+        print(f"done: {len(result.processed)} segmented, {len(result.failed)} failed; results in "
+              f"{args.out}{os.sep} (summary.csv lists every input)", file=sys.stderr)
     return result.exit_status
 
 

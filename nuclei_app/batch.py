@@ -58,7 +58,7 @@ class BatchResult:
         return 1 if self.failed or self.found_nothing else 0
 
 
-def collect_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+def collect_images(paths: list[str | Path], skip_folders: tuple[Path, ...] = ()) -> tuple[list[Path], list[tuple[str, str]]]:
     """Image files from files and folders (recursive, image suffixes in any case), and the
     (path, reason) of what can't be used: missing paths, broken links, unreadable folders,
     file names that are not valid UTF-8 (summary.csv could not hold them).
@@ -67,7 +67,10 @@ def collect_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str,
     folder once, so a link to a parent folder (a loop) or a second way to the same data
     neither hangs the scan nor segments an image twice. Hidden files and folders (".", such
     as macOS's "._name.png" metadata files) are not images and are passed over."""
-    found, problems, entered = [], [], set()
+    found, problems = [], []
+    # The output folder is never searched: a run whose --out is inside an input folder would
+    # otherwise segment its own outputs on the next run.
+    entered = {os.path.realpath(folder) for folder in skip_folders}
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -208,11 +211,11 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
                   skip_existing: bool = False) -> BatchResult:
     request = settings if isinstance(settings, ImageRequest) else ImageRequest(settings, tta)
     out.mkdir(parents=True, exist_ok=True)
-    images, problems = collect_images(paths)
+    images, problems = collect_images(paths, skip_folders=(out,))
     record = RunRecord(out, ["image"] + COLUMNS, request.formats, resume=skip_existing)
     result = BatchResult(failed=list(problems))
     for path, reason in problems:
-        print(f"error: {path}: {reason}", file=log)
+        print(f"error: {path}: {reason}{'' if reason.endswith('.') else '.'} Skipped.", file=log)
         record.add(summary_row(path, "", status=reason))
         result.summary.append(summary_row(path, "", status=reason))
     names = output_names(images)
@@ -287,12 +290,12 @@ def _finished(item: InFlight, record: RunRecord, result: BatchResult, progress: 
 
 def _failed(item: InFlight, error: Exception, record: RunRecord, result: BatchResult, progress: "Progress",
             debug: bool) -> None:
-    reason = failure_reason(item.path, error, debug)
+    reason = failure_status(error, debug)
     row = summary_row(item.path, item.name, seconds=time.time() - item.started, status=reason)
     record.add(row)
     result.failed.append((str(item.path), reason))
     result.summary.append(row)
-    progress.done(f"error: {reason} Skipped.")
+    progress.done(f"error: {item.path}: {reason} Skipped.")
     item.channels = item.segmentation = None
 
 
@@ -348,13 +351,19 @@ def describe_scale(prediction) -> str:
 
 
 def failure_reason(path: Path, error: Exception, debug: bool) -> str:
+    """The line for the log: the file, then what went wrong."""
+    return f"{path}: {failure_status(error, debug)}"
+
+
+def failure_status(error: Exception, debug: bool = False) -> str:
+    """What went wrong, without the file's name (summary.csv has it in its own column)."""
     if isinstance(error, ImageReadError):
-        return str(error)
+        return error.problem
     if isinstance(error, (ValueError, MemoryError)):
-        return f"{path}: {error}"
+        return str(error) or type(error).__name__
     if debug:
         traceback.print_exception(error)
-    return (f"{path}: unexpected {type(error).__name__}: {error}. This is a bug: please report it "
+    return (f"unexpected {type(error).__name__}: {error}. This is a bug: please report it "
             "with the file if you can (--debug shows the traceback).")
 
 

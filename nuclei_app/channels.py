@@ -109,11 +109,13 @@ def display_rgb(image: np.ndarray, channel: int | str) -> np.ndarray:
     return network_rgb(image, channel if channel != ALL_CHANNELS else 0)
 
 
-def check_channel(image: np.ndarray, channel: int | str, name: str = "image") -> None:
+def check_channel(image: np.ndarray, channel: int | str, name: str | None = None) -> None:
+    """The message says what is wrong and what to do; the file's name only if given (callers
+    that report the file themselves leave it out, so it is not said twice)."""
     count = as_channels(image).shape[-1]
     if channel != ALL_CHANNELS and not 0 <= channel < count:
-        raise ValueError(f"{name}: channel {channel} asked for, but the image has {count} "
-                         f"channel{'s' if count > 1 else ''} (0 to {count - 1}).")
+        raise ValueError(f"{name + ': ' if name else ''}channel {channel} asked for, but the image has {count} "
+                         f"channel{'s' if count > 1 else ''} (0 to {count - 1}); choose one of those, or 'auto'.")
 
 
 def parse_channel(text: str) -> int | str:

@@ -2,8 +2,10 @@
 
 The client (the CLI's process) finds the images and names their outputs exactly as the
 in-process run does (``batch.collect_images``, ``batch.output_names``), submits one task per
-image, and writes ``measurements.csv`` and ``summary.csv`` at the end. Each task runs on a
-worker: it loads the model once per worker process (from the source *string*: a folder path or
+image, and records each image's rows in ``measurements.csv`` and ``summary.csv`` as its
+result arrives (``records.RunRecord``, so ``--skip-existing`` resumes a cluster run too; for an
+output URL, which can't be appended to, both files are written whole at the end). Each task
+runs on a worker: it loads the model once per worker process (from the source *string*: a folder path or
 ``hf://owner/repo@commit``, resolved through the worker's own cache), segments the image, writes
 the image's files into the output folder and sends back only its measurement table and
 summary row.
@@ -33,22 +35,24 @@ import threading
 import time
 import traceback
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, TextIO
 
+import numpy as np
 import pandas as pd
 
-from .batch import (MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, BatchResult, ImageRequest, collect_images,
-                    describe_scale, failure_reason, output_names, plural, summary_row)
+from .batch import (BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
+                    output_names, plural, segment_channels, summary_row)
 from .channels import display_rgb
 from .config import IMAGE_SUFFIXES
 from .imageio import read_channels
 from .measure import COLUMNS, measure_nuclei
 from .model import ModelLoadError, NucleiModel
 from .overlay import draw_overlay
-from .pipeline import Segmentation, segment
+from .pipeline import Segmentation
+from .records import MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, expected_files
 from .results import csv_bytes, image_result_files
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
@@ -77,7 +81,6 @@ class WorkerSetupError(RuntimeError):
 
 @dataclass(frozen=True)
 class ImageTask:
-    index: int   # position among the inputs: summary.csv keeps the in-process order
     path: str    # absolute: a worker's working folder is not the client's
     given: str   # the path as the user gave it, which messages and summary.csv show
     name: str    # NAME of the image's output files
@@ -86,7 +89,6 @@ class ImageTask:
 @dataclass
 class ImageOutcome:
     """What a task sends back: small, whatever the image's size."""
-    index: int
     row: dict                    # the image's summary.csv row
     table: pd.DataFrame | None   # its measurements.csv rows; None when it failed
     description: str = ""        # "12 nuclei, diameter ..., channel 0" for the progress line
@@ -110,34 +112,35 @@ def cluster_model_source(model: NucleiModel) -> str:
 
 def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageRequest, model_source: str,
                    workers: int | None = None, scheduler: str | None = None, log: TextIO = sys.stderr,
-                   debug: bool = False) -> BatchResult:
+                   debug: bool = False, skip_existing: bool = False) -> BatchResult:
     """``segment_paths`` on a Dask cluster: a local one of ``workers`` processes, or the one
-    at ``scheduler``. Same files, same lines on ``log``, same summary.csv (in input order).
-    ``out``: a local folder or any fsspec URL the workers can reach. Raises ClusterError when
-    the cluster can't be used."""
+    at ``scheduler``. The same files, lines on ``log`` and records, with the rows in the order
+    the images finish. ``out``: a local folder or any fsspec URL the workers can reach.
+    Raises ClusterError when the cluster can't be used."""
     if (workers is None) == (scheduler is None):
         raise ValueError("give exactly one of workers and scheduler")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    require_cluster_packages()
     out_url = output_url(out)
     prepare_output(out_url)
-    images, problems = collect_images(paths)
+    local_out = local_folder(out_url)
+    images, problems = collect_images(paths, skip_folders=(local_out,) if local_out else ())
     result = BatchResult(failed=list(problems))
-    for path, reason in problems:
-        print(f"error: {path}: {reason}", file=log)
-    names = output_names(images)
-    tasks = [ImageTask(index, os.path.abspath(path), str(path), names[path]) for index, path in enumerate(images)]
     run_id = uuid.uuid4().hex[:12]
-    outcomes: dict[int, ImageOutcome] = {}
-    if tasks:  # no cluster (nor TensorFlow on workers) for a run with nothing to segment
-        with dask_client(workers, scheduler) as client:
+    # The cluster first: an unreachable one fails before the record (maybe a previous run's,
+    # for --skip-existing) is touched. No cluster for a run with no image.
+    with (dask_client(workers, scheduler) if images else nullcontext()) as client, \
+            run_record(out_url, request.formats, skip_existing) as record:
+        todo = plan(images, problems, record, result, log)
+        if todo:
             describe_cluster(client, log)
             try:
-                collect_outcomes(client, tasks, model_source, request, out_url, run_id, outcomes, log, debug)
-            finally:  # also when the run stops: summary.csv says which images were done
-                write_run_files(out_url, problems, tasks, outcomes, result, run_id)
-    else:
-        write_run_files(out_url, problems, tasks, outcomes, result, run_id)
+                with Progress(len(todo), log) as progress:
+                    collect_outcomes(client, todo, model_source, request, out_url, run_id, record, result,
+                                     progress, debug)
+            finally:  # a killed worker's temporary files, also when the run stops
+                remove_leftovers(out_url, run_id)
     if not images and not problems:
         print(f"error: no image files found in {', '.join(map(str, paths))} "
               f"(looked for {', '.join(sorted({s.lstrip('.').upper() for s in IMAGE_SUFFIXES}))}).", file=log)
@@ -145,16 +148,43 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
     return result
 
 
+def require_cluster_packages() -> None:
+    """Dask and fsspec are the CLI's extras (requirements-cli.txt), not the app's."""
+    try:
+        import distributed  # noqa: F401
+        import fsspec  # noqa: F401
+    except ImportError as error:
+        raise ClusterError(f"--workers and --scheduler need Dask and fsspec ({error}); install them with "
+                           "`pip install -r requirements-cli.txt`.") from None
+
+
+def plan(images: list[Path], problems: list[tuple[str, str]], record, result: BatchResult,
+         log: TextIO) -> list[ImageTask]:
+    """As in-process: inputs that can't be used reported and recorded, images finished before
+    (--skip-existing) counted as done; returns the images to segment."""
+    for path, reason in problems:
+        print(f"error: {path}: {reason}{'' if reason.endswith('.') else '.'} Skipped.", file=log)
+        record.add(summary_row(path, "", status=reason))
+        result.summary.append(summary_row(path, "", status=reason))
+    names = output_names(images)
+    todo = [ImageTask(os.path.abspath(path), str(path), names[path]) for path in images
+            if not record.is_done(names[path])]
+    if len(todo) < len(images):
+        print(f"--skip-existing: {len(images) - len(todo)} of {len(images)} images finished before; "
+              f"{len(todo)} to do.", file=log)
+        result.summary += [record.done[names[p]] for p in images if record.is_done(names[p])]
+        result.processed += [str(p) for p in images if record.is_done(names[p])]
+    return todo
+
+
 @contextmanager
 def dask_client(workers: int | None, scheduler: str | None) -> Iterator:
     """A client of the cluster at ``scheduler``, or of a local cluster of ``workers``
     processes (closed on exit)."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError as error:
-        raise ClusterError(f"--workers and --scheduler need Dask ({error}); install them with "
-                           "`pip install -r requirements-cli.txt`.") from None
+    from distributed import Client, LocalCluster
+
     if scheduler is not None:
+        check_address(scheduler)
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError, ValueError, TypeError) as error:
@@ -163,11 +193,25 @@ def dask_client(workers: int | None, scheduler: str | None) -> Iterator:
         with client:
             yield client
         return
-    # One thread per worker: TensorFlow already spreads one image over the cores.
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    # One thread per worker: TensorFlow already spreads one image over the cores. The
+    # scheduler's web endpoints (the dashboard, where bokeh is installed) on a free port, so
+    # that two runs at once do not collide.
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.ERROR, env=local_worker_environment(workers)) as cluster, \
             Client(cluster, set_as_default=False) as client:
         yield client
+
+
+def check_address(address: str) -> None:
+    """A malformed address fails here, with its reason, rather than as a timeout (a Client
+    that failed on one also hangs for seconds when Python exits)."""
+    from distributed.comm.addressing import get_address_host
+
+    try:
+        get_address_host(address)
+    except ValueError as error:
+        raise ClusterError(f"{address!r} is not a Dask scheduler address ({error}); expected tcp://HOST:PORT, "
+                           "as `dask scheduler` prints it.") from None
 
 
 def local_worker_environment(workers: int) -> dict[str, str]:
@@ -186,22 +230,27 @@ def describe_cluster(client, log: TextIO) -> None:
               file=log, flush=True)
 
 
-def collect_outcomes(client, tasks: list[ImageTask], model_source: str, request: ImageRequest, out_url: str,
-                     run_id: str, outcomes: dict[int, ImageOutcome], log: TextIO, debug: bool) -> None:
-    """Submits one task per image and records each outcome once, in ``outcomes``, as it
-    arrives; raises ClusterError (after cancelling the rest) when the workers can't work."""
+def collect_outcomes(client, todo: list[ImageTask], model_source: str, request: ImageRequest, out_url: str,
+                     run_id: str, record, result: BatchResult, progress: Progress, debug: bool) -> None:
+    """Submits one task per image and records each outcome once, as it arrives; raises
+    ClusterError (after cancelling the rest) when the workers can't work."""
     from distributed import as_completed
 
     futures = {client.submit(segment_on_worker, task, model_source, request, out_url, run_id, debug,
-                             key=f"nuclei-segment-{run_id}-{task.index}", retries=TASK_RETRIES, pure=False): task
-               for task in tasks}
+                             key=f"nuclei-segment-{run_id}-{index}", retries=TASK_RETRIES, pure=False): task
+               for index, task in enumerate(todo)}
     try:
         for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
             task = futures[future]
             outcome = outcome_of(future, task)
             future.release()  # the worker may forget the result now
-            outcomes[task.index] = outcome
-            report(outcome, task, done, len(tasks), log, debug)
+            record.add(outcome.row, outcome.table)
+            result.summary.append(outcome.row)
+            if outcome.ok:
+                result.processed.append(task.given)
+            else:
+                result.failed.append((task.given, outcome.row["status"]))
+            progress.done(progress_line(outcome, task, done, progress.total, debug))
     except ClusterError:
         client.cancel(list(futures))
         raise
@@ -218,8 +267,8 @@ def outcome_of(future, task: ImageTask) -> ImageOutcome:
     if isinstance(error, KilledWorker):  # this image, tried on several workers, killed each one
         tries = getattr(error, "allowed_failures", None)
         times = f"{tries + 1} times" if isinstance(tries, int) else "repeatedly"
-        return failed_outcome(task, f"{task.given}: the Dask worker segmenting it died {times} (out of memory? a "
-                                    "large image needs more memory per worker); not tried again.")
+        return failed_outcome(task, f"the Dask worker segmenting it died {times} (out of memory? a large image "
+                                    "needs more memory per worker); not tried again.")
     # The task catches every failure of the image itself: anything else is the cluster's.
     if isinstance(error, WorkerSetupError):
         raise ClusterError(str(error))
@@ -227,39 +276,80 @@ def outcome_of(future, task: ImageTask) -> ImageOutcome:
                        "the same Python environment as this machine, with this project installed.")
 
 
-def report(outcome: ImageOutcome, task: ImageTask, done: int, total: int, log: TextIO, debug: bool) -> None:
-    """The same lines as the in-process run (the count is images done, in any order)."""
+def progress_line(outcome: ImageOutcome, task: ImageTask, done: int, total: int, debug: bool) -> str:
+    """The in-process run's line for the image (counted in the order images finish)."""
     if outcome.ok:
-        print(f"[{done}/{total}] {Path(task.given).name}: {outcome.description} ({outcome.row['seconds']:.1f} s)",
-              file=log, flush=True)
+        return f"[{done}/{total}] {Path(task.given).name}: {outcome.description} ({outcome.row['seconds']:.1f} s)"
+    trace = outcome.traceback if debug else ""
+    return f"{trace}error: {task.given}: {outcome.row['status']} Skipped."
+
+
+def failed_outcome(task: ImageTask, status: str, seconds: float | None = None) -> ImageOutcome:
+    return ImageOutcome(summary_row(task.given, task.name, seconds=seconds, status=status), None)
+
+
+# --- the run's record ------------------------------------------------------------------------
+
+@contextmanager
+def run_record(out_url: str, formats: tuple[str, ...], resume: bool) -> Iterator:
+    """The in-process run's record (``records.RunRecord``: rows appended as images finish,
+    ``--skip-existing`` resumes) for a local folder; for a URL, ``UrlRecord``."""
+    columns = ["image"] + COLUMNS
+    folder = local_folder(out_url)
+    if folder is not None:
+        yield RunRecord(folder, columns, formats, resume=resume)
         return
-    if debug and outcome.traceback:
-        print(outcome.traceback, end="", file=log)
-    print(f"error: {outcome.row['status']} Skipped.", file=log, flush=True)
+    record = UrlRecord(out_url, columns, formats, resume=resume)
+    try:
+        yield record
+    finally:  # also when the run stops: what finished is on record
+        record.write()
 
 
-def failed_outcome(task: ImageTask, reason: str, seconds: float | None = None) -> ImageOutcome:
-    return ImageOutcome(task.index, summary_row(task.given, task.name, seconds=seconds, status=reason), None)
+class UrlRecord:
+    """``RunRecord`` for an output folder that is a URL (s3://...): object stores can't append,
+    so the rows are kept here and both files written whole when the run ends."""
 
+    def __init__(self, out_url: str, measurement_columns: list[str], formats: tuple[str, ...], resume: bool = False):
+        from fsspec.core import url_to_fs
 
-def write_run_files(out_url: str, problems: list[tuple[str, str]], tasks: list[ImageTask],
-                    outcomes: dict[int, ImageOutcome], result: BatchResult, run_id: str) -> None:
-    """measurements.csv and summary.csv in input order (as in-process), ``result`` filled in,
-    and the temporary files of workers that died removed."""
-    result.summary = [summary_row(path, "", status=reason) for path, reason in problems]
-    tables = []
-    for task in tasks:
-        outcome = outcomes.get(task.index) or failed_outcome(task, "not processed: the run stopped before this image was done.")
-        result.summary.append(outcome.row)
-        if outcome.ok:
-            result.processed.append(task.given)
-            tables.append(outcome.table)
-        else:
-            result.failed.append((task.given, outcome.row["status"]))
-    frame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["image"] + COLUMNS)
-    write_files(out_url, {MEASUREMENTS_FILE: csv_bytes(frame),
-                          SUMMARY_FILE: csv_bytes(pd.DataFrame(result.summary, columns=SUMMARY_COLUMNS))}, run_id)
-    remove_leftovers(out_url, run_id)
+        self.out_url, self.formats, self.columns = out_url, formats, measurement_columns
+        self.fs, self.root = url_to_fs(out_url)
+        self.root = self.root.rstrip("/")
+        self.done: dict[str, dict] = {}
+        self.summary: list[dict] = []
+        self.tables: list[pd.DataFrame] = []
+        if resume:
+            self._resume()
+
+    def is_done(self, name: str) -> bool:
+        return name in self.done
+
+    def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
+        if measurements is not None and len(measurements):
+            self.tables.append(measurements.reindex(columns=self.columns))
+        self.summary.append(summary)
+
+    def write(self) -> None:
+        frame = pd.concat(self.tables, ignore_index=True) if self.tables else pd.DataFrame(columns=self.columns)
+        write_files(self.out_url, {MEASUREMENTS_FILE: csv_bytes(frame),
+                                   SUMMARY_FILE: csv_bytes(pd.DataFrame(self.summary, columns=SUMMARY_COLUMNS))})
+
+    def _resume(self) -> None:
+        """RunRecord's rule: keep images whose summary row is "ok" and whose files are all there."""
+        summary_path, measurements_path = f"{self.root}/{SUMMARY_FILE}", f"{self.root}/{MEASUREMENTS_FILE}"
+        if not (self.fs.isfile(summary_path) and self.fs.isfile(measurements_path)):
+            return
+        with self.fs.open(summary_path, "rb") as file:
+            summary = pd.read_csv(file, dtype={"image": str, "status": str}, keep_default_na=False)
+        present = set(self.fs.ls(self.root, detail=False))
+        finished = summary[(summary["status"] == "ok") & summary["image"].map(
+            lambda name: all(f"{self.root}/{file}" in present for file in expected_files(name, self.formats)))]
+        with self.fs.open(measurements_path, "rb") as file:
+            measurements = pd.read_csv(file, dtype={"image": str}, keep_default_na=False)
+        self.done = {row["image"]: row for row in finished.to_dict("records")}
+        self.summary = list(self.done.values())
+        self.tables = [measurements[measurements["image"].isin(set(self.done))]]
 
 
 # --- the output folder, through fsspec -----------------------------------------------------
@@ -269,10 +359,18 @@ def output_url(out: str | Path) -> str:
     from fsspec.core import split_protocol
 
     text = str(out)
-    protocol, _ = split_protocol(text)
+    protocol, path = split_protocol(text)
     if protocol not in (None, "file", "local"):
         return text
-    return os.path.abspath(os.path.expanduser(text))
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def local_folder(out_url: str) -> Path | None:
+    """The output folder as a local path, or None for a URL (s3://...)."""
+    from fsspec.core import split_protocol
+
+    protocol, path = split_protocol(out_url)
+    return Path(path) if protocol in (None, "file", "local") else None
 
 
 def prepare_output(out_url: str) -> None:
@@ -286,7 +384,7 @@ def prepare_output(out_url: str) -> None:
         raise ClusterError(f"the output folder {out_url} can't be used ({type(error).__name__}: {error}).") from None
 
 
-def write_files(out_url: str, files: dict[str, bytes], run_id: str, pause: float = 0.0) -> None:
+def write_files(out_url: str, files: dict[str, bytes], run_id: str = "client", pause: float = 0.0) -> None:
     """Each file whole or not at all: written under a temporary name in the same folder (so
     that the rename never crosses file systems), then renamed. All of an image's files are
     written before any is renamed, which keeps the window where a death leaves part of an
@@ -367,37 +465,36 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     model = worker_model(model_source)
     started = time.time()
     try:
-        segmentation, table, (height, width), files = segment_to_files(model, task, request)
+        channels = read_channels(task.path, name=task.given)  # messages name the file as the user did
+        segmentation = segment_channels(model, channels, request)
+        table, files = image_files(task.name, channels, segmentation, request)
         write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))
     except Exception as error:  # one image's failure, whatever it is, must not end the run
-        reason = failure_reason(Path(task.given), error, debug=False)
-        # failure_reason's own rule: only unexpected errors (not ValueError) have a traceback worth showing.
-        trace = "".join(traceback.format_exception(error)) if debug and not isinstance(
-            error, (ValueError, MemoryError)) else ""
-        outcome = failed_outcome(task, reason, seconds=time.time() - started)
-        outcome.traceback = trace
+        outcome = failed_outcome(task, failure_status(error), seconds=time.time() - started)
+        # failure_status's rule: only an unexpected error (not a ValueError) has a traceback worth showing.
+        if debug and not isinstance(error, (ValueError, MemoryError)):
+            outcome.traceback = "".join(traceback.format_exception(error))
         return outcome
     prediction = segmentation.prediction
+    height, width = channels.shape[:2]
     row = summary_row(task.given, task.name, width=width, height=height, nuclei=segmentation.count,
                       diameter=prediction.diameter, source=prediction.diameter_source, channel=prediction.channel,
                       seconds=time.time() - started, status="ok")
     description = (f"{plural(segmentation.count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
                    f"channel {prediction.channel}")
-    return ImageOutcome(task.index, row, table, description)
+    return ImageOutcome(row, table, description)
 
 
-def segment_to_files(model: NucleiModel, task: ImageTask, request: ImageRequest
-                     ) -> tuple[Segmentation, pd.DataFrame, tuple[int, int], dict[str, bytes]]:
-    """``batch.process_image`` with the files returned as bytes instead of written: the same
-    building blocks in the same order, so the files are byte-identical to the in-process run's."""
-    channels = read_channels(task.path, name=task.given)  # messages name the file as the user did
-    segmentation = segment(model, channels, request.settings, tta=request.tta, diameter=request.diameter,
-                           channel=request.channel)
+def image_files(name: str, channels: np.ndarray, segmentation: Segmentation, request: ImageRequest
+                ) -> tuple[pd.DataFrame, dict[str, bytes]]:
+    """``batch.finish_image`` with the files returned as bytes instead of written: the same
+    building blocks in the same order, so the files are byte-identical to the in-process run's.
+    The table has the image's name first."""
     used = segmentation.prediction.channel
     intensity = channels[..., used] if isinstance(used, int) else channels
     table = measure_nuclei(segmentation.labels, intensity)
     image = display_rgb(channels, used)
     overlay = draw_overlay(image, segmentation.labels, style="outlines", opacity=1.0) if "png" in request.formats else None
-    files = image_result_files(task.name, segmentation.labels, overlay, table, request.formats, measurements=False)
-    table.insert(0, "image", task.name)
-    return segmentation, table, channels.shape[:2], files
+    files = image_result_files(name, segmentation.labels, overlay, table, request.formats, measurements=False)
+    table.insert(0, "image", name)
+    return table, files

@@ -112,7 +112,16 @@ def _decode_tiff(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
         series = tif.series[0] if tif.series else None
         if series is not None and "C" in series.axes and "Y" in series.axes and "X" in series.axes:
             return _read_channel_series(series, name, limits)
+        if series is not None and _unnamed_channel_stack(series):
+            return _read_channel_series(series, name, limits, axes="C" + series.axes[1:])
         return _read_first_page(tif.pages.first, name, limits)
+
+
+def _unnamed_channel_stack(series) -> bool:
+    """A plain multi-page stack (tifffile's 'QYX': pages of one size, no axes metadata) with 2
+    to 8 pages is a channel stack, as fluorescence cameras save them; more pages are more
+    likely a Z-stack or time series, read at their first plane."""
+    return series.axes in ("QYX", "IYX") and 2 <= series.shape[0] <= MAX_CHANNELS
 
 
 def _read_first_page(page, name: str, limits: ReadLimits) -> np.ndarray:
@@ -134,11 +143,19 @@ def _read_first_page(page, name: str, limits: ReadLimits) -> np.ndarray:
 
 
 def _without_alpha(array: np.ndarray, page) -> np.ndarray:
-    """Alpha (transparency) carries no image information: an RGBA or grey + alpha TIFF is RGB or grey."""
+    """Alpha (transparency) carries no image information: an RGBA or grey + alpha TIFF is RGB or
+    grey. But only a constant extra sample is taken for alpha: tifffile (and others) tag the
+    4th channel of any (Y, X, 4) array as alpha, and a 16-bit 4-channel fluorescence stack
+    saved that way must keep its 4th channel."""
     alpha = sum(1 for sample in page.extrasamples if sample in ALPHA_SAMPLES)
     if alpha == 0 and page.photometric == tifffile.PHOTOMETRIC.RGB and array.shape[-1] == 4:
         alpha = 1  # RGBA written without the ExtraSamples tag
-    return array[..., : array.shape[-1] - alpha] if 0 < alpha < array.shape[-1] else array
+    if not 0 < alpha < array.shape[-1]:
+        return array
+    extra = array[..., array.shape[-1] - alpha:]
+    if array.dtype == np.uint8 or np.all(extra == extra.flat[0]):
+        return array[..., : array.shape[-1] - alpha]
+    return array
 
 
 def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
@@ -147,8 +164,9 @@ def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
     return ((1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4])).astype(np.float32)
 
 
-def _read_channel_series(series, name: str, limits: ReadLimits) -> np.ndarray:
-    axes, shape = series.axes, dict(zip(series.axes, series.shape))
+def _read_channel_series(series, name: str, limits: ReadLimits, axes: str | None = None) -> np.ndarray:
+    axes = axes or series.axes
+    shape = dict(zip(axes, series.shape))
     _check_pixels(shape["Y"], shape["X"], name, limits)
     if shape["C"] > MAX_CHANNELS:
         raise ImageReadError(name, f"{shape['C']} channels; at most {MAX_CHANNELS} are supported. "

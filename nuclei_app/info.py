@@ -22,7 +22,7 @@ def model_summary(model: NucleiModel) -> str:
     if training:
         lines.append(("Trained by", f"{training.get('command', '?')} · code {training.get('code_version', '?')}"))
         if training.get("fit_minutes"):
-            lines.append(("Training", f"{training.get('epochs')} epochs, {training['fit_minutes']:.0f} min on "
+            lines.append(("Training", f"{_count(training.get('epochs'), 'epoch')}, {training['fit_minutes']:.1f} min on "
                                       f"{training.get('machine', 'an unrecorded machine')}"))
     lines.append(("Nucleus scale", f"{model.diameter:g} px diameter (images are rescaled to it)"
                   if model.diameter else "the image's own (no scale.diameter recorded)"))
@@ -40,7 +40,7 @@ def _metric_lines(metrics: dict) -> list[tuple[str, str]]:
         return [("Validation", "no metrics recorded")]
     overall = validation["all"]
     lines = [("Validation", f"mean AP {overall['mean_ap']:.3f}, AP@0.5 {overall['ap50']:.3f}, "
-                            f"Dice {overall['dice']:.3f} ({overall.get('images', '?')} images)")]
+                            f"Dice {overall['dice']:.3f} ({_count(overall.get('images'), 'image')})")]
     kinds = [f"{kind} {row['mean_ap']:.3f} ({row.get('images', '?')})" for kind, row in validation.items() if kind != "all"]
     if kinds:
         lines.append(("  by kind", ", ".join(kinds) + "  [mean AP (images)]"))
@@ -49,3 +49,7 @@ def _metric_lines(metrics: dict) -> list[tuple[str, str]]:
         lines.append(("Shift", ", ".join(f"{name} {table['all']['mean_ap']:.3f}" for name, table in shift.items())
                       + "  [mean AP: rescaled x0.5/x2/x3, re-stained]"))
     return lines
+
+
+def _count(number, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}" if number is not None else f"? {noun}s"

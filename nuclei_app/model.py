@@ -112,6 +112,9 @@ def _dataclass_from(cls, values: dict):
 def verify_folder(folder: Path, label: str | None = None) -> dict:
     """Checks the files and ``nuclei.json`` of a model folder; returns the metadata."""
     label = label or str(folder)
+    if folder.is_file():
+        raise ModelLoadError(f"{label} is a file, not a model folder (a folder with config.json, "
+                             f"model.weights.h5 and {METADATA_FILE}).")
     if not folder.is_dir():
         raise ModelLoadError(f"model folder {label} does not exist.")
     missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]

@@ -123,20 +123,32 @@ def resolve_model(source: str | None = None, fallback: bool = True) -> NucleiMod
     by the bundled model, and the returned model's ``notice`` explains what happened. A local
     folder that fails is an error: a mistyped path must not silently run another model.
     """
+    from_environment = not source and bool(os.environ.get(MODEL_ENV_VAR))
     source = source or default_source()
+    try:
+        if source.startswith(HF_PREFIX):
+            parse_hub_source(source)  # a malformed address is a typo: an error, never a fallback
+    except ModelLoadError as error:
+        raise _from_environment(error) if from_environment else error from None
     try:
         return load_source(source)
     except ModelLoadError as error:
         bundled = str(BUNDLED_MODEL_DIR)
         if not fallback or not source.startswith(HF_PREFIX):
-            raise
+            raise (_from_environment(error) if from_environment else error) from None
         try:
             model = load_model_folder(BUNDLED_MODEL_DIR, source=bundled)
         except ModelLoadError as bundled_error:
             raise ModelLoadError(f"{error}; the bundled model could not be loaded either: {bundled_error}") from None
-        model.notice = (f"Model source {source} could not be used: {str(error).rstrip('.')}. "
+        reason = str(error).removeprefix(f"{source}: ").rstrip(".")  # the source is named once
+        model.notice = (f"Model source {source} could not be used: {reason}. "
                         f"Using the bundled model ({bundled}) instead.")
         return model
+
+
+def _from_environment(error: ModelLoadError) -> ModelLoadError:
+    return ModelLoadError(f"{str(error).rstrip('.')} (the model source comes from the {MODEL_ENV_VAR} environment "
+                          "variable).")
 
 
 def describe(model: NucleiModel) -> str:

@@ -372,3 +372,18 @@ def test_ids_without_background_and_binary_masks_are_told_apart():
     assert read_labels(png_of(binary)).max() == 2 and read_labels(png_of(binary * 255)).max() == 2
     ids = two_touching_nuclei().astype(np.uint16)
     np.testing.assert_array_equal(read_labels(png_of(ids)), ids)
+
+
+def test_plain_multi_page_and_four_sample_stacks_keep_every_channel(tmp_path):
+    planes = np.stack([np.full((30, 40), 1000 * (c + 1), np.uint16) for c in range(4)])
+    planes[2, 10:20, 10:20] = 60000
+    planes[3, 25:28, 30:35] = 30000  # every channel has something in it (a constant 4th sample is alpha)
+    tifffile.imwrite(tmp_path / "pages.tif", planes, photometric="minisblack")  # tifffile's 'QYX'
+    tifffile.imwrite(tmp_path / "samples.tif", np.moveaxis(planes, 0, -1))      # RGB + 'alpha' by default
+    for name in ("pages.tif", "samples.tif"):
+        channels = read_channels(tmp_path / name)
+        assert channels.shape == (30, 40, 4), name
+        assert channels[15, 15, 2] == pytest.approx(60000 / 65535) and channels[0, 0, 3] == pytest.approx(4000 / 65535)
+    z_stack = np.zeros((20, 30, 40), np.uint8)
+    tifffile.imwrite(tmp_path / "z.tif", z_stack, photometric="minisblack")
+    assert read_channels(tmp_path / "z.tif").shape == (30, 40, 1)  # 20 planes: a Z-stack, first plane

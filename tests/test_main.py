@@ -154,3 +154,25 @@ def test_out_of_range_settings_exit_2_with_the_reason(tmp_path):
                                 ("--min-size", "-3", "0 or more"), ("--diameter", "0", "positive")):
         result = run_cli("segment", image, "--out", tmp_path, flag, value)
         assert result.returncode == 2 and reason in result.stderr, (flag, value, result.stderr)
+
+
+def test_argument_mistakes_exit_2_before_any_work(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    image = SAMPLES / "images" / "fluorescence_sparse.png"
+    for args, reason in ((("segment", image, "--out", tmp_path / "a_file"), "is a file; give a folder"),
+                         (("info", "--model", "hf://bad"), "expected hf://OWNER/NAME"),
+                         (("info", "--model", image), "is a file, not a model folder")):
+        result = run_cli(*args)
+        assert result.returncode == 2 and reason in result.stderr and "Traceback" not in result.stderr, args
+    from_env = run_cli("info", env={"NUCLEI_MODEL": str(tmp_path / "nope")})
+    assert from_env.returncode == 2 and "NUCLEI_MODEL environment variable" in from_env.stderr
+
+
+def test_outputs_inside_an_input_folder_are_not_segmented_again(tmp_path):
+    import shutil
+
+    shutil.copy(SAMPLES / "images" / "fluorescence_sparse.png", tmp_path / "cells.png")
+    for _ in range(2):
+        result = run_cli("segment", tmp_path, "--out", tmp_path / "results")
+        assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "results").glob("*_labels.png")) == ["cells_labels.png"]

@@ -1,0 +1,882 @@
+"""Huge images, block by block: read lazily, segment overlapping blocks, stitch the labels.
+
+An image above the in-memory limit (``ReadLimits``) is never held whole: its TIFF is read
+window by window (tifffile's zarr store for tiled or stripped data, explicit reads for
+uncompressed contiguous data), and the labels go to a raw file on disk written and read
+window by window. Memory is bounded by the block size, not the image size.
+
+Stitching follows StarDist's ``predict_instances_big``. The image is cut into *cores* that
+tile it without overlap; each block segments its core plus a *margin* of context on every
+side, and keeps exactly the objects whose centroid lies in its core. The margin is wider
+than any nucleus, so a kept nucleus is whole in the block that keeps it and a nucleus that
+crosses a core border is one object with one id. Objects that touch a block's context edge
+(not the image's edge) are cut; they belong to a neighbour (their centroid is outside the
+core), except objects larger than the margin, which are kept cut and counted
+(``BlockResult.oversized``). Where two blocks' versions of one nucleus disagree slightly
+(the network sees different context), the first written wins: a later object more than
+half on already-labelled pixels is the same nucleus again and is dropped.
+
+Whatever the pipeline decides from the whole image is decided once, for every block alike:
+the nuclear channel, the intensity stretch (percentiles of the same strided sample that
+``inference.preprocess`` takes), the light-background inversion and the nucleus diameter.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+from typing import Callable, Iterator, Protocol, Sequence
+
+import numpy as np
+import pandas as pd
+import tifffile
+from scipy import ndimage
+
+from .channels import ALL_CHANNELS, AUTO, as_channels, check_channel, choose_channel, display_rgb, network_rgb
+from .config import Normalisation, PostprocessSettings, ReadLimits
+from .imageio import MAX_CHANNELS, TIFF_MAGIC, ImageReadError, rgb_png_bytes
+from .inference import ProgressCallback, is_light_background, predict_preprocessed
+from .measure import COLUMNS, measure_nuclei
+from .model import NucleiModel
+from .overlay import draw_overlay
+from .pipeline import MAX_NETWORK_PIXELS, Prediction, inference_for, labels_for, predict
+from .scale import estimate_diameter, scale_factor, scaled_shape
+
+DEFAULT_BLOCK = 2048        # core side, px: a block's working set stays well under 1 GB
+MIN_BLOCK = 64              # smaller cores would be mostly margin
+# The margin must hold the largest nucleus (a few times the typical diameter) and give the
+# network the context it has inside a whole image: its own tiles overlap by 64 network px.
+MARGIN_DIAMETERS = 3.0
+NETWORK_CONTEXT_PX = 96
+OVERVIEW_SIDE = 2048        # longest side of the overlay PNG (and of the overview sample)
+PROBE_SIDE = 2048           # full-resolution window the channel and the diameter are found on
+LABEL_TILE = 512            # tile side of the label TIFF
+PERCENTILE_SAMPLE_PIXELS = 2_000_000  # inference.percentile_sample's default
+SURVEY_BYTES = 64 * 2**20   # one read of the survey pass
+MAX_CHUNK_BYTES = 256 * 2**20  # a compressed strip or tile larger than this can't be read by blocks
+SCRATCH_PREFIX = ".nuclei_blocks_"  # hidden: a folder scan of the output folder passes it over
+
+
+# ---------------------------------------------------------------------------------------
+# Which images go block by block
+
+
+def needs_blocks(path: str | Path, limits: ReadLimits = ReadLimits()) -> bool:
+    """True for a TIFF too large to read whole: its full-resolution level has more than
+    ``limits.max_pixels`` pixels, or the file is over ``limits.max_file_bytes``.
+
+    Other formats are never read by blocks: above the limit ``imageio`` refuses them
+    (decompression bombs). A damaged TIFF answers False, so that ``imageio`` reports it.
+    Whether the TIFF's layout allows reading by blocks is checked when it is opened
+    (``TiffSource``), which says what is wrong with it if not."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            return False
+        with open(path, "rb") as handle:
+            if handle.read(4) not in TIFF_MAGIC:
+                return False
+        with tifffile.TiffFile(path) as tif:
+            height, width = _plane_shape(tif.series[0].levels[0])
+        return height * width > limits.max_pixels or path.stat().st_size > limits.max_file_bytes
+    except Exception:  # noqa: BLE001 - unreadable here means imageio will say why
+        return False
+
+
+def _plane_shape(level) -> tuple[int, int]:
+    axes, shape = level.axes, level.shape
+    if "Y" not in axes or "X" not in axes:
+        page = level.keyframe
+        return page.imagelength, page.imagewidth
+    return shape[axes.index("Y")], shape[axes.index("X")]
+
+
+# ---------------------------------------------------------------------------------------
+# Where pixels come from: any image readable by windows
+
+
+class BlockSource(Protocol):
+    """An (H, W, C) image read by windows as float32 in [0, 1], as ``read_channels`` gives."""
+    height: int
+    width: int
+    channels: int
+    survey_block: tuple[int, int]  # (rows, columns) that one read of a whole-image pass takes
+
+    def read(self, top: int, bottom: int, left: int, right: int) -> np.ndarray: ...
+
+
+@dataclass
+class ArraySource:
+    """An image already in memory ((H, W) or (H, W, C) float in [0, 1])."""
+    array: np.ndarray
+
+    def __post_init__(self):
+        self.array = as_channels(self.array)
+        self.height, self.width, self.channels = self.array.shape
+        self.survey_block = (self.height, self.width)
+
+    def read(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        return np.asarray(self.array[top:bottom, left:right], np.float32)
+
+
+@dataclass(frozen=True)
+class UnitScale:
+    """The pixel values' map to [0, 1], fixed for the whole image (``imageio._to_unit_float``):
+    8- and 16-bit integers by their type's range, other types by the image's finite min-max,
+    floats already in [0, 1] as they are."""
+    low: float
+    high: float
+    identity: bool = False
+
+    @classmethod
+    def for_dtype(cls, dtype: np.dtype) -> UnitScale | None:
+        """The scale of types whose range is known; None where the image must be scanned."""
+        if dtype == bool:
+            return cls(0.0, 1.0)
+        if np.issubdtype(dtype, np.integer) and dtype.itemsize <= 2:
+            info = np.iinfo(dtype)
+            return cls(float(info.min), float(info.max))
+        return None
+
+    @classmethod
+    def for_range(cls, dtype: np.dtype, low: float, high: float) -> UnitScale:
+        identity = np.issubdtype(dtype, np.floating) and 0.0 <= low and high <= 1.0
+        return cls(low, high, identity)
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        values = raw.astype(np.float64 if raw.dtype.itemsize > 4 else np.float32)
+        if np.issubdtype(raw.dtype, np.floating):
+            values = np.nan_to_num(values, nan=self.low, posinf=self.high, neginf=self.low)
+        if self.identity:
+            return values.astype(np.float32)
+        if self.high == self.low:  # a constant image
+            return np.zeros(values.shape, np.float32)
+        return np.clip((values - self.low) / (self.high - self.low), 0.0, 1.0).astype(np.float32)
+
+
+class TiffSource:
+    """The full-resolution level of a TIFF's first series, read by windows, never whole.
+
+    Channels are the C or S axis (alpha dropped); other axes (Z, T, ...) give their first
+    plane, as ``imageio`` does. Tiled and stripped data are read through tifffile's zarr
+    store (zarr decodes only the tiles or strips a window touches); uncompressed contiguous
+    data (ImageJ's big TIFFs are one strip) row by row with explicit file reads."""
+
+    def __init__(self, path: str | Path, name: str | None = None):
+        self.path, self.name = Path(path), name or str(path)
+        self._contiguous: ContiguousArray | None = None
+        try:
+            self._tif = tifffile.TiffFile(self.path)
+        except Exception as error:  # noqa: BLE001 - any parsing failure is the file's
+            raise ImageReadError(self.name, f"not a readable TIFF file ({_describe(error)}).") from None
+        try:
+            self._open(self._tif.series[0].levels[0])
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, level) -> None:
+        axes, shape = level.axes, tuple(level.shape)
+        if "Y" not in axes or "X" not in axes:
+            raise ImageReadError(self.name, f"unsupported TIFF layout (axes {axes!r}); expected an image with Y and X axes.")
+        self.height, self.width = shape[axes.index("Y")], shape[axes.index("X")]
+        self._channel_axis = _channel_axis(axes, shape, self.name)
+        kept = [a for a in axes if a in ("Y", "X", self._channel_axis)]
+        self._to_yxc = [kept.index(a) for a in ("Y", "X", self._channel_axis) if a in kept]
+        self._axes, self._shape = axes, shape
+        samples = shape[axes.index(self._channel_axis)] if self._channel_axis else 1
+        self._alpha = _alpha_samples(level.keyframe, samples) if self._channel_axis == "S" else 0
+        self.channels = samples - self._alpha
+        if self.channels > MAX_CHANNELS:
+            raise ImageReadError(self.name, f"{self.channels} channels; at most {MAX_CHANNELS} are supported. "
+                                            "Save the nuclear channel, or a few channels, as their own file.")
+        self.dtype = np.dtype(level.dtype)
+        self._reader = self._raw_reader(level)
+        self.survey_block = self._survey_block()
+        self.scale = UnitScale.for_dtype(self.dtype) or self._scan_range()
+
+    def _raw_reader(self, level) -> Callable[[tuple], np.ndarray]:
+        offset = level.dataoffset
+        if offset is not None and _rows_are_runs(self._axes, self._channel_axis):
+            stored = np.dtype(self._tif.byteorder + self.dtype.char)
+            self._contiguous = ContiguousArray(self.path, offset, self._shape, stored, self._axes.index("Y"))
+            self._chunk = (1, self.width)
+            return self._contiguous.read
+        try:
+            import zarr
+        except ImportError:
+            raise ImageReadError(self.name, "reading a TIFF this large block by block needs the zarr package "
+                                            "(pip install -r requirements-cli.txt).") from None
+        array = zarr.open_array(self._tif.aszarr(series=0, level=0), mode="r")
+        chunk_bytes = math.prod(array.chunks) * self.dtype.itemsize
+        if chunk_bytes > MAX_CHUNK_BYTES:
+            raise ImageReadError(self.name, f"compressed in pieces of {chunk_bytes / 2**20:.0f} MB (strips of "
+                                            f"{array.chunks}), too large to read block by block. Save it as a tiled "
+                                            "TIFF (e.g. 512x512 tiles; QuPath, Fiji's Bio-Formats exporter and "
+                                            "bfconvert can).")
+        axes = self._axes
+        self._chunk = (array.chunks[axes.index("Y")], array.chunks[axes.index("X")])
+        return lambda index: array[index]
+
+    def _survey_block(self) -> tuple[int, int]:
+        """Whole chunks per read: a stripped file is read in full-width bands, whose strips
+        are decoded once, a tiled one in squares of tiles."""
+        rows, columns = self._chunk
+        pixel = max(1, self.channels) * 4
+        if columns >= self.width:
+            band = max(rows, (SURVEY_BYTES // (self.width * pixel)) // rows * rows)
+            return band, self.width
+        side = max(1, int(math.sqrt(SURVEY_BYTES / pixel)))
+        return max(rows, side // rows * rows), max(columns, side // columns * columns)
+
+    def _scan_range(self) -> UnitScale:
+        """Finite min and max over the whole image (floats, 32/64-bit integers), one pass."""
+        low, high = math.inf, -math.inf
+        for top, bottom, left, right in _windows(self.height, self.width, self.survey_block):
+            raw = self._read_raw(top, bottom, left, right)
+            finite = raw[np.isfinite(raw)] if np.issubdtype(raw.dtype, np.floating) else raw
+            if finite.size:
+                low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+        if low > high:  # no finite value at all: black, as imageio makes it
+            return UnitScale(0.0, 0.0)
+        return UnitScale.for_range(self.dtype, low, high)
+
+    def _read_raw(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        index = tuple(slice(top, bottom) if a == "Y" else slice(left, right) if a == "X"
+                      else slice(None) if a == self._channel_axis else 0 for a in self._axes)
+        try:
+            raw = np.asarray(self._reader(index))
+        except ImageReadError:
+            raise
+        except Exception as error:  # noqa: BLE001 - decoders fail with many types; it is the file
+            raise ImageReadError(self.name, f"the file is damaged or truncated, or uses a compression this "
+                                            f"installation can't decode ({_describe(error)}).") from None
+        raw = np.transpose(raw, self._to_yxc) if raw.ndim == len(self._to_yxc) else raw
+        raw = raw[..., None] if raw.ndim == 2 else raw
+        return raw[..., : raw.shape[-1] - self._alpha] if self._alpha else raw
+
+    def read(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        return self.scale.apply(self._read_raw(top, bottom, left, right))
+
+    def close(self) -> None:
+        if self._contiguous is not None:
+            self._contiguous.close()
+        self._tif.close()
+
+    def __enter__(self) -> TiffSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _channel_axis(axes: str, shape: tuple[int, ...], name: str) -> str | None:
+    candidates = [a for a in ("C", "S") if a in axes]
+    if len(candidates) == 2:
+        sizes = {a: shape[axes.index(a)] for a in candidates}
+        if min(sizes.values()) > 1:
+            raise ImageReadError(name, f"both channels and samples per pixel ({sizes}); save one channel per plane.")
+        return max(candidates, key=sizes.get)
+    return candidates[0] if candidates else None
+
+
+ALPHA_SAMPLES = (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA)
+
+
+def _alpha_samples(page, samples: int) -> int:
+    """Alpha carries no image information (``imageio._without_alpha``'s rule)."""
+    alpha = sum(1 for sample in page.extrasamples if sample in ALPHA_SAMPLES)
+    if alpha == 0 and page.photometric == tifffile.PHOTOMETRIC.RGB and samples == 4:
+        alpha = 1  # RGBA written without the ExtraSamples tag
+    return alpha if 0 < alpha < samples else 0
+
+
+def _rows_are_runs(axes: str, channel_axis: str | None) -> bool:
+    """A window's rows are runs of bytes in the C-order array: Y, then X, then at most the
+    samples, read whole (``ContiguousArray``'s layout)."""
+    y = axes.index("Y")
+    return axes[y + 1:y + 2] == "X" and axes[y + 2:] in ("", "S") and axes[y + 2:] in ("", channel_axis)
+
+
+def _describe(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+# ---------------------------------------------------------------------------------------
+# Raw arrays on disk, read and written by explicit file I/O
+
+
+class ContiguousArray:
+    """A C-order array of axes (planes..., Y, X, samples...) stored at ``offset`` in a file,
+    read (and written) by runs of one row.
+
+    pread/pwrite rather than ``np.memmap``: pages of a mapped file count in the process's
+    resident memory for as long as they stay mapped, whereas file reads pass through the
+    page cache, which the kernel reclaims."""
+
+    def __init__(self, path: Path, offset: int, shape: tuple[int, ...], dtype: np.dtype, y_axis: int,
+                 writable: bool = False):
+        self.shape, self.dtype, self.offset, self.y_axis = tuple(shape), np.dtype(dtype), offset, y_axis
+        # elements per step along each axis
+        self.steps = [math.prod(self.shape[a + 1:]) for a in range(len(self.shape))]
+        self._fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
+
+    def read(self, index: tuple) -> np.ndarray:
+        """``array[index]``: an int or a slice per plane axis, slices for Y and X, whole samples."""
+        y, itemsize = self.y_axis, self.dtype.itemsize
+        planes = [range(*i.indices(n)) if isinstance(i, slice) else range(i, i + 1)
+                  for i, n in zip(index[:y], self.shape[:y])]
+        rows, columns = (range(*i.indices(n)) for i, n in zip(index[y:y + 2], self.shape[y:y + 2]))
+        samples = self.shape[y + 2:]
+        shape = [len(r) for r, i in zip(planes, index) if isinstance(i, slice)] + [len(rows), len(columns), *samples]
+        out = np.empty(shape, self.dtype)
+        runs = out.reshape(-1, len(columns) * math.prod(samples))
+        size = runs.shape[1] * itemsize
+        run = 0
+        for plane in product(*planes):
+            first = sum(p * self.steps[a] for a, p in enumerate(plane)) + columns.start * self.steps[y + 1]
+            for row in rows:
+                data = os.pread(self._fd, size, self.offset + (first + row * self.steps[y]) * itemsize)
+                if len(data) != size:
+                    raise OSError(f"the file ends {size - len(data)} bytes early")
+                runs[run] = np.frombuffer(data, self.dtype)
+                run += 1
+        return out
+
+    def write(self, top: int, left: int, values: np.ndarray) -> None:
+        """Rows of a 2-D window into a 2-D (Y, X) array (the label sink)."""
+        values = np.ascontiguousarray(values, self.dtype)
+        itemsize = self.dtype.itemsize
+        for row in range(values.shape[0]):
+            os.pwrite(self._fd, values[row].tobytes(), self.offset + ((top + row) * self.shape[1] + left) * itemsize)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+# ---------------------------------------------------------------------------------------
+# Where labels go: the whole image's labels, written and read back by windows
+
+
+class LabelSink(Protocol):
+    def read(self, top: int, bottom: int, left: int, right: int) -> np.ndarray: ...
+
+    def write(self, top: int, left: int, labels: np.ndarray) -> None: ...
+
+
+class ArraySink:
+    """Labels in memory (int32, as ``pipeline.segment`` returns them): for ordinary images."""
+
+    def __init__(self, height: int, width: int):
+        self.labels = np.zeros((height, width), np.int32)
+
+    def read(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        return self.labels[top:bottom, left:right].copy()
+
+    def write(self, top: int, left: int, labels: np.ndarray) -> None:
+        self.labels[top:top + labels.shape[0], left:left + labels.shape[1]] = labels
+
+
+class DiskSink:
+    """uint32 labels in a raw file: 4 bytes a pixel on disk, only the window at hand in
+    memory. The file starts sparse (all zeros) and fills as blocks are written."""
+
+    def __init__(self, path: Path, height: int, width: int):
+        with open(path, "wb") as handle:
+            handle.truncate(height * width * 4)
+        self._array = ContiguousArray(path, 0, (height, width), np.dtype("<u4"), y_axis=0, writable=True)
+
+    def read(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        return self._array.read((slice(top, bottom), slice(left, right)))
+
+    def write(self, top: int, left: int, labels: np.ndarray) -> None:
+        self._array.write(top, left, labels)
+
+    def close(self) -> None:
+        self._array.close()
+
+
+# ---------------------------------------------------------------------------------------
+# One pass over the whole image: the samples whole-image decisions are made on
+
+
+@dataclass(frozen=True)
+class Overview:
+    percentile: np.ndarray  # image[::s, ::s] with inference.percentile_sample's stride
+    display: np.ndarray     # image[::d, ::d], longest side <= OVERVIEW_SIDE: the overlay's background
+    display_stride: int
+
+
+def percentile_stride(height: int, width: int) -> int:
+    """The stride of ``inference.percentile_sample``: the whole image's percentiles are
+    taken on exactly the pixels ``preprocess`` would take them on."""
+    return max(1, int(np.ceil(np.sqrt(height * width / PERCENTILE_SAMPLE_PIXELS))))
+
+
+def survey(source: BlockSource) -> Overview:
+    strides = (percentile_stride(source.height, source.width), overview_stride(source.height, source.width))
+    percentile, display = gather_strided(source.read, source.height, source.width, strides, source.survey_block)
+    return Overview(percentile, display, strides[1])
+
+
+def overview_stride(height: int, width: int) -> int:
+    return max(1, -(-max(height, width) // OVERVIEW_SIDE))
+
+
+def gather_strided(read: Callable[[int, int, int, int], np.ndarray], height: int, width: int,
+                   strides: Sequence[int], block: tuple[int, int]) -> list[np.ndarray]:
+    """``image[::s, ::s]`` for each stride, from one pass of reads of ``block`` (rows, columns)."""
+    samples: list[np.ndarray | None] = [None] * len(strides)
+    for top, bottom, left, right in _windows(height, width, block):
+        part = read(top, bottom, left, right)
+        for k, stride in enumerate(strides):
+            if samples[k] is None:
+                samples[k] = np.empty((-(-height // stride), -(-width // stride)) + part.shape[2:], part.dtype)
+            rows, columns = -top % stride, -left % stride  # first rows and columns on the global grid
+            piece = part[rows::stride, columns::stride]
+            if piece.size:
+                y, x = (top + rows) // stride, (left + columns) // stride
+                samples[k][y:y + piece.shape[0], x:x + piece.shape[1]] = piece
+    return samples
+
+
+def _windows(height: int, width: int, block: tuple[int, int]) -> Iterator[tuple[int, int, int, int]]:
+    """(top, bottom, left, right) of reads of ``block`` covering the image, in row-major order."""
+    rows, columns = block
+    for top in range(0, height, rows):
+        for left in range(0, width, columns):
+            yield top, min(top + rows, height), left, min(left + columns, width)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """``inference.preprocess`` with its percentiles and light-background inversion fixed
+    for the whole image, so that every block is stretched alike (a block of background
+    alone would otherwise be stretched until its noise looks like nuclei)."""
+    low: float
+    high: float
+    invert: bool
+
+    @classmethod
+    def fit(cls, sample: np.ndarray, normalisation: Normalisation = Normalisation()) -> Stretch:
+        """From the network RGB of the whole image's percentile sample (``Overview.percentile``)."""
+        sample = np.asarray(sample, dtype=np.float32)
+        low, high = np.percentile(sample, (normalisation.low_percentile, normalisation.high_percentile))
+        if high - low < 1e-6:  # as preprocess: a flat image
+            high = low + 1e-6
+        invert = normalisation.invert_light_background and is_light_background(cls(low, high, False).apply(sample),
+                                                                                normalisation)
+        return cls(low, high, bool(invert))
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        scaled = np.clip((np.asarray(rgb, dtype=np.float32) - self.low) / (self.high - self.low), 0.0, 1.0)
+        if self.invert:
+            scaled = 1.0 - scaled
+        return scaled.astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------------------
+# Blocks and stitching (independent of the network: any segmenter of a window will do)
+
+
+@dataclass(frozen=True)
+class Block:
+    top: int     # the core: this block keeps the objects whose centroid lies in
+    bottom: int  # [top, bottom) x [left, right)
+    left: int
+    right: int
+    window: tuple[int, int, int, int]  # (top, bottom, left, right): core plus margin, within the image
+
+
+def plan_blocks(height: int, width: int, core: int, margin: int) -> list[Block]:
+    return [Block(top, bottom, left, right,
+                  (max(0, top - margin), min(height, bottom + margin), max(0, left - margin), min(width, right + margin)))
+            for top, bottom, left, right in _windows(height, width, (core, core))]
+
+
+# (the window's pixels (h, w, C), its (top, bottom, left, right)) -> labels (h, w): 0 background, 1..n
+Segmenter = Callable[[np.ndarray, tuple[int, int, int, int]], np.ndarray]
+
+
+@dataclass
+class Stitched:
+    table: pd.DataFrame
+    count: int
+    oversized: int = 0   # objects wider than the margin, kept cut at their block's edge
+    duplicates: int = 0  # second versions of a nucleus already written by a neighbour
+
+
+def stitch_blocks(source: BlockSource, segment_block: Segmenter, sink: LabelSink, blocks: Sequence[Block],
+                  intensity: Callable[[np.ndarray], np.ndarray] | None = None,
+                  progress: ProgressCallback | None = None) -> Stitched:
+    """Segments each block's window and writes the objects it keeps into ``sink`` with
+    ids 1..N in block order; measures each object once, in the block that keeps it."""
+    tables, result = [], Stitched(pd.DataFrame(columns=COLUMNS), 0)
+    for done, block in enumerate(blocks, start=1):
+        pixels = source.read(*block.window)
+        local = np.asarray(segment_block(pixels, block.window))
+        keep, cut = objects_to_keep(local, block, source.height, source.width)
+        top, _, left, _ = block.window
+        claimed = sink.read(*block.window)
+        ids, new, duplicates = place_objects(local, keep, claimed, first_id=result.count + 1)
+        sink.write(top, left, np.where(new, ids[local], claimed))
+        fresh = np.where(new, ids[local] - result.count, 0).astype(np.int32)  # 1..k for this block's objects
+        table = measure_nuclei(fresh, intensity(pixels) if intensity else pixels)
+        if len(table):
+            table["nucleus"] += result.count
+            table["centroid_y"] += top
+            table["centroid_x"] += left
+            tables.append(table)
+        result.count += int(np.count_nonzero(ids))
+        result.oversized += int(np.count_nonzero(keep & cut & (ids > 0)))
+        result.duplicates += duplicates
+        if progress:
+            progress(done, len(blocks))
+    if tables:
+        result.table = pd.concat(tables, ignore_index=True)
+    return result
+
+
+def objects_to_keep(local: np.ndarray, block: Block, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, cut) per local id: kept when the centroid lies in the block's core; cut when
+    the object touches an edge of the window that is not an edge of the image."""
+    count = int(local.max(initial=0))
+    top, bottom, left, right = block.window
+    flat = local.ravel()
+    area = np.bincount(flat, minlength=count + 1)
+    rows = np.bincount(flat, weights=np.repeat(np.arange(bottom - top, dtype=np.float64), right - left), minlength=count + 1)
+    columns = np.bincount(flat, weights=np.tile(np.arange(right - left, dtype=np.float64), bottom - top), minlength=count + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y, x = top + rows / area, left + columns / area
+    kept = (area > 0) & (block.top <= y) & (y < block.bottom) & (block.left <= x) & (x < block.right)
+    kept[0] = False
+    edges = [edge for edge, inside in ((local[0], top > 0), (local[-1], bottom < height),
+                                       (local[:, 0], left > 0), (local[:, -1], right < width)) if inside]
+    cut = np.zeros(count + 1, bool)
+    if edges:
+        cut[np.unique(np.concatenate(edges))] = True
+    cut[0] = False
+    return kept, cut
+
+
+def place_objects(local: np.ndarray, keep: np.ndarray, claimed: np.ndarray,
+                  first_id: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(global id per local id (0: not written), pixels to write, duplicates dropped).
+
+    Pixels already labelled by an earlier block stay as they are. A kept object more than
+    half on such pixels is the same nucleus a neighbour already wrote (their versions
+    differ where the network saw different context) and is dropped; a smaller overlap
+    leaves the object its unclaimed pixels."""
+    count = len(keep) - 1
+    taken = claimed > 0
+    area = np.bincount(local.ravel(), minlength=count + 1)
+    overlap = np.bincount(local[taken], minlength=count + 1)
+    duplicate = keep & (2 * overlap > area)
+    written = keep & ~duplicate
+    ids = np.zeros(count + 1, np.int64)
+    ids[written] = first_id + np.arange(int(written.sum()))
+    return ids, (ids[local] > 0) & ~taken, int(duplicate.sum())
+
+
+# ---------------------------------------------------------------------------------------
+# The network's side: decisions made once per image, and the segmenter of one block
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """What is decided once for the whole image, so that every block is segmented alike."""
+    channel: int | str
+    stretch: Stretch
+    diameter: float | None   # px; None: the model has no scale and runs at the image's own
+    diameter_source: str     # as Prediction.diameter_source
+    factor: float            # network resampling, the same for every block
+    margin: int              # px of context on each side of a core
+    core: int                # core side, px
+
+
+def plan_image(model: NucleiModel, source: BlockSource, overview: Overview, diameter: float | None,
+               channel: int | str, tta: bool | None, block_size: int) -> ImagePlan:
+    """Channel, stretch and diameter for the whole image, block geometry to match.
+
+    The channel and the diameter are found on a full-resolution window (the whole image
+    when it is no larger): the busiest one, so that a slide's empty glass is not where the
+    nuclei's size is measured. The diameter is the pipeline's own answer on that window
+    (estimate, then checked against the nuclei found)."""
+    if block_size < MIN_BLOCK:
+        raise ValueError(f"the block size must be at least {MIN_BLOCK} px, got {block_size}.")
+    top, left = busiest_window(overview.display, overview.display_stride, PROBE_SIDE, source.height, source.width)
+    probe = source.read(top, min(top + PROBE_SIDE, source.height), left, min(left + PROBE_SIDE, source.width))
+    chosen = choose_channel(probe) if channel == AUTO else channel
+    check_channel(probe, chosen)
+    stretch = Stretch.fit(network_rgb(overview.percentile, chosen), model.normalisation)
+    found, found_source = probe_diameter(model, probe, diameter, chosen, tta)
+    factor = scale_factor(found, model.diameter)
+    typical = found or estimate_diameter(stretch.apply(network_rgb(probe, chosen)))
+    margin = block_margin(typical, factor)
+    return ImagePlan(chosen, stretch, found, found_source, factor, margin, block_core(block_size, margin, factor))
+
+
+def probe_diameter(model: NucleiModel, probe: np.ndarray, diameter: float | None, channel: int | str,
+                   tta: bool | None) -> tuple[float | None, str]:
+    if diameter is not None:
+        if not (math.isfinite(diameter) and diameter > 0):
+            raise ValueError(f"diameter must be a positive number of pixels, got {diameter}.")
+        return float(diameter), "given"
+    if model.diameter is None:
+        return None, "none"
+    prediction = predict(model, probe, tta=tta, diameter=None, channel=channel)
+    return prediction.diameter, prediction.diameter_source
+
+
+def block_margin(diameter: float, factor: float) -> int:
+    """Context on each side of a core: several nucleus diameters, and at least the network
+    context a pixel has inside a whole image."""
+    return int(math.ceil(max(MARGIN_DIAMETERS * diameter, NETWORK_CONTEXT_PX / factor)))
+
+
+def block_core(block_size: int, margin: int, factor: float) -> int:
+    """``block_size``, smaller where a window would exceed the network's input cap once
+    resampled (tiny nuclei are enlarged): one scale for every block, whatever its size."""
+    largest = int(math.sqrt(MAX_NETWORK_PIXELS) / factor) - 2 * margin
+    return max(MIN_BLOCK, min(block_size, largest))
+
+
+def busiest_window(display: np.ndarray, stride: int, side: int, height: int, width: int) -> tuple[int, int]:
+    """(top, left) of the ``side`` x ``side`` window with the most contrast (the variance of
+    the overview, each channel stretched between its 1st and 99.8th percentiles)."""
+    if height <= side and width <= side:
+        return 0, 0
+    low, high = np.percentile(display, (1.0, 99.8), axis=(0, 1))
+    signal = np.clip((display - low) / np.maximum(high - low, 1e-6), 0.0, 1.0).max(axis=-1).astype(np.float64)
+    rows, columns = min(display.shape[0], max(1, side // stride)), min(display.shape[1], max(1, side // stride))
+    mean, square = (_box_sums(values, rows, columns) for values in (signal, signal ** 2))
+    variance = square / (rows * columns) - (mean / (rows * columns)) ** 2
+    y, x = np.unravel_index(int(np.argmax(variance)), variance.shape)
+    return min(int(y) * stride, max(0, height - side)), min(int(x) * stride, max(0, width - side))
+
+
+def _box_sums(values: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """Sum over every rows x columns box that fits in ``values``, by top-left corner."""
+    total = np.pad(values, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    return total[rows:, columns:] - total[:-rows, columns:] - total[rows:, :-columns] + total[:-rows, :-columns]
+
+
+@dataclass(frozen=True)
+class NetworkGrid:
+    """The whole image's network input, of which each block computes its own part exactly.
+
+    Two things must match the whole-image path for a block's probabilities to match:
+    - the sample points: ``scale.rescale_image`` resizes the whole image (``ndimage.zoom``
+      in grid mode, linear, smoothed first when shrinking); a block resized on its own
+      would sample points shifted by up to half a network pixel;
+    - the phase of the network's pooling: a U-Net's output is the same under shifts by a
+      multiple of its downsampling (``multiple``, 16) only, and the whole image's tiles
+      start at such multiples. A block starting anywhere else sees its nuclei through
+      another pooling grid: probabilities differ by up to 0.6 and matched IoU against the
+      whole image falls to 0.97. Each block's part therefore starts at a multiple of 16 of
+      the whole image's network grid (rows before the window are its edge, repeated: they
+      lie in the margin)."""
+    height: int
+    width: int
+    factor: float
+    multiple: int = 16
+
+    @property
+    def identity(self) -> bool:
+        return abs(self.factor - 1.0) < 1e-3  # as rescale_image: no resampling at all
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The whole image's network input size."""
+        if self.identity:
+            return self.height, self.width
+        return scaled_shape((self.height, self.width), self.factor)
+
+    @property
+    def zoom(self) -> tuple[float, float]:
+        return self.shape[0] / self.height, self.shape[1] / self.width
+
+    def to_network(self, prepared: np.ndarray, window: tuple[int, int, int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+        """(the window's part of the whole image's network input, its first network row and column)."""
+        top, bottom, left, right = window
+        rows = _network_indices(top, bottom, self.height, self.shape[0], self.multiple)
+        columns = _network_indices(left, right, self.width, self.shape[1], self.multiple)
+        if self.identity:
+            picked = np.take(prepared, np.clip(rows - top, 0, bottom - top - 1), axis=0)
+            return np.take(picked, np.clip(columns - left, 0, right - left - 1), axis=1), (int(rows[0]), int(columns[0]))
+        if min(self.zoom) < 1.0:  # resize_image's anti-aliasing
+            sigma = tuple(max(0.0, (1.0 / z - 1.0) / 2.0) for z in self.zoom) + (0.0,)
+            prepared = ndimage.gaussian_filter(prepared, sigma, mode="mirror")
+        sampled = _linear(prepared, (rows + 0.5) / self.zoom[0] - 0.5 - top, axis=0)
+        sampled = _linear(sampled, (columns + 0.5) / self.zoom[1] - 0.5 - left, axis=1)
+        return sampled, (int(rows[0]), int(columns[0]))
+
+    def from_network(self, probabilities: np.ndarray, origin: tuple[int, int],
+                     window: tuple[int, int, int, int]) -> np.ndarray:
+        """Probabilities at the window's pixels, as the whole image's are resized back."""
+        top, bottom, left, right = window
+        if self.identity:
+            picked = probabilities[top - origin[0]:bottom - origin[0]]
+            return picked[:, left - origin[1]:right - origin[1]]
+        if max(self.zoom) > 1.0:  # shrinking back: resize_image smooths first
+            sigma = tuple(max(0.0, (z - 1.0) / 2.0) for z in self.zoom) + (0.0,)
+            probabilities = ndimage.gaussian_filter(probabilities, sigma, mode="mirror")
+        rows = (np.arange(top, bottom) + 0.5) * self.zoom[0] - 0.5 - origin[0]
+        columns = (np.arange(left, right) + 0.5) * self.zoom[1] - 0.5 - origin[1]
+        return _linear(_linear(probabilities, rows, axis=0), columns, axis=1)
+
+
+def _network_indices(start: int, stop: int, length: int, network_length: int, multiple: int) -> np.ndarray:
+    """Network rows for the window's [start, stop): from a multiple of ``multiple`` at or
+    before the first whose sample point is in the window, to the last whose sample point
+    is (at the image's own far edge, to the last row of the image's network input)."""
+    zoom = network_length / length
+    first = math.ceil((start + 0.5) * zoom - 0.5) // multiple * multiple
+    last = network_length - 1 if stop == length else math.floor((stop - 0.5) * zoom - 0.5)
+    return np.arange(first, max(first, last) + 1)
+
+
+def _linear(array: np.ndarray, coordinates: np.ndarray, axis: int) -> np.ndarray:
+    """Linear interpolation along ``axis`` at ``coordinates``, clamped to the edges
+    (``ndimage``'s order 1 with mode "nearest")."""
+    coordinates = np.clip(coordinates, 0, array.shape[axis] - 1)
+    low = np.floor(coordinates).astype(np.intp)
+    high = np.minimum(low + 1, array.shape[axis] - 1)
+    shape = [1] * array.ndim
+    shape[axis] = -1
+    weight = (coordinates - low).astype(np.float32).reshape(shape)
+    return (np.take(array, low, axis=axis) * (1 - weight) + np.take(array, high, axis=axis) * weight).astype(np.float32)
+
+
+def network_segmenter(model: NucleiModel, plan: ImagePlan, settings: PostprocessSettings, tta: bool | None,
+                      height: int, width: int) -> Segmenter:
+    """One block through the pipeline's steps with the image's fixed channel, stretch and
+    network grid."""
+    inference = inference_for(model, tta)
+    grid = NetworkGrid(height, width, plan.factor, model.size_multiple)
+
+    def segment_block(pixels: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+        prepared = plan.stretch.apply(network_rgb(pixels, plan.channel))
+        network_input, origin = grid.to_network(prepared, window)
+        with model.in_turn():
+            probabilities = predict_preprocessed(model, network_input, inference, model.size_multiple)
+        probabilities = grid.from_network(probabilities, origin, window)
+        prediction = Prediction(probabilities, plan.diameter, plan.diameter_source, plan.channel, plan.factor,
+                                model.diameter)
+        return labels_for(model, prediction, settings)
+
+    return segment_block
+
+
+# ---------------------------------------------------------------------------------------
+# The API: a huge TIFF to files, or an image in memory to labels
+
+
+@dataclass
+class BlockResult:
+    table: pd.DataFrame       # measure_nuclei's columns; centroids in image px; nucleus = the label id
+    height: int
+    width: int
+    count: int
+    diameter: float | None
+    diameter_source: str
+    channel: int | str
+    block_size: int           # core side used (smaller than asked where tiny nuclei need it)
+    margin: int
+    blocks: int
+    oversized: int = 0        # objects wider than the margin, kept cut (touches_border True)
+    duplicates: int = 0
+    labels: np.ndarray | None = None                       # segment_array_in_blocks only
+    files: dict[str, Path] = field(default_factory=dict)   # segment_in_blocks: "labels", "overlay"
+
+
+def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path, name: str,
+                      settings: PostprocessSettings | None = None, diameter: float | None = None,
+                      channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
+                      progress: ProgressCallback | None = None) -> BlockResult:
+    """Segments a TIFF of any size block by block; writes ``{name}_labels.tif`` (tiled,
+    16-bit, 32-bit beyond 65,535 nuclei) and ``{name}_overlay.png`` (longest side <=
+    OVERVIEW_SIDE) into ``out_dir``. Raises ImageReadError (file and reason) for a file
+    that can't be read, ValueError for bad arguments."""
+    out_dir = Path(out_dir)
+    with TiffSource(path) as source:
+        overview = survey(source)
+        plan = plan_image(model, source, overview, diameter, channel, tta, block_size)
+        blocks = plan_blocks(source.height, source.width, plan.core, plan.margin)
+        scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=out_dir))  # beside the output: /tmp may be RAM
+        try:
+            sink = DiskSink(scratch / "labels.u32", source.height, source.width)
+            try:
+                stitched = stitch_blocks(source, network_segmenter(model, plan, settings or model.postprocess_settings,
+                                                                   tta, source.height, source.width), sink, blocks, _intensity(plan.channel), progress)
+                labels_path = write_label_tiff(out_dir / f"{name}_labels.tif", sink, source.height, source.width,
+                                               stitched.count)
+                small = strided_labels(sink, source.height, source.width, overview.display_stride)
+            finally:
+                sink.close()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    overlay_path = out_dir / f"{name}_overlay.png"
+    overlay = draw_overlay(display_rgb(overview.display, plan.channel), small, style="outlines", opacity=1.0)
+    overlay_path.write_bytes(rgb_png_bytes(overlay))
+    return _result(source, plan, blocks, stitched, files={"labels": labels_path, "overlay": overlay_path})
+
+
+def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: PostprocessSettings | None = None,
+                            diameter: float | None = None, channel: int | str = AUTO, tta: bool | None = None,
+                            block_size: int = DEFAULT_BLOCK, progress: ProgressCallback | None = None) -> BlockResult:
+    """An image in memory ((H, W[, C]) float in [0, 1], as ``read_channels`` gives) segmented
+    block by block (``--block-size``); ``result.labels`` holds the int32 labels."""
+    source = ArraySource(channels)
+    overview = survey(source)
+    plan = plan_image(model, source, overview, diameter, channel, tta, block_size)
+    blocks = plan_blocks(source.height, source.width, plan.core, plan.margin)
+    sink = ArraySink(source.height, source.width)
+    segmenter = network_segmenter(model, plan, settings or model.postprocess_settings, tta, source.height, source.width)
+    stitched = stitch_blocks(source, segmenter, sink, blocks, _intensity(plan.channel), progress)
+    return _result(source, plan, blocks, stitched, labels=sink.labels)
+
+
+def _intensity(channel: int | str) -> Callable[[np.ndarray], np.ndarray]:
+    """What the measurements' intensities are taken on, as the batch CLI does: the nuclear
+    channel, or the mean of the colours."""
+    return (lambda pixels: pixels[..., channel]) if channel != ALL_CHANNELS else (lambda pixels: pixels)
+
+
+def _result(source: BlockSource, plan: ImagePlan, blocks: list[Block], stitched: Stitched, **extra) -> BlockResult:
+    return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
+                       plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
+                       stitched.duplicates, **extra)
+
+
+def label_dtype(count: int) -> np.dtype:
+    if count > np.iinfo(np.uint32).max:
+        raise ValueError(f"{count} nuclei do not fit in a 32-bit label TIFF.")
+    return np.dtype(np.uint16 if count <= np.iinfo(np.uint16).max else np.uint32)
+
+
+def write_label_tiff(path: Path, sink: LabelSink, height: int, width: int, count: int) -> Path:
+    """A tiled, deflate-compressed label TIFF streamed tile by tile from ``sink``; written
+    under a temporary name first, so that an interrupted run leaves no truncated file."""
+    dtype = label_dtype(count)
+    tiles = (sink.read(*window).astype(dtype) for window in _windows(height, width, (LABEL_TILE, LABEL_TILE)))
+    partial = path.with_name(path.name + ".partial")
+    try:
+        # zlib is Adobe deflate, which Fiji, QuPath and napari read (as exports.labels_tiff_bytes).
+        tifffile.imwrite(partial, tiles, shape=(height, width), dtype=dtype, tile=(LABEL_TILE, LABEL_TILE),
+                         photometric="minisblack", compression="zlib",
+                         bigtiff=height * width * dtype.itemsize > 2**32 - 2**25)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def strided_labels(sink: LabelSink, height: int, width: int, stride: int) -> np.ndarray:
+    """labels[::stride, ::stride], one row read at a time."""
+    return np.stack([sink.read(row, row + 1, 0, width)[0, ::stride] for row in range(0, height, stride)])

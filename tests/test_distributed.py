@@ -1,0 +1,287 @@
+"""The batch on a real Dask cluster: a `dask scheduler` and two `dask worker` processes started
+as a user would, a local cluster, and a worker killed mid-write. The cluster's files must be
+byte-identical to the in-process run's, and every image must end up exactly once."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("distributed", reason="Dask (distributed) is not installed: pip install -r requirements-cli.txt")
+
+from nuclei_app import distributed as cluster_run  # noqa: E402  (after the skip: needs nothing from Dask itself)
+from nuclei_app.batch import ImageRequest, segment_paths  # noqa: E402
+
+from .conftest import PROJECT, free_port  # noqa: E402
+from .test_batch import write_image  # noqa: E402
+
+# Workers wait this long between writing an image's temporary files and renaming them: the
+# window in which the kill test strikes.
+WRITE_PAUSE_S = 0.5
+START_TIMEOUT_S = 180  # two workers importing TensorFlow on a busy machine
+
+
+@dataclass
+class Cluster:
+    address: str
+    processes: list[subprocess.Popen]
+    logs: Path
+
+    def log_text(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.logs.iterdir()))
+
+
+def start(command: list[str], log: Path, env: dict, cwd: Path) -> subprocess.Popen:
+    # A session of its own, so that teardown can stop the process and its children (the
+    # nanny's worker) together.
+    with open(log, "wb") as sink:
+        return subprocess.Popen([sys.executable, "-m", "dask", *command], stdout=sink, stderr=subprocess.STDOUT,
+                                env=env, cwd=cwd, start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        if process.poll() is not None:
+            break
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    try:  # the worker processes the nanny started, should any have outlived it
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, request) -> Cluster:
+    """`dask scheduler` + two `dask worker --nthreads 1 --nworkers 1`, started from another
+    folder than the tests' (so relative paths would break), with this project importable."""
+    from distributed import Client
+
+    home, logs = tmp_path_factory.mktemp("cluster_home"), tmp_path_factory.mktemp("cluster_logs")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")])),
+           cluster_run.PAUSE_ENV_VAR: str(WRITE_PAUSE_S)}
+    processes: list[subprocess.Popen] = []
+    # Finalizer first: whatever fails below, every process started is stopped.
+    request.addfinalizer(lambda: [stop(p) for p in reversed(processes)])
+    processes.append(start(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                           logs / "scheduler.log", env, home))
+    for number in (1, 2):
+        processes.append(start(["worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                                "--death-timeout", "60", "--local-directory", str(home)],
+                               logs / f"worker{number}.log", env, home))
+    found = Cluster(address, processes, logs)
+    try:
+        with Client(address, timeout="60s", set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=START_TIMEOUT_S)
+    except (OSError, TimeoutError) as error:
+        pytest.fail(f"the test cluster did not start ({error}):\n{found.log_text()}")
+    return found
+
+
+@dataclass
+class Run:
+    status: int
+    log: str
+
+
+def segment_on_cluster(model, inputs: Path, out: Path, **options) -> Run:
+    """`python -m nuclei_app segment INPUTS --out OUT --model FOLDER (--scheduler A | --workers N)`.
+    Called in-process until the CLI has the flags; then: run_cli(...) from test_main."""
+    log = io.StringIO()
+    try:
+        result = cluster_run.run_on_cluster([inputs], str(out), ImageRequest(model.postprocess_settings),
+                                            cluster_run.cluster_model_source(model), log=log, **options)
+    except cluster_run.ClusterError as error:
+        print(f"error: {error}", file=log)
+        return Run(2, log.getvalue())
+    return Run(result.exit_status, log.getvalue())
+
+
+def write_inputs(folder: Path, count: int, broken: bool = True) -> list[str]:
+    for seed in range(count):
+        write_image(folder / f"cells{seed}.png", seed=seed)
+    if broken:
+        (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    return [f"cells{seed}" for seed in range(count)]
+
+
+def in_process(model, inputs: Path, out: Path) -> str:
+    log = io.StringIO()
+    segment_paths(model, [inputs], out, ImageRequest(model.postprocess_settings), log=log)
+    return log.getvalue()
+
+
+def sorted_rows(csv: Path, by: list[str]) -> pd.DataFrame:
+    """The rows in a fixed order: the cluster records images in the order they finish."""
+    frame = pd.read_csv(csv).drop(columns="seconds", errors="ignore")
+    return frame.sort_values(by).reset_index(drop=True)
+
+
+def image_files(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name not in ("measurements.csv", "summary.csv"))
+
+
+def expected_files(names: list[str]) -> list[str]:
+    return sorted(f"{name}_{kind}.png" for name in names for kind in ("labels", "mask", "overlay"))
+
+
+def test_a_scheduler_run_gives_the_in_process_files(cluster, tiny_model, tmp_path):
+    names = write_inputs(tmp_path / "in", 6)
+    in_process(tiny_model, tmp_path / "in", tmp_path / "reference")
+    run = segment_on_cluster(tiny_model, tmp_path / "in", tmp_path / "out", scheduler=cluster.address)
+    assert run.status == 1, run.log + cluster.log_text()  # broken.png
+    out, reference = tmp_path / "out", tmp_path / "reference"
+    assert image_files(out) == image_files(reference) == expected_files(names)  # no temporary files left
+    for name in image_files(out):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    for csv, by in (("measurements.csv", ["image", "nucleus"]), ("summary.csv", ["file"])):
+        pd.testing.assert_frame_equal(sorted_rows(out / csv, by), sorted_rows(reference / csv, by))
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(summary["file"]) == sorted(str(p) for p in (tmp_path / "in").iterdir())  # each input once
+    assert "damaged" in summary.set_index("image").loc["broken", "status"]
+    errors = [line for line in run.log.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.png" in errors[0] and "Traceback" not in run.log
+    assert sum(line.startswith("[") and "/7] cells" in line for line in run.log.splitlines()) == 6, run.log
+    assert f"cluster: {cluster.address}, 2 workers" in run.log
+
+
+def test_skip_existing_resumes_a_cluster_run(cluster, tiny_model, tmp_path):
+    names = write_inputs(tmp_path / "in", 3, broken=False)
+    out = tmp_path / "out"
+    assert segment_on_cluster(tiny_model, tmp_path / "in", out, scheduler=cluster.address).status == 0
+    (out / "cells1_mask.png").unlink()  # an image whose files are incomplete is done again
+    kept = (out / "cells0_labels.png").stat().st_mtime_ns
+    run = segment_on_cluster(tiny_model, tmp_path / "in", out, scheduler=cluster.address, skip_existing=True)
+    assert run.status == 0 and "2 of 3 images finished before; 1 to do" in run.log, run.log
+    assert (out / "cells0_labels.png").stat().st_mtime_ns == kept and (out / "cells1_mask.png").exists()
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(summary["image"]) == names and (summary["status"] == "ok").all()
+    rows_per_image = pd.read_csv(out / "measurements.csv").groupby("image").size()
+    assert rows_per_image.to_dict() == summary.set_index("image")["nuclei"].to_dict()  # no row twice
+
+
+def test_a_worker_killed_mid_write_loses_and_repeats_nothing(cluster, tiny_model, tmp_path):
+    from distributed import Client
+
+    names = write_inputs(tmp_path / "in", 8, broken=False)
+    out = tmp_path / "out"
+    with Client(cluster.address, set_as_default=False) as client:
+        worker_pids = set(client.run(os.getpid).values())
+    runs: list[Run] = []
+    thread = threading.Thread(target=lambda: runs.append(
+        segment_on_cluster(tiny_model, tmp_path / "in", out, scheduler=cluster.address)))
+    thread.start()
+    killed, part = None, None
+    deadline = time.time() + START_TIMEOUT_S
+    while killed is None and thread.is_alive() and time.time() < deadline:
+        # A worker between writing an image's temporary files and renaming them: kill it there.
+        part = next((p for p in (out.iterdir() if out.exists() else []) if p.name.endswith(".part")), None)
+        if part is not None:
+            killed = int(part.name.rsplit(".", 2)[-2].split("-")[1])  # .NAME.RUN-PID-RANDOM.part
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.02)
+    thread.join(timeout=START_TIMEOUT_S)
+    assert killed in worker_pids, (killed, worker_pids)
+    assert not thread.is_alive() and runs, cluster.log_text()
+    run = runs[0]
+    assert run.status == 0, run.log + cluster.log_text()
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(summary["image"]) == names and (summary["status"] == "ok").all()  # each image once
+    assert sum(line.startswith("[") for line in run.log.splitlines()) == len(names), run.log  # reported once
+    assert image_files(out) == expected_files(names)  # one set each, nothing partial, no temporary file
+    assert not part.exists()
+    in_process(tiny_model, tmp_path / "in", tmp_path / "reference")
+    for name in expected_files(names):
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+
+
+def test_a_local_cluster_of_one_worker(tiny_model, tmp_path):
+    names = write_inputs(tmp_path / "in", 2)
+    run = segment_on_cluster(tiny_model, tmp_path / "in", tmp_path / "out", workers=1)
+    assert run.status == 1 and "broken.png" in run.log and "1 worker" in run.log, run.log
+    in_process(tiny_model, tmp_path / "in", tmp_path / "reference")
+    assert image_files(tmp_path / "out") == expected_files(names)
+    for name in expected_files(names):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+
+
+def test_workers_without_the_model_stop_the_run_with_one_line(cluster, tiny_model, tmp_path):
+    write_inputs(tmp_path / "in", 2, broken=False)
+    log = io.StringIO()
+    with pytest.raises(cluster_run.ClusterError, match="could not load the model.*no_such_model"):
+        cluster_run.run_on_cluster([tmp_path / "in"], str(tmp_path / "out"), ImageRequest(tiny_model.postprocess_settings),
+                                   str(tmp_path / "no_such_model"), scheduler=cluster.address, log=log)
+    assert len(pd.read_csv(tmp_path / "out" / "summary.csv")) == 0  # as in-process: only what finished is on record
+
+
+def test_an_unreachable_scheduler_is_one_clear_error_and_touches_nothing(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster_run, "CONNECT_TIMEOUT", "2s")
+    write_inputs(tmp_path / "in", 1, broken=False)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run = segment_on_cluster(tiny_model, tmp_path / "in", tmp_path / "out", scheduler=address)
+    assert run.status == 2 and f"could not reach the Dask scheduler at {address}" in run.log, run.log
+    assert "Traceback" not in run.log and not (tmp_path / "out" / "summary.csv").exists()
+    malformed = segment_on_cluster(tiny_model, tmp_path / "in", tmp_path / "out", scheduler="http://host:8786")
+    assert malformed.status == 2 and "is not a Dask scheduler address" in malformed.log, malformed.log
+
+
+def test_without_dask_the_error_says_what_to_install(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    write_inputs(tmp_path / "in", 1, broken=False)
+    run = segment_on_cluster(tiny_model, tmp_path / "in", tmp_path / "out", workers=1)
+    assert run.status == 2 and "pip install -r requirements-cli.txt" in run.log, run.log
+
+
+def test_files_appear_whole_and_leftovers_are_removed(tmp_path):
+    url = cluster_run.output_url(tmp_path / "out")
+    cluster_run.prepare_output(url)
+    cluster_run.write_files(url, {"a.bin": b"1" * 1000, "b.bin": b"2"}, run_id="run1")
+    (tmp_path / "out" / ".a.bin.run1-123-abcd.part").write_bytes(b"partial")  # a killed worker's
+    (tmp_path / "out" / ".a.bin.other-123-abcd.part").write_bytes(b"another run's, still writing")
+    cluster_run.remove_leftovers(url, "run1")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".a.bin.other-123-abcd.part", "a.bin", "b.bin"]
+    assert (tmp_path / "out" / "a.bin").read_bytes() == b"1" * 1000
+
+
+def test_output_urls_for_the_workers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cluster_run.output_url("results") == str(tmp_path / "results")  # workers have their own cwd
+    assert cluster_run.output_url(f"file://{tmp_path}/r") == str(tmp_path / "r")
+    assert cluster_run.output_url("s3://bucket/run1") == "s3://bucket/run1"
+    assert cluster_run.local_folder(str(tmp_path)) == tmp_path and cluster_run.local_folder("s3://b/r") is None
+
+
+def test_a_url_output_is_recorded_whole_and_resumes():
+    """An object store (here fsspec's in-memory one) can't append: the record is written at the end."""
+    import fsspec
+
+    url = "memory://nuclei-test/run"
+    row = {"image": "a", "file": "a.png", "nuclei": 1, "status": "ok"}
+    with cluster_run.run_record(url, ("png",), resume=False) as record:
+        record.add(row, pd.DataFrame({"image": ["a"], "nucleus": [1]}))
+        record.add({"image": "b", "file": "b.png", "status": "damaged"})
+    cluster_run.write_files(url, {f"a_{kind}.png": b"png" for kind in ("labels", "mask", "overlay")})
+    fs = fsspec.filesystem("memory")
+    summary = pd.read_csv(fs.open("/nuclei-test/run/summary.csv"))
+    assert list(summary["image"]) == ["a", "b"] and list(summary.columns) == cluster_run.SUMMARY_COLUMNS
+    with cluster_run.run_record(url, ("png",), resume=True) as again:
+        assert again.is_done("a") and not again.is_done("b")  # b failed: done again
+    assert list(pd.read_csv(fs.open("/nuclei-test/run/measurements.csv"))["image"]) == ["a"]
+    fs.rm("/nuclei-test", recursive=True)
