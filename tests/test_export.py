@@ -47,3 +47,12 @@ def test_export_command_reports_bad_folder(tmp_path, capsys):
 
     assert main(["--model", str(tmp_path), "--push-to-hub", "o/n"]) == 2
     assert "incomplete" in capsys.readouterr().err
+
+
+def test_the_card_says_what_the_model_was_trained_on():
+    from train.export import training_data_text
+
+    smoke = training_data_text({"data": "assets/samples", "split_seed": 42})
+    real = training_data_text({"data": "../shared/data/dsb2018/stage1_train", "split_seed": 42})
+    assert "smoke-test model" in smoke and "DSB2018" not in smoke
+    assert "DSB2018" in real and "stage1_train" in real

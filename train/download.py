@@ -70,7 +70,10 @@ def download(source: DatasetSource = DSB2018, target: Path = CACHE_DATA_DIR, ver
         pooch.retrieve(source.url, known_hash=None, fname="archive.zip", path=work, progressbar=sys.stderr.isatty(),
                        processor=pooch.Unzip(extract_dir="unpacked"))
     except Exception as error:  # requests' and zipfile's many error types: all mean "not fetched"
-        raise DownloadError(f"could not download {source.url}: {error}") from None
+        shutil.rmtree(work, ignore_errors=True)  # nothing half-fetched left in the cache
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DownloadError(f"could not download {source.url} ({first_line[:200]}). Check the network, or "
+                            "pass --url with a mirror, or --data PATH to train on a copy you have.") from None
     folder = find_training_folder(work / "unpacked", source.folder)
     if verify:
         check(folder, source)

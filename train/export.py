@@ -43,6 +43,7 @@ def build_metadata(report: dict, run: dict, normalisation: Normalisation, config
             "base_filters": config.base_filters,
             "depth": config.depth,
             "config": run["config"],
+            "data": config.to_json()["data"],
             "validation_ids": report.get("validation_ids", []),
             "command": run["command"],
             "code_version": run["code_version"],
@@ -141,6 +142,18 @@ def card_front_matter(metadata: dict) -> str:
     return f"---\n{data.to_yaml()}\n---\n"
 
 
+def training_data_text(training: dict) -> str:
+    """What the model was trained on, from its own record (a smoke run must not claim DSB2018)."""
+    data = str(training.get("data", ""))
+    if Path(data).parts[-2:] == ("assets", "samples"):
+        return ("The four bundled sample images (`assets/samples`): a smoke-test model from `--preset tiny`, "
+                "for checking the pipeline, not for use.")
+    return (f"DSB2018 stage 1 training set (BBBC038v1, Broad Institute, CC0) with annotation fixes, from "
+            f"`{data}`. Split 80:20 by **source group**, per image kind, seed {training['split_seed']}: DSB2018 "
+            "holds many tiles of one mosaic or experiment, so images are grouped by size, kind and appearance and "
+            "whole groups go to one side. The validation ids are listed in `nuclei.json`.")
+
+
 def model_card(metadata: dict) -> str:
     training = metadata["training"]
     post = metadata["postprocess"]
@@ -186,10 +199,7 @@ Tuned post-processing: body threshold {post['threshold']}, marker threshold
 {post['marker_threshold']}, minimum size {post['min_size']} pixels at the canonical scale.
 
 ## Training data
-DSB2018 stage 1 training set (BBBC038v1, Broad Institute, CC0), 664 images with annotation
-fixes. Split 80:20 by **source group**, per image kind, seed {training['split_seed']}: DSB2018 holds many
-tiles of one mosaic or experiment, so images are grouped by size, kind and appearance and
-whole groups go to one side. The validation ids are listed in `nuclei.json`.
+{training_data_text(training)}
 
 ## Recipe
 U-Net, {training['depth']} levels, {training['base_filters']} base filters, transposed-convolution up-sampling;
