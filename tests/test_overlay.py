@@ -71,3 +71,21 @@ def test_unknown_style_is_refused():
     labels, image = labels_and_image()
     with pytest.raises(ValueError, match="unknown overlay style"):
         draw_overlay(image, labels, style="glow")
+
+
+def test_comparison_colours_follow_the_matches():
+    from nuclei_app.metrics import matched_ids
+
+    truth = np.zeros((40, 40), np.int32)
+    truth[2:12, 2:12] = 1     # found well
+    truth[20:30, 20:30] = 2   # missed
+    predicted = np.zeros_like(truth)
+    predicted[2:12, 3:12] = 5     # IoU 0.9 with nucleus 1
+    predicted[30:38, 2:10] = 6    # nothing there: a false positive
+    assert [list(ids) for ids in matched_ids(truth, predicted)] == [[1], [5]]
+    image = np.zeros((40, 40, 3), np.float32)
+    overlay = comparison_overlay(image, truth, predicted)
+    assert np.allclose(overlay[2, 5], DARK_PALETTE.match)
+    assert np.allclose(overlay[30, 5], DARK_PALETTE.false_positive)
+    assert np.allclose(overlay[20, 25], DARK_PALETTE.missed)
+    assert np.allclose(overlay[6, 6], 0)  # insides untouched

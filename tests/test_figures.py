@@ -1,0 +1,33 @@
+import numpy as np
+import pandas as pd
+
+from nuclei_app.figures import area_histogram, overlay_figure
+
+from .conftest import synthetic_labels
+
+
+def table_for(labels):
+    from nuclei_app.measure import measure_nuclei
+
+    return measure_nuclei(labels, np.zeros(labels.shape + (3,), np.float32))
+
+
+def test_overlay_figure_keeps_image_coordinates_when_subsampled():
+    labels = synthetic_labels((96, 96))
+    table = table_for(labels)
+    overlay = np.zeros((96, 96, 3), np.float32)
+    full = overlay_figure(overlay, table)
+    strided = overlay_figure(overlay[::4, ::4], table, step=4)
+    assert strided.data[0].z.shape[:2] == (24, 24) and strided.data[0].dx == 4
+    for figure in (full, strided):
+        assert list(figure.layout.xaxis.range) == [0, 96] and list(figure.layout.yaxis.range) == [96, 0]
+        hover = figure.data[1]
+        np.testing.assert_allclose(hover.x, table["centroid_x"])  # markers in the image's own pixels
+        assert len(hover.customdata) == len(table)
+
+
+def test_figures_without_nuclei_and_the_histogram():
+    empty = overlay_figure(np.zeros((10, 10, 3), np.float32), pd.DataFrame(columns=["centroid_x"]))
+    assert len(empty.data) == 1  # the image only, no hover layer
+    histogram = area_histogram(pd.DataFrame({"area_px": [10, 20, 20, 40]}))
+    assert list(histogram.data[0].x) == [10, 20, 20, 40]
