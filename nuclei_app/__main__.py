@@ -13,7 +13,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     seg = commands.add_parser("segment", help="segment images and write labels, masks, overlays and measurements")
     seg.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
-    seg.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    seg.add_argument("--out", required=True, metavar="DIR",
+                     help="output folder; with --workers/--scheduler also any fsspec URL the workers can reach "
+                          "(s3://bucket/run/)")
     add_model_arguments(seg)
     seg.add_argument("--threshold", type=probability, help="nucleus probability threshold, 0 to 1 (default: the model's "
                                                            "tuned value)")
@@ -28,6 +30,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     seg.add_argument("--formats", type=formats_argument, default=("png",), metavar="LIST",
                      help="comma list of output formats: png (labels, mask and overlay PNGs), tiff (16-bit label "
                           "TIFF), rois (ImageJ/Fiji ROI set), geojson (QuPath detections), or all; default png")
+    where = seg.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=worker_count, metavar="N",
+                       help="run on a local Dask cluster of N processes (CLI extras: requirements-cli.txt)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on an existing Dask cluster, e.g. tcp://HOST:8786 (see the README)")
     seg.add_argument("--skip-existing", action="store_true",
                      help="resume an interrupted run: skip images whose files and summary row are already in DIR")
     seg.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
@@ -44,6 +51,16 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0 < value < 10_000:
         raise argparse.ArgumentTypeError(f"must be a positive number of pixels, got {text}")
+    return value
+
+
+def worker_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more workers, got {text}")
     return value
 
 
@@ -105,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def output_folder_problem(out: Path) -> str | None:
+def output_folder_problem(out_text: str, on_cluster: bool) -> str | None:
     """Checked before the model loads: a bad --out is an argument error, found in a second."""
+    if "://" in out_text:
+        return None if on_cluster else (f"--out {out_text} is a URL: only --workers or --scheduler runs write to "
+                                        "URLs (their workers write through fsspec); give a local folder here.")
+    out = Path(out_text)
     if out.exists() and not out.is_dir():
         return f"--out {out} is a file; give a folder (it is created if needed)."
     try:
@@ -120,7 +141,7 @@ def output_folder_problem(out: Path) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "segment":
-        problem = output_folder_problem(args.out)
+        problem = output_folder_problem(args.out, on_cluster=bool(args.workers or args.scheduler))
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -145,10 +166,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"model: {describe(model)}", file=sys.stderr)
     settings = settings_for(model, threshold=args.threshold, min_size=args.min_size)
     request = ImageRequest(settings, args.tta, args.diameter, args.channel, args.formats)
-    result = segment_paths(model, args.paths, args.out, request, debug=args.debug, skip_existing=args.skip_existing)
+    if args.workers or args.scheduler:
+        from .distributed import ClusterError, cluster_model_source, run_on_cluster
+
+        try:
+            result = run_on_cluster(args.paths, args.out, request, cluster_model_source(model), workers=args.workers,
+                                    scheduler=args.scheduler, debug=args.debug, skip_existing=args.skip_existing)
+        except ClusterError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    else:
+        result = segment_paths(model, args.paths, Path(args.out), request, debug=args.debug,
+                               skip_existing=args.skip_existing)
     if not result.found_nothing:
         print(f"done: {len(result.processed)} segmented, {len(result.failed)} failed; results in "
-              f"{args.out}{os.sep} (summary.csv lists every input)", file=sys.stderr)
+              f"{args.out.rstrip('/' + os.sep)}{'/' if '://' in args.out else os.sep} (summary.csv lists every input)",
+              file=sys.stderr)
     return result.exit_status
 
 

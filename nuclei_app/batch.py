@@ -160,11 +160,24 @@ def output_names(images: list[Path]) -> dict[Path, str]:
     return names
 
 
-def write_outputs(out: Path, name: str, image, labels, table: pd.DataFrame, formats: tuple[str, ...] = ("png",)) -> None:
-    """The image's files, from the same function as the app's downloads (byte-identical).
-    Each is written under a temporary name and renamed: a file with the final name is whole."""
-    overlay = draw_overlay(image, labels, style="outlines", opacity=1.0) if "png" in formats else None
-    for file_name, data in image_result_files(name, labels, overlay, table, formats, measurements=False).items():
+def image_files(name: str, channels: np.ndarray, segmentation: Segmentation,
+                request: ImageRequest) -> tuple[pd.DataFrame, dict[str, bytes]]:
+    """One segmented image's measurements (its name first) and files (contract names), from
+    the same function as the app's downloads: the CLI, a Dask worker and the app give the
+    same bytes."""
+    used = segmentation.prediction.channel
+    intensity = channels[..., used] if isinstance(used, int) else channels
+    table = measure_nuclei(segmentation.labels, intensity)
+    overlay = (draw_overlay(display_rgb(channels, used), segmentation.labels, style="outlines", opacity=1.0)
+               if "png" in request.formats else None)
+    files = image_result_files(name, segmentation.labels, overlay, table, request.formats, measurements=False)
+    table.insert(0, "image", name)
+    return table, files
+
+
+def write_atomically(out: Path, files: dict[str, bytes]) -> None:
+    """Each file under a temporary name, then renamed: a file with its final name is whole."""
+    for file_name, data in files.items():
         partial = out / f".{file_name}.partial"
         partial.write_bytes(data)
         os.replace(partial, out / file_name)
@@ -178,11 +191,8 @@ def segment_channels(model: NucleiModel, channels: np.ndarray, request: ImageReq
 def finish_image(out: Path, name: str, channels: np.ndarray, segmentation: Segmentation,
                  request: ImageRequest) -> pd.DataFrame:
     """Measure and write one segmented image; the table has the image's name first."""
-    used = segmentation.prediction.channel
-    intensity = channels[..., used] if isinstance(used, int) else channels
-    table = measure_nuclei(segmentation.labels, intensity)
-    write_outputs(out, name, display_rgb(channels, used), segmentation.labels, table, request.formats)
-    table.insert(0, "image", name)
+    table, files = image_files(name, channels, segmentation, request)
+    write_atomically(out, files)
     return table
 
 

@@ -40,20 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, TextIO
 
-import numpy as np
 import pandas as pd
 
-from .batch import (BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
+from .batch import (BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status, image_files,
                     output_names, plural, segment_channels, summary_row)
-from .channels import display_rgb
 from .config import IMAGE_SUFFIXES
 from .imageio import read_channels
-from .measure import COLUMNS, measure_nuclei
+from .measure import COLUMNS
 from .model import ModelLoadError, NucleiModel
-from .overlay import draw_overlay
-from .pipeline import Segmentation
 from .records import MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, expected_files
-from .results import csv_bytes, image_result_files
+from .results import csv_bytes
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
 # A task raises only for what is not the image's fault (the model unusable on that worker, a
@@ -483,18 +479,3 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     description = (f"{plural(segmentation.count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
                    f"channel {prediction.channel}")
     return ImageOutcome(row, table, description)
-
-
-def image_files(name: str, channels: np.ndarray, segmentation: Segmentation, request: ImageRequest
-                ) -> tuple[pd.DataFrame, dict[str, bytes]]:
-    """``batch.finish_image`` with the files returned as bytes instead of written: the same
-    building blocks in the same order, so the files are byte-identical to the in-process run's.
-    The table has the image's name first."""
-    used = segmentation.prediction.channel
-    intensity = channels[..., used] if isinstance(used, int) else channels
-    table = measure_nuclei(segmentation.labels, intensity)
-    image = display_rgb(channels, used)
-    overlay = draw_overlay(image, segmentation.labels, style="outlines", opacity=1.0) if "png" in request.formats else None
-    files = image_result_files(name, segmentation.labels, overlay, table, request.formats, measurements=False)
-    table.insert(0, "image", name)
-    return table, files

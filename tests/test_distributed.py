@@ -142,10 +142,18 @@ def expected_files(names: list[str]) -> list[str]:
     return sorted(f"{name}_{kind}.png" for name in names for kind in ("labels", "mask", "overlay"))
 
 
+def segment_with_the_cli(model, inputs: Path, out: Path, *flags) -> Run:
+    """The real command line: `python -m nuclei_app segment INPUTS --out OUT --model FOLDER FLAGS`."""
+    from .test_main import run_cli
+
+    result = run_cli("segment", inputs, "--out", out, "--model", model.folder, *flags)
+    return Run(result.returncode, result.stderr)
+
+
 def test_a_scheduler_run_gives_the_in_process_files(cluster, tiny_model, tmp_path):
     names = write_inputs(tmp_path / "in", 6)
     in_process(tiny_model, tmp_path / "in", tmp_path / "reference")
-    run = segment_on_cluster(tiny_model, tmp_path / "in", tmp_path / "out", scheduler=cluster.address)
+    run = segment_with_the_cli(tiny_model, tmp_path / "in", tmp_path / "out", "--scheduler", cluster.address)
     assert run.status == 1, run.log + cluster.log_text()  # broken.png
     out, reference = tmp_path / "out", tmp_path / "reference"
     assert image_files(out) == image_files(reference) == expected_files(names)  # no temporary files left
@@ -214,7 +222,7 @@ def test_a_worker_killed_mid_write_loses_and_repeats_nothing(cluster, tiny_model
 
 def test_a_local_cluster_of_one_worker(tiny_model, tmp_path):
     names = write_inputs(tmp_path / "in", 2)
-    run = segment_on_cluster(tiny_model, tmp_path / "in", tmp_path / "out", workers=1)
+    run = segment_with_the_cli(tiny_model, tmp_path / "in", tmp_path / "out", "--workers", "1")
     assert run.status == 1 and "broken.png" in run.log and "1 worker" in run.log, run.log
     in_process(tiny_model, tmp_path / "in", tmp_path / "reference")
     assert image_files(tmp_path / "out") == expected_files(names)
