@@ -5,8 +5,9 @@ reported (file and reason), recorded in ``summary.csv`` and skipped; the run goe
 exits 1.
 
 Throughput: the three stages of an image run side by side on consecutive images — the next
-image is read in one thread while this one is segmented, and the previous one is measured,
-encoded and written in another — with at most one image waiting in each, so memory stays
+image is read and prepared for the network (channel, percentile stretch) in one thread while
+this one goes through the network, and the previous one gets its watershed, measurements,
+overlay and files in another — with at most one image waiting in each, so memory stays
 bounded by three images.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .imageio import ImageReadError, read_channels
 from .measure import COLUMNS, measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay
-from .pipeline import Segmentation, segment
+from .pipeline import Segmentation, final_labels, network_input, predict_labels, segment
 from .records import MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord  # noqa: F401 (re-exported)
 from .results import image_result_files
 
@@ -216,6 +217,19 @@ class InFlight:
     writing: Future | None = None
 
 
+def read_and_prepare(model: NucleiModel, path: Path, request: ImageRequest):
+    """Stage 1: (channels as read, the network's input and channel)."""
+    channels = read_channels(path)
+    return channels, network_input(model, channels, request.channel)
+
+
+def label_and_finish(model: NucleiModel, out: Path, item: InFlight, prediction, tuned_labels,
+                     request: ImageRequest) -> pd.DataFrame:
+    """Stage 3: the watershed (unless the diameter check did it), measurements, files."""
+    item.segmentation = Segmentation(prediction, final_labels(model, prediction, tuned_labels, request.settings))
+    return finish_image(out, item.name, item.channels, item.segmentation, request)
+
+
 def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settings: PostprocessSettings | ImageRequest,
                   tta: bool | None = None, log: TextIO = sys.stderr, debug: bool = False,
                   skip_existing: bool = False) -> BatchResult:
@@ -256,7 +270,7 @@ def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], o
         def read_ahead() -> None:
             for index, path in upcoming:
                 item = InFlight(index, path, names[path], time.time())
-                reads.append((item, reader.submit(read_channels, path)))
+                reads.append((item, reader.submit(read_and_prepare, model, path, request)))
                 return
 
         read_ahead()
@@ -265,9 +279,10 @@ def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], o
                 item, reading = reads.popleft()
                 read_ahead()
                 try:
-                    item.channels = reading.result()
-                    item.segmentation = segment_channels(model, item.channels, request, progress.tiles(item.path.name))
-                    item.writing = writer.submit(finish_image, out, item.name, item.channels, item.segmentation,
+                    item.channels, prepared = reading.result()
+                    prediction, tuned_labels = predict_labels(model, None, request.tta, progress.tiles(item.path.name),
+                                                              request.diameter, request.channel, prepared)
+                    item.writing = writer.submit(label_and_finish, model, out, item, prediction, tuned_labels,
                                                  request)
                     writes.append(item)
                 except Exception as error:  # one image's failure, whatever it is, must not end the run

@@ -66,7 +66,8 @@ def inference_for(model: NucleiModel, tta: bool | None = None) -> InferenceSetti
 
 
 def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AUTO) -> tuple[np.ndarray, int | str]:
-    """(preprocessed RGB the network sees, the channel used)."""
+    """(preprocessed RGB the network sees, the channel used). Pure numpy, no turn on the model
+    needed: the batch prepares the next image in another thread while this one runs."""
     image = as_channels(image)
     chosen = choose_channel(image) if channel == AUTO else channel
     check_channel(image, chosen)
@@ -87,12 +88,12 @@ def predict(model: NucleiModel, image: np.ndarray, tta: bool | None = None,
         return _predict(model, image, tta, progress, diameter, channel)[0]
 
 
-def _predict(model, image, tta, progress, diameter, channel) -> tuple[Prediction, np.ndarray | None]:
+def _predict(model, image, tta, progress, diameter, channel, prepared=None) -> tuple[Prediction, np.ndarray | None]:
     """(prediction, its labels with the model's tuned settings where the diameter check
-    already computed them, else None)."""
+    already computed them, else None). ``prepared``: ``network_input``'s result, if done."""
     if diameter is not None and not (math.isfinite(diameter) and diameter > 0):
         raise ValueError(f"diameter must be a positive number of pixels, got {diameter}.")
-    prepared, chosen = network_input(model, image, channel)
+    prepared, chosen = prepared or network_input(model, image, channel)
     if model.diameter is None:
         probabilities = _predict_at(model, prepared, 1.0, tta, progress)
         return Prediction(probabilities, None, "none", chosen), None
@@ -143,9 +144,24 @@ def segment(model: NucleiModel, image: np.ndarray, postprocess: PostprocessSetti
             tta: bool | None = None, progress: ProgressCallback | None = None, diameter: float | None = None,
             channel: int | str = AUTO) -> Segmentation:
     settings = postprocess or model.postprocess_settings
+    prediction, tuned_labels = predict_labels(model, image, tta, progress, diameter, channel)
+    return Segmentation(prediction, final_labels(model, prediction, tuned_labels, settings))
+
+
+def predict_labels(model: NucleiModel, image: np.ndarray | None, tta: bool | None = None,
+                   progress: ProgressCallback | None = None, diameter: float | None = None,
+                   channel: int | str = AUTO, prepared: tuple[np.ndarray, int | str] | None = None
+                   ) -> tuple[Prediction, np.ndarray | None]:
+    """``segment``'s first half, in its turn on the model: the prediction, and the labels with
+    the model's tuned settings where the automatic diameter already needed them (else None)."""
     with model.in_turn():
-        prediction, tuned_labels = _predict(model, image, tta, progress, diameter, channel)
-    if tuned_labels is None or settings != model.postprocess_settings:  # else the watershed is done
+        return _predict(model, image, tta, progress, diameter, channel, prepared)
+
+
+def final_labels(model: NucleiModel, prediction: Prediction, tuned_labels: np.ndarray | None,
+                 settings: PostprocessSettings) -> np.ndarray:
+    """``segment``'s second half (no turn on the model needed): the watershed, unless done."""
+    if tuned_labels is None or settings != model.postprocess_settings:
         tuned_labels = labels_for(model, prediction, settings)
-    return Segmentation(prediction, tuned_labels)
+    return tuned_labels
 

@@ -65,15 +65,15 @@ def test_an_unexpected_failure_skips_only_that_image(tiny_model, tmp_path, monke
 
     write_image(tmp_path / "in" / "a.png")
     write_image(tmp_path / "in" / "b.png", seed=1)
-    real = batch.segment
+    real = batch.predict_labels
 
-    def failing_on_a(model, image, *args, **kwargs):
-        if image.shape[0] == 96 and not failing_on_a.failed:
+    def failing_on_a(*args, **kwargs):
+        if not failing_on_a.failed:
             failing_on_a.failed = True
             raise RuntimeError("boom")
-        return real(model, image, *args, **kwargs)
+        return real(*args, **kwargs)
     failing_on_a.failed = False
-    monkeypatch.setattr(batch, "segment", failing_on_a)
+    monkeypatch.setattr(batch, "predict_labels", failing_on_a)
     log = io.StringIO()
     result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", tiny_model.postprocess_settings, log=log)
     assert result.exit_status == 1 and len(result.processed) == 1
@@ -180,15 +180,15 @@ def test_the_record_is_written_as_images_finish_and_skip_existing_resumes(tiny_m
     for index in range(4):
         write_image(tmp_path / "in" / f"img{index}.png", seed=index)
     out = tmp_path / "out"
-    real = batch.segment
+    real = batch.predict_labels
     seen = []
 
-    def interrupted_at_the_third(model, image, *args, **kwargs):
+    def interrupted_at_the_third(*args, **kwargs):
         seen.append(1)
         if len(seen) == 3:
             raise KeyboardInterrupt  # the user's Ctrl-C: not an image failure, it ends the run
-        return real(model, image, *args, **kwargs)
-    monkeypatch.setattr(batch, "segment", interrupted_at_the_third)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(batch, "predict_labels", interrupted_at_the_third)
     try:
         segment_paths(tiny_model, [tmp_path / "in"], out, tiny_model.postprocess_settings, log=io.StringIO())
     except KeyboardInterrupt:
@@ -198,7 +198,7 @@ def test_the_record_is_written_as_images_finish_and_skip_existing_resumes(tiny_m
     first_labels = (out / "img0_labels.png").read_bytes()
 
     calls = []
-    monkeypatch.setattr(batch, "segment", lambda model, image, *a, **k: calls.append(1) or real(model, image, *a, **k))
+    monkeypatch.setattr(batch, "predict_labels", lambda *a, **k: calls.append(1) or real(*a, **k))
     log = io.StringIO()
     result = segment_paths(tiny_model, [tmp_path / "in"], out, tiny_model.postprocess_settings, log=log,
                            skip_existing=True)
