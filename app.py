@@ -19,7 +19,7 @@ from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.imageio import ImageReadError, read_channels, read_labels
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
 from nuclei_app.measure import measure_nuclei, summary
-from nuclei_app.memory import start_janitor
+from nuclei_app.memory import limit_arenas, start_janitor
 from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
@@ -70,6 +70,7 @@ def configured_source() -> str | None:
 @st.cache_resource
 def memory_janitor():
     """Once per process: ended sessions' memory goes back to the system (nuclei_app.memory)."""
+    limit_arenas()
     return start_janitor()
 
 

@@ -28,6 +28,22 @@ def release_free_memory() -> bool:
     return True
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def limit_arenas(count: int = 2) -> bool:
+    """At most ``count`` malloc arenas for the threads created from now on. glibc gives each
+    thread that allocates concurrently its own arena (up to 8 per core), and memory freed in
+    one stays there: every Streamlit session runs in its own thread, so each would keep its
+    own peak. False where there is no glibc."""
+    try:
+        mallopt = ctypes.CDLL(_LIBC_NAME).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_ARENA_MAX, count))
+
+
 def start_janitor(every_seconds: float = 15.0) -> threading.Thread:
     """A daemon thread that releases free memory periodically (sessions end without a hook)."""
     def loop() -> None:
