@@ -7,18 +7,27 @@ window by window. Memory is bounded by the block size, not the image size.
 
 Stitching follows StarDist's ``predict_instances_big``. The image is cut into *cores* that
 tile it without overlap; each block segments its core plus a *margin* of context on every
-side, and keeps exactly the objects whose centroid lies in its core. The margin is wider
-than any nucleus, so a kept nucleus is whole in the block that keeps it and a nucleus that
-crosses a core border is one object with one id. Objects that touch a block's context edge
-(not the image's edge) are cut; they belong to a neighbour (their centroid is outside the
+side, and keeps the objects whose centroid lies in its core. The margin is wider than any
+nucleus, so a kept nucleus is whole in the block that keeps it and a nucleus that crosses
+a core border is one object with one id. Objects that touch a block's context edge (not
+the image's edge) are cut; they belong to a neighbour (their centroid is outside the
 core), except objects larger than the margin, which are kept cut and counted
-(``BlockResult.oversized``). Where two blocks' versions of one nucleus disagree slightly
-(the network sees different context), the first written wins: a later object more than
-half on already-labelled pixels is the same nucleus again and is dropped.
+(``BlockResult.oversized``).
+
+Two blocks may see a nucleus on their border slightly differently (the network sees other
+context), moving its centroid across the border: with a strict rule both blocks would
+keep it, or neither. So each block keeps the objects whose centroid lies within a small
+tolerance of its core, and the first version written wins: a later object more than half
+on already-labelled pixels is the same nucleus again and is dropped (counted in
+``duplicates``); a smaller overlap leaves it its unlabelled pixels.
 
 Whatever the pipeline decides from the whole image is decided once, for every block alike:
 the nuclear channel, the intensity stretch (percentiles of the same strided sample that
 ``inference.preprocess`` takes), the light-background inversion and the nucleus diameter.
+Each block then computes its part of the whole image's network input exactly (same
+sample points, same pooling phase: ``NetworkGrid``), so that away from its edges a block's
+probabilities are the whole image's, and block-wise labels match whole-image labels
+(matched IoU 0.999 on synthetic nuclei) rather than merely resemble them.
 """
 from __future__ import annotations
 
@@ -26,6 +35,7 @@ import math
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
@@ -41,6 +51,7 @@ from .config import Normalisation, PostprocessSettings, ReadLimits
 from .imageio import MAX_CHANNELS, TIFF_MAGIC, ImageReadError, rgb_png_bytes
 from .inference import ProgressCallback, is_light_background, predict_preprocessed
 from .measure import COLUMNS, measure_nuclei
+from .memory import release_free_memory
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import MAX_NETWORK_PIXELS, Prediction, inference_for, labels_for, predict
@@ -125,12 +136,13 @@ class ArraySource:
 
 @dataclass(frozen=True)
 class UnitScale:
-    """The pixel values' map to [0, 1], fixed for the whole image (``imageio._to_unit_float``):
-    8- and 16-bit integers by their type's range, other types by the image's finite min-max,
-    floats already in [0, 1] as they are."""
+    """The pixel values' map to [0, 1], fixed for the whole image, with the very arithmetic
+    of ``imageio._to_unit_float``: 8- and 16-bit integers by their type's range ("type"),
+    other types by the image's finite min-max ("minmax"), floats already in [0, 1] as they
+    are ("identity")."""
     low: float
     high: float
-    identity: bool = False
+    kind: str = "type"
 
     @classmethod
     def for_dtype(cls, dtype: np.dtype) -> UnitScale | None:
@@ -145,17 +157,22 @@ class UnitScale:
     @classmethod
     def for_range(cls, dtype: np.dtype, low: float, high: float) -> UnitScale:
         identity = np.issubdtype(dtype, np.floating) and 0.0 <= low and high <= 1.0
-        return cls(low, high, identity)
+        return cls(low, high, "identity" if identity else "minmax")
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
+        if self.kind == "type":
+            return ((raw.astype(np.float32) - self.low) / (self.high - self.low)).astype(np.float32)
         values = raw.astype(np.float64 if raw.dtype.itemsize > 4 else np.float32)
         if np.issubdtype(raw.dtype, np.floating):
-            values = np.nan_to_num(values, nan=self.low, posinf=self.high, neginf=self.low)
-        if self.identity:
-            return values.astype(np.float32)
+            values = np.nan_to_num(values, copy=False, nan=self.low, posinf=self.high, neginf=self.low)
+        if self.kind == "identity":
+            return values.astype(np.float32, copy=False)
         if self.high == self.low:  # a constant image
             return np.zeros(values.shape, np.float32)
-        return np.clip((values - self.low) / (self.high - self.low), 0.0, 1.0).astype(np.float32)
+        values /= 2  # halved first, as imageio: high - low of +-1e308 would overflow
+        values -= self.low / 2
+        values /= self.high / 2 - self.low / 2
+        return np.clip(values, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 class TiffSource:
@@ -182,7 +199,8 @@ class TiffSource:
     def _open(self, level) -> None:
         axes, shape = level.axes, tuple(level.shape)
         if "Y" not in axes or "X" not in axes:
-            raise ImageReadError(self.name, f"unsupported TIFF layout (axes {axes!r}); expected an image with Y and X axes.")
+            raise ImageReadError(self.name, f"unsupported TIFF layout (axes {axes!r}); expected an image with Y "
+                                            "and X axes.")
         self.height, self.width = shape[axes.index("Y")], shape[axes.index("X")]
         self._channel_axis = _channel_axis(axes, shape, self.name)
         kept = [a for a in axes if a in ("Y", "X", self._channel_axis)]
@@ -196,6 +214,7 @@ class TiffSource:
                                             "Save the nuclear channel, or a few channels, as their own file.")
         self.dtype = np.dtype(level.dtype)
         self._reader = self._raw_reader(level)
+        self._read_raw(0, 1, 0, 1)  # a compression without its codec fails now, not after the survey
         self.survey_block = self._survey_block()
         self.scale = UnitScale.for_dtype(self.dtype) or self._scan_range()
 
@@ -214,10 +233,11 @@ class TiffSource:
         array = zarr.open_array(self._tif.aszarr(series=0, level=0), mode="r")
         chunk_bytes = math.prod(array.chunks) * self.dtype.itemsize
         if chunk_bytes > MAX_CHUNK_BYTES:
-            raise ImageReadError(self.name, f"compressed in pieces of {chunk_bytes / 2**20:.0f} MB (strips of "
-                                            f"{array.chunks}), too large to read block by block. Save it as a tiled "
-                                            "TIFF (e.g. 512x512 tiles; QuPath, Fiji's Bio-Formats exporter and "
-                                            "bfconvert can).")
+            rows, columns = (array.chunks[self._axes.index(a)] for a in "YX")
+            raise ImageReadError(self.name, f"stored in compressed pieces of {columns}x{rows} pixels "
+                                            f"({chunk_bytes / 2**20:.0f} MB each), too large to read block by block. "
+                                            "Save it as a tiled TIFF (e.g. 512x512 tiles: QuPath, Fiji's Bio-Formats "
+                                            "exporter and bfconvert can).")
         axes = self._axes
         self._chunk = (array.chunks[axes.index("Y")], array.chunks[axes.index("X")])
         return lambda index: array[index]
@@ -242,7 +262,7 @@ class TiffSource:
             if finite.size:
                 low, high = min(low, float(finite.min())), max(high, float(finite.max()))
         if low > high:  # no finite value at all: black, as imageio makes it
-            return UnitScale(0.0, 0.0)
+            return UnitScale(0.0, 0.0, "minmax")
         return UnitScale.for_range(self.dtype, low, high)
 
     def _read_raw(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
@@ -255,7 +275,7 @@ class TiffSource:
         except Exception as error:  # noqa: BLE001 - decoders fail with many types; it is the file
             raise ImageReadError(self.name, f"the file is damaged or truncated, or uses a compression this "
                                             f"installation can't decode ({_describe(error)}).") from None
-        raw = np.transpose(raw, self._to_yxc) if raw.ndim == len(self._to_yxc) else raw
+        raw = np.transpose(raw, self._to_yxc)
         raw = raw[..., None] if raw.ndim == 2 else raw
         return raw[..., : raw.shape[-1] - self._alpha] if self._alpha else raw
 
@@ -328,32 +348,33 @@ class ContiguousArray:
 
     def read(self, index: tuple) -> np.ndarray:
         """``array[index]``: an int or a slice per plane axis, slices for Y and X, whole samples."""
-        y, itemsize = self.y_axis, self.dtype.itemsize
+        y = self.y_axis
         planes = [range(*i.indices(n)) if isinstance(i, slice) else range(i, i + 1)
                   for i, n in zip(index[:y], self.shape[:y])]
         rows, columns = (range(*i.indices(n)) for i, n in zip(index[y:y + 2], self.shape[y:y + 2]))
-        samples = self.shape[y + 2:]
-        shape = [len(r) for r, i in zip(planes, index) if isinstance(i, slice)] + [len(rows), len(columns), *samples]
-        out = np.empty(shape, self.dtype)
-        runs = out.reshape(-1, len(columns) * math.prod(samples))
-        size = runs.shape[1] * itemsize
-        run = 0
-        for plane in product(*planes):
-            first = sum(p * self.steps[a] for a, p in enumerate(plane)) + columns.start * self.steps[y + 1]
-            for row in rows:
-                data = os.pread(self._fd, size, self.offset + (first + row * self.steps[y]) * itemsize)
-                if len(data) != size:
-                    raise OSError(f"the file ends {size - len(data)} bytes early")
-                runs[run] = np.frombuffer(data, self.dtype)
-                run += 1
+        shape = [len(r) for r, i in zip(planes, index) if isinstance(i, slice)] + [len(rows), len(columns)]
+        out = np.empty(shape + list(self.shape[y + 2:]), self.dtype)
+        # Whole rows follow each other in the file: one read per plane instead of one per row.
+        whole = len(columns) == self.shape[y + 1]
+        runs = out.reshape(-1, (len(rows) if whole else 1) * len(columns) * self.steps[y + 1])
+        starts = [rows.start] if whole else rows
+        for run, (plane, row) in enumerate(product(product(*planes), starts)):
+            element = (sum(p * self.steps[a] for a, p in enumerate(plane)) + row * self.steps[y]
+                       + columns.start * self.steps[y + 1])
+            self._read_into(runs[run], self.offset + element * self.dtype.itemsize)
         return out
+
+    def _read_into(self, buffer: np.ndarray, offset: int) -> None:
+        done = os.preadv(self._fd, [buffer.view(np.uint8)], offset)
+        if done != buffer.nbytes:
+            raise OSError(f"the file ends {buffer.nbytes - done} bytes early")
 
     def write(self, top: int, left: int, values: np.ndarray) -> None:
         """Rows of a 2-D window into a 2-D (Y, X) array (the label sink)."""
         values = np.ascontiguousarray(values, self.dtype)
         itemsize = self.dtype.itemsize
         for row in range(values.shape[0]):
-            os.pwrite(self._fd, values[row].tobytes(), self.offset + ((top + row) * self.shape[1] + left) * itemsize)
+            os.pwrite(self._fd, values[row], self.offset + ((top + row) * self.shape[1] + left) * itemsize)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -494,13 +515,19 @@ class Block:
 
 
 def plan_blocks(height: int, width: int, core: int, margin: int) -> list[Block]:
-    return [Block(top, bottom, left, right,
-                  (max(0, top - margin), min(height, bottom + margin), max(0, left - margin), min(width, right + margin)))
-            for top, bottom, left, right in _windows(height, width, (core, core))]
+    def window(top: int, bottom: int, left: int, right: int) -> tuple[int, int, int, int]:
+        return max(0, top - margin), min(height, bottom + margin), max(0, left - margin), min(width, right + margin)
+
+    return [Block(*core_box, window(*core_box)) for core_box in _windows(height, width, (core, core))]
 
 
 # (the window's pixels (h, w, C), its (top, bottom, left, right)) -> labels (h, w): 0 background, 1..n
 Segmenter = Callable[[np.ndarray, tuple[int, int, int, int]], np.ndarray]
+
+
+# How far beyond its core a block keeps objects, px: more than a centroid moves between two
+# blocks' versions of one nucleus (a fraction of a pixel with the network's context matched).
+CENTROID_TOLERANCE = 2.0
 
 
 @dataclass
@@ -508,26 +535,28 @@ class Stitched:
     table: pd.DataFrame
     count: int
     oversized: int = 0   # objects wider than the margin, kept cut at their block's edge
-    duplicates: int = 0  # second versions of a nucleus already written by a neighbour
+    duplicates: int = 0  # second versions of a nucleus a neighbour already wrote, dropped
 
 
 def stitch_blocks(source: BlockSource, segment_block: Segmenter, sink: LabelSink, blocks: Sequence[Block],
                   intensity: Callable[[np.ndarray], np.ndarray] | None = None,
-                  progress: ProgressCallback | None = None) -> Stitched:
+                  progress: ProgressCallback | None = None, tolerance: float = CENTROID_TOLERANCE) -> Stitched:
     """Segments each block's window and writes the objects it keeps into ``sink`` with
-    ids 1..N in block order; measures each object once, in the block that keeps it."""
+    ids 1..N in block order; measures each object once, in the block that writes it."""
     tables, result = [], Stitched(pd.DataFrame(columns=COLUMNS), 0)
     for done, block in enumerate(blocks, start=1):
         pixels = source.read(*block.window)
         local = np.asarray(segment_block(pixels, block.window))
-        keep, cut = objects_to_keep(local, block, source.height, source.width)
+        keep, cut = objects_to_keep(local, block, source.height, source.width, tolerance)
         top, _, left, _ = block.window
         claimed = sink.read(*block.window)
-        ids, new, duplicates = place_objects(local, keep, claimed, first_id=result.count + 1)
+        ids, new, duplicates = place_objects(local, keep, claimed, result.count + 1, cut)
         sink.write(top, left, np.where(new, ids[local], claimed))
         fresh = np.where(new, ids[local] - result.count, 0).astype(np.int32)  # 1..k for this block's objects
         table = measure_nuclei(fresh, intensity(pixels) if intensity else pixels)
         if len(table):
+            # A piece of an object cut by the window is not the whole object either.
+            table["touches_border"] |= cut[np.flatnonzero(ids)]
             table["nucleus"] += result.count
             table["centroid_y"] += top
             table["centroid_x"] += left
@@ -535,6 +564,11 @@ def stitch_blocks(source: BlockSource, segment_block: Segmenter, sink: LabelSink
         result.count += int(np.count_nonzero(ids))
         result.oversized += int(np.count_nonzero(keep & cut & (ids > 0)))
         result.duplicates += duplicates
+        # glibc keeps freed heap pages for reuse; blocks of different shapes then fragment
+        # it and resident memory creeps up block after block. Handing them back keeps each
+        # block's peak at the last one's.
+        del pixels, local, claimed, new, fresh
+        release_free_memory()
         if progress:
             progress(done, len(blocks))
     if tables:
@@ -542,18 +576,22 @@ def stitch_blocks(source: BlockSource, segment_block: Segmenter, sink: LabelSink
     return result
 
 
-def objects_to_keep(local: np.ndarray, block: Block, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(kept, cut) per local id: kept when the centroid lies in the block's core; cut when
-    the object touches an edge of the window that is not an edge of the image."""
+def objects_to_keep(local: np.ndarray, block: Block, height: int, width: int,
+                    tolerance: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, cut) per local id: kept when the centroid lies in the block's core (widened
+    by ``tolerance`` px); cut when the object touches an edge of the window that is not an
+    edge of the image."""
     count = int(local.max(initial=0))
     top, bottom, left, right = block.window
     flat = local.ravel()
     area = np.bincount(flat, minlength=count + 1)
-    rows = np.bincount(flat, weights=np.repeat(np.arange(bottom - top, dtype=np.float64), right - left), minlength=count + 1)
-    columns = np.bincount(flat, weights=np.tile(np.arange(right - left, dtype=np.float64), bottom - top), minlength=count + 1)
+    row_of = np.repeat(np.arange(bottom - top, dtype=np.float64), right - left)
+    column_of = np.tile(np.arange(right - left, dtype=np.float64), bottom - top)
     with np.errstate(invalid="ignore", divide="ignore"):
-        y, x = top + rows / area, left + columns / area
-    kept = (area > 0) & (block.top <= y) & (y < block.bottom) & (block.left <= x) & (x < block.right)
+        y = top + np.bincount(flat, weights=row_of, minlength=count + 1) / area
+        x = left + np.bincount(flat, weights=column_of, minlength=count + 1) / area
+    kept = ((area > 0) & (block.top - tolerance <= y) & (y < block.bottom + tolerance)
+            & (block.left - tolerance <= x) & (x < block.right + tolerance))
     kept[0] = False
     edges = [edge for edge, inside in ((local[0], top > 0), (local[-1], bottom < height),
                                        (local[:, 0], left > 0), (local[:, -1], right < width)) if inside]
@@ -564,19 +602,22 @@ def objects_to_keep(local: np.ndarray, block: Block, height: int, width: int) ->
     return kept, cut
 
 
-def place_objects(local: np.ndarray, keep: np.ndarray, claimed: np.ndarray,
-                  first_id: int) -> tuple[np.ndarray, np.ndarray, int]:
+def place_objects(local: np.ndarray, keep: np.ndarray, claimed: np.ndarray, first_id: int,
+                  cut: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """(global id per local id (0: not written), pixels to write, duplicates dropped).
 
     Pixels already labelled by an earlier block stay as they are. A kept object more than
-    half on such pixels is the same nucleus a neighbour already wrote (their versions
-    differ where the network saw different context) and is dropped; a smaller overlap
-    leaves the object its unclaimed pixels."""
+    half on such pixels is a nucleus a neighbour already wrote (near a core border both
+    keep it) and is dropped; a smaller overlap leaves the object its unclaimed pixels. So
+    does any overlap for an object ``cut`` by the window: each block has a different
+    piece of it, and every piece is needed for the object to be covered."""
     count = len(keep) - 1
     taken = claimed > 0
     area = np.bincount(local.ravel(), minlength=count + 1)
     overlap = np.bincount(local[taken], minlength=count + 1)
     duplicate = keep & (2 * overlap > area)
+    if cut is not None:
+        duplicate &= ~cut
     written = keep & ~duplicate
     ids = np.zeros(count + 1, np.int64)
     ids[written] = first_id + np.arange(int(written.sum()))
@@ -599,33 +640,42 @@ class ImagePlan:
     core: int                # core side, px
 
 
-def plan_image(model: NucleiModel, source: BlockSource, overview: Overview, diameter: float | None,
-               channel: int | str, tta: bool | None, block_size: int) -> ImagePlan:
-    """Channel, stretch and diameter for the whole image, block geometry to match.
+def plan_image(model: NucleiModel, source: BlockSource, diameter: float | None, channel: int | str,
+               tta: bool | None, block_size: int) -> tuple[ImagePlan, Overview]:
+    """Channel, stretch and diameter for the whole image, block geometry to match, and the
+    overview they were found on.
 
     The channel and the diameter are found on a full-resolution window (the whole image
     when it is no larger): the busiest one, so that a slide's empty glass is not where the
     nuclei's size is measured. The diameter is the pipeline's own answer on that window
     (estimate, then checked against the nuclei found)."""
-    if block_size < MIN_BLOCK:
-        raise ValueError(f"the block size must be at least {MIN_BLOCK} px, got {block_size}.")
+    check_arguments(source, diameter, channel, block_size)  # before a pass over a huge image
+    overview = survey(source)
     top, left = busiest_window(overview.display, overview.display_stride, PROBE_SIDE, source.height, source.width)
     probe = source.read(top, min(top + PROBE_SIDE, source.height), left, min(left + PROBE_SIDE, source.width))
     chosen = choose_channel(probe) if channel == AUTO else channel
-    check_channel(probe, chosen)
     stretch = Stretch.fit(network_rgb(overview.percentile, chosen), model.normalisation)
     found, found_source = probe_diameter(model, probe, diameter, chosen, tta)
     factor = scale_factor(found, model.diameter)
     typical = found or estimate_diameter(stretch.apply(network_rgb(probe, chosen)))
     margin = block_margin(typical, factor)
-    return ImagePlan(chosen, stretch, found, found_source, factor, margin, block_core(block_size, margin, factor))
+    plan = ImagePlan(chosen, stretch, found, found_source, factor, margin, block_core(block_size, margin, factor))
+    return plan, overview
+
+
+def check_arguments(source: BlockSource, diameter: float | None, channel: int | str, block_size: int) -> None:
+    if block_size < MIN_BLOCK:
+        raise ValueError(f"the block size must be at least {MIN_BLOCK} px, got {block_size}.")
+    if diameter is not None and not (math.isfinite(diameter) and diameter > 0):
+        raise ValueError(f"diameter must be a positive number of pixels, got {diameter}.")
+    if channel != AUTO:
+        check_channel(np.empty((1, 1, source.channels), np.float32), channel)
 
 
 def probe_diameter(model: NucleiModel, probe: np.ndarray, diameter: float | None, channel: int | str,
                    tta: bool | None) -> tuple[float | None, str]:
+    """(diameter, source): the given one, or the pipeline's answer on ``probe``."""
     if diameter is not None:
-        if not (math.isfinite(diameter) and diameter > 0):
-            raise ValueError(f"diameter must be a positive number of pixels, got {diameter}.")
         return float(diameter), "given"
     if model.diameter is None:
         return None, "none"
@@ -664,6 +714,15 @@ def _box_sums(values: np.ndarray, rows: int, columns: int) -> np.ndarray:
     """Sum over every rows x columns box that fits in ``values``, by top-left corner."""
     total = np.pad(values, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
     return total[rows:, columns:] - total[:-rows, columns:] - total[rows:, :-columns] + total[:-rows, :-columns]
+
+
+def network_input(pixels: np.ndarray, plan: ImagePlan) -> np.ndarray:
+    """``plan.stretch.apply(network_rgb(pixels, plan.channel))`` for a third of the work on
+    grey and single-channel input: the stretch is per value, so it can come before
+    ``network_rgb`` copies the plane to three channels."""
+    if plan.channel == ALL_CHANNELS:
+        return network_rgb(plan.stretch.apply(pixels[..., :3]), ALL_CHANNELS)
+    return network_rgb(plan.stretch.apply(pixels[..., plan.channel:plan.channel + 1]), 0)
 
 
 @dataclass(frozen=True)
@@ -708,7 +767,8 @@ class NetworkGrid:
         columns = _network_indices(left, right, self.width, self.shape[1], self.multiple)
         if self.identity:
             picked = np.take(prepared, np.clip(rows - top, 0, bottom - top - 1), axis=0)
-            return np.take(picked, np.clip(columns - left, 0, right - left - 1), axis=1), (int(rows[0]), int(columns[0]))
+            picked = np.take(picked, np.clip(columns - left, 0, right - left - 1), axis=1)
+            return picked, (int(rows[0]), int(columns[0]))
         if min(self.zoom) < 1.0:  # resize_image's anti-aliasing
             sigma = tuple(max(0.0, (1.0 / z - 1.0) / 2.0) for z in self.zoom) + (0.0,)
             prepared = ndimage.gaussian_filter(prepared, sigma, mode="mirror")
@@ -761,10 +821,9 @@ def network_segmenter(model: NucleiModel, plan: ImagePlan, settings: Postprocess
     grid = NetworkGrid(height, width, plan.factor, model.size_multiple)
 
     def segment_block(pixels: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
-        prepared = plan.stretch.apply(network_rgb(pixels, plan.channel))
-        network_input, origin = grid.to_network(prepared, window)
+        part, origin = grid.to_network(network_input(pixels, plan), window)
         with model.in_turn():
-            probabilities = predict_preprocessed(model, network_input, inference, model.size_multiple)
+            probabilities = predict_preprocessed(model, part, inference, model.size_multiple)
         probabilities = grid.from_network(probabilities, origin, window)
         prediction = Prediction(probabilities, plan.diameter, plan.diameter_source, plan.channel, plan.factor,
                                 model.diameter)
@@ -804,26 +863,19 @@ def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path,
     OVERVIEW_SIDE) into ``out_dir``. Raises ImageReadError (file and reason) for a file
     that can't be read, ValueError for bad arguments."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     with TiffSource(path) as source:
-        overview = survey(source)
-        plan = plan_image(model, source, overview, diameter, channel, tta, block_size)
+        plan, overview = plan_image(model, source, diameter, channel, tta, block_size)
         blocks = plan_blocks(source.height, source.width, plan.core, plan.margin)
-        scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=out_dir))  # beside the output: /tmp may be RAM
-        try:
-            sink = DiskSink(scratch / "labels.u32", source.height, source.width)
-            try:
-                stitched = stitch_blocks(source, network_segmenter(model, plan, settings or model.postprocess_settings,
-                                                                   tta, source.height, source.width), sink, blocks, _intensity(plan.channel), progress)
-                labels_path = write_label_tiff(out_dir / f"{name}_labels.tif", sink, source.height, source.width,
-                                               stitched.count)
-                small = strided_labels(sink, source.height, source.width, overview.display_stride)
-            finally:
-                sink.close()
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    overlay_path = out_dir / f"{name}_overlay.png"
+        with scratch_sink(out_dir, source.height, source.width) as sink:
+            segmenter = network_segmenter(model, plan, settings or model.postprocess_settings, tta,
+                                          source.height, source.width)
+            stitched = stitch_blocks(source, segmenter, sink, blocks, _intensity(plan.channel), progress)
+            labels_path = write_label_tiff(out_dir / f"{name}_labels.tif", sink, source.height, source.width,
+                                           stitched.count)
+            small = strided_labels(sink, source.height, source.width, overview.display_stride)
     overlay = draw_overlay(display_rgb(overview.display, plan.channel), small, style="outlines", opacity=1.0)
-    overlay_path.write_bytes(rgb_png_bytes(overlay))
+    overlay_path = _write_atomically(out_dir / f"{name}_overlay.png", rgb_png_bytes(overlay))
     return _result(source, plan, blocks, stitched, files={"labels": labels_path, "overlay": overlay_path})
 
 
@@ -833,13 +885,34 @@ def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: 
     """An image in memory ((H, W[, C]) float in [0, 1], as ``read_channels`` gives) segmented
     block by block (``--block-size``); ``result.labels`` holds the int32 labels."""
     source = ArraySource(channels)
-    overview = survey(source)
-    plan = plan_image(model, source, overview, diameter, channel, tta, block_size)
+    plan, _ = plan_image(model, source, diameter, channel, tta, block_size)
     blocks = plan_blocks(source.height, source.width, plan.core, plan.margin)
     sink = ArraySink(source.height, source.width)
     segmenter = network_segmenter(model, plan, settings or model.postprocess_settings, tta, source.height, source.width)
     stitched = stitch_blocks(source, segmenter, sink, blocks, _intensity(plan.channel), progress)
     return _result(source, plan, blocks, stitched, labels=sink.labels)
+
+
+@contextmanager
+def scratch_sink(folder: Path, height: int, width: int) -> Iterator[DiskSink]:
+    """A DiskSink in a hidden folder beside the outputs (not /tmp, which may be held in
+    memory), removed afterwards whatever happens."""
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=folder))
+    try:
+        sink = DiskSink(scratch / "labels.u32", height, width)
+        try:
+            yield sink
+        finally:
+            sink.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _write_atomically(path: Path, data: bytes) -> Path:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+    return path
 
 
 def _intensity(channel: int | str) -> Callable[[np.ndarray], np.ndarray]:
