@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        help="run on a local Dask cluster of N processes (CLI extras: requirements-cli.txt)")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on an existing Dask cluster, e.g. tcp://HOST:8786 (see the README)")
+    seg.add_argument("--block-size", type=block_size, metavar="PX",
+                     help="segment block by block (overlapping blocks of PX, stitched); automatic for TIFFs over "
+                          "the in-memory limit")
     seg.add_argument("--skip-existing", action="store_true",
                      help="resume an interrupted run: skip images whose files and summary row are already in DIR")
     seg.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
@@ -51,6 +54,16 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0 < value < 10_000:
         raise argparse.ArgumentTypeError(f"must be a positive number of pixels, got {text}")
+    return value
+
+
+def block_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of pixels: {text!r}") from None
+    if not 256 <= value <= 16384:
+        raise argparse.ArgumentTypeError(f"must be 256 to 16384 px, got {text}")
     return value
 
 
@@ -142,6 +155,9 @@ def output_folder_problem(out_text: str, on_cluster: bool) -> str | None:
 def run(args: argparse.Namespace) -> int:
     if args.command == "segment":
         problem = output_folder_problem(args.out, on_cluster=bool(args.workers or args.scheduler))
+        if not problem and args.block_size and (args.workers or args.scheduler):
+            problem = ("--block-size runs in this process for now, not with --workers or --scheduler: leave one of "
+                       "them out (huge TIFFs go block by block in this process automatically).")
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -165,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"model: {describe(model)}", file=sys.stderr)
     settings = settings_for(model, threshold=args.threshold, min_size=args.min_size)
-    request = ImageRequest(settings, args.tta, args.diameter, args.channel, args.formats)
+    request = ImageRequest(settings, args.tta, args.diameter, args.channel, args.formats, args.block_size)
     if args.workers or args.scheduler:
         from .distributed import ClusterError, cluster_model_source, run_on_cluster
 

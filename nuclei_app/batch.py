@@ -31,7 +31,7 @@ from .imageio import ImageReadError, read_channels
 from .measure import COLUMNS, measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay
-from .pipeline import Segmentation, final_labels, network_input, predict_labels, segment
+from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
 from .records import MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord  # noqa: F401 (re-exported)
 from .results import image_result_files
 
@@ -45,6 +45,7 @@ class ImageRequest:
     diameter: float | None = None
     channel: int | str = AUTO
     formats: tuple[str, ...] = ("png",)
+    block_size: int | None = None   # --block-size: block by block at any size (None: only huge TIFFs)
 
 
 @dataclass
@@ -249,8 +250,11 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
               f"{len(todo)} to do.", file=log)
         result.summary += [record.done[names[p]] for p in images if record.is_done(names[p])]
         result.processed += [str(p) for p in images if record.is_done(names[p])]
+    in_blocks = [path for path in todo if request.block_size or _is_huge(path)]
     with Progress(len(todo), log) as progress:
-        run_pipeline(model, todo, names, out, request, record, result, progress, debug)
+        run_blocks(model, in_blocks, names, out, request, record, result, progress, debug)
+        run_pipeline(model, [p for p in todo if p not in set(in_blocks)], names, out, request, record, result,
+                     progress, debug)
     if not images and not problems:
         print(f"error: no image files found in {', '.join(map(str, paths))} "
               f"(looked for {', '.join(sorted({s.lstrip('.').upper() for s in IMAGE_SUFFIXES}))}).", file=log)
@@ -292,6 +296,62 @@ def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], o
         finally:  # also on Ctrl-C: an image already segmented is written and recorded
             while writes:
                 _finished(writes.popleft(), record, result, progress, debug)
+
+
+def _is_huge(path: Path) -> bool:
+    from .blocks import needs_blocks
+
+    try:
+        return needs_blocks(path)
+    except (OSError, ValueError):  # unreadable: the ordinary path reports it
+        return False
+
+
+def run_blocks(model: NucleiModel, paths: list[Path], names: dict[Path, str], out: Path, request: ImageRequest,
+               record: RunRecord, result: BatchResult, progress: "Progress", debug: bool) -> None:
+    """Images segmented block by block, one after another (each already uses every core):
+    TIFFs over the in-memory limit, read lazily, and with --block-size any image."""
+    for index, path in enumerate(paths, start=1):
+        item = InFlight(index, path, names[path], time.time())
+        try:
+            table, count, prediction, (height, width) = segment_by_blocks(model, path, item.name, out, request,
+                                                                          progress.tiles(path.name))
+        except Exception as error:  # this image only
+            _failed(item, error, record, result, progress, debug)
+            continue
+        seconds = time.time() - item.started
+        row = summary_row(path, item.name, width=width, height=height, nuclei=count, diameter=prediction.diameter,
+                          source=prediction.diameter_source, channel=prediction.channel, seconds=seconds, status="ok")
+        record.add(row, table)
+        result.summary.append(row)
+        result.processed.append(str(path))
+        progress.done(f"[block-wise] {path.name}: {plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
+                      f"channel {prediction.channel} ({seconds:.1f} s)")
+
+
+def segment_by_blocks(model: NucleiModel, path: Path, name: str, out: Path, request: ImageRequest, progress):
+    """(table, count, prediction summary, (height, width)). A huge TIFF writes its tiled label
+    TIFF and a downsampled overlay (whole-image PNG labels, ROIs and GeoJSON would need every
+    label in memory); an image that fits in memory gets every requested format."""
+    from .blocks import DEFAULT_BLOCK, segment_array_in_blocks, segment_in_blocks
+
+    block = request.block_size or DEFAULT_BLOCK
+    options = dict(settings=request.settings, diameter=request.diameter, channel=request.channel, tta=request.tta,
+                   block_size=block, progress=progress)
+    if _is_huge(path):
+        outcome = segment_in_blocks(model, path, out, name, **options)
+        table = outcome.table.copy()
+    else:
+        channels = read_channels(path)
+        outcome = segment_array_in_blocks(model, channels, **options)
+        prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,
+                                outcome.channel)
+        table, files = image_files(name, channels, Segmentation(prediction, outcome.labels), request)
+        write_atomically(out, files)
+        table = table.drop(columns="image")
+    table.insert(0, "image", name)
+    summary = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source, outcome.channel)
+    return table, outcome.count, summary, (outcome.height, outcome.width)
 
 
 def _finished(item: InFlight, record: RunRecord, result: BatchResult, progress: "Progress", debug: bool) -> None:

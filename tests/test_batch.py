@@ -224,3 +224,25 @@ def test_progress_bar_on_a_terminal_and_plain_lines_otherwise(tiny_model, tmp_pa
     segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "b", tiny_model.postprocess_settings, log=plain)
     assert "image/s" in terminal.getvalue() and "2/2" in terminal.getvalue()  # tqdm: count, rate, ETA
     assert "image/s" not in plain.getvalue() and plain.getvalue().count("[") == 2  # one line per image
+
+
+def test_block_size_gives_the_same_files_as_a_whole_image_run(bundled_model, tmp_path):
+    """--block-size on an ordinary image: every format written, nuclei as in a whole-image run."""
+    import json
+
+    from nuclei_app.batch import ImageRequest
+
+    image = SAMPLES / "images" / "fluorescence_dense.png"  # 696x520: three blocks of 256 and their margins
+    whole = ImageRequest(bundled_model.postprocess_settings, formats=("png", "geojson"), diameter=28.0)
+    blocks = ImageRequest(bundled_model.postprocess_settings, formats=("png", "geojson"), diameter=28.0,
+                          block_size=256)
+    log = io.StringIO()
+    segment_paths(bundled_model, [image], tmp_path / "whole", whole, log=io.StringIO())
+    result = segment_paths(bundled_model, [image], tmp_path / "blocks", blocks, log=log)
+    assert result.exit_status == 0 and "[block-wise]" in log.getvalue()
+    counts = [read_labels(tmp_path / folder / "fluorescence_dense_labels.png").max() for folder in ("whole", "blocks")]
+    assert abs(int(counts[0]) - int(counts[1])) <= max(2, 0.02 * counts[0]), counts
+    features = json.loads((tmp_path / "blocks" / "fluorescence_dense.geojson").read_text())["features"]
+    assert len(features) == counts[1]
+    summary = pd.read_csv(tmp_path / "blocks" / "summary.csv")
+    assert summary.loc[0, "status"] == "ok" and summary.loc[0, "nuclei"] == counts[1]
