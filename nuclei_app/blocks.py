@@ -54,17 +54,20 @@ from .measure import COLUMNS, measure_nuclei
 from .memory import release_free_memory
 from .model import NucleiModel
 from .overlay import draw_overlay
-from .pipeline import MAX_NETWORK_PIXELS, Prediction, inference_for, labels_for, predict
-from .scale import estimate_diameter, scale_factor, scaled_shape
+from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, Prediction, inference_for, labels_for
+from .scale import ESTIMATOR_MAX_SIDE, estimate_diameter, scale_factor, scaled_shape
 
-DEFAULT_BLOCK = 2048        # core side, px: a block's working set stays well under 1 GB
+# Core side, px. With the bundled model (2 CPU cores) 1024 to 2048 take the same time per
+# pixel (the margin's extra work is paid back by smaller arrays), and 1536 peaked lowest:
+# 1.3 GB for the whole process on a 6000x6000 image, against 1.5 GB for 1024 and 2048.
+DEFAULT_BLOCK = 1536
 MIN_BLOCK = 64              # smaller cores would be mostly margin
 # The margin must hold the largest nucleus (a few times the typical diameter) and give the
 # network the context it has inside a whole image: its own tiles overlap by 64 network px.
 MARGIN_DIAMETERS = 3.0
 NETWORK_CONTEXT_PX = 96
 OVERVIEW_SIDE = 2048        # longest side of the overlay PNG (and of the overview sample)
-PROBE_SIDE = 2048           # full-resolution window the channel and the diameter are found on
+CHANNEL_SAMPLE_SIDE = 512   # channels._sample's max_side: choose_channel looks at no more
 LABEL_TILE = 512            # tile side of the label TIFF
 PERCENTILE_SAMPLE_PIXELS = 2_000_000  # inference.percentile_sample's default
 SURVEY_BYTES = 64 * 2**20   # one read of the survey pass
@@ -389,6 +392,8 @@ class LabelSink(Protocol):
 
     def write(self, top: int, left: int, labels: np.ndarray) -> None: ...
 
+    def clear(self) -> None: ...
+
 
 class ArraySink:
     """Labels in memory (int32, as ``pipeline.segment`` returns them): for ordinary images."""
@@ -402,15 +407,23 @@ class ArraySink:
     def write(self, top: int, left: int, labels: np.ndarray) -> None:
         self.labels[top:top + labels.shape[0], left:left + labels.shape[1]] = labels
 
+    def clear(self) -> None:
+        self.labels[:] = 0
+
 
 class DiskSink:
     """uint32 labels in a raw file: 4 bytes a pixel on disk, only the window at hand in
     memory. The file starts sparse (all zeros) and fills as blocks are written."""
 
     def __init__(self, path: Path, height: int, width: int):
-        with open(path, "wb") as handle:
-            handle.truncate(height * width * 4)
+        self._path, self._size = path, height * width * 4
+        self.clear()
         self._array = ContiguousArray(path, 0, (height, width), np.dtype("<u4"), y_axis=0, writable=True)
+
+    def clear(self) -> None:
+        """All zeros again, without writing them: a sparse file."""
+        with open(self._path, "wb") as handle:
+            handle.truncate(self._size)
 
     def read(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
         return self._array.read((slice(top, bottom), slice(left, right)))
@@ -429,6 +442,7 @@ class DiskSink:
 @dataclass(frozen=True)
 class Overview:
     percentile: np.ndarray  # image[::s, ::s] with inference.percentile_sample's stride
+    channels: np.ndarray    # image[::c, ::c] with channels._sample's stride (what choose_channel looks at)
     display: np.ndarray     # image[::d, ::d], longest side <= OVERVIEW_SIDE: the overlay's background
     display_stride: int
 
@@ -440,13 +454,17 @@ def percentile_stride(height: int, width: int) -> int:
 
 
 def survey(source: BlockSource) -> Overview:
-    strides = (percentile_stride(source.height, source.width), overview_stride(source.height, source.width))
-    percentile, display = gather_strided(source.read, source.height, source.width, strides, source.survey_block)
-    return Overview(percentile, display, strides[1])
+    """One pass over the image for the samples every whole-image decision is made on."""
+    height, width = source.height, source.width
+    strides = (percentile_stride(height, width), side_stride(height, width, CHANNEL_SAMPLE_SIDE),
+               side_stride(height, width, OVERVIEW_SIDE))
+    percentile, channels, display = gather_strided(source.read, height, width, strides, source.survey_block)
+    return Overview(percentile, channels, display, strides[2])
 
 
-def overview_stride(height: int, width: int) -> int:
-    return max(1, -(-max(height, width) // OVERVIEW_SIDE))
+def side_stride(height: int, width: int, side: int) -> int:
+    """The stride that brings the longest side to at most ``side``."""
+    return max(1, -(-max(height, width) // side))
 
 
 def gather_strided(read: Callable[[int, int, int, int], np.ndarray], height: int, width: int,
@@ -521,10 +539,13 @@ def plan_blocks(height: int, width: int, core: int, margin: int) -> list[Block]:
     return [Block(*core_box, window(*core_box)) for core_box in _windows(height, width, (core, core))]
 
 
-# (the window's pixels (h, w, C), its (top, bottom, left, right)) -> labels (h, w): 0 background, 1..n
-Segmenter = Callable[[np.ndarray, tuple[int, int, int, int]], np.ndarray]
+# (the pixels of a block's window (h, w, C), the block) -> labels (h, w): 0 background, 1..n
+Segmenter = Callable[[np.ndarray, Block], np.ndarray]
 
 
+# Blocks an estimated scale is checked on (see segment_source): tens of thousands of nuclei,
+# whose median diameter is the whole image's within a fraction of a percent.
+SCALE_CHECK_BLOCKS = 16
 # How far beyond its core a block keeps objects, px: more than a centroid moves between two
 # blocks' versions of one nucleus (a fraction of a pixel with the network's context matched).
 CENTROID_TOLERANCE = 2.0
@@ -540,19 +561,23 @@ class Stitched:
 
 def stitch_blocks(source: BlockSource, segment_block: Segmenter, sink: LabelSink, blocks: Sequence[Block],
                   intensity: Callable[[np.ndarray], np.ndarray] | None = None,
-                  progress: ProgressCallback | None = None, tolerance: float = CENTROID_TOLERANCE) -> Stitched:
-    """Segments each block's window and writes the objects it keeps into ``sink`` with
-    ids 1..N in block order; measures each object once, in the block that writes it."""
-    tables, result = [], Stitched(pd.DataFrame(columns=COLUMNS), 0)
+                  progress: ProgressCallback | None = None, tolerance: float = CENTROID_TOLERANCE,
+                  start: Stitched | None = None) -> Stitched:
+    """Segments each block's window and writes the objects it keeps into ``sink`` with ids
+    in block order, after those of ``start`` (blocks already written); measures each
+    object once, in the block that writes it."""
+    result = start or Stitched(pd.DataFrame(columns=COLUMNS), 0)
+    tables = [result.table] if len(result.table) else []
     for done, block in enumerate(blocks, start=1):
         pixels = source.read(*block.window)
-        local = np.asarray(segment_block(pixels, block.window))
+        local = np.asarray(segment_block(pixels, block))
         keep, cut = objects_to_keep(local, block, source.height, source.width, tolerance)
         top, _, left, _ = block.window
         claimed = sink.read(*block.window)
         ids, new, duplicates = place_objects(local, keep, claimed, result.count + 1, cut)
-        sink.write(top, left, np.where(new, ids[local], claimed))
-        fresh = np.where(new, ids[local] - result.count, 0).astype(np.int32)  # 1..k for this block's objects
+        sink.write(top, left, np.where(new, ids.astype(claimed.dtype)[local], claimed))
+        ranks = np.where(ids > 0, ids - result.count, 0).astype(np.int32)  # 1..k: this block's objects
+        fresh = np.where(new, ranks[local], 0)
         table = measure_nuclei(fresh, intensity(pixels) if intensity else pixels)
         if len(table):
             # A piece of an object cut by the window is not the whole object either.
@@ -583,13 +608,8 @@ def objects_to_keep(local: np.ndarray, block: Block, height: int, width: int,
     edge of the image."""
     count = int(local.max(initial=0))
     top, bottom, left, right = block.window
-    flat = local.ravel()
-    area = np.bincount(flat, minlength=count + 1)
-    row_of = np.repeat(np.arange(bottom - top, dtype=np.float64), right - left)
-    column_of = np.tile(np.arange(right - left, dtype=np.float64), bottom - top)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        y = top + np.bincount(flat, weights=row_of, minlength=count + 1) / area
-        x = left + np.bincount(flat, weights=column_of, minlength=count + 1) / area
+    area, y, x = _centroids(local, count)
+    y, x = top + y, left + x
     kept = ((area > 0) & (block.top - tolerance <= y) & (y < block.bottom + tolerance)
             & (block.left - tolerance <= x) & (x < block.right + tolerance))
     kept[0] = False
@@ -600,6 +620,22 @@ def objects_to_keep(local: np.ndarray, block: Block, height: int, width: int,
         cut[np.unique(np.concatenate(edges))] = True
     cut[0] = False
     return kept, cut
+
+
+def _centroids(labels: np.ndarray, count: int, band: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(area, mean row, mean column) per id 0..count, summed over bands of rows so that the
+    weights never take more than a band's worth of memory (an image-sized float64 array of
+    row numbers would be 40 MB a block)."""
+    area, rows, columns = (np.zeros(count + 1) for _ in range(3))
+    width = labels.shape[1]
+    for start in range(0, labels.shape[0], band):
+        part = labels[start:start + band].ravel()
+        height = len(part) // width
+        area += np.bincount(part, minlength=count + 1)
+        rows += np.bincount(part, np.repeat(np.arange(start, start + height, dtype=np.float64), width), count + 1)
+        columns += np.bincount(part, np.tile(np.arange(width, dtype=np.float64), height), count + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return area, rows / area, columns / area
 
 
 def place_objects(local: np.ndarray, keep: np.ndarray, claimed: np.ndarray, first_id: int,
@@ -621,7 +657,7 @@ def place_objects(local: np.ndarray, keep: np.ndarray, claimed: np.ndarray, firs
     written = keep & ~duplicate
     ids = np.zeros(count + 1, np.int64)
     ids[written] = first_id + np.arange(int(written.sum()))
-    return ids, (ids[local] > 0) & ~taken, int(duplicate.sum())
+    return ids, written[local] & ~taken, int(duplicate.sum())
 
 
 # ---------------------------------------------------------------------------------------
@@ -640,27 +676,72 @@ class ImagePlan:
     core: int                # core side, px
 
 
-def plan_image(model: NucleiModel, source: BlockSource, diameter: float | None, channel: int | str,
-               tta: bool | None, block_size: int) -> tuple[ImagePlan, Overview]:
-    """Channel, stretch and diameter for the whole image, block geometry to match, and the
-    overview they were found on.
+def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, settings: PostprocessSettings | None,
+                   diameter: float | None, channel: int | str, tta: bool | None, block_size: int,
+                   progress: ProgressCallback | None = None) -> tuple[ImagePlan, Overview, list[Block], Stitched]:
+    """The pipeline's decisions for the whole image, then the blocks, as ``pipeline.segment``
+    decides and segments a whole image:
 
-    The channel and the diameter are found on a full-resolution window (the whole image
-    when it is no larger): the busiest one, so that a slide's empty glass is not where the
-    nuclei's size is measured. The diameter is the pipeline's own answer on that window
-    (estimate, then checked against the nuclei found)."""
-    check_arguments(source, diameter, channel, block_size)  # before a pass over a huge image
+    - channel: ``choose_channel`` on the pixels it samples from a whole image;
+    - stretch: ``preprocess``'s percentiles, of the same strided sample;
+    - diameter: given; or estimated on the same centre crop (``estimate_diameter``) and
+      checked against the nuclei found there with the model's tuned settings: more than
+      ``REFINE_TOLERANCE`` away, every block is segmented again at their median diameter.
+      The check is made on the first ``SCALE_CHECK_BLOCKS`` blocks, spread over the image
+      (on all blocks of a smaller image, which then gets the whole image's diameter
+      exactly): a wrong estimate costs those blocks, not a whole pass."""
+    check_arguments(source, diameter, channel, block_size)  # before any pass over a huge image
     overview = survey(source)
-    top, left = busiest_window(overview.display, overview.display_stride, PROBE_SIDE, source.height, source.width)
-    probe = source.read(top, min(top + PROBE_SIDE, source.height), left, min(left + PROBE_SIDE, source.width))
-    chosen = choose_channel(probe) if channel == AUTO else channel
+    chosen = choose_channel(overview.channels) if channel == AUTO else channel
     stretch = Stretch.fit(network_rgb(overview.percentile, chosen), model.normalisation)
-    found, found_source = probe_diameter(model, probe, diameter, chosen, tta)
-    factor = scale_factor(found, model.diameter)
-    typical = found or estimate_diameter(stretch.apply(network_rgb(probe, chosen)))
-    margin = block_margin(typical, factor)
-    plan = ImagePlan(chosen, stretch, found, found_source, factor, margin, block_core(block_size, margin, factor))
-    return plan, overview
+    settings = settings or model.postprocess_settings
+
+    def plan_for(found: float | None, found_source: str, typical: float) -> tuple[ImagePlan, list[Block]]:
+        factor = scale_factor(found, model.diameter)
+        margin = block_margin(typical, factor)
+        plan = ImagePlan(chosen, stretch, found, found_source, factor, margin, block_core(block_size, margin, factor))
+        return plan, plan_blocks(source.height, source.width, plan.core, plan.margin)
+
+    def stitch(plan: ImagePlan, blocks: list[Block], check: ScaleCheck | None = None, start: Stitched | None = None,
+               done: int = 0, total: int = 0) -> Stitched:
+        segmenter = network_segmenter(model, plan, settings, tta, source.height, source.width, check)
+        report = (lambda d, t: progress(done + d, total or t)) if progress else None
+        return stitch_blocks(source, segmenter, sink, blocks, _intensity(chosen), report, start=start)
+
+    if diameter is not None:
+        plan, blocks = plan_for(float(diameter), "given", float(diameter))
+        return plan, overview, blocks, stitch(plan, blocks)
+    estimate = estimate_diameter(network_input(_centre_window(source, ESTIMATOR_MAX_SIDE), chosen, stretch))
+    if model.diameter is None:  # no scale in the model: the image's own; the estimate sizes the margin
+        plan, blocks = plan_for(None, "none", estimate)
+        return plan, overview, blocks, stitch(plan, blocks)
+    plan, blocks = plan_for(estimate, "estimated", estimate)
+    checked, others = spread(blocks, SCALE_CHECK_BLOCKS)
+    check = ScaleCheck(model.postprocess_settings)
+    stitched = stitch(plan, checked, check, total=len(blocks))
+    measured = check.median()
+    if measured and abs(math.log(measured / estimate)) > math.log(REFINE_TOLERANCE):
+        sink.clear()
+        plan, blocks = plan_for(measured, "measured", measured)
+        return plan, overview, blocks, stitch(plan, blocks)
+    return plan, overview, blocks, stitch(plan, others, start=stitched, done=len(checked), total=len(blocks))
+
+
+def spread(blocks: list[Block], count: int) -> tuple[list[Block], list[Block]]:
+    """(at most ``count`` blocks on an evenly spaced grid of rows and columns of blocks, the
+    others); all blocks, in order, where there are no more than ``count``."""
+    if len(blocks) <= count:
+        return list(blocks), []
+    tops, lefts = sorted({b.top for b in blocks}), sorted({b.left for b in blocks})
+    rows = min(len(tops), math.isqrt(count))
+    columns = min(len(lefts), count // rows)
+
+    def evenly(values: list[int], how_many: int) -> set[int]:
+        return {values[i] for i in np.linspace(0, len(values) - 1, how_many).round().astype(int)}
+
+    picked_tops, picked_lefts = evenly(tops, rows), evenly(lefts, columns)
+    chosen = [b for b in blocks if b.top in picked_tops and b.left in picked_lefts]
+    return chosen, [b for b in blocks if not (b.top in picked_tops and b.left in picked_lefts)]
 
 
 def check_arguments(source: BlockSource, diameter: float | None, channel: int | str, block_size: int) -> None:
@@ -672,15 +753,29 @@ def check_arguments(source: BlockSource, diameter: float | None, channel: int | 
         check_channel(np.empty((1, 1, source.channels), np.float32), channel)
 
 
-def probe_diameter(model: NucleiModel, probe: np.ndarray, diameter: float | None, channel: int | str,
-                   tta: bool | None) -> tuple[float | None, str]:
-    """(diameter, source): the given one, or the pipeline's answer on ``probe``."""
-    if diameter is not None:
-        return float(diameter), "given"
-    if model.diameter is None:
-        return None, "none"
-    prediction = predict(model, probe, tta=tta, diameter=None, channel=channel)
-    return prediction.diameter, prediction.diameter_source
+def _centre_window(source: BlockSource, side: int) -> np.ndarray:
+    """The centre crop ``estimate_diameter`` takes of a whole image (``scale._centre_crop``)."""
+    top, left = max(0, (source.height - side) // 2), max(0, (source.width - side) // 2)
+    return source.read(top, min(source.height, top + side), left, min(source.width, left + side))
+
+
+@dataclass
+class ScaleCheck:
+    """The pipeline's check of an estimated scale, gathered block by block: the diameters
+    (sqrt(4 area / pi), as ``scale.median_diameter``) of the nuclei found with the model's
+    tuned settings, not the caller's, so that moving a threshold never changes the scale.
+    Each nucleus counts once, in the block whose core holds its centroid."""
+    settings: PostprocessSettings
+    diameters: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, labels: np.ndarray, block: Block, height: int, width: int) -> None:
+        kept, _ = objects_to_keep(labels, block, height, width)
+        areas = np.bincount(labels.ravel(), minlength=len(kept))[kept]
+        self.diameters.append(np.sqrt(4.0 * areas / math.pi))
+
+    def median(self) -> float | None:
+        diameters = np.concatenate(self.diameters) if self.diameters else np.zeros(0)
+        return float(np.median(diameters)) if diameters.size else None
 
 
 def block_margin(diameter: float, factor: float) -> int:
@@ -696,33 +791,16 @@ def block_core(block_size: int, margin: int, factor: float) -> int:
     return max(MIN_BLOCK, min(block_size, largest))
 
 
-def busiest_window(display: np.ndarray, stride: int, side: int, height: int, width: int) -> tuple[int, int]:
-    """(top, left) of the ``side`` x ``side`` window with the most contrast (the variance of
-    the overview, each channel stretched between its 1st and 99.8th percentiles)."""
-    if height <= side and width <= side:
-        return 0, 0
-    low, high = np.percentile(display, (1.0, 99.8), axis=(0, 1))
-    signal = np.clip((display - low) / np.maximum(high - low, 1e-6), 0.0, 1.0).max(axis=-1).astype(np.float64)
-    rows, columns = min(display.shape[0], max(1, side // stride)), min(display.shape[1], max(1, side // stride))
-    mean, square = (_box_sums(values, rows, columns) for values in (signal, signal ** 2))
-    variance = square / (rows * columns) - (mean / (rows * columns)) ** 2
-    y, x = np.unravel_index(int(np.argmax(variance)), variance.shape)
-    return min(int(y) * stride, max(0, height - side)), min(int(x) * stride, max(0, width - side))
+def stretched_planes(pixels: np.ndarray, channel: int | str, stretch: Stretch) -> np.ndarray:
+    """The planes ``network_rgb(pixels, channel)`` is made of, stretched: ``network_rgb`` of
+    the result (with channel 0 for a channel index) is ``stretch.apply(network_rgb(pixels,
+    channel))``, as the stretch is per value."""
+    return stretch.apply(pixels[..., :3] if channel == ALL_CHANNELS else pixels[..., channel:channel + 1])
 
 
-def _box_sums(values: np.ndarray, rows: int, columns: int) -> np.ndarray:
-    """Sum over every rows x columns box that fits in ``values``, by top-left corner."""
-    total = np.pad(values, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    return total[rows:, columns:] - total[:-rows, columns:] - total[rows:, :-columns] + total[:-rows, :-columns]
-
-
-def network_input(pixels: np.ndarray, plan: ImagePlan) -> np.ndarray:
-    """``plan.stretch.apply(network_rgb(pixels, plan.channel))`` for a third of the work on
-    grey and single-channel input: the stretch is per value, so it can come before
-    ``network_rgb`` copies the plane to three channels."""
-    if plan.channel == ALL_CHANNELS:
-        return network_rgb(plan.stretch.apply(pixels[..., :3]), ALL_CHANNELS)
-    return network_rgb(plan.stretch.apply(pixels[..., plan.channel:plan.channel + 1]), 0)
+def network_input(pixels: np.ndarray, channel: int | str, stretch: Stretch) -> np.ndarray:
+    """``preprocess(network_rgb(pixels, channel))`` with the whole image's stretch."""
+    return network_rgb(stretched_planes(pixels, channel, stretch), ALL_CHANNELS if channel == ALL_CHANNELS else 0)
 
 
 @dataclass(frozen=True)
@@ -814,20 +892,27 @@ def _linear(array: np.ndarray, coordinates: np.ndarray, axis: int) -> np.ndarray
 
 
 def network_segmenter(model: NucleiModel, plan: ImagePlan, settings: PostprocessSettings, tta: bool | None,
-                      height: int, width: int) -> Segmenter:
+                      height: int, width: int, check: ScaleCheck | None = None) -> Segmenter:
     """One block through the pipeline's steps with the image's fixed channel, stretch and
-    network grid."""
+    network grid; ``check`` gathers the nuclei found with the model's tuned settings."""
     inference = inference_for(model, tta)
     grid = NetworkGrid(height, width, plan.factor, model.size_multiple)
 
-    def segment_block(pixels: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
-        part, origin = grid.to_network(network_input(pixels, plan), window)
+    def segment_block(pixels: np.ndarray, block: Block) -> np.ndarray:
+        # Stretch and resampling work plane by plane: done before network_rgb copies a grey
+        # plane to three channels, they take a third of the time and memory.
+        planes, origin = grid.to_network(stretched_planes(pixels, plan.channel, plan.stretch), block.window)
+        part = network_rgb(planes, ALL_CHANNELS if plan.channel == ALL_CHANNELS else 0)
         with model.in_turn():
             probabilities = predict_preprocessed(model, part, inference, model.size_multiple)
-        probabilities = grid.from_network(probabilities, origin, window)
+        probabilities = grid.from_network(probabilities, origin, block.window)
         prediction = Prediction(probabilities, plan.diameter, plan.diameter_source, plan.channel, plan.factor,
                                 model.diameter)
-        return labels_for(model, prediction, settings)
+        labels = labels_for(model, prediction, settings)
+        if check is not None:
+            tuned = labels if settings == check.settings else labels_for(model, prediction, check.settings)
+            check.add(tuned, block, height, width)
+        return labels
 
     return segment_block
 
@@ -864,16 +949,12 @@ def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path,
     that can't be read, ValueError for bad arguments."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with TiffSource(path) as source:
-        plan, overview = plan_image(model, source, diameter, channel, tta, block_size)
-        blocks = plan_blocks(source.height, source.width, plan.core, plan.margin)
-        with scratch_sink(out_dir, source.height, source.width) as sink:
-            segmenter = network_segmenter(model, plan, settings or model.postprocess_settings, tta,
-                                          source.height, source.width)
-            stitched = stitch_blocks(source, segmenter, sink, blocks, _intensity(plan.channel), progress)
-            labels_path = write_label_tiff(out_dir / f"{name}_labels.tif", sink, source.height, source.width,
-                                           stitched.count)
-            small = strided_labels(sink, source.height, source.width, overview.display_stride)
+    with TiffSource(path) as source, scratch_sink(out_dir, source.height, source.width) as sink:
+        plan, overview, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta,
+                                                          block_size, progress)
+        labels_path = write_label_tiff(out_dir / f"{name}_labels.tif", sink, source.height, source.width,
+                                       stitched.count)
+        small = strided_labels(sink, source.height, source.width, overview.display_stride)
     overlay = draw_overlay(display_rgb(overview.display, plan.channel), small, style="outlines", opacity=1.0)
     overlay_path = _write_atomically(out_dir / f"{name}_overlay.png", rgb_png_bytes(overlay))
     return _result(source, plan, blocks, stitched, files={"labels": labels_path, "overlay": overlay_path})
@@ -885,11 +966,9 @@ def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: 
     """An image in memory ((H, W[, C]) float in [0, 1], as ``read_channels`` gives) segmented
     block by block (``--block-size``); ``result.labels`` holds the int32 labels."""
     source = ArraySource(channels)
-    plan, _ = plan_image(model, source, diameter, channel, tta, block_size)
-    blocks = plan_blocks(source.height, source.width, plan.core, plan.margin)
     sink = ArraySink(source.height, source.width)
-    segmenter = network_segmenter(model, plan, settings or model.postprocess_settings, tta, source.height, source.width)
-    stitched = stitch_blocks(source, segmenter, sink, blocks, _intensity(plan.channel), progress)
+    plan, _, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta, block_size,
+                                               progress)
     return _result(source, plan, blocks, stitched, labels=sink.labels)
 
 
