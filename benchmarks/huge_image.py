@@ -173,6 +173,10 @@ def huge_run(model, size: int, block_size: int, folder: Path) -> None:
 
 
 def compare_run(model, size: int, block_size: int) -> None:
+    """Block-wise against whole-image segmentation of one image: with the automatic diameter
+    each finds, at the whole image's diameter (the stitching alone), and, as a control, the
+    whole image at the block-wise run's diameter (what that small difference in scale does
+    by itself)."""
     from nuclei_app.blocks import segment_array_in_blocks
     from nuclei_app.pipeline import segment
     from nuclei_app.scale import scale_factor
@@ -183,25 +187,36 @@ def compare_run(model, size: int, block_size: int) -> None:
     # stitching.
     field = NucleusField(diameter=COMPARE_DIAMETER)
     image = field.render(0, size, 0, size).astype(np.float32)[..., None] / 255
-    started = time.perf_counter()
-    whole = segment(model, image)
-    whole_s = time.perf_counter() - started
-    started = time.perf_counter()
-    blocks = segment_array_in_blocks(model, image, block_size=block_size)
-    blocks_s = time.perf_counter() - started
-    matched, mean_iou = matched_iou(whole.labels, blocks.labels)
-    uncapped = scale_factor(whole.prediction.diameter, model.diameter)
-    difference = 100 * (blocks.count - whole.count) / max(whole.count, 1)
-    print(f"{size}x{size} whole image: {whole.count} nuclei, diameter {whole.prediction.diameter:.1f} px, "
-          f"{whole_s:.0f} s; block-wise ({blocks.blocks} blocks of {blocks.block_size} px): {blocks.count} nuclei, "
-          f"diameter {blocks.diameter:.1f} px, {blocks_s:.0f} s")
-    print(f"  count difference {difference:+.2f} % (bar: within 0.5 %); matched {matched} "
-          f"({100 * matched / max(whole.count, 1):.1f} % of the whole image's), mean IoU {mean_iou:.4f} "
-          f"(bar: >= 0.98); true count {field.count(size, size)}", flush=True)
+    whole, whole_s = timed(segment, model, image)
+    diameter = whole.prediction.diameter
+    print(f"{size}x{size} whole image: {whole.count} nuclei (true {field.count(size, size)}), diameter "
+          f"{diameter:.3f} px ({whole.prediction.diameter_source}), {whole_s:.0f} s", flush=True)
+    uncapped = scale_factor(diameter, model.diameter)
     if whole.prediction.factor < uncapped - 1e-6:
-        blocks_factor = scale_factor(blocks.diameter, model.diameter)
         print(f"  note: the whole image was segmented at x{whole.prediction.factor:.3f}, capped from x{uncapped:.3f} "
-              f"(pipeline.MAX_NETWORK_PIXELS); the blocks at x{blocks_factor:.3f}")
+              "(pipeline.MAX_NETWORK_PIXELS); blocks are not capped")
+    automatic, automatic_s = timed(segment_array_in_blocks, model, image, block_size=block_size)
+    report("block-wise, automatic diameter", whole.labels, automatic.labels,
+           f"diameter {automatic.diameter:.3f} px ({automatic.diameter_source}), {automatic.blocks} blocks of "
+           f"{automatic.block_size} px, {automatic_s:.0f} s")
+    given, given_s = timed(segment_array_in_blocks, model, image, diameter=diameter, block_size=block_size)
+    report("block-wise at the whole image's diameter (the stitching)", whole.labels, given.labels, f"{given_s:.0f} s")
+    control, _ = timed(segment, model, image, diameter=automatic.diameter)
+    report("control: whole image at the block-wise diameter", whole.labels, control.labels,
+           f"{abs(automatic.diameter / diameter - 1):.3%} scale difference")
+
+
+def timed(function, *args, **kwargs):
+    started = time.perf_counter()
+    return function(*args, **kwargs), time.perf_counter() - started
+
+
+def report(title: str, reference: np.ndarray, labels: np.ndarray, details: str) -> None:
+    count, found = int(reference.max(initial=0)), int(labels.max(initial=0))
+    matched, mean_iou = matched_iou(reference, labels)
+    print(f"  {title}: {found} nuclei, count {100 * (found - count) / max(count, 1):+.2f} % (bar: within 0.5 %), "
+          f"matched {100 * matched / max(count, 1):.1f} %, mean IoU {mean_iou:.4f} (bar: >= 0.98); {details}",
+          flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,3 +65,19 @@ def test_median_diameter_and_scale_factor():
     assert median_diameter(np.zeros((5, 5), np.int32)) is None
     assert scale_factor(34.0, 17.0) == 0.5 and scale_factor(None, 17.0) == 1.0 and scale_factor(20.0, None) == 1.0
     assert scale_factor(1.0, 17.0) == 4.0  # clipped: a typo is not a reason to make a 70x image
+
+
+def test_colour_resize_is_one_smoothing_and_one_zoom_per_channel():
+    """The channel-wise resize equals a single 3-D smoothing + zoom (factor 1 on the channels):
+    smoothing twice would blur every shrunk image more than the model was trained with."""
+    from scipy import ndimage
+
+    from nuclei_app.scale import resize_image
+
+    image = np.random.default_rng(0).random((300, 200, 3)).astype(np.float32)
+    shape = (90, 400)
+    zoom = (shape[0] / 300, shape[1] / 200)
+    smoothed = ndimage.gaussian_filter(image, (max(0.0, (1 / zoom[0] - 1) / 2), max(0.0, (1 / zoom[1] - 1) / 2), 0.0),
+                                       mode="mirror")
+    reference = ndimage.zoom(smoothed, zoom + (1.0,), order=1, mode="nearest", grid_mode=True)[:90, :400]
+    np.testing.assert_array_equal(resize_image(image, shape), reference)
