@@ -237,7 +237,9 @@ class TiffSource:
         chunk_bytes = math.prod(array.chunks) * self.dtype.itemsize
         if chunk_bytes > MAX_CHUNK_BYTES:
             rows, columns = (array.chunks[self._axes.index(a)] for a in "YX")
-            raise ImageReadError(self.name, f"stored in compressed pieces of {columns}x{rows} pixels "
+            raise ImageReadError(self.name, f"{self.width}x{self.height} pixels (over the in-memory limit: a "
+                                            "decompression bomb, or an image too large to read whole), stored in "
+                                            f"compressed pieces of {columns}x{rows} pixels "
                                             f"({chunk_bytes / 2**20:.0f} MB each), too large to read block by block. "
                                             "Save it as a tiled TIFF (e.g. 512x512 tiles: QuPath, Fiji's Bio-Formats "
                                             "exporter and bfconvert can).")
