@@ -47,54 +47,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < 10_000:
-        raise argparse.ArgumentTypeError(f"must be a positive number of pixels, got {text}")
-    return value
+def number_argument(kind: type, accept, requirement: str):
+    """An argparse type: ``kind`` (int or float) for which ``accept(value)`` holds, else the
+    message says what is required (e.g. "must be between 0 and 1")."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {'whole number' if kind is int else 'number'}: {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{requirement}, got {text}")
+        return value
+    return parse
 
 
-def block_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of pixels: {text!r}") from None
-    if not 256 <= value <= 16384:
-        raise argparse.ArgumentTypeError(f"must be 256 to 16384 px, got {text}")
-    return value
-
-
-def worker_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more workers, got {text}")
-    return value
-
-
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def pixel_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of pixels: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more pixels, got {text}")
-    return value
+positive_float = number_argument(float, lambda v: 0 < v < 10_000, "must be a positive number of pixels")
+block_size = number_argument(int, lambda v: 256 <= v <= 16384, "must be 256 to 16384 px")
+worker_count = number_argument(int, lambda v: v >= 1, "must be 1 or more workers")
+probability = number_argument(float, lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
+pixel_count = number_argument(int, lambda v: v >= 0, "must be 0 or more pixels")
 
 
 def channel_argument(text: str):

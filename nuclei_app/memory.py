@@ -10,7 +10,6 @@ import ctypes
 import ctypes.util
 import gc
 import threading
-import time
 
 _LIBC_NAME = ctypes.util.find_library("c")
 
@@ -44,11 +43,13 @@ def limit_arenas(count: int = 2) -> bool:
     return bool(mallopt(M_ARENA_MAX, count))
 
 
-def start_janitor(every_seconds: float = 15.0) -> threading.Thread:
-    """A daemon thread that releases free memory periodically (sessions end without a hook)."""
+def start_janitor(every_seconds: float = 15.0, stop: threading.Event | None = None) -> threading.Thread:
+    """A daemon thread that releases free memory periodically (sessions end without a hook),
+    until ``stop`` is set."""
+    stop = stop or threading.Event()
+
     def loop() -> None:
-        while True:
-            time.sleep(every_seconds)
+        while not stop.wait(every_seconds):
             release_free_memory()
     thread = threading.Thread(target=loop, name="memory-janitor", daemon=True)
     thread.start()

@@ -1,4 +1,5 @@
 import sys
+import time
 
 import numpy as np
 
@@ -34,6 +35,19 @@ def test_freed_arrays_go_back_to_the_system():
     assert kept_by_free > 20 * 2**20 and kept_after_trim < 5 * 2**20, (kept_by_free, kept_after_trim)
 
 
-def test_janitor_runs_in_the_background():
-    thread = start_janitor(every_seconds=0.01)
-    assert thread.daemon and thread.is_alive()
+def test_janitor_runs_in_the_background_until_stopped(monkeypatch):
+    import threading
+
+    import nuclei_app.memory as memory
+
+    calls = []
+    monkeypatch.setattr(memory, "release_free_memory", lambda: calls.append(1))
+    stop = threading.Event()
+    thread = start_janitor(every_seconds=0.01, stop=stop)
+    assert thread.daemon
+    deadline = time.time() + 5
+    while len(calls) < 3 and time.time() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(timeout=5)
+    assert len(calls) >= 3 and not thread.is_alive()
