@@ -13,26 +13,45 @@ def rss_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def mallopt(parameter: int, value: int) -> None:
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    assert libc.mallopt(parameter, value) == 1
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+GLIBC_DEFAULT_THRESHOLD = 128 * 1024
+
+
 def test_freed_arrays_go_back_to_the_system():
+    """What a long-running app sees: freed arrays stay on the heap until trimmed. The
+    allocator is put in that state explicitly (TensorFlow and earlier tests change it)."""
     import gc
 
     if not sys.platform.startswith("linux"):
         assert release_free_memory() in (True, False)
         return
     release_free_memory()
-    before = rss_bytes()
-    warm = np.ones(4_000_000)  # freeing it raises glibc's mmap threshold: what follows lands on the heap
-    del warm
-    arrays, pins = [], []
-    for _ in range(300):
-        arrays.append(np.ones(200_000))
-        pins.append(np.ones(10))  # small live objects in between: the heap can't shrink from its top
-    del arrays
-    gc.collect()
-    kept_by_free = rss_bytes() - before
-    assert release_free_memory() is True
-    kept_after_trim = rss_bytes() - before
-    assert kept_by_free > 20 * 2**20 and kept_after_trim < 5 * 2**20, (kept_by_free, kept_after_trim)
+    mallopt(M_MMAP_THRESHOLD, 32 * 2**20)   # arrays below 32 MB on the heap, as after glibc's dynamic raise
+    mallopt(M_TRIM_THRESHOLD, 2**30)        # and free() never gives them back by itself
+    try:
+        before = rss_bytes()
+        arrays, pins = [], []
+        for _ in range(300):
+            arrays.append(np.ones(200_000))
+            pins.append(np.ones(10))  # small live objects in between: the heap can't shrink from its top
+        del arrays
+        gc.collect()
+        kept_by_free = rss_bytes() - before
+        assert release_free_memory() is True
+        kept_after_trim = rss_bytes() - before
+    finally:
+        mallopt(M_MMAP_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
+        mallopt(M_TRIM_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
+    assert kept_by_free > 200 * 2**20 and kept_after_trim < 20 * 2**20, (kept_by_free, kept_after_trim)
 
 
 def test_janitor_runs_in_the_background_until_stopped(monkeypatch):
