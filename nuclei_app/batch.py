@@ -25,15 +25,15 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
-from .channels import AUTO, display_rgb
+from .channels import AUTO, display_rgb, intensity_image
 from .config import IMAGE_SUFFIXES, PostprocessSettings
 from .imageio import ImageReadError, read_channels
 from .measure import COLUMNS, measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
-from .records import MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord  # noqa: F401 (re-exported)
-from .results import image_result_files
+from .records import SUMMARY_COLUMNS, RunRecord
+from .results import image_result_files, write_atomically
 
 
 @dataclass(frozen=True)
@@ -168,21 +168,12 @@ def image_files(name: str, channels: np.ndarray, segmentation: Segmentation,
     the same function as the app's downloads: the CLI, a Dask worker and the app give the
     same bytes."""
     used = segmentation.prediction.channel
-    intensity = channels[..., used] if isinstance(used, int) else channels
-    table = measure_nuclei(segmentation.labels, intensity)
+    table = measure_nuclei(segmentation.labels, intensity_image(channels, used))
     overlay = (draw_overlay(display_rgb(channels, used), segmentation.labels, style="outlines", opacity=1.0)
                if "png" in request.formats else None)
     files = image_result_files(name, segmentation.labels, overlay, table, request.formats, measurements=False)
     table.insert(0, "image", name)
     return table, files
-
-
-def write_atomically(out: Path, files: dict[str, bytes]) -> None:
-    """Each file under a temporary name, then renamed: a file with its final name is whole."""
-    for file_name, data in files.items():
-        partial = out / f".{file_name}.partial"
-        partial.write_bytes(data)
-        os.replace(partial, out / file_name)
 
 
 def segment_channels(model: NucleiModel, channels: np.ndarray, request: ImageRequest, progress=None) -> Segmentation:
@@ -196,14 +187,6 @@ def finish_image(out: Path, name: str, channels: np.ndarray, segmentation: Segme
     table, files = image_files(name, channels, segmentation, request)
     write_atomically(out, files)
     return table
-
-
-def process_image(model: NucleiModel, path: Path, name: str, out: Path, request: ImageRequest,
-                  progress=None) -> tuple[Segmentation, pd.DataFrame, tuple[int, int]]:
-    """Read, segment, write and measure one image; raises on any failure."""
-    channels = read_channels(path)
-    segmentation = segment_channels(model, channels, request, progress)
-    return segmentation, finish_image(out, name, channels, segmentation, request), channels.shape[:2]
 
 
 @dataclass
@@ -239,6 +222,22 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
     images, problems = collect_images(paths, skip_folders=(out,))
     record = RunRecord(out, ["image"] + COLUMNS, request.formats, resume=skip_existing)
     result = BatchResult(failed=list(problems))
+    names, todo = start_run(images, problems, record, result, log)
+    huge = {path for path in todo if _is_huge(path)}
+    in_blocks = [path for path in todo if request.block_size or path in huge]
+    whole = [path for path in todo if not (request.block_size or path in huge)]
+    with Progress(len(todo), log) as progress:
+        run_blocks(model, in_blocks, huge, names, out, request, record, result, progress, debug)
+        run_pipeline(model, whole, names, out, request, record, result, progress, debug)
+    finish_run(paths, images, problems, result, log)
+    return result
+
+
+def start_run(images: list[Path], problems: list[tuple[str, str]], record, result: BatchResult,
+              log: TextIO) -> tuple[dict[Path, str], list[Path]]:
+    """What every run does first, in-process or on a cluster: report and record the inputs
+    that can't be used, count images finished before (--skip-existing) as done; returns each
+    image's output name and the images still to segment."""
     for path, reason in problems:
         print(f"error: {path}: {reason}{'' if reason.endswith('.') else '.'} Skipped.", file=log)
         record.add(summary_row(path, "", status=reason))
@@ -250,16 +249,15 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
               f"{len(todo)} to do.", file=log)
         result.summary += [record.done[names[p]] for p in images if record.is_done(names[p])]
         result.processed += [str(p) for p in images if record.is_done(names[p])]
-    in_blocks = [path for path in todo if request.block_size or _is_huge(path)]
-    with Progress(len(todo), log) as progress:
-        run_blocks(model, in_blocks, names, out, request, record, result, progress, debug)
-        run_pipeline(model, [p for p in todo if p not in set(in_blocks)], names, out, request, record, result,
-                     progress, debug)
+    return names, todo
+
+
+def finish_run(paths: list, images: list[Path], problems: list[tuple[str, str]], result: BatchResult,
+               log: TextIO) -> None:
     if not images and not problems:
         print(f"error: no image files found in {', '.join(map(str, paths))} "
               f"(looked for {', '.join(sorted({s.lstrip('.').upper() for s in IMAGE_SUFFIXES}))}).", file=log)
         result.found_nothing = True
-    return result
 
 
 def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], out: Path, request: ImageRequest,
@@ -307,51 +305,46 @@ def _is_huge(path: Path) -> bool:
         return False
 
 
-def run_blocks(model: NucleiModel, paths: list[Path], names: dict[Path, str], out: Path, request: ImageRequest,
-               record: RunRecord, result: BatchResult, progress: "Progress", debug: bool) -> None:
+def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: dict[Path, str], out: Path,
+               request: ImageRequest, record: RunRecord, result: BatchResult, progress: "Progress",
+               debug: bool) -> None:
     """Images segmented block by block, one after another (each already uses every core):
-    TIFFs over the in-memory limit, read lazily, and with --block-size any image."""
+    TIFFs over the in-memory limit (``huge``), read lazily, and with --block-size any image."""
     for index, path in enumerate(paths, start=1):
         item = InFlight(index, path, names[path], time.time())
         try:
-            table, count, prediction, (height, width) = segment_by_blocks(model, path, item.name, out, request,
-                                                                          progress.tiles(path.name))
+            table, count, prediction, shape = segment_by_blocks(model, path, path in huge, item.name, out, request,
+                                                                progress.tiles(path.name))
         except Exception as error:  # this image only
             _failed(item, error, record, result, progress, debug)
             continue
-        seconds = time.time() - item.started
-        row = summary_row(path, item.name, width=width, height=height, nuclei=count, diameter=prediction.diameter,
-                          source=prediction.diameter_source, channel=prediction.channel, seconds=seconds, status="ok")
-        record.add(row, table)
-        result.summary.append(row)
-        result.processed.append(str(path))
-        progress.done(f"[block-wise] {path.name}: {plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
-                      f"channel {prediction.channel} ({seconds:.1f} s)")
+        _succeeded(item, table, count, prediction, shape, "[block-wise]", record, result, progress)
 
 
-def segment_by_blocks(model: NucleiModel, path: Path, name: str, out: Path, request: ImageRequest, progress):
+def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out: Path, request: ImageRequest,
+                      progress):
     """(table, count, prediction summary, (height, width)). A huge TIFF writes its tiled label
     TIFF and a downsampled overlay (whole-image PNG labels, ROIs and GeoJSON would need every
     label in memory); an image that fits in memory gets every requested format."""
     from .blocks import DEFAULT_BLOCK, segment_array_in_blocks, segment_in_blocks
 
-    block = request.block_size or DEFAULT_BLOCK
     options = dict(settings=request.settings, diameter=request.diameter, channel=request.channel, tta=request.tta,
-                   block_size=block, progress=progress)
-    if _is_huge(path):
+                   block_size=request.block_size or DEFAULT_BLOCK, progress=progress)
+    if huge:
         outcome = segment_in_blocks(model, path, out, name, **options)
-        table = outcome.table.copy()
     else:
         channels = read_channels(path)
         outcome = segment_array_in_blocks(model, channels, **options)
-        prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,
-                                outcome.channel)
+    # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
+    prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,
+                            outcome.channel)
+    if huge:
+        table = outcome.table.copy()
+        table.insert(0, "image", name)
+    else:
         table, files = image_files(name, channels, Segmentation(prediction, outcome.labels), request)
         write_atomically(out, files)
-        table = table.drop(columns="image")
-    table.insert(0, "image", name)
-    summary = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source, outcome.channel)
-    return table, outcome.count, summary, (outcome.height, outcome.width)
+    return table, outcome.count, prediction, (outcome.height, outcome.width)
 
 
 def _finished(item: InFlight, record: RunRecord, result: BatchResult, progress: "Progress", debug: bool) -> None:
@@ -360,16 +353,21 @@ def _finished(item: InFlight, record: RunRecord, result: BatchResult, progress: 
     except Exception as error:  # measuring or writing failed: this image only
         _failed(item, error, record, result, progress, debug)
         return
-    prediction, count = item.segmentation.prediction, item.segmentation.count
-    height, width = item.channels.shape[:2]
+    _succeeded(item, table, item.segmentation.count, item.segmentation.prediction, item.channels.shape[:2],
+               f"[{item.index}/{progress.total}]", record, result, progress)
+
+
+def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Prediction, shape: tuple[int, int],
+               tag: str, record: RunRecord, result: BatchResult, progress: "Progress") -> None:
+    height, width = shape
     seconds = time.time() - item.started
     row = summary_row(item.path, item.name, width=width, height=height, nuclei=count, diameter=prediction.diameter,
                       source=prediction.diameter_source, channel=prediction.channel, seconds=seconds, status="ok")
     record.add(row, table)
     result.summary.append(row)
     result.processed.append(str(item.path))
-    progress.done(f"[{item.index}/{progress.total}] {item.path.name}: {plural(count, 'nucleus', 'nuclei')}, "
-                  f"{describe_scale(prediction)}, channel {prediction.channel} ({seconds:.1f} s)")
+    progress.done(f"{tag} {item.path.name}: {plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
+                  f"channel {prediction.channel} ({seconds:.1f} s)")
     item.channels = item.segmentation = None  # free the image now, not when the run ends
 
 

@@ -43,12 +43,11 @@ from typing import Iterator, TextIO
 import pandas as pd
 
 from .batch import (BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status, image_files,
-                    output_names, plural, segment_channels, summary_row)
-from .config import IMAGE_SUFFIXES
+                    finish_run, plural, segment_channels, start_run, summary_row)
 from .imageio import read_channels
 from .measure import COLUMNS
 from .model import ModelLoadError, NucleiModel
-from .records import MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, expected_files
+from .records import MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, expected_files, finished_before
 from .results import csv_bytes
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
@@ -137,10 +136,7 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
                                      progress, debug)
             finally:  # a killed worker's temporary files, also when the run stops
                 remove_leftovers(out_url, run_id)
-    if not images and not problems:
-        print(f"error: no image files found in {', '.join(map(str, paths))} "
-              f"(looked for {', '.join(sorted({s.lstrip('.').upper() for s in IMAGE_SUFFIXES}))}).", file=log)
-        result.found_nothing = True
+    finish_run(paths, images, problems, result, log)
     return result
 
 
@@ -156,21 +152,9 @@ def require_cluster_packages() -> None:
 
 def plan(images: list[Path], problems: list[tuple[str, str]], record, result: BatchResult,
          log: TextIO) -> list[ImageTask]:
-    """As in-process: inputs that can't be used reported and recorded, images finished before
-    (--skip-existing) counted as done; returns the images to segment."""
-    for path, reason in problems:
-        print(f"error: {path}: {reason}{'' if reason.endswith('.') else '.'} Skipped.", file=log)
-        record.add(summary_row(path, "", status=reason))
-        result.summary.append(summary_row(path, "", status=reason))
-    names = output_names(images)
-    todo = [ImageTask(os.path.abspath(path), str(path), names[path]) for path in images
-            if not record.is_done(names[path])]
-    if len(todo) < len(images):
-        print(f"--skip-existing: {len(images) - len(todo)} of {len(images)} images finished before; "
-              f"{len(todo)} to do.", file=log)
-        result.summary += [record.done[names[p]] for p in images if record.is_done(names[p])]
-        result.processed += [str(p) for p in images if record.is_done(names[p])]
-    return todo
+    """As in-process (``batch.start_run``); returns the images to segment as tasks."""
+    names, todo = start_run(images, problems, record, result, log)
+    return [ImageTask(os.path.abspath(path), str(path), names[path]) for path in todo]
 
 
 @contextmanager
@@ -336,16 +320,12 @@ class UrlRecord:
         summary_path, measurements_path = f"{self.root}/{SUMMARY_FILE}", f"{self.root}/{MEASUREMENTS_FILE}"
         if not (self.fs.isfile(summary_path) and self.fs.isfile(measurements_path)):
             return
-        with self.fs.open(summary_path, "rb") as file:
-            summary = pd.read_csv(file, dtype={"image": str, "status": str}, keep_default_na=False)
         present = set(self.fs.ls(self.root, detail=False))
-        finished = summary[(summary["status"] == "ok") & summary["image"].map(
-            lambda name: all(f"{self.root}/{file}" in present for file in expected_files(name, self.formats)))]
-        with self.fs.open(measurements_path, "rb") as file:
-            measurements = pd.read_csv(file, dtype={"image": str}, keep_default_na=False)
-        self.done = {row["image"]: row for row in finished.to_dict("records")}
+        self.done, kept = finished_before(
+            self.fs.open(summary_path, "rb"), self.fs.open(measurements_path, "rb"),
+            lambda name: all(f"{self.root}/{file}" in present for file in expected_files(name, self.formats)))
         self.summary = list(self.done.values())
-        self.tables = [measurements[measurements["image"].isin(set(self.done))]]
+        self.tables = [kept]
 
 
 # --- the output folder, through fsspec -----------------------------------------------------

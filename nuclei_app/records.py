@@ -5,6 +5,7 @@ each image finishes (an interrupted run keeps what it finished), and read back b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -19,6 +20,19 @@ SUMMARY_COLUMNS = ["image", "file", "width", "height", "nuclei", "diameter_px", 
 
 def expected_files(name: str, formats: tuple[str, ...]) -> list[str]:
     return [name + suffix for fmt in formats for suffix in FORMATS[fmt]]
+
+
+def finished_before(summary_file, measurements_file,
+                    outputs_present: Callable[[str], bool]) -> tuple[dict[str, dict], pd.DataFrame]:
+    """The rule ``--skip-existing`` resumes by, wherever the record is (a folder or a URL):
+    images whose summary row is "ok" and whose files are all present, with their earlier
+    summary rows and measurement rows. Reads and closes the two open files."""
+    with summary_file, measurements_file:
+        summary = pd.read_csv(summary_file, dtype={"image": str, "status": str}, keep_default_na=False)
+        measurements = pd.read_csv(measurements_file, dtype={"image": str}, keep_default_na=False)
+    finished = summary[(summary["status"] == "ok") & summary["image"].map(outputs_present)]
+    kept = measurements[measurements["image"].isin(set(finished["image"]))]
+    return {row["image"]: row for row in finished.to_dict("records")}, kept
 
 
 class RunRecord:
@@ -49,15 +63,9 @@ class RunRecord:
     def _finished_before(self) -> tuple[dict[str, dict], pd.DataFrame]:
         if not (self.summary_path.is_file() and self.measurements_path.is_file()):
             return {}, pd.DataFrame(columns=self.measurement_columns)
-        summary = pd.read_csv(self.summary_path, dtype={"image": str, "status": str}, keep_default_na=False)
-        finished = summary[(summary["status"] == "ok") & summary["image"].map(self._outputs_present)]
-        measurements = pd.read_csv(self.measurements_path, dtype={"image": str}, keep_default_na=False)
-        kept = measurements[measurements["image"].isin(set(finished["image"]))]
-        rows = {row["image"]: row for row in finished.to_dict("records")}
-        return rows, kept
-
-    def _outputs_present(self, name: str) -> bool:
-        return all((self.out / file).is_file() for file in expected_files(name, self.formats))
+        return finished_before(self.summary_path.open("rb"), self.measurements_path.open("rb"),
+                               lambda name: all((self.out / file).is_file()
+                                                for file in expected_files(name, self.formats)))
 
     @staticmethod
     def _start(path: Path, rows: pd.DataFrame) -> None:
