@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb
+from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb, intensity_image
 from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings, ReadLimits
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.imageio import ImageReadError, read_channels, read_labels
@@ -310,7 +310,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     labels = labels_cached(item, prediction, settings, choices, model)
     used = prediction.channel
     image = display_rgb(channels, used)
-    intensity = channels[..., used] if isinstance(used, int) else channels
+    intensity = intensity_image(channels, used)
     table = session_cached(item, ("table", model.source, settings.tta, choices.key, settings.postprocess),
                            lambda: measure_nuclei(labels, intensity))
     return Analysis(item, image, prediction, labels, table, image_kind(image))

@@ -46,15 +46,17 @@ import pandas as pd
 import tifffile
 from scipy import ndimage
 
-from .channels import ALL_CHANNELS, AUTO, as_channels, check_channel, choose_channel, display_rgb, network_rgb
-from .config import Normalisation, PostprocessSettings, ReadLimits
-from .imageio import MAX_CHANNELS, TIFF_MAGIC, ImageReadError, rgb_png_bytes
-from .inference import ProgressCallback, is_light_background, predict_preprocessed
+from .channels import (ALL_CHANNELS, AUTO, as_channels, check_channel, choose_channel, display_rgb, intensity_image,
+                       network_rgb)
+from .config import PostprocessSettings, ReadLimits
+from .imageio import MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, rgb_png_bytes
+from .inference import ProgressCallback, Stretch, percentile_stride, predict_preprocessed
 from .measure import COLUMNS, measure_nuclei
 from .memory import release_free_memory
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, Prediction, inference_for, labels_for
+from .results import partial_path, write_atomically
 from .scale import ESTIMATOR_MAX_SIDE, estimate_diameter, scale_factor, scaled_shape
 
 # Core side, px. With the bundled model (2 CPU cores) 1024 to 2048 take the same time per
@@ -69,7 +71,6 @@ NETWORK_CONTEXT_PX = 96
 OVERVIEW_SIDE = 2048        # longest side of the overlay PNG (and of the overview sample)
 CHANNEL_SAMPLE_SIDE = 512   # channels._sample's max_side: choose_channel looks at no more
 LABEL_TILE = 512            # tile side of the label TIFF
-PERCENTILE_SAMPLE_PIXELS = 2_000_000  # inference.percentile_sample's default
 SURVEY_BYTES = 64 * 2**20   # one read of the survey pass
 MAX_CHUNK_BYTES = 256 * 2**20  # a compressed strip or tile larger than this can't be read by blocks
 SCRATCH_PREFIX = ".nuclei_blocks_"  # hidden: a folder scan of the output folder passes it over
@@ -137,47 +138,6 @@ class ArraySource:
         return np.asarray(self.array[top:bottom, left:right], np.float32)
 
 
-@dataclass(frozen=True)
-class UnitScale:
-    """The pixel values' map to [0, 1], fixed for the whole image, with the very arithmetic
-    of ``imageio._to_unit_float``: 8- and 16-bit integers by their type's range ("type"),
-    other types by the image's finite min-max ("minmax"), floats already in [0, 1] as they
-    are ("identity")."""
-    low: float
-    high: float
-    kind: str = "type"
-
-    @classmethod
-    def for_dtype(cls, dtype: np.dtype) -> UnitScale | None:
-        """The scale of types whose range is known; None where the image must be scanned."""
-        if dtype == bool:
-            return cls(0.0, 1.0)
-        if np.issubdtype(dtype, np.integer) and dtype.itemsize <= 2:
-            info = np.iinfo(dtype)
-            return cls(float(info.min), float(info.max))
-        return None
-
-    @classmethod
-    def for_range(cls, dtype: np.dtype, low: float, high: float) -> UnitScale:
-        identity = np.issubdtype(dtype, np.floating) and 0.0 <= low and high <= 1.0
-        return cls(low, high, "identity" if identity else "minmax")
-
-    def apply(self, raw: np.ndarray) -> np.ndarray:
-        if self.kind == "type":
-            return ((raw.astype(np.float32) - self.low) / (self.high - self.low)).astype(np.float32)
-        values = raw.astype(np.float64 if raw.dtype.itemsize > 4 else np.float32)
-        if np.issubdtype(raw.dtype, np.floating):
-            values = np.nan_to_num(values, copy=False, nan=self.low, posinf=self.high, neginf=self.low)
-        if self.kind == "identity":
-            return values.astype(np.float32, copy=False)
-        if self.high == self.low:  # a constant image
-            return np.zeros(values.shape, np.float32)
-        values /= 2  # halved first, as imageio: high - low of +-1e308 would overflow
-        values -= self.low / 2
-        values /= self.high / 2 - self.low / 2
-        return np.clip(values, 0.0, 1.0).astype(np.float32, copy=False)
-
-
 class TiffSource:
     """The full-resolution level of a TIFF's first series, read by windows, never whole.
 
@@ -210,7 +170,7 @@ class TiffSource:
         self._to_yxc = [kept.index(a) for a in ("Y", "X", self._channel_axis) if a in kept]
         self._axes, self._shape = axes, shape
         samples = shape[axes.index(self._channel_axis)] if self._channel_axis else 1
-        self._alpha = _alpha_samples(level.keyframe, samples) if self._channel_axis == "S" else 0
+        self._alpha = alpha_sample_count(level.keyframe, samples) if self._channel_axis == "S" else 0
         self.channels = samples - self._alpha
         if self.channels > MAX_CHANNELS:
             raise ImageReadError(self.name, f"{self.channels} channels; at most {MAX_CHANNELS} are supported. "
@@ -307,17 +267,6 @@ def _channel_axis(axes: str, shape: tuple[int, ...], name: str) -> str | None:
             raise ImageReadError(name, f"both channels and samples per pixel ({sizes}); save one channel per plane.")
         return max(candidates, key=sizes.get)
     return candidates[0] if candidates else None
-
-
-ALPHA_SAMPLES = (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA)
-
-
-def _alpha_samples(page, samples: int) -> int:
-    """Alpha carries no image information (``imageio._without_alpha``'s rule)."""
-    alpha = sum(1 for sample in page.extrasamples if sample in ALPHA_SAMPLES)
-    if alpha == 0 and page.photometric == tifffile.PHOTOMETRIC.RGB and samples == 4:
-        alpha = 1  # RGBA written without the ExtraSamples tag
-    return alpha if 0 < alpha < samples else 0
 
 
 def _rows_are_runs(axes: str, channel_axis: str | None) -> bool:
@@ -449,12 +398,6 @@ class Overview:
     display_stride: int
 
 
-def percentile_stride(height: int, width: int) -> int:
-    """The stride of ``inference.percentile_sample``: the whole image's percentiles are
-    taken on exactly the pixels ``preprocess`` would take them on."""
-    return max(1, int(np.ceil(np.sqrt(height * width / PERCENTILE_SAMPLE_PIXELS))))
-
-
 def survey(source: BlockSource) -> Overview:
     """One pass over the image for the samples every whole-image decision is made on."""
     height, width = source.height, source.width
@@ -492,33 +435,6 @@ def _windows(height: int, width: int, block: tuple[int, int]) -> Iterator[tuple[
     for top in range(0, height, rows):
         for left in range(0, width, columns):
             yield top, min(top + rows, height), left, min(left + columns, width)
-
-
-@dataclass(frozen=True)
-class Stretch:
-    """``inference.preprocess`` with its percentiles and light-background inversion fixed
-    for the whole image, so that every block is stretched alike (a block of background
-    alone would otherwise be stretched until its noise looks like nuclei)."""
-    low: float
-    high: float
-    invert: bool
-
-    @classmethod
-    def fit(cls, sample: np.ndarray, normalisation: Normalisation = Normalisation()) -> Stretch:
-        """From the network RGB of the whole image's percentile sample (``Overview.percentile``)."""
-        sample = np.asarray(sample, dtype=np.float32)
-        low, high = np.percentile(sample, (normalisation.low_percentile, normalisation.high_percentile))
-        if high - low < 1e-6:  # as preprocess: a flat image
-            high = low + 1e-6
-        invert = normalisation.invert_light_background and is_light_background(cls(low, high, False).apply(sample),
-                                                                                normalisation)
-        return cls(low, high, bool(invert))
-
-    def apply(self, rgb: np.ndarray) -> np.ndarray:
-        scaled = np.clip((np.asarray(rgb, dtype=np.float32) - self.low) / (self.high - self.low), 0.0, 1.0)
-        if self.invert:
-            scaled = 1.0 - scaled
-        return scaled.astype(np.float32, copy=False)
 
 
 # ---------------------------------------------------------------------------------------
@@ -708,7 +624,7 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
                done: int = 0, total: int = 0) -> Stitched:
         segmenter = network_segmenter(model, plan, settings, tta, source.height, source.width, check)
         report = (lambda d, t: progress(done + d, total or t)) if progress else None
-        return stitch_blocks(source, segmenter, sink, blocks, _intensity(chosen), report, start=start)
+        return stitch_blocks(source, segmenter, sink, blocks, lambda pixels: intensity_image(pixels, chosen), report, start=start)
 
     if diameter is not None:
         plan, blocks = plan_for(float(diameter), "given", float(diameter))
@@ -958,7 +874,8 @@ def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path,
                                        stitched.count)
         small = strided_labels(sink, source.height, source.width, overview.display_stride)
     overlay = draw_overlay(display_rgb(overview.display, plan.channel), small, style="outlines", opacity=1.0)
-    overlay_path = _write_atomically(out_dir / f"{name}_overlay.png", rgb_png_bytes(overlay))
+    write_atomically(out_dir, {f"{name}_overlay.png": rgb_png_bytes(overlay)})
+    overlay_path = out_dir / f"{name}_overlay.png"
     return _result(source, plan, blocks, stitched, files={"labels": labels_path, "overlay": overlay_path})
 
 
@@ -989,19 +906,6 @@ def scratch_sink(folder: Path, height: int, width: int) -> Iterator[DiskSink]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _write_atomically(path: Path, data: bytes) -> Path:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
-    return path
-
-
-def _intensity(channel: int | str) -> Callable[[np.ndarray], np.ndarray]:
-    """What the measurements' intensities are taken on, as the batch CLI does: the nuclear
-    channel, or the mean of the colours."""
-    return (lambda pixels: pixels[..., channel]) if channel != ALL_CHANNELS else (lambda pixels: pixels)
-
-
 def _result(source: BlockSource, plan: ImagePlan, blocks: list[Block], stitched: Stitched, **extra) -> BlockResult:
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
@@ -1019,7 +923,7 @@ def write_label_tiff(path: Path, sink: LabelSink, height: int, width: int, count
     under a temporary name first, so that an interrupted run leaves no truncated file."""
     dtype = label_dtype(count)
     tiles = (sink.read(*window).astype(dtype) for window in _windows(height, width, (LABEL_TILE, LABEL_TILE)))
-    partial = path.with_name(path.name + ".partial")
+    partial = partial_path(path)
     try:
         # zlib is Adobe deflate, which Fiji, QuPath and napari read (as exports.labels_tiff_bytes).
         tifffile.imwrite(partial, tiles, shape=(height, width), dtype=dtype, tile=(LABEL_TILE, LABEL_TILE),

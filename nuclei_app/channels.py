@@ -100,6 +100,12 @@ def network_rgb(image: np.ndarray, channel: int | str) -> np.ndarray:
     return np.repeat(image[..., channel:channel + 1], 3, axis=-1)
 
 
+def intensity_image(image: np.ndarray, channel: int | str) -> np.ndarray:
+    """What the measurements' intensities are taken on: the nuclear channel, or (``all``)
+    every channel, which ``measure`` averages."""
+    return image[..., channel] if channel != ALL_CHANNELS else image
+
+
 def display_rgb(image: np.ndarray, channel: int | str) -> np.ndarray:
     """What the user sees under the overlay: RGB composites as they are, other stacks as
     their nuclear channel."""

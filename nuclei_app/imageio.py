@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -142,15 +143,21 @@ def _read_first_page(page, name: str, limits: ReadLimits) -> np.ndarray:
     return array
 
 
+def alpha_sample_count(page, samples: int) -> int:
+    """How many of a page's ``samples`` per pixel its header calls alpha (0 if that would be all)."""
+    alpha = sum(1 for sample in page.extrasamples if sample in ALPHA_SAMPLES)
+    if alpha == 0 and page.photometric == tifffile.PHOTOMETRIC.RGB and samples == 4:
+        alpha = 1  # RGBA written without the ExtraSamples tag
+    return alpha if 0 < alpha < samples else 0
+
+
 def _without_alpha(array: np.ndarray, page) -> np.ndarray:
     """Alpha (transparency) carries no image information: an RGBA or grey + alpha TIFF is RGB or
     grey. But only a constant extra sample is taken for alpha: tifffile (and others) tag the
     4th channel of any (Y, X, 4) array as alpha, and a 16-bit 4-channel fluorescence stack
     saved that way must keep its 4th channel."""
-    alpha = sum(1 for sample in page.extrasamples if sample in ALPHA_SAMPLES)
-    if alpha == 0 and page.photometric == tifffile.PHOTOMETRIC.RGB and array.shape[-1] == 4:
-        alpha = 1  # RGBA written without the ExtraSamples tag
-    if not 0 < alpha < array.shape[-1]:
+    alpha = alpha_sample_count(page, array.shape[-1])
+    if not alpha:
         return array
     extra = array[..., array.shape[-1] - alpha:]
     if array.dtype == np.uint8 or np.all(extra == extra.flat[0]):
@@ -208,35 +215,62 @@ def _decode_pillow(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
 def _to_unit_float(array: np.ndarray, name: str = "image") -> np.ndarray:
     """8- and 16-bit integers map by their type's full range (a dim 16-bit image stays dim, as
     recorded); wider integers and floats by their own min-max, since their range means nothing."""
-    if array.dtype == bool:
-        return array.astype(np.float32)
-    if np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize <= 2:
-        info = np.iinfo(array.dtype)
-        return ((array.astype(np.float32) - info.min) / float(info.max - info.min)).astype(np.float32)
-    if np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating):
-        return _stretch_to_unit(array)
-    raise ImageReadError(name, f"unsupported pixel type {array.dtype}.")
+    scale = UnitScale.for_dtype(array.dtype)
+    if scale is None and (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        scale = UnitScale.fit(array)
+    if scale is None:
+        raise ImageReadError(name, f"unsupported pixel type {array.dtype}.")
+    return scale.apply(array)
 
 
-def _stretch_to_unit(array: np.ndarray) -> np.ndarray:
-    """Floats already in [0, 1] as they are; other values min-max stretched. NaN counts as the
-    minimum and infinities as the finite extremes; an image without finite values is black."""
-    values = array.astype(np.float64 if array.dtype.itemsize > 4 else np.float32)
-    finite = np.isfinite(values)
-    if not finite.any():
-        return np.zeros(values.shape, np.float32)
-    low, high = float(values[finite].min()), float(values[finite].max())
-    if not finite.all():
-        values = np.nan_to_num(values, copy=False, nan=low, posinf=high, neginf=low)
-    if 0.0 <= low and high <= 1.0 and np.issubdtype(array.dtype, np.floating):
-        return values.astype(np.float32, copy=False)
-    if high == low:  # a constant image: nothing to stretch, and no dividing by zero
-        return np.zeros(values.shape, np.float32)
-    # Halved first: high - low of +-1e308 would overflow to infinity.
-    values /= 2
-    values -= low / 2
-    values /= high / 2 - low / 2
-    return np.clip(values, 0.0, 1.0).astype(np.float32, copy=False)
+@dataclass(frozen=True)
+class UnitScale:
+    """The pixel values' map to [0, 1], for a whole image: 8- and 16-bit integers by their
+    type's range ("type"), other types by the image's finite min-max ("minmax"), floats
+    already in [0, 1] as they are ("identity"). One rule for an image read whole here and for
+    a huge one read block by block (``blocks.TiffSource``, which scans its range first)."""
+    low: float
+    high: float
+    kind: str = "type"
+
+    @classmethod
+    def for_dtype(cls, dtype: np.dtype) -> UnitScale | None:
+        """The scale of types whose range is known; None where the image must be scanned."""
+        if dtype == bool:
+            return cls(0.0, 1.0)
+        if np.issubdtype(dtype, np.integer) and dtype.itemsize <= 2:
+            info = np.iinfo(dtype)
+            return cls(float(info.min), float(info.max))
+        return None
+
+    @classmethod
+    def fit(cls, array: np.ndarray) -> UnitScale:
+        """From the image's finite values (NaN counts as the minimum and infinities as the
+        finite extremes when applied); an image without finite values is black."""
+        finite = array[np.isfinite(array)] if np.issubdtype(array.dtype, np.floating) else array
+        if not finite.size:
+            return cls(0.0, 0.0, "minmax")
+        return cls.for_range(array.dtype, float(finite.min()), float(finite.max()))
+
+    @classmethod
+    def for_range(cls, dtype: np.dtype, low: float, high: float) -> UnitScale:
+        identity = np.issubdtype(dtype, np.floating) and 0.0 <= low and high <= 1.0
+        return cls(low, high, "identity" if identity else "minmax")
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        if self.kind == "type":
+            return ((raw.astype(np.float32) - self.low) / (self.high - self.low)).astype(np.float32)
+        values = raw.astype(np.float64 if raw.dtype.itemsize > 4 else np.float32)
+        if np.issubdtype(raw.dtype, np.floating):
+            values = np.nan_to_num(values, copy=False, nan=self.low, posinf=self.high, neginf=self.low)
+        if self.kind == "identity":
+            return values.astype(np.float32, copy=False)
+        if self.high == self.low:  # a constant image
+            return np.zeros(values.shape, np.float32)
+        values /= 2  # halved first: high - low of +-1e308 would overflow
+        values -= self.low / 2
+        values /= self.high / 2 - self.low / 2
+        return np.clip(values, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def _to_channels(array: np.ndarray, name: str) -> np.ndarray:

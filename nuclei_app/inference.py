@@ -5,6 +5,7 @@ app all call it, so the model sees exactly the same kind of input everywhere.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -17,28 +18,61 @@ ProgressCallback = Callable[[int, int], None]  # (done, total) units of work
 def preprocess(image: np.ndarray, normalisation: Normalisation = Normalisation()) -> np.ndarray:
     """float RGB in [0, 1] -> float32 network input: percentile-stretched, nuclei bright."""
     image = np.asarray(image, dtype=np.float32)
-    low, high = np.percentile(percentile_sample(image), (normalisation.low_percentile, normalisation.high_percentile))
-    if high - low < 1e-6:  # a flat image: nothing to stretch, avoid dividing by ~0
-        high = low + 1e-6
-    scaled = np.clip((image - low) / (high - low), 0.0, 1.0)
-    if normalisation.invert_light_background and is_light_background(scaled, normalisation):
-        scaled = 1.0 - scaled
-    return scaled.astype(np.float32, copy=False)
+    return Stretch.fit(percentile_sample(image), normalisation).apply(image)
 
 
-def percentile_sample(image: np.ndarray, max_pixels: int = 2_000_000) -> np.ndarray:
+PERCENTILE_SAMPLE_PIXELS = 2_000_000
+
+
+def percentile_stride(height: int, width: int, max_pixels: int = PERCENTILE_SAMPLE_PIXELS) -> int:
     """All pixels up to 2 Mpx (every training image); a regular subsample beyond, where an
     exact percentile over tens of millions of values costs more than it tells."""
-    pixels = image.shape[0] * image.shape[1]
-    stride = int(np.ceil(np.sqrt(pixels / max_pixels)))
+    return max(1, int(np.ceil(np.sqrt(height * width / max_pixels))))
+
+
+def percentile_sample(image: np.ndarray, max_pixels: int = PERCENTILE_SAMPLE_PIXELS) -> np.ndarray:
+    stride = percentile_stride(image.shape[0], image.shape[1], max_pixels)
     return image[::stride, ::stride] if stride > 1 else image
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """``preprocess``'s percentile stretch and light-background inversion, fitted once and
+    applied to any part of the image: ``blocks`` fits it on the whole image's sample and
+    applies it to every block alike (a block of background alone would otherwise be
+    stretched until its noise looks like nuclei)."""
+    low: float
+    high: float
+    invert: bool
+
+    @classmethod
+    def fit(cls, sample: np.ndarray, normalisation: Normalisation = Normalisation()) -> Stretch:
+        """From the network RGB of the image's percentile sample (``percentile_sample``)."""
+        sample = np.asarray(sample, dtype=np.float32)
+        low, high = np.percentile(sample, (normalisation.low_percentile, normalisation.high_percentile))
+        if high - low < 1e-6:  # a flat image: nothing to stretch, avoid dividing by ~0
+            high = low + 1e-6
+        # The sample is already the one is_light_background would take: not subsampled again.
+        invert = (normalisation.invert_light_background
+                  and _background_level(cls(low, high, False).apply(sample)) > normalisation.light_background_level)
+        return cls(low, high, bool(invert))
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        scaled = np.clip((np.asarray(rgb, dtype=np.float32) - self.low) / (self.high - self.low), 0.0, 1.0)
+        if self.invert:
+            scaled = 1.0 - scaled
+        return scaled.astype(np.float32, copy=False)
 
 
 def is_light_background(scaled: np.ndarray, normalisation: Normalisation = Normalisation()) -> bool:
     # Nuclei cover a minority of nearly every field of view, so the median pixel is background.
     # The brightest channel, not the mean: in a dense H&E field the median pixel is purple
     # or pink, dark in green but bright in red and blue, and it is still a light background.
-    return float(np.median(percentile_sample(scaled).max(axis=-1))) > normalisation.light_background_level
+    return _background_level(percentile_sample(scaled)) > normalisation.light_background_level
+
+
+def _background_level(scaled: np.ndarray) -> float:
+    return float(np.median(scaled.max(axis=-1)))
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:

@@ -7,9 +7,11 @@ cell that a spreadsheet would run as a formula is quoted.
 from __future__ import annotations
 
 import io
+import os
 import re
 import unicodedata
 import zipfile
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -81,6 +83,19 @@ def combined_measurements(tables: dict[str, pd.DataFrame]) -> bytes:
     frames = [table.assign(image=name)[["image"] + [c for c in table.columns if c != "image"]]
               for name, table in tables.items()]
     return csv_bytes(pd.concat(frames, ignore_index=True)) if frames else b""
+
+
+def partial_path(path: Path) -> Path:
+    """Where a file is written before it is renamed to ``path`` (hidden: no folder scan picks it up)."""
+    return path.with_name(f".{path.name}.partial")
+
+
+def write_atomically(folder: Path, files: dict[str, bytes]) -> None:
+    """Each file under a temporary name, then renamed: a file with its final name is whole."""
+    for file_name, data in files.items():
+        partial = partial_path(folder / file_name)
+        partial.write_bytes(data)
+        os.replace(partial, folder / file_name)
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:
