@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,11 @@ import streamlit as st
 from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb, intensity_image
 from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings, ReadLimits
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
-from nuclei_app.imageio import ImageReadError, read_channels, read_labels
+from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
+from nuclei_app.imageio import ImageReadError, declared_pixels, read_channels, read_labels
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
-from nuclei_app.measure import measure_nuclei, summary
-from nuclei_app.memory import limit_arenas, start_janitor
+from nuclei_app.measure import measure_nuclei, summary, summary_of_table
+from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
 from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
@@ -71,7 +73,8 @@ def configured_source() -> str | None:
 def memory_janitor():
     """Once per process: ended sessions' memory goes back to the system (nuclei_app.memory)."""
     limit_arenas()
-    return start_janitor()
+    map_large_blocks()
+    return start_janitor(chores=(reap_closed_sessions,))
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -146,11 +149,14 @@ def inputs_ui() -> list[InputImage]:
         uploads = st.file_uploader(
             "Drop microscopy images here", accept_multiple_files=True,
             type=[s.lstrip(".") for s in IMAGE_SUFFIXES],
-            help=f"{FORMATS_TEXT}; greyscale or colour; up to {limit} MB and {LIMITS.max_image_pixels / 1e6:.0f} "
-                 f"megapixels per file, {LIMITS.max_images} images and {LIMITS.max_page_pixels / 1e6:.0f} megapixels "
-                 "at once.")
-        st.caption(f"{FORMATS_TEXT} · up to {limit} MB and {LIMITS.max_image_pixels / 1e6:.0f} megapixels per file, "
-                   f"{LIMITS.max_images} images at once · images stay on this server only while the page is open.")
+            help=f"{FORMATS_TEXT}; greyscale or colour; up to {limit} MB per file, {LIMITS.max_images} images and "
+                 f"{LIMITS.max_page_pixels / 1e6:.0f} megapixels at once. Images over "
+                 f"{LIMITS.max_image_pixels / 1e6:.0f} megapixels are segmented block by block and shown as a "
+                 f"reduced overview: TIFFs up to {LIMITS.max_blockwise_pixels / 1e6:.0f} megapixels, other formats "
+                 f"up to {ReadLimits().max_pixels / 1e6:.0f}.")
+        st.caption(f"{FORMATS_TEXT} · up to {limit} MB and {LIMITS.max_blockwise_pixels / 1e6:.0f} megapixels per "
+                   f"file, {LIMITS.max_images} images at once · images stay on this server only while the page is "
+                   "open.")
     with samples_tab:
         chosen = samples_gallery()
     files = [(u.name, u.getvalue(), None) for u in uploads or []]
@@ -290,7 +296,10 @@ APP_READ_LIMITS = ReadLimits(max_pixels=LIMITS.max_image_pixels)
 
 
 def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,
-            position: str = "") -> Analysis | None:
+            position: str = "") -> Analysis | LargeAnalysis | None:
+    pixels = session_cached(item, ("pixels",), lambda: declared_pixels(item.data))
+    if pixels is not None and pixels > LIMITS.max_image_pixels:
+        return analyse_large(model, item, settings, pixels, position)
     try:
         channels = session_cached(item, ("image",), lambda: read_channels(item.data, name=item.label,
                                                                           limits=APP_READ_LIMITS))
@@ -301,7 +310,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
         return None
     height, width = channels.shape[:2]
     st.subheader(f"{item.label}  ·  {width}×{height}")
-    choices = image_choices_ui(item, channels, model)
+    choices = image_choices_ui(item, model, as_channels(channels).shape[-1], channels)
     try:
         prediction = prediction_for(model, item, channels, settings, choices, position)
     except ValueError as error:  # e.g. a channel the image does not have
@@ -316,9 +325,90 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     return Analysis(item, image, prediction, labels, table, image_kind(image))
 
 
-def image_choices_ui(item: InputImage, channels: np.ndarray, model: NucleiModel) -> ImageChoices:
-    """Per-image scale and channel controls; both default to automatic."""
-    count = as_channels(channels).shape[-1]
+@dataclass
+class LargeAnalysis:
+    """An image over ``AppLimits.max_image_pixels``, segmented block by block as the CLI
+    segments huge images: the page keeps its table and a preview; the label TIFF and the
+    overlay stay on disk, in a folder removed when the session's results are dropped."""
+    item: InputImage
+    result: BlockResult
+    folder: tempfile.TemporaryDirectory
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self.result.table
+
+    @property
+    def kind(self) -> str:
+        return image_kind(self.result.preview.astype(np.float32) / 255)
+
+
+def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixels: int,
+                  position: str) -> LargeAnalysis | None:
+    if pixels > LIMITS.max_blockwise_pixels:
+        st.error(f"**{item.label}** was not processed: {pixels / 1e6:.0f} megapixels, over the "
+                 f"{LIMITS.max_blockwise_pixels / 1e6:.0f} megapixels this shared web app segments (a decompression "
+                 "bomb, or an image too large for this server). The command line reads TIFFs of any size block by "
+                 "block: `python -m nuclei_app segment FILE --out DIR`.")
+        return None
+    choices = current_choices(item)
+
+    def compute() -> LargeAnalysis:
+        folder = tempfile.TemporaryDirectory(prefix="nuclei_app_")
+        bar = st.progress(0.0, text=f"{position}Segmenting {item.label} block by block…")
+        result = segment_upload_in_blocks(
+            model, item.data, item.label, folder.name, item.name, settings.postprocess, choices.diameter,
+            choices.channel, settings.tta, progress=lambda done, total: bar.progress(
+                done / total, text=f"{position}Segmenting {item.label} block by block: block {done} of {total}"))
+        bar.empty()
+        return LargeAnalysis(item, result, folder)
+    try:
+        analysis = session_cached(item, ("blocks", model.source, settings.tta, choices.key, settings.postprocess),
+                                  compute)
+    except ImageReadError as error:
+        st.error(f"Skipped. {error}")
+        return None
+    except ValueError as error:  # e.g. a channel the image does not have
+        st.error(f"**{item.label}**: {error}")
+        return None
+    result = analysis.result
+    st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
+    image_choices_ui(item, model, result.channels)
+    return analysis
+
+
+def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
+    result, item = analysis.result, analysis.item
+    stats = headline_numbers(analysis)
+    columns = st.columns(6)
+    columns[0].metric("Nuclei", stats["count"])
+    columns[1].metric("Coverage", f"{100 * stats['coverage']:.1f} %")
+    columns[2].metric("Median area", f"{stats['median_area']:.0f} px")
+    columns[3].metric("Mean area", f"{stats['mean_area']:.0f} px", help=f"± {stats['std_area']:.0f} px (SD)")
+    columns[4].metric("Diameter used", "image scale" if result.diameter is None else f"{result.diameter:.1f} px",
+                      help=DIAMETER_SOURCES.get(result.diameter_source, ""))
+    columns[5].metric("Channel", "all" if result.channel == ALL_CHANNELS else f"{result.channel}")
+    confidence_ui(analysis, model)
+    blocks = "one block" if result.blocks == 1 else f"{result.blocks} overlapping blocks"
+    st.info(f"A large image: segmented block by block ({blocks}), as the command line does, so that it fits "
+            "this server's memory. The page shows a reduced overview; the label TIFF has every "
+            "pixel. ImageJ ROIs and GeoJSON for images this large: use the command line.", icon="ℹ️")
+    st.image(result.files["overlay"].read_bytes(), caption=f"{result.count} nuclei (reduced overview)",
+             width="stretch")
+    measurements_ui(analysis)
+    downloads_ui(item, large_file_builders(analysis))
+
+
+def large_file_builders(analysis: LargeAnalysis) -> dict[str, Callable[[], bytes]]:
+    name, files = analysis.item.name, analysis.result.files
+    return {f"{name}_labels.tif": files["labels"].read_bytes, f"{name}_overlay.png": files["overlay"].read_bytes,
+            f"{name}_measurements.csv": lambda: csv_bytes(analysis.table)}
+
+
+def image_choices_ui(item: InputImage, model: NucleiModel, count: int,
+                     channels: np.ndarray | None = None) -> ImageChoices:
+    """Per-image scale and channel controls; both default to automatic. ``channels``: the
+    pixels, for small previews of each channel (None: no previews)."""
     with st.expander("Nucleus diameter and channel", expanded=False):
         diameter = None
         if model.diameter is not None:
@@ -338,11 +428,21 @@ def image_choices_ui(item: InputImage, channels: np.ndarray, model: NucleiModel)
             names = {AUTO: "Automatic", ALL_CHANNELS: "All colours (H&E, brightfield)"}
             channel = st.selectbox("Channel holding the nuclei", options, key=f"channel_{item.key}",
                                    format_func=lambda c: names.get(c, f"Channel {c}"))
-            previews = st.columns(min(count, 8))
-            for index, column in enumerate(previews):
-                column.image(to_display(screen_view(channels[..., index], 160)), caption=f"Channel {index}",
-                             width="stretch", clamp=True)
+            if channels is not None:
+                previews = st.columns(min(count, 8))
+                for index, column in enumerate(previews):
+                    column.image(to_display(screen_view(channels[..., index], 160)), caption=f"Channel {index}",
+                                 width="stretch", clamp=True)
     return ImageChoices(diameter, channel)
+
+
+def current_choices(item: InputImage) -> ImageChoices:
+    """The choices image_choices_ui will show, read before it is drawn (its widgets keep
+    their values under their keys): a large image is segmented first, and only then is its
+    channel count known for the picker."""
+    state = st.session_state
+    diameter = state.get(f"diameter_{item.key}") if state.get(f"diameter_manual_{item.key}") else None
+    return ImageChoices(None if diameter is None else float(diameter), state.get(f"channel_{item.key}", AUTO))
 
 
 def screen_view(array: np.ndarray, max_side: int = 1200) -> np.ndarray:
@@ -515,13 +615,21 @@ def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]])
     offer("Download everything (ZIP)", "nuclei_results.zip", build_zip, key="dl_zip", type="primary")
 
 
-def summary_row(analysis: Analysis) -> dict:
+def headline_numbers(analysis: Analysis | LargeAnalysis) -> dict:
+    if isinstance(analysis, LargeAnalysis):  # no labels in memory: coverage from the nuclei's areas
+        result = analysis.result
+        return summary_of_table(analysis.table, result.height * result.width)
+    return summary(analysis.labels, analysis.table)
+
+
+def summary_row(analysis: Analysis | LargeAnalysis) -> dict:
     """One image's headline numbers, with units, as the card shows them (coverage in %)."""
-    stats = summary(analysis.labels, analysis.table)
+    stats = headline_numbers(analysis)
+    used = analysis.result if isinstance(analysis, LargeAnalysis) else analysis.prediction
     return {"Image": analysis.item.name, "File": analysis.item.label, "Nuclei": stats["count"],
             "Coverage (%)": 100 * stats["coverage"], "Mean area (px)": stats["mean_area"],
             "Median area (px)": stats["median_area"], "Area SD (px)": stats["std_area"],
-            "Diameter used (px)": analysis.prediction.diameter, "Channel": str(analysis.prediction.channel)}
+            "Diameter used (px)": used.diameter, "Channel": str(used.channel)}
 
 
 def card_ui(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,
@@ -530,7 +638,9 @@ def card_ui(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     images still show."""
     try:
         analysis = analyse(model, item, settings, budget, position)
-        if analysis is not None:
+        if isinstance(analysis, LargeAnalysis):
+            large_result_ui(analysis, model)
+        elif analysis is not None:
             result_ui(analysis, settings, model)
         return analysis
     except Exception as error:  # noqa: BLE001 - one image's failure must not take the page down
@@ -579,7 +689,8 @@ def main() -> None:
             analysis = card_ui(model, item, settings, budget, position)
             if analysis is not None:
                 analyses.append(analysis)
-                builders.update(file_builders(analysis, settings))
+                builders.update(large_file_builders(analysis) if isinstance(analysis, LargeAnalysis)
+                                else file_builders(analysis, settings))
     if len(analyses) > 1:
         with batch_area:
             batch_ui(analyses, builders)

@@ -49,7 +49,8 @@ from scipy import ndimage
 from .channels import (ALL_CHANNELS, AUTO, as_channels, check_channel, choose_channel, display_rgb, intensity_image,
                        network_rgb)
 from .config import PostprocessSettings, ReadLimits
-from .imageio import MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, rgb_png_bytes
+from .imageio import (MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, read_raw_channels,
+                      rgb_png_bytes, to_uint8)
 from .inference import ProgressCallback, Stretch, percentile_stride, predict_preprocessed
 from .measure import COLUMNS, measure_nuclei
 from .memory import release_free_memory
@@ -126,16 +127,19 @@ class BlockSource(Protocol):
 
 @dataclass
 class ArraySource:
-    """An image already in memory ((H, W) or (H, W, C) float in [0, 1])."""
+    """An image in memory: (H, W) or (H, W, C) float in [0, 1], or pixels as stored with
+    their ``scale`` (``imageio.read_raw_channels``), converted to float a window at a time."""
     array: np.ndarray
+    scale: UnitScale = UnitScale(0.0, 1.0, "identity")
 
     def __post_init__(self):
         self.array = as_channels(self.array)
         self.height, self.width, self.channels = self.array.shape
-        self.survey_block = (self.height, self.width)
+        # Bands of rows, as TiffSource reads: never a float copy of the whole image at once.
+        self.survey_block = (max(1, SURVEY_BYTES // (self.width * self.channels * 4)), self.width)
 
     def read(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
-        return np.asarray(self.array[top:bottom, left:right], np.float32)
+        return self.scale.apply(self.array[top:bottom, left:right])
 
 
 class TiffSource:
@@ -855,6 +859,8 @@ class BlockResult:
     duplicates: int = 0
     labels: np.ndarray | None = None                       # segment_array_in_blocks only
     files: dict[str, Path] = field(default_factory=dict)   # segment_in_blocks: "labels", "overlay"
+    channels: int = 1         # the image's channel count (what a channel picker offers)
+    preview: np.ndarray | None = None  # segment_to_files: the overlay's background, 8-bit RGB
 
 
 def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path, name: str,
@@ -865,18 +871,59 @@ def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path,
     16-bit, 32-bit beyond 65,535 nuclei) and ``{name}_overlay.png`` (longest side <=
     OVERVIEW_SIDE) into ``out_dir``. Raises ImageReadError (file and reason) for a file
     that can't be read, ValueError for bad arguments."""
+    with TiffSource(path) as source:
+        return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress)
+
+
+def segment_upload_in_blocks(model: NucleiModel, data: bytes, label: str, out_dir: str | Path, name: str,
+                             settings: PostprocessSettings | None = None, diameter: float | None = None,
+                             channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
+                             progress: ProgressCallback | None = None) -> BlockResult:
+    """``segment_in_blocks`` for a file's bytes (an app upload, ``label`` its name for
+    messages): a TIFF too large to read whole is read lazily from a copy in ``out_dir``,
+    any other image is decoded once and kept as stored, as ``imageio`` reads it (its
+    decompression-bomb limit holds). Memory: the stored pixels plus one block's work."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with TiffSource(path) as source, scratch_sink(out_dir, source.height, source.width) as sink:
+    with upload_source(data, label, out_dir) as source:
+        return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress)
+
+
+@contextmanager
+def upload_source(data: bytes, label: str, folder: Path) -> Iterator[BlockSource]:
+    handle, copy_name = tempfile.mkstemp(prefix=SCRATCH_PREFIX, suffix=".tif", dir=folder)
+    os.close(handle)
+    copy = Path(copy_name)
+    try:
+        if data[:4] in TIFF_MAGIC:
+            copy.write_bytes(data)
+            if needs_blocks(copy):
+                with TiffSource(copy, label) as source:
+                    yield source
+                return
+        copy.unlink()
+        yield ArraySource(*read_raw_channels(data, label))
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Path, name: str,
+                     settings: PostprocessSettings | None, diameter: float | None, channel: int | str,
+                     tta: bool | None, block_size: int, progress: ProgressCallback | None) -> BlockResult:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with scratch_sink(out_dir, source.height, source.width) as sink:
         plan, overview, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta,
                                                           block_size, progress)
         labels_path = write_label_tiff(out_dir / f"{name}_labels.tif", sink, source.height, source.width,
                                        stitched.count)
         small = strided_labels(sink, source.height, source.width, overview.display_stride)
-    overlay = draw_overlay(display_rgb(overview.display, plan.channel), small, style="outlines", opacity=1.0)
+    preview = display_rgb(overview.display, plan.channel)
+    overlay = draw_overlay(preview, small, style="outlines", opacity=1.0)
     write_atomically(out_dir, {f"{name}_overlay.png": rgb_png_bytes(overlay)})
     overlay_path = out_dir / f"{name}_overlay.png"
-    return _result(source, plan, blocks, stitched, files={"labels": labels_path, "overlay": overlay_path})
+    return _result(source, plan, blocks, stitched, files={"labels": labels_path, "overlay": overlay_path},
+                   preview=to_uint8(preview))
 
 
 def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: PostprocessSettings | None = None,
@@ -909,7 +956,7 @@ def scratch_sink(folder: Path, height: int, width: int) -> Iterator[DiskSink]:
 def _result(source: BlockSource, plan: ImagePlan, blocks: list[Block], stitched: Stitched, **extra) -> BlockResult:
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
-                       stitched.duplicates, **extra)
+                       stitched.duplicates, channels=source.channels, **extra)
 
 
 def label_dtype(count: int) -> np.dtype:

@@ -167,7 +167,7 @@ def _without_alpha(array: np.ndarray, page) -> np.ndarray:
 
 def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
     """Ink amounts -> float32 RGB in [0, 1]: light is what the inks and the black leave through."""
-    ink = _to_unit_float(cmyk)
+    ink = unit_scale_of(cmyk).apply(cmyk)
     return ((1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4])).astype(np.float32)
 
 
@@ -212,7 +212,7 @@ def _decode_pillow(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
             return np.asarray(image)
 
 
-def _to_unit_float(array: np.ndarray, name: str = "image") -> np.ndarray:
+def unit_scale_of(array: np.ndarray, name: str = "image") -> UnitScale:
     """8- and 16-bit integers map by their type's full range (a dim 16-bit image stays dim, as
     recorded); wider integers and floats by their own min-max, since their range means nothing."""
     scale = UnitScale.for_dtype(array.dtype)
@@ -220,7 +220,7 @@ def _to_unit_float(array: np.ndarray, name: str = "image") -> np.ndarray:
         scale = UnitScale.fit(array)
     if scale is None:
         raise ImageReadError(name, f"unsupported pixel type {array.dtype}.")
-    return scale.apply(array)
+    return scale
 
 
 @dataclass(frozen=True)
@@ -327,6 +327,22 @@ def _describe(error: Exception) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
+def declared_pixels(data: bytes) -> int | None:
+    """Pixels of the image's full-resolution plane, from its header alone (no pixel is
+    decoded); None where the header can't be read, so that the reader says why."""
+    try:
+        if data[:4] in TIFF_MAGIC:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                page = tif.series[0].levels[0].keyframe
+                return int(page.imagelength) * int(page.imagewidth)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                return image.width * image.height
+    except Exception:  # noqa: BLE001 - any failure here (a Pillow bomb too) is reported by the reader
+        return None
+
+
 def read_image(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
     """Any supported image -> float32 RGB in [0, 1], shape (H, W, 3)."""
     return np.ascontiguousarray(_to_rgb(read_channels(source, name, limits)))
@@ -335,10 +351,18 @@ def read_image(source: ImageSource, name: str | None = None, limits: ReadLimits 
 def read_channels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
     """Any supported image -> float32 (H, W, C) in [0, 1] with all its channels (1 to 8):
     grey, RGB, or a fluorescence stack, for the nuclear channel to be chosen from."""
+    raw, scale = read_raw_channels(source, name, limits)
+    return np.ascontiguousarray(scale.apply(raw), dtype=np.float32)
+
+
+def read_raw_channels(source: ImageSource, name: str | None = None,
+                      limits: ReadLimits = ReadLimits()) -> tuple[np.ndarray, UnitScale]:
+    """``read_channels`` in two halves: the (H, W, C) pixels as stored, and their map to [0, 1].
+    A large image kept as stored (8-bit: a quarter of its float32 size) is converted a block
+    at a time (``blocks.ArraySource``)."""
     name = source_name(source, name)
-    array = decode_array(source, name, limits)
-    channels = _to_channels(_to_unit_float(array, name), name)
-    return np.ascontiguousarray(channels, dtype=np.float32)
+    raw = _to_channels(decode_array(source, name, limits), name)
+    return raw, unit_scale_of(raw, name)
 
 
 JPEG_MAGIC = b"\xff\xd8\xff"

@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import gc
 import threading
+from typing import Callable
 
 _LIBC_NAME = ctypes.util.find_library("c")
 
@@ -43,13 +44,53 @@ def limit_arenas(count: int = 2) -> bool:
     return bool(mallopt(M_ARENA_MAX, count))
 
 
-def start_janitor(every_seconds: float = 15.0, stop: threading.Event | None = None) -> threading.Thread:
-    """A daemon thread that releases free memory periodically (sessions end without a hook),
-    until ``stop`` is set."""
+M_MMAP_THRESHOLD = -3
+
+
+def map_large_blocks(threshold_bytes: int = 1 << 20) -> bool:
+    """Allocations above ``threshold_bytes`` get their own memory mapping, given back to the
+    system the moment they are freed. glibc's threshold is otherwise dynamic: it rises after a
+    large block is freed, so later image-sized arrays land on the heap, where a small live
+    object above them pins the freed pages (measured: 50 MB more kept after a 2048x2048
+    segmentation). Fixing it also keeps TensorFlow from raising it. False where there is no glibc."""
+    try:
+        mallopt = ctypes.CDLL(_LIBC_NAME).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, threshold_bytes))
+
+
+def reap_closed_sessions(storage=None) -> bool:
+    """Drops the Streamlit sessions whose tabs closed more than ``disconnectedSessionTTL``
+    ago. Streamlit keeps them in a TTL cache that removes expired entries only on its next
+    write or length query, so on a quiet server a closed session's images stayed in memory
+    until the next visitor came (measured: 0.3 GB still held 4 minutes after 4 sessions).
+    Asking the cache its length reaps them. ``storage``: a Streamlit session storage (default:
+    the running server's); False where there is none or Streamlit's internals differ."""
+    try:
+        if storage is None:
+            from streamlit.runtime import Runtime
+
+            if not Runtime.exists():
+                return False
+            storage = Runtime.instance()._session_mgr._session_storage  # no public way to reap
+        len(storage._cache)  # the length query reaps expired entries (streamlit TTLCache's contract)
+        return True
+    except Exception:  # noqa: BLE001 - another Streamlit version: memory is then freed on the next write
+        return False
+
+
+def start_janitor(every_seconds: float = 15.0, stop: threading.Event | None = None,
+                  chores: tuple[Callable[[], object], ...] = ()) -> threading.Thread:
+    """A daemon thread that runs ``chores`` and releases free memory periodically (sessions
+    end without a hook), until ``stop`` is set."""
     stop = stop or threading.Event()
 
     def loop() -> None:
         while not stop.wait(every_seconds):
+            for chore in chores:
+                chore()
             release_free_memory()
     thread = threading.Thread(target=loop, name="memory-janitor", daemon=True)
     thread.start()

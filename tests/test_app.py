@@ -242,7 +242,7 @@ def test_memory_limits_refuse_with_a_reason_and_keep_the_rest(monkeypatch):
 
     import nuclei_app.config as config
 
-    small_page = config.AppLimits(max_page_pixels=300_000)
+    small_page = config.AppLimits(max_page_pixels=300_000, max_image_pixels=1_000_000, max_blockwise_pixels=4_000_000)
     monkeypatch.setattr(config, "AppLimits", lambda: small_page)  # the page reads its limits at each run
     monkeypatch.delenv("NUCLEI_MODEL", raising=False)
     at = AppTest.from_file(APP, default_timeout=180)
@@ -253,11 +253,48 @@ def test_memory_limits_refuse_with_a_reason_and_keep_the_rest(monkeypatch):
         Image.fromarray(np.zeros(shape, np.uint8)).save(buffer, format="PNG")
         return buffer.getvalue()
     sample = png_bytes(SAMPLES / "images" / "tissue_he.png")  # 320x256: 82k pixels
-    uploads = [("huge.png", png((4100, 4100)), "image/png"), ("first.png", sample, "image/png"),
+    uploads = [("huge.png", png((2100, 2100)), "image/png"), ("first.png", sample, "image/png"),
                ("wide.png", png((300, 900)), "image/png"), ("second.png", sample, "image/png")]
     at.file_uploader[0].set_value(uploads).run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert any("huge.png" in e and "over the limit of 16 megapixels" in e for e in errors)
+    assert any("huge.png" in e and "4 megapixels this shared web app segments" in e for e in errors)
     assert any("wide.png" in e and "a page may hold" in e for e in errors)
     assert len(nuclei_count(at)) == 2  # first and second still fit the page
+
+
+def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tmp_path):
+    """Over AppLimits.max_image_pixels the page segments block by block (bounded memory) and
+    offers the CLI's huge-image files; the count agrees with the whole image's."""
+    import io
+
+    import numpy as np
+    import tifffile
+
+    import nuclei_app.config as config
+    from nuclei_app.imageio import read_image, to_uint8
+
+    default, blockwise = config.AppLimits(), config.AppLimits(max_image_pixels=200_000)
+    monkeypatch.setattr(config, "AppLimits", lambda: blockwise)  # the page reads its limits at each run
+    monkeypatch.delenv("NUCLEI_MODEL", raising=False)
+    tile = to_uint8(read_image(SAMPLES / "images" / "fluorescence_dense.png"))
+    field = np.tile(tile, (2, 2, 1))[:600, :600]  # 360,000 px: over the limit, so block by block
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, field)
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.file_uploader[0].set_value(("plate field.tif", buffer.getvalue(), "image/tiff")).run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    assert any("block by block" in i.value for i in at.info)
+    (count,) = nuclei_count(at)
+    monkeypatch.setattr(config, "AppLimits", lambda: default)
+    whole = AppTest.from_file(APP, default_timeout=300)
+    whole.run()
+    whole.file_uploader[0].set_value(("plate field.tif", buffer.getvalue(), "image/tiff")).run()
+    (whole_count,) = nuclei_count(whole)
+    assert whole_count > 100 and abs(count - whole_count) <= 0.03 * whole_count
+    files = at.session_state["_downloads"]
+    assert set(files) == {"plate_field_labels.tif", "plate_field_overlay.png", "plate_field_measurements.csv"}
+    labels = tifffile.imread(io.BytesIO(files["plate_field_labels.tif"]()))
+    assert labels.shape == (600, 600) and len(np.unique(labels)) - 1 == count
+    assert files["plate_field_measurements.csv"]().count(b"\n") == count + 1

@@ -62,11 +62,67 @@ def test_janitor_runs_in_the_background_until_stopped(monkeypatch):
     calls = []
     monkeypatch.setattr(memory, "release_free_memory", lambda: calls.append(1))
     stop = threading.Event()
-    thread = start_janitor(every_seconds=0.01, stop=stop)
+    chores = []
+    thread = start_janitor(every_seconds=0.01, stop=stop, chores=(lambda: chores.append(1),))
     assert thread.daemon
     deadline = time.time() + 5
     while len(calls) < 3 and time.time() < deadline:
         time.sleep(0.01)
     stop.set()
     thread.join(timeout=5)
-    assert len(calls) >= 3 and not thread.is_alive()
+    assert len(calls) >= 3 and len(chores) >= 3 and not thread.is_alive()
+
+
+def test_large_blocks_mapped_are_given_back_when_freed_without_a_trim():
+    """map_large_blocks: a freed image-sized array leaves no heap pages behind, even with
+    small live objects allocated after it and with free() never trimming by itself."""
+    import gc
+
+    from nuclei_app.memory import map_large_blocks
+
+    if not sys.platform.startswith("linux"):
+        assert map_large_blocks() in (True, False)
+        return
+    mallopt(M_MMAP_THRESHOLD, 32 * 2**20)  # as after glibc's dynamic raise (TensorFlow's doing too)
+    mallopt(M_TRIM_THRESHOLD, 2**30)
+    try:
+        assert map_large_blocks(1 << 20) is True
+        before = rss_bytes()
+        arrays, pins = [], []
+        for _ in range(100):
+            arrays.append(np.ones(400_000))  # 3.2 MB each: over the threshold
+            pins.append(np.ones(10))
+        del arrays
+        gc.collect()
+        kept = rss_bytes() - before
+    finally:
+        mallopt(M_MMAP_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
+        mallopt(M_TRIM_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
+    assert kept < 20 * 2**20, kept
+
+
+def test_closed_sessions_are_reaped_from_streamlits_storage():
+    """Streamlit's own session storage: an expired session stays until the cache is written
+    or asked its length; reap_closed_sessions frees it (its images with it)."""
+    import gc
+    import weakref
+    from types import SimpleNamespace
+
+    from streamlit.runtime.memory_session_storage import MemorySessionStorage
+
+    from nuclei_app.memory import reap_closed_sessions
+
+    class SessionState:  # stands for a closed tab's session_state with its images
+        pass
+    storage = MemorySessionStorage(ttl_seconds=0.05)
+    state = SessionState()
+    alive = weakref.ref(state)
+    storage.save(SimpleNamespace(session=SimpleNamespace(id="closed-tab", state=state)))
+    del state
+    time.sleep(0.2)
+    gc.collect()
+    assert alive() is not None  # expired but still held: Streamlit reaps lazily
+    assert reap_closed_sessions(storage) is True
+    gc.collect()
+    assert alive() is None
+    assert reap_closed_sessions() is False  # no Streamlit server in this process
