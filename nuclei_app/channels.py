@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
+from .channelwise import channel_min, planes_differ
 from .config import Normalisation
 from .inference import preprocess
 
@@ -41,7 +42,7 @@ def is_grey(image: np.ndarray) -> bool:
     if image.shape[-1] == 1:
         return True
     sample = _sample(image)
-    return bool(np.all(np.abs(sample - sample[..., :1]).max(axis=(0, 1)) < 1e-3))
+    return not planes_differ(sample, 1e-3)
 
 
 def is_light_rgb(image: np.ndarray) -> bool:
@@ -54,7 +55,7 @@ def is_light_rgb(image: np.ndarray) -> bool:
     if image.shape[-1] not in (3, 4):
         return False
     rgb = _stretch(_sample(image[..., :3]))  # one stretch for all three: colours keep their balance
-    return float(np.median(rgb.min(axis=-1))) > LIGHT_MIN_CHANNEL
+    return float(np.median(channel_min(rgb))) > LIGHT_MIN_CHANNEL
 
 
 def choose_channel(image: np.ndarray) -> int | str:

@@ -425,11 +425,16 @@ def _components(mask: np.ndarray) -> np.ndarray:
     return connected_components(mask, connectivity=1).astype(np.int32)
 
 
+# zlib level 3, not Pillow's 6: an overlay PNG encodes in 18 ms instead of 41 (520x696) for
+# files 6 % larger; in a batch the encoding was a fifth of the work around the network.
+PNG_COMPRESS_LEVEL = 3
+
+
 def write_labels_png(path: str | Path | BinaryIO, labels: np.ndarray) -> None:
     """16-bit PNG: 0 background, 1..N one id per nucleus (more than 65535 is refused)."""
     if labels.max(initial=0) > np.iinfo(np.uint16).max:
         raise ValueError(f"{labels.max()} nuclei do not fit a 16-bit label image.")
-    Image.fromarray(labels.astype(np.uint16)).save(path, format="PNG")
+    Image.fromarray(labels.astype(np.uint16)).save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
 def labels_png_bytes(labels: np.ndarray) -> bytes:
@@ -440,13 +445,13 @@ def labels_png_bytes(labels: np.ndarray) -> bytes:
 
 def rgb_png_bytes(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(to_uint8(rgb)).save(buffer, format="PNG")
+    Image.fromarray(to_uint8(rgb)).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 
 def mask_png_bytes(labels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 

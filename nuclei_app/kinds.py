@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .channelwise import channel_max, channel_mean, channel_min
+
 KINDS = ("fluorescence", "brightfield", "tissue")
 KIND_NAMES = {"fluorescence": "fluorescence", "brightfield": "brightfield", "tissue": "stained tissue (H&E or similar)"}
 # Below this validation mean AP a kind's results need checking by eye.
@@ -17,9 +19,9 @@ WEAK_MEAN_AP = 0.45
 def image_kind(image: np.ndarray) -> str:
     """fluorescence (dark background), brightfield (light, grey) or tissue (light, stained)."""
     image = image if image.ndim == 3 else image[..., None]
-    if float(np.median(image.mean(axis=-1))) < 0.5:
+    if float(np.median(channel_mean(image))) < 0.5:
         return "fluorescence"
-    colourfulness = float(np.mean(image.max(axis=-1) - image.min(axis=-1)))
+    colourfulness = float(np.mean(channel_max(image) - channel_min(image)))
     return "tissue" if colourfulness > 0.08 else "brightfield"
 
 

@@ -16,6 +16,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from .channelwise import channel_mean
+
 # Resampling more than this much either way is refused as a typo: a 17 px network would
 # look at a 2 px or 400 px nucleus.
 MIN_FACTOR, MAX_FACTOR = 1 / 8, 4.0
@@ -100,7 +102,7 @@ def estimate_diameter(network_input: np.ndarray) -> float:
     are computed on a pyramid level where sigma is 1.5-3 px, which keeps them cheap.
     """
     grey = _centre_crop(np.asarray(network_input, np.float32), ESTIMATOR_MAX_SIDE)
-    grey = grey.mean(axis=-1) if grey.ndim == 3 else grey
+    grey = channel_mean(grey) if grey.ndim == 3 else grey
     pyramid = _pyramid(grey)
     energies = np.array([_log_energy(pyramid, d) for d in ESTIMATOR_DIAMETERS])
     best = int(np.argmax(energies))

@@ -33,3 +33,24 @@ def test_summary_counts_and_coverage():
     stats = summary(labels, measure_nuclei(labels, np.zeros((10, 10, 3), np.float32)))
     assert stats["count"] == 2 and stats["coverage"] == pytest.approx(0.2)
     assert stats["mean_area"] == pytest.approx(10.0) and stats["median_area"] == pytest.approx(10.0)
+
+
+def test_shape_moments_are_regionprops_and_do_not_depend_on_where_a_nucleus_lies():
+    from skimage.measure import regionprops_table
+
+    from .conftest import synthetic_labels
+
+    labels = synthetic_labels((120, 140), seed=3, count=12)
+    labels[5:15, 100:110] = labels.max() + 1            # a square: symmetric, orientation by convention
+    labels[30:34, 60:80] = labels.max() + 1             # an elongated bar
+    table = measure_nuclei(labels, np.zeros(labels.shape, np.float32))
+    expected = regionprops_table(labels, properties=["major_axis_length", "minor_axis_length", "eccentricity",
+                                                     "orientation"])
+    for mine, theirs in (("major_axis_px", "major_axis_length"), ("minor_axis_px", "minor_axis_length"),
+                         ("eccentricity", "eccentricity"), ("orientation_rad", "orientation")):
+        np.testing.assert_allclose(table[mine], expected[theirs], atol=1e-9)
+    far = np.zeros((120 + 9000, 140 + 9000), labels.dtype)
+    far[9000:, 9000:] = labels                           # the same nuclei 9000 px from the origin
+    moved = measure_nuclei(far, np.zeros(far.shape, np.float32))
+    columns = ["major_axis_px", "minor_axis_px", "eccentricity", "orientation_rad"]
+    np.testing.assert_allclose(moved[columns].to_numpy(float), table[columns].to_numpy(float), atol=1e-9)
