@@ -47,7 +47,7 @@ class InputImage:
 @dataclass(frozen=True)
 class Settings:
     postprocess: PostprocessSettings
-    tta: bool
+    tta: bool | None  # None: the model's default (flips for light-background images)
     style: str
     opacity: float
     stretch: bool = True
@@ -95,10 +95,15 @@ def model_panel(model: NucleiModel) -> None:
 
 
 # -- settings ---------------------------------------------------------------------------
+TTA_CHOICES = {"auto": "Automatic", "on": "On", "off": "Off"}
+TTA_SETTINGS = {"auto": None, "on": True, "off": False}
+TTA_DEFAULT = "auto"
+
+
 def default_settings(model: NucleiModel) -> dict:
     tuned = model.postprocess_settings
     return {"threshold": float(tuned.threshold), "min_size": int(tuned.min_size),
-            "tta": bool(model.inference_settings.tta), "style": "outlines", "opacity": 0.6, "stretch": True}
+            "tta": TTA_DEFAULT, "style": "outlines", "opacity": 0.6, "stretch": True}
 
 
 def reset_settings(defaults: dict) -> None:
@@ -116,7 +121,10 @@ def settings_ui(model: NucleiModel) -> Settings:
                    help=f"Pixels above this nucleus probability are foreground. Tuned value: {defaults['threshold']}")
     sidebar.number_input("Minimum nucleus size (px)", 0, 5000, step=1, key="min_size",
                          help=f"Smaller objects are dropped as noise. Tuned value: {defaults['min_size']}")
-    sidebar.toggle("Flip test-time augmentation", key="tta", help="Averages 4 flipped predictions: smoother edges, 4x slower.")
+    sidebar.radio("Flip test-time augmentation", list(TTA_CHOICES), key="tta", horizontal=True,
+                  format_func=TTA_CHOICES.get,
+                  help="Averages 4 flipped predictions: smoother edges, 4x the network's time. Automatic: on for "
+                       "light-background images (brightfield, H&E), where it helps most, off for fluorescence.")
     sidebar.radio("Overlay", STYLES, key="style", horizontal=True,
                   format_func={"outlines": "Outlines", "filled": "Filled", "instances": "Colour per nucleus"}.get)
     sidebar.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="opacity")
@@ -126,7 +134,7 @@ def settings_ui(model: NucleiModel) -> Settings:
     sidebar.button("Reset to the model's defaults", on_click=reset_settings, args=(defaults,))
     postprocess = PostprocessSettings(threshold=st.session_state.threshold, min_size=int(st.session_state.min_size),
                                       marker_threshold=model.postprocess_settings.marker_threshold)
-    return Settings(postprocess, st.session_state.tta, st.session_state.style, st.session_state.opacity,
+    return Settings(postprocess, TTA_SETTINGS[st.session_state.tta], st.session_state.style, st.session_state.opacity,
                     st.session_state.stretch)
 
 

@@ -21,7 +21,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                            "tuned value)")
     seg.add_argument("--min-size", type=pixel_count, help="smallest nucleus kept, in pixels (default: the model's "
                                                           "tuned value)")
-    seg.add_argument("--tta", action="store_true", default=None, help="flip test-time augmentation (4x slower)")
+    seg.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                     help="flip test-time augmentation: 4 passes, 4x the network time (default: on for light-"
+                          "background images, brightfield and H&E, where it helps most; off for fluorescence)")
     seg.add_argument("--diameter", type=positive_float, metavar="PX",
                      help="typical nucleus diameter in pixels (default: estimated per image)")
     seg.add_argument("--channel", type=channel_argument, default="auto", metavar="N",

@@ -817,7 +817,7 @@ def network_segmenter(model: NucleiModel, plan: ImagePlan, settings: Postprocess
                       height: int, width: int, check: ScaleCheck | None = None) -> Segmenter:
     """One block through the pipeline's steps with the image's fixed channel, stretch and
     network grid; ``check`` gathers the nuclei found with the model's tuned settings."""
-    inference = inference_for(model, tta)
+    inference = inference_for(model, tta, plan.stretch.invert)
     grid = NetworkGrid(height, width, plan.factor, model.size_multiple)
 
     def segment_block(pixels: np.ndarray, block: Block) -> np.ndarray:

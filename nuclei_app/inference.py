@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from .channelwise import channel_max
 from .config import InferenceSettings, Normalisation
 
 ProgressCallback = Callable[[int, int], None]  # (done, total) units of work
@@ -17,8 +18,14 @@ ProgressCallback = Callable[[int, int], None]  # (done, total) units of work
 
 def preprocess(image: np.ndarray, normalisation: Normalisation = Normalisation()) -> np.ndarray:
     """float RGB in [0, 1] -> float32 network input: percentile-stretched, nuclei bright."""
+    return prepare(image, normalisation)[0]
+
+
+def prepare(image: np.ndarray, normalisation: Normalisation = Normalisation()) -> tuple[np.ndarray, Stretch]:
+    """``preprocess``, with the stretch it applied (``invert``: the background is light)."""
     image = np.asarray(image, dtype=np.float32)
-    return Stretch.fit(percentile_sample(image), normalisation).apply(image)
+    stretch = Stretch.fit(percentile_sample(image), normalisation)
+    return stretch.apply(image), stretch
 
 
 PERCENTILE_SAMPLE_PIXELS = 2_000_000
@@ -72,7 +79,7 @@ def is_light_background(scaled: np.ndarray, normalisation: Normalisation = Norma
 
 
 def _background_level(scaled: np.ndarray) -> float:
-    return float(np.median(scaled.max(axis=-1)))
+    return float(np.median(channel_max(scaled)))
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:

@@ -176,6 +176,7 @@ FIELD_RULES = {
     ("inference", "tile_size"): Rule(int, 64, 4096),
     ("inference", "tile_overlap"): Rule(int, 0, 512),
     ("inference", "tta"): Rule(bool),
+    ("inference", "tta_light"): Rule(bool),
     ("postprocess", "threshold"): Rule(float, 0, 1),
     ("postprocess", "marker_threshold"): Rule(float, 0, 1),
     ("postprocess", "min_size"): Rule(int, 0, 100_000),

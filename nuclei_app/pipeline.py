@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from .channels import AUTO, as_channels, check_channel, choose_channel, network_rgb
 from .config import InferenceSettings, PostprocessSettings
-from .inference import ProgressCallback, predict_preprocessed, preprocess
+from .inference import ProgressCallback, predict_preprocessed, prepare
 from .model import NucleiModel
 from .postprocess import instance_labels
 from .scale import estimate_diameter, median_diameter, rescale_image, resize_image, scale_factor
@@ -60,18 +60,29 @@ def settings_for(model: NucleiModel, threshold: float | None = None, min_size: i
     return replace(model.postprocess_settings, **overrides)
 
 
-def inference_for(model: NucleiModel, tta: bool | None = None) -> InferenceSettings:
+def inference_for(model: NucleiModel, tta: bool | None = None, light: bool = False) -> InferenceSettings:
+    """The model's inference settings; ``tta`` None: the model's default, flips on for a light
+    background (``light``) where the model asks for it (``tta_light``)."""
     settings = model.inference_settings
-    return settings if tta is None else replace(settings, tta=tta)
+    if tta is None:
+        tta = settings.tta or (settings.tta_light and light)
+    return replace(settings, tta=tta)
 
 
-def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AUTO) -> tuple[np.ndarray, int | str]:
-    """(preprocessed RGB the network sees, the channel used). Pure numpy, no turn on the model
-    needed: the batch prepares the next image in another thread while this one runs."""
+class NetworkInput(NamedTuple):
+    image: np.ndarray       # preprocessed RGB, as the network sees it
+    channel: int | str      # the channel used
+    light: bool             # a light background (inverted): brightfield, H&E
+
+
+def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AUTO) -> NetworkInput:
+    """What the network sees, and how it came about. Pure numpy, no turn on the model needed:
+    the batch prepares the next image in another thread while this one runs."""
     image = as_channels(image)
     chosen = choose_channel(image) if channel == AUTO else channel
     check_channel(image, chosen)
-    return preprocess(network_rgb(image, chosen), model.normalisation), chosen
+    prepared, stretch = prepare(network_rgb(image, chosen), model.normalisation)
+    return NetworkInput(prepared, chosen, stretch.invert)
 
 
 def predict(model: NucleiModel, image: np.ndarray, tta: bool | None = None,
@@ -93,7 +104,8 @@ def _predict(model, image, tta, progress, diameter, channel, prepared=None) -> t
     already computed them, else None). ``prepared``: ``network_input``'s result, if done."""
     if diameter is not None and not (math.isfinite(diameter) and diameter > 0):
         raise ValueError(f"diameter must be a positive number of pixels, got {diameter}.")
-    prepared, chosen = prepared or network_input(model, image, channel)
+    prepared, chosen, light = prepared or network_input(model, image, channel)
+    tta = inference_for(model, tta, light).tta
     if model.diameter is None:
         probabilities = _predict_at(model, prepared, 1.0, tta, progress)
         return Prediction(probabilities, None, "none", chosen), None
@@ -150,7 +162,7 @@ def segment(model: NucleiModel, image: np.ndarray, postprocess: PostprocessSetti
 
 def predict_labels(model: NucleiModel, image: np.ndarray | None, tta: bool | None = None,
                    progress: ProgressCallback | None = None, diameter: float | None = None,
-                   channel: int | str = AUTO, prepared: tuple[np.ndarray, int | str] | None = None
+                   channel: int | str = AUTO, prepared: NetworkInput | None = None
                    ) -> tuple[Prediction, np.ndarray | None]:
     """``segment``'s first half, in its turn on the model: the prediction, and the labels with
     the model's tuned settings where the automatic diameter already needed them (else None)."""

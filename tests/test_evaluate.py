@@ -59,3 +59,22 @@ def test_learning_curves_and_shift_figure(tmp_path):
     plot_shift_validation(report, tmp_path / "shift.png")
     assert (tmp_path / "shift.png").stat().st_size > 5000
     assert "| x3 | 0.500 (2) |" in report_tables(report)
+
+
+def test_new_scores_are_written_into_a_copy_of_a_real_model_folder(tiny_model_dir, tmp_path):
+    """--write: nuclei.json's recomputed scores and the card change, the rest stays."""
+    import json
+    import shutil
+
+    from nuclei_app.model import verify_folder
+    from train.evaluate import rewrite_metrics
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    before = verify_folder(folder)
+    scores = {"all": {"mean_ap": 0.4321, "images": 3, "ap50": 0.7, "dice": 0.8, "iou": 0.7, "pixel_accuracy": 0.9}}
+    rewrite_metrics(folder, {"validation": scores, "not a metric": 1})
+    after = json.loads((folder / "nuclei.json").read_text())
+    assert after["metrics"]["validation"] == scores and "not a metric" not in after["metrics"]
+    assert {k: v for k, v in after.items() if k != "metrics"} == {k: v for k, v in before.items() if k != "metrics"}
+    assert "0.432" in (folder / "README.md").read_text()

@@ -85,3 +85,29 @@ def test_thin_strips_are_segmented_at_their_own_size(tiny_model, shape):
     image = np.random.default_rng(0).random(shape + (3,)).astype(np.float32)
     for diameter in (None, 16.0):
         assert segment(tiny_model, image, diameter=diameter).labels.shape == shape
+
+
+def test_flips_by_default_on_light_backgrounds_only(bundled_model, monkeypatch):
+    """tta None: the model's default, flip TTA for brightfield and H&E (inverted, light
+    background), one pass for fluorescence; an explicit choice always wins."""
+    from nuclei_app import inference
+    from nuclei_app.pipeline import network_input, predict
+
+    assert inference_for(bundled_model, None, light=True).tta is True
+    assert inference_for(bundled_model, None, light=False).tta is False
+    assert inference_for(bundled_model, False, light=True).tta is False
+    passes = {}
+    real = inference.flip_variants
+
+    def counted(tta):
+        passes.setdefault(name, []).append(len(real(tta)))
+        return real(tta)
+    monkeypatch.setattr(inference, "flip_variants", counted)
+    for name, light in (("tissue_he", True), ("brightfield", True), ("fluorescence_sparse", False)):
+        image = read_image(SAMPLES / "images" / f"{name}.png")
+        assert network_input(bundled_model, image).light is light
+        predict(bundled_model, image, diameter=20.0)
+        assert set(passes[name]) == ({4} if light else {1}), (name, passes[name])
+    name = "tissue_he, tta off"
+    predict(bundled_model, read_image(SAMPLES / "images" / "tissue_he.png"), tta=False, diameter=20.0)
+    assert set(passes[name]) == {1}

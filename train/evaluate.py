@@ -70,7 +70,7 @@ def training_model(keras_model, config, normalisation: Normalisation, multiple: 
     return NucleiModel(keras_model, metadata, Path("."), source="training run")
 
 
-def predict_all(model: NucleiModel, images: list[Original], tta: bool = False,
+def predict_all(model: NucleiModel, images: list[Original], tta: bool | None = None,
                 diameters: list[float | None] | None = None) -> list[Prediction]:
     diameters = diameters or [None] * len(images)
     return [predict(model, o.image, tta=tta, diameter=d) for o, d in zip(images, diameters)]
@@ -337,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--holdout-of", type=Path, metavar="FOLDER",
                         help="score only the source group another run (trained with --holdout-group) held out")
+    parser.add_argument("--write", action="store_true",
+                        help="also store the new scores in the (local) model folder: nuclei.json's metrics and the "
+                             "model card, e.g. after a change to the inference defaults")
     args = parser.parse_args(argv)
     import json
 
@@ -354,7 +357,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(report_tables(report))
+    if args.write:
+        print(f"scores written to {rewrite_metrics(Path(args.model), report)}")
     return 0
+
+
+def rewrite_metrics(folder: Path, report: dict) -> Path:
+    """Replaces the scores this evaluation recomputed in a model folder's nuclei.json (others,
+    such as a training run's held-out group, stay) and rewrites its model card from it."""
+    import json
+
+    from nuclei_app.model import METADATA_FILE, MODEL_CARD, verify_folder
+
+    from .export import METRIC_KEYS, model_card
+
+    metadata = verify_folder(folder)
+    metadata["metrics"].update({key: report[key] for key in METRIC_KEYS if key in report})
+    (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    (folder / MODEL_CARD).write_text(model_card(metadata))
+    verify_folder(folder)
+    return folder
 
 
 if __name__ == "__main__":

@@ -102,12 +102,14 @@ def shift_table(metrics: dict) -> str:
 
 def report_tables(metrics: dict) -> str:
     """Everything ``python -m train.evaluate`` prints and the model card shows."""
-    parts = ["Validation split, automatic diameter, no TTA:", metrics_table(metrics["validation"])]
+    parts = ["Validation split, as the CLI and the app run by default (automatic diameter; flip TTA on "
+             "light-background images only):", metrics_table(metrics["validation"])]
     if "validation_true_diameter" in metrics:
         parts += ["", "Same images given their true median diameter (the estimator's share of the error):",
                   metrics_table(metrics["validation_true_diameter"])]
     if "validation_tta" in metrics:
-        parts += ["", "With flip test-time augmentation (--tta):", metrics_table(metrics["validation_tta"])]
+        parts += ["", "With flip test-time augmentation on every image (--tta):",
+                  metrics_table(metrics["validation_tta"])]
     if "shift" in metrics:
         parts += ["", "Shift validation, mean AP (images): x0.5 / x2 / x3 = the validation images rescaled; "
                   "stain = brightfield and tissue images with another stain balance and brightness:",
@@ -144,7 +146,7 @@ def card_front_matter(metadata: dict) -> str:
 
 def training_data_text(training: dict) -> str:
     """What the model was trained on, from its own record (a smoke run must not claim DSB2018)."""
-    data = str(training.get("data", ""))
+    data = str(training.get("data") or training.get("config", {}).get("data", ""))  # older folders: the run config
     if Path(data).parts[-2:] == ("assets", "samples"):
         return ("The four bundled sample images (`assets/samples`): a smoke-test model from `--preset tiny`, "
                 "for checking the pipeline, not for use.")
