@@ -45,7 +45,10 @@ def make_image(size: int, folder: Path) -> Path:
     return path
 
 
-def time_one(model, path: Path, tta: bool, diameter: float | None) -> tuple[float, int, float | None]:
+TTA_NAMES = {None: "default (this fluorescence sample: one pass)", True: "every image", False: "off"}
+
+
+def time_one(model, path: Path, tta: bool | None, diameter: float | None) -> tuple[float, int, float | None]:
     started = time.perf_counter()
     result = segment(model, read_image(path), tta=tta, diameter=diameter)
     return time.perf_counter() - started, result.count, result.prediction.diameter
@@ -55,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model source (default: bundled)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="flip every image / none (default: the model's default, flips for light backgrounds)")
     args = parser.parse_args(argv)
     model = resolve_model(args.model)
-    print(f"model: {describe(model)}; tta: {args.tta}; machine: {platform.machine()}, "
+    print(f"model: {describe(model)}; tta: {TTA_NAMES[args.tta]}; machine: {platform.machine()}, "
           f"{len(os.sched_getaffinity(0))} CPU cores")
     true_diameter = median_diameter(read_labels(SAMPLES_DIR / "ground_truth" / "fluorescence_dense.png"))
     print(f"sample's true median diameter: {true_diameter:.1f} px")

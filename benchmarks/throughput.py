@@ -51,7 +51,7 @@ def bare_forward_seconds(model, paths: list[Path], diameter: float) -> float:
 
     times = []
     for path in paths:
-        prepared, _ = network_input(model, read_image(path))
+        prepared = network_input(model, read_image(path)).image
         scaled = rescale_image(prepared, scale_factor(diameter, model.diameter))
         batch = pad_to_multiple(scaled, model.size_multiple)[0][None].astype(np.float32)
         model.predict(batch)  # the first call of a shape may trace: not timed
