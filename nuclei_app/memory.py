@@ -36,12 +36,16 @@ def limit_arenas(count: int = 2) -> bool:
     thread that allocates concurrently its own arena (up to 8 per core), and memory freed in
     one stays there: every Streamlit session runs in its own thread, so each would keep its
     own peak. False where there is no glibc."""
+    return _mallopt(M_ARENA_MAX, count)
+
+
+def _mallopt(parameter: int, value: int) -> bool:
     try:
         mallopt = ctypes.CDLL(_LIBC_NAME).mallopt
-    except (OSError, AttributeError, TypeError):
+    except (OSError, AttributeError, TypeError):  # macOS, musl, Windows
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_ARENA_MAX, count))
+    return bool(mallopt(parameter, value))
 
 
 M_MMAP_THRESHOLD = -3
@@ -53,12 +57,7 @@ def map_large_blocks(threshold_bytes: int = 1 << 20) -> bool:
     large block is freed, so later image-sized arrays land on the heap, where a small live
     object above them pins the freed pages (measured: 50 MB more kept after a 2048x2048
     segmentation). Fixing it also keeps TensorFlow from raising it. False where there is no glibc."""
-    try:
-        mallopt = ctypes.CDLL(_LIBC_NAME).mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, threshold_bytes))
+    return _mallopt(M_MMAP_THRESHOLD, threshold_bytes)
 
 
 def reap_closed_sessions(storage=None) -> bool:
