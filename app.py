@@ -162,8 +162,9 @@ def inputs_ui() -> list[InputImage]:
                  f"{LIMITS.max_image_pixels / 1e6:.0f} megapixels are segmented block by block and shown as a "
                  f"reduced overview: TIFFs up to {LIMITS.max_blockwise_pixels / 1e6:.0f} megapixels, other formats "
                  f"up to {ReadLimits().max_pixels / 1e6:.0f}.")
-        st.caption(f"{FORMATS_TEXT} · up to {limit} MB and {LIMITS.max_blockwise_pixels / 1e6:.0f} megapixels per "
-                   f"file, {LIMITS.max_images} images at once · images stay on this server only while the page is "
+        st.caption(f"{FORMATS_TEXT} · up to {limit} MB per file and {LIMITS.max_blockwise_pixels / 1e6:.0f} "
+                   f"megapixels per TIFF ({ReadLimits().max_pixels / 1e6:.0f} other formats), {LIMITS.max_images} "
+                   "images at once · images stay on this server only while the page is "
                    "open.")
     with samples_tab:
         chosen = samples_gallery()
@@ -364,11 +365,13 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
     def compute() -> LargeAnalysis:
         folder = tempfile.TemporaryDirectory(prefix="nuclei_app_")
         bar = st.progress(0.0, text=f"{position}Segmenting {item.label} block by block…")
-        result = segment_upload_in_blocks(
-            model, item.data, item.label, folder.name, item.name, settings.postprocess, choices.diameter,
-            choices.channel, settings.tta, progress=lambda done, total: bar.progress(
-                done / total, text=f"{position}Segmenting {item.label} block by block: block {done} of {total}"))
-        bar.empty()
+        try:
+            result = segment_upload_in_blocks(
+                model, item.data, item.label, folder.name, item.name, settings.postprocess, choices.diameter,
+                choices.channel, settings.tta, progress=lambda done, total: bar.progress(
+                    done / total, text=f"{position}Segmenting {item.label} block by block: block {done} of {total}"))
+        finally:
+            bar.empty()
         return LargeAnalysis(item, result, folder)
     try:
         analysis = session_cached(item, ("blocks", model.source, settings.tta, choices.key, settings.postprocess),
@@ -380,6 +383,8 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
         st.error(f"**{item.label}**: {error}")
         return None
     result = analysis.result
+    if result.diameter is not None:
+        st.session_state[f"estimate_{item.key}"] = round(result.diameter, 1)
     st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
     image_choices_ui(item, model, result.channels)
     return analysis
@@ -400,7 +405,8 @@ def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
     blocks = "one block" if result.blocks == 1 else f"{result.blocks} overlapping blocks"
     st.info(f"A large image: segmented block by block ({blocks}), as the command line does, so that it fits "
             "this server's memory. The page shows a reduced overview; the label TIFF has every "
-            "pixel. ImageJ ROIs and GeoJSON for images this large: use the command line.", icon="ℹ️")
+            "pixel. Changing the threshold, minimum size or TTA segments it again. ImageJ ROIs and GeoJSON for "
+            "images this large: use the command line.", icon="ℹ️")
     st.image(result.files["overlay"].read_bytes(), caption=f"{result.count} nuclei (reduced overview)",
              width="stretch")
     measurements_ui(analysis)
@@ -449,7 +455,9 @@ def current_choices(item: InputImage) -> ImageChoices:
     their values under their keys): a large image is segmented first, and only then is its
     channel count known for the picker."""
     state = st.session_state
-    diameter = state.get(f"diameter_{item.key}") if state.get(f"diameter_manual_{item.key}") else None
+    # Just switched to manual: the number field shows the estimate until it is edited.
+    manual = state.get(f"diameter_{item.key}", state.get(f"estimate_{item.key}"))
+    diameter = manual if state.get(f"diameter_manual_{item.key}") else None
     return ImageChoices(None if diameter is None else float(diameter), state.get(f"channel_{item.key}", AUTO))
 
 

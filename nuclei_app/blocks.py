@@ -74,6 +74,9 @@ CHANNEL_SAMPLE_SIDE = 512   # channels._sample's max_side: choose_channel looks 
 LABEL_TILE = 512            # tile side of the label TIFF
 SURVEY_BYTES = 64 * 2**20   # one read of the survey pass
 MAX_CHUNK_BYTES = 256 * 2**20  # a compressed strip or tile larger than this can't be read by blocks
+# An upload under the pixel limit is still read lazily above this many bytes of pixels: a 40 Mpx
+# stack of 8 float64 channels would take 2.5 GB decoded.
+MAX_STORED_BYTES = 256 * 2**20
 SCRATCH_PREFIX = ".nuclei_blocks_"  # hidden: a folder scan of the output folder passes it over
 
 
@@ -897,7 +900,7 @@ def upload_source(data: bytes, label: str, folder: Path) -> Iterator[BlockSource
     try:
         if data[:4] in TIFF_MAGIC:
             copy.write_bytes(data)
-            if needs_blocks(copy):
+            if needs_blocks(copy) or stored_bytes(copy) > MAX_STORED_BYTES:
                 with TiffSource(copy, label) as source:
                     yield source
                 return
@@ -905,6 +908,15 @@ def upload_source(data: bytes, label: str, folder: Path) -> Iterator[BlockSource
         yield ArraySource(*read_raw_channels(data, label))
     finally:
         copy.unlink(missing_ok=True)
+
+
+def stored_bytes(path: Path) -> int:
+    """Bytes of a TIFF's full-resolution pixels as stored (0 where the header can't say)."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return int(tif.series[0].levels[0].nbytes)
+    except Exception:  # noqa: BLE001 - the reader that follows says what is wrong with the file
+        return 0
 
 
 def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Path, name: str,

@@ -42,8 +42,8 @@ class InferenceSettings:
     tile_overlap: int = 64     # blended margin so that seams do not show in the output
     tta: bool = False          # average over flips: better edges, 4x the time
     # Flip TTA by default on light-background images (brightfield, H&E), where the network is
-    # weakest and flips help most: validation mean AP +0.025 brightfield, +0.019 tissue, against
-    # +0.009 on fluorescence (model card), which keeps its single pass and its speed.
+    # weakest and flips help most: validation mean AP +0.030 brightfield, +0.019 tissue, against
+    # +0.005 on fluorescence (train.evaluate), which keeps its single pass and its speed.
     tta_light: bool = True
 
 

@@ -360,3 +360,22 @@ def test_bad_arguments_are_refused_before_any_work(bundled_model, arguments, mes
     monkeypatch.setattr(blocks, "survey", None)  # a pass over a huge image would come first otherwise
     with pytest.raises(ValueError, match=message):
         segment_array_in_blocks(bundled_model, np.zeros((100, 100, 2), np.float32), **arguments)
+
+
+def test_an_upload_with_many_bytes_of_pixels_is_read_lazily_even_under_the_pixel_limit(tmp_path, monkeypatch):
+    """A small-area TIFF whose decoded pixels exceed blocks.MAX_STORED_BYTES (float64 stacks)
+    is read window by window, not decoded whole; a light one is decoded as stored."""
+    import io
+
+    from nuclei_app import blocks
+
+    stack = np.random.default_rng(0).random((64, 80, 3))  # float64: 122,880 bytes
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, stack, photometric="rgb")
+    data = buffer.getvalue()
+    with blocks.upload_source(data, "light.tif", tmp_path) as source:
+        assert isinstance(source, ArraySource)
+    monkeypatch.setattr(blocks, "MAX_STORED_BYTES", 100_000)
+    with blocks.upload_source(data, "heavy.tif", tmp_path) as source:
+        assert isinstance(source, TiffSource) and (source.height, source.width, source.channels) == (64, 80, 3)
+    assert not list(tmp_path.iterdir())  # the upload's copy is removed afterwards

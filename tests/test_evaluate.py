@@ -78,3 +78,14 @@ def test_new_scores_are_written_into_a_copy_of_a_real_model_folder(tiny_model_di
     assert after["metrics"]["validation"] == scores and "not a metric" not in after["metrics"]
     assert {k: v for k, v in after.items() if k != "metrics"} == {k: v for k, v in before.items() if k != "metrics"}
     assert "0.432" in (folder / "README.md").read_text()
+
+
+def test_write_needs_a_local_folder_and_a_full_evaluation(capsys):
+    import pytest
+
+    from train.evaluate import main
+
+    for argv in (["--model", "hf://someone/nuclei", "--write"], ["--holdout-of", "runs/x", "--write"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2 and "--write stores a full evaluation" in capsys.readouterr().err

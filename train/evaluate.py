@@ -341,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also store the new scores in the (local) model folder: nuclei.json's metrics and the "
                              "model card, e.g. after a change to the inference defaults")
     args = parser.parse_args(argv)
+    if args.write and (args.holdout_of or not Path(args.model).is_dir()):
+        parser.error("--write stores a full evaluation in a local model folder: give --model a folder, without "
+                     "--holdout-of")
     import json
 
     from nuclei_app.model import ModelLoadError
@@ -372,7 +375,7 @@ def rewrite_metrics(folder: Path, report: dict) -> Path:
     from .export import METRIC_KEYS, model_card
 
     metadata = verify_folder(folder)
-    metadata["metrics"].update({key: report[key] for key in METRIC_KEYS if key in report})
+    metadata.setdefault("metrics", {}).update({key: report[key] for key in METRIC_KEYS if key in report})
     (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     (folder / MODEL_CARD).write_text(model_card(metadata))
     verify_folder(folder)
