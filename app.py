@@ -20,7 +20,7 @@ from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
 from nuclei_app.imageio import ImageReadError, declared_pixels, read_channels, read_labels
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
-from nuclei_app.measure import measure_nuclei, summary, summary_of_table
+from nuclei_app.measure import measure_nuclei, summary
 from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
 from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
@@ -383,8 +383,6 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
         st.error(f"**{item.label}**: {error}")
         return None
     result = analysis.result
-    if result.diameter is not None:
-        st.session_state[f"estimate_{item.key}"] = round(result.diameter, 1)
     st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
     image_choices_ui(item, model, result.channels)
     return analysis
@@ -392,15 +390,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
 
 def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
     result, item = analysis.result, analysis.item
-    stats = headline_numbers(analysis)
-    columns = st.columns(6)
-    columns[0].metric("Nuclei", stats["count"])
-    columns[1].metric("Coverage", f"{100 * stats['coverage']:.1f} %")
-    columns[2].metric("Median area", f"{stats['median_area']:.0f} px")
-    columns[3].metric("Mean area", f"{stats['mean_area']:.0f} px", help=f"± {stats['std_area']:.0f} px (SD)")
-    columns[4].metric("Diameter used", "image scale" if result.diameter is None else f"{result.diameter:.1f} px",
-                      help=DIAMETER_SOURCES.get(result.diameter_source, ""))
-    columns[5].metric("Channel", "all" if result.channel == ALL_CHANNELS else f"{result.channel}")
+    headline_ui(analysis)
     confidence_ui(analysis, model)
     blocks = "one block" if result.blocks == 1 else f"{result.blocks} overlapping blocks"
     st.info(f"A large image: segmented block by block ({blocks}), as the command line does, so that it fits "
@@ -468,23 +458,24 @@ def screen_view(array: np.ndarray, max_side: int = 1200) -> np.ndarray:
     return array[::step, ::step]
 
 
-def headline_ui(analysis: Analysis) -> None:
-    stats = summary(analysis.labels, analysis.table)
-    prediction = analysis.prediction
+def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
+    stats = headline_numbers(analysis)
+    used = segmented_with(analysis)
     columns = st.columns(6)
     columns[0].metric("Nuclei", stats["count"])
     columns[1].metric("Coverage", f"{100 * stats['coverage']:.1f} %")
     columns[2].metric("Median area", f"{stats['median_area']:.0f} px")
     columns[3].metric("Mean area", f"{stats['mean_area']:.0f} px", help=f"± {stats['std_area']:.0f} px (SD)")
-    if prediction.diameter is not None:
-        st.session_state[f"estimate_{analysis.item.key}"] = round(prediction.diameter, 1)
-        columns[4].metric("Diameter used", f"{prediction.diameter:.1f} px",
-                          help=f"{DIAMETER_SOURCES[prediction.diameter_source]} The image was resized "
-                               f"×{prediction.factor:.2f} so its nuclei match the {prediction.canonical_diameter:g} px "
-                               "the network was trained at; results are at the original size.")
+    if used.diameter is not None:
+        st.session_state[f"estimate_{analysis.item.key}"] = round(used.diameter, 1)
+        resized = (f" The image was resized ×{used.factor:.2f} so its nuclei match the {used.canonical_diameter:g} "
+                   "px the network was trained at; results are at the original size."
+                   if isinstance(used, Prediction) else "")
+        columns[4].metric("Diameter used", f"{used.diameter:.1f} px",
+                          help=DIAMETER_SOURCES[used.diameter_source] + resized)
     else:
         columns[4].metric("Diameter used", "image scale")
-    columns[5].metric("Channel", "all" if prediction.channel == ALL_CHANNELS else f"{prediction.channel}",
+    columns[5].metric("Channel", "all" if used.channel == ALL_CHANNELS else f"{used.channel}",
                       help="The channel the network saw: 'all' = the image's colours as they are.")
 
 
@@ -632,16 +623,20 @@ def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]])
 
 
 def headline_numbers(analysis: Analysis | LargeAnalysis) -> dict:
-    if isinstance(analysis, LargeAnalysis):  # no labels in memory: coverage from the nuclei's areas
-        result = analysis.result
-        return summary_of_table(analysis.table, result.height * result.width)
-    return summary(analysis.labels, analysis.table)
+    """Count, coverage and sizes from the table (a large image's labels are not in memory)."""
+    result = analysis.result if isinstance(analysis, LargeAnalysis) else None
+    return summary(analysis.table, result.height * result.width if result else analysis.labels.size)
+
+
+def segmented_with(analysis: Analysis | LargeAnalysis) -> Prediction | BlockResult:
+    """What records the diameter, its source and the channel the image was segmented with."""
+    return analysis.result if isinstance(analysis, LargeAnalysis) else analysis.prediction
 
 
 def summary_row(analysis: Analysis | LargeAnalysis) -> dict:
     """One image's headline numbers, with units, as the card shows them (coverage in %)."""
     stats = headline_numbers(analysis)
-    used = analysis.result if isinstance(analysis, LargeAnalysis) else analysis.prediction
+    used = segmented_with(analysis)
     return {"Image": analysis.item.name, "File": analysis.item.label, "Nuclei": stats["count"],
             "Coverage (%)": 100 * stats["coverage"], "Mean area (px)": stats["mean_area"],
             "Median area (px)": stats["median_area"], "Area SD (px)": stats["std_area"],

@@ -50,7 +50,7 @@ from .channels import (ALL_CHANNELS, AUTO, as_channels, check_channel, choose_ch
                        network_rgb)
 from .config import PostprocessSettings, ReadLimits
 from .imageio import (MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, read_raw_channels,
-                      rgb_png_bytes, to_uint8)
+                      rgb_png_bytes, tiff_plane_shape, to_uint8)
 from .inference import ProgressCallback, Stretch, percentile_stride, predict_preprocessed
 from .measure import COLUMNS, measure_nuclei
 from .memory import release_free_memory
@@ -100,18 +100,10 @@ def needs_blocks(path: str | Path, limits: ReadLimits = ReadLimits()) -> bool:
             if handle.read(4) not in TIFF_MAGIC:
                 return False
         with tifffile.TiffFile(path) as tif:
-            height, width = _plane_shape(tif.series[0].levels[0])
+            height, width = tiff_plane_shape(tif.series[0].levels[0])
         return height * width > limits.max_pixels or path.stat().st_size > limits.max_file_bytes
     except Exception:  # noqa: BLE001 - unreadable here means imageio will say why
         return False
-
-
-def _plane_shape(level) -> tuple[int, int]:
-    axes, shape = level.axes, level.shape
-    if "Y" not in axes or "X" not in axes:
-        page = level.keyframe
-        return page.imagelength, page.imagewidth
-    return shape[axes.index("Y")], shape[axes.index("X")]
 
 
 # ---------------------------------------------------------------------------------------
@@ -723,9 +715,14 @@ def stretched_planes(pixels: np.ndarray, channel: int | str, stretch: Stretch) -
     return stretch.apply(pixels[..., :3] if channel == ALL_CHANNELS else pixels[..., channel:channel + 1])
 
 
+def planes_rgb(planes: np.ndarray, channel: int | str) -> np.ndarray:
+    """``network_rgb`` of ``stretched_planes``' result (a channel index is plane 0 there)."""
+    return network_rgb(planes, ALL_CHANNELS if channel == ALL_CHANNELS else 0)
+
+
 def network_input(pixels: np.ndarray, channel: int | str, stretch: Stretch) -> np.ndarray:
     """``preprocess(network_rgb(pixels, channel))`` with the whole image's stretch."""
-    return network_rgb(stretched_planes(pixels, channel, stretch), ALL_CHANNELS if channel == ALL_CHANNELS else 0)
+    return planes_rgb(stretched_planes(pixels, channel, stretch), channel)
 
 
 @dataclass(frozen=True)
@@ -827,7 +824,7 @@ def network_segmenter(model: NucleiModel, plan: ImagePlan, settings: Postprocess
         # Stretch and resampling work plane by plane: done before network_rgb copies a grey
         # plane to three channels, they take a third of the time and memory.
         planes, origin = grid.to_network(stretched_planes(pixels, plan.channel, plan.stretch), block.window)
-        part = network_rgb(planes, ALL_CHANNELS if plan.channel == ALL_CHANNELS else 0)
+        part = planes_rgb(planes, plan.channel)
         with model.in_turn():
             probabilities = predict_preprocessed(model, part, inference, model.size_multiple)
         probabilities = grid.from_network(probabilities, origin, block.window)

@@ -327,14 +327,23 @@ def _describe(error: Exception) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
+def tiff_plane_shape(level) -> tuple[int, int]:
+    """(height, width) of one plane of a tifffile series level."""
+    axes, shape = level.axes, level.shape
+    if "Y" not in axes or "X" not in axes:
+        page = level.keyframe
+        return page.imagelength, page.imagewidth
+    return shape[axes.index("Y")], shape[axes.index("X")]
+
+
 def declared_pixels(data: bytes) -> int | None:
     """Pixels of the image's full-resolution plane, from its header alone (no pixel is
     decoded); None where the header can't be read, so that the reader says why."""
     try:
         if data[:4] in TIFF_MAGIC:
             with tifffile.TiffFile(io.BytesIO(data)) as tif:
-                page = tif.series[0].levels[0].keyframe
-                return int(page.imagelength) * int(page.imagewidth)
+                height, width = tiff_plane_shape(tif.series[0].levels[0])
+                return int(height) * int(width)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as image:

@@ -84,18 +84,14 @@ def touches_border(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.isin(ids, edge)
 
 
-def summary(labels: np.ndarray, table: pd.DataFrame) -> dict:
-    """Count, coverage and size statistics for the headline numbers."""
-    return summary_of_table(table, labels.size, float((labels > 0).mean()))
-
-
-def summary_of_table(table: pd.DataFrame, pixels: int, coverage: float | None = None) -> dict:
-    """``summary`` from the table alone (an image whose labels are not in memory): coverage
-    is the nuclei's total area over the image's pixels."""
+def summary(table: pd.DataFrame, pixels: int) -> dict:
+    """Count, coverage and size statistics for the headline numbers, from the measurements
+    alone (a large image's labels are never in memory): coverage is the nuclei's total area
+    over the image's ``pixels``, which is exactly the labelled fraction of the image."""
     areas = table["area_px"].to_numpy(dtype=float) if len(table) else np.zeros(0)
     return {
         "count": int(len(table)),
-        "coverage": float(areas.sum() / pixels) if coverage is None else coverage,
+        "coverage": float(areas.sum() / pixels),
         "mean_area": float(areas.mean()) if areas.size else 0.0,
         "median_area": float(np.median(areas)) if areas.size else 0.0,
         "std_area": float(areas.std()) if areas.size else 0.0,

@@ -23,14 +23,14 @@ def test_square_nucleus_measurements():
 def test_no_nuclei_gives_empty_table_with_columns():
     table = measure_nuclei(np.zeros((10, 10), np.int32), np.zeros((10, 10, 3), np.float32))
     assert len(table) == 0 and list(table.columns) == COLUMNS
-    assert summary(np.zeros((10, 10), np.int32), table)["count"] == 0
+    assert summary(table, 100)["count"] == 0
 
 
 def test_summary_counts_and_coverage():
     labels = np.zeros((10, 10), np.int32)
     labels[0:2, 0:2] = 1
     labels[5:9, 5:9] = 2
-    stats = summary(labels, measure_nuclei(labels, np.zeros((10, 10, 3), np.float32)))
+    stats = summary(measure_nuclei(labels, np.zeros((10, 10, 3), np.float32)), labels.size)
     assert stats["count"] == 2 and stats["coverage"] == pytest.approx(0.2)
     assert stats["mean_area"] == pytest.approx(10.0) and stats["median_area"] == pytest.approx(10.0)
 
