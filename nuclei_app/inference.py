@@ -130,9 +130,13 @@ def _flip(array: np.ndarray, vertical: bool, horizontal: bool) -> np.ndarray:
 
 def predict_tile(model, tile: np.ndarray, tta: bool) -> np.ndarray:
     """Mean probability over the flip variants of one (H, W, 3) tile."""
+    import keras  # here: whoever passes a model has loaded Keras already
+
     variants = flip_variants(tta)
     batch = np.stack([_flip(tile, v, h) for v, h in variants])
-    output = np.asarray(model(batch, training=False))
+    # convert_to_numpy: a bare Keras model (training's panels and evaluation) returns the
+    # backend's tensor, which under PyTorch must leave the autograd graph first.
+    output = keras.ops.convert_to_numpy(model(batch, training=False))
     restored = [_flip(output[i], v, h) for i, (v, h) in enumerate(variants)]
     return np.mean(restored, axis=0)
 

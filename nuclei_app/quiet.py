@@ -33,7 +33,8 @@ def import_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # 3: also the runtime graph warnings (E0000 ...)
     if "keras" not in sys.modules:
         with silenced_stderr_fd():
-            import tensorflow  # noqa: F401  (keras' backend; imported here so it is quiet too)
+            if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+                import tensorflow  # noqa: F401  (keras' backend; imported here so it is quiet too)
             import keras  # noqa: F401
     import keras
 

@@ -21,12 +21,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
     parser.add_argument("--crop-size", type=int, help=f"default {defaults.crop_size}")
     parser.add_argument("--learning-rate", type=float, help=f"default {defaults.learning_rate}")
+    parser.add_argument("--kind-balance", type=float,
+                        help=f"draw images by 1/count(kind)**B: 0 by image, 1 each kind equally (default {defaults.kind_balance})")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     parser.add_argument("--base-filters", type=int, help=f"default {defaults.base_filters}")
     parser.add_argument("--diameter", type=float, help=f"canonical nucleus diameter in px (default {defaults.diameter})")
     parser.add_argument("--holdout-group", type=int, metavar="N",
                         help="experiment: leave source group N out of training and score it (-1: the group "
                              "with the largest nuclei)")
+    parser.add_argument("--loader-workers", type=int, metavar="N",
+                        help="processes making augmented crops (default 1: the network needs both CPU cores "
+                             "here; more where a GPU waits for crops)")
     parser.add_argument("--max-images", type=int, help="use only the first N images (smoke tests)")
     parser.add_argument("--preset", choices=["tiny", "long"],
                         help="tiny: a seconds-long smoke run on 4 images; long: 72 epochs (~3 h here) into runs/long")
@@ -39,8 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     config = with_preset(TrainConfig(), args.preset)
+    # "is", not "in (None, False)": 0 == False, and --holdout-group 0 or --kind-balance 0 are meant.
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-             if hasattr(args, f.name) and getattr(args, f.name) not in (None, False)}
+             if getattr(args, f.name, None) is not None and getattr(args, f.name) is not False}
     return replace(config, **given)
 
 

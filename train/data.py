@@ -256,11 +256,12 @@ class CropSequence(keras.utils.PyDataset):
     """
 
     def __init__(self, samples: list[Sample], batch_size: int, crop: int, steps: int,
-                 seed: int, aug: Augmentation = Augmentation(), first_epoch: int = 0):
-        super().__init__(workers=1, use_multiprocessing=False)
+                 seed: int, aug: Augmentation = Augmentation(), first_epoch: int = 0, workers: int = 1,
+                 kind_balance: float = 0.7):
+        super().__init__(workers=workers, use_multiprocessing=workers > 1)
         self.samples, self.batch_size, self.crop, self.steps = samples, batch_size, crop, steps
         self.seed, self.aug, self.epoch = seed, aug, first_epoch
-        self.weights = sampling_weights(samples)
+        self.weights = sampling_weights(samples, kind_balance)
 
     def __len__(self) -> int:
         return self.steps

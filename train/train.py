@@ -18,7 +18,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from nuclei_app import __version__
 from nuclei_app.config import Normalisation
@@ -33,8 +32,11 @@ log = logging.getLogger("train")
 
 
 def make_reproducible(seed: int) -> None:
-    keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow generators
-    tf.config.experimental.enable_op_determinism()  # costs nothing measurable on CPU here
+    keras.utils.set_random_seed(seed)  # Python, NumPy and the backend's generators
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()  # costs nothing measurable on CPU here
 
 
 def code_version() -> str:
@@ -68,13 +70,21 @@ def record_run(config: TrainConfig, folder: Path) -> dict:
             "command": current_command(),
             "config": config.to_json(),
             "code_version": code_version(),
-            "tensorflow": tf.__version__,
+            "tensorflow": backend_version(),
             "keras": keras.__version__,
             "python": platform.python_version(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         }
     path.write_text(json.dumps(run, indent=2))
     return run
+
+
+def backend_version() -> str:
+    """TensorFlow's version; another Keras backend is named with its version."""
+    backend = keras.backend.backend()
+    module = __import__({"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}.get(backend, backend))
+    version = getattr(module, "__version__", "?")
+    return version if backend == "tensorflow" else f"none ({backend} {version})"
 
 
 def current_command() -> str:
@@ -84,7 +94,7 @@ def current_command() -> str:
 def config_differences(original: dict, now: dict) -> list[str]:
     # A moved run folder is the same run, and more epochs continue it (the resume is recorded
     # with its command); anything else would change the data or the model mid-run.
-    ignored = {"resume", "out", "epochs"}
+    ignored = {"resume", "out", "epochs", "loader_workers"}
     return [f"{key}: {original.get(key)!r} then, {now.get(key)!r} now"
             for key in sorted((set(original) | set(now)) - ignored) if original.get(key) != now.get(key)]
 
@@ -143,7 +153,8 @@ def build_or_resume(config: TrainConfig, checkpoints: Path) -> tuple[keras.Model
 def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int, folder: Path):
     checkpoints = folder / "checkpoints"
     sequence = CropSequence(train_set, config.batch_size, config.crop_size, config.steps_per_epoch,
-                            config.seed, first_epoch=start_epoch)
+                            config.seed, first_epoch=start_epoch,
+                            workers=config.loader_workers, kind_balance=config.kind_balance)
     validation = validation_crops(validation_set, config.crop_size)
     callbacks = [
         keras.callbacks.CSVLogger(str(folder / "log.csv"), append=start_epoch > 0),
