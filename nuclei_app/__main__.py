@@ -128,9 +128,6 @@ def output_folder_problem(out_text: str, on_cluster: bool) -> str | None:
 def run(args: argparse.Namespace) -> int:
     if args.command == "segment":
         problem = output_folder_problem(args.out, on_cluster=bool(args.workers or args.scheduler))
-        if not problem and args.block_size and (args.workers or args.scheduler):
-            problem = ("--block-size runs in this process for now, not with --workers or --scheduler: leave one of "
-                       "them out (huge TIFFs go block by block in this process automatically).")
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -160,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             result = run_on_cluster(args.paths, args.out, request, cluster_model_source(model), workers=args.workers,
-                                    scheduler=args.scheduler, debug=args.debug, skip_existing=args.skip_existing)
+                                    scheduler=args.scheduler, debug=args.debug, skip_existing=args.skip_existing,
+                                    model=model)
         except ClusterError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

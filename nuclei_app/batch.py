@@ -223,7 +223,7 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
     record = RunRecord(out, ["image"] + COLUMNS, request.formats, resume=skip_existing)
     result = BatchResult(failed=list(problems))
     names, todo = start_run(images, problems, record, result, log)
-    huge = {path for path in todo if _is_huge(path)}
+    huge = {path for path in todo if is_huge(path)}
     in_blocks = [path for path in todo if request.block_size or path in huge]
     whole = [path for path in todo if not (request.block_size or path in huge)]
     with Progress(len(todo), log) as progress:
@@ -296,7 +296,7 @@ def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], o
                 _finished(writes.popleft(), record, result, progress, debug)
 
 
-def _is_huge(path: Path) -> bool:
+def is_huge(path: Path) -> bool:
     from .blocks import needs_blocks
 
     try:
@@ -322,18 +322,20 @@ def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: di
 
 
 def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out: Path, request: ImageRequest,
-                      progress):
+                      progress, runner=None, label: str | None = None):
     """(table, count, prediction summary, (height, width)). A huge TIFF writes its tiled label
     TIFF and a downsampled overlay (whole-image PNG labels, ROIs and GeoJSON would need every
-    label in memory); an image that fits in memory gets every requested format."""
+    label in memory); an image that fits in memory gets every requested format. ``runner``:
+    the blocks are segmented on a cluster (``cluster_blocks``); ``label``: the file as the
+    user named it, for messages."""
     from .blocks import DEFAULT_BLOCK, segment_array_in_blocks, segment_in_blocks
 
     options = dict(settings=request.settings, diameter=request.diameter, channel=request.channel, tta=request.tta,
-                   block_size=request.block_size or DEFAULT_BLOCK, progress=progress)
+                   block_size=request.block_size or DEFAULT_BLOCK, progress=progress, runner=runner)
     if huge:
-        outcome = segment_in_blocks(model, path, out, name, **options)
+        outcome = segment_in_blocks(model, path, out, name, label=label, **options)
     else:
-        channels = read_channels(path)
+        channels = read_channels(path, name=label)
         outcome = segment_array_in_blocks(model, channels, **options)
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
     prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,

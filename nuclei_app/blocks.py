@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -476,18 +476,20 @@ class Stitched:
     duplicates: int = 0  # second versions of a nucleus a neighbour already wrote, dropped
 
 
-def stitch_blocks(source: BlockSource, segment_block: Segmenter, sink: LabelSink, blocks: Sequence[Block],
+def stitch_blocks(source: BlockSource, segment_block: Segmenter | None, sink: LabelSink, blocks: Sequence[Block],
                   intensity: Callable[[np.ndarray], np.ndarray] | None = None,
                   progress: ProgressCallback | None = None, tolerance: float = CENTROID_TOLERANCE,
-                  start: Stitched | None = None) -> Stitched:
+                  start: Stitched | None = None, labelled: Iterable[np.ndarray] | None = None) -> Stitched:
     """Segments each block's window and writes the objects it keeps into ``sink`` with ids
     in block order, after those of ``start`` (blocks already written); measures each
-    object once, in the block that writes it."""
+    object once, in the block that writes it. ``labelled``: the blocks' labels, in order,
+    computed elsewhere (a cluster) instead of by ``segment_block``."""
     result = start or Stitched(pd.DataFrame(columns=COLUMNS), 0)
     tables = [result.table] if len(result.table) else []
+    labelled = iter(labelled) if labelled is not None else None
     for done, block in enumerate(blocks, start=1):
         pixels = source.read(*block.window)
-        local = np.asarray(segment_block(pixels, block))
+        local = np.asarray(next(labelled) if labelled is not None else segment_block(pixels, block))
         keep, cut = objects_to_keep(local, block, source.height, source.width, tolerance)
         top, _, left, _ = block.window
         claimed = sink.read(*block.window)
@@ -593,9 +595,26 @@ class ImagePlan:
     core: int                # core side, px
 
 
+@dataclass(frozen=True)
+class BlockJob:
+    """What segmenting any block of an image takes besides its pixels (sent to cluster workers)."""
+    plan: ImagePlan
+    settings: PostprocessSettings
+    tta: bool | None
+    height: int
+    width: int
+
+
+# Segments an image's blocks elsewhere (``cluster_blocks.ClusterBlocks``: on Dask workers):
+# (job, blocks, scale check or None) -> each block's window labels, in the blocks' order; the
+# nuclei the check needs are added to it as the labels arrive.
+BlockRunner = Callable[[BlockJob, Sequence[Block], "ScaleCheck | None"], Iterator[np.ndarray]]
+
+
 def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, settings: PostprocessSettings | None,
                    diameter: float | None, channel: int | str, tta: bool | None, block_size: int,
-                   progress: ProgressCallback | None = None) -> tuple[ImagePlan, Overview, list[Block], Stitched]:
+                   progress: ProgressCallback | None = None,
+                   runner: BlockRunner | None = None) -> tuple[ImagePlan, Overview, list[Block], Stitched]:
     """The pipeline's decisions for the whole image, then the blocks, as ``pipeline.segment``
     decides and segments a whole image:
 
@@ -606,7 +625,10 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
       ``REFINE_TOLERANCE`` away, every block is segmented again at their median diameter.
       The check is made on the first ``SCALE_CHECK_BLOCKS`` blocks, spread over the image
       (on all blocks of a smaller image, which then gets the whole image's diameter
-      exactly): a wrong estimate costs those blocks, not a whole pass."""
+      exactly): a wrong estimate costs those blocks, not a whole pass.
+
+    ``runner``: the blocks are segmented by it (on a cluster) rather than here; the
+    decisions above and the stitching stay in this process."""
     check_arguments(source, diameter, channel, block_size)  # before any pass over a huge image
     overview = survey(source)
     chosen = choose_channel(overview.channels) if channel == AUTO else channel
@@ -621,9 +643,12 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
 
     def stitch(plan: ImagePlan, blocks: list[Block], check: ScaleCheck | None = None, start: Stitched | None = None,
                done: int = 0, total: int = 0) -> Stitched:
-        segmenter = network_segmenter(model, plan, settings, tta, source.height, source.width, check)
+        job = BlockJob(plan, settings, tta, source.height, source.width)
+        segmenter = job_segmenter(model, job, check) if runner is None else None
+        labelled = runner(job, blocks, check) if runner is not None else None
         report = (lambda d, t: progress(done + d, total or t)) if progress else None
-        return stitch_blocks(source, segmenter, sink, blocks, lambda pixels: intensity_image(pixels, chosen), report, start=start)
+        return stitch_blocks(source, segmenter, sink, blocks, lambda pixels: intensity_image(pixels, chosen), report,
+                             start=start, labelled=labelled)
 
     if diameter is not None:
         plan, blocks = plan_for(float(diameter), "given", float(diameter))
@@ -813,6 +838,10 @@ def _linear(array: np.ndarray, coordinates: np.ndarray, axis: int) -> np.ndarray
     return (np.take(array, low, axis=axis) * (1 - weight) + np.take(array, high, axis=axis) * weight).astype(np.float32)
 
 
+def job_segmenter(model: NucleiModel, job: BlockJob, check: ScaleCheck | None = None) -> Segmenter:
+    return network_segmenter(model, job.plan, job.settings, job.tta, job.height, job.width, check)
+
+
 def network_segmenter(model: NucleiModel, plan: ImagePlan, settings: PostprocessSettings, tta: bool | None,
                       height: int, width: int, check: ScaleCheck | None = None) -> Segmenter:
     """One block through the pipeline's steps with the image's fixed channel, stretch and
@@ -866,13 +895,16 @@ class BlockResult:
 def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path, name: str,
                       settings: PostprocessSettings | None = None, diameter: float | None = None,
                       channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
-                      progress: ProgressCallback | None = None) -> BlockResult:
+                      progress: ProgressCallback | None = None, runner: BlockRunner | None = None,
+                      label: str | None = None) -> BlockResult:
     """Segments a TIFF of any size block by block; writes ``{name}_labels.tif`` (tiled,
     16-bit, 32-bit beyond 65,535 nuclei) and ``{name}_overlay.png`` (longest side <=
     OVERVIEW_SIDE) into ``out_dir``. Raises ImageReadError (file and reason) for a file
-    that can't be read, ValueError for bad arguments."""
-    with TiffSource(path) as source:
-        return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress)
+    that can't be read, ValueError for bad arguments. ``runner``: see ``segment_source``;
+    ``label``: the file's name in messages."""
+    with TiffSource(path, label) as source:
+        return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress,
+                                runner)
 
 
 def segment_upload_in_blocks(model: NucleiModel, data: bytes, label: str, out_dir: str | Path, name: str,
@@ -918,12 +950,13 @@ def stored_bytes(path: Path) -> int:
 
 def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Path, name: str,
                      settings: PostprocessSettings | None, diameter: float | None, channel: int | str,
-                     tta: bool | None, block_size: int, progress: ProgressCallback | None) -> BlockResult:
+                     tta: bool | None, block_size: int, progress: ProgressCallback | None,
+                     runner: BlockRunner | None = None) -> BlockResult:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with scratch_sink(out_dir, source.height, source.width) as sink:
         plan, overview, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta,
-                                                          block_size, progress)
+                                                          block_size, progress, runner)
         labels_path = write_label_tiff(out_dir / f"{name}_labels.tif", sink, source.height, source.width,
                                        stitched.count)
         small = strided_labels(sink, source.height, source.width, overview.display_stride)
@@ -937,13 +970,14 @@ def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Pat
 
 def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: PostprocessSettings | None = None,
                             diameter: float | None = None, channel: int | str = AUTO, tta: bool | None = None,
-                            block_size: int = DEFAULT_BLOCK, progress: ProgressCallback | None = None) -> BlockResult:
+                            block_size: int = DEFAULT_BLOCK, progress: ProgressCallback | None = None,
+                            runner: BlockRunner | None = None) -> BlockResult:
     """An image in memory ((H, W[, C]) float in [0, 1], as ``read_channels`` gives) segmented
     block by block (``--block-size``); ``result.labels`` holds the int32 labels."""
     source = ArraySource(channels)
     sink = ArraySink(source.height, source.width)
     plan, _, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta, block_size,
-                                               progress)
+                                               progress, runner)
     return _result(source, plan, blocks, stitched, labels=sink.labels)
 
 

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -43,7 +45,7 @@ from typing import Iterator, TextIO
 import pandas as pd
 
 from .batch import (BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status, image_files,
-                    finish_run, plural, segment_channels, start_run, summary_row)
+                    finish_run, is_huge, plural, segment_channels, start_run, summary_row)
 from .imageio import read_channels
 from .measure import COLUMNS
 from .model import ModelLoadError, NucleiModel
@@ -107,11 +109,15 @@ def cluster_model_source(model: NucleiModel) -> str:
 
 def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageRequest, model_source: str,
                    workers: int | None = None, scheduler: str | None = None, log: TextIO = sys.stderr,
-                   debug: bool = False, skip_existing: bool = False) -> BatchResult:
+                   debug: bool = False, skip_existing: bool = False, model: NucleiModel | None = None) -> BatchResult:
     """``segment_paths`` on a Dask cluster: a local one of ``workers`` processes, or the one
     at ``scheduler``. The same files, lines on ``log`` and records, with the rows in the order
     the images finish. ``out``: a local folder or any fsspec URL the workers can reach.
-    Raises ClusterError when the cluster can't be used."""
+    Images segmented block by block (TIFFs over the in-memory limit, every image with
+    ``request.block_size``) go first, one at a time, each with its blocks spread over the
+    workers (``cluster_blocks``); ``model`` is the client's copy of the model for planning
+    them (loaded from ``model_source`` when not given). Raises ClusterError when the
+    cluster can't be used."""
     if (workers is None) == (scheduler is None):
         raise ValueError("give exactly one of workers and scheduler")
     if workers is not None and workers < 1:
@@ -130,10 +136,16 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
         todo = plan(images, problems, record, result, log)
         if todo:
             describe_cluster(client, log)
+            blockwise, whole = split_blockwise(todo, request)
             try:
                 with Progress(len(todo), log) as progress:
-                    collect_outcomes(client, todo, model_source, request, out_url, run_id, record, result,
-                                     progress, debug)
+                    if blockwise:
+                        model = model or resolve_model(model_source, fallback=False)
+                        run_blocks_on_cluster(client, model, blockwise, model_source, request, out_url, run_id,
+                                              record, result, progress, debug)
+                    if whole:
+                        collect_outcomes(client, whole, model_source, request, out_url, run_id, record, result,
+                                         progress, debug, first=len(blockwise) + 1)
             finally:  # a killed worker's temporary files, also when the run stops
                 remove_leftovers(out_url, run_id)
     finish_run(paths, images, problems, result, log)
@@ -210,17 +222,77 @@ def describe_cluster(client, log: TextIO) -> None:
               file=log, flush=True)
 
 
+def split_blockwise(todo: list[ImageTask], request: ImageRequest) -> tuple[list[tuple[ImageTask, bool]], list[ImageTask]]:
+    """([(task, huge)] of the images segmented block by block, the others), as ``segment_paths``
+    decides: a TIFF over the in-memory limit is huge (read lazily by every worker)."""
+    huge = {task.path for task in todo if is_huge(Path(task.path))}
+    blockwise = [(task, task.path in huge) for task in todo if request.block_size or task.path in huge]
+    return blockwise, [task for task in todo if not (request.block_size or task.path in huge)]
+
+
+def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTask, bool]], model_source: str,
+                          request: ImageRequest, out_url: str, run_id: str, record, result: BatchResult,
+                          progress: Progress, debug: bool) -> None:
+    """Each image in turn, its blocks on the workers; planned, stitched, measured and written
+    here (the client must reach the files too). One image's failure is its own."""
+    from .batch import segment_by_blocks
+    from .cluster_blocks import ClusterBlocks, SourceSpec
+
+    for done, (task, huge) in enumerate(tasks, start=1):
+        started = time.time()
+        runner = ClusterBlocks(client, SourceSpec(task.path, task.given, huge), model_source, run_id, TASK_RETRIES)
+        try:
+            with staged_output(out_url, run_id) as folder:
+                table, count, prediction, (height, width) = segment_by_blocks(
+                    model, Path(task.path), huge, task.name, folder, request, progress.tiles(Path(task.given).name),
+                    runner=runner, label=task.given)
+        except ClusterError:
+            raise
+        except Exception as error:  # this image only
+            outcome = failed_outcome(task, failure_status(error, debug), seconds=time.time() - started)
+        else:
+            row = summary_row(task.given, task.name, width=width, height=height, nuclei=count,
+                              diameter=prediction.diameter, source=prediction.diameter_source,
+                              channel=prediction.channel, seconds=time.time() - started, status="ok")
+            outcome = ImageOutcome(row, table, f"{plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
+                                               f"channel {prediction.channel} [block-wise]")
+        record.add(outcome.row, outcome.table)
+        result.summary.append(outcome.row)
+        if outcome.ok:
+            result.processed.append(task.given)
+        else:
+            result.failed.append((task.given, outcome.row["status"]))
+        progress.done(progress_line(outcome, task, done, progress.total, debug))
+
+
+@contextmanager
+def staged_output(out_url: str, run_id: str) -> Iterator[Path]:
+    """The folder an image's files are written into: the output folder itself when it is
+    local; for a URL, a local folder whose files are uploaded once all are written."""
+    folder = local_folder(out_url)
+    if folder is not None:
+        yield folder
+        return
+    staging = Path(tempfile.mkdtemp(prefix=".nuclei-staging-"))
+    try:
+        yield staging
+        put_files(out_url, sorted(p for p in staging.iterdir() if p.is_file() and not p.name.startswith(".")), run_id)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def collect_outcomes(client, todo: list[ImageTask], model_source: str, request: ImageRequest, out_url: str,
-                     run_id: str, record, result: BatchResult, progress: Progress, debug: bool) -> None:
+                     run_id: str, record, result: BatchResult, progress: Progress, debug: bool, first: int = 1) -> None:
     """Submits one task per image and records each outcome once, as it arrives; raises
-    ClusterError (after cancelling the rest) when the workers can't work."""
+    ClusterError (after cancelling the rest) when the workers can't work. ``first``: the
+    number of the first image to finish, in the progress lines."""
     from distributed import as_completed
 
     futures = {client.submit(segment_on_worker, task, model_source, request, out_url, run_id, debug,
                              key=f"nuclei-segment-{run_id}-{index}", retries=TASK_RETRIES, pure=False): task
                for index, task in enumerate(todo)}
     try:
-        for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
+        for done, future in enumerate(as_completed(futures, loop=client.loop), start=first):
             task = futures[future]
             outcome = outcome_of(future, task)
             future.release()  # the worker may forget the result now
@@ -245,15 +317,25 @@ def outcome_of(future, task: ImageTask) -> ImageOutcome:
         return future.result()
     error = future.exception()
     if isinstance(error, KilledWorker):  # this image, tried on several workers, killed each one
-        tries = getattr(error, "allowed_failures", None)
-        times = f"{tries + 1} times" if isinstance(tries, int) else "repeatedly"
-        return failed_outcome(task, f"the Dask worker segmenting it died {times} (out of memory? a large image "
-                                    "needs more memory per worker); not tried again.")
-    # The task catches every failure of the image itself: anything else is the cluster's.
+        return failed_outcome(task, killed_message(error))
+    raise task_error(error)
+
+
+def killed_message(error) -> str:
+    """Why an image failed whose task (or one of its blocks) killed every worker it ran on."""
+    tries = getattr(error, "allowed_failures", None)
+    times = f"{tries + 1} times" if isinstance(tries, int) else "repeatedly"
+    return (f"the Dask worker segmenting it died {times} (out of memory? a large image needs more memory per "
+            "worker, or a smaller --block-size); not tried again.")
+
+
+def task_error(error: BaseException) -> ClusterError:
+    """A task's failure that is not the image's: the tasks catch every failure of the image
+    itself, so anything else is the cluster's."""
     if isinstance(error, WorkerSetupError):
-        raise ClusterError(str(error))
-    raise ClusterError(f"a Dask worker could not run the task ({type(error).__name__}: {error}). Workers need "
-                       "the same Python environment as this machine, with this project installed.")
+        return ClusterError(str(error))
+    return ClusterError(f"a Dask worker could not run the task ({type(error).__name__}: {error}). Workers need "
+                        "the same Python environment as this machine, with this project installed.")
 
 
 def progress_line(outcome: ImageOutcome, task: ImageTask, done: int, total: int, debug: bool) -> str:
@@ -365,19 +447,30 @@ def write_files(out_url: str, files: dict[str, bytes], run_id: str = "client", p
     that the rename never crosses file systems), then renamed. All of an image's files are
     written before any is renamed, which keeps the window where a death leaves part of an
     image's files short. ``pause``: seconds between the two steps (tests)."""
+    publish(out_url, {name: (lambda fs, target, data=data: fs.pipe_file(target, data)) for name, data in files.items()},
+            run_id, pause)
+
+
+def put_files(out_url: str, paths: list[Path], run_id: str) -> None:
+    """``write_files`` for local files (a huge image's label TIFF), uploaded without being read into memory."""
+    publish(out_url, {p.name: (lambda fs, target, p=p: fs.put_file(str(p), target)) for p in paths}, run_id)
+
+
+def publish(out_url: str, writers: dict, run_id: str, pause: float = 0.0) -> None:
+    """``writers``: file name -> write(fs, path) that writes the file's content at path."""
     from fsspec.core import url_to_fs
 
     fs, root = url_to_fs(out_url)
     root = root.rstrip("/")
     if atomic_puts(fs):
-        for name, data in files.items():
-            fs.pipe_file(f"{root}/{name}", data)
+        for name, write in writers.items():
+            write(fs, f"{root}/{name}")
         return
     temporary = {}
-    for name, data in files.items():
+    for name, write in writers.items():
         # The run id lets the client find this run's leftovers; the pid says who left them.
         temporary[name] = f"{root}/.{name}.{run_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}{TEMPORARY_SUFFIX}"
-        fs.pipe_file(temporary[name], data)
+        write(fs, temporary[name])
     if pause:
         time.sleep(pause)
     for name, temporary_path in temporary.items():

@@ -13,8 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 
 pytest.importorskip("distributed", reason="Dask (distributed) is not installed: pip install -r requirements-cli.txt")
 
@@ -293,3 +295,66 @@ def test_a_url_output_is_recorded_whole_and_resumes():
         assert again.is_done("a") and not again.is_done("b")  # b failed: done again
     assert list(pd.read_csv(fs.open("/nuclei-test/run/measurements.csv"))["image"]) == ["a"]
     fs.rm("/nuclei-test", recursive=True)
+
+
+def test_a_block_wise_image_s_files_reach_a_url_whole_and_only_on_success(tmp_path):
+    """The client writes a huge image's files locally, then uploads them (not into memory)."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    with cluster_run.staged_output("memory://nuclei-staged/run", "r1") as folder:
+        (folder / "big_labels.tif").write_bytes(b"t" * 5000)
+        (folder / "big_overlay.png").write_bytes(b"png")
+    assert fs.cat("/nuclei-staged/run/big_labels.tif") == b"t" * 5000 and not folder.exists()
+    with pytest.raises(RuntimeError), cluster_run.staged_output("memory://nuclei-staged/failed", "r1") as folder:
+        (folder / "big_labels.tif").write_bytes(b"half")
+        raise RuntimeError("the image failed half-way")
+    assert not fs.exists("/nuclei-staged/failed/big_labels.tif") and not folder.exists()
+    fs.rm("/nuclei-staged", recursive=True)
+    # A file system without atomic puts: a temporary name, then a rename, nothing left over.
+    (tmp_path / "local").mkdir()
+    cluster_run.prepare_output(str(tmp_path / "out"))
+    (tmp_path / "local" / "x_labels.tif").write_bytes(b"labels")
+    cluster_run.put_files(str(tmp_path / "out"), [tmp_path / "local" / "x_labels.tif"], "r2")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["x_labels.tif"]
+
+
+def test_block_wise_images_on_the_cluster_give_the_in_process_files(cluster, tiny_model, tmp_path):
+    """--block-size with --scheduler: every image's blocks go to the workers; the files and
+    rows are the in-process block-wise run's, and a broken file fails alone."""
+    names = write_inputs(tmp_path / "in", 2)
+    log = io.StringIO()
+    segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "reference",
+                  ImageRequest(tiny_model.postprocess_settings, block_size=256), log=log)
+    run = segment_with_the_cli(tiny_model, tmp_path / "in", tmp_path / "out", "--scheduler", cluster.address,
+                               "--block-size", "256")
+    assert run.status == 1, run.log + cluster.log_text()  # broken.png
+    out, reference = tmp_path / "out", tmp_path / "reference"
+    assert image_files(out) == image_files(reference) == expected_files(names)
+    for name in image_files(out):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    for csv, by in (("measurements.csv", ["image", "nucleus"]), ("summary.csv", ["file"])):
+        pd.testing.assert_frame_equal(sorted_rows(out / csv, by), sorted_rows(reference / csv, by))
+    assert sum("[block-wise]" in line for line in run.log.splitlines()) == 2, run.log
+    assert "Traceback" not in run.log
+
+
+def test_a_huge_tiff_s_blocks_are_segmented_by_the_workers(cluster, bundled_model, tmp_path):
+    """The lazy path a TIFF over the in-memory limit takes: each worker reads its blocks'
+    windows from the file; the stitched labels and table are the in-process ones."""
+    from distributed import Client
+
+    from benchmarks.huge_image import NucleusField, write_field_tiff
+    from nuclei_app.blocks import segment_in_blocks
+    from nuclei_app.cluster_blocks import ClusterBlocks, SourceSpec
+
+    path = write_field_tiff(tmp_path / "field.tif", NucleusField(diameter=22.0), 1200, 1100, tile=256)
+    here = segment_in_blocks(bundled_model, path, tmp_path / "here", "field", block_size=400)
+    with Client(cluster.address, timeout="60s", set_as_default=False) as client:
+        runner = ClusterBlocks(client, SourceSpec(str(path), "field.tif", lazy=True),
+                               cluster_run.cluster_model_source(bundled_model), run_id="test")
+        there = segment_in_blocks(bundled_model, path, tmp_path / "there", "field", block_size=400, runner=runner)
+    assert there.blocks == here.blocks == 9 and runner.submitted >= 9
+    assert (there.diameter, there.diameter_source, there.count) == (here.diameter, here.diameter_source, here.count)
+    assert np.array_equal(tifffile.imread(there.files["labels"]), tifffile.imread(here.files["labels"]))
+    pd.testing.assert_frame_equal(there.table, here.table)
