@@ -99,6 +99,21 @@ def test_rare_kinds_are_drawn_more_often():
     assert 0.1 < share_tissue < 0.5  # above its 10 % share of images
 
 
+def test_kind_balance_runs_from_drawing_by_image_to_each_kind_alike():
+    samples = make_samples(["fluorescence"] * 90 + ["tissue"] * 9 + ["brightfield"])
+    by_image, balanced = sampling_weights(samples, 0.0), sampling_weights(samples, 1.0)
+    assert np.allclose(by_image, 0.01)
+    assert np.isclose(balanced[:90].sum(), 1 / 3) and np.isclose(balanced[99], 1 / 3)
+
+
+def test_batches_do_not_depend_on_how_many_processes_make_them():
+    samples = make_samples(["fluorescence", "tissue"])
+    one = CropSequence(samples, batch_size=2, crop=32, steps=2, seed=5, workers=1)
+    three = CropSequence(samples, batch_size=2, crop=32, steps=2, seed=5, workers=3)
+    assert three.workers == 3 and three.use_multiprocessing and not one.use_multiprocessing
+    assert np.array_equal(one[1][0], three[1][0])  # each batch is seeded by (seed, epoch, index)
+
+
 def test_targets_body_and_boundary():
     labels = np.zeros((20, 20), np.int32)
     labels[5:15, 5:10] = 1

@@ -68,6 +68,20 @@ def test_cli_flags_override_the_preset():
     assert config_from_args(parse_args([])) == TrainConfig()
 
 
+def test_zero_is_a_value_not_an_absent_flag():
+    config = config_from_args(parse_args(["--kind-balance", "0", "--holdout-group", "0", "--loader-workers", "3"]))
+    assert (config.kind_balance, config.holdout_group, config.loader_workers) == (0.0, 0, 3)
+
+
+def test_resume_may_change_the_loader_processes_but_not_the_recipe():
+    from train.train import config_differences
+
+    original = TrainConfig().to_json()
+    assert config_differences(original, replace(TrainConfig(), loader_workers=4, epochs=50).to_json()) == []
+    assert config_differences(original, replace(TrainConfig(), kind_balance=1.0).to_json()) == [
+        "kind_balance: 0.7 then, 1.0 now"]
+
+
 def test_missing_data_is_a_clear_error(tmp_path, capsys):
     from train.__main__ import main
 
