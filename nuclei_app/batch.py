@@ -46,6 +46,7 @@ class ImageRequest:
     channel: int | str = AUTO
     formats: tuple[str, ...] = ("png",)
     block_size: int | None = None   # --block-size: block by block at any size (None: only huge TIFFs)
+    precision: str = "float32"      # --precision: the network's arithmetic (precision.py), on every worker too
 
 
 @dataclass

@@ -67,12 +67,13 @@ def worker_source(spec: SourceSpec) -> BlockSource:
 
 
 def segment_block_on_worker(spec: SourceSpec, model_source: str, job: BlockJob, block: Block,
-                            check_settings: PostprocessSettings | None) -> BlockOutcome:
+                            check_settings: PostprocessSettings | None, precision: str = "float32") -> BlockOutcome:
     """One block, on a worker. Raises only when the worker can't work (WorkerSetupError)."""
     from .batch import failure_status
     from .distributed import worker_model
 
     model = worker_model(model_source)
+    model.set_precision(precision)
     try:
         source = worker_source(spec)
         check = ScaleCheck(check_settings) if check_settings is not None else None
@@ -101,9 +102,10 @@ class BlockFailed(ValueError):
 class ClusterBlocks:
     """A ``blocks.BlockRunner`` whose blocks run on the workers of a Dask ``client``."""
 
-    def __init__(self, client, spec: SourceSpec, model_source: str, run_id: str, retries: int = 1):
+    def __init__(self, client, spec: SourceSpec, model_source: str, run_id: str, retries: int = 1,
+                 precision: str = "float32"):
         self.client, self.spec, self.model_source = client, spec, model_source
-        self.run_id, self.retries = run_id, retries
+        self.run_id, self.retries, self.precision = run_id, retries, precision
         self.submitted = 0
 
     def ahead(self) -> int:
@@ -120,7 +122,7 @@ class ClusterBlocks:
             for block in upcoming:
                 self.submitted += 1
                 pending.append(self.client.submit(
-                    segment_block_on_worker, self.spec, self.model_source, job, block, check_settings,
+                    segment_block_on_worker, self.spec, self.model_source, job, block, check_settings, self.precision,
                     key=f"nuclei-block-{self.run_id}-{self.submitted}", retries=self.retries, pure=False))
                 return
 

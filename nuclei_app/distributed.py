@@ -240,7 +240,8 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
 
     for done, (task, huge) in enumerate(tasks, start=1):
         started = time.time()
-        runner = ClusterBlocks(client, SourceSpec(task.path, task.given, huge), model_source, run_id, TASK_RETRIES)
+        runner = ClusterBlocks(client, SourceSpec(task.path, task.given, huge), model_source, run_id, TASK_RETRIES,
+                               precision=request.precision)
         try:
             with staged_output(out_url, run_id) as folder:
                 table, count, prediction, (height, width) = segment_by_blocks(
@@ -532,6 +533,7 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     """One image, on a worker: segment, write its files, return its rows. Raises only when the
     worker can't work at all (WorkerSetupError); an image's own failure is its outcome."""
     model = worker_model(model_source)
+    model.set_precision(request.precision)
     started = time.time()
     try:
         channels = read_channels(task.path, name=task.given)  # messages name the file as the user did

@@ -43,7 +43,17 @@ class NucleiModel:
     # documented as thread-safe, and TensorFlow already uses every core for one image, so
     # turns cost no speed while bounding memory to one image's working set.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    precision: str = "float32"       # the network's arithmetic: float32 or bfloat16 (precision.py)
     _forward: object = field(default=None, repr=False)
+
+    def set_precision(self, precision: str) -> None:
+        """``float32``, ``bfloat16`` or ``auto`` (bfloat16 where the CPU has it); see precision.py."""
+        from .precision import resolve
+
+        chosen = resolve(precision)
+        with self.lock:
+            if chosen != self.precision:
+                self.precision, self._forward = chosen, None
 
     @property
     def normalisation(self) -> Normalisation:
@@ -88,8 +98,16 @@ class NucleiModel:
     def predict(self, batch: np.ndarray) -> np.ndarray:
         with self.lock:
             if self._forward is None:
-                self._forward = compiled_forward(self.keras_model)
+                self._forward = compiled_forward(self.network())
             return np.asarray(self._forward(batch))
+
+    def network(self):
+        """The Keras model that computes, in this model's precision."""
+        if self.precision == "bfloat16":
+            from .precision import bfloat16_copy
+
+            return bfloat16_copy(self.keras_model)
+        return self.keras_model
 
     def __call__(self, batch, training: bool = False):
         return self.predict(batch)

@@ -26,6 +26,17 @@ def test_segment_success_and_outputs(tiny_model_dir, tmp_path):
     assert "[1/1] a.png" in result.stderr and "diameter" in result.stderr
 
 
+def test_bfloat16_precision_segments_like_float32(tiny_model_dir, tmp_path):
+    Image.fromarray(fluorescence_like(synthetic_labels())).save(tmp_path / "a.png")
+    counts = {}
+    for precision in ("float32", "bfloat16"):
+        result = run_cli("segment", tmp_path / "a.png", "--out", tmp_path / precision, "--model", tiny_model_dir,
+                         "--precision", precision, "--diameter", "14")
+        assert result.returncode == 0, result.stderr
+        counts[precision] = int(read_labels(tmp_path / precision / "a_labels.png").max())
+    assert abs(counts["bfloat16"] - counts["float32"]) <= 1, counts
+
+
 def test_bad_file_is_reported_others_processed(tiny_model_dir, tmp_path):
     Image.fromarray(fluorescence_like(synthetic_labels())).save(tmp_path / "good.png")
     (tmp_path / "bad.tif").write_bytes(b"II*\x00 truncated")
@@ -106,7 +117,7 @@ def test_diameter_and_channel_flags_are_used_and_reported(tiny_model_dir, tmp_pa
 
 
 def test_bad_flag_values_are_usage_errors(tmp_path):
-    for flags in (["--diameter", "-3"], ["--diameter", "big"], ["--channel", "blue"]):
+    for flags in (["--diameter", "-3"], ["--diameter", "big"], ["--channel", "blue"], ["--precision", "half"]):
         result = run_cli("segment", tmp_path, "--out", tmp_path / "o", *flags)
         assert result.returncode == 2 and "Traceback" not in result.stderr, flags
 

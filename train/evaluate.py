@@ -292,13 +292,15 @@ def plot_learning_curves(csv_path: Path, out: Path) -> None:
     plt.close(figure)
 
 
-def evaluate_folder(model_source: str, data: Path) -> dict:
-    """Re-scores a model folder on its own validation split (ids from its nuclei.json)."""
+def evaluate_folder(model_source: str, data: Path, precision: str = "float32") -> dict:
+    """Re-scores a model folder on its own validation split (ids from its nuclei.json), with
+    the network computing in ``precision`` (float32, bfloat16)."""
     from nuclei_app.sources import resolve_model
 
     from .data import find_samples, load_samples, split_train_validation
 
     model = resolve_model(model_source, fallback=False)
+    model.set_precision(precision)
     training = model.metadata["training"]
     samples = load_samples(find_samples(data), model.normalisation, model.diameter)
     validation = split_train_validation(samples, training["validation_fraction"], training["split_seed"])[1]
@@ -340,10 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true",
                         help="also store the new scores in the (local) model folder: nuclei.json's metrics and the "
                              "model card, e.g. after a change to the inference defaults")
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                        help="the network's arithmetic (as segment --precision); the model card's scores are float32's")
     args = parser.parse_args(argv)
-    if args.write and (args.holdout_of or not Path(args.model).is_dir()):
-        parser.error("--write stores a full evaluation in a local model folder: give --model a folder, without "
-                     "--holdout-of")
+    if args.write and (args.holdout_of or not Path(args.model).is_dir() or args.precision != "float32"):
+        parser.error("--write stores a full float32 evaluation in a local model folder: give --model a folder, "
+                     "without --holdout-of or --precision")
     import json
 
     from nuclei_app.model import ModelLoadError
@@ -355,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             ids = json.loads((args.holdout_of / "nuclei.json").read_text())["metrics"]["holdout"]["ids"]
             print(metrics_table(score_ids(args.model, args.data, ids)))
             return 0
-        report = evaluate_folder(args.model, args.data)
+        report = evaluate_folder(args.model, args.data, args.precision)
     except (DatasetError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

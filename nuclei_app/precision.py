@@ -1,0 +1,55 @@
+"""The network's arithmetic: float32, or bfloat16 where the CPU computes it natively.
+
+Processors with AVX-512 BF16 or AMX (Intel since Cooper Lake / Sapphire Rapids, AMD since
+Zen 4) multiply bfloat16 at about twice the float32 rate, and TensorFlow's oneDNN kernels use
+that. The same weights in a Keras ``mixed_bfloat16`` copy of the network (every layer but the
+sigmoid output computes in bfloat16, the weights stay float32) give probabilities within a few
+hundredths of float32's. Elsewhere bfloat16 is emulated and slower, so ``auto`` keeps float32
+there. The validation scores of both are in the README (``train.evaluate --precision``).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+PRECISIONS = ("float32", "bfloat16", "auto")
+# cpuinfo flags of native bfloat16 arithmetic.
+BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+# The output layer keeps float32: its sigmoid and the probabilities thresholds are read from.
+OUTPUT_LAYER = "probabilities"
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True where the CPU advertises native bfloat16 arithmetic (Linux; elsewhere False)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    return bool(flags & BF16_FLAGS)
+
+
+def resolve(precision: str) -> str:
+    """``float32`` or ``bfloat16``: ``auto`` chooses bfloat16 only on a CPU that has it."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+    if precision == "auto":
+        return "bfloat16" if cpu_has_bf16() else "float32"
+    return precision
+
+
+def bfloat16_copy(keras_model):
+    """The same network and weights computing in bfloat16 (``mixed_bfloat16``), output in float32."""
+    import keras
+
+    config = copy.deepcopy(keras_model.get_config())
+    for layer in config["layers"]:
+        settings = layer["config"]
+        if layer["class_name"] != "InputLayer" and settings.get("name") != OUTPUT_LAYER and "dtype" in settings:
+            settings["dtype"] = "mixed_bfloat16"
+    network = keras.Model.from_config(config)
+    network.set_weights(keras_model.get_weights())
+    return network
