@@ -8,7 +8,8 @@ Per image, the batch path reads the file, picks the channel, estimates the diame
 takes the given one), runs the network, runs the watershed, measures, draws the overlay,
 encodes three PNGs and writes them. "bare forward" is only the network's compiled forward
 pass on the inputs the pipeline fed it (the image rescaled to the model's nucleus diameter).
-``--workers`` adds runs on a local Dask cluster of that many workers (CLI extras).
+``--workers`` adds runs on a local Dask cluster of that many workers (CLI extras). Where the
+CPU computes bfloat16 natively, the batch is also run with ``--precision bfloat16``.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from PIL import Image
 from nuclei_app.config import SAMPLES_DIR
 from nuclei_app.imageio import read_image, to_uint8
 from nuclei_app.pipeline import network_input
+from nuclei_app.precision import cpu_has_bf16
 from nuclei_app.scale import rescale_image, scale_factor
 from nuclei_app.sources import resolve_model
 
@@ -102,10 +104,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.images} images of {args.size}x{args.size}; model {model.folder.name}; "
               f"network input at {diameter:.1f} px -> {model.diameter:g} px (warm-up {warm:.1f} s)")
         print(f"bare compiled forward pass: {bare * 1000:.0f} ms per image")
-        for label, seconds in (("batch, diameter estimated", auto), ("batch, diameter given", given)):
+        rows = [("batch, diameter estimated", auto), ("batch, diameter given", given)]
+        if cpu_has_bf16():  # --precision bfloat16, against the same float32 bare forward pass
+            model.set_precision("bfloat16")
+            batch_seconds(model, paths[:2], Path(folder) / "warm16", diameter)
+            rows += [("bfloat16, diameter estimated", batch_seconds(model, paths, Path(folder) / "auto16", None)),
+                     ("bfloat16, diameter given", batch_seconds(model, paths, Path(folder) / "given16", diameter))]
+            print(f"bare compiled forward pass in bfloat16: {bare_forward_seconds(model, paths[:10], diameter) * 1000:.0f} "
+                  "ms per image")
+            model.set_precision("float32")
+        else:
+            print("bfloat16: this CPU has no native bfloat16 arithmetic (AVX-512 BF16 / AMX); not measured")
+        for label, seconds in rows:
             per_image = seconds / args.images
             print(f"{label:>28}: {args.images / seconds:5.2f} images/s, {per_image * 1000:.0f} ms per image = "
-                  f"{per_image / bare:.2f}x the bare forward pass (target <= {TARGET_RATIO})")
+                  f"{per_image / bare:.2f}x the bare float32 forward pass (target <= {TARGET_RATIO})")
         for workers in args.workers:
             seconds = cluster_seconds(model, paths, Path(folder) / f"dask{workers}", workers)
             print(f"{f'Dask --workers {workers}':>28}: {args.images / seconds:5.2f} images/s (cluster start included)")
