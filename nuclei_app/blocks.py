@@ -58,7 +58,7 @@ from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, Prediction, inference_for, labels_for
 from .results import partial_path, write_atomically
-from .scale import ESTIMATOR_MAX_SIDE, estimate_diameter, scale_factor, scaled_shape
+from .scale import ESTIMATOR_MAX_SIDE, estimate_diameter, linear_along, scale_factor, scaled_shape
 
 # Core side, px. With the bundled model (2 CPU cores) 1024 to 2048 take the same time per
 # pixel (the margin's extra work is paid back by smaller arrays), and 1536 peaked lowest:
@@ -797,8 +797,8 @@ class NetworkGrid:
         if min(self.zoom) < 1.0:  # resize_image's anti-aliasing
             sigma = tuple(max(0.0, (1.0 / z - 1.0) / 2.0) for z in self.zoom) + (0.0,)
             prepared = ndimage.gaussian_filter(prepared, sigma, mode="mirror")
-        sampled = _linear(prepared, (rows + 0.5) / self.zoom[0] - 0.5 - top, axis=0)
-        sampled = _linear(sampled, (columns + 0.5) / self.zoom[1] - 0.5 - left, axis=1)
+        sampled = linear_along(prepared, (rows + 0.5) / self.zoom[0] - 0.5 - top, axis=0)
+        sampled = linear_along(sampled, (columns + 0.5) / self.zoom[1] - 0.5 - left, axis=1)
         return sampled, (int(rows[0]), int(columns[0]))
 
     def from_network(self, probabilities: np.ndarray, origin: tuple[int, int],
@@ -813,7 +813,7 @@ class NetworkGrid:
             probabilities = ndimage.gaussian_filter(probabilities, sigma, mode="mirror")
         rows = (np.arange(top, bottom) + 0.5) * self.zoom[0] - 0.5 - origin[0]
         columns = (np.arange(left, right) + 0.5) * self.zoom[1] - 0.5 - origin[1]
-        return _linear(_linear(probabilities, rows, axis=0), columns, axis=1)
+        return linear_along(linear_along(probabilities, rows, axis=0), columns, axis=1)
 
 
 def _network_indices(start: int, stop: int, length: int, network_length: int, multiple: int) -> np.ndarray:
@@ -826,16 +826,6 @@ def _network_indices(start: int, stop: int, length: int, network_length: int, mu
     return np.arange(first, max(first, last) + 1)
 
 
-def _linear(array: np.ndarray, coordinates: np.ndarray, axis: int) -> np.ndarray:
-    """Linear interpolation along ``axis`` at ``coordinates``, clamped to the edges
-    (``ndimage``'s order 1 with mode "nearest")."""
-    coordinates = np.clip(coordinates, 0, array.shape[axis] - 1)
-    low = np.floor(coordinates).astype(np.intp)
-    high = np.minimum(low + 1, array.shape[axis] - 1)
-    shape = [1] * array.ndim
-    shape[axis] = -1
-    weight = (coordinates - low).astype(np.float32).reshape(shape)
-    return (np.take(array, low, axis=axis) * (1 - weight) + np.take(array, high, axis=axis) * weight).astype(np.float32)
 
 
 def job_segmenter(model: NucleiModel, job: BlockJob, check: ScaleCheck | None = None) -> Segmenter:

@@ -67,17 +67,21 @@ def test_median_diameter_and_scale_factor():
     assert scale_factor(1.0, 17.0) == 4.0  # clipped: a typo is not a reason to make a 70x image
 
 
-def test_colour_resize_is_one_smoothing_and_one_zoom_per_channel():
-    """The channel-wise resize equals a single 3-D smoothing + zoom (factor 1 on the channels):
-    smoothing twice would blur every shrunk image more than the model was trained with."""
+def test_resize_is_one_smoothing_and_the_zoom_s_linear_interpolation():
+    """The two-pass resize gives ``ndimage.zoom``'s values (float32 rounding apart) after a
+    single 3-D smoothing (factor 1 on the channels): smoothing twice would blur every shrunk
+    image more than the model was trained with."""
     from scipy import ndimage
 
     from nuclei_app.scale import resize_image
 
-    image = np.random.default_rng(0).random((300, 200, 3)).astype(np.float32)
-    shape = (90, 400)
-    zoom = (shape[0] / 300, shape[1] / 200)
-    smoothed = ndimage.gaussian_filter(image, (max(0.0, (1 / zoom[0] - 1) / 2), max(0.0, (1 / zoom[1] - 1) / 2), 0.0),
-                                       mode="mirror")
-    reference = ndimage.zoom(smoothed, zoom + (1.0,), order=1, mode="nearest", grid_mode=True)[:90, :400]
-    np.testing.assert_array_equal(resize_image(image, shape), reference)
+    rng = np.random.default_rng(0)
+    for source, shape in (((300, 200, 3), (90, 400)), ((300, 200), (301, 57)), ((7, 1), (20, 3)), ((64, 64, 2), (64, 1))):
+        image = rng.random(source).astype(np.float32)
+        zoom = (shape[0] / source[0], shape[1] / source[1])
+        sigma = tuple(max(0.0, (1 / z - 1) / 2) for z in zoom) + (0.0,) * (len(source) - 2)
+        smoothed = ndimage.gaussian_filter(image, sigma, mode="mirror") if min(zoom) < 1 else image
+        reference = ndimage.zoom(smoothed, zoom + (1.0,) * (len(source) - 2), order=1, mode="nearest", grid_mode=True)
+        resized = resize_image(image, shape)
+        assert resized.shape == shape + source[2:] and resized.dtype == np.float32
+        np.testing.assert_allclose(resized, reference[:shape[0], :shape[1]], atol=2e-6)
