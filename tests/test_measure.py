@@ -54,3 +54,27 @@ def test_shape_moments_are_regionprops_and_do_not_depend_on_where_a_nucleus_lies
     moved = measure_nuclei(far, np.zeros(far.shape, np.float32))
     columns = ["major_axis_px", "minor_axis_px", "eccentricity", "orientation_rad"]
     np.testing.assert_allclose(moved[columns].to_numpy(float), table[columns].to_numpy(float), atol=1e-9)
+
+
+def test_every_column_is_regionprops_own():
+    """Nuclei touching each other and the image's edges, one with a hole, ids with gaps."""
+    from skimage.measure import regionprops_table
+
+    from .conftest import synthetic_labels
+
+    labels = synthetic_labels((120, 140), seed=5, count=14) * 3     # ids 3, 6, 9, ...: gaps
+    labels[0:12, 0:9] = 50                                            # in a corner
+    labels[60:75, 130:140] = 51                                       # on the right edge
+    labels[90:110, 20:40] = 52
+    labels[97:103, 27:33] = 0                                         # a hole
+    labels[40, 60:70] = 53                                            # one pixel thin
+    intensity = np.random.default_rng(0).random(labels.shape).astype(np.float32)
+    table = measure_nuclei(labels, intensity)
+    expected = regionprops_table(labels, intensity_image=intensity, properties=[
+        "label", "area", "centroid", "perimeter", "equivalent_diameter_area", "solidity", "intensity_mean",
+        "intensity_max"])
+    for mine, theirs in (("nucleus", "label"), ("area_px", "area"), ("centroid_y", "centroid-0"),
+                         ("centroid_x", "centroid-1"), ("perimeter_px", "perimeter"),
+                         ("diameter_px", "equivalent_diameter_area"), ("solidity", "solidity"),
+                         ("mean_intensity", "intensity_mean"), ("max_intensity", "intensity_max")):
+        np.testing.assert_allclose(table[mine].to_numpy(float), expected[theirs], rtol=1e-6, err_msg=mine)
