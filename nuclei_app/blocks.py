@@ -653,7 +653,7 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
     if diameter is not None:
         plan, blocks = plan_for(float(diameter), "given", float(diameter))
         return plan, overview, blocks, stitch(plan, blocks)
-    estimate = estimate_diameter(network_input(_centre_window(source, ESTIMATOR_MAX_SIDE), chosen, stretch))
+    estimate = estimate_diameter(stretched_input(_centre_window(source, ESTIMATOR_MAX_SIDE), chosen, stretch))
     if model.diameter is None:  # no scale in the model: the image's own; the estimate sizes the margin
         plan, blocks = plan_for(None, "none", estimate)
         return plan, overview, blocks, stitch(plan, blocks)
@@ -745,7 +745,7 @@ def planes_rgb(planes: np.ndarray, channel: int | str) -> np.ndarray:
     return network_rgb(planes, ALL_CHANNELS if channel == ALL_CHANNELS else 0)
 
 
-def network_input(pixels: np.ndarray, channel: int | str, stretch: Stretch) -> np.ndarray:
+def stretched_input(pixels: np.ndarray, channel: int | str, stretch: Stretch) -> np.ndarray:
     """``preprocess(network_rgb(pixels, channel))`` with the whole image's stretch."""
     return planes_rgb(stretched_planes(pixels, channel, stretch), channel)
 
