@@ -35,7 +35,7 @@ import math
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
@@ -647,8 +647,10 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
         segmenter = job_segmenter(model, job, check) if runner is None else None
         labelled = runner(job, blocks, check) if runner is not None else None
         report = (lambda d, t: progress(done + d, total or t)) if progress else None
-        return stitch_blocks(source, segmenter, sink, blocks, lambda pixels: intensity_image(pixels, chosen), report,
-                             start=start, labelled=labelled)
+        # closing: a failed stitch stops the runner's blocks in flight now, not when collected.
+        with closing(labelled) if labelled is not None else nullcontext():
+            return stitch_blocks(source, segmenter, sink, blocks, lambda pixels: intensity_image(pixels, chosen),
+                                 report, start=start, labelled=labelled)
 
     if diameter is not None:
         plan, blocks = plan_for(float(diameter), "given", float(diameter))

@@ -12,7 +12,9 @@ the in-process one.
 """
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -70,7 +72,7 @@ def segment_block_on_worker(spec: SourceSpec, model_source: str, job: BlockJob, 
                             check_settings: PostprocessSettings | None, precision: str = "float32") -> BlockOutcome:
     """One block, on a worker. Raises only when the worker can't work (WorkerSetupError)."""
     from .batch import failure_status
-    from .distributed import worker_model
+    from .distributed import PAUSE_ENV_VAR, worker_model
 
     model = worker_model(model_source)
     model.set_precision(precision)
@@ -80,6 +82,7 @@ def segment_block_on_worker(spec: SourceSpec, model_source: str, job: BlockJob, 
         labels = job_segmenter(model, job, check)(source.read(*block.window), block)
     except Exception as error:  # the image's failure (a damaged tile): the client fails the image
         return BlockOutcome(None, problem=failure_status(error))
+    time.sleep(float(os.environ.get(PAUSE_ENV_VAR) or 0))  # tests: a block busy long enough to kill its worker
     diameters = np.concatenate(check.diameters) if check is not None and check.diameters else None
     return BlockOutcome(compact(labels), diameters)
 
@@ -140,8 +143,11 @@ class ClusterBlocks:
                     check.diameters.append(outcome.diameters)
                 yield outcome.labels.astype(np.int32)  # as the in-process segmenter's
         finally:
-            for future in pending:
-                future.cancel()
+            if pending:
+                try:
+                    self.client.cancel(list(pending))
+                except (RuntimeError, OSError):  # the client is closing too: nothing left to stop
+                    pass
 
     @staticmethod
     def result_of(future) -> BlockOutcome:

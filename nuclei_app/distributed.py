@@ -63,7 +63,7 @@ TEMPORARY_SUFFIX = ".part"
 # (a rename there is a copy and a delete).
 ATOMIC_PUT_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"}
 # Tests only: seconds a worker waits between writing an image's temporary files and renaming
-# them, so that a test can kill it mid-write.
+# them, or before returning a block's labels, so that a test can kill it mid-task.
 PAUSE_ENV_VAR = "NUCLEI_TEST_TASK_DELAY"
 
 

@@ -339,22 +339,61 @@ def test_block_wise_images_on_the_cluster_give_the_in_process_files(cluster, tin
     assert "Traceback" not in run.log
 
 
-def test_a_huge_tiff_s_blocks_are_segmented_by_the_workers(cluster, bundled_model, tmp_path):
+@pytest.fixture(scope="module")
+def field(tmp_path_factory, bundled_model):
+    """A 1200x1100 tiled TIFF of touching nuclei and its in-process block-wise result (9 blocks)."""
+    from benchmarks.huge_image import NucleusField, write_field_tiff
+    from nuclei_app.blocks import segment_in_blocks
+
+    folder = tmp_path_factory.mktemp("field")
+    path = write_field_tiff(folder / "field.tif", NucleusField(diameter=22.0), 1200, 1100, tile=256)
+    return path, segment_in_blocks(bundled_model, path, folder / "here", "field", block_size=400)
+
+
+def on_the_cluster(cluster, model, path: Path, out: Path, progress=None, before=None):
     """The lazy path a TIFF over the in-memory limit takes: each worker reads its blocks'
-    windows from the file; the stitched labels and table are the in-process ones."""
+    windows from the file. ``before(client)`` runs first; ``progress`` sees each block stitched."""
     from distributed import Client
 
-    from benchmarks.huge_image import NucleusField, write_field_tiff
     from nuclei_app.blocks import segment_in_blocks
     from nuclei_app.cluster_blocks import ClusterBlocks, SourceSpec
 
-    path = write_field_tiff(tmp_path / "field.tif", NucleusField(diameter=22.0), 1200, 1100, tile=256)
-    here = segment_in_blocks(bundled_model, path, tmp_path / "here", "field", block_size=400)
     with Client(cluster.address, timeout="60s", set_as_default=False) as client:
-        runner = ClusterBlocks(client, SourceSpec(str(path), "field.tif", lazy=True),
-                               cluster_run.cluster_model_source(bundled_model), run_id="test")
-        there = segment_in_blocks(bundled_model, path, tmp_path / "there", "field", block_size=400, runner=runner)
-    assert there.blocks == here.blocks == 9 and runner.submitted >= 9
+        client.wait_for_workers(2, timeout=START_TIMEOUT_S)
+        runner = ClusterBlocks(client, SourceSpec(str(path), path.name, lazy=True),
+                               cluster_run.cluster_model_source(model), run_id=out.name)
+        progress = progress(client) if progress else None
+        result = segment_in_blocks(model, path, out, "field", block_size=400, runner=runner, progress=progress)
+    return result, runner
+
+
+def assert_same_result(there, here) -> None:
+    assert there.blocks == here.blocks == 9
     assert (there.diameter, there.diameter_source, there.count) == (here.diameter, here.diameter_source, here.count)
     assert np.array_equal(tifffile.imread(there.files["labels"]), tifffile.imread(here.files["labels"]))
     pd.testing.assert_frame_equal(there.table, here.table)
+
+
+def test_a_huge_tiff_s_blocks_are_segmented_by_the_workers(cluster, bundled_model, field, tmp_path):
+    path, here = field
+    there, runner = on_the_cluster(cluster, bundled_model, path, tmp_path / "there")
+    assert runner.submitted >= 9
+    assert_same_result(there, here)
+
+
+def test_a_worker_killed_mid_image_has_its_blocks_redone_elsewhere(cluster, bundled_model, field, tmp_path):
+    path, here = field
+    killed = []
+
+    def kill_a_busy_worker(client):
+        def on_block(done: int, total: int) -> None:
+            if done == 2 and not killed:  # blocks in flight on both workers: kill one of them
+                busy = [address for address, keys in client.processing().items() if keys]
+                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        return on_block
+
+    there, _ = on_the_cluster(cluster, bundled_model, path, tmp_path / "there", progress=kill_a_busy_worker)
+    assert killed, "no worker was busy to kill"
+    assert_same_result(there, here)  # its blocks were rerun, none lost, none stitched twice
