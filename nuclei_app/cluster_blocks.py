@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -108,7 +109,10 @@ class ClusterBlocks:
     def __init__(self, client, spec: SourceSpec, model_source: str, run_id: str, retries: int = 1,
                  precision: str = "float32"):
         self.client, self.spec, self.model_source = client, spec, model_source
-        self.run_id, self.retries, self.precision = run_id, retries, precision
+        self.retries, self.precision = retries, precision
+        # Keys unique to this image: the scheduler answers a key it still holds with its old
+        # result, and several images of one run each number their blocks from 1.
+        self.key_prefix = f"nuclei-block-{run_id}-{uuid.uuid4().hex[:8]}"
         self.submitted = 0
 
     def ahead(self) -> int:
@@ -126,7 +130,7 @@ class ClusterBlocks:
                 self.submitted += 1
                 pending.append(self.client.submit(
                     segment_block_on_worker, self.spec, self.model_source, job, block, check_settings, self.precision,
-                    key=f"nuclei-block-{self.run_id}-{self.submitted}", retries=self.retries, pure=False))
+                    key=f"{self.key_prefix}-{self.submitted}", retries=self.retries, pure=False))
                 return
 
         try:

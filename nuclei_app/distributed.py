@@ -257,13 +257,7 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
                               channel=prediction.channel, seconds=time.time() - started, status="ok")
             outcome = ImageOutcome(row, table, f"{plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
                                                f"channel {prediction.channel} [block-wise]")
-        record.add(outcome.row, outcome.table)
-        result.summary.append(outcome.row)
-        if outcome.ok:
-            result.processed.append(task.given)
-        else:
-            result.failed.append((task.given, outcome.row["status"]))
-        progress.done(progress_line(outcome, task, done, progress.total, debug))
+        book(outcome, task, done, record, result, progress, debug)
 
 
 @contextmanager
@@ -297,16 +291,22 @@ def collect_outcomes(client, todo: list[ImageTask], model_source: str, request: 
             task = futures[future]
             outcome = outcome_of(future, task)
             future.release()  # the worker may forget the result now
-            record.add(outcome.row, outcome.table)
-            result.summary.append(outcome.row)
-            if outcome.ok:
-                result.processed.append(task.given)
-            else:
-                result.failed.append((task.given, outcome.row["status"]))
-            progress.done(progress_line(outcome, task, done, progress.total, debug))
+            book(outcome, task, done, record, result, progress, debug)
     except ClusterError:
         client.cancel(list(futures))
         raise
+
+
+def book(outcome: ImageOutcome, task: ImageTask, done: int, record, result: BatchResult, progress: Progress,
+         debug: bool) -> None:
+    """An image's outcome into the run's record, result and progress lines, once."""
+    record.add(outcome.row, outcome.table)
+    result.summary.append(outcome.row)
+    if outcome.ok:
+        result.processed.append(task.given)
+    else:
+        result.failed.append((task.given, outcome.row["status"]))
+    progress.done(progress_line(outcome, task, done, progress.total, debug))
 
 
 def outcome_of(future, task: ImageTask) -> ImageOutcome:

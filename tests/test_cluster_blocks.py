@@ -46,3 +46,11 @@ def test_a_block_that_fails_on_a_worker_fails_its_image_with_the_reason(tiny_mod
         with pytest.raises(BlockFailed, match="damaged"):
             list(runner(None, [block, block, block], None))
         assert runner.submitted == 3
+
+
+def test_each_image_s_blocks_have_keys_of_their_own():
+    """A scheduler answers a key it still holds with the old result: the second image of a
+    run must never reuse the first one's block keys."""
+    first = ClusterBlocks(None, SourceSpec("/a.tif", "a.tif", lazy=True), "model", run_id="run1")
+    second = ClusterBlocks(None, SourceSpec("/b.tif", "b.tif", lazy=True), "model", run_id="run1")
+    assert first.key_prefix != second.key_prefix and "run1" in first.key_prefix
