@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the network's arithmetic (as segment --precision); the model card's scores are float32's")
     args = parser.parse_args(argv)
     if args.write and (args.holdout_of or not Path(args.model).is_dir() or args.precision != "float32"):
-        parser.error("--write stores a full float32 evaluation in a local model folder: give --model a folder, "
+        parser.error("--write stores a full evaluation (float32) in a local model folder: give --model a folder, "
                      "without --holdout-of or --precision")
     import json
 
