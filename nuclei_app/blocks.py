@@ -828,8 +828,6 @@ def _network_indices(start: int, stop: int, length: int, network_length: int, mu
     return np.arange(first, max(first, last) + 1)
 
 
-
-
 def job_segmenter(model: NucleiModel, job: BlockJob, check: ScaleCheck | None = None) -> Segmenter:
     return network_segmenter(model, job.plan, job.settings, job.tta, job.height, job.width, check)
 

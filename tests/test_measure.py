@@ -78,3 +78,28 @@ def test_every_column_is_regionprops_own():
                          ("diameter_px", "equivalent_diameter_area"), ("solidity", "solidity"),
                          ("mean_intensity", "intensity_mean"), ("max_intensity", "intensity_max")):
         np.testing.assert_allclose(table[mine].to_numpy(float), expected[theirs], rtol=1e-6, err_msg=mine)
+
+
+def test_solidity_is_regionprops_own_on_many_shapes():
+    """Ellipses at every angle, lines, single pixels and labels in scattered pieces: the convex
+    hull counted from each row's extreme pixels equals ``convex_hull_image``'s pixel count."""
+    from skimage.measure import regionprops_table
+
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        height, width = (int(v) for v in rng.integers(5, 70, 2))
+        labels = np.zeros((height, width), np.int32)
+        if trial % 2:   # pieces of three labels scattered over the image
+            labels = (rng.integers(0, 4, (height, width)) * (rng.random((height, width)) < 0.3)).astype(np.int32)
+        else:
+            rows, columns = np.ogrid[:height, :width]
+            for label in range(1, 6):
+                centre, (long, short), angle = rng.integers(0, (height, width)), rng.uniform(0.5, 14, 2), rng.uniform(0, np.pi)
+                dy, dx = rows - centre[0], columns - centre[1]
+                along, across = dy * np.cos(angle) + dx * np.sin(angle), -dy * np.sin(angle) + dx * np.cos(angle)
+                labels[(along / long) ** 2 + (across / short) ** 2 <= 1] = label
+        if labels.max() == 0:
+            continue
+        table = measure_nuclei(labels, np.zeros(labels.shape, np.float32))
+        expected = regionprops_table(labels, properties=["solidity"])["solidity"]
+        np.testing.assert_allclose(table["solidity"].to_numpy(float), expected, rtol=1e-12, err_msg=f"trial {trial}")
