@@ -33,10 +33,16 @@ LIGHT_PALETTE = Palette((0.0, 0.85, 0.0), (0.0, 0.75, 0.0), (0.95, 0.0, 0.0), (0
 
 
 def palette_for(image: np.ndarray) -> Palette:
+    rgb = image if image.ndim == 3 else image[..., None]
+    return palette_of_display(to_display(rgb))
+
+
+def palette_of_display(displayed: np.ndarray) -> Palette:
+    """``palette_for`` of the image already contrast-stretched by ``to_display``."""
     from .inference import is_light_background
 
-    rgb = image if image.ndim == 3 else image[..., None]
-    return LIGHT_PALETTE if is_light_background(to_display(rgb)) else DARK_PALETTE
+    return LIGHT_PALETTE if is_light_background(displayed if displayed.ndim == 3 else displayed[..., None]) \
+        else DARK_PALETTE
 
 
 def outline_width(shape: tuple[int, ...], display_side: int | None) -> int:
@@ -85,7 +91,9 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, style: str = "outlines",
         raise ValueError(f"unknown overlay style {style!r}; choose one of {', '.join(STYLES)}")
     base = to_display(image, stretch)
     if style == "outlines":
-        colour = np.array(palette_for(image).outline, np.float32)
+        # The stretched base is what palette_for looks at: not stretched a second time.
+        palette = palette_of_display(base) if stretch else palette_for(image)
+        colour = np.array(palette.outline, np.float32)
         where = outlines(labels, outline_width(labels.shape, display_side))
     elif style == "filled":
         colour, where = FILL_COLOUR, labels > 0
