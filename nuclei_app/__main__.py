@@ -33,8 +33,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="comma list of output formats: png (labels, mask and overlay PNGs), tiff (16-bit label "
                           "TIFF), rois (ImageJ/Fiji ROI set), geojson (QuPath detections), or all; default png")
     seg.add_argument("--precision", choices=["float32", "bfloat16", "auto"], default="float32",
-                     help="the network's arithmetic: bfloat16 runs faster on CPUs with AVX-512 BF16 or AMX (opt-in: "
-                          "its validation scores are not measured yet); auto uses it where the CPU has it; default float32")
+                     help="the network's arithmetic: bfloat16 runs faster on CPUs with AVX-512 BF16 or AMX "
+                          "(validation mean AP as float32's: docs/precision_validation.txt); auto uses it where the "
+                          "CPU has it; default float32, the same labels on every machine")
     where = seg.add_mutually_exclusive_group()
     where.add_argument("--workers", type=worker_count, metavar="N",
                        help="run on a local Dask cluster of N processes (CLI extras: requirements-cli.txt)")

@@ -5,7 +5,8 @@ Zen 4) multiply bfloat16 at about twice the float32 rate, and TensorFlow's oneDN
 that. The same weights in a Keras ``mixed_bfloat16`` copy of the network (every layer but the
 sigmoid output computes in bfloat16, the weights stay float32) give probabilities within a few
 hundredths of float32's. Elsewhere bfloat16 is emulated and slower, so ``auto`` keeps float32
-there. The validation scores of both are in the README (``train.evaluate --precision``).
+there. Both score the same on the validation split (``docs/precision_validation.txt``,
+from ``train.evaluate --precision``).
 """
 from __future__ import annotations
 
