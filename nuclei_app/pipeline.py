@@ -73,16 +73,20 @@ class NetworkInput(NamedTuple):
     image: np.ndarray       # preprocessed RGB, as the network sees it
     channel: int | str      # the channel used
     light: bool             # a light background (inverted): brightfield, H&E
+    estimate: float | None = None  # estimate_diameter(image), where asked for
 
 
-def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AUTO) -> NetworkInput:
-    """What the network sees, and how it came about. Pure numpy, no turn on the model needed:
-    the batch prepares the next image in another thread while this one runs."""
+def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AUTO,
+                  estimate: bool = False) -> NetworkInput:
+    """What the network sees, and how it came about; with ``estimate``, also the network-free
+    diameter estimate (models that record a diameter). Pure numpy, no turn on the model
+    needed: the batch prepares the next image in another thread while this one runs."""
     image = as_channels(image)
     chosen = choose_channel(image) if channel == AUTO else channel
     check_channel(image, chosen)
     prepared, stretch = prepare(network_rgb(image, chosen), model.normalisation)
-    return NetworkInput(prepared, chosen, stretch.invert)
+    guess = estimate_diameter(prepared) if estimate and model.diameter is not None else None
+    return NetworkInput(prepared, chosen, stretch.invert, guess)
 
 
 def predict(model: NucleiModel, image: np.ndarray, tta: bool | None = None,
@@ -104,14 +108,15 @@ def _predict(model, image, tta, progress, diameter, channel, prepared=None) -> t
     already computed them, else None). ``prepared``: ``network_input``'s result, if done."""
     if diameter is not None and not (math.isfinite(diameter) and diameter > 0):
         raise ValueError(f"diameter must be a positive number of pixels, got {diameter}.")
-    prepared, chosen, light = prepared or network_input(model, image, channel)
+    prepared, chosen, light, estimate = prepared or network_input(model, image, channel)
     tta = inference_for(model, tta, light).tta
     if model.diameter is None:
         probabilities = _predict_at(model, prepared, 1.0, tta, progress)
         return Prediction(probabilities, None, "none", chosen), None
     if diameter is not None:
         return _predict_for_diameter(model, prepared, diameter, "given", chosen, tta, progress), None
-    first = _predict_for_diameter(model, prepared, estimate_diameter(prepared), "estimated", chosen, tta, progress)
+    estimate = estimate if estimate is not None else estimate_diameter(prepared)
+    first = _predict_for_diameter(model, prepared, estimate, "estimated", chosen, tta, progress)
     labels = labels_for(model, first)
     measured = median_diameter(labels)
     if measured and abs(math.log(measured / first.diameter)) > math.log(REFINE_TOLERANCE):
