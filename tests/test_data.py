@@ -125,6 +125,21 @@ def test_targets_body_and_boundary():
     assert targets[10, 7, 1] == 0  # an interior pixel
 
 
+def test_gap_weight_marks_where_nuclei_meet_and_nothing_else():
+    labels = np.zeros((30, 40), np.int32)
+    labels[5:15, 5:10] = 1
+    labels[5:15, 11:16] = 2          # 1 px of background between 1 and 2
+    labels[20:28, 28:36] = 3         # alone
+    targets = targets_from_labels(labels, gap_weight=4.0)
+    assert targets.shape == (30, 40, 3)
+    np.testing.assert_array_equal(targets[..., :2], targets_from_labels(labels))  # body and boundary unchanged
+    weights = targets[..., 2]
+    assert weights[10, 10] == 5.0 and weights[10, 9] == 5.0 and weights[10, 11] == 5.0  # the gap and both rims
+    assert weights[10, 6] == 1.0       # 1's far side
+    assert np.all(weights[18:30, 25:40] == 1.0)  # the lone nucleus and its surroundings
+    assert set(np.unique(weights)) == {1.0, 5.0}
+
+
 def test_augmented_crops_and_reproducible_batches():
     samples = make_samples(["fluorescence", "tissue"])
     for sample in samples:  # an image that shows its labels, so misalignment would show

@@ -87,3 +87,17 @@ def test_missing_data_is_a_clear_error(tmp_path, capsys):
 
     assert main(["--preset", "tiny", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "python -m train.download" in capsys.readouterr().err
+
+
+def test_a_gap_weighted_run_trains_on_weighted_targets_and_records_the_weight(tiny_dataset, tmp_path):
+    from train.train import train
+
+    config = replace(replace(TrainConfig(), **TINY_PRESET), data=tiny_dataset, out=tmp_path / "run", gap_weight=4.0)
+    train(config)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["config"]["gap_weight"] == 4.0
+    with open(tmp_path / "run" / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(np.isfinite(float(row[key])) for row in rows for key in ("loss", "val_loss"))
+    assert config_from_args(parse_args(["--gap-weight", "0"])).gap_weight == 0.0
+    assert config_from_args(parse_args(["--gap-weight", "5"])).gap_weight == 5.0

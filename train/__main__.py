@@ -23,6 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, help=f"default {defaults.learning_rate}")
     parser.add_argument("--kind-balance", type=float,
                         help=f"draw images by 1/count(kind)**B: 0 by image, 1 each kind equally (default {defaults.kind_balance})")
+    parser.add_argument("--gap-weight", type=float,
+                        help=f"extra loss weight where two nuclei meet (default {defaults.gap_weight}: none)")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     parser.add_argument("--base-filters", type=int, help=f"default {defaults.base_filters}")
     parser.add_argument("--diameter", type=float, help=f"canonical nucleus diameter in px (default {defaults.diameter})")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from scipy import ndimage
 from scipy.cluster.hierarchy import fcluster, linkage
 from skimage.segmentation import find_boundaries
 
@@ -215,11 +216,27 @@ def sampling_weights(samples: list[Sample], power: float = 0.7) -> np.ndarray:
     return weights / weights.sum()
 
 
-def targets_from_labels(labels: np.ndarray) -> np.ndarray:
-    """(H, W, 2) float32: nucleus body, and the inner boundary of each nucleus."""
+def targets_from_labels(labels: np.ndarray, gap_weight: float = 0.0) -> np.ndarray:
+    """(H, W, 2) float32: nucleus body, and the inner boundary of each nucleus; with a
+    ``gap_weight``, a third channel: each pixel's loss weight (``contact_weights``)."""
     body = labels > 0
     boundary = find_boundaries(labels, mode="inner") & body
-    return np.stack([body, boundary], axis=-1).astype(np.float32)
+    channels = [body, boundary] + ([contact_weights(labels, gap_weight)] if gap_weight else [])
+    return np.stack(channels, axis=-1).astype(np.float32)
+
+
+CONTACT_WINDOW = 5  # px at the canonical diameter: a gap of up to 3 px between two nuclei, and their rims
+
+
+def contact_weights(labels: np.ndarray, gap_weight: float) -> np.ndarray:
+    """1 + ``gap_weight`` where two different nuclei lie within one CONTACT_WINDOW square
+    (the gap between touching nuclei and the rims facing it), 1 elsewhere."""
+    labels = np.asarray(labels, np.int32)
+    above = int(labels.max(initial=0)) + 1  # background counts as this for the lowest label near a pixel
+    highest = ndimage.maximum_filter(labels, CONTACT_WINDOW, mode="nearest")
+    lowest = ndimage.minimum_filter(np.where(labels > 0, labels, above), CONTACT_WINDOW, mode="nearest")
+    contact = (highest > 0) & (lowest < above) & (highest != lowest)
+    return 1.0 + gap_weight * contact.astype(np.float32)
 
 
 def random_crop(sample: Sample, crop: int, scale: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -240,12 +257,13 @@ def random_crop(sample: Sample, crop: int, scale: float, rng: np.random.Generato
     return image[:crop, :crop], labels[:crop, :crop]
 
 
-def augmented_example(sample: Sample, crop: int, aug: Augmentation, rng: np.random.Generator):
+def augmented_example(sample: Sample, crop: int, aug: Augmentation, rng: np.random.Generator,
+                      gap_weight: float = 0.0):
     image, labels = random_crop(sample, crop, random_scale(aug, rng), rng)
     if aug.flip_rotate:
         image, labels = flip_rotate(image, labels, rng)
     stained = sample.kind != "fluorescence"
-    return augment_intensity(image, aug, rng, stained=stained), targets_from_labels(labels)
+    return augment_intensity(image, aug, rng, stained=stained), targets_from_labels(labels, gap_weight)
 
 
 class CropSequence(keras.utils.PyDataset):
@@ -257,9 +275,10 @@ class CropSequence(keras.utils.PyDataset):
 
     def __init__(self, samples: list[Sample], batch_size: int, crop: int, steps: int,
                  seed: int, aug: Augmentation = Augmentation(), first_epoch: int = 0, workers: int = 1,
-                 kind_balance: float = 0.7):
+                 kind_balance: float = 0.7, gap_weight: float = 0.0):
         super().__init__(workers=workers, use_multiprocessing=workers > 1)
         self.samples, self.batch_size, self.crop, self.steps = samples, batch_size, crop, steps
+        self.gap_weight = gap_weight
         self.seed, self.aug, self.epoch = seed, aug, first_epoch
         self.weights = sampling_weights(samples, kind_balance)
 
@@ -269,14 +288,14 @@ class CropSequence(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         picks = rng.choice(len(self.samples), size=self.batch_size, p=self.weights)
-        pairs = [augmented_example(self.samples[i], self.crop, self.aug, rng) for i in picks]
+        pairs = [augmented_example(self.samples[i], self.crop, self.aug, rng, self.gap_weight) for i in picks]
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
 
 
-def validation_crops(samples: list[Sample], crop: int) -> tuple[np.ndarray, np.ndarray]:
+def validation_crops(samples: list[Sample], crop: int, gap_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One fixed centre crop per validation image (mirrored where the image is smaller):
     a cheap, stable validation loss."""
     images, targets = [], []
@@ -288,5 +307,5 @@ def validation_crops(samples: list[Sample], crop: int) -> tuple[np.ndarray, np.n
             labels = np.pad(labels, ((0, pad_h), (0, pad_w)), mode="symmetric")
         top, left = (labels.shape[0] - crop) // 2, (labels.shape[1] - crop) // 2
         images.append(image[top:top + crop, left:left + crop].astype(np.float32))
-        targets.append(targets_from_labels(labels[top:top + crop, left:left + crop]))
+        targets.append(targets_from_labels(labels[top:top + crop, left:left + crop], gap_weight))
     return np.stack(images), np.stack(targets)

@@ -18,8 +18,13 @@ def soft_dice(y_true, y_pred, smooth: float = 1.0):
 
 @keras.saving.register_keras_serializable(package="nuclei")
 def bce_dice_loss(y_true, y_pred):
-    bce = ops.mean(keras.losses.binary_crossentropy(y_true[..., None], y_pred[..., None]))
-    return bce + ops.mean(1.0 - soft_dice(y_true, y_pred))
+    """``y_true``: body and boundary, and optionally a third channel of per-pixel BCE weights
+    (``train.data.contact_weights``; Dice stays unweighted)."""
+    truth = y_true[..., :2]
+    bce = keras.losses.binary_crossentropy(truth[..., None], y_pred[..., None])
+    if y_true.shape[-1] > 2:
+        bce = bce * y_true[..., 2:3]
+    return ops.mean(bce) + ops.mean(1.0 - soft_dice(truth, y_pred))
 
 
 @keras.saving.register_keras_serializable(package="nuclei")

@@ -154,8 +154,9 @@ def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int,
     checkpoints = folder / "checkpoints"
     sequence = CropSequence(train_set, config.batch_size, config.crop_size, config.steps_per_epoch,
                             config.seed, first_epoch=start_epoch,
-                            workers=config.loader_workers, kind_balance=config.kind_balance)
-    validation = validation_crops(validation_set, config.crop_size)
+                            workers=config.loader_workers, kind_balance=config.kind_balance,
+                            gap_weight=config.gap_weight)
+    validation = validation_crops(validation_set, config.crop_size, config.gap_weight)
     callbacks = [
         keras.callbacks.CSVLogger(str(folder / "log.csv"), append=start_epoch > 0),
         LastState(checkpoints),
