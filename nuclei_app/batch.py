@@ -206,7 +206,7 @@ def read_and_prepare(model: NucleiModel, path: Path, request: ImageRequest):
     """Stage 1: (channels as read, the network's input and channel, and the diameter estimate
     where the diameter is not given: done here, off the network's turn)."""
     channels = read_channels(path)
-    return channels, network_input(model, channels, request.channel, estimate=request.diameter is None)
+    return channels, network_input(model, channels, request.channel, with_estimate=request.diameter is None)
 
 
 def label_and_finish(model: NucleiModel, out: Path, item: InFlight, prediction, tuned_labels,

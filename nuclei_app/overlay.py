@@ -33,16 +33,15 @@ LIGHT_PALETTE = Palette((0.0, 0.85, 0.0), (0.0, 0.75, 0.0), (0.95, 0.0, 0.0), (0
 
 
 def palette_for(image: np.ndarray) -> Palette:
-    rgb = image if image.ndim == 3 else image[..., None]
-    return palette_of_display(to_display(rgb))
+    return palette_of_display(to_display(image))
 
 
 def palette_of_display(displayed: np.ndarray) -> Palette:
     """``palette_for`` of the image already contrast-stretched by ``to_display``."""
     from .inference import is_light_background
 
-    return LIGHT_PALETTE if is_light_background(displayed if displayed.ndim == 3 else displayed[..., None]) \
-        else DARK_PALETTE
+    light = is_light_background(displayed if displayed.ndim == 3 else displayed[..., None])
+    return LIGHT_PALETTE if light else DARK_PALETTE
 
 
 def outline_width(shape: tuple[int, ...], display_side: int | None) -> int:

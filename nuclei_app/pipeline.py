@@ -77,15 +77,15 @@ class NetworkInput(NamedTuple):
 
 
 def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AUTO,
-                  estimate: bool = False) -> NetworkInput:
-    """What the network sees, and how it came about; with ``estimate``, also the network-free
+                  with_estimate: bool = False) -> NetworkInput:
+    """What the network sees, and how it came about; ``with_estimate``: also the network-free
     diameter estimate (models that record a diameter). Pure numpy, no turn on the model
     needed: the batch prepares the next image in another thread while this one runs."""
     image = as_channels(image)
     chosen = choose_channel(image) if channel == AUTO else channel
     check_channel(image, chosen)
     prepared, stretch = prepare(network_rgb(image, chosen), model.normalisation)
-    guess = estimate_diameter(prepared) if estimate and model.diameter is not None else None
+    guess = estimate_diameter(prepared) if with_estimate and model.diameter is not None else None
     return NetworkInput(prepared, chosen, stretch.invert, guess)
 
 

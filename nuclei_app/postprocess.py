@@ -44,23 +44,26 @@ def flood(score: np.ndarray, markers: np.ndarray, foreground: np.ndarray) -> np.
 
     A foreground blob with a single marker is that marker's nucleus, all of it (the flood
     reaches every pixel of a connected blob), and a blob with none stays 0, as in the
-    watershed; only blobs with two or more markers are flooded. The result is the same
-    (the flood never crosses from one blob to another), in 40 % of the time on a dense
-    fluorescence field, where most nuclei stand alone."""
+    watershed; only blobs with two or more markers are flooded, in two thirds of the time
+    on a dense fluorescence field, where most nuclei stand alone. The labels are the
+    watershed's, with one exception: where marker pixels tie exactly in score, skimage pops
+    them in an order that depends on every marker in the image, so a pixel both could claim
+    may go to the other one (an equally good split; never seen on real probabilities)."""
+    markers = np.where(foreground, markers, 0)  # as the watershed: a marker outside the mask seeds nothing
     blobs, count = ndimage.label(foreground)
     ids = np.flatnonzero(np.bincount(markers.ravel()))
     ids = ids[ids > 0]
-    # Each marker lies in one blob (both are 4-connected, markers inside the foreground).
-    blob_of = np.zeros(int(markers.max()) + 1, np.int64)
-    inside = markers > 0
-    blob_of[markers[inside]] = blobs[inside]
-    markers_in = np.bincount(blob_of[ids], minlength=count + 1)
+    if ids.size == 0:
+        return np.zeros(markers.shape, markers.dtype)
+    first_blob = ndimage.minimum(blobs, markers, ids).astype(np.int64)
+    if np.any(first_blob != ndimage.maximum(blobs, markers, ids)):  # a marker id in two blobs: no shortcut
+        return watershed(-score, markers, mask=foreground)
+    markers_in = np.bincount(first_blob, minlength=count + 1)
     marker_of_blob = np.zeros(count + 1, markers.dtype)
-    marker_of_blob[blob_of[ids]] = ids
+    marker_of_blob[first_blob] = ids
     marker_of_blob[markers_in != 1] = 0
     labels = marker_of_blob[blobs]
     shared = markers_in >= 2
-    shared[0] = False
     if shared.any():
         contested = shared[blobs]
         flooded = watershed(-score, np.where(contested, markers, 0), mask=contested)

@@ -22,6 +22,9 @@ def test_weights_of_one_are_the_plain_loss_and_larger_weights_count_more():
     heavier = ones.copy()
     heavier[:, 4:8] = 6.0
     assert loss(np.concatenate([truth, heavier], -1), prediction) > plain
-    # Where the prediction is right, extra weight changes nothing: the weight scales each pixel's error.
-    right = np.where(truth > 0, 0.999, 0.001).astype(np.float32)
-    assert np.isclose(loss(np.concatenate([truth, heavier], -1), right), loss(truth, right), atol=1e-2)
+    # The weighted loss, computed by hand: mean of weight x per-pixel BCE, plus 1 - Dice per channel.
+    bce = -(truth * np.log(prediction) + (1 - truth) * np.log(1 - prediction))
+    intersection = (truth * prediction).sum(axis=(0, 1, 2))
+    dice = (2 * intersection + 1) / (truth.sum(axis=(0, 1, 2)) + prediction.sum(axis=(0, 1, 2)) + 1)
+    expected = (heavier * bce).mean() + (1 - dice).mean()
+    assert np.isclose(loss(np.concatenate([truth, heavier], -1), prediction), expected, rtol=1e-4)

@@ -71,20 +71,45 @@ def test_rejects_single_channel():
 
 
 def test_flood_is_the_plain_watershed():
-    """Blobs with one marker, several, or none, on random smooth score maps: labels equal
-    ``watershed(-score, markers, mask=foreground)`` pixel for pixel."""
+    """Blobs with one marker, several, or none, markers reaching outside the foreground and
+    ids in two blobs, on random smooth score maps: the watershed's labels pixel for pixel."""
     from scipy import ndimage
     from skimage.segmentation import watershed
 
     from nuclei_app.postprocess import flood
 
     rng = np.random.default_rng(4)
-    for trial in range(40):
+    for trial in range(60):
         shape = tuple(int(v) for v in rng.integers(20, 120, 2))
         score = ndimage.gaussian_filter(rng.random(shape), rng.uniform(1, 4)).astype(np.float32)
         score = (score - score.min()) / (score.max() - score.min())
         foreground = score > rng.uniform(0.3, 0.6)
         markers, _ = ndimage.label((score > rng.uniform(0.5, 0.8)) & foreground)
-        markers[rng.random(shape) < 0.002] = 0                       # markers cut into pieces too
+        if trial % 3 == 1:   # markers that spill out of the foreground
+            markers = ndimage.grey_dilation(markers, size=3)
+        if trial % 3 == 2 and markers.max() > 1:   # one id given to markers in two blobs
+            markers[markers == markers.max()] = 1
         expected = watershed(-score, markers, mask=foreground)
         np.testing.assert_array_equal(flood(score, markers, foreground), expected, err_msg=f"trial {trial}")
+
+
+def test_flood_with_tied_scores_splits_each_blob_among_its_own_markers():
+    """Ties are where flood and the watershed may differ: each labels every pixel of a
+    marked blob with one of that blob's markers, each marker keeps its own pixels."""
+    from scipy import ndimage
+
+    from nuclei_app.postprocess import flood
+
+    rng = np.random.default_rng(9)
+    for trial in range(30):
+        shape = tuple(int(v) for v in rng.integers(10, 60, 2))
+        score = np.round(ndimage.gaussian_filter(rng.random(shape), 2) * 8) / 8   # few levels: many ties
+        foreground = score >= np.median(score)
+        markers, _ = ndimage.label((score >= score.max() - 0.125) & foreground)
+        labels = flood(score.astype(np.float32), markers, foreground)
+        blobs, count = ndimage.label(foreground)
+        assert np.all(labels[markers > 0] == markers[markers > 0])
+        for blob in range(1, count + 1):
+            inside = blobs == blob
+            own = set(np.unique(markers[inside])) - {0}
+            assert set(np.unique(labels[inside])) == (own or {0}), f"trial {trial}, blob {blob}"

@@ -101,3 +101,20 @@ def test_a_gap_weighted_run_trains_on_weighted_targets_and_records_the_weight(ti
     assert rows and all(np.isfinite(float(row[key])) for row in rows for key in ("loss", "val_loss"))
     assert config_from_args(parse_args(["--gap-weight", "0"])).gap_weight == 0.0
     assert config_from_args(parse_args(["--gap-weight", "5"])).gap_weight == 5.0
+
+
+def test_a_setting_added_since_a_run_started_counts_as_its_default_then():
+    from train.train import config_differences
+
+    now = TrainConfig().to_json()
+    original = {key: value for key, value in now.items() if key not in ("gap_weight", "kind_balance")}
+    assert config_differences(original, now) == []
+    assert config_differences(original, {**now, "gap_weight": 2.0}) == ["gap_weight: 0.0 then, 2.0 now"]
+
+
+def test_gap_weight_must_not_be_negative(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        parse_args(["--gap-weight", "-1"])
+    assert "must be 0 or more" in capsys.readouterr().err

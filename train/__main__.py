@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, help=f"default {defaults.learning_rate}")
     parser.add_argument("--kind-balance", type=float,
                         help=f"draw images by 1/count(kind)**B: 0 by image, 1 each kind equally (default {defaults.kind_balance})")
-    parser.add_argument("--gap-weight", type=float,
+    parser.add_argument("--gap-weight", type=non_negative,
                         help=f"extra loss weight where two nuclei meet (default {defaults.gap_weight}: none)")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     parser.add_argument("--base-filters", type=int, help=f"default {defaults.base_filters}")
@@ -42,6 +42,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     parser.add_argument("--revision-message", help="commit message for the Hub upload")
     return parser.parse_args(argv)
+
+
+def non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -28,10 +28,10 @@ class TrainConfig:
     # Images are drawn with probability 1 / count(kind) ** kind_balance: 0 draws by image
     # (fluorescence dominates), 1 gives each kind (fluorescence, tissue, brightfield) a third.
     kind_balance: float = 0.7
-    # Extra loss weight on the pixels where two nuclei meet (within 2 px of both), as in the
-    # U-Net paper's weight map: the background gap and the boundaries that keep touching
-    # nuclei apart are a sliver of each crop, and merged neighbours are a held-out failure.
-    # 0: every pixel counts the same.
+    # Extra BCE weight where two nuclei meet (two labels within one 5x5 window: gaps up to
+    # 3 px and the 2-px rims facing them), as in the U-Net paper's weight map: the pixels that
+    # keep touching nuclei apart are a sliver of each crop, and merged neighbours are a
+    # held-out failure. 0: every pixel counts the same.
     gap_weight: float = 0.0
     seed: int = 42
     validation_fraction: float = 0.2

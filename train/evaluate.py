@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"Network arithmetic: {args.precision}\n")  # the tables below say the same whatever it was
+    print(f"Network arithmetic: {args.precision}\n")  # the tables themselves don't record it
     print(report_tables(report))
     if args.write:
         print(f"scores written to {rewrite_metrics(Path(args.model), report)}")

@@ -1,7 +1,9 @@
 """BCE + soft Dice on each output channel (nucleus body, nucleus boundary).
 
 BCE gives well-calibrated per-pixel probabilities (thresholds mean something); Dice keeps
-the thin, rare boundary channel from collapsing to all-background.
+the thin, rare boundary channel from collapsing to all-background. With ``--gap-weight`` the
+targets carry per-pixel BCE weights (not normalised: such a run's losses are not comparable
+with an unweighted run's).
 """
 from __future__ import annotations
 

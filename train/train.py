@@ -95,8 +95,11 @@ def config_differences(original: dict, now: dict) -> list[str]:
     # A moved run folder is the same run, and more epochs continue it (the resume is recorded
     # with its command); anything else would change the data or the model mid-run.
     ignored = {"resume", "out", "epochs", "loader_workers"}
-    return [f"{key}: {original.get(key)!r} then, {now.get(key)!r} now"
-            for key in sorted((set(original) | set(now)) - ignored) if original.get(key) != now.get(key)]
+    # A setting added since the run started was at its default then (what the code did).
+    defaults = TrainConfig().to_json()
+    then = {key: original.get(key, defaults.get(key)) for key in set(original) | set(now)}
+    return [f"{key}: {then[key]!r} then, {now.get(key)!r} now"
+            for key in sorted(set(then) - ignored) if then[key] != now.get(key)]
 
 
 def prepare_data(config: TrainConfig, normalisation: Normalisation):
