@@ -49,26 +49,38 @@ def flood(score: np.ndarray, markers: np.ndarray, foreground: np.ndarray) -> np.
     watershed's, with one exception: where marker pixels tie exactly in score, skimage pops
     them in an order that depends on every marker in the image, so a pixel both could claim
     may go to the other one (an equally good split; never seen on real probabilities)."""
-    markers = np.where(foreground, markers, 0)  # as the watershed: a marker outside the mask seeds nothing
     blobs, count = ndimage.label(foreground)
     ids = np.flatnonzero(np.bincount(markers.ravel()))
     ids = ids[ids > 0]
     if ids.size == 0:
         return np.zeros(markers.shape, markers.dtype)
-    first_blob = ndimage.minimum(blobs, markers, ids).astype(np.int64)
-    if np.any(first_blob != ndimage.maximum(blobs, markers, ids)):  # a marker id in two blobs: no shortcut
+    blob_of = _blob_of_each_marker(markers, blobs, ids)
+    if blob_of is None:  # an id in two blobs, or half outside the foreground: no shortcut
         return watershed(-score, markers, mask=foreground)
-    markers_in = np.bincount(first_blob, minlength=count + 1)
+    markers_in = np.bincount(blob_of, minlength=count + 1)
+    markers_in[0] = 0  # markers wholly outside the foreground seed nothing, as in the watershed
     marker_of_blob = np.zeros(count + 1, markers.dtype)
-    marker_of_blob[first_blob] = ids
+    marker_of_blob[blob_of] = ids
     marker_of_blob[markers_in != 1] = 0
-    labels = marker_of_blob[blobs]
     shared = markers_in >= 2
-    if shared.any():
-        contested = shared[blobs]
-        flooded = watershed(-score, np.where(contested, markers, 0), mask=contested)
-        labels = np.where(contested, flooded, labels)
+    contested = shared[blobs] if shared.any() else None
+    labels = marker_of_blob[blobs]
+    del blobs  # image-sized: gone before the watershed's own copies
+    if contested is not None:
+        labels[contested] = watershed(-score, markers, mask=contested)[contested]
     return labels
+
+
+def _blob_of_each_marker(markers: np.ndarray, blobs: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
+    """The blob holding each marker id in ``ids`` (0: wholly outside the foreground); None
+    where some id has pixels in two blobs, or inside and outside."""
+    seeded = markers > 0
+    marker_pixels, their_blobs = markers[seeded], blobs[seeded]
+    blob_of = np.zeros(int(ids[-1]) + 1, np.int64)
+    blob_of[marker_pixels] = their_blobs
+    if np.any(blob_of[marker_pixels] != their_blobs):
+        return None
+    return blob_of[ids]
 
 
 def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
