@@ -151,10 +151,20 @@ def hull_pixels(row: np.ndarray, left: np.ndarray, right: np.ndarray) -> int:
     x = np.where(MIDPOINT_LEFT[:, None], left, right) + MIDPOINT_DX[:, None]
     points = np.stack([y.ravel(), x.ravel()], axis=1)
     corners = points[ConvexHull(points).vertices]
+    rows = np.arange(row[0], row[-1] + 1)
+    # Rows in chunks: a (rows x hull edges) table for one huge object would be large.
+    return sum(_hull_pixels_in_rows(corners, rows[i:i + HULL_ROWS_AT_ONCE])
+               for i in range(0, len(rows), HULL_ROWS_AT_ONCE))
+
+
+HULL_ROWS_AT_ONCE = 256
+
+
+def _hull_pixels_in_rows(corners: np.ndarray, rows: np.ndarray) -> int:
+    """Each hull edge's x where it crosses each of ``rows``; a convex hull's pixels in a row
+    run from the least to the greatest crossing."""
     start, end = corners, np.roll(corners, -1, axis=0)
-    # Each hull edge's x where it crosses every pixel row it spans; a convex hull's pixels in
-    # a row run from the least to the greatest crossing.
-    y = np.arange(row[0], row[-1] + 1)[:, None]
+    y = rows[:, None].astype(np.float64)
     dy = end[:, 0] - start[:, 0]
     with np.errstate(invalid="ignore", divide="ignore"):
         t = (y - start[:, 0]) / dy

@@ -103,3 +103,17 @@ def test_solidity_is_regionprops_own_on_many_shapes():
         table = measure_nuclei(labels, np.zeros(labels.shape, np.float32))
         expected = regionprops_table(labels, properties=["solidity"])["solidity"]
         np.testing.assert_allclose(table["solidity"].to_numpy(float), expected, rtol=1e-12, err_msg=f"trial {trial}")
+
+
+def test_solidity_of_an_object_taller_than_one_chunk_of_rows():
+    """A tilted ellipse 700 rows tall and a crescent: the hull is counted in chunks of rows."""
+    from skimage.measure import regionprops_table
+
+    rows, columns = np.ogrid[:760, :300]
+    dy, dx = rows - 380, columns - 150
+    labels = np.zeros((760, 300), np.int32)
+    labels[((dy * 0.9 + dx * 0.4) / 350) ** 2 + ((-dy * 0.4 + dx * 0.9) / 60) ** 2 <= 1] = 1
+    labels[(np.hypot(dy, dx - 100) < 120) & (np.hypot(dy, dx - 60) > 110)] = 2
+    table = measure_nuclei(labels, np.zeros(labels.shape, np.float32))
+    expected = regionprops_table(labels, properties=["solidity"])["solidity"]
+    np.testing.assert_allclose(table["solidity"].to_numpy(float), expected, rtol=1e-12)
