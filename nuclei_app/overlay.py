@@ -36,6 +36,12 @@ def palette_for(image: np.ndarray) -> Palette:
     return palette_of_display(to_display(image))
 
 
+def palette_over(image: np.ndarray, base: np.ndarray, stretch: bool) -> Palette:
+    """``palette_for(image)``, from ``base = to_display(image, stretch)`` when that is already
+    the stretched image (not stretched a second time)."""
+    return palette_of_display(base) if stretch else palette_for(image)
+
+
 def palette_of_display(displayed: np.ndarray) -> Palette:
     """``palette_for`` of the image already contrast-stretched by ``to_display``."""
     from .inference import is_light_background
@@ -90,9 +96,7 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, style: str = "outlines",
         raise ValueError(f"unknown overlay style {style!r}; choose one of {', '.join(STYLES)}")
     base = to_display(image, stretch)
     if style == "outlines":
-        # The stretched base is what palette_for looks at: not stretched a second time.
-        palette = palette_of_display(base) if stretch else palette_for(image)
-        colour = np.array(palette.outline, np.float32)
+        colour = np.array(palette_over(image, base, stretch).outline, np.float32)
         where = outlines(labels, outline_width(labels.shape, display_side))
     elif style == "filled":
         colour, where = FILL_COLOUR, labels > 0
@@ -109,9 +113,9 @@ def comparison_overlay(image: np.ndarray, truth: np.ndarray, predicted: np.ndarr
     from .metrics import matched_ids
 
     true_hit, predicted_hit = matched_ids(truth, predicted, threshold=0.5)
-    palette = palette_for(image)
     width = outline_width(truth.shape, display_side)
     base = to_display(image, stretch)
+    palette = palette_over(image, base, stretch)
     matched = np.isin(predicted, predicted_hit)
     layers = (
         (outlines(np.where(matched, predicted, 0), width), palette.match),
