@@ -9,7 +9,9 @@ takes the given one), runs the network, runs the watershed, measures, draws the 
 encodes three PNGs and writes them. "bare forward" is only the network's compiled forward
 pass on the inputs the pipeline fed it (the image rescaled to the model's nucleus diameter).
 ``--workers`` adds runs on a local Dask cluster of that many workers (CLI extras). Where the
-CPU computes bfloat16 natively, the batch is also run with ``--precision bfloat16``.
+CPU computes bfloat16 natively, the batch is also run with ``--precision bfloat16``. One more
+row, ``--formats tiff``, writes the label TIFF and the measurements but no overlay and no
+PNGs: what drawing and encoding the default outputs cost.
 """
 from __future__ import annotations
 
@@ -63,10 +65,11 @@ def bare_forward_seconds(model, paths: list[Path], diameter: float) -> float:
     return float(np.median(times))
 
 
-def batch_seconds(model, paths: list[Path], out: Path, diameter: float | None) -> float:
+def batch_seconds(model, paths: list[Path], out: Path, diameter: float | None,
+                  formats: tuple[str, ...] = ("png",)) -> float:
     from nuclei_app.batch import ImageRequest, segment_paths
 
-    request = ImageRequest(model.postprocess_settings, diameter=diameter)
+    request = ImageRequest(model.postprocess_settings, diameter=diameter, formats=formats)
     started = time.perf_counter()
     result = segment_paths(model, paths, out, request, log=io.StringIO())
     assert not result.failed, result.failed
@@ -104,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.images} images of {args.size}x{args.size}; model {model.folder.name}; "
               f"network input at {diameter:.1f} px -> {model.diameter:g} px (warm-up {warm:.1f} s)")
         print(f"bare compiled forward pass: {bare * 1000:.0f} ms per image")
-        rows = [("batch, diameter estimated", auto), ("batch, diameter given", given)]
+        rows = [("batch, diameter estimated", auto), ("batch, diameter given", given),
+                ("given, --formats tiff", batch_seconds(model, paths, Path(folder) / "tiff", diameter, ("tiff",)))]
         if cpu_has_bf16():  # --precision bfloat16, against the same float32 bare forward pass
             model.set_precision("bfloat16")
             batch_seconds(model, paths[:2], Path(folder) / "warm16", diameter)

@@ -7,6 +7,7 @@ def test_throughput_benchmark_runs_on_a_few_small_images(capsys):
 
     assert throughput.main(["--images", "3", "--size", "160"]) == 0
     printed = capsys.readouterr().out
-    # Two rows in float32; two more in bfloat16 where the CPU has it (and says so where not).
-    assert "bare compiled forward pass" in printed and printed.count("images/s") == (4 if cpu_has_bf16() else 2)
+    # Three rows in float32; two more in bfloat16 where the CPU has it (and says so where not).
+    assert "bare compiled forward pass" in printed and printed.count("images/s") == (5 if cpu_has_bf16() else 3)
+    assert "given, --formats tiff" in printed
     assert ("bfloat16, diameter given" in printed) == cpu_has_bf16()
