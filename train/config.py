@@ -22,7 +22,9 @@ class TrainConfig:
     batch_size: int = 16
     crop_size: int = 256
     # Every training image is rescaled so its median nucleus is this many pixels across;
-    # inference rescales user images the same way (nuclei.json scale.diameter).
+    # inference rescales user images the same way (nuclei.json scale.diameter). 20 px
+    # (runs/d20, 2026-11-27) scored fluorescence higher but every light-image condition lower
+    # (experiments/diameter20/), for 1.56x the network's work: 16 stays.
     diameter: float = 16.0
     learning_rate: float = 1e-3
     # Images are drawn with probability 1 / count(kind) ** kind_balance: 0 draws by image
