@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.images} images of {args.size}x{args.size}; model {model.folder.name}; "
               f"network input at {diameter:.1f} px -> {model.diameter:g} px (warm-up {warm:.1f} s)")
         print(f"bare compiled forward pass: {bare * 1000:.0f} ms per image")
+        labels_only = batch_seconds(model, paths, Path(folder) / "tiff", diameter, formats=("tiff",))
         rows = [("batch, diameter estimated", auto), ("batch, diameter given", given),
-                ("given, --formats tiff", batch_seconds(model, paths, Path(folder) / "tiff", diameter, ("tiff",)))]
+                ("given, --formats tiff", labels_only)]
         if cpu_has_bf16():  # --precision bfloat16, against the same float32 bare forward pass
             model.set_precision("bfloat16")
             batch_seconds(model, paths[:2], Path(folder) / "warm16", diameter)
