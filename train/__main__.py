@@ -25,6 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"draw images by 1/count(kind)**B: 0 by image, 1 each kind equally (default {defaults.kind_balance})")
     parser.add_argument("--gap-weight", type=non_negative,
                         help=f"extra loss weight where two nuclei meet (default {defaults.gap_weight}: none)")
+    parser.add_argument("--synthetic-stain", type=probability,
+                        help="probability that a fluorescence crop is rendered as a stained light-background "
+                             f"image (default {defaults.synthetic_stain}; 0: off)")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     parser.add_argument("--base-filters", type=int, help=f"default {defaults.base_filters}")
     parser.add_argument("--diameter", type=float, help=f"canonical nucleus diameter in px (default {defaults.diameter})")
@@ -48,6 +51,13 @@ def non_negative(text: str) -> float:
     value = float(text)
     if not value >= 0:  # also NaN
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:  # also NaN
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
 
 

@@ -8,6 +8,12 @@ Intensity augmentation acts on the network-input domain (the output of the share
 ``preprocess``: nuclei bright). Light-background images (brightfield, H&E) were inverted by
 ``preprocess``; their stain jitter is done in HED space on the un-inverted colours, which is
 how a different H&E protocol or scanner changes an image.
+
+DSB2018 has few light-background sources (16 brightfield training images from one or two
+sources), so ``synthetic_stain`` also renders some fluorescence crops as stained
+light-background images (Beer-Lambert: a nuclear stain where the fluorescence is, a textured
+counterstain around it), giving the network light images of every nucleus shape and density
+fluorescence has, with masks drawn to the same outline.
 """
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from skimage.color import hed2rgb, hsv2rgb, rgb2hed, rgb2hsv
+
+from nuclei_app.inference import preprocess
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,17 @@ class Augmentation:
     noise_std: float = 0.04
     blur_probability: float = 0.25
     blur_sigma: tuple[float, float] = (0.5, 2.0)
+    synthetic_stain_probability: float = 0.0   # fluorescence crops rendered as stained images
+    nuclear_stain_od: tuple[float, float] = (0.5, 2.0)     # optical density where the signal is 1
+    counterstain_od: tuple[float, float] = (0.03, 0.45)
+    counterstain_texture_px: tuple[float, float] = (1.5, 12.0)
+
+
+# Optical density per unit stain in R, G, B (Ruifrok & Johnston's vectors, as in skimage's
+# rgb2hed): haematoxylin for nuclei; eosin (H&E), DAB (IHC, yellow-brown) or a neutral grey
+# (unstained brightfield) for what surrounds them.
+HAEMATOXYLIN = np.array([0.65, 0.70, 0.29])
+COUNTERSTAINS = (np.array([0.07, 0.99, 0.11]), np.array([0.27, 0.57, 0.78]), np.array([0.58, 0.58, 0.58]))
 
 
 def random_scale(aug: Augmentation, rng: np.random.Generator) -> float:
@@ -59,6 +78,26 @@ def stain_jitter(network_input: np.ndarray, aug: Augmentation, rng: np.random.Ge
     biases = rng.normal(0.0, aug.stain_sigma / 4, 3) * np.abs(hed).max(axis=(0, 1)).clip(1e-3)
     jittered = hed2rgb(hed * gains + biases)
     return 1.0 - np.clip(jittered, 0.0, 1.0)
+
+
+def synthetic_stain(network_input: np.ndarray, aug: Augmentation, rng: np.random.Generator) -> np.ndarray:
+    """A fluorescence crop (nuclei bright) rendered as a light-background stained image, then
+    through the shared ``preprocess`` as any light image would be."""
+    signal = np.clip(np.asarray(network_input, np.float32).mean(axis=-1), 0.0, 1.0) ** rng.uniform(0.6, 1.4)
+    nuclear = _jittered(HAEMATOXYLIN, rng)
+    grey_field = rng.random() < 0.2     # unstained brightfield: both "stains" grey
+    counter = COUNTERSTAINS[2] if grey_field else _jittered(COUNTERSTAINS[int(rng.integers(3))], rng)
+    if grey_field:
+        nuclear = COUNTERSTAINS[2]
+    texture = ndimage.gaussian_filter(rng.random(signal.shape, np.float32), rng.uniform(*aug.counterstain_texture_px))
+    texture = (texture - texture.mean()) / max(float(texture.std()), 1e-6)
+    counter_od = rng.uniform(*aug.counterstain_od) * np.clip(1.0 + 0.35 * texture, 0.2, None)
+    optical_density = (rng.uniform(*aug.nuclear_stain_od) * signal)[..., None] * nuclear + counter_od[..., None] * counter
+    return preprocess(np.exp(-optical_density))
+
+
+def _jittered(stain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.clip(stain + rng.normal(0.0, 0.08, 3), 0.02, None)
 
 
 def hue_saturation(image: np.ndarray, aug: Augmentation, rng: np.random.Generator) -> np.ndarray:

@@ -25,7 +25,7 @@ from nuclei_app.inference import preprocess
 from nuclei_app.kinds import KINDS, image_kind
 from nuclei_app.scale import median_diameter, rescale_image, resize_image, resize_labels, scale_factor
 
-from .augment import Augmentation, augment_intensity, flip_rotate, random_scale
+from .augment import Augmentation, augment_intensity, flip_rotate, random_scale, synthetic_stain
 from .locations import default_data_dir
 
 DEFAULT_DATA_DIR = default_data_dir()
@@ -263,6 +263,9 @@ def augmented_example(sample: Sample, crop: int, aug: Augmentation, rng: np.rand
     if aug.flip_rotate:
         image, labels = flip_rotate(image, labels, rng)
     stained = sample.kind != "fluorescence"
+    # Guarded so a recipe without it draws the very same random numbers as before it existed.
+    if not stained and aug.synthetic_stain_probability and rng.random() < aug.synthetic_stain_probability:
+        image, stained = synthetic_stain(image, aug, rng), True
     return augment_intensity(image, aug, rng, stained=stained), targets_from_labels(labels, gap_weight)
 
 

@@ -24,6 +24,7 @@ from nuclei_app.config import Normalisation
 
 from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, read_state
 from .config import TrainConfig
+from .augment import Augmentation
 from .data import CropSequence, find_samples, holdout_source, load_samples, split_train_validation, validation_crops
 from .losses import bce_dice_loss, body_dice
 from .unet import UNetConfig, build_unet
@@ -91,12 +92,16 @@ def current_command() -> str:
     return " ".join(["python -m train"] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
+# Settings whose default is not what the code did before they existed.
+BEFORE_IT_EXISTED = {"synthetic_stain": 0.0}
+
+
 def config_differences(original: dict, now: dict) -> list[str]:
     # A moved run folder is the same run, and more epochs continue it (the resume is recorded
     # with its command); anything else would change the data or the model mid-run.
     ignored = {"resume", "out", "epochs", "loader_workers"}
     # A setting added since the run started was at its default then (what the code did).
-    defaults = TrainConfig().to_json()
+    defaults = {**TrainConfig().to_json(), **BEFORE_IT_EXISTED}
     then = {key: original.get(key, defaults.get(key)) for key in set(original) | set(now)}
     return [f"{key}: {then[key]!r} then, {now.get(key)!r} now"
             for key in sorted(set(then) - ignored) if then[key] != now.get(key)]
@@ -156,7 +161,8 @@ def build_or_resume(config: TrainConfig, checkpoints: Path) -> tuple[keras.Model
 def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int, folder: Path):
     checkpoints = folder / "checkpoints"
     sequence = CropSequence(train_set, config.batch_size, config.crop_size, config.steps_per_epoch,
-                            config.seed, first_epoch=start_epoch,
+                            config.seed, Augmentation(synthetic_stain_probability=config.synthetic_stain),
+                            first_epoch=start_epoch,
                             workers=config.loader_workers, kind_balance=config.kind_balance,
                             gap_weight=config.gap_weight)
     validation = validation_crops(validation_set, config.crop_size, config.gap_weight)
