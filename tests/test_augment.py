@@ -1,8 +1,9 @@
 import numpy as np
 
-from train.augment import Augmentation, augment_intensity, flip_rotate, hue_saturation, stain_jitter
+from train.augment import (Augmentation, augment_intensity, flip_rotate, hue_saturation, render_stained,
+                           stain_jitter, synthetic_stain)
 
-from .conftest import SAMPLES, synthetic_labels
+from .conftest import SAMPLES, fluorescence_like, synthetic_labels
 
 
 def test_flips_and_rotations_keep_image_and_labels_aligned():
@@ -33,3 +34,21 @@ def test_hue_shift_keeps_grey_grey_and_outputs_stay_in_range():
     for _ in range(20):
         out = augment_intensity(rng.random((16, 16, 3), np.float32), Augmentation(), rng, stained=True)
         assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+
+
+def test_synthetic_stain_renders_fluorescence_as_a_stained_light_image_with_the_nuclei_in_place():
+    from nuclei_app.inference import prepare
+
+    labels = synthetic_labels(shape=(96, 96), count=8)
+    network_input = np.repeat(fluorescence_like(labels)[..., None], 3, -1).astype(np.float32) / 255
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        rendered = render_stained(network_input, Augmentation(), rng)
+        background = np.median(rendered[labels == 0])
+        assert background > 0.5 and rendered[labels > 0].mean() < background - 0.1   # nuclei darker
+        assert prepare(rendered)[1].invert   # a light background, as preprocess sees it
+        stained = synthetic_stain(network_input, Augmentation(), rng)
+        assert stained.shape == network_input.shape and stained.dtype == np.float32
+        assert 0 <= stained.min() and stained.max() <= 1
+        # Back in the network-input domain, nuclei bright, where the fluorescence had them.
+        assert stained[labels > 0].mean() > stained[labels == 0].mean() + 0.2

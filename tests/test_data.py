@@ -159,6 +159,20 @@ def test_augmented_crops_and_reproducible_batches():
     assert not np.array_equal(first[0], sequence[1][0])  # a new epoch, new crops
 
 
+def test_synthetic_stain_re_renders_fluorescence_crops_only_and_keeps_them_on_their_masks():
+    fluorescence, tissue = make_samples(["fluorescence", "tissue"])
+    for sample in (fluorescence, tissue):
+        sample.image = np.repeat((sample.labels > 0)[..., None], 3, axis=-1).astype(np.float16)
+    always, never = Augmentation(synthetic_stain_probability=1.0), Augmentation()
+    for seed in range(6):
+        plain_tissue = augmented_example(tissue, 64, never, np.random.default_rng(seed))[0]
+        assert np.array_equal(augmented_example(tissue, 64, always, np.random.default_rng(seed))[0], plain_tissue)
+        image, targets = augmented_example(fluorescence, 64, always, np.random.default_rng(seed))
+        assert not np.array_equal(image, augmented_example(fluorescence, 64, never, np.random.default_rng(seed))[0])
+        if 0 < targets[..., 0].mean() < 1:
+            assert abs(np.corrcoef(image.mean(-1).ravel(), targets[..., 0].ravel())[0, 1]) > 0.5, seed
+
+
 def test_load_brings_nuclei_to_the_canonical_diameter(tiny_dataset):
     from nuclei_app.scale import median_diameter
 

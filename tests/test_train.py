@@ -112,6 +112,21 @@ def test_a_setting_added_since_a_run_started_counts_as_its_default_then():
     assert config_differences(original, {**now, "gap_weight": 2.0}) == ["gap_weight: 0.0 then, 2.0 now"]
 
 
+def test_a_run_from_before_synthetic_stain_resumes_only_without_it(capsys):
+    import pytest
+
+    from train.train import config_differences
+
+    now = TrainConfig().to_json()
+    original = {key: value for key, value in now.items() if key != "synthetic_stain"}
+    assert config_differences(original, now) == [f"synthetic_stain: 0.0 then, {now['synthetic_stain']!r} now"]
+    assert config_differences(original, {**now, "synthetic_stain": 0.0}) == []
+    assert config_from_args(parse_args(["--synthetic-stain", "0"])).synthetic_stain == 0.0
+    with pytest.raises(SystemExit):
+        parse_args(["--synthetic-stain", "1.5"])
+    assert "between 0 and 1" in capsys.readouterr().err
+
+
 def test_gap_weight_must_not_be_negative(capsys):
     import pytest
 

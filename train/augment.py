@@ -83,17 +83,22 @@ def stain_jitter(network_input: np.ndarray, aug: Augmentation, rng: np.random.Ge
 def synthetic_stain(network_input: np.ndarray, aug: Augmentation, rng: np.random.Generator) -> np.ndarray:
     """A fluorescence crop (nuclei bright) rendered as a light-background stained image, then
     through the shared ``preprocess`` as any light image would be."""
+    return preprocess(render_stained(network_input, aug, rng))
+
+
+def render_stained(network_input: np.ndarray, aug: Augmentation, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) RGB in (0, 1]: a nuclear stain in proportion to the fluorescence signal, a
+    textured counterstain everywhere (Beer-Lambert: transmitted light = exp(-optical density))."""
     signal = np.clip(np.asarray(network_input, np.float32).mean(axis=-1), 0.0, 1.0) ** rng.uniform(0.6, 1.4)
     nuclear = _jittered(HAEMATOXYLIN, rng)
-    grey_field = rng.random() < 0.2     # unstained brightfield: both "stains" grey
+    grey_field = rng.random() < 0.2   # unstained brightfield: both "stains" grey
     counter = COUNTERSTAINS[2] if grey_field else _jittered(COUNTERSTAINS[int(rng.integers(3))], rng)
-    if grey_field:
-        nuclear = COUNTERSTAINS[2]
+    nuclear = COUNTERSTAINS[2] if grey_field else nuclear
     texture = ndimage.gaussian_filter(rng.random(signal.shape, np.float32), rng.uniform(*aug.counterstain_texture_px))
     texture = (texture - texture.mean()) / max(float(texture.std()), 1e-6)
     counter_od = rng.uniform(*aug.counterstain_od) * np.clip(1.0 + 0.35 * texture, 0.2, None)
     optical_density = (rng.uniform(*aug.nuclear_stain_od) * signal)[..., None] * nuclear + counter_od[..., None] * counter
-    return preprocess(np.exp(-optical_density))
+    return np.exp(-optical_density).astype(np.float32)
 
 
 def _jittered(stain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
