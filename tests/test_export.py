@@ -12,6 +12,15 @@ def test_model_card_has_hub_front_matter_and_real_metrics(tiny_model_dir):
     mean_ap = metadata["metrics"]["validation"]["all"]["mean_ap"]
     assert f"value: {round(mean_ap, 4)}" in front
     assert "## Validation metrics" in body and "## Limitations" in body
+    share = metadata["training"]["config"]["synthetic_stain"]
+    assert share > 0 and f"{share:.0%} of the fluorescence crops rendered as stained" in body
+
+
+def test_model_card_of_a_run_from_before_synthetic_stain_does_not_claim_it():
+    from train.export import synthetic_stain_text
+
+    assert synthetic_stain_text({"config": {"epochs": 26}}) == ""
+    assert "10% of the fluorescence crops" in synthetic_stain_text({"config": {"synthetic_stain": 0.1}})
 
 
 def test_exported_folder_satisfies_the_contract(tiny_model_dir):

@@ -156,6 +156,14 @@ def training_data_text(training: dict) -> str:
             "whole groups go to one side. The validation ids are listed in `nuclei.json`.")
 
 
+def synthetic_stain_text(training: dict) -> str:
+    share = training.get("config", {}).get("synthetic_stain", 0.0)
+    if not share:
+        return ""
+    return (f"; {share:.0%} of the fluorescence crops rendered as stained light-background images "
+            "(H&E-, IHC- or brightfield-like, `train/augment.py`)")
+
+
 def model_card(metadata: dict) -> str:
     training = metadata["training"]
     post = metadata["postprocess"]
@@ -209,7 +217,7 @@ every training image rescaled by its own ground-truth median diameter to {metada
 {training['epochs']} epochs x {training['steps_per_epoch']} steps x batch {training['batch_size']} random {training['crop_size']}x{training['crop_size']} crops
 (scale jitter x0.7-1.4 around the canonical diameter), Adam with cosine decay, BCE + Dice on
 both outputs; rare image kinds over-sampled; H&E stain jitter in HED space, hue/saturation,
-colour, greyscale, gamma, contrast, blur, noise and inversion augmentation. The final
+colour, greyscale, gamma, contrast, blur, noise and inversion augmentation{synthetic_stain_text(training)}. The final
 weights are shipped (no checkpoint is picked on validation).
 {timing}
 
