@@ -44,6 +44,25 @@ def test_shift_sets_rescale_images_with_their_masks_and_restain_only_light_image
     assert [o.kind for o in stained] == ["tissue"] and not np.allclose(stained[0].image, 0.8)
 
 
+def test_restained_sets_change_what_the_stains_are_on_a_real_he_image():
+    from nuclei_app.imageio import read_image
+    from train.evaluate import LIGHT_SHIFTS, light_shifts, restained
+
+    from .conftest import SAMPLES
+
+    he = read_image(SAMPLES / "images" / "tissue_he.png")[:128, :128]
+    labels = np.zeros(he.shape[:2], np.int32)
+    images = [Original("he", "tissue", 0, he, labels), Original("fl", "fluorescence", 1, he, labels)]
+    assert set(light_shifts(images)) == set(LIGHT_SHIFTS)
+    red, _, blue = he.reshape(-1, 3).mean(axis=0)
+    (ihc,), (dark,), (grey,) = (restained(images, name) for name in ("ihc", "dark", "grey"))
+    ihc_red, _, ihc_blue = ihc.image.reshape(-1, 3).mean(axis=0)
+    assert ihc_red - ihc_blue > red - blue + 0.05   # yellow-brown instead of pink-purple
+    assert dark.image.mean() < he.mean() - 0.02     # more haematoxylin, darker
+    np.testing.assert_allclose(grey.image[..., 0], grey.image[..., 2])
+    assert all(o.labels is labels and o.image.dtype == np.float32 for o in (ihc, dark, grey))
+
+
 def test_diameter_report_compares_with_the_truth():
     original, prediction = case("fluorescence", 0, 0)
     report = diameter_report([original], [prediction])
@@ -55,7 +74,7 @@ def test_learning_curves_and_shift_figure(tmp_path):
     plot_learning_curves(tmp_path / "log.csv", tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 5000
     scores = {"all": {"mean_ap": 0.5, "images": 2, "ap50": 0.7, "dice": 0.8, "iou": 0.7, "pixel_accuracy": 0.9}}
-    report = {"validation": scores, "shift": {"x0.5": scores, "x2": scores, "x3": scores}}
+    report = {"validation": scores, "shift": {"x0.5": scores, "x2": scores, "x3": scores, "grey": scores}}
     plot_shift_validation(report, tmp_path / "shift.png")
     assert (tmp_path / "shift.png").stat().st_size > 5000
     assert "| x3 | 0.500 (2) |" in report_tables(report)

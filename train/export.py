@@ -112,7 +112,8 @@ def report_tables(metrics: dict) -> str:
                   metrics_table(metrics["validation_tta"])]
     if "shift" in metrics:
         parts += ["", "Shift validation, mean AP (images): x0.5 / x2 / x3 = the validation images rescaled; "
-                  "stain = brightfield and tissue images with another stain balance and brightness:",
+                  "stain = brightfield and tissue images with another stain balance and brightness; ihc = their "
+                  "eosin shown as DAB (yellow-brown); dark = haematoxylin-heavy; grey = greyscale:",
                   shift_table(metrics)]
     holdout = metrics.get("holdout")
     if holdout:
