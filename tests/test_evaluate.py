@@ -99,6 +99,33 @@ def test_new_scores_are_written_into_a_copy_of_a_real_model_folder(tiny_model_di
     assert "0.432" in (folder / "README.md").read_text()
 
 
+def test_a_real_run_is_rescored_with_every_shift_and_drawn(tiny_model_dir, tiny_dataset, tmp_path, capsys):
+    from train.evaluate import LIGHT_SHIFTS, main
+
+    assert main(["--model", str(tiny_model_dir), "--data", str(tiny_dataset),
+                 "--shift-figure", str(tmp_path / "shift.png")]) == 0
+    printed = capsys.readouterr().out
+    assert "| x0.5 |" in printed and "| x3 |" in printed and (tmp_path / "shift.png").stat().st_size > 5000
+    assert not any(f"| {name} |" in printed for name in LIGHT_SHIFTS)   # its split has no light image
+
+
+def test_light_images_are_scored_under_every_stain_shift(tiny_model):
+    from nuclei_app.imageio import read_image, read_labels
+    from train.evaluate import LIGHT_SHIFTS, evaluate
+
+    from .conftest import SAMPLES
+
+    images = [Original(name, kind, index, read_image(SAMPLES / "images" / f"{name}.png"),
+                       read_labels(SAMPLES / "ground_truth" / f"{name}.png"))
+              for index, (name, kind) in enumerate([("fluorescence_sparse", "fluorescence"), ("tissue_he", "tissue"),
+                                                    ("brightfield", "brightfield")])]
+    report = evaluate(tiny_model, images, tune_enabled=False)
+    for name in LIGHT_SHIFTS:
+        shifted = report["shift"][name]
+        assert shifted["all"]["images"] == 2 and "fluorescence" not in shifted
+    assert report["shift"]["x2"]["all"]["images"] == 3
+
+
 def test_write_needs_a_local_folder_and_a_full_evaluation(capsys):
     import pytest
 

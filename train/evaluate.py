@@ -373,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                              "model card, e.g. after a change to the inference defaults")
     parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
                         help="the network's arithmetic (as segment --precision); the model card's scores are float32's")
+    parser.add_argument("--shift-figure", type=Path, metavar="PNG",
+                        help="also draw the shift validation as a bar chart (the README's docs/shift_validation.png)")
     args = parser.parse_args(argv)
     if args.write and (args.holdout_of or not Path(args.model).is_dir() or args.precision != "float32"):
         parser.error("--write stores a full evaluation (float32) in a local model folder: give --model a folder, "
@@ -394,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"Network arithmetic: {args.precision}\n")  # the tables themselves don't record it
     print(report_tables(report))
+    if args.shift_figure:
+        plot_shift_validation(report, args.shift_figure)
+        print(f"shift validation figure: {args.shift_figure}")
     if args.write:
         print(f"scores written to {rewrite_metrics(Path(args.model), report)}")
     return 0
