@@ -4,7 +4,7 @@ from nuclei_app.config import PostprocessSettings
 from nuclei_app.pipeline import Prediction
 from train.data import targets_from_labels
 from train.evaluate import (Original, Tuner, diameter_report, folds, plot_learning_curves, plot_shift_validation,
-                            rescaled, score_labels, stain_shifted, tune)
+                            rescaled, score_labels, scoring, stain_shifted, tune)
 from train.export import report_tables
 
 from .conftest import synthetic_labels
@@ -27,6 +27,7 @@ def test_cross_tuning_scores_each_fold_with_the_other_folds_settings():
     images, predictions = [c[0] for c in cases], [c[1] for c in cases]
     assert sorted(folds(images).tolist()) == [0, 0, 0, 1, 1, 1]
     shipped, per_image = tune(NoScaleModel(), images, predictions)
+    assert scoring(images, False, True) == "cross-tuned" and scoring(images[:1], False, True) != "cross-tuned"
     assert len(per_image) == len(images)
     tuner = Tuner(NoScaleModel(), images, predictions)
     assert tuner.aps(shipped).mean() > 0.8  # perfect probabilities: tuning finds settings that score
@@ -96,7 +97,9 @@ def test_new_scores_are_written_into_a_copy_of_a_real_model_folder(tiny_model_di
     after = json.loads((folder / "nuclei.json").read_text())
     assert after["metrics"]["validation"] == scores and "not a metric" not in after["metrics"]
     assert {k: v for k, v in after.items() if k != "metrics"} == {k: v for k, v in before.items() if k != "metrics"}
-    assert "0.432" in (folder / "README.md").read_text()
+    assert "0.432" in (folder / "README.md").read_text() and "shipped post-processing" not in (folder / "README.md").read_text()
+    rewrite_metrics(folder, {"validation": scores, "postprocess_scoring": "shipped"})
+    assert "shipped post-processing settings" in (folder / "README.md").read_text()
 
 
 def test_a_real_run_is_rescored_with_every_shift_and_drawn(tiny_model_dir, tiny_dataset, tmp_path, capsys):
@@ -120,6 +123,8 @@ def test_light_images_are_scored_under_every_stain_shift(tiny_model):
               for index, (name, kind) in enumerate([("fluorescence_sparse", "fluorescence"), ("tissue_he", "tissue"),
                                                     ("brightfield", "brightfield")])]
     report = evaluate(tiny_model, images, tune_enabled=False)
+    assert report["postprocess_scoring"] == "default"
+    assert evaluate(tiny_model, images[:1], shipped=tiny_model.postprocess_settings)["postprocess_scoring"] == "shipped"
     for name in LIGHT_SHIFTS:
         shifted = report["shift"][name]
         assert shifted["all"]["images"] == 2 and "fluorescence" not in shifted

@@ -144,6 +144,15 @@ def tune(model, images, predictions, tune_enabled: bool = True):
     return shipped, [per_fold[f] for f in fold]
 
 
+def scoring(images: list[Original], shipped_given: bool, tune_enabled: bool) -> str:
+    """Which post-processing settings the scores used (as ``tune`` chose them)."""
+    if shipped_given:
+        return "shipped"
+    if not tune_enabled:
+        return "default"
+    return "cross-tuned" if len(set(folds(images))) > 1 else "tuned on the same images"
+
+
 def labels_with(model, predictions, settings_per_image) -> list[np.ndarray]:
     return [labels_for(model, p, s) for p, s in zip(predictions, settings_per_image)]
 
@@ -235,12 +244,14 @@ def evaluate_holdout(keras_model, samples: list[Sample], config, report: dict, m
 def evaluate(model: NucleiModel, images: list[Original], tune_enabled: bool = True,
              shipped: PostprocessSettings | None = None) -> dict:
     plain = predict_all(model, images)
+    shipped_given = shipped
     if shipped is None:
         shipped, per_image = tune(model, images, plain, tune_enabled)
     else:  # re-scoring a finished folder: its own shipped settings
         per_image = [shipped] * len(images)
     report = {
         "postprocess": asdict(shipped),
+        "postprocess_scoring": scoring(images, shipped_given is not None, tune_enabled),
         "validation": score_labels(images, labels_with(model, plain, per_image)),
         "validation_images": {kind: sum(o.kind == kind for o in images) for kind in KINDS},
         "diameter_estimate": diameter_report(images, plain),

@@ -16,7 +16,7 @@ from nuclei_app.model import FORMAT, METADATA_FILE, MODEL_CARD, ModelLoadError, 
 
 OUTPUTS = ["body", "boundary"]
 METRIC_KEYS = ("validation", "validation_tta", "validation_true_diameter", "shift", "diameter_estimate",
-               "validation_images", "holdout")
+               "validation_images", "holdout", "postprocess_scoring")
 OUTPUT_MEANING = {
     "body": "probability that the pixel belongs to a nucleus",
     "boundary": "probability that the pixel is on the inner boundary of a nucleus",
@@ -157,6 +157,17 @@ def training_data_text(training: dict) -> str:
             "whole groups go to one side. The validation ids are listed in `nuclei.json`.")
 
 
+def scoring_text(metrics: dict) -> str:
+    scoring = metrics.get("postprocess_scoring", "cross-tuned")   # older folders: cross-tuned at export
+    if scoring == "shipped":
+        return ("Scored with the folder's shipped post-processing settings (tuned on the whole validation "
+                "split at export), as `python -m train.evaluate --write` rescored it.")
+    if scoring != "cross-tuned":
+        return f"Post-processing settings: {scoring} (too few images or groups to cross-tune)."
+    return ("The post-processing thresholds are cross-tuned: each validation image is scored with the "
+            "settings tuned on the other half of the validation groups.")
+
+
 def synthetic_stain_text(training: dict) -> str:
     share = training.get("config", {}).get("synthetic_stain", 0.0)
     if not share:
@@ -226,9 +237,8 @@ Command: `{training['command']}` (code {training['code_version']}).
 
 ## Validation metrics
 Every number goes through the same pipeline as a user's image (original file, automatic
-diameter, rescaling, tiling, watershed). The post-processing thresholds are cross-tuned:
-each validation image is scored with the settings tuned on the other half of the
-validation groups. Reproduce with `python -m train.evaluate --model PATH`.
+diameter, rescaling, tiling, watershed). {scoring_text(metrics)} Reproduce with
+`python -m train.evaluate --model PATH`.
 
 {report_tables(metrics)}
 
