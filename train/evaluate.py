@@ -6,12 +6,13 @@ rescaling, the tiled network and the watershed.
 
 Honest numbers:
 - the validation split is by source group (``data.split_train_validation``);
-- post-processing thresholds are *cross-tuned*: validation groups fall in two folds, each
-  image is scored with the settings tuned on the other fold, and the shipped settings are
-  tuned on both;
+- post-processing thresholds are *cross-tuned* at export: validation groups fall in two
+  folds, each image is scored with the settings tuned on the other fold, and the shipped
+  settings are tuned on both; rescoring a finished folder uses its shipped settings, and
+  every report says which (``postprocess_scoring``): compare models scored the same way;
 - shift validation scores the same images rescaled x0.5, x2 and x3 (masks nearest-neighbour)
-  and, for brightfield and tissue, with shifted stain and brightness: the kinds of change a
-  user's microscope brings that the validation split does not.
+  and, for brightfield and tissue, re-stained four ways (``LIGHT_SHIFTS``): the kinds of
+  change a user's microscope brings that the validation split does not.
 """
 from __future__ import annotations
 
