@@ -54,7 +54,8 @@ class Augmentation:
 # rgb2hed): haematoxylin for nuclei; eosin (H&E), DAB (IHC, yellow-brown) or a neutral grey
 # (unstained brightfield) for what surrounds them.
 HAEMATOXYLIN = np.array([0.65, 0.70, 0.29])
-COUNTERSTAINS = (np.array([0.07, 0.99, 0.11]), np.array([0.27, 0.57, 0.78]), np.array([0.58, 0.58, 0.58]))
+EOSIN, DAB, GREY = np.array([0.07, 0.99, 0.11]), np.array([0.27, 0.57, 0.78]), np.array([0.58, 0.58, 0.58])
+COUNTERSTAINS = (EOSIN, DAB, GREY)
 
 
 def random_scale(aug: Augmentation, rng: np.random.Generator) -> float:
@@ -90,10 +91,13 @@ def render_stained(network_input: np.ndarray, aug: Augmentation, rng: np.random.
     """(H, W, 3) RGB in (0, 1]: a nuclear stain in proportion to the fluorescence signal, a
     textured counterstain everywhere (Beer-Lambert: transmitted light = exp(-optical density))."""
     signal = np.clip(np.asarray(network_input, np.float32).mean(axis=-1), 0.0, 1.0) ** rng.uniform(0.6, 1.4)
+    # The nuclear stain is drawn before the grey-field choice even when that discards it: the
+    # order of random draws is what the bundled model's crops were made with.
     nuclear = _jittered(HAEMATOXYLIN, rng)
-    grey_field = rng.random() < 0.2   # unstained brightfield: both "stains" grey
-    counter = COUNTERSTAINS[2] if grey_field else _jittered(COUNTERSTAINS[int(rng.integers(3))], rng)
-    nuclear = COUNTERSTAINS[2] if grey_field else nuclear
+    if rng.random() < 0.2:   # unstained brightfield: both "stains" grey
+        nuclear = counter = GREY
+    else:
+        counter = _jittered(COUNTERSTAINS[int(rng.integers(len(COUNTERSTAINS)))], rng)
     texture = ndimage.gaussian_filter(rng.random(signal.shape, np.float32), rng.uniform(*aug.counterstain_texture_px))
     texture = (texture - texture.mean()) / max(float(texture.std()), 1e-6)
     counter_od = rng.uniform(*aug.counterstain_od) * np.clip(1.0 + 0.35 * texture, 0.2, None)

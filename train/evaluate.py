@@ -166,19 +166,25 @@ def rescaled(images: list[Original], factor: float) -> list[Original]:
     return out
 
 
+def light_images_changed(images: list[Original], change) -> list[Original]:
+    """The brightfield and tissue images only, each with ``change(image)`` as its image."""
+    return [replace(o, image=change(o.image).astype(np.float32)) for o in images if o.kind in LIGHT_KINDS]
+
+
+def _hed(image: np.ndarray) -> np.ndarray:
+    return rgb2hed(np.clip(image, 1e-3, 1.0))
+
+
 def stain_shifted(images: list[Original], seed: int = 0) -> list[Original]:
     """Brightfield and tissue images with another stain balance, brightness and contrast."""
     rng = np.random.default_rng(seed)
-    out = []
-    for o in images:
-        if o.kind not in LIGHT_KINDS:
-            continue
-        hed = rgb2hed(np.clip(o.image, 1e-3, 1.0))
-        hed = hed * rng.uniform(0.7, 1.3, 3) + rng.normal(0, 0.02, 3)
+
+    def shift(image: np.ndarray) -> np.ndarray:
+        hed = _hed(image) * rng.uniform(0.7, 1.3, 3) + rng.normal(0, 0.02, 3)
         image = np.clip(hed2rgb(hed), 0, 1) * rng.uniform(0.8, 1.1) + rng.uniform(-0.05, 0.05)
-        image = np.clip(image, 0, 1) ** rng.uniform(0.7, 1.4)
-        out.append(replace(o, image=image.astype(np.float32)))
-    return out
+        return np.clip(image, 0, 1) ** rng.uniform(0.7, 1.4)
+
+    return light_images_changed(images, shift)
 
 
 # Stronger stain shifts of the light images, each a fixed change of what the stains are rather
@@ -193,16 +199,10 @@ LIGHT_SHIFTS = ("stain", *RESTAINS, "grey")
 
 def restained(images: list[Original], name: str) -> list[Original]:
     """The light images with another stain (``RESTAINS``), or as greyscale (``grey``)."""
-    out = []
-    for o in images:
-        if o.kind not in LIGHT_KINDS:
-            continue
-        if name == "grey":
-            image = np.repeat(o.image.mean(axis=-1, keepdims=True), 3, axis=-1)
-        else:
-            image = np.clip(hed2rgb(rgb2hed(np.clip(o.image, 1e-3, 1.0)) @ np.array(RESTAINS[name], float)), 0, 1)
-        out.append(replace(o, image=image.astype(np.float32)))
-    return out
+    if name == "grey":
+        return light_images_changed(images, lambda image: np.repeat(image.mean(axis=-1, keepdims=True), 3, axis=-1))
+    mix = np.array(RESTAINS[name], float)
+    return light_images_changed(images, lambda image: np.clip(hed2rgb(_hed(image) @ mix), 0, 1))
 
 
 def light_shifts(images: list[Original]) -> dict[str, list[Original]]:
@@ -244,15 +244,15 @@ def evaluate_holdout(keras_model, samples: list[Sample], config, report: dict, m
 
 def evaluate(model: NucleiModel, images: list[Original], tune_enabled: bool = True,
              shipped: PostprocessSettings | None = None) -> dict:
+    how_scored = scoring(images, shipped is not None, tune_enabled)
     plain = predict_all(model, images)
-    shipped_given = shipped
     if shipped is None:
         shipped, per_image = tune(model, images, plain, tune_enabled)
     else:  # re-scoring a finished folder: its own shipped settings
         per_image = [shipped] * len(images)
     report = {
         "postprocess": asdict(shipped),
-        "postprocess_scoring": scoring(images, shipped_given is not None, tune_enabled),
+        "postprocess_scoring": how_scored,
         "validation": score_labels(images, labels_with(model, plain, per_image)),
         "validation_images": {kind: sum(o.kind == kind for o in images) for kind in KINDS},
         "diameter_estimate": diameter_report(images, plain),
