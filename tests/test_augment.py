@@ -1,4 +1,5 @@
 import numpy as np
+from scipy import ndimage
 
 from train.augment import (Augmentation, augment_intensity, flip_rotate, hue_saturation, render_stained,
                            stain_jitter, synthetic_stain)
@@ -52,3 +53,25 @@ def test_synthetic_stain_renders_fluorescence_as_a_stained_light_image_with_the_
         assert 0 <= stained.min() and stained.max() <= 1
         # Back in the network-input domain, nuclei bright, where the fluorescence had them.
         assert stained[labels > 0].mean() > stained[labels == 0].mean() + 0.2
+
+
+def test_tissue_rendering_adds_cytoplasm_around_the_nuclei_and_keeps_them_darkest():
+    labels = synthetic_labels(shape=(96, 96), count=8)
+    network_input = np.repeat(fluorescence_like(labels)[..., None], 3, -1).astype(np.float32) / 255
+    far = ndimage.distance_transform_edt(labels == 0) > 12
+    near = (ndimage.distance_transform_edt(labels == 0) <= 2) & (labels == 0)
+    rng = np.random.default_rng(0)
+    tissue = Augmentation(synthetic_tissue_probability=1.0, cytoplasm_px=(4.0, 4.0), background_haematoxylin_od=(0.0, 0.0))
+    for _ in range(8):
+        rendered = render_stained(network_input, tissue, rng, labels).mean(-1)
+        # Cytoplasm (just outside each nucleus) absorbs more than the open background, the
+        # nuclei most of all.
+        assert rendered[labels > 0].mean() < rendered[near].mean() < rendered[far].mean() - 0.02
+
+
+def test_tissue_rendering_off_draws_the_same_crops_as_before_it_existed():
+    labels = synthetic_labels(shape=(64, 64), count=5)
+    network_input = np.repeat(fluorescence_like(labels)[..., None], 3, -1).astype(np.float32) / 255
+    with_labels = render_stained(network_input, Augmentation(), np.random.default_rng(4), labels)
+    without = render_stained(network_input, Augmentation(), np.random.default_rng(4))
+    np.testing.assert_array_equal(with_labels, without)

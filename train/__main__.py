@@ -28,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--synthetic-stain", type=probability,
                         help="probability that a fluorescence crop is rendered as a stained light-background "
                              f"image (default {defaults.synthetic_stain}; 0: off)")
+    parser.add_argument("--synthetic-tissue", type=probability,
+                        help="of those, the share drawn as tissue: cytoplasm around each nucleus, uneven "
+                             f"nuclear stain, a haematoxylin haze (default {defaults.synthetic_tissue})")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     parser.add_argument("--base-filters", type=int, help=f"default {defaults.base_filters}")
     parser.add_argument("--diameter", type=float, help=f"canonical nucleus diameter in px (default {defaults.diameter})")

@@ -13,7 +13,10 @@ DSB2018 has few light-background sources (16 brightfield training images from on
 sources), so ``synthetic_stain`` also renders some fluorescence crops as stained
 light-background images (Beer-Lambert: a nuclear stain where the fluorescence is, a textured
 counterstain around it), giving the network light images of every nucleus shape and density
-fluorescence has, with masks drawn to the same outline.
+fluorescence has, with masks drawn to the same outline. Some of them can be drawn as tissue
+(``synthetic_tissue_probability``): a cytoplasm of counterstain around each nucleus (the crop's
+own masks, grown), nuclei of uneven stain with chromatin texture, and haematoxylin in the
+background too, the dense purple look of H&E sections that fluorescence crops don't give.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from skimage.color import hed2rgb, hsv2rgb, rgb2hed, rgb2hsv
+from skimage.segmentation import expand_labels
 
 from nuclei_app.inference import preprocess
 
@@ -48,6 +52,11 @@ class Augmentation:
     nuclear_stain_od: tuple[float, float] = (0.5, 2.0)     # optical density where the signal is 1
     counterstain_od: tuple[float, float] = (0.03, 0.45)
     counterstain_texture_px: tuple[float, float] = (1.5, 12.0)
+    synthetic_tissue_probability: float = 0.0  # of the rendered crops: drawn as tissue
+    cytoplasm_px: tuple[float, float] = (2.0, 10.0)        # grown around each nucleus (16 px canonical)
+    cytoplasm_od: tuple[float, float] = (0.1, 0.6)         # extra counterstain in it
+    background_haematoxylin_od: tuple[float, float] = (0.0, 0.3)
+    nucleus_stain_spread: float = 0.3                      # log-normal spread of each nucleus's stain
 
 
 # Optical density per unit stain in R, G, B (Ruifrok & Johnston's vectors, as in skimage's
@@ -81,15 +90,18 @@ def stain_jitter(network_input: np.ndarray, aug: Augmentation, rng: np.random.Ge
     return 1.0 - np.clip(jittered, 0.0, 1.0)
 
 
-def synthetic_stain(network_input: np.ndarray, aug: Augmentation, rng: np.random.Generator) -> np.ndarray:
+def synthetic_stain(network_input: np.ndarray, aug: Augmentation, rng: np.random.Generator,
+                    labels: np.ndarray | None = None) -> np.ndarray:
     """A fluorescence crop (nuclei bright) rendered as a light-background stained image, then
     through the shared ``preprocess`` as any light image would be."""
-    return preprocess(render_stained(network_input, aug, rng))
+    return preprocess(render_stained(network_input, aug, rng, labels))
 
 
-def render_stained(network_input: np.ndarray, aug: Augmentation, rng: np.random.Generator) -> np.ndarray:
+def render_stained(network_input: np.ndarray, aug: Augmentation, rng: np.random.Generator,
+                   labels: np.ndarray | None = None) -> np.ndarray:
     """(H, W, 3) RGB in (0, 1]: a nuclear stain in proportion to the fluorescence signal, a
-    textured counterstain everywhere (Beer-Lambert: transmitted light = exp(-optical density))."""
+    textured counterstain everywhere (Beer-Lambert: transmitted light = exp(-optical density));
+    given the crop's ``labels``, sometimes drawn as tissue (``tissue_densities``)."""
     signal = np.clip(np.asarray(network_input, np.float32).mean(axis=-1), 0.0, 1.0) ** rng.uniform(0.6, 1.4)
     # The nuclear stain is drawn before the grey-field choice even when that discards it: the
     # order of random draws is what the bundled model's crops were made with.
@@ -101,8 +113,42 @@ def render_stained(network_input: np.ndarray, aug: Augmentation, rng: np.random.
     texture = ndimage.gaussian_filter(rng.random(signal.shape, np.float32), rng.uniform(*aug.counterstain_texture_px))
     texture = (texture - texture.mean()) / max(float(texture.std()), 1e-6)
     counter_od = rng.uniform(*aug.counterstain_od) * np.clip(1.0 + 0.35 * texture, 0.2, None)
-    optical_density = (rng.uniform(*aug.nuclear_stain_od) * signal)[..., None] * nuclear + counter_od[..., None] * counter
+    nuclear_od = rng.uniform(*aug.nuclear_stain_od) * signal
+    background_od = np.zeros_like(signal)
+    # Drawn after everything above, and only when asked for: without it a recipe's crops are
+    # the very same as before tissue rendering existed.
+    if labels is not None and aug.synthetic_tissue_probability and rng.random() < aug.synthetic_tissue_probability:
+        nuclear_od, counter_od, background_od = tissue_densities(labels, nuclear_od, counter_od, aug, rng)
+    optical_density = (nuclear_od[..., None] * nuclear + counter_od[..., None] * counter
+                       + background_od[..., None] * HAEMATOXYLIN)
     return np.exp(-optical_density).astype(np.float32)
+
+
+def tissue_densities(labels: np.ndarray, nuclear_od: np.ndarray, counter_od: np.ndarray, aug: Augmentation,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nuclear, counterstain and background-haematoxylin optical densities of a tissue-like
+    rendering: each nucleus its own stain strength and a chromatin grain, a cytoplasm of
+    counterstain grown around it (cells touch where nuclei are dense), a purple haze over all."""
+    labels = np.asarray(labels)
+    # Stained nuclei are solid where fluorescence may be patchy (nucleoli, uneven DNA): half
+    # the stain follows the signal, half fills the nucleus (its mask, edge softened).
+    solid = ndimage.gaussian_filter((labels > 0).astype(np.float32), 0.7)
+    peak = float(nuclear_od.max()) or 1.0
+    strength = np.exp(rng.normal(0.0, aug.nucleus_stain_spread, int(labels.max()) + 1)).astype(np.float32)
+    grain = 1.0 + 0.3 * _unit_texture(labels.shape, 1.0, rng)
+    nuclear_od = (0.5 * nuclear_od + 0.5 * peak * solid) * strength[labels] * np.clip(grain, 0.3, None)
+    cells = expand_labels(labels, rng.uniform(*aug.cytoplasm_px))
+    cytoplasm = ndimage.gaussian_filter(((cells > 0) & (labels == 0)).astype(np.float32), 1.5)
+    cytoplasm_od = rng.uniform(*aug.cytoplasm_od) * np.clip(1.0 + 0.3 * _unit_texture(labels.shape, 2.0, rng), 0.2, None)
+    counter_od = counter_od + cytoplasm * cytoplasm_od
+    haze = rng.uniform(*aug.background_haematoxylin_od) * np.clip(1.0 + 0.5 * _unit_texture(labels.shape, 6.0, rng), 0.0, None)
+    return nuclear_od, counter_od, haze.astype(np.float32)
+
+
+def _unit_texture(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Smooth random field with mean 0 and standard deviation 1 (grain of about ``sigma`` px)."""
+    texture = ndimage.gaussian_filter(rng.random(shape, np.float32), sigma)
+    return (texture - texture.mean()) / max(float(texture.std()), 1e-6)
 
 
 def _jittered(stain: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -51,6 +51,10 @@ class TrainConfig:
     # rises in all eight, the re-stained light images gain up to 0.025
     # (experiments/synthetic_stain/). The only share tried.
     synthetic_stain: float = 0.25
+    # Of those rendered crops, the share drawn as tissue (cytoplasm around each nucleus,
+    # uneven nuclear stain, a haematoxylin haze: train/augment.py tissue_densities), for the
+    # dense purple H&E fields the held-out set fails on. 0: plain renderings only.
+    synthetic_tissue: float = 0.0
     seed: int = 42
     validation_fraction: float = 0.2
     base_filters: int = 16

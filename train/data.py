@@ -265,7 +265,7 @@ def augmented_example(sample: Sample, crop: int, aug: Augmentation, rng: np.rand
     stained = sample.kind != "fluorescence"
     # Guarded so a recipe without it draws the very same random numbers as before it existed.
     if not stained and aug.synthetic_stain_probability and rng.random() < aug.synthetic_stain_probability:
-        image, stained = synthetic_stain(image, aug, rng), True
+        image, stained = synthetic_stain(image, aug, rng, labels), True
     return augment_intensity(image, aug, rng, stained=stained), targets_from_labels(labels, gap_weight)
 
 

@@ -172,8 +172,10 @@ def synthetic_stain_text(training: dict) -> str:
     share = training.get("config", {}).get("synthetic_stain", 0.0)
     if not share:
         return ""
+    tissue = training.get("config", {}).get("synthetic_tissue", 0.0)
+    drawn_as = f", {tissue:.0%} of those drawn as tissue with cytoplasm" if tissue else ""
     return (f"; {share:.0%} of the fluorescence crops rendered as stained light-background images "
-            "(H&E-, IHC- or brightfield-like, `train/augment.py`)")
+            f"(H&E-, IHC- or brightfield-like{drawn_as}, `train/augment.py`)")
 
 
 def model_card(metadata: dict) -> str:

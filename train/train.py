@@ -93,7 +93,7 @@ def current_command() -> str:
 
 
 # Settings whose default is not what the code did before they existed.
-BEFORE_IT_EXISTED = {"synthetic_stain": 0.0}
+BEFORE_IT_EXISTED = {"synthetic_stain": 0.0, "synthetic_tissue": 0.0}
 
 
 def config_differences(original: dict, now: dict) -> list[str]:
@@ -161,7 +161,8 @@ def build_or_resume(config: TrainConfig, checkpoints: Path) -> tuple[keras.Model
 def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int, folder: Path):
     checkpoints = folder / "checkpoints"
     sequence = CropSequence(train_set, config.batch_size, config.crop_size, config.steps_per_epoch,
-                            config.seed, Augmentation(synthetic_stain_probability=config.synthetic_stain),
+                            config.seed, Augmentation(synthetic_stain_probability=config.synthetic_stain,
+                                                      synthetic_tissue_probability=config.synthetic_tissue),
                             first_epoch=start_epoch,
                             workers=config.loader_workers, kind_balance=config.kind_balance,
                             gap_weight=config.gap_weight)
