@@ -59,6 +59,7 @@ from .overlay import draw_overlay
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, Prediction, inference_for, labels_for
 from .results import partial_path, write_atomically
 from .scale import ESTIMATOR_MAX_SIDE, estimate_diameter, linear_along, scale_factor, scaled_shape
+from .size_search import checked_estimate
 
 # Core side, px. With the bundled model (2 CPU cores) 1024 to 2048 take the same time per
 # pixel (the margin's extra work is paid back by smaller arrays), and 1536 peaked lowest:
@@ -655,7 +656,9 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
     if diameter is not None:
         plan, blocks = plan_for(float(diameter), "given", float(diameter))
         return plan, overview, blocks, stitch(plan, blocks)
-    estimate = estimate_diameter(stretched_input(_centre_window(source, ESTIMATOR_MAX_SIDE), chosen, stretch))
+    window = stretched_input(_centre_window(source, ESTIMATOR_MAX_SIDE), chosen, stretch)
+    estimate = checked_estimate(model, window, estimate_diameter(window))
+    del window
     if model.diameter is None:  # no scale in the model: the image's own; the estimate sizes the margin
         plan, blocks = plan_for(None, "none", estimate)
         return plan, overview, blocks, stitch(plan, blocks)
@@ -698,7 +701,7 @@ def check_arguments(source: BlockSource, diameter: float | None, channel: int | 
 
 
 def _centre_window(source: BlockSource, side: int) -> np.ndarray:
-    """The centre crop ``estimate_diameter`` takes of a whole image (``scale._centre_crop``)."""
+    """The centre crop ``estimate_diameter`` takes of a whole image (``scale.centre_crop``)."""
     top, left = max(0, (source.height - side) // 2), max(0, (source.width - side) // 2)
     return source.read(top, min(source.height, top + side), left, min(source.width, left + side))
 

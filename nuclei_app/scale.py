@@ -114,7 +114,7 @@ def estimate_diameter(network_input: np.ndarray) -> float:
     of sigma, peaks at the scale of the objects that cover the image: the nuclei. Large sigmas
     are computed on a pyramid level where sigma is 1.5-3 px, which keeps them cheap.
     """
-    grey = _centre_crop(np.asarray(network_input, np.float32), ESTIMATOR_MAX_SIDE)
+    grey = centre_crop(np.asarray(network_input, np.float32), ESTIMATOR_MAX_SIDE)
     grey = channel_mean(grey) if grey.ndim == 3 else grey
     pyramid = _pyramid(grey)
     energies = np.array([_log_energy(pyramid, d) for d in ESTIMATOR_DIAMETERS])
@@ -153,7 +153,7 @@ def _refine_peak(log_diameters: np.ndarray, energies: np.ndarray, best: int) -> 
     return math.exp(log_diameters[best])
 
 
-def _centre_crop(image: np.ndarray, max_side: int) -> np.ndarray:
+def centre_crop(image: np.ndarray, max_side: int) -> np.ndarray:
     height, width = image.shape[:2]
     top, left = max(0, (height - max_side) // 2), max(0, (width - max_side) // 2)
     return image[top:top + max_side, left:left + max_side]
