@@ -127,6 +127,25 @@ def test_a_run_from_before_synthetic_stain_resumes_only_without_it(capsys):
     assert "between 0 and 1" in capsys.readouterr().err
 
 
+def test_a_run_from_before_tissue_rendering_resumes_and_the_share_is_a_probability(capsys):
+    import pytest
+
+    from train.export import synthetic_stain_text
+    from train.train import config_differences
+
+    now = TrainConfig().to_json()
+    original = {key: value for key, value in now.items() if key != "synthetic_tissue"}
+    assert config_differences(original, now) == []          # the default draws no tissue: as before
+    assert config_differences(original, {**now, "synthetic_tissue": 0.5}) == ["synthetic_tissue: 0.0 then, 0.5 now"]
+    config = config_from_args(parse_args(["--synthetic-tissue", "0.5"]))
+    assert config.synthetic_tissue == 0.5
+    assert "50% of those drawn as tissue" in synthetic_stain_text({"config": config.to_json()})
+    assert "tissue" not in synthetic_stain_text({"config": TrainConfig().to_json()})
+    with pytest.raises(SystemExit):
+        parse_args(["--synthetic-tissue", "2"])
+    assert "between 0 and 1" in capsys.readouterr().err
+
+
 def test_gap_weight_must_not_be_negative(capsys):
     import pytest
 
