@@ -110,8 +110,8 @@ def render_stained(network_input: np.ndarray, aug: Augmentation, rng: np.random.
         nuclear = counter = GREY
     else:
         counter = _jittered(COUNTERSTAINS[int(rng.integers(len(COUNTERSTAINS)))], rng)
-    texture = ndimage.gaussian_filter(rng.random(signal.shape, np.float32), rng.uniform(*aug.counterstain_texture_px))
-    texture = (texture - texture.mean()) / max(float(texture.std()), 1e-6)
+    texture = _standardised(ndimage.gaussian_filter(rng.random(signal.shape, np.float32),
+                                                    rng.uniform(*aug.counterstain_texture_px)))
     counter_od = rng.uniform(*aug.counterstain_od) * np.clip(1.0 + 0.35 * texture, 0.2, None)
     nuclear_od = rng.uniform(*aug.nuclear_stain_od) * signal
     background_od = np.zeros_like(signal)
@@ -147,8 +147,11 @@ def tissue_densities(labels: np.ndarray, nuclear_od: np.ndarray, counter_od: np.
 
 def _unit_texture(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Smooth random field with mean 0 and standard deviation 1 (grain of about ``sigma`` px)."""
-    texture = ndimage.gaussian_filter(rng.random(shape, np.float32), sigma)
-    return (texture - texture.mean()) / max(float(texture.std()), 1e-6)
+    return _standardised(ndimage.gaussian_filter(rng.random(shape, np.float32), sigma))
+
+
+def _standardised(field: np.ndarray) -> np.ndarray:
+    return (field - field.mean()) / max(float(field.std()), 1e-6)
 
 
 def _jittered(stain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
