@@ -22,18 +22,23 @@ ROWS, CROP = 6, 160
 
 
 def main() -> None:
+    draw_examples(Augmentation(), Path(__file__).with_name("examples.png"))
+
+
+def draw_examples(augmentation: Augmentation, out: Path) -> None:
+    """Six fluorescence crops, each beside its rendering by ``augmentation``; also used by
+    experiments/synthetic_tissue/examples.py (the crop's labels matter only to tissue)."""
     rng = np.random.default_rng(7)
     rows = []
     for files in find_samples(DEFAULT_DATA_DIR)[::23]:
         sample = load_sample(files, Normalisation(), 16.0)
         if sample.kind != "fluorescence":
             continue
-        crop, _ = random_crop(sample, CROP, 1.0, rng)
-        rendered = render_stained(crop, Augmentation(), rng)
+        crop, labels = random_crop(sample, CROP, 1.0, rng)
+        rendered = render_stained(crop, augmentation, rng, labels)
         rows.append(np.concatenate([crop, rendered, preprocess(rendered)], axis=1))
         if len(rows) == ROWS:
             break
-    out = Path(__file__).with_name("examples.png")
     Image.fromarray((np.clip(np.concatenate(rows), 0, 1) * 255).astype(np.uint8)).save(out)
     print(f"wrote {out}")
 

@@ -5,41 +5,19 @@
 Columns: the fluorescence crop as the network sees it | the same crop rendered with
 ``synthetic_tissue_probability`` 1 (cytoplasm grown from its masks, solid uneven nuclear
 stain, haematoxylin haze) | that rendering as the network sees it (the shared preprocess).
+The same crops and drawing as experiments/synthetic_stain/examples.py.
 """
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE.parent / "synthetic_stain"))
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from examples import draw_examples  # noqa: E402  (experiments/synthetic_stain/examples.py)
 
-from nuclei_app.config import Normalisation  # noqa: E402
-from nuclei_app.inference import preprocess  # noqa: E402
-from train.augment import Augmentation, render_stained  # noqa: E402
-from train.data import DEFAULT_DATA_DIR, find_samples, load_sample, random_crop  # noqa: E402
-
-ROWS, CROP = 6, 160
-
-
-def main() -> None:
-    rng = np.random.default_rng(7)
-    always_tissue = replace(Augmentation(), synthetic_tissue_probability=1.0)
-    rows = []
-    for files in find_samples(DEFAULT_DATA_DIR)[::23]:
-        sample = load_sample(files, Normalisation(), 16.0)
-        if sample.kind != "fluorescence":
-            continue
-        crop, labels = random_crop(sample, CROP, 1.0, rng)
-        rendered = render_stained(crop, always_tissue, rng, labels)
-        rows.append(np.concatenate([crop, rendered, preprocess(rendered)], axis=1))
-        if len(rows) == ROWS:
-            break
-    out = Path(__file__).with_name("examples.png")
-    Image.fromarray((np.clip(np.concatenate(rows), 0, 1) * 255).astype(np.uint8)).save(out)
-    print(f"wrote {out}")
-
+from train.augment import Augmentation  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    draw_examples(replace(Augmentation(), synthetic_tissue_probability=1.0), HERE / "examples.png")
