@@ -11,7 +11,9 @@ network sees whole nuclei enlarged (m > d); far too large, it sees specks or not
 (m < d). The diameter where m(d) crosses d from above is a scale at which the network
 agrees with itself. Cells around nuclei give a second such scale, larger; nuclei are the
 smallest objects that agree, so the search climbs from small diameters and stops at the
-first crossing. It runs only where the blob estimate is large (``SEARCH_ABOVE``): 33 of the
+first crossing that holds: real nuclei still measure about the same when the network is
+told they are a step larger, while texture read as small nuclei grows with the told size
+(stained tissue, experiments/combined_shifts/). It runs only where the blob estimate is large (``SEARCH_ABOVE``): 33 of the
 664 DSB2018 images, whose mean AP it lifts from about 0.04 to about 0.3 (brightfield smears
 0.001 -> 0.33), with the shift validation level or higher (experiments/size_search/).
 """
@@ -37,6 +39,11 @@ PROBE_DIAMETERS = (8.0, 11.0, 16.0, 22.0, 32.0, 45.0, 64.0, 90.0, 128.0)
 # enlarged x3 (nuclei ~130 px), small probes find two or three specks that happen to measure
 # about the probed size, a crossing made of noise.
 MIN_PROBE_NUCLEI = 5
+# A crossing holds where the probe a step above it measures within this factor of it: a
+# plateau. Nuclei of brightfield smears 1.03-1.23x, tissue nuclei 1.26x; texture on tissue
+# re-stained with DAB that the network was told to see as 8-22 px nuclei 1.75-2.6x
+# (experiments/combined_shifts/). One probe step is the line between the two.
+PLATEAU_TOLERANCE = math.sqrt(2.0)
 # Each probe segments a centre crop this many probed diameters on a side (a 384 px network
 # input at 16 px nuclei): enough nuclei to measure, at the cost of about one 384x384 pass.
 PROBE_WINDOW = 24
@@ -52,15 +59,54 @@ def checked_estimate(model, prepared: np.ndarray, estimate: float) -> float:
 
 def search_diameter(model, prepared: np.ndarray) -> float | None:
     """The smallest diameter at which the nuclei found measure what the network was told
-    (interpolated between probes); None where none crossed."""
-    previous = None
-    for diameter in PROBE_DIAMETERS:
-        found = probe(model, prepared, diameter)
-        gap = math.log(found / diameter) if found else -math.inf
-        if previous is not None and previous[1] > 0 >= gap:
-            return _crossing(previous, (diameter, gap))
-        previous = (diameter, gap)
-    return None
+    (interpolated between probes) and still about that a probe step higher; the smallest
+    crossing where none holds; None where none crossed."""
+    measured = _cached_probes(model, prepared)
+    first = None
+    for upper in range(1, len(PROBE_DIAMETERS)):
+        crossing = _crossing_below(measured, upper)
+        if crossing is None:
+            continue
+        if _holds(measured, upper + 1, crossing):
+            return crossing
+        first = first or crossing
+    return first
+
+
+def _cached_probes(model, prepared: np.ndarray):
+    """``measured(i)``: ``probe`` at ``PROBE_DIAMETERS[i]``, run once and only when asked."""
+    found = {}
+
+    def measured(index: int) -> float | None:
+        if index not in found:
+            found[index] = probe(model, prepared, PROBE_DIAMETERS[index])
+        return found[index]
+    return measured
+
+
+def _gap(measured, index: int) -> float:
+    found = measured(index)
+    return math.log(found / PROBE_DIAMETERS[index]) if found else -math.inf
+
+
+def _crossing_below(measured, upper: int) -> float | None:
+    """Where m(d) crosses d from above between probe ``upper - 1`` and ``upper``, else None."""
+    low_gap = _gap(measured, upper - 1)
+    if low_gap <= 0:
+        return None
+    high_gap = _gap(measured, upper)
+    if high_gap > 0:
+        return None
+    return _crossing((PROBE_DIAMETERS[upper - 1], low_gap), (PROBE_DIAMETERS[upper], high_gap))
+
+
+def _holds(measured, index: int, crossing: float) -> bool:
+    """Whether probe ``index`` (a step above the crossing) still measures about the crossing;
+    past the grid's end there is nothing to check against, and the crossing stands."""
+    if index >= len(PROBE_DIAMETERS):
+        return True
+    found = measured(index)
+    return found is not None and abs(math.log(found / crossing)) < math.log(PLATEAU_TOLERANCE)
 
 
 def probe(model, prepared: np.ndarray, diameter: float) -> float | None:
