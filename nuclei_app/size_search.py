@@ -13,9 +13,10 @@ agrees with itself. Cells around nuclei give a second such scale, larger; nuclei
 smallest objects that agree, so the search climbs from small diameters and stops at the
 first crossing that holds: real nuclei still measure about the same when the network is
 told they are a step larger, while texture read as small nuclei grows with the told size
-(stained tissue, experiments/combined_shifts/). It runs only where the blob estimate is large (``SEARCH_ABOVE``): 33 of the
-664 DSB2018 images, whose mean AP it lifts from about 0.04 to about 0.3 (brightfield smears
-0.001 -> 0.33), with the shift validation level or higher (experiments/size_search/).
+(stained tissue, experiments/combined_shifts/). It runs only where the blob estimate is
+large (``SEARCH_ABOVE``): 33 of the 664 DSB2018 images, whose mean AP it lifts from 0.047 to
+0.31 (brightfield smears 0.001 -> 0.33), with the shift validation level or higher
+(experiments/size_search/).
 """
 from __future__ import annotations
 
