@@ -209,7 +209,7 @@ image is rescaled the same way before it is segmented, and the result mapped bac
 image's own size. The diameter is estimated per image (a scale-space blob estimate, checked
 against the nuclei found and corrected once when they disagree; an estimate above 64 px, which
 on a brightfield smear is the cells', is first replaced by the smallest size at which the
-network's nuclei measure what it was told); give it with `--diameter PX`
+network's nuclei measure what it was told, and still do a step larger); give it with `--diameter PX`
 (the app has a control) when you know it, or when the estimate is off: very sparse fields,
 images with two populations of very different sizes, or mostly debris.
 
