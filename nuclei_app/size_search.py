@@ -17,7 +17,7 @@ told they are a step larger, while texture read as small nuclei grows with the t
 measures a little under its told size, nothing below it can cross: where it holds, it counts
 as a crossing (nuclei at the grid's small end, or smaller probes that found too few). It
 runs only where the blob estimate is large (``SEARCH_ABOVE``): 33 of the 664 DSB2018 images,
-whose mean AP it lifts from 0.047 to 0.31 (brightfield smears 0.001 -> 0.33), with the shift
+whose mean AP it lifts from 0.047 to 0.33 (brightfield smears 0.001 -> 0.36), with the shift
 validation level or higher (experiments/size_search/).
 """
 from __future__ import annotations
@@ -53,7 +53,9 @@ PLATEAU_TOLERANCE = math.sqrt(2.0)
 # nuclei measured at the grid's start (fluorescence, 10 px: 0.99x) and a brightfield smear
 # whose 8-11 px probes find nothing (0.99x); texture and specks measure 0.69-0.77x of the told
 # size. Never the fallback where nothing holds: a real crossing from above is the better guess
-# there (validation fluorescence image f29fd9c5, experiments/size_search/).
+# there (validation fluorescence image f29fd9c5); nor where the largest probe still finds
+# larger objects: nuclei beyond the grid, and the small end's agreement may be texture
+# (validation tissue image 13f2bec0 enlarged x3, 180 px nuclei; experiments/size_search/).
 FIRST_PROBE_AGREEMENT = 1.15
 # Each probe segments a centre crop this many probed diameters on a side (a 384 px network
 # input at 16 px nuclei): enough nuclei to measure, at the cost of about one 384x384 pass.
@@ -76,7 +78,7 @@ def search_diameter(model, prepared: np.ndarray) -> float | None:
     first = None
     for upper in range(len(PROBE_DIAMETERS)):
         agreed = _first_found_agreeing(measured, upper)
-        if agreed is not None and _holds(measured, upper + 1, agreed):
+        if agreed is not None and _holds(measured, upper + 1, agreed) and not _larger_than_grid(measured):
             return agreed
         crossing = _crossing_below(measured, upper) if upper else None
         if crossing is None:
@@ -121,6 +123,13 @@ def _first_found_agreeing(measured, index: int) -> float | None:
         return None
     found, told = measured(index), PROBE_DIAMETERS[index]
     return found if found is not None and told / FIRST_PROBE_AGREEMENT <= found <= told else None
+
+
+def _larger_than_grid(measured) -> bool:
+    """Whether the largest probe still finds objects larger than it was told: nuclei at or
+    beyond the grid's end, whose size the search cannot tell."""
+    last = len(PROBE_DIAMETERS) - 1
+    return _gap(measured, last) > 0
 
 
 def _holds(measured, index: int, crossing: float) -> bool:

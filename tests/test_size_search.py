@@ -70,7 +70,7 @@ def test_the_first_probe_to_find_nuclei_counts_where_it_agrees_from_below(monkey
                 90.0: 94.4, 128.0: 103.5}
     asked = fake_probes(monkeypatch, measured.get)
     assert search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)) == 15.8
-    assert asked == [8.0, 11.0, 16.0, 22.0]
+    assert asked == [8.0, 11.0, 16.0, 22.0, 128.0]   # 128: no larger objects beyond the grid
     # Validation fluorescence image a102535b (nuclei 10 px): every probe measures a little
     # under its told size, from the grid's start on; no crossing from above at all.
     measured = {8.0: 7.9, 11.0: 10.1, 16.0: 12.1, 22.0: 18.3, 32.0: 26.5}
@@ -84,6 +84,15 @@ def test_a_first_probe_that_agrees_but_does_not_hold_is_not_the_fallback(monkeyp
     measured = {8.0: None, 11.0: 10.1, 16.0: 16.4, 22.0: 16.3, 32.0: 23.9, 45.0: 29.0}
     fake_probes(monkeypatch, measured.get)
     assert 16.0 < search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)) < 17.0
+
+
+def test_no_small_agreement_is_trusted_where_the_largest_probe_finds_larger_objects(monkeypatch, bundled_model):
+    # Validation tissue image 13f2bec0 enlarged x3 (nuclei 180 px, beyond the grid): texture
+    # agrees at 22 px and holds at 32, but the 128 px probe still finds larger objects.
+    measured = {8.0: None, 11.0: None, 16.0: None, 22.0: 20.9, 32.0: 21.6, 45.0: 47.8, 64.0: 74.6,
+                90.0: 113.0, 128.0: 140.2}
+    fake_probes(monkeypatch, measured.get)
+    assert search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)) is None
 
 
 def test_a_first_probe_far_under_its_told_size_is_no_crossing(monkeypatch, bundled_model):
