@@ -72,8 +72,9 @@ def checked_estimate(model, prepared: np.ndarray, estimate: float) -> float:
 
 def search_diameter(model, prepared: np.ndarray) -> float | None:
     """The smallest diameter at which the nuclei found measure what the network was told
-    (interpolated between probes) and still about that a probe step higher; the smallest
-    crossing where none holds; None where none crossed."""
+    (interpolated between probes, or the first probe to find nuclei where it agrees from
+    below) and still about that a probe step higher; the smallest crossing from above where
+    none holds; None where none crossed."""
     measured = _cached_probes(model, prepared)
     first = None
     for upper in range(len(PROBE_DIAMETERS)):
