@@ -13,12 +13,10 @@ agrees with itself. Cells around nuclei give a second such scale, larger; nuclei
 smallest objects that agree, so the search climbs from small diameters and stops at the
 first crossing that holds: real nuclei still measure about the same when the network is
 told they are a step larger, while texture read as small nuclei grows with the told size
-(stained tissue, experiments/combined_shifts/). Where the first probe to find nuclei already
-measures a little under its told size, nothing below it can cross: where it holds, it counts
-as a crossing (nuclei at the grid's small end, or smaller probes that found too few). It
-runs only where the blob estimate is large (``SEARCH_ABOVE``): 33 of the 664 DSB2018 images,
-whose mean AP it lifts from 0.047 to 0.33 (brightfield smears 0.001 -> 0.36), with the shift
-validation level or higher (experiments/size_search/).
+(stained tissue, experiments/combined_shifts/). It runs only where the blob estimate is
+large (``SEARCH_ABOVE``): 33 of the 664 DSB2018 images, whose mean AP it lifts from 0.047 to
+0.31 (brightfield smears 0.001 -> 0.33), with the shift validation level or higher
+(experiments/size_search/).
 """
 from __future__ import annotations
 
@@ -47,16 +45,6 @@ MIN_PROBE_NUCLEI = 5
 # re-stained with DAB that the network was told to see as 8-22 px nuclei 1.75-2.6x
 # (experiments/combined_shifts/). One probe step is the line between the two.
 PLATEAU_TOLERANCE = math.sqrt(2.0)
-# The first probe that finds nuclei may already measure a little under its told size, with
-# nothing below it to cross from (the grid's start, or smaller probes that found too few):
-# within this factor, and where it holds, it counts as a crossing at its measurement. Small
-# nuclei measured at the grid's start (fluorescence, 10 px: 0.99x) and a brightfield smear
-# whose 8-11 px probes find nothing (0.99x); texture and specks measure 0.69-0.77x of the told
-# size. Never the fallback where nothing holds: a real crossing from above is the better guess
-# there (validation fluorescence image f29fd9c5); nor where the largest probe still finds
-# larger objects: nuclei beyond the grid, and the small end's agreement may be texture
-# (validation tissue image 13f2bec0 enlarged x3, 180 px nuclei; experiments/size_search/).
-FIRST_PROBE_AGREEMENT = 1.15
 # Each probe segments a centre crop this many probed diameters on a side (a 384 px network
 # input at 16 px nuclei): enough nuclei to measure, at the cost of about one 384x384 pass.
 PROBE_WINDOW = 24
@@ -72,16 +60,12 @@ def checked_estimate(model, prepared: np.ndarray, estimate: float) -> float:
 
 def search_diameter(model, prepared: np.ndarray) -> float | None:
     """The smallest diameter at which the nuclei found measure what the network was told
-    (interpolated between probes, or the first probe to find nuclei where it agrees from
-    below) and still about that a probe step higher; the smallest crossing from above where
-    none holds; None where none crossed."""
+    (interpolated between probes) and still about that a probe step higher; the smallest
+    crossing where none holds; None where none crossed."""
     measured = _cached_probes(model, prepared)
     first = None
-    for upper in range(len(PROBE_DIAMETERS)):
-        agreed = _first_found_agreeing(measured, upper)
-        if agreed is not None and _holds(measured, upper + 1, agreed) and not _larger_than_grid(measured):
-            return agreed
-        crossing = _crossing_below(measured, upper) if upper else None
+    for upper in range(1, len(PROBE_DIAMETERS)):
+        crossing = _crossing_below(measured, upper)
         if crossing is None:
             continue
         if _holds(measured, upper + 1, crossing):
@@ -115,22 +99,6 @@ def _crossing_below(measured, upper: int) -> float | None:
     if high_gap > 0:
         return None
     return _crossing((PROBE_DIAMETERS[upper - 1], low_gap), (PROBE_DIAMETERS[upper], high_gap))
-
-
-def _first_found_agreeing(measured, index: int) -> float | None:
-    """Probe ``index``'s measurement where it is the first probe to find nuclei (those below
-    are asked first anyway) and measures a little under its told size; else None."""
-    if any(measured(below) is not None for below in range(index)):
-        return None
-    found, told = measured(index), PROBE_DIAMETERS[index]
-    return found if found is not None and told / FIRST_PROBE_AGREEMENT <= found <= told else None
-
-
-def _larger_than_grid(measured) -> bool:
-    """Whether the largest probe still finds objects larger than it was told: nuclei at or
-    beyond the grid's end, whose size the search cannot tell."""
-    last = len(PROBE_DIAMETERS) - 1
-    return _gap(measured, last) > 0
 
 
 def _holds(measured, index: int, crossing: float) -> bool:

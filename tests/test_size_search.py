@@ -62,48 +62,6 @@ def test_a_crossing_made_of_texture_is_passed_over_for_the_nuclei_plateau(monkey
     assert asked == [d for d in PROBE_DIAMETERS if d <= 64.0]
 
 
-def test_the_first_probe_to_find_nuclei_counts_where_it_agrees_from_below(monkeypatch, bundled_model):
-    # What the bundled model's probes measured on training brightfield smear 08275a5b (nuclei
-    # 17.9 px): the 8 and 11 px probes find too few, 16 px measures 15.8 (nothing to cross
-    # from), and the cells cross at ~97 px; the smear's nuclei hold at 15.8.
-    measured = {8.0: None, 11.0: None, 16.0: 15.8, 22.0: 20.9, 32.0: 21.4, 45.0: 25.4, 64.0: 54.0,
-                90.0: 94.4, 128.0: 103.5}
-    asked = fake_probes(monkeypatch, measured.get)
-    assert search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)) == 15.8
-    assert asked == [8.0, 11.0, 16.0, 22.0, 128.0]   # 128: no larger objects beyond the grid
-    # Validation fluorescence image a102535b (nuclei 10 px): every probe measures a little
-    # under its told size, from the grid's start on; no crossing from above at all.
-    measured = {8.0: 7.9, 11.0: 10.1, 16.0: 12.1, 22.0: 18.3, 32.0: 26.5}
-    fake_probes(monkeypatch, measured.get)
-    assert search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)) == 7.9
-
-
-def test_a_first_probe_that_agrees_but_does_not_hold_is_not_the_fallback(monkeypatch, bundled_model):
-    # Validation fluorescence image f29fd9c5 (nuclei 18.2 px): 11 px agrees (10.1) but 16 px
-    # measures 16.4; no crossing holds, and the crossing from above (~16.3) is the answer.
-    measured = {8.0: None, 11.0: 10.1, 16.0: 16.4, 22.0: 16.3, 32.0: 23.9, 45.0: 29.0}
-    fake_probes(monkeypatch, measured.get)
-    assert 16.0 < search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)) < 17.0
-
-
-def test_no_small_agreement_is_trusted_where_the_largest_probe_finds_larger_objects(monkeypatch, bundled_model):
-    # Validation tissue image 13f2bec0 enlarged x3 (nuclei 180 px, beyond the grid): texture
-    # agrees at 22 px and holds at 32, but the 128 px probe still finds larger objects.
-    measured = {8.0: None, 11.0: None, 16.0: None, 22.0: 20.9, 32.0: 21.6, 45.0: 47.8, 64.0: 74.6,
-                90.0: 113.0, 128.0: 140.2}
-    fake_probes(monkeypatch, measured.get)
-    assert search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)) is None
-
-
-def test_a_first_probe_far_under_its_told_size_is_no_crossing(monkeypatch, bundled_model):
-    # Specks read as nuclei measure 0.69x of the told size at the grid's start (training tissue
-    # image 8f27ebc7); its nuclei cross from above further up.
-    measured = {8.0: 5.5, 11.0: 12.8, 16.0: 17.7, 22.0: 26.1, 32.0: 30.9, 45.0: 37.4, 64.0: 39.8,
-                90.0: 49.1, 128.0: None}
-    fake_probes(monkeypatch, measured.get)
-    assert 22.0 < search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)) < 32.0
-
-
 def test_the_first_crossing_stands_where_none_holds(monkeypatch, bundled_model):
     measured = {8.0: 9.0, 11.0: 10.0, 16.0: 30.0, 22.0: 20.0, 32.0: 60.0, 45.0: 90.0, 64.0: 130.0,
                 90.0: 180.0, 128.0: 250.0}   # both crossings grow a step up
