@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -176,34 +177,65 @@ def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int,
               callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
 
 
-def train(config: TrainConfig) -> Path:
-    """Runs (or resumes) training and returns the exported model folder."""
+@dataclass
+class FittedRun:
+    """What the fitting stage hands to evaluation and export."""
+
+    folder: Path
+    run: dict
+    normalisation: Normalisation
+    model: keras.Model
+    train_set: list
+    validation_set: list
+    holdout_set: list
+
+
+def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
+    """Fits (or resumes) a run up to ``config.epochs``. ``init_seed`` seeds the initial
+    weights alone (split and crops stay those of ``config.seed``): two runs that differ only
+    in it measure the run-to-run noise a recipe change has to beat."""
     folder = Path(config.out)
     checkpoints = folder / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
-    make_reproducible(config.seed)
+    make_reproducible(config.seed if init_seed is None else init_seed)
     normalisation = Normalisation()
     run = record_run(config, folder)
     train_set, validation_set, holdout_set = prepare_data(config, normalisation)
-
     model, start_epoch = build_or_resume(config, checkpoints)
     if start_epoch < config.epochs:
         fit(model, config, train_set, validation_set, start_epoch, folder)
+    return FittedRun(folder, run, normalisation, model, train_set, validation_set, holdout_set)
+
+
+def without_optimizer(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """The same weights in an uncompiled copy: what is exported (the optimizer state would
+    triple the file and means nothing at inference)."""
+    clean = build_unet(UNetConfig(base_filters=config.base_filters, depth=config.depth))
+    clean.set_weights(model.get_weights())
+    return clean
+
+
+def evaluate_and_export(config: TrainConfig, fitted: FittedRun) -> Path:
+    """Scores the fitted weights (tuning, shift validation, figures) and writes the model folder."""
     # The final weights are shipped: the cosine schedule ends at a small learning rate, and
     # choosing "the best" epoch on the validation split would flatter the metrics it reports.
-
     # Imported here: evaluation and export are only needed once training is over.
     from .evaluate import evaluate_holdout, evaluate_model, save_figures
     from .export import export_model_folder
 
-    clean = build_unet(UNetConfig(base_filters=config.base_filters, depth=config.depth))
-    clean.set_weights(model.get_weights())  # drops the optimizer state from the export
-    report = evaluate_model(clean, validation_set, config, multiple=2 ** model_depth(clean))
-    if holdout_set:
-        report["holdout"] = evaluate_holdout(clean, holdout_set, config, report, multiple=2 ** model_depth(clean))
-    report["training"] = training_summary(config, checkpoints)
-    save_figures(clean, folder, validation_set, report)
-    return export_model_folder(clean, folder / "model", report, run, normalisation, config)
+    clean = without_optimizer(fitted.model, config)
+    multiple = 2 ** model_depth(clean)
+    report = evaluate_model(clean, fitted.validation_set, config, multiple=multiple)
+    if fitted.holdout_set:
+        report["holdout"] = evaluate_holdout(clean, fitted.holdout_set, config, report, multiple=multiple)
+    report["training"] = training_summary(config, fitted.folder / "checkpoints")
+    save_figures(clean, fitted.folder, fitted.validation_set, report)
+    return export_model_folder(clean, fitted.folder / "model", report, fitted.run, fitted.normalisation, config)
+
+
+def train(config: TrainConfig) -> Path:
+    """Runs (or resumes) training and returns the exported model folder."""
+    return evaluate_and_export(config, fit_run(config))
 
 
 def training_summary(config: TrainConfig, checkpoints: Path) -> dict:

@@ -15,12 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 
-from nuclei_app.config import Normalisation
 from train import train as training
 from train.__main__ import config_from_args, parse_args
-from train.unet import UNetConfig, build_unet
 
 
 def init_offset(argv: list[str]) -> tuple[int, list[str]]:
@@ -33,20 +30,13 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     offset, argv = init_offset(argv)
     config = config_from_args(parse_args(argv))
-    folder, checkpoints = Path(config.out), Path(config.out) / "checkpoints"
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    training.make_reproducible(config.seed + offset)
-    run = training.record_run(config, folder)
+    fitted = training.fit_run(config, init_seed=config.seed + offset)
     # record_run names `python -m train`; this run was fitted by this script.
+    run = fitted.run
     run["command"] = run["command"].replace("python -m train", "PYTHONPATH=. python experiments/gpu_recipes/fit_only.py", 1)
     run["experiment"] = {"init_seed": config.seed + offset}
-    (folder / "run.json").write_text(json.dumps(run, indent=2))
-    train_set, validation_set, _ = training.prepare_data(config, Normalisation())
-    model, start = training.build_or_resume(config, checkpoints)
-    training.fit(model, config, train_set, validation_set, start, folder)
-    slim = build_unet(UNetConfig(base_filters=config.base_filters, depth=config.depth))
-    slim.set_weights(model.get_weights())
-    slim.save(checkpoints / "last.keras")
+    (fitted.folder / "run.json").write_text(json.dumps(run, indent=2))
+    training.without_optimizer(fitted.model, config).save(fitted.folder / "checkpoints" / "last.keras")
 
 
 if __name__ == "__main__":
