@@ -50,19 +50,20 @@ PLATEAU_TOLERANCE = math.sqrt(2.0)
 PROBE_WINDOW = 24
 
 
-def checked_estimate(model, prepared: np.ndarray, estimate: float) -> float:
+def checked_estimate(model, prepared: np.ndarray, estimate: float, probed: dict | None = None) -> float:
     """The diameter the pipeline starts from: the blob estimate, or, where that is large
-    enough to be cells, the search's answer (the estimate where the search finds none)."""
+    enough to be cells, the search's answer (the estimate where the search finds none).
+    ``probed`` (probed diameter -> ``probe``'s answer) spares probes already run."""
     if model.diameter is None or estimate <= SEARCH_ABOVE:
         return estimate
-    return search_diameter(model, prepared) or estimate
+    return search_diameter(model, prepared, probed) or estimate
 
 
-def search_diameter(model, prepared: np.ndarray) -> float | None:
+def search_diameter(model, prepared: np.ndarray, probed: dict | None = None) -> float | None:
     """The smallest diameter at which the nuclei found measure what the network was told
     (interpolated between probes) and still about that a probe step higher; the smallest
     crossing where none holds; None where none crossed."""
-    measured = _cached_probes(model, prepared)
+    measured = _cached_probes(model, prepared, probed or {})
     first = None
     for upper in range(1, len(PROBE_DIAMETERS)):
         crossing = _crossing_below(measured, upper)
@@ -74,14 +75,16 @@ def search_diameter(model, prepared: np.ndarray) -> float | None:
     return first
 
 
-def _cached_probes(model, prepared: np.ndarray):
-    """``measured(i)``: ``probe`` at ``PROBE_DIAMETERS[i]``, run once and only when asked."""
-    found = {}
+def _cached_probes(model, prepared: np.ndarray, probed: dict):
+    """``measured(i)``: ``probe`` at ``PROBE_DIAMETERS[i]``, taken from ``probed`` or run
+    once and only when asked."""
+    found = dict(probed)
 
     def measured(index: int) -> float | None:
-        if index not in found:
-            found[index] = probe(model, prepared, PROBE_DIAMETERS[index])
-        return found[index]
+        diameter = PROBE_DIAMETERS[index]
+        if diameter not in found:
+            found[diameter] = probe(model, prepared, diameter)
+        return found[diameter]
     return measured
 
 

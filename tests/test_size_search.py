@@ -83,6 +83,16 @@ def test_small_estimates_are_trusted_and_no_crossing_keeps_the_estimate(monkeypa
     assert checked_estimate(bundled_model, image, 100.0) == 100.0 and asked == list(PROBE_DIAMETERS)
 
 
+def test_probes_already_run_are_not_run_again(monkeypatch, bundled_model):
+    measured = {8.0: 20.0, 11.0: 20.0, 16.0: 20.0, 22.0: 20.0, 32.0: 20.0}   # a crossing near 20 px
+    asked = fake_probes(monkeypatch, lambda d: measured.get(d, 20.0))
+    image = np.zeros((64, 64, 3), np.float32)
+    searched = checked_estimate(bundled_model, image, 100.0)
+    asked.clear()
+    assert checked_estimate(bundled_model, image, 100.0, probed=measured) == searched
+    assert asked == []
+
+
 def test_a_probe_measures_the_nuclei_it_finds_and_ignores_a_handful_of_specks(bundled_model):
     from .test_scale import disks_image
 

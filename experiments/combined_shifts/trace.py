@@ -29,22 +29,12 @@ def trace(model, original, label: str) -> str:
     probes = {}
     if estimate > size_search.SEARCH_ABOVE:
         probes = {d: size_search.probe(model, prepared, d) for d in size_search.PROBE_DIAMETERS}
-    start = _checked_with(probes, model, prepared, estimate)
+    start = size_search.checked_estimate(model, prepared, estimate, probed=probes)
     first = _predict_for_diameter(model, prepared, start, "estimated", chosen, False, None)
     measured = median_diameter(labels_for(model, first)) or 0.0
     probed = ", ".join(f"{d:g}->{m:.0f}" if m else f"{d:g}->None" for d, m in probes.items()) or "not searched"
     return (f"{label:6s} {original.sample_id[:8]} truth {median_diameter(original.labels):5.1f}  "
             f"blob {estimate:5.1f}  start {start:5.1f}  measured {measured:5.1f}  probes: {probed}")
-
-
-def _checked_with(probes: dict, model, prepared, estimate: float) -> float:
-    """``checked_estimate`` answered from the probes already run (each runs the network once)."""
-    run_probe = size_search.probe
-    size_search.probe = lambda model, prepared, diameter: probes[diameter]
-    try:
-        return size_search.checked_estimate(model, prepared, estimate)
-    finally:
-        size_search.probe = run_probe
 
 
 def main() -> None:
