@@ -51,8 +51,9 @@ class TrainConfig:
     # rises in all eight, the re-stained light images gain up to 0.025
     # (experiments/synthetic_stain/). 0.5, two GPU fits against two of 0.25
     # (experiments/gpu_recipes/, 2026-11-27): light images higher at x1 and x0.5 beyond the
-    # run-to-run noise, fluorescence ~0.007 lower; to be confirmed by a CPU run before it
-    # becomes the default (the bundled model is what the default produces here).
+    # run-to-run noise, fluorescence ~0.007 lower; but a CPU run of 0.5 against the bundled
+    # model: tissue lower in every shift condition (x3 -0.026), brightfield +0.020 (inside
+    # its noise): the gain did not hold, 0.25 stays.
     synthetic_stain: float = 0.25
     # Of those rendered crops, the share drawn as tissue (cytoplasm around each nucleus,
     # uneven nuclear stain, a haematoxylin haze: train/augment.py tissue_densities), for the
