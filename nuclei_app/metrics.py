@@ -45,8 +45,9 @@ class ImageScores:
 
 
 def pixel_scores(true_mask: np.ndarray, predicted_mask: np.ndarray) -> tuple[float, float, float]:
-    """(pixel accuracy, IoU, Dice) of two binary masks; IoU and Dice are 1 when both are empty."""
-    true_mask, predicted_mask = np.asarray(true_mask) > 0, np.asarray(predicted_mask) > 0
+    """(pixel accuracy, IoU, Dice) of two masks (any non-zero value is foreground, as any
+    non-zero id is an object); IoU and Dice are 1 when both are empty."""
+    true_mask, predicted_mask = np.asarray(true_mask) != 0, np.asarray(predicted_mask) != 0
     _check_shapes(true_mask, predicted_mask)
     intersection = np.logical_and(true_mask, predicted_mask).sum()
     union = np.logical_or(true_mask, predicted_mask).sum()
@@ -68,19 +69,38 @@ def iou_matrix(true_labels: np.ndarray, predicted_labels: np.ndarray) -> np.ndar
 def _iou_table(true_labels: np.ndarray, predicted_labels: np.ndarray):
     """(IoU matrix, true object ids, predicted object ids), background excluded."""
     _check_shapes(true_labels, predicted_labels)
-    true_ids, true_index = np.unique(true_labels, return_inverse=True)
-    pred_ids, pred_index = np.unique(predicted_labels, return_inverse=True)
+    true_index, true_ids = _object_index(np.asarray(true_labels))
+    pred_index, pred_ids = _object_index(np.asarray(predicted_labels))
     n_true, n_pred = len(true_ids), len(pred_ids)
-    overlap = np.bincount(true_index.ravel() * n_pred + pred_index.ravel(), minlength=n_true * n_pred)
-    overlap = overlap.reshape(n_true, n_pred).astype(np.float64)
-    # Drop the background row / column (id 0) when present.
-    true_first, pred_first = int(true_ids[0] == 0), int(pred_ids[0] == 0)
-    overlap = overlap[true_first:, pred_first:]
-    true_area = np.bincount(true_index.ravel(), minlength=n_true)[true_first:]
-    pred_area = np.bincount(pred_index.ravel(), minlength=n_pred)[pred_first:]
+    true_area = np.bincount(true_index.ravel(), minlength=n_true + 1)[1:]
+    pred_area = np.bincount(pred_index.ravel(), minlength=n_pred + 1)[1:]
+    # Only pixels inside both an object and a prediction can overlap: the pair table is
+    # counted over those alone (a fraction of the image).
+    both = (true_index > 0) & (pred_index > 0)
+    pairs = (true_index[both] - 1) * n_pred + (pred_index[both] - 1)
+    overlap = np.bincount(pairs, minlength=n_true * n_pred).reshape(n_true, n_pred).astype(np.float64)
     union = true_area[:, None] + pred_area[None, :] - overlap
     ious = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
-    return ious, true_ids[true_first:], pred_ids[pred_first:]
+    return ious, true_ids, pred_ids
+
+
+def _object_index(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index image: 0 background, 1..n the objects; the n object ids). Label images with
+    non-negative ids of modest size are indexed by counting (linear); any others (negative
+    or huge ids) by sorting."""
+    flat = labels.ravel()
+    if flat.size and np.issubdtype(labels.dtype, np.integer) and flat.min() >= 0 and flat.max() <= 4 * flat.size:
+        counts = np.bincount(flat.astype(np.intp, copy=False))
+        ids = np.flatnonzero(counts[1:]) + 1
+        if len(ids) == len(counts) - 1:    # already 1..n: the labels are their own index
+            return labels.astype(np.intp, copy=False), ids
+        lookup = np.zeros(len(counts), np.intp)
+        lookup[ids] = np.arange(1, len(ids) + 1)
+        return lookup[labels], ids
+    ids, inverse = np.unique(labels, return_inverse=True)
+    objects = ids != 0
+    position = np.cumsum(objects) * objects     # 1..n for the objects, 0 for the background
+    return position[inverse.reshape(labels.shape)], ids[objects]
 
 
 def match_at_thresholds(true_labels: np.ndarray, predicted_labels: np.ndarray,
@@ -113,8 +133,8 @@ def image_scores(true_labels: np.ndarray, predicted_labels: np.ndarray) -> Image
         pixel_accuracy=accuracy, iou=iou, dice=dice,
         mean_ap=float(np.mean([m.precision for m in matches])),
         ap50=matches[0].precision,
-        n_true=int(len(np.unique(true_labels[true_labels > 0]))),
-        n_predicted=int(len(np.unique(predicted_labels[predicted_labels > 0]))),
+        n_true=int(len(np.unique(true_labels[true_labels != 0]))),
+        n_predicted=int(len(np.unique(predicted_labels[predicted_labels != 0]))),
     )
 
 

@@ -40,6 +40,21 @@ def test_iou_matrix_of_shifted_squares():
     assert iou_matrix(truth, prediction) == pytest.approx(np.array([[80 / 120]]))
 
 
+@pytest.mark.parametrize("ids", [(5, 9, 2), (900_000_000, 3, 77), (-4, 1, 2)], ids=["gaps", "huge", "negative"])
+def test_any_object_ids_give_the_same_table_as_sequential_ones(ids):
+    sequential = np.zeros(SHAPE, np.int32)
+    for index, top in enumerate((0, 30, 60), start=1):
+        sequential[square(top, top, 20)] = index
+    prediction = np.zeros(SHAPE, np.int32)
+    prediction[square(2, 0, 20)], prediction[square(30, 35, 20)] = 1, 2
+    renamed = np.zeros(SHAPE, np.int64)
+    for index, new_id in enumerate(ids, start=1):
+        renamed[sequential == index] = new_id
+    order = np.argsort(ids)    # the table's rows follow the ids' order
+    assert iou_matrix(renamed, prediction) == pytest.approx(iou_matrix(sequential, prediction)[order])
+    assert image_scores(renamed, prediction) == image_scores(sequential, prediction)
+
+
 def test_mean_ap_counts_thresholds_below_the_iou():
     # IoU 0.6667: a true positive at 0.50, 0.55, 0.60, 0.65 and a FP + FN above.
     truth = square(0, 0, 10).astype(np.int32)
