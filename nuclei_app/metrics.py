@@ -108,7 +108,10 @@ def match_at_thresholds(true_labels: np.ndarray, predicted_labels: np.ndarray,
     """Matches at each IoU threshold. For t >= 0.5 a pair above t is unique on both sides
     (two disjoint objects cannot both overlap one object by more than half), so counting
     pairs is an exact one-to-one matching."""
-    ious = iou_matrix(true_labels, predicted_labels)
+    return _matches(iou_matrix(true_labels, predicted_labels), thresholds)
+
+
+def _matches(ious: np.ndarray, thresholds=DSB_THRESHOLDS) -> list[Matching]:
     n_true, n_pred = ious.shape
     results = []
     for threshold in thresholds:
@@ -128,13 +131,14 @@ def matched_ids(true_labels: np.ndarray, predicted_labels: np.ndarray, threshold
 
 def image_scores(true_labels: np.ndarray, predicted_labels: np.ndarray) -> ImageScores:
     accuracy, iou, dice = pixel_scores(true_labels, predicted_labels)
-    matches = match_at_thresholds(true_labels, predicted_labels)
+    ious = iou_matrix(true_labels, predicted_labels)   # one row per true, one column per predicted object
+    matches = _matches(ious)
     return ImageScores(
         pixel_accuracy=accuracy, iou=iou, dice=dice,
         mean_ap=float(np.mean([m.precision for m in matches])),
         ap50=matches[0].precision,
-        n_true=int(len(np.unique(true_labels[true_labels != 0]))),
-        n_predicted=int(len(np.unique(predicted_labels[predicted_labels != 0]))),
+        n_true=ious.shape[0],
+        n_predicted=ious.shape[1],
     )
 
 
