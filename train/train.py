@@ -185,7 +185,6 @@ class FittedRun:
     run: dict
     normalisation: Normalisation
     model: keras.Model
-    train_set: list
     validation_set: list
     holdout_set: list
 
@@ -204,7 +203,7 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     model, start_epoch = build_or_resume(config, checkpoints)
     if start_epoch < config.epochs:
         fit(model, config, train_set, validation_set, start_epoch, folder)
-    return FittedRun(folder, run, normalisation, model, train_set, validation_set, holdout_set)
+    return FittedRun(folder, run, normalisation, model, validation_set, holdout_set)
 
 
 def without_optimizer(model: keras.Model, config: TrainConfig) -> keras.Model:
