@@ -114,6 +114,25 @@ def test_batches_do_not_depend_on_how_many_processes_make_them():
     assert np.array_equal(one[1][0], three[1][0])  # each batch is seeded by (seed, epoch, index)
 
 
+def test_threads_feed_fit_the_batches_in_order_epoch_after_epoch():
+    # The path model.fit takes: Keras's enqueuer runs the default sequence's two threads.
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    samples = make_samples(["fluorescence", "tissue", "brightfield"])
+    threaded = CropSequence(samples, batch_size=2, crop=32, steps=3, seed=5)
+    reference = CropSequence(samples, batch_size=2, crop=32, steps=3, seed=5)
+    assert threaded.workers == 2 and not threaded.use_multiprocessing
+    adapter = PyDatasetAdapter(threaded, shuffle=False)
+    for epoch in range(2):
+        adapter.on_epoch_begin()
+        fed = [images for images, _ in adapter.get_numpy_iterator()]
+        adapter.on_epoch_end()
+        expected = [reference[index][0] for index in range(3)]
+        reference.on_epoch_end()
+        assert len(fed) == 3 and all(np.array_equal(a, b) for a, b in zip(fed, expected)), epoch
+    assert not np.array_equal(fed[0], CropSequence(samples, batch_size=2, crop=32, steps=3, seed=5)[0][0])
+
+
 def test_targets_body_and_boundary():
     labels = np.zeros((20, 20), np.int32)
     labels[5:15, 5:10] = 1

@@ -152,3 +152,27 @@ def test_gap_weight_must_not_be_negative(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--gap-weight", "-1"])
     assert "must be 0 or more" in capsys.readouterr().err
+
+
+def test_a_bfloat16_run_trains_in_mixed_precision_and_exports_float32(tiny_dataset, tmp_path):
+    import keras
+
+    from train.train import config_differences, train
+
+    config = replace(replace(TrainConfig(), **TINY_PRESET), data=tiny_dataset, out=tmp_path / "run", precision="bfloat16")
+    train(config)
+    checkpoint = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
+    assert checkpoint.get_layer("down0_conv1").compute_dtype == "bfloat16"      # trained in bfloat16
+    assert checkpoint.get_layer("probabilities").compute_dtype == "float32"
+    model = load_model_folder(tmp_path / "run" / "model")
+    assert model.metadata["training"]["precision"] == "bfloat16"
+    exported = model.keras_model
+    assert {layer.compute_dtype for layer in exported.layers} == {"float32"}
+    for trained, shipped in zip(checkpoint.get_weights(), exported.get_weights()):
+        np.testing.assert_array_equal(trained, shipped)
+    assert "in mixed bfloat16" in (tmp_path / "run" / "model" / "README.md").read_text()
+    # Runs from before the setting trained in float32, and only resume so.
+    now = TrainConfig().to_json()
+    original = {key: value for key, value in now.items() if key != "precision"}
+    assert config_differences(original, {**now, "precision": "bfloat16"}) == ["precision: 'float32' then, 'bfloat16' now"]
+    assert config_from_args(parse_args(["--precision", "auto"])).precision == "auto"

@@ -279,7 +279,9 @@ class CropSequence(keras.utils.PyDataset):
     def __init__(self, samples: list[Sample], batch_size: int, crop: int, steps: int,
                  seed: int, aug: Augmentation = Augmentation(), first_epoch: int = 0, workers: int = 1,
                  kind_balance: float = 0.7, gap_weight: float = 0.0):
-        super().__init__(workers=workers, use_multiprocessing=workers > 1)
+        # One worker: two threads beside the training step (the crops' NumPy and SciPy work
+        # releases the GIL), so the network does not wait for each batch; more: processes.
+        super().__init__(workers=max(2, workers), use_multiprocessing=workers > 1, max_queue_size=4)
         self.samples, self.batch_size, self.crop, self.steps = samples, batch_size, crop, steps
         self.gap_weight = gap_weight
         self.seed, self.aug, self.epoch = seed, aug, first_epoch

@@ -185,7 +185,8 @@ def model_card(metadata: dict) -> str:
     timing = ""
     if training.get("fit_minutes") is not None:
         timing = (f"Training took {training['fit_minutes']} minutes ({training.get('crops_per_second')} crops/s, "
-                  f"{training.get('epochs_per_second')} epochs/s) on {training['machine']}.")
+                  f"{training.get('epochs_per_second')} epochs/s) on {training['machine']}"
+                  + (", in mixed bfloat16." if training.get("precision") == "bfloat16" else "."))
     return card_front_matter(metadata) + f"""
 # nuclei-unet
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from nuclei_app import __version__
+from nuclei_app import __version__, precision
 from nuclei_app.config import Normalisation
 
 from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, read_state
@@ -94,7 +94,7 @@ def current_command() -> str:
 
 
 # Settings whose default is not what the code did before they existed.
-BEFORE_IT_EXISTED = {"synthetic_stain": 0.0, "synthetic_tissue": 0.0}
+BEFORE_IT_EXISTED = {"synthetic_stain": 0.0, "synthetic_tissue": 0.0, "precision": "float32"}
 
 
 def config_differences(original: dict, now: dict) -> list[str]:
@@ -155,6 +155,10 @@ def build_or_resume(config: TrainConfig, checkpoints: Path) -> tuple[keras.Model
         log.info("resuming after epoch %d from %s", start, checkpoints / "last.keras")
         return model, start
     model = build_unet(UNetConfig(base_filters=config.base_filters, depth=config.depth))
+    if precision.resolve(config.precision) == "bfloat16":
+        # The float32 network's initial weights in a mixed_bfloat16 copy: the seed draws the
+        # same start in either arithmetic. A checkpoint keeps the layers' policy on --resume.
+        model = precision.bfloat16_copy(model)
     compile_model(model, config)
     return model, 0
 
@@ -245,6 +249,7 @@ def training_summary(config: TrainConfig, checkpoints: Path) -> dict:
         "batch_size": config.batch_size,
         "crop_size": config.crop_size,
         "fit_minutes": round(seconds / 60, 1),
+        "precision": precision.resolve(config.precision),
         "epochs_per_second": round(config.epochs / seconds, 5) if seconds else None,
         "crops_per_second": round(config.epochs * config.steps_per_epoch * config.batch_size / seconds, 2) if seconds else None,
     }
