@@ -19,6 +19,9 @@ class TrainConfig:
     # shift (0.316 vs 0.322): not a clear win on the shift validation, so 26 stays. (Those
     # set its cross-tuned export scores against shipped-settings ones, which favours the
     # latter on light images by up to 0.02; the run was not kept to rescore.)
+    # 40 in mixed bfloat16 (runs/bf16e40, 2026-11-28, scored the same way as the bundled
+    # model): the whole set level, light images up in most conditions but down under ihc,
+    # fluorescence x3 -0.012 (experiments/bf16_e40/): 26 stays.
     epochs: int = 26
     steps_per_epoch: int = 50
     batch_size: int = 16
@@ -78,8 +81,9 @@ class TrainConfig:
     holdout_group: int | None = None
     resume: bool = False
     # Processes making the augmented crops. One on this 2-core CPU, where the network needs
-    # both cores (that one makes them in two threads beside the training step: 25-35% less
-    # time per step here than making each batch in between steps); more on a machine whose
+    # both cores (that one makes them in two threads beside the training step: float32
+    # epochs of 145-160 s here against 170-205 s making each batch in between steps, three
+    # epochs each, one run after the other, 2026-11-28); more on a machine whose
     # accelerator would otherwise wait for crops. The crops are the same either way (each
     # batch is seeded by epoch and index).
     loader_workers: int = 1
