@@ -231,9 +231,16 @@ def evaluate_and_export(config: TrainConfig, fitted: FittedRun) -> Path:
     report = evaluate_model(clean, fitted.validation_set, config, multiple=multiple)
     if fitted.holdout_set:
         report["holdout"] = evaluate_holdout(clean, fitted.holdout_set, config, report, multiple=multiple)
-    report["training"] = training_summary(config, fitted.folder / "checkpoints")
+    report["training"] = {**training_summary(config, fitted.folder / "checkpoints"),
+                          "precision": trained_precision(fitted.model)}
     save_figures(clean, fitted.folder, fitted.validation_set, report)
     return export_model_folder(clean, fitted.folder / "model", report, fitted.run, fitted.normalisation, config)
+
+
+def trained_precision(model: keras.Model) -> str:
+    """The arithmetic the fitted network computed in (read from its layers, not the config:
+    ``auto`` may have resolved otherwise on the machine that started the run)."""
+    return "bfloat16" if any(layer.compute_dtype == "bfloat16" for layer in model.layers) else "float32"
 
 
 def train(config: TrainConfig) -> Path:
@@ -249,7 +256,6 @@ def training_summary(config: TrainConfig, checkpoints: Path) -> dict:
         "batch_size": config.batch_size,
         "crop_size": config.crop_size,
         "fit_minutes": round(seconds / 60, 1),
-        "precision": precision.resolve(config.precision),
         "epochs_per_second": round(config.epochs / seconds, 5) if seconds else None,
         "crops_per_second": round(config.epochs * config.steps_per_epoch * config.batch_size / seconds, 2) if seconds else None,
     }
