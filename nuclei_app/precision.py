@@ -54,3 +54,8 @@ def bfloat16_copy(keras_model):
     network = keras.Model.from_config(config)
     network.set_weights(keras_model.get_weights())
     return network
+
+
+def computed_in(keras_model) -> str:
+    """``bfloat16`` if the network's layers compute in it (a ``bfloat16_copy``), else ``float32``."""
+    return "bfloat16" if any(layer.compute_dtype == "bfloat16" for layer in keras_model.layers) else "float32"

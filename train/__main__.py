@@ -7,6 +7,8 @@ import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
+from nuclei_app.precision import PRECISIONS
+
 from .config import TrainConfig, with_preset
 from .data import DatasetError
 
@@ -31,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--synthetic-tissue", type=probability,
                         help="of those, the share drawn as tissue: cytoplasm around each nucleus, uneven "
                              f"nuclear stain, a haematoxylin haze (default {defaults.synthetic_tissue})")
-    parser.add_argument("--precision", choices=["float32", "bfloat16", "auto"],
+    parser.add_argument("--precision", choices=PRECISIONS,
                         help="arithmetic of the training steps: bfloat16 is Keras's mixed_bfloat16, ~1.4x "
                              "faster on CPUs with AVX-512 BF16 or AMX; auto: bfloat16 only there; the "
                              f"exported model is float32 either way (default {defaults.precision})")

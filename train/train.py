@@ -232,15 +232,11 @@ def evaluate_and_export(config: TrainConfig, fitted: FittedRun) -> Path:
     if fitted.holdout_set:
         report["holdout"] = evaluate_holdout(clean, fitted.holdout_set, config, report, multiple=multiple)
     report["training"] = {**training_summary(config, fitted.folder / "checkpoints"),
-                          "precision": trained_precision(fitted.model)}
+                          # From the fitted layers, not the config: "auto" may have resolved
+                          # otherwise on the machine that started the run.
+                          "precision": precision.computed_in(fitted.model)}
     save_figures(clean, fitted.folder, fitted.validation_set, report)
     return export_model_folder(clean, fitted.folder / "model", report, fitted.run, fitted.normalisation, config)
-
-
-def trained_precision(model: keras.Model) -> str:
-    """The arithmetic the fitted network computed in (read from its layers, not the config:
-    ``auto`` may have resolved otherwise on the machine that started the run)."""
-    return "bfloat16" if any(layer.compute_dtype == "bfloat16" for layer in model.layers) else "float32"
 
 
 def train(config: TrainConfig) -> Path:
