@@ -1,0 +1,95 @@
+"""Light images (brightfield, H&E, IHC) fed to the network as colours, or as one stain's
+optical density from colour deconvolution (nuclei bright on dark, like fluorescence).
+
+The bundled model, its validation split's brightfield and tissue images, every shift
+condition of ``train.evaluate`` that holds them; each image segmented the way the pipeline
+segments it (automatic diameter, flips where the image is light), scored by mean AP.
+
+    .venv/bin/python experiments/stain_channel/compare.py [--model assets/model] [--limit N]
+
+Caution: the ``stain``, ``ihc`` and ``dark`` conditions are made by mixing skimage's HED
+amounts, so the haematoxylin channel of those images is the original one, scaled: an input
+built from that channel is nearly blind to them by construction. The unshifted and rescaled
+images (real stains) and ``grey`` are the fair test.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from skimage.color import rgb2hed
+
+from nuclei_app.imageio import read_image
+from nuclei_app.metrics import image_scores
+from nuclei_app.pipeline import inference_for, segment
+from nuclei_app.sources import resolve_model
+from train.data import find_samples, load_samples, read_instance_labels
+from train.evaluate import LIGHT_KINDS, Original, light_shifts, rescaled
+from train.locations import default_data_dir
+
+
+def colours(image: np.ndarray) -> np.ndarray:
+    return image
+
+
+def haematoxylin(image: np.ndarray) -> np.ndarray:
+    """Haematoxylin optical density (skimage's Ruifrok-Johnston vectors), one channel."""
+    return rgb2hed(np.clip(image[..., :3], 1e-3, 1.0))[..., :1].astype(np.float32)
+
+
+def nuclear_stains(image: np.ndarray) -> np.ndarray:
+    """Haematoxylin plus DAB density: nuclei of either stain, eosin left out."""
+    hed = rgb2hed(np.clip(image[..., :3], 1e-3, 1.0))
+    return (hed[..., :1] + hed[..., 2:3]).astype(np.float32)
+
+
+MODES = {"colours": colours, "haematoxylin": haematoxylin, "h+dab": nuclear_stains}
+
+
+def light_validation(model, limit: int | None) -> list[Original]:
+    wanted = set(model.metadata["training"]["validation_ids"])  # the split the model was tuned on
+    files = [f for f in find_samples(default_data_dir()) if f.sample_id in wanted]
+    light = [s for s in load_samples(files, model.normalisation, model.diameter) if s.kind in LIGHT_KINDS][:limit]
+    return [Original(s.sample_id, s.kind, s.group, read_image(s.files.image_path), read_instance_labels(s.files))
+            for s in light]
+
+
+def conditions(images: list[Original]) -> dict[str, list[Original]]:
+    return {"x1": images, **{f"x{f:g}": rescaled(images, f) for f in (0.5, 2.0, 3.0)}, **light_shifts(images)}
+
+
+def mean_ap(model, images: list[Original], mode) -> dict[str, float]:
+    tta = inference_for(model, None, light=True).tta  # as the pipeline treats light images
+    aps = {kind: [] for kind in ("all", *LIGHT_KINDS)}
+    for original in images:
+        labels = segment(model, mode(original.image), tta=tta).labels
+        ap = image_scores(original.labels, labels).mean_ap
+        aps["all"].append(ap)
+        aps[original.kind].append(ap)
+    return {kind: float(np.mean(values)) for kind, values in aps.items() if values}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="assets/model")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N light images (a quick try)")
+    args = parser.parse_args(argv)
+    model = resolve_model(args.model, fallback=False)
+    images = light_validation(model, args.limit)
+    counts = {kind: sum(o.kind == kind for o in images) for kind in LIGHT_KINDS}
+    print(f"model {Path(args.model)}; light validation images {counts}; mean AP")
+    print(f"{'condition':<10}{'kind':<13}" + "".join(f"{mode:>14}" for mode in MODES))
+    started = time.perf_counter()
+    for condition, shifted in conditions(images).items():
+        scores = {name: mean_ap(model, shifted, mode) for name, mode in MODES.items()}
+        for kind in scores["colours"]:
+            print(f"{condition:<10}{kind:<13}" + "".join(f"{scores[m][kind]:>14.3f}" for m in MODES), flush=True)
+    print(f"({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
