@@ -67,6 +67,9 @@ class TrainConfig:
     # either way). On this CPU (AVX-512 BF16 / AMX) a 16x256x256 step takes 1.63 s instead of
     # 2.26 s. "auto": bfloat16 only where the CPU computes it natively (elsewhere it is
     # emulated and slower), so the same command may train in another arithmetic elsewhere.
+    # The default recipe in bfloat16 (runs/bf16e26, 2026-11-28) scored lower than the bundled
+    # float32 model in 23 of 28 shift-validation cells, eight beyond the run-to-run noise
+    # (experiments/bf16_e40/): float32 stays.
     precision: str = "float32"
     seed: int = 42
     validation_fraction: float = 0.2
