@@ -11,8 +11,6 @@ each size is the peak of everything up to it.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -24,6 +22,7 @@ from PIL import Image
 
 from nuclei_app.config import SAMPLES_DIR
 from nuclei_app.imageio import read_image, read_labels, to_uint8
+from nuclei_app.machine import describe_machine
 from nuclei_app.pipeline import segment
 from nuclei_app.scale import median_diameter
 from nuclei_app.sources import describe, resolve_model
@@ -62,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="flip every image / none (default: the model's default, flips for light backgrounds)")
     args = parser.parse_args(argv)
     model = resolve_model(args.model)
-    print(f"model: {describe(model)}; tta: {TTA_NAMES[args.tta]}; machine: {platform.machine()}, "
-          f"{len(os.sched_getaffinity(0))} CPU cores")
+    print(f"model: {describe(model)}; tta: {TTA_NAMES[args.tta]}; machine: {describe_machine()}")
     true_diameter = median_diameter(read_labels(SAMPLES_DIR / "ground_truth" / "fluorescence_dense.png"))
     print(f"sample's true median diameter: {true_diameter:.1f} px")
     print(f"{'size':>10} {'diameter':>9} {'median s':>9} {'min s':>7} {'nuclei':>7} {'used px':>8} {'peak RSS GB':>12} {'target':>8}")

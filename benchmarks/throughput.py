@@ -28,6 +28,7 @@ from PIL import Image
 from nuclei_app.config import SAMPLES_DIR
 from nuclei_app.imageio import read_image, to_uint8
 from nuclei_app.pipeline import network_input
+from nuclei_app.machine import describe_machine
 from nuclei_app.precision import cpu_has_bf16
 from nuclei_app.scale import rescale_image, scale_factor
 from nuclei_app.sources import resolve_model
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         diameter = float(np.median(diameters))
         given = batch_seconds(model, paths, Path(folder) / "given", diameter)
         bare = bare_forward_seconds(model, paths[:10], diameter)
+        print(f"machine: {describe_machine()}")
         print(f"{args.images} images of {args.size}x{args.size}; model {model.folder.name}; "
               f"network input at {diameter:.1f} px -> {model.diameter:g} px (warm-up {warm:.1f} s)")
         print(f"bare compiled forward pass: {bare * 1000:.0f} ms per image")

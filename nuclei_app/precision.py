@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from .machine import CPUINFO, cpu_flags
+
 PRECISIONS = ("float32", "bfloat16", "auto")
 # cpuinfo flags of native bfloat16 arithmetic.
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
@@ -20,17 +22,9 @@ BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 OUTPUT_LAYER = "probabilities"
 
 
-def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+def cpu_has_bf16(cpuinfo: Path = CPUINFO) -> bool:
     """True where the CPU advertises native bfloat16 arithmetic (Linux; elsewhere False)."""
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:
-        return False
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.partition(":")[2].split())
-    return bool(flags & BF16_FLAGS)
+    return bool(cpu_flags(cpuinfo) & BF16_FLAGS)
 
 
 def resolve(precision: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import shlex
 import subprocess
@@ -22,6 +21,7 @@ import numpy as np
 
 from nuclei_app import __version__, precision
 from nuclei_app.config import Normalisation
+from nuclei_app.machine import describe_machine
 
 from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, read_state
 from .config import TrainConfig
@@ -75,7 +75,7 @@ def record_run(config: TrainConfig, folder: Path) -> dict:
             "tensorflow": backend_version(),
             "keras": keras.__version__,
             "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "machine": describe_machine(),
         }
     path.write_text(json.dumps(run, indent=2))
     return run
