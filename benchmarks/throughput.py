@@ -27,8 +27,8 @@ from PIL import Image
 
 from nuclei_app.config import SAMPLES_DIR
 from nuclei_app.imageio import read_image, to_uint8
-from nuclei_app.pipeline import network_input
 from nuclei_app.machine import describe_machine
+from nuclei_app.pipeline import network_input
 from nuclei_app.precision import cpu_has_bf16
 from nuclei_app.scale import rescale_image, scale_factor
 from nuclei_app.sources import resolve_model
