@@ -22,13 +22,15 @@ from pathlib import Path
 import numpy as np
 from skimage.color import rgb2hed
 
-from nuclei_app.imageio import read_image
-from nuclei_app.metrics import image_scores
-from nuclei_app.pipeline import inference_for, segment
-from nuclei_app.sources import resolve_model
-from train.data import find_samples, load_samples, read_instance_labels
-from train.evaluate import LIGHT_KINDS, Original, light_shifts, rescaled
-from train.locations import default_data_dir
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
+
+from nuclei_app.imageio import read_image  # noqa: E402
+from nuclei_app.metrics import image_scores  # noqa: E402
+from nuclei_app.pipeline import inference_for, segment  # noqa: E402
+from nuclei_app.sources import resolve_model  # noqa: E402
+from train.data import find_samples, load_samples, read_instance_labels  # noqa: E402
+from train.evaluate import LIGHT_KINDS, Original, light_shifts, rescaled  # noqa: E402
+from train.locations import default_data_dir  # noqa: E402
 
 
 def colours(image: np.ndarray) -> np.ndarray:
