@@ -24,12 +24,10 @@ from skimage.color import rgb2hed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
 
-from nuclei_app.imageio import read_image  # noqa: E402
-from nuclei_app.metrics import image_scores  # noqa: E402
 from nuclei_app.pipeline import inference_for, segment  # noqa: E402
 from nuclei_app.sources import resolve_model  # noqa: E402
-from train.data import find_samples, load_samples, read_instance_labels  # noqa: E402
-from train.evaluate import LIGHT_KINDS, Original, light_shifts, rescaled  # noqa: E402
+from train.data import find_samples, load_samples  # noqa: E402
+from train.evaluate import LIGHT_KINDS, SCALE_SHIFTS, Original, light_shifts, originals, rescaled, score_labels  # noqa: E402
 from train.locations import default_data_dir  # noqa: E402
 
 
@@ -55,23 +53,17 @@ def light_validation(model, limit: int | None) -> list[Original]:
     wanted = set(model.metadata["training"]["validation_ids"])  # the split the model was tuned on
     files = [f for f in find_samples(default_data_dir()) if f.sample_id in wanted]
     light = [s for s in load_samples(files, model.normalisation, model.diameter) if s.kind in LIGHT_KINDS][:limit]
-    return [Original(s.sample_id, s.kind, s.group, read_image(s.files.image_path), read_instance_labels(s.files))
-            for s in light]
+    return originals(light)
 
 
 def conditions(images: list[Original]) -> dict[str, list[Original]]:
-    return {"x1": images, **{f"x{f:g}": rescaled(images, f) for f in (0.5, 2.0, 3.0)}, **light_shifts(images)}
+    return {"x1": images, **{f"x{f:g}": rescaled(images, f) for f in SCALE_SHIFTS}, **light_shifts(images)}
 
 
 def mean_ap(model, images: list[Original], mode) -> dict[str, float]:
     tta = inference_for(model, None, light=True).tta  # as the pipeline treats light images
-    aps = {kind: [] for kind in ("all", *LIGHT_KINDS)}
-    for original in images:
-        labels = segment(model, mode(original.image), tta=tta).labels
-        ap = image_scores(original.labels, labels).mean_ap
-        aps["all"].append(ap)
-        aps[original.kind].append(ap)
-    return {kind: float(np.mean(values)) for kind, values in aps.items() if values}
+    labels = [segment(model, mode(original.image), tta=tta).labels for original in images]
+    return {kind: scores["mean_ap"] for kind, scores in score_labels(images, labels).items()}
 
 
 def main(argv: list[str]) -> int:
