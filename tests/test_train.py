@@ -63,8 +63,9 @@ def test_long_preset_is_longer_and_writes_elsewhere():
 
 
 def test_cli_flags_override_the_preset():
-    config = config_from_args(parse_args(["--preset", "tiny", "--epochs", "2", "--seed", "3"]))
+    config = config_from_args(parse_args(["--preset", "tiny", "--epochs", "2", "--seed", "3", "--depth", "3"]))
     assert config.epochs == 2 and config.seed == 3 and config.crop_size == TINY_PRESET["crop_size"]
+    assert config.depth == 3 != TINY_PRESET["depth"]
     assert config_from_args(parse_args([])) == TrainConfig()
 
 

@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              f"exported model is float32 either way (default {defaults.precision})")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     parser.add_argument("--base-filters", type=int, help=f"default {defaults.base_filters}")
+    parser.add_argument("--depth", type=int, help=f"U-Net levels: down-sampling steps before the bottleneck (default {defaults.depth})")
     parser.add_argument("--diameter", type=float, help=f"canonical nucleus diameter in px (default {defaults.diameter})")
     parser.add_argument("--holdout-group", type=int, metavar="N",
                         help="experiment: leave source group N out of training and score it (-1: the group "
