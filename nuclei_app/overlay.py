@@ -102,8 +102,11 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray, style: str = "outlines",
         colour, where = FILL_COLOUR, labels > 0
     else:
         colour, where = label_colours(labels), labels > 0
-    blended = base * (1.0 - opacity) + colour * opacity
-    return np.where(where[..., None], blended, base).astype(np.float32)
+    # Blended where drawn only (outlines are a tenth of the pixels): base is a fresh array.
+    if colour.ndim > 1:
+        colour = colour[where]
+    base[where] = base[where] * (1.0 - opacity) + colour * opacity
+    return base
 
 
 def comparison_overlay(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray,
