@@ -11,3 +11,13 @@ def test_throughput_benchmark_runs_on_a_few_small_images(capsys):
     assert "bare compiled forward pass" in printed and printed.count("images/s") == (5 if cpu_has_bf16() else 3)
     assert "given, --formats tiff" in printed
     assert ("bfloat16, diameter given" in printed) == cpu_has_bf16()
+
+
+def test_stage_profile_names_every_stage_of_a_batch_image(capsys):
+    from benchmarks import stages
+
+    assert stages.main(["--images", "2", "--size", "160"]) == 0
+    printed = capsys.readouterr().out
+    for stage in ("read file", "network", "watershed", "measure + overlay + encode", "write files",
+                  "CPU around the network"):
+        assert stage in printed
