@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from skimage.segmentation import relabel_sequential, watershed
+from skimage.segmentation import watershed
 
 from .config import PostprocessSettings
 
@@ -35,8 +35,7 @@ def instance_labels(probabilities: np.ndarray, settings: PostprocessSettings = P
     markers = remove_small(markers, settings.min_size // 4)
     labels = flood(score, markers, foreground)
     labels = _add_unseeded_blobs(labels, foreground)
-    labels = remove_small(labels, settings.min_size)
-    return relabel_sequential(labels)[0].astype(np.int32)
+    return large_ones_numbered(labels, settings.min_size)
 
 
 def flood(score: np.ndarray, markers: np.ndarray, foreground: np.ndarray) -> np.ndarray:
@@ -90,6 +89,17 @@ def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     too_small = np.bincount(labels.ravel()) < min_size
     too_small[0] = False
     return np.where(too_small[labels], 0, labels)
+
+
+def large_ones_numbered(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """int32 labels without those under ``min_size`` pixels, renumbered 1..N in id order:
+    ``remove_small`` then skimage's ``relabel_sequential``, in one lookup."""
+    sizes = np.bincount(labels.ravel())
+    kept = sizes >= max(min_size, 1)
+    kept[0] = False
+    numbers = np.cumsum(kept, dtype=np.int64).astype(np.int32)
+    numbers[~kept] = 0
+    return numbers[labels]
 
 
 def _check_channels(probabilities: np.ndarray) -> None:
