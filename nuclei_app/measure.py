@@ -135,8 +135,8 @@ def convex_areas(pixels: LabelledPixels) -> np.ndarray:
     centres inside or on it), for all nuclei at once. Only each row's leftmost and rightmost
     pixels can be hull vertices; the hull between its top and bottom is bounded by the left
     side's convex envelope and the right side's, each found for all nuclei together
-    (``outer_envelope``), and its pixels are counted row by row between them. 6x faster than
-    one qhull call per nucleus, 30x faster than the image per nucleus of ``convex_hull_image``."""
+    (``outer_envelope``), and its pixels are counted row by row between them: 5x faster than
+    one qhull call per nucleus (25 -> 5 ms on a 512x512 field of 133 nuclei)."""
     order = pixels.by_owner
     owner, rows, columns = pixels.owner[order], pixels.rows[order], pixels.columns[order]
     # Runs of one nucleus's pixels in one row, ordered by nucleus then row.
