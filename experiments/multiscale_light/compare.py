@@ -16,9 +16,7 @@ shipped network time).
 """
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,10 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
 
-from experiments.stain_channel.compare import conditions, light_validation  # noqa: E402
+from experiments.stain_channel.compare import run_comparison  # noqa: E402
 from nuclei_app.pipeline import _predict_at, labels_for, network_input, segment  # noqa: E402
-from nuclei_app.sources import resolve_model  # noqa: E402
-from train.evaluate import LIGHT_KINDS, score_labels  # noqa: E402
+from train.evaluate import score_labels  # noqa: E402
 
 SCALES = (0.8, 1.25)  # besides 1: nuclei at 12.8 and 20 px for a network trained at 16
 MODES = ("flips", "scales", "scales+flips")
@@ -57,22 +54,11 @@ def mean_ap(images, labels: list[dict[str, np.ndarray]]) -> dict[str, dict[str, 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="assets/model")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N light images (a quick try)")
-    args = parser.parse_args(argv)
-    model = resolve_model(args.model, fallback=False)
-    images = light_validation(model, args.limit)
-    counts = {kind: sum(o.kind == kind for o in images) for kind in LIGHT_KINDS}
-    print(f"model {Path(args.model)}; light validation images {counts}; scales 1, {', '.join(map(str, SCALES))}; mean AP")
-    print(f"{'condition':<10}{'kind':<13}" + "".join(f"{mode:>14}" for mode in MODES))
-    started = time.perf_counter()
-    for condition, shifted in conditions(images).items():
-        scores = mean_ap(shifted, [labels_by_mode(model, o.image) for o in shifted])
-        for kind in scores["flips"]:
-            print(f"{condition:<10}{kind:<13}" + "".join(f"{scores[m][kind]:>14.3f}" for m in MODES), flush=True)
-    print(f"({time.perf_counter() - started:.0f} s)")
-    return 0
+    def scorer(model):
+        return (f"; scales 1, {', '.join(map(str, SCALES))}",
+                lambda images: mean_ap(images, [labels_by_mode(model, o.image) for o in images]))
+
+    return run_comparison(argv, __doc__.splitlines()[0], list(MODES), scorer)
 
 
 if __name__ == "__main__":

@@ -66,23 +66,35 @@ def mean_ap(model, images: list[Original], mode) -> dict[str, float]:
     return {kind: scores["mean_ap"] for kind, scores in score_labels(images, labels).items()}
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_comparison(argv: list[str], description: str, modes: list[str], scorer) -> int:
+    """The light-image comparisons' shared run (this script's and its siblings'): arguments,
+    the light validation images, every condition, one row per condition and kind.
+    ``scorer(model)`` gives a note for the header and a function from a condition's images to
+    {mode: {kind: mean AP}}."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default="assets/model")
     parser.add_argument("--limit", type=int, default=None, help="only the first N light images (a quick try)")
     args = parser.parse_args(argv)
     model = resolve_model(args.model, fallback=False)
+    note, scores_of = scorer(model)
     images = light_validation(model, args.limit)
     counts = {kind: sum(o.kind == kind for o in images) for kind in LIGHT_KINDS}
-    print(f"model {Path(args.model)}; light validation images {counts}; mean AP")
-    print(f"{'condition':<10}{'kind':<13}" + "".join(f"{mode:>14}" for mode in MODES))
+    print(f"model {Path(args.model)}; light validation images {counts}{note}; mean AP")
+    print(f"{'condition':<10}{'kind':<13}" + "".join(f"{mode:>14}" for mode in modes))
     started = time.perf_counter()
     for condition, shifted in conditions(images).items():
-        scores = {name: mean_ap(model, shifted, mode) for name, mode in MODES.items()}
-        for kind in scores["colours"]:
-            print(f"{condition:<10}{kind:<13}" + "".join(f"{scores[m][kind]:>14.3f}" for m in MODES), flush=True)
+        scores = scores_of(shifted)
+        for kind in scores[modes[0]]:
+            print(f"{condition:<10}{kind:<13}" + "".join(f"{scores[m][kind]:>14.3f}" for m in modes), flush=True)
     print(f"({time.perf_counter() - started:.0f} s)")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    def scorer(model):
+        return "", lambda images: {name: mean_ap(model, images, mode) for name, mode in MODES.items()}
+
+    return run_comparison(argv, __doc__.splitlines()[0], list(MODES), scorer)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,7 @@ training split (the data folder's light images not in its ``validation_ids``), p
 """
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +22,10 @@ from skimage.color import lab2rgb, rgb2lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
 
-from experiments.stain_channel.compare import conditions, light_validation  # noqa: E402
+from experiments.stain_channel.compare import run_comparison  # noqa: E402
 from nuclei_app.imageio import read_image  # noqa: E402
 from nuclei_app.kinds import image_kind  # noqa: E402
 from nuclei_app.pipeline import segment  # noqa: E402
-from nuclei_app.sources import resolve_model  # noqa: E402
 from train.data import find_samples  # noqa: E402
 from train.evaluate import LIGHT_KINDS, score_labels  # noqa: E402
 from train.locations import default_data_dir  # noqa: E402
@@ -66,25 +63,14 @@ def mean_ap(model, images, change) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="assets/model")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N light images (a quick try)")
-    args = parser.parse_args(argv)
-    model = resolve_model(args.model, fallback=False)
-    reference = training_reference(model)
-    images = light_validation(model, args.limit)
-    counts = {kind: sum(o.kind == kind for o in images) for kind in LIGHT_KINDS}
-    print(f"model {Path(args.model)}; light validation images {counts}; reference Lab mean "
-          f"{np.round(reference[0], 1).tolist()}, std {np.round(reference[1], 1).tolist()}; mean AP")
-    modes = {"colours": lambda image: image, "reinhard": lambda image: reinhard(image, reference)}
-    print(f"{'condition':<10}{'kind':<13}" + "".join(f"{mode:>14}" for mode in modes))
-    started = time.perf_counter()
-    for condition, shifted in conditions(images).items():
-        scores = {name: mean_ap(model, shifted, change) for name, change in modes.items()}
-        for kind in scores["colours"]:
-            print(f"{condition:<10}{kind:<13}" + "".join(f"{scores[m][kind]:>14.3f}" for m in modes), flush=True)
-    print(f"({time.perf_counter() - started:.0f} s)")
-    return 0
+    def scorer(model):
+        reference = training_reference(model)
+        modes = {"colours": lambda image: image, "reinhard": lambda image: reinhard(image, reference)}
+        note = (f"; reference Lab mean {np.round(reference[0], 1).tolist()}, "
+                f"std {np.round(reference[1], 1).tolist()}")
+        return note, lambda images: {name: mean_ap(model, images, change) for name, change in modes.items()}
+
+    return run_comparison(argv, __doc__.splitlines()[0], ["colours", "reinhard"], scorer)
 
 
 if __name__ == "__main__":
