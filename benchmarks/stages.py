@@ -21,10 +21,10 @@ import numpy as np
 from benchmarks.throughput import make_images
 from nuclei_app.batch import ImageRequest, image_files
 from nuclei_app.imageio import read_channels
+from nuclei_app.inference import predict_preprocessed
 from nuclei_app.machine import describe_machine
 from nuclei_app.pipeline import (Prediction, Segmentation, capped_factor, inference_for, labels_for,
                                  network_input)
-from nuclei_app.inference import predict_preprocessed
 from nuclei_app.results import write_atomically
 from nuclei_app.scale import estimate_diameter, rescale_image, resize_image, scale_factor
 from nuclei_app.sources import resolve_model
