@@ -32,8 +32,8 @@ from train.locations import default_data_dir  # noqa: E402
 
 
 def lab_of(image: np.ndarray) -> np.ndarray:
-    rgb = image[..., :3] if image.ndim == 3 and image.shape[-1] >= 3 else np.repeat(image.reshape(*image.shape[:2], 1)[..., :1], 3, axis=2)
-    return rgb2lab(np.clip(rgb, 0.0, 1.0))
+    """Lab of an RGB image (``read_image`` and every shift condition give three channels)."""
+    return rgb2lab(np.clip(image, 0.0, 1.0))
 
 
 def training_reference(model) -> tuple[np.ndarray, np.ndarray]:
