@@ -177,3 +177,31 @@ def test_a_bfloat16_run_trains_in_mixed_precision_and_exports_float32(tiny_datas
     original = {key: value for key, value in now.items() if key != "precision"}
     assert config_differences(original, {**now, "precision": "bfloat16"}) == ["precision: 'float32' then, 'bfloat16' now"]
     assert config_from_args(parse_args(["--precision", "auto"])).precision == "auto"
+
+
+def test_a_weight_averaged_run_exports_the_average_not_the_last_step(tiny_dataset, tmp_path):
+    import keras
+
+    from train.train import train
+
+    config = replace(replace(TrainConfig(), **TINY_PRESET), data=tiny_dataset, out=tmp_path / "run",
+                     weight_average=0.5, tune=False)
+    train(config)
+    exported = load_model_folder(tmp_path / "run" / "model").keras_model
+    checkpoint = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
+    averages = [np.asarray(a) for a in checkpoint.optimizer._model_variables_moving_average]
+    last_step = [np.asarray(v) for v in checkpoint.trainable_variables]
+    shipped = [np.asarray(v) for v in exported.trainable_variables]
+    assert all(np.allclose(s, a) for s, a in zip(shipped, averages))
+    assert not all(np.allclose(s, w) for s, w in zip(shipped, last_step))
+    assert "moving average (momentum 0.5)" in (tmp_path / "run" / "model" / "README.md").read_text()
+
+
+def test_weight_average_is_a_momentum(capsys):
+    assert config_from_args(parse_args(["--weight-average", "0.995"])).weight_average == 0.995
+    try:
+        parse_args(["--weight-average", "1"])
+    except SystemExit:
+        assert "not a momentum" in capsys.readouterr().err
+    else:
+        raise AssertionError("a momentum of 1 never moves and must be refused")

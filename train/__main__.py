@@ -23,6 +23,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
     parser.add_argument("--crop-size", type=int, help=f"default {defaults.crop_size}")
     parser.add_argument("--learning-rate", type=float, help=f"default {defaults.learning_rate}")
+    parser.add_argument("--weight-average", type=momentum, metavar="M",
+                        help="export a moving average of the weights with momentum M, e.g. 0.995 (about the "
+                             f"last 200 steps); default {defaults.weight_average}: the final weights")
     parser.add_argument("--kind-balance", type=float,
                         help=f"draw images by 1/count(kind)**B: 0 by image, 1 each kind equally (default {defaults.kind_balance})")
     parser.add_argument("--gap-weight", type=non_negative,
@@ -55,6 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     parser.add_argument("--revision-message", help="commit message for the Hub upload")
     return parser.parse_args(argv)
+
+
+def momentum(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a momentum in [0, 1)")
+    return value
 
 
 def non_negative(text: str) -> float:

@@ -33,6 +33,10 @@ class TrainConfig:
     # (experiments/diameter20/), for 1.56x the network's work: 16 stays.
     diameter: float = 16.0
     learning_rate: float = 1e-3
+    # Momentum of an exponential moving average of the weights (Keras's Adam use_ema), which
+    # is what gets exported; 0: the final weights themselves. Averaging the last few epochs'
+    # weights is a cheap way to a flatter solution, which tends to hold better under shift.
+    weight_average: float = 0.0
     # Images are drawn with probability 1 / count(kind) ** kind_balance: 0 draws by image
     # (fluorescence dominates), 1 gives each kind (fluorescence, tissue, brightfield) a third.
     # 1.0 (runs/kb1, 2026-11-27), rescored the same way as the model it was compared with:

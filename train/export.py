@@ -178,6 +178,11 @@ def synthetic_stain_text(training: dict) -> str:
             f"(H&E-, IHC- or brightfield-like{drawn_as}, `train/augment.py`)")
 
 
+def averaged_text(training: dict) -> str:
+    momentum = training.get("config", {}).get("weight_average", 0.0)
+    return f" as a moving average (momentum {momentum:g})" if momentum else ""
+
+
 def model_card(metadata: dict) -> str:
     training = metadata["training"]
     post = metadata["postprocess"]
@@ -235,7 +240,7 @@ every training image rescaled by its own ground-truth median diameter to {metada
 (scale jitter x0.7-1.4 around the canonical diameter), Adam with cosine decay, BCE + Dice on
 both outputs; rare image kinds over-sampled; H&E stain jitter in HED space, hue/saturation,
 colour, greyscale, gamma, contrast, blur, noise and inversion augmentation{synthetic_stain_text(training)}. The final
-weights are shipped (no checkpoint is picked on validation).
+weights are shipped{averaged_text(training)} (no checkpoint is picked on validation).
 {timing}
 
 Command: `{training['command']}` (code {training['code_version']}).

@@ -145,7 +145,8 @@ def compile_model(model: keras.Model, config: TrainConfig) -> None:
     # Cosine decay over the whole run: large steps early, fine ones when it counts.
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=config.epochs * config.steps_per_epoch, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=bce_dice_loss, metrics=[body_dice])
+    averaging = dict(use_ema=True, ema_momentum=config.weight_average) if config.weight_average else {}
+    model.compile(optimizer=keras.optimizers.Adam(schedule, **averaging), loss=bce_dice_loss, metrics=[body_dice])
 
 
 def build_or_resume(config: TrainConfig, checkpoints: Path) -> tuple[keras.Model, int]:
@@ -207,6 +208,9 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     model, start_epoch = build_or_resume(config, checkpoints)
     if start_epoch < config.epochs:
         fit(model, config, train_set, validation_set, start_epoch, folder)
+    # fit() ends by putting the averaged weights in place; a resumed run that was already
+    # complete loads the checkpoint's last-step weights, so do it here too (idempotent).
+    model.optimizer.finalize_variable_values(model.trainable_variables)
     return FittedRun(folder, run, normalisation, model, validation_set, holdout_set)
 
 
