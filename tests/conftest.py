@@ -13,6 +13,10 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Training asks for oneDNN when imported (train/__init__.py), the app and CLI don't: pinned
+# here so this process and every process a test starts compute the same way, whichever
+# module a test imports first (some compare labels across processes exactly).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def free_port() -> int:

@@ -21,3 +21,12 @@ def test_stage_profile_names_every_stage_of_a_batch_image(capsys):
     for stage in ("read file", "network", "watershed", "measure + overlay + encode", "write files",
                   "CPU around the network"):
         assert stage in printed
+
+
+def test_cpu_kernel_benchmark_runs_each_setting_in_its_own_process(capsys):
+    from benchmarks.cpu_kernels import main
+
+    assert main(["--steps", "1", "--passes", "1", "--size", "64", "--crop", "32"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| off (", "| on ("))]
+    assert [row.split("|")[2].strip() for row in rows] == ["False", "True"]  # TensorFlow's own answer
+    assert all(row.rstrip(" |").endswith(" ms") for row in rows)

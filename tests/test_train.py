@@ -205,3 +205,18 @@ def test_weight_average_is_a_momentum(capsys):
         assert "not a momentum" in capsys.readouterr().err
     else:
         raise AssertionError("a momentum of 1 never moves and must be refused")
+
+
+def test_training_asks_for_onednn_unless_told_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    def setting_after_import(**env):
+        clean = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+        done = subprocess.run([sys.executable, "-c", "import os, train; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"],
+                              env={**clean, **env}, capture_output=True, text=True, timeout=120, check=True)
+        return done.stdout.strip()
+
+    assert setting_after_import() == "1"
+    assert setting_after_import(TF_ENABLE_ONEDNN_OPTS="0") == "0"
