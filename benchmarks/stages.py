@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diameter", type=float, help="default: the median estimate of the first five images")
     args = parser.parse_args(argv)
     model = resolve_model(None, fallback=False)
+    model.set_engine("auto")  # the network on the CLI's default kernels
     with tempfile.TemporaryDirectory() as folder:
         paths = make_images(args.images, args.size, Path(folder))
         diameter = args.diameter or float(np.median(

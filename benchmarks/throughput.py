@@ -8,6 +8,8 @@ Per image, the batch path reads the file, picks the channel, estimates the diame
 takes the given one), runs the network, runs the watershed, measures, draws the overlay,
 encodes three PNGs and writes them. "bare forward" is only the network's compiled forward
 pass on the inputs the pipeline fed it (the image rescaled to the model's nucleus diameter).
+The CLI's default kernels (XNNPACK, ``--engine auto``) run the batch rows and their bare pass;
+one row runs ``--engine tensorflow`` against TensorFlow's own bare pass.
 ``--workers`` adds runs on a local Dask cluster of that many workers (CLI extras). Where the
 CPU computes bfloat16 natively, the batch is also run with ``--precision bfloat16``. One more
 row, ``--formats tiff``, writes the label TIFF and the measurements but no overlay and no
@@ -82,7 +84,7 @@ def cluster_seconds(model, paths: list[Path], out: Path, workers: int) -> float:
     from nuclei_app.distributed import run_on_cluster
 
     started = time.perf_counter()
-    result = run_on_cluster(paths, str(out), ImageRequest(model.postprocess_settings), str(model.folder),
+    result = run_on_cluster(paths, str(out), ImageRequest(model.postprocess_settings, engine=model.engine), str(model.folder),
                             workers=workers, log=io.StringIO())
     assert not result.failed, result.failed
     return time.perf_counter() - started
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="*", default=[], help="also run on local Dask clusters")
     args = parser.parse_args(argv)
     model = resolve_model(None, fallback=False)
+    model.set_engine("auto")  # as the CLI runs it
     with tempfile.TemporaryDirectory() as folder:
         paths = make_images(args.images, args.size, Path(folder))
         warm = batch_seconds(model, paths[:2], Path(folder) / "warm", None)  # traces the graph once
@@ -108,24 +111,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"machine: {describe_machine()}")
         print(f"{args.images} images of {args.size}x{args.size}; model {model.folder.name}; "
               f"network input at {diameter:.1f} px -> {model.diameter:g} px (warm-up {warm:.1f} s)")
-        print(f"bare compiled forward pass: {bare * 1000:.0f} ms per image")
+        print(f"bare forward pass, CLI default (XNNPACK kernels): {bare * 1000:.0f} ms per image")
         labels_only = batch_seconds(model, paths, Path(folder) / "tiff", diameter, formats=("tiff",))
-        rows = [("batch, diameter estimated", auto), ("batch, diameter given", given),
-                ("given, --formats tiff", labels_only)]
-        if cpu_has_bf16():  # --precision bfloat16, against the same float32 bare forward pass
+        rows = [("batch, diameter estimated", auto, bare), ("batch, diameter given", given, bare),
+                ("given, --formats tiff", labels_only, bare)]
+        # The same batch on TensorFlow's kernels (--engine tensorflow), against their own bare pass.
+        model.set_engine("tensorflow")
+        batch_seconds(model, paths[:2], Path(folder) / "warm_tf", diameter)
+        tensorflow_given = batch_seconds(model, paths, Path(folder) / "given_tf", diameter)
+        tensorflow_bare = bare_forward_seconds(model, paths[:10], diameter)
+        print(f"bare compiled forward pass, TensorFlow kernels: {tensorflow_bare * 1000:.0f} ms per image")
+        rows.append(("--engine tensorflow, given", tensorflow_given, tensorflow_bare))
+        if cpu_has_bf16():  # --precision bfloat16 (TensorFlow's kernels), against their float32 bare pass
             model.set_precision("bfloat16")
             batch_seconds(model, paths[:2], Path(folder) / "warm16", diameter)
-            rows += [("bfloat16, diameter estimated", batch_seconds(model, paths, Path(folder) / "auto16", None)),
-                     ("bfloat16, diameter given", batch_seconds(model, paths, Path(folder) / "given16", diameter))]
+            rows += [("bfloat16, diameter estimated", batch_seconds(model, paths, Path(folder) / "auto16", None),
+                      tensorflow_bare),
+                     ("bfloat16, diameter given", batch_seconds(model, paths, Path(folder) / "given16", diameter),
+                      tensorflow_bare)]
             print(f"bare compiled forward pass in bfloat16: {bare_forward_seconds(model, paths[:10], diameter) * 1000:.0f} "
                   "ms per image")
             model.set_precision("float32")
         else:
             print("bfloat16: this CPU has no native bfloat16 arithmetic (AVX-512 BF16 / AMX); not measured")
-        for label, seconds in rows:
+        model.set_engine("auto")
+        for label, seconds, reference in rows:
             per_image = seconds / args.images
+            kernels = "TensorFlow" if reference is tensorflow_bare else "XNNPACK"
             print(f"{label:>28}: {args.images / seconds:5.2f} images/s, {per_image * 1000:.0f} ms per image = "
-                  f"{per_image / bare:.2f}x the bare float32 forward pass (target <= {TARGET_RATIO})")
+                  f"{per_image / reference:.2f}x the bare float32 pass on {kernels} kernels (target <= {TARGET_RATIO})")
         for workers in args.workers:
             seconds = cluster_seconds(model, paths, Path(folder) / f"dask{workers}", workers)
             print(f"{f'Dask --workers {workers}':>28}: {args.images / seconds:5.2f} images/s (cluster start included)")

@@ -70,13 +70,15 @@ def worker_source(spec: SourceSpec) -> BlockSource:
 
 
 def segment_block_on_worker(spec: SourceSpec, model_source: str, job: BlockJob, block: Block,
-                            check_settings: PostprocessSettings | None, precision: str = "float32") -> BlockOutcome:
+                            check_settings: PostprocessSettings | None, precision: str = "float32",
+                            engine: str = "tensorflow") -> BlockOutcome:
     """One block, on a worker. Raises only when the worker can't work (WorkerSetupError)."""
     from .batch import failure_status
     from .distributed import PAUSE_ENV_VAR, worker_model
 
     model = worker_model(model_source)
     model.set_precision(precision)
+    model.set_engine(engine)
     try:
         source = worker_source(spec)
         check = ScaleCheck(check_settings) if check_settings is not None else None
@@ -107,9 +109,9 @@ class ClusterBlocks:
     """A ``blocks.BlockRunner`` whose blocks run on the workers of a Dask ``client``."""
 
     def __init__(self, client, spec: SourceSpec, model_source: str, run_id: str, retries: int = 1,
-                 precision: str = "float32"):
+                 precision: str = "float32", engine: str = "tensorflow"):
         self.client, self.spec, self.model_source = client, spec, model_source
-        self.retries, self.precision = retries, precision
+        self.retries, self.precision, self.engine = retries, precision, engine
         # Keys unique to this image: the scheduler answers a key it still holds with its old
         # result, and several images of one run each number their blocks from 1.
         self.key_prefix = f"nuclei-block-{run_id}-{uuid.uuid4().hex[:8]}"
@@ -130,6 +132,7 @@ class ClusterBlocks:
                 self.submitted += 1
                 pending.append(self.client.submit(
                     segment_block_on_worker, self.spec, self.model_source, job, block, check_settings, self.precision,
+                    self.engine,
                     key=f"{self.key_prefix}-{self.submitted}", retries=self.retries, pure=False))
                 return
 

@@ -241,7 +241,7 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
     for done, (task, huge) in enumerate(tasks, start=1):
         started = time.time()
         runner = ClusterBlocks(client, SourceSpec(task.path, task.given, huge), model_source, run_id, TASK_RETRIES,
-                               precision=request.precision)
+                               precision=request.precision, engine=request.engine)
         try:
             with staged_output(out_url, run_id) as folder:
                 table, count, prediction, (height, width) = segment_by_blocks(
@@ -534,6 +534,7 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     worker can't work at all (WorkerSetupError); an image's own failure is its outcome."""
     model = worker_model(model_source)
     model.set_precision(request.precision)
+    model.set_engine(request.engine)
     started = time.time()
     try:
         channels = read_channels(task.path, name=task.given)  # messages name the file as the user did

@@ -8,6 +8,7 @@ run code.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -23,6 +24,7 @@ METADATA_FILE = "nuclei.json"
 MODEL_CARD = "README.md"
 REQUIRED_FILES = KERAS_FILES + (METADATA_FILE,)
 FORMAT = "nuclei-model/1"
+ENGINES = ("tensorflow", "xnnpack", "auto")
 
 
 class ModelLoadError(RuntimeError):
@@ -44,6 +46,9 @@ class NucleiModel:
     # turns cost no speed while bounding memory to one image's working set.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     precision: str = "float32"       # the network's arithmetic: float32 or bfloat16 (precision.py)
+    # Whose kernels run it: "tensorflow", or "xnnpack" (xnnpack.py: float32 only, less CPU per
+    # pass; the CLI's default). "auto": XNNPACK for float32, TensorFlow for bfloat16.
+    engine: str = "tensorflow"
     _forward: object = field(default=None, repr=False)
 
     def set_precision(self, precision: str) -> None:
@@ -54,6 +59,21 @@ class NucleiModel:
         with self.lock:
             if chosen != self.precision:
                 self.precision, self._forward = chosen, None
+
+    def set_engine(self, engine: str) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
+        with self.lock:
+            if engine != self.engine:
+                self.engine, self._forward = engine, None
+
+    @property
+    def runs_on(self) -> str:
+        """The kernels the next pass uses: XNNPACK computes float32 only, under TensorFlow."""
+        import keras
+
+        wanted = self.engine in ("xnnpack", "auto") and self.precision == "float32"
+        return "xnnpack" if wanted and keras.backend.backend() == "tensorflow" else "tensorflow"
 
     @property
     def normalisation(self) -> Normalisation:
@@ -97,9 +117,27 @@ class NucleiModel:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         with self.lock:
-            if self._forward is None:
-                self._forward = compiled_forward(self.network())
+            self.prepare()
             return np.asarray(self._forward(batch))
+
+    def prepare(self) -> None:
+        """Makes the forward pass now (XNNPACK: converted once, then read from the cache)
+        rather than on the first image."""
+        with self.lock:
+            if self._forward is None:
+                self._forward = self._make_forward()
+
+    def _make_forward(self):
+        if self.runs_on == "xnnpack":
+            from .xnnpack import xnnpack_forward
+
+            try:
+                return xnnpack_forward(self.keras_model)
+            except Exception as error:  # conversion of an unusual network: TensorFlow still runs it
+                print(f"warning: the network could not be prepared for XNNPACK ({error}); "
+                      "using TensorFlow's kernels.", file=sys.stderr)
+                self.engine = "tensorflow"
+        return compiled_forward(self.network())
 
     def network(self):
         """The Keras model that computes, in this model's precision."""

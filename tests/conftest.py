@@ -17,6 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # here so this process and every process a test starts compute the same way, whichever
 # module a test imports first (some compare labels across processes exactly).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# The CLI caches its XNNPACK network (nuclei_app/xnnpack.py): in a folder of this test run,
+# shared with the processes the tests start, never in the user's own cache.
+os.environ["NUCLEI_CACHE_DIR"] = tempfile.mkdtemp(prefix="nuclei_test_cache_")
 
 
 def free_port() -> int:

@@ -7,9 +7,12 @@ def test_throughput_benchmark_runs_on_a_few_small_images(capsys):
 
     assert throughput.main(["--images", "3", "--size", "160"]) == 0
     printed = capsys.readouterr().out
-    # Three rows in float32; two more in bfloat16 where the CPU has it (and says so where not).
-    assert "bare compiled forward pass" in printed and printed.count("images/s") == (5 if cpu_has_bf16() else 3)
-    assert "given, --formats tiff" in printed
+    # Four rows in float32 (three on the CLI's XNNPACK kernels, one on TensorFlow's); two more
+    # in bfloat16 where the CPU has it (and says so where not).
+    assert "bare forward pass, CLI default (XNNPACK kernels)" in printed
+    assert "bare compiled forward pass, TensorFlow kernels" in printed
+    assert printed.count("images/s") == (6 if cpu_has_bf16() else 4)
+    assert "given, --formats tiff" in printed and "--engine tensorflow, given" in printed
     assert ("bfloat16, diameter given" in printed) == cpu_has_bf16()
 
 
@@ -21,6 +24,16 @@ def test_stage_profile_names_every_stage_of_a_batch_image(capsys):
     for stage in ("read file", "network", "watershed", "measure + overlay + encode", "write files",
                   "CPU around the network"):
         assert stage in printed
+
+
+def test_engine_benchmark_compares_both_kernels_on_the_same_inputs(capsys):
+    from benchmarks import engines
+
+    assert engines.main(["--repeats", "1", "--sizes", "32"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "largest difference" in line]
+    assert [row.split()[0] for row in rows] == ["1x32x32x3", "4x32x32x3"]
+    assert all("tensorflow" in row and "xnnpack/1" in row for row in rows)
+    assert all(float(row.rsplit(" ", 1)[1]) < 1e-4 for row in rows)
 
 
 def test_cpu_kernel_benchmark_runs_each_setting_in_its_own_process(capsys):

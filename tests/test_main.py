@@ -37,6 +37,26 @@ def test_bfloat16_precision_segments_like_float32(tiny_model_dir, tmp_path):
     assert abs(counts["bfloat16"] - counts["float32"]) <= 1, counts
 
 
+def test_xnnpack_engine_segments_like_tensorflow(tiny_model_dir, tmp_path):
+    Image.fromarray(fluorescence_like(synthetic_labels())).save(tmp_path / "a.png")
+    labels = {}
+    for engine in ("auto", "tensorflow"):
+        result = run_cli("segment", tmp_path / "a.png", "--out", tmp_path / engine, "--model", tiny_model_dir,
+                         "--engine", engine, "--diameter", "14")
+        assert result.returncode == 0, result.stderr
+        labels[engine] = read_labels(tmp_path / engine / "a_labels.png")
+    assert "float32 on XNNPACK" in run_cli("segment", tmp_path / "a.png", "--out", tmp_path / "again",
+                                           "--model", tiny_model_dir).stderr
+    assert labels["auto"].max() > 0
+    assert (labels["auto"] != labels["tensorflow"]).mean() < 0.001
+
+
+def test_xnnpack_with_bfloat16_is_refused(tiny_model_dir, tmp_path):
+    result = run_cli("segment", SAMPLES / "images" / "tissue_he.png", "--out", tmp_path, "--model", tiny_model_dir,
+                     "--engine", "xnnpack", "--precision", "bfloat16")
+    assert result.returncode == 2 and "float32 only" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_bad_file_is_reported_others_processed(tiny_model_dir, tmp_path):
     Image.fromarray(fluorescence_like(synthetic_labels())).save(tmp_path / "good.png")
     (tmp_path / "bad.tif").write_bytes(b"II*\x00 truncated")

@@ -1,0 +1,72 @@
+"""The forward pass on TensorFlow's kernels against XNNPACK's (nuclei_app/xnnpack.py).
+
+    python -m benchmarks.engines [--repeats 15]
+
+Same network, same inputs, calls interleaved (TensorFlow, XNNPACK on every core, XNNPACK on
+one thread, again and again) so that a host that slows down meanwhile slows all of them alike.
+Prints the median wall and CPU milliseconds of each and the largest difference between their
+probabilities. Default shapes: the throughput benchmark's network input (a 512x512 field at
+25.4 px rescaled to 16 px), a 512x512 tile, and four of them (flip TTA).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from nuclei_app.machine import describe_machine
+from nuclei_app.model import compiled_forward
+from nuclei_app.sources import resolve_model
+from nuclei_app.xnnpack import XnnpackForward, cached_flatbuffer, default_threads
+
+
+
+def timed(forward, batch: np.ndarray) -> tuple[float, float, np.ndarray]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    output = np.asarray(forward(batch))
+    return time.perf_counter() - wall, time.process_time() - cpu, output
+
+
+def compare(forwards: dict, shape: tuple[int, ...], repeats: int) -> str:
+    batch = np.random.default_rng(0).random(shape, dtype=np.float32)
+    outputs = {name: np.asarray(forward(batch)) for name, forward in forwards.items()}  # first calls: not timed
+    walls, cpus = {name: [] for name in forwards}, {name: [] for name in forwards}
+    for _ in range(repeats):
+        for name, forward in forwards.items():
+            wall, cpu, _ = timed(forward, batch)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    reference = outputs["tensorflow"]
+    cells = [f"{name} {np.median(walls[name]) * 1000:4.0f} ms wall {np.median(cpus[name]) * 1000:5.0f} ms CPU"
+             for name in forwards]
+    difference = max(float(np.abs(output - reference).max()) for output in outputs.values())
+    return f"{'x'.join(map(str, shape)):>13}  " + " | ".join(cells) + f" | largest difference {difference:.1e}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.engines", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[336, 512],
+                        help="square inputs of one image each, and four of the last size")
+    args = parser.parse_args(argv)
+    shapes = [(1, size, size, 3) for size in args.sizes] + [(4, args.sizes[-1], args.sizes[-1], 3)]
+    model = resolve_model(None, fallback=False)
+    started = time.perf_counter()
+    flatbuffer = cached_flatbuffer(model.keras_model)
+    prepared = time.perf_counter() - started
+    threads = default_threads()
+    forwards = {"tensorflow": compiled_forward(model.keras_model),
+                f"xnnpack/{threads}": XnnpackForward(flatbuffer, threads),
+                "xnnpack/1": XnnpackForward(flatbuffer, 1)}
+    print(f"machine: {describe_machine()}")
+    print(f"model: {model.source}; XNNPACK network ready in {prepared:.1f} s (converted, or read from the cache); "
+          f"median of {args.repeats} interleaved calls")
+    for shape in shapes:
+        print(compare(forwards, shape, args.repeats), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The XNNPACK forward pass: the same probabilities as TensorFlow's, converted once and cached."""
+import numpy as np
+import pytest
+
+from nuclei_app import xnnpack
+from nuclei_app.model import compiled_forward, load_model_folder
+
+
+def batches():
+    rng = np.random.default_rng(0)
+    # Shapes change between calls, as images of different sizes do: the interpreter resizes.
+    return [rng.random(shape, dtype=np.float32) for shape in ((1, 64, 64, 3), (4, 48, 80, 3), (1, 64, 64, 3))]
+
+
+def test_xnnpack_gives_tensorflows_probabilities(tiny_model, tmp_path):
+    forward = xnnpack.XnnpackForward(xnnpack.cached_flatbuffer(tiny_model.keras_model, tmp_path))
+    reference = compiled_forward(tiny_model.keras_model)
+    for batch in batches():
+        expected = np.asarray(reference(batch))
+        got = forward(batch)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_the_conversion_is_cached_and_read_back(tiny_model, tmp_path, monkeypatch):
+    first = xnnpack.cached_flatbuffer(tiny_model.keras_model, tmp_path)
+    assert [p.suffix for p in tmp_path.iterdir()] == [".tflite"]
+
+    def no_conversion(_):
+        raise AssertionError("converted again although the cache holds the network")
+
+    monkeypatch.setattr(xnnpack, "convert", no_conversion)
+    assert xnnpack.cached_flatbuffer(tiny_model.keras_model, tmp_path) == first
+
+
+def test_an_unwritable_cache_costs_only_the_conversion(tiny_model, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    flatbuffer = xnnpack.cached_flatbuffer(tiny_model.keras_model, blocker / "cache")
+    batch = batches()[0]
+    np.testing.assert_allclose(xnnpack.XnnpackForward(flatbuffer)(batch),
+                               np.asarray(compiled_forward(tiny_model.keras_model)(batch)), atol=1e-4)
+
+
+def test_other_weights_have_another_digest(tiny_model_dir):
+    model = load_model_folder(tiny_model_dir)
+    before = xnnpack.network_digest(model.keras_model)
+    weights = model.keras_model.get_weights()
+    model.keras_model.set_weights([weights[0] + 1e-3] + weights[1:])
+    assert xnnpack.network_digest(model.keras_model) != before
+
+
+def test_the_engine_follows_the_precision(tiny_model_dir):
+    model = load_model_folder(tiny_model_dir)
+    assert model.runs_on == "tensorflow"  # the default: the app's
+    model.set_engine("auto")
+    assert model.runs_on == "xnnpack"
+    model.set_precision("bfloat16")
+    assert model.runs_on == "tensorflow"  # XNNPACK computes float32 only
+    with pytest.raises(ValueError, match="engine must be one of"):
+        model.set_engine("gpu")
+
+
+def test_a_network_xnnpack_cannot_take_runs_on_tensorflow(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    def failing(_):
+        raise RuntimeError("unsupported operation")
+
+    monkeypatch.setattr(xnnpack, "convert", failing)
+    monkeypatch.setenv(xnnpack.CACHE_ENV_VAR, str(tmp_path))
+    model = load_model_folder(tiny_model_dir)
+    model.set_engine("xnnpack")
+    batch = batches()[0]
+    np.testing.assert_allclose(model.predict(batch), np.asarray(compiled_forward(model.keras_model)(batch)), atol=1e-6)
+    assert model.runs_on == "tensorflow"
+    assert "could not be prepared for XNNPACK (unsupported operation)" in capsys.readouterr().err
