@@ -6,7 +6,9 @@ Same network, same inputs, calls interleaved (TensorFlow, XNNPACK on every core,
 one thread, again and again) so that a host that slows down meanwhile slows all of them alike.
 Prints the median wall and CPU milliseconds of each and the largest difference between their
 probabilities. Default shapes: the throughput benchmark's network input (a 512x512 field at
-25.4 px rescaled to 16 px), a 512x512 tile, and four of them (flip TTA).
+25.4 px rescaled to 16 px), a 512x512 tile, and four of them (flip TTA). Then ``--labels N``
+training-set images (every 16th, where the data set is present) are segmented the whole way
+(automatic diameter, default TTA) on both kernels, and their label images compared.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import time
 
 import numpy as np
 
+from nuclei_app.imageio import read_channels
 from nuclei_app.machine import describe_machine
 from nuclei_app.model import compiled_forward
 from nuclei_app.sources import resolve_model
@@ -45,11 +48,35 @@ def compare(forwards: dict, shape: tuple[int, ...], repeats: int) -> str:
     return f"{'x'.join(map(str, shape)):>13}  " + " | ".join(cells) + f" | largest difference {difference:.1e}"
 
 
+def compare_labels(count: int) -> str:
+    from nuclei_app.pipeline import segment
+    from train.locations import default_data_dir
+
+    folder = default_data_dir()
+    if not folder.is_dir():
+        return f"labels: no training set at {folder}; not compared"
+    images = [next((folder / sample / "images").glob("*.png"))
+              for sample in sorted(p.name for p in folder.iterdir() if p.is_dir())[::16][:count]]
+    models = {}
+    for engine in ("tensorflow", "xnnpack"):
+        models[engine] = resolve_model(None, fallback=False)
+        models[engine].set_engine(engine)
+    identical = differing = 0
+    for path in images:
+        channels = read_channels(path)
+        labels = [segment(model, channels).labels for model in models.values()]
+        differing += int((labels[0] != labels[1]).sum())
+        identical += not (labels[0] != labels[1]).any()
+    return (f"labels on {len(images)} training images (every 16th of {folder.name}): identical on {identical}; "
+            f"{differing} pixels differ in all")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.engines", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--sizes", type=int, nargs="+", default=[336, 512],
                         help="square inputs of one image each, and four of the last size")
+    parser.add_argument("--labels", type=int, default=40, metavar="N", help="training images segmented on both")
     args = parser.parse_args(argv)
     shapes = [(1, size, size, 3) for size in args.sizes] + [(4, args.sizes[-1], args.sizes[-1], 3)]
     model = resolve_model(None, fallback=False)
@@ -65,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
           f"median of {args.repeats} interleaved calls")
     for shape in shapes:
         print(compare(forwards, shape, args.repeats), flush=True)
+    if args.labels:
+        print(compare_labels(args.labels))
     return 0
 
 
