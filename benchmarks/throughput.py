@@ -84,7 +84,7 @@ def cluster_seconds(model, paths: list[Path], out: Path, workers: int) -> float:
     from nuclei_app.distributed import run_on_cluster
 
     started = time.perf_counter()
-    result = run_on_cluster(paths, str(out), ImageRequest(model.postprocess_settings, engine=model.engine), str(model.folder),
+    result = run_on_cluster(paths, str(out), ImageRequest(model.postprocess_settings), str(model.folder),
                             workers=workers, log=io.StringIO())
     assert not result.failed, result.failed
     return time.perf_counter() - started
@@ -113,31 +113,32 @@ def main(argv: list[str] | None = None) -> int:
               f"network input at {diameter:.1f} px -> {model.diameter:g} px (warm-up {warm:.1f} s)")
         print(f"bare forward pass, CLI default (XNNPACK kernels): {bare * 1000:.0f} ms per image")
         labels_only = batch_seconds(model, paths, Path(folder) / "tiff", diameter, formats=("tiff",))
-        rows = [("batch, diameter estimated", auto, bare), ("batch, diameter given", given, bare),
-                ("given, --formats tiff", labels_only, bare)]
+        xnnpack = (bare, "XNNPACK")  # each row's reference: a bare pass, and whose kernels ran it
+        rows = [("batch, diameter estimated", auto, xnnpack), ("batch, diameter given", given, xnnpack),
+                ("given, --formats tiff", labels_only, xnnpack)]
         # The same batch on TensorFlow's kernels (--engine tensorflow), against their own bare pass.
         model.set_engine("tensorflow")
         batch_seconds(model, paths[:2], Path(folder) / "warm_tf", diameter)
         tensorflow_given = batch_seconds(model, paths, Path(folder) / "given_tf", diameter)
         tensorflow_bare = bare_forward_seconds(model, paths[:10], diameter)
         print(f"bare compiled forward pass, TensorFlow kernels: {tensorflow_bare * 1000:.0f} ms per image")
-        rows.append(("--engine tensorflow, given", tensorflow_given, tensorflow_bare))
+        tensorflow = (tensorflow_bare, "TensorFlow")
+        rows.append(("--engine tensorflow, given", tensorflow_given, tensorflow))
         if cpu_has_bf16():  # --precision bfloat16 (TensorFlow's kernels), against their float32 bare pass
             model.set_precision("bfloat16")
             batch_seconds(model, paths[:2], Path(folder) / "warm16", diameter)
             rows += [("bfloat16, diameter estimated", batch_seconds(model, paths, Path(folder) / "auto16", None),
-                      tensorflow_bare),
+                      tensorflow),
                      ("bfloat16, diameter given", batch_seconds(model, paths, Path(folder) / "given16", diameter),
-                      tensorflow_bare)]
+                      tensorflow)]
             print(f"bare compiled forward pass in bfloat16: {bare_forward_seconds(model, paths[:10], diameter) * 1000:.0f} "
                   "ms per image")
             model.set_precision("float32")
         else:
             print("bfloat16: this CPU has no native bfloat16 arithmetic (AVX-512 BF16 / AMX); not measured")
         model.set_engine("auto")
-        for label, seconds, reference in rows:
+        for label, seconds, (reference, kernels) in rows:
             per_image = seconds / args.images
-            kernels = "TensorFlow" if reference is tensorflow_bare else "XNNPACK"
             print(f"{label:>28}: {args.images / seconds:5.2f} images/s, {per_image * 1000:.0f} ms per image = "
                   f"{per_image / reference:.2f}x the bare float32 pass on {kernels} kernels (target <= {TARGET_RATIO})")
         for workers in args.workers:

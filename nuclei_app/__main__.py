@@ -164,8 +164,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_for(model, threshold=args.threshold, min_size=args.min_size)
     model.set_precision(args.precision)
     if args.engine == "xnnpack" and model.precision != "float32":
-        print("error: --engine xnnpack computes in float32 only; leave out --precision bfloat16 or use "
-              "--engine tensorflow.", file=sys.stderr)
+        print(f"error: --engine xnnpack computes in float32 only, and --precision {args.precision} chose "
+              f"{model.precision} here; use --precision float32 or --engine tensorflow.", file=sys.stderr)
         return 2
     model.set_engine(args.engine)
     if not (args.workers or args.scheduler):  # workers prepare their own

@@ -47,7 +47,7 @@ class ImageRequest:
     formats: tuple[str, ...] = ("png",)
     block_size: int | None = None   # --block-size: block by block at any size (None: only huge TIFFs)
     precision: str = "float32"      # --precision: the network's arithmetic (precision.py), on every worker too
-    engine: str = "tensorflow"      # --engine: whose kernels run the network (model.py ENGINES), on every worker too
+    engine: str = "auto"            # --engine: whose kernels run the network (model.py ENGINES), on every worker too
 
 
 @dataclass

@@ -50,6 +50,7 @@ class NucleiModel:
     # pass; the CLI's default). "auto": XNNPACK for float32, TensorFlow for bfloat16.
     engine: str = "tensorflow"
     _forward: object = field(default=None, repr=False)
+    _xnnpack_failed: bool = field(default=False, repr=False)
 
     def set_precision(self, precision: str) -> None:
         """``float32``, ``bfloat16`` or ``auto`` (bfloat16 where the CPU has it); see precision.py."""
@@ -72,7 +73,7 @@ class NucleiModel:
         """The kernels the next pass uses: XNNPACK computes float32 only, under TensorFlow."""
         import keras
 
-        wanted = self.engine in ("xnnpack", "auto") and self.precision == "float32"
+        wanted = self.engine in ("xnnpack", "auto") and self.precision == "float32" and not self._xnnpack_failed
         return "xnnpack" if wanted and keras.backend.backend() == "tensorflow" else "tensorflow"
 
     @property
@@ -134,9 +135,10 @@ class NucleiModel:
             try:
                 return xnnpack_forward(self.keras_model)
             except Exception as error:  # conversion of an unusual network: TensorFlow still runs it
+                # Remembered for good (a Dask worker sets the engine again for every task).
+                self._xnnpack_failed = True
                 print(f"warning: the network could not be prepared for XNNPACK ({error}); "
                       "using TensorFlow's kernels.", file=sys.stderr)
-                self.engine = "tensorflow"
         return compiled_forward(self.network())
 
     def network(self):

@@ -1,25 +1,27 @@
 """The network's forward pass on TensorFlow Lite's XNNPACK CPU kernels (the CLI's default).
 
 The same network, weights and float32 arithmetic as TensorFlow's own kernels (probabilities
-within ~1e-5), with less work per pass: on a 2-core AVX2 CPU, a 336x336 image took 98 ms and
-180 ms of CPU against TensorFlow's 130 ms and 241 ms, and in one thread 138 ms of CPU
-(``python -m benchmarks.engines``). Less CPU for the network leaves more of the machine for
-the batch's reading, watershed and writing.
+within ~3e-6), with less work per pass: on a 2-core AVX2 CPU a 336x336 input took 85 ms and
+155 ms of CPU against TensorFlow's 116 ms and 214 ms (``python -m benchmarks.engines``,
+docs/benchmark_throughput.txt). Less CPU for the network leaves more of the machine for the
+batch's reading, watershed and writing.
 
 The interpreter keeps its working memory between calls, sized by the largest input so far
-(~0.3 GB more than TensorFlow at the 4x512x512 of flip TTA), so the app, which must give
-memory back after each session, keeps TensorFlow's kernels.
+(peak RSS 1.36 GB against TensorFlow's 0.98-1.01 GB at the 4x512x512 of flip TTA, ``python -m
+benchmarks.engines --memory``), so the app, which must give memory back after each session,
+keeps TensorFlow's kernels.
 
-The converted network is made here from the Keras model loaded with ``safe_mode``, never read
-from a model folder: a flatbuffer from elsewhere is not trusted. Conversion takes seconds, so
-the result is cached on disk under a digest of the network (config and weights) and of
-TensorFlow's version; a cache that can't be written only costs the conversion again.
+The converted network is made here from the Keras model loaded with ``safe_mode``, never
+taken from a model folder. Conversion takes seconds, so it is cached in the user's own cache
+folder under a digest of the network (config and weights) and of the converting versions,
+with a checksum beside it: a file that was cut short or damaged is converted again.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -28,6 +30,8 @@ import numpy as np
 from .quiet import silenced_stderr_fd
 
 CACHE_ENV_VAR = "NUCLEI_CACHE_DIR"
+# Bumped when convert() changes what it makes: older cached files are then not used.
+CACHE_FORMAT = "1"
 
 
 def cache_dir() -> Path:
@@ -36,9 +40,10 @@ def cache_dir() -> Path:
 
 
 def network_digest(keras_model) -> str:
+    import keras
     import tensorflow as tf
 
-    digest = hashlib.sha256(tf.__version__.encode())
+    digest = hashlib.sha256(f"{CACHE_FORMAT} {tf.__version__} {keras.__version__}".encode())
     digest.update(keras_model.to_json().encode())
     for weights in keras_model.get_weights():
         digest.update(str(weights.shape).encode())
@@ -55,29 +60,66 @@ def convert(keras_model) -> bytes:
         return tf.lite.TFLiteConverter.from_saved_model(folder).convert()
 
 
+def checksum(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_cached(path: Path) -> bytes | None:
+    """The cached flatbuffer if it is whole (its checksum file agrees), else None."""
+    try:
+        data = path.read_bytes()
+        expected = path.with_suffix(".sha256").read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return data if checksum(data) == expected else None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Whole or not at all, whoever else (another worker, another host) writes the same file."""
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
 def cached_flatbuffer(keras_model, folder: Path | None = None) -> bytes:
     folder = folder or cache_dir()
     path = folder / f"{network_digest(keras_model)}.tflite"
-    try:
-        return path.read_bytes()
-    except OSError:
-        pass
+    cached = read_cached(path)
+    if cached is not None:
+        return cached
     flatbuffer = convert(keras_model)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        partial.write_bytes(flatbuffer)
-        os.replace(partial, path)  # atomic: a concurrent process reads all of it or nothing
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The flatbuffer first, then its checksum: a reader sees a checksum only for a whole file.
+        write_atomically(path, flatbuffer)
+        write_atomically(path.with_suffix(".sha256"), checksum(flatbuffer).encode())
     except OSError:
-        pass
+        pass  # a cache that can't be written costs only the conversion, next time too
     return flatbuffer
 
 
 def default_threads() -> int:
+    """What TensorFlow would use: TF_NUM_INTRAOP_THREADS where set (local Dask workers share
+    the cores that way), else every core this process may run on."""
+    setting = os.environ.get("TF_NUM_INTRAOP_THREADS", "")
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+# The delegate announces itself on stderr on the first allocation in a process, and only then:
+# that one is silenced, later ones leave stderr (other threads' messages) alone.
+_announced = threading.Event()
 
 
 class XnnpackForward:
@@ -86,7 +128,7 @@ class XnnpackForward:
     def __init__(self, flatbuffer: bytes, threads: int | None = None):
         import tensorflow as tf
 
-        with warnings.catch_warnings(), silenced_stderr_fd():
+        with warnings.catch_warnings():
             # tf.lite.Interpreter warns that LiteRT (another package) will replace it; it is
             # the same interpreter, and TensorFlow is pinned.
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -100,12 +142,19 @@ class XnnpackForward:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if batch.shape != self._shape:
             self._interpreter.resize_tensor_input(self._input, batch.shape, strict=False)
-            with silenced_stderr_fd():  # the delegate announces itself on the first allocation
-                self._interpreter.allocate_tensors()
+            self._allocate()
             self._shape = batch.shape
         self._interpreter.set_tensor(self._input, batch)
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output)
+
+    def _allocate(self) -> None:
+        if _announced.is_set():
+            self._interpreter.allocate_tensors()
+            return
+        with silenced_stderr_fd():
+            self._interpreter.allocate_tensors()
+        _announced.set()
 
 
 def xnnpack_forward(keras_model, threads: int | None = None) -> XnnpackForward:

@@ -38,6 +38,14 @@ def test_engine_benchmark_compares_both_kernels_on_the_same_inputs(capsys):
     assert all(float(row.rsplit(" ", 1)[1]) < 1e-4 for row in rows)
 
 
+def test_engine_memory_runs_each_kernel_in_its_own_process(capsys):
+    from benchmarks import engines
+
+    assert engines.main(["--memory", "--sizes", "32"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "peak RSS" in line]
+    assert [row.split()[0] for row in rows] == ["tensorflow", "xnnpack"] * 2
+
+
 def test_cpu_kernel_benchmark_runs_each_setting_in_its_own_process(capsys):
     from benchmarks.cpu_kernels import main
 

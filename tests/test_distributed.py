@@ -125,8 +125,13 @@ def write_inputs(folder: Path, count: int, broken: bool = True) -> list[str]:
 
 
 def in_process(model, inputs: Path, out: Path) -> str:
-    log = io.StringIO()
-    segment_paths(model, [inputs], out, ImageRequest(model.postprocess_settings), log=log)
+    """The reference run, on the CLI's default kernels (--engine auto) as the workers are."""
+    log, engine = io.StringIO(), model.engine
+    model.set_engine("auto")
+    try:
+        segment_paths(model, [inputs], out, ImageRequest(model.postprocess_settings), log=log)
+    finally:
+        model.set_engine(engine)
     return log.getvalue()
 
 

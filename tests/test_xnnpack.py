@@ -24,13 +24,28 @@ def test_xnnpack_gives_tensorflows_probabilities(tiny_model, tmp_path):
 
 def test_the_conversion_is_cached_and_read_back(tiny_model, tmp_path, monkeypatch):
     first = xnnpack.cached_flatbuffer(tiny_model.keras_model, tmp_path)
-    assert [p.suffix for p in tmp_path.iterdir()] == [".tflite"]
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".sha256", ".tflite"]  # no partial files left
 
     def no_conversion(_):
         raise AssertionError("converted again although the cache holds the network")
 
     monkeypatch.setattr(xnnpack, "convert", no_conversion)
     assert xnnpack.cached_flatbuffer(tiny_model.keras_model, tmp_path) == first
+
+
+def test_a_damaged_cached_file_is_converted_again(tiny_model, tmp_path):
+    whole = xnnpack.cached_flatbuffer(tiny_model.keras_model, tmp_path)
+    (cached,) = tmp_path.glob("*.tflite")
+    cached.write_bytes(whole[: len(whole) // 2])  # a copy cut short
+    assert xnnpack.cached_flatbuffer(tiny_model.keras_model, tmp_path) == whole
+    assert cached.read_bytes() == whole
+
+
+def test_threads_follow_tensorflows_setting(monkeypatch):
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")  # as local Dask workers get it
+    assert xnnpack.default_threads() == 1
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")
+    assert xnnpack.default_threads() >= 1
 
 
 def test_an_unwritable_cache_costs_only_the_conversion(tiny_model, tmp_path):
@@ -72,4 +87,6 @@ def test_a_network_xnnpack_cannot_take_runs_on_tensorflow(tiny_model_dir, tmp_pa
     batch = batches()[0]
     np.testing.assert_allclose(model.predict(batch), np.asarray(compiled_forward(model.keras_model)(batch)), atol=1e-6)
     assert model.runs_on == "tensorflow"
-    assert "could not be prepared for XNNPACK (unsupported operation)" in capsys.readouterr().err
+    model.set_engine("auto")  # as a Dask worker does for every task: no second attempt
+    model.predict(batch)
+    assert capsys.readouterr().err.count("could not be prepared for XNNPACK (unsupported operation)") == 1
