@@ -15,13 +15,13 @@ RSS before and after three passes (TensorFlow and the model loaded in both).
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import time
 
 import numpy as np
 
+from benchmarks.latency import peak_rss_gb
 from nuclei_app.config import PROJECT_DIR
 from nuclei_app.imageio import read_channels
 from nuclei_app.machine import describe_machine
@@ -73,10 +73,6 @@ def compare_labels(count: int) -> str:
         identical += not (labels[0] != labels[1]).any()
     return (f"labels on {len(images)} training images (every 16th of {folder.name}): identical on {identical}; "
             f"{differing} pixels differ in all")
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
 
 
 def peak_of_one(engine: str, shape: tuple[int, ...]) -> str:

@@ -71,7 +71,7 @@ def worker_source(spec: SourceSpec) -> BlockSource:
 
 def segment_block_on_worker(spec: SourceSpec, model_source: str, job: BlockJob, block: Block,
                             check_settings: PostprocessSettings | None, precision: str = "float32",
-                            engine: str = "tensorflow") -> BlockOutcome:
+                            engine: str = "auto") -> BlockOutcome:
     """One block, on a worker. Raises only when the worker can't work (WorkerSetupError)."""
     from .batch import failure_status
     from .distributed import PAUSE_ENV_VAR, worker_model
@@ -109,7 +109,7 @@ class ClusterBlocks:
     """A ``blocks.BlockRunner`` whose blocks run on the workers of a Dask ``client``."""
 
     def __init__(self, client, spec: SourceSpec, model_source: str, run_id: str, retries: int = 1,
-                 precision: str = "float32", engine: str = "tensorflow"):
+                 precision: str = "float32", engine: str = "auto"):
         self.client, self.spec, self.model_source = client, spec, model_source
         self.retries, self.precision, self.engine = retries, precision, engine
         # Keys unique to this image: the scheduler answers a key it still holds with its old

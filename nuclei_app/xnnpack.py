@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .machine import core_count
 from .quiet import silenced_stderr_fd
 
 CACHE_ENV_VAR = "NUCLEI_CACHE_DIR"
@@ -109,12 +110,7 @@ def default_threads() -> int:
     """What TensorFlow would use: TF_NUM_INTRAOP_THREADS where set (local Dask workers share
     the cores that way), else every core this process may run on."""
     setting = os.environ.get("TF_NUM_INTRAOP_THREADS", "")
-    if setting.isdigit() and int(setting) > 0:
-        return int(setting)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    return int(setting) if setting.isdigit() and int(setting) > 0 else core_count()
 
 
 # The delegate announces itself on stderr on the first allocation in a process, and only then:
