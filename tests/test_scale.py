@@ -76,7 +76,10 @@ def test_resize_is_one_smoothing_and_the_zoom_s_linear_interpolation():
     from nuclei_app.scale import resize_image
 
     rng = np.random.default_rng(0)
-    for source, shape in (((300, 200, 3), (90, 400)), ((300, 200), (301, 57)), ((7, 1), (20, 3)), ((64, 64, 2), (64, 1))):
+    cases = (((300, 200, 3), (90, 400)), ((300, 200), (301, 57)), ((7, 1), (20, 3)), ((64, 64, 2), (64, 1)),
+             ((512, 512, 3), (330, 330)), ((400, 90, 3), (50, 12)), ((3, 40), (1, 5)), ((5, 5, 2), (1, 1)),
+             ((33, 1000), (31, 125)), ((120, 80, 3), (120, 80)))
+    for source, shape in cases:  # shrinking (sparse products) and enlarging (linear passes)
         image = rng.random(source).astype(np.float32)
         zoom = (shape[0] / source[0], shape[1] / source[1])
         sigma = tuple(max(0.0, (1 / z - 1) / 2) for z in zoom) + (0.0,) * (len(source) - 2)
