@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from nuclei_app.overlay import (DARK_PALETTE, LIGHT_PALETTE, comparison_overlay, draw_overlay, label_colours,
-                                outline_width, palette_for)
+from skimage.segmentation import find_boundaries
+
+from nuclei_app.overlay import (DARK_PALETTE, LIGHT_PALETTE, comparison_overlay, draw_overlay, inner_boundaries,
+                                label_colours, outline_width, palette_for)
 
 
 def labels_and_image(light=False):
@@ -20,6 +22,19 @@ def test_outlines_only_touch_the_boundary():
     assert np.allclose(overlay[5, 5], DARK_PALETTE.outline)        # boundary pixel
     assert not np.allclose(overlay[10, 10], DARK_PALETTE.outline)  # interior unchanged
     assert overlay.shape == image.shape and overlay.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint16, np.int64])
+def test_inner_boundaries_are_skimages_find_boundaries(dtype):
+    """Touching labels, labels on the image's edge, strips and single pixels: the same
+    pixels as skimage's definition the overlays were drawn with before."""
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        height, width = rng.integers(1, 30, 2)
+        labels = rng.integers(0, rng.integers(1, 6), (height, width)).astype(dtype)
+        assert np.array_equal(inner_boundaries(labels), find_boundaries(labels, mode="inner"))
+    blocks = np.kron(rng.integers(0, 40, (20, 20)), np.ones((7, 7), int)).astype(dtype)
+    assert np.array_equal(inner_boundaries(blocks), find_boundaries(blocks, mode="inner"))
 
 
 def test_light_backgrounds_get_colours_that_stand_out():
