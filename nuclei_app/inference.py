@@ -24,7 +24,12 @@ def preprocess(image: np.ndarray, normalisation: Normalisation = Normalisation()
 def prepare(image: np.ndarray, normalisation: Normalisation = Normalisation()) -> tuple[np.ndarray, Stretch]:
     """``preprocess``, with the stretch it applied (``invert``: the background is light)."""
     image = np.asarray(image, dtype=np.float32)
-    stretch = Stretch.fit(percentile_sample(image), normalisation)
+    sample = percentile_sample(image)
+    stretch, stretched = Stretch.fitted(sample, normalisation)
+    if sample is image and not stretch.invert:
+        # The whole image was the sample (up to 2 Mpx): its stretch is done already. (Not
+        # where inverted: apply inverts before rounding to float32, bit for bit.)
+        return stretched, stretch
     return stretch.apply(image), stretch
 
 
@@ -55,14 +60,19 @@ class Stretch:
     @classmethod
     def fit(cls, sample: np.ndarray, normalisation: Normalisation = Normalisation()) -> Stretch:
         """From the network RGB of the image's percentile sample (``percentile_sample``)."""
+        return cls.fitted(sample, normalisation)[0]
+
+    @classmethod
+    def fitted(cls, sample: np.ndarray, normalisation: Normalisation = Normalisation()) -> tuple[Stretch, np.ndarray]:
+        """``fit``, and the sample stretched (not inverted) on the way."""
         sample = np.asarray(sample, dtype=np.float32)
         low, high = np.percentile(sample, (normalisation.low_percentile, normalisation.high_percentile))
         if high - low < 1e-6:  # a flat image: nothing to stretch, avoid dividing by ~0
             high = low + 1e-6
+        stretched = cls(low, high, False).apply(sample)
         # The sample is already the one is_light_background would take: not subsampled again.
-        invert = (normalisation.invert_light_background
-                  and _background_level(cls(low, high, False).apply(sample)) > normalisation.light_background_level)
-        return cls(low, high, bool(invert))
+        invert = normalisation.invert_light_background and _background_level(stretched) > normalisation.light_background_level
+        return cls(low, high, bool(invert)), stretched
 
     def apply(self, rgb: np.ndarray) -> np.ndarray:
         scaled = np.clip((np.asarray(rgb, dtype=np.float32) - self.low) / (self.high - self.low), 0.0, 1.0)

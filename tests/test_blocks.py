@@ -173,6 +173,7 @@ def test_the_scale_is_checked_on_blocks_spread_over_the_image():
 def test_the_fixed_stretch_is_preprocess_exactly():
     rng = np.random.default_rng(0)
     for image in (rng.uniform(0, 0.3, (1200, 1800, 3)).astype(np.float32),      # dark: not inverted
+                  rng.uniform(0, 0.3, (600, 500, 3)).astype(np.float32),        # all of it the sample
                   rng.uniform(0.5, 1.0, (900, 700, 3)).astype(np.float32)):      # light: inverted
         stride = percentile_stride(*image.shape[:2])
         stretch = Stretch.fit(image[::stride, ::stride], Normalisation())
