@@ -33,7 +33,7 @@ from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
 from .records import SUMMARY_COLUMNS, RunRecord
-from .results import image_result_files, write_atomically
+from .results import MAX_NAME_LENGTH, image_result_files, write_atomically
 
 
 @dataclass(frozen=True)
@@ -150,18 +150,36 @@ def _printable(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def output_names(images: list[Path]) -> dict[Path, str]:
-    """NAME for each input; inputs sharing a file name get their parent folders prefixed."""
+def output_names(images: list[Path], earlier: dict[str, str] | None = None) -> dict[Path, str]:
+    """NAME for each input: its stem (at most ``MAX_NAME_LENGTH`` characters: the file system
+    refuses names past 255 bytes); inputs sharing a name, compared without case as Windows and
+    macOS do, get their parent folders prefixed, then _2, _3 ... ``earlier``: the resolved
+    path -> NAME of a run being resumed, kept for the files it named, so a file added to the
+    folder since can't take an earlier file's name (and its outputs)."""
+    earlier = earlier or {}
     names, used = {}, set()
     for image in images:
-        name, parents = image.stem, list(image.resolve().parents)
-        for parent in parents:
-            if name not in used:
-                break
-            name = f"{parent.name}_{name}"
-        used.add(name)
-        names[image] = name
+        name = earlier.get(str(image.resolve()))
+        if name and name.casefold() not in used:
+            names[image] = name
+            used.add(name.casefold())
+    for image in images:
+        if image not in names:
+            names[image] = _free_name(image, used)
+            used.add(names[image].casefold())
     return names
+
+
+def _free_name(image: Path, used: set[str]) -> str:
+    name = image.stem[:MAX_NAME_LENGTH]
+    for parent in image.resolve().parents:
+        if name.casefold() not in used:
+            return name
+        name = f"{parent.name}_{name}"[:MAX_NAME_LENGTH]
+    base, number = name, 2
+    while name.casefold() in used:
+        name, number = f"{base}_{number}", number + 1
+    return name
 
 
 def image_files(name: str, channels: np.ndarray, segmentation: Segmentation,
@@ -245,7 +263,7 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
         print(f"error: {path}: {reason}{'' if reason.endswith('.') else '.'} Skipped.", file=log)
         record.add(summary_row(path, "", status=reason))
         result.summary.append(summary_row(path, "", status=reason))
-    names = output_names(images)
+    names = output_names(images, record.earlier_names)
     todo = [path for path in images if not record.is_done(names[path])]
     if len(todo) < len(images):
         print(f"--skip-existing: {len(images) - len(todo)} of {len(images)} images finished before; "

@@ -380,6 +380,7 @@ class UrlRecord:
         self.fs, self.root = url_to_fs(out_url)
         self.root = self.root.rstrip("/")
         self.done: dict[str, dict] = {}
+        self.earlier_names: dict[str, str] = {}
         self.summary: list[dict] = []
         self.tables: list[pd.DataFrame] = []
         if resume:
@@ -404,11 +405,12 @@ class UrlRecord:
         if not (self.fs.isfile(summary_path) and self.fs.isfile(measurements_path)):
             return
         present = set(self.fs.ls(self.root, detail=False))
-        self.done, kept = finished_before(
+        earlier = finished_before(
             self.fs.open(summary_path, "rb"), self.fs.open(measurements_path, "rb"),
             lambda name: all(f"{self.root}/{file}" in present for file in expected_files(name, self.formats)))
+        self.done, self.earlier_names = earlier.done, earlier.names
         self.summary = list(self.done.values())
-        self.tables = [kept]
+        self.tables = [earlier.measurements.reindex(columns=self.columns)]
 
 
 # --- the output folder, through fsspec -----------------------------------------------------

@@ -5,12 +5,12 @@ each image finishes (an interrupted run keeps what it finished), and read back b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import pandas as pd
 
 from .exports import FORMATS
-from .results import csv_bytes
+from .results import csv_bytes, unquoted
 
 MEASUREMENTS_FILE = "measurements.csv"
 SUMMARY_FILE = "summary.csv"
@@ -22,17 +22,33 @@ def expected_files(name: str, formats: tuple[str, ...]) -> list[str]:
     return [name + suffix for fmt in formats for suffix in FORMATS[fmt]]
 
 
-def finished_before(summary_file, measurements_file,
-                    outputs_present: Callable[[str], bool]) -> tuple[dict[str, dict], pd.DataFrame]:
+class Earlier(NamedTuple):
+    """What a resumed run takes over from the record of the run before."""
+    done: dict[str, dict]      # NAME -> summary row of each image finished (see finished_before)
+    measurements: pd.DataFrame  # their measurement rows
+    names: dict[str, str]      # resolved input path -> the NAME it was given, for every image named
+
+
+NOTHING_EARLIER = Earlier({}, pd.DataFrame(), {})
+
+
+def finished_before(summary_file, measurements_file, outputs_present: Callable[[str], bool]) -> Earlier:
     """The rule ``--skip-existing`` resumes by, wherever the record is (a folder or a URL):
     images whose summary row is "ok" and whose files are all present, with their earlier
-    summary rows and measurement rows. Reads and closes the two open files."""
+    summary rows and measurement rows; and every named input's NAME, so that names stay put.
+    Reads and closes the two open files."""
     with summary_file, measurements_file:
-        summary = pd.read_csv(summary_file, dtype={"image": str, "status": str}, keep_default_na=False)
+        summary = pd.read_csv(summary_file, dtype={"image": str, "file": str, "status": str}, keep_default_na=False)
         measurements = pd.read_csv(measurements_file, dtype={"image": str}, keep_default_na=False)
+    # The cells as written, before the quote that keeps spreadsheets from running "-ctrl" or
+    # "=A1" as formulas: the names are matched against files named that way.
+    summary = summary.assign(image=unquoted(summary["image"]), file=unquoted(summary["file"]))
+    measurements = measurements.assign(image=unquoted(measurements["image"]))
     finished = summary[(summary["status"] == "ok") & summary["image"].map(outputs_present)]
     kept = measurements[measurements["image"].isin(set(finished["image"]))]
-    return {row["image"]: row for row in finished.to_dict("records")}, kept
+    named = summary[summary["image"] != ""]
+    names = {str(Path(file).resolve()): name for file, name in zip(named["file"], named["image"])}
+    return Earlier({row["image"]: row for row in finished.to_dict("records")}, kept, names)
 
 
 class RunRecord:
@@ -45,11 +61,10 @@ class RunRecord:
         self.out, self.formats = out, formats
         self.measurements_path, self.summary_path = out / MEASUREMENTS_FILE, out / SUMMARY_FILE
         self.measurement_columns = measurement_columns
-        self.done: dict[str, dict] = {}  # image name -> its earlier summary row
-        kept_measurements = pd.DataFrame(columns=measurement_columns)
-        if resume:
-            self.done, kept_measurements = self._finished_before()
-        self._start(self.measurements_path, kept_measurements)
+        earlier = self._finished_before() if resume else NOTHING_EARLIER
+        self.done = earlier.done                  # image name -> its earlier summary row
+        self.earlier_names = earlier.names        # input path -> the name it had (kept on resuming)
+        self._start(self.measurements_path, earlier.measurements.reindex(columns=measurement_columns))
         self._start(self.summary_path, pd.DataFrame(list(self.done.values()), columns=SUMMARY_COLUMNS))
 
     def is_done(self, name: str) -> bool:
@@ -60,9 +75,9 @@ class RunRecord:
             self._append(self.measurements_path, measurements.reindex(columns=self.measurement_columns))
         self._append(self.summary_path, pd.DataFrame([summary], columns=SUMMARY_COLUMNS))
 
-    def _finished_before(self) -> tuple[dict[str, dict], pd.DataFrame]:
+    def _finished_before(self) -> Earlier:
         if not (self.summary_path.is_file() and self.measurements_path.is_file()):
-            return {}, pd.DataFrame(columns=self.measurement_columns)
+            return NOTHING_EARLIER
         return finished_before(self.summary_path.open("rb"), self.measurements_path.open("rb"),
                                lambda name: all((self.out / file).is_file()
                                                 for file in expected_files(name, self.formats)))

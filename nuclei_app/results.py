@@ -61,8 +61,21 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**risky) if risky else frame
 
 
+def unquoted(cells: pd.Series) -> pd.Series:
+    """Text cells as they were before ``neutralise_formulas`` quoted them (read back from a CSV)."""
+    text = cells.astype(str)
+    quoted = text.str.startswith("'") & text.str[1:2].isin(FORMULA_STARTS)
+    return text.where(~quoted, text.str[1:])
+
+
+# Significant digits of the CSVs' numbers: a centroid 49,999.53 px into a whole-slide image
+# keeps its hundredths, an area of 9,999,999 px all its digits (4 digits put nuclei 10,000 px
+# from the origin on a 10 px grid).
+CSV_FLOAT_FORMAT = "%.7g"
+
+
 def csv_bytes(frame: pd.DataFrame, header: bool = True) -> bytes:
-    return neutralise_formulas(frame).to_csv(index=False, header=header, float_format="%.4g").encode()
+    return neutralise_formulas(frame).to_csv(index=False, header=header, float_format=CSV_FLOAT_FORMAT).encode()
 
 
 def image_result_files(name: str, labels: np.ndarray, overlay: np.ndarray | None, table: pd.DataFrame,

@@ -37,6 +37,36 @@ def test_output_names_disambiguate_same_file_names(tmp_path):
     assert names[first] == "img" and names[second] == "day2_img"
 
 
+def test_output_names_differ_without_case_and_fit_the_file_system(tmp_path):
+    """Windows and macOS would write x_labels.png and X_labels.png into one file; a 240-character
+    stem plus "_measurements.csv" is past the 255 bytes a file name may have."""
+    lower, upper = tmp_path / "a" / "x.png", tmp_path / "c" / "X.PNG"
+    long = tmp_path / "a" / ("n" * 240 + ".png")
+    names = output_names([lower, upper, long])
+    assert names[lower] == "x" and names[upper] == "c_X" and names[long] == "n" * 100
+
+
+def test_skip_existing_keeps_each_file_s_name_when_files_are_added(tiny_model, tmp_path):
+    """A file added since the first run, whose name sorts first, must not take an earlier
+    file's outputs; names starting like spreadsheet formulas are quoted in the CSVs and still
+    recognised as done."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    write_image(inputs / "plate" / "well.png", seed=1)
+    write_image(inputs / "-ctrl.png", seed=2)
+    first = segment_paths(tiny_model, [inputs], out, tiny_model.postprocess_settings, log=io.StringIO())
+    assert first.exit_status == 0
+    well_labels = (out / "well_labels.png").read_bytes()
+    write_image(inputs / "plate" / "well.bmp", seed=3)  # sorts before well.png, same stem
+    log = io.StringIO()
+    again = segment_paths(tiny_model, [inputs], out, tiny_model.postprocess_settings, log=log, skip_existing=True)
+    assert again.exit_status == 0 and "2 of 3 images finished before; 1 to do" in log.getvalue()
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    assert sorted(summary["file"].map(lambda f: Path(f.lstrip("'")).name)) == ["-ctrl.png", "well.bmp", "well.png"]
+    names = dict(zip(summary["file"].map(lambda f: Path(f).name), summary["image"]))
+    assert names["well.png"] == "well" and names["well.bmp"] == "plate_well" and names["-ctrl.png"] == "'-ctrl"
+    assert (out / "well_labels.png").read_bytes() == well_labels and (out / "plate_well_labels.png").is_file()
+
+
 def test_writes_contract_files_and_skips_bad_ones(tiny_model, tmp_path):
     good = write_image(tmp_path / "in" / "cells.png")
     bad = tmp_path / "in" / "broken.png"

@@ -4,7 +4,8 @@ import zipfile
 import numpy as np
 import pandas as pd
 
-from nuclei_app.results import combined_measurements, csv_bytes, image_result_files, safe_name, unique_names, zip_bytes
+from nuclei_app.results import (combined_measurements, csv_bytes, image_result_files, safe_name, unique_names, unquoted,
+                                zip_bytes)
 
 from .conftest import synthetic_labels
 
@@ -26,6 +27,20 @@ def test_formulas_are_quoted_in_every_csv():
     assert list(read["area_px"]) == [1, 2, 3, 4, 5]  # numbers (negative ones too) untouched
     combined = pd.read_csv(io.BytesIO(combined_measurements({"=a": table[["area_px"]]})))
     assert set(combined["image"]) == {"'=a"}
+
+
+def test_quoted_cells_read_back_as_written():
+    names = pd.Series(["=1+1", "-ctrl", "plain", "'quoted", "@x"])
+    read = pd.read_csv(io.BytesIO(csv_bytes(pd.DataFrame({"image": names}))), dtype=str)
+    assert list(unquoted(read["image"])) == list(names)
+
+
+def test_positions_far_into_a_whole_slide_keep_their_sub_pixel_digits():
+    table = pd.DataFrame({"centroid_x": [49999.53, 11012.25], "area_px": [9999999.0, 3.0], "mean_intensity": [0.1234567, 1e-5]})
+    read = pd.read_csv(io.BytesIO(csv_bytes(table)))
+    assert np.allclose(read["centroid_x"], table["centroid_x"], atol=0.005, rtol=0)
+    assert list(read["area_px"]) == [9999999.0, 3.0]
+    assert np.allclose(read["mean_intensity"], table["mean_intensity"], rtol=1e-6)
 
 
 def test_one_images_files_and_a_reproducible_zip():
