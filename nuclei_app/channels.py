@@ -52,9 +52,12 @@ def is_light_rgb(image: np.ndarray) -> bool:
     channel; a fluorescence composite is dark in at least one channel almost everywhere,
     however much of the field its cytoplasm stain covers."""
     image = as_channels(image)
-    if image.shape[-1] not in (3, 4):
+    # Three channels only: an RGBA file reaches here as RGB (imageio drops alpha), so four
+    # are a fluorescence stack, whose first three may all be confluent cytoplasm stains,
+    # bright everywhere, with the nuclei in the fourth.
+    if image.shape[-1] != 3:
         return False
-    rgb = _stretch(_sample(image[..., :3]))  # one stretch for all three: colours keep their balance
+    rgb = _stretch(_sample(image))  # one stretch for all three: colours keep their balance
     return float(np.median(channel_min(rgb))) > LIGHT_MIN_CHANNEL
 
 
@@ -111,8 +114,8 @@ def display_rgb(image: np.ndarray, channel: int | str) -> np.ndarray:
     """What the user sees under the overlay: RGB composites as they are, other stacks as
     their nuclear channel."""
     image = as_channels(image)
-    if image.shape[-1] in (3, 4):
-        return image[..., :3]
+    if image.shape[-1] == 3:
+        return image
     return network_rgb(image, channel if channel != ALL_CHANNELS else 0)
 
 

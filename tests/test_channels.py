@@ -39,6 +39,20 @@ def test_four_channel_16bit_tiff_picks_channel_2(tmp_path):
     assert choose_channel(channels) == 2
 
 
+def test_four_channels_are_a_stack_even_where_the_first_three_cover_the_field():
+    """Three confluent cytoplasm stains (bright nearly everywhere, like transmitted light) and
+    the nuclei in channel 3: not a brightfield RGB image; the overlay shows channel 3."""
+    from nuclei_app.channels import display_rgb
+
+    nuclei, cytoplasm, _ = nuclei_and_cytoplasm(1)
+    rng = np.random.default_rng(1)
+    confluent = [np.clip(0.6 + 0.3 * cytoplasm + rng.normal(0, 0.03, nuclei.shape), 0, 1) for _ in range(3)]
+    stack = np.stack(confluent + [nuclei], axis=-1).astype(np.float32)
+    assert choose_channel(stack) == 3
+    assert np.array_equal(display_rgb(stack, 3), np.repeat(stack[..., 3:], 3, axis=-1))
+    assert choose_channel(stack[..., :3]) == ALL_CHANNELS  # the same three alone do look like light
+
+
 def test_colour_and_grey_images_use_all_channels():
     he = read_channels(SAMPLES / "images" / "tissue_he.png")
     grey = read_channels(SAMPLES / "images" / "fluorescence_sparse.png")
