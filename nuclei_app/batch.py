@@ -12,6 +12,7 @@ bounded by three images.
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -56,6 +57,7 @@ class BatchResult:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     summary: list[dict] = field(default_factory=list)
     found_nothing: bool = False  # no image file among the inputs: nothing failed, nothing done
+    stopped: str = ""            # why the run stopped before its last image (the output disk is full)
 
     @property
     def exit_status(self) -> int:
@@ -250,6 +252,8 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
     with Progress(len(todo), log) as progress:
         run_blocks(model, in_blocks, huge, names, out, request, record, result, progress, debug)
         run_pipeline(model, whole, names, out, request, record, result, progress, debug)
+    if result.stopped:
+        print(f"error: {result.stopped}", file=log)
     finish_run(paths, images, problems, result, log)
     return result
 
@@ -298,7 +302,7 @@ def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], o
 
         read_ahead()
         try:
-            while reads:
+            while reads and not result.stopped:
                 item, reading = reads.popleft()
                 read_ahead()
                 try:
@@ -403,6 +407,10 @@ def _failed(item: InFlight, error: Exception, record: RunRecord, result: BatchRe
     result.summary.append(row)
     progress.done(f"error: {item.path}: {reason} Skipped.")
     item.channels = item.segmentation = None
+    if is_disk_full(error) and not result.stopped:  # every image after it would fail the same way
+        result.stopped = ("stopped: the output disk is full; the images not done yet are not on record. "
+                          "Free some space (or choose another --out) and run the same command with "
+                          "--skip-existing to finish.")
 
 
 class Progress:
@@ -456,6 +464,22 @@ def describe_scale(prediction) -> str:
     return f"diameter {prediction.diameter:.1f} px ({prediction.diameter_source})"
 
 
+# Writing the outputs can fail for reasons that are no bug: what to tell the user.
+WRITE_PROBLEMS = {
+    errno.ENOSPC: "the output disk is full: free some space or choose another --out",
+    errno.EDQUOT: "the disk quota of the output folder is used up: free some space or choose another --out",
+    errno.EACCES: "no permission to write in the output folder: choose another --out",
+    errno.EPERM: "no permission to write in the output folder: choose another --out",
+    errno.EROFS: "the output folder is on a read-only file system: choose another --out",
+    errno.ENAMETOOLONG: "an output file name is too long for the output folder's file system: "
+                        "rename the input shorter or choose a shorter --out",
+}
+
+
+def is_disk_full(error: Exception) -> bool:
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def failure_reason(path: Path, error: Exception, debug: bool) -> str:
     """The line for the log: the file, then what went wrong."""
     return f"{path}: {failure_status(error, debug)}"
@@ -467,6 +491,8 @@ def failure_status(error: Exception, debug: bool = False) -> str:
         return error.problem
     if isinstance(error, (ValueError, MemoryError)):
         return str(error) or type(error).__name__
+    if isinstance(error, OSError) and error.errno in WRITE_PROBLEMS:
+        return f"{WRITE_PROBLEMS[error.errno]} ({error.strerror}: {error.filename})"
     if debug:
         traceback.print_exception(error)
     return (f"unexpected {type(error).__name__}: {error}. This is a bug: please report it "

@@ -6,6 +6,7 @@ cell that a spreadsheet would run as a formula is quoted.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -107,8 +108,13 @@ def write_atomically(folder: Path, files: dict[str, bytes]) -> None:
     """Each file under a temporary name, then renamed: a file with its final name is whole."""
     for file_name, data in files.items():
         partial = partial_path(folder / file_name)
-        partial.write_bytes(data)
-        os.replace(partial, folder / file_name)
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, folder / file_name)
+        except OSError:  # a full disk, say: no half-written file left behind
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:

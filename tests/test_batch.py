@@ -67,6 +67,33 @@ def test_skip_existing_keeps_each_file_s_name_when_files_are_added(tiny_model, t
     assert (out / "well_labels.png").read_bytes() == well_labels and (out / "plate_well_labels.png").is_file()
 
 
+def test_a_full_disk_is_reported_as_such_and_ends_the_run(tiny_model, tmp_path, monkeypatch):
+    """The output disk fills up: each image would fail the same way, so the run stops after the
+    first with what to do; no half-written file is left; the rest are not on record, for
+    --skip-existing to finish."""
+    import errno
+
+    for index in range(6):
+        write_image(tmp_path / "in" / f"img{index}.png", seed=index)
+    real_write = Path.write_bytes
+
+    def disk_fills_up(self, data):
+        if self.name.endswith(".partial") and "_labels.png" in self.name:
+            real_write(self, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_write(self, data)
+    monkeypatch.setattr(Path, "write_bytes", disk_fills_up)
+    log = io.StringIO()
+    result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", tiny_model.postprocess_settings, log=log)
+    text = log.getvalue()
+    assert result.exit_status == 1 and "This is a bug" not in text
+    assert "the output disk is full: free some space or choose another --out" in text
+    assert "--skip-existing to finish" in text and 1 <= len(result.failed) <= 2  # the one in flight may fail too
+    assert not list((tmp_path / "out").glob(".*partial"))
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert len(summary) == len(result.failed) and (summary["status"] != "ok").all()
+
+
 def test_writes_contract_files_and_skips_bad_ones(tiny_model, tmp_path):
     good = write_image(tmp_path / "in" / "cells.png")
     bad = tmp_path / "in" / "broken.png"
