@@ -304,14 +304,18 @@ class PageBudget:
 APP_READ_LIMITS = ReadLimits(max_pixels=LIMITS.max_image_pixels)
 
 
+def read_with_notes(item: InputImage) -> tuple[np.ndarray, list[str]]:
+    notes: list[str] = []
+    return read_channels(item.data, name=item.label, limits=APP_READ_LIMITS, notes=notes), notes
+
+
 def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,
             position: str = "") -> Analysis | LargeAnalysis | None:
     pixels = session_cached(item, ("pixels",), lambda: declared_pixels(item.data))
     if pixels is not None and pixels > LIMITS.max_image_pixels:
         return analyse_large(model, item, settings, pixels, position)
     try:
-        channels = session_cached(item, ("image",), lambda: read_channels(item.data, name=item.label,
-                                                                          limits=APP_READ_LIMITS))
+        channels, notes = session_cached(item, ("image",), lambda: read_with_notes(item))
     except ImageReadError as error:
         st.error(f"Skipped. {error}")  # the reader's message names the file and says what to do
         return None
@@ -319,6 +323,8 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
         return None
     height, width = channels.shape[:2]
     st.subheader(f"{item.label}  ·  {width}×{height}")
+    for note in notes:  # how the file was read: the first plane of a Z-stack, ...
+        st.info(f"{item.label}: {note}.")
     choices = image_choices_ui(item, model, as_channels(channels).shape[-1], channels)
     try:
         prediction = prediction_for(model, item, channels, settings, choices, position)

@@ -221,13 +221,15 @@ class InFlight:
     channels: np.ndarray | None = None
     segmentation: Segmentation | None = None
     writing: Future | None = None
+    notes: list[str] = field(default_factory=list)  # how the file was read (imageio's notes)
 
 
 def read_and_prepare(model: NucleiModel, path: Path, request: ImageRequest):
     """Stage 1: (channels as read, the network's input and channel, and the diameter estimate
     where the diameter is not given: done here, off the network's turn)."""
-    channels = read_channels(path)
-    return channels, network_input(model, channels, request.channel, with_estimate=request.diameter is None)
+    notes: list[str] = []
+    channels = read_channels(path, notes=notes)
+    return channels, network_input(model, channels, request.channel, with_estimate=request.diameter is None), notes
 
 
 def label_and_finish(model: NucleiModel, out: Path, item: InFlight, prediction, tuned_labels,
@@ -306,7 +308,7 @@ def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], o
                 item, reading = reads.popleft()
                 read_ahead()
                 try:
-                    item.channels, prepared = reading.result()
+                    item.channels, prepared, item.notes = reading.result()
                     prediction, tuned_labels = predict_labels(model, None, request.tta, progress.tiles(item.path.name),
                                                               request.diameter, request.channel, prepared)
                     item.writing = writer.submit(label_and_finish, model, out, item, prediction, tuned_labels,
@@ -394,7 +396,7 @@ def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Pred
     result.summary.append(row)
     result.processed.append(str(item.path))
     progress.done(f"{tag} {item.path.name}: {plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
-                  f"channel {prediction.channel} ({seconds:.1f} s)")
+                  f"channel {prediction.channel} ({seconds:.1f} s)" + "".join(f"; note: {n}" for n in item.notes))
     item.channels = item.segmentation = None  # free the image now, not when the run ends
 
 

@@ -104,7 +104,7 @@ MAX_CHANNELS = 8
 ALPHA_SAMPLES = (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA)
 
 
-def _decode_tiff(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
+def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str]) -> np.ndarray:
     """The first image of a TIFF: one page, or an ImageJ/OME channel stack (C, Y, X) read as
     (Y, X, C); other axes (Z, T) give their first plane. Sizes are checked from the header."""
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
@@ -112,9 +112,11 @@ def _decode_tiff(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
             raise ImageReadError(name, "the TIFF file has no pages.")
         series = tif.series[0] if tif.series else None
         if series is not None and "C" in series.axes and "Y" in series.axes and "X" in series.axes:
-            return _read_channel_series(series, name, limits)
+            return _read_channel_series(series, name, limits, notes)
         if series is not None and _unnamed_channel_stack(series):
-            return _read_channel_series(series, name, limits, axes="C" + series.axes[1:])
+            return _read_channel_series(series, name, limits, notes, axes="C" + series.axes[1:])
+        if series is not None:
+            _note_first_planes(dict(zip(series.axes, series.shape)), notes)
         return _read_first_page(tif.pages.first, name, limits)
 
 
@@ -171,7 +173,7 @@ def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
     return ((1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4])).astype(np.float32)
 
 
-def _read_channel_series(series, name: str, limits: ReadLimits, axes: str | None = None) -> np.ndarray:
+def _read_channel_series(series, name: str, limits: ReadLimits, notes: list[str], axes: str | None = None) -> np.ndarray:
     axes = axes or series.axes
     shape = dict(zip(axes, series.shape))
     _check_pixels(shape["Y"], shape["X"], name, limits)
@@ -183,10 +185,23 @@ def _read_channel_series(series, name: str, limits: ReadLimits, axes: str | None
         raise ImageReadError(name, f"the stack {dict(shape)} holds {series.size / 1e6:.0f} million values, too many "
                                    "to read here. Save the plane you want (one Z, one time point) as its own file.")
     array = series.asarray()
+    _note_first_planes(shape, notes)
     # First plane of every axis that is not Y, X or C (Z, T, ...), then (Y, X, C).
     index = tuple(slice(None) if axis in "YXC" else 0 for axis in axes)
     kept = [axis for axis in axes if axis in "YXC"]
     return np.transpose(array[index], [kept.index(axis) for axis in "YXC"])
+
+
+AXIS_NAMES = {"Z": "Z planes", "T": "time points", "Q": "planes", "I": "planes", "R": "tiles"}
+
+
+def _note_first_planes(shape: dict[str, int], notes: list[str]) -> None:
+    """A Z-stack, time series or other stack is read at its first plane: say so."""
+    planes = {axis: length for axis, length in shape.items() if axis not in "YXCS" and length > 1}
+    if planes:
+        stack = " x ".join(f"{length} {AXIS_NAMES.get(axis, axis + ' planes')}" for axis, length in planes.items())
+        notes.append(f"a stack of {stack}: the first is segmented; save the plane you want as its own file "
+                     "to segment another")
 
 
 # Pillow modes read as RGB, and as grey: alpha and transparency carry no image information.
@@ -194,7 +209,7 @@ PILLOW_AS_RGB = ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBA", "RGBa", "RGBX
 PILLOW_AS_GREY = ("1", "LA", "La")
 
 
-def _decode_pillow(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
+def _decode_pillow(data: bytes, name: str, limits: ReadLimits, notes: list[str]) -> np.ndarray:
     """The first frame of any format Pillow knows (GIF and WebP animations included)."""
     with warnings.catch_warnings():
         # Pillow warns past MAX_IMAGE_PIXELS (we check the size ourselves, from the header,
@@ -202,7 +217,13 @@ def _decode_pillow(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
         warnings.simplefilter("ignore")
         with Image.open(io.BytesIO(data)) as image:
             _check_pixels(image.height, image.width, name, limits)
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:
+                notes.append(f"{frames} frames: the first is segmented")
             image.seek(0)
+            if _is_16bit_colour_png(image):
+                notes.append("a 16-bit colour PNG, read at 8 bits (a 16-bit TIFF keeps every bit)")
+                return _check_high_bytes(np.asarray(image.convert("RGB")), name)
             if image.mode in PILLOW_AS_RGB:
                 image = image.convert("RGB")
             elif image.mode in PILLOW_AS_GREY:
@@ -210,6 +231,28 @@ def _decode_pillow(data: bytes, name: str, limits: ReadLimits) -> np.ndarray:
             elif image.mode.startswith("I;16"):
                 return np.asarray(image, dtype=np.uint16)
             return np.asarray(image)
+
+
+def _is_16bit_colour_png(image) -> bool:
+    """A 48- or 64-bit PNG: Pillow decodes its colours at 8 bits (the high byte of each)."""
+    return image.format == "PNG" and bool(image.tile) and str(image.tile[0].args).startswith(("RGB;16", "RGBA;16"))
+
+
+# Grey levels a 16-bit colour PNG must keep in some channel when read at 8 bits: 12-bit
+# camera data in a 16-bit PNG keep 16 (4 bits), and nuclei become blocks of a few levels.
+MIN_LEVELS_AT_8_BITS = 32
+
+
+def _check_high_bytes(rgb: np.ndarray, name: str) -> np.ndarray:
+    """``rgb``, Pillow's 8-bit reading of a 16-bit colour PNG, where that kept the image;
+    refused where the values lived in the low bits and 8 bits leave a few grey levels."""
+    levels = max(int(np.count_nonzero(np.bincount(rgb[..., c].ravel(), minlength=256))) for c in range(3))
+    if levels < MIN_LEVELS_AT_8_BITS:
+        raise ImageReadError(name, f"a 16-bit colour PNG whose values use only the lower bits: read at 8 bits "
+                                   f"(all this reader can do with colour PNGs) it keeps {levels} grey levels. "
+                                   "Save it as a 16-bit TIFF (Fiji: File > Save As > Tiff...), or as one "
+                                   "16-bit greyscale PNG per channel.")
+    return rgb
 
 
 def unit_scale_of(array: np.ndarray, name: str = "image") -> UnitScale:
@@ -291,15 +334,19 @@ def _to_rgb(channels: np.ndarray) -> np.ndarray:
     return np.repeat(channels[..., :1], 3, axis=-1)  # grey (and grey + alpha)
 
 
-def decode_array(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
-    """The image's pixels as stored (any dtype, any channels), for images and label files."""
+def decode_array(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits(),
+                 notes: list[str] | None = None) -> np.ndarray:
+    """The image's pixels as stored (any dtype, any channels), for images and label files.
+    ``notes``: gets a line for what the user should know about how it was read (the first
+    plane of a Z-stack, the first frame of an animation, ...)."""
+    notes = [] if notes is None else notes
     name = source_name(source, name)
     data = _read_bytes(source, name, limits)
     try:
         if data[:4] in TIFF_MAGIC:
-            array = _decode_tiff(data, name, limits)
+            array = _decode_tiff(data, name, limits, notes)
         else:
-            array = _decode_pillow(data, name, limits)
+            array = _decode_pillow(data, name, limits, notes)
     except ImageReadError:
         raise
     except Image.DecompressionBombError:
@@ -357,20 +404,21 @@ def read_image(source: ImageSource, name: str | None = None, limits: ReadLimits 
     return np.ascontiguousarray(_to_rgb(read_channels(source, name, limits)))
 
 
-def read_channels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
+def read_channels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits(),
+                  notes: list[str] | None = None) -> np.ndarray:
     """Any supported image -> float32 (H, W, C) in [0, 1] with all its channels (1 to 8):
     grey, RGB, or a fluorescence stack, for the nuclear channel to be chosen from."""
-    raw, scale = read_raw_channels(source, name, limits)
+    raw, scale = read_raw_channels(source, name, limits, notes)
     return np.ascontiguousarray(scale.apply(raw), dtype=np.float32)
 
 
-def read_raw_channels(source: ImageSource, name: str | None = None,
-                      limits: ReadLimits = ReadLimits()) -> tuple[np.ndarray, UnitScale]:
+def read_raw_channels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits(),
+                      notes: list[str] | None = None) -> tuple[np.ndarray, UnitScale]:
     """``read_channels`` in two halves: the (H, W, C) pixels as stored, and their map to [0, 1].
     A large image kept as stored (8-bit: a quarter of its float32 size) is converted a block
     at a time (``blocks.ArraySource``)."""
     name = source_name(source, name)
-    raw = _to_channels(decode_array(source, name, limits), name)
+    raw = _to_channels(decode_array(source, name, limits, notes), name)
     return raw, unit_scale_of(raw, name)
 
 

@@ -58,6 +58,22 @@ def test_broken_upload_reports_and_others_still_run(app):
     assert len(nuclei_count(app)) == 1
 
 
+def test_a_z_stack_upload_says_which_plane_was_segmented(app):
+    import io
+
+    import numpy as np
+    import tifffile
+
+    from nuclei_app.imageio import read_image
+
+    plane = (read_image(SAMPLES / "images" / "fluorescence_sparse.png")[..., 0] * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.stack([plane, plane // 4, plane // 8]), imagej=True, metadata={"axes": "ZYX"})
+    app.file_uploader[0].set_value(("stack.tif", buffer.getvalue(), "image/tiff")).run()
+    assert not app.exception and not app.error and len(nuclei_count(app)) == 1
+    assert any("stack.tif: a stack of 3 Z planes: the first is segmented" in i.value for i in app.info)
+
+
 def test_threshold_changes_the_count(app):
     app.checkbox(key="sample_fluorescence_dense").check().run()
     before = nuclei_count(app)[0]

@@ -67,6 +67,21 @@ def test_skip_existing_keeps_each_file_s_name_when_files_are_added(tiny_model, t
     assert (out / "well_labels.png").read_bytes() == well_labels and (out / "plate_well_labels.png").is_file()
 
 
+def test_each_image_s_line_notes_how_its_file_was_read(tiny_model, tmp_path):
+    import tifffile
+
+    (tmp_path / "in").mkdir()
+    stack = np.random.default_rng(0).integers(0, 255, (4, 48, 48), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "in" / "z.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    write_image(tmp_path / "in" / "plain.png")
+    log = io.StringIO()
+    result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", tiny_model.postprocess_settings, log=log)
+    lines = {line.split(":")[0].split()[-1]: line for line in log.getvalue().splitlines() if line.startswith("[")}
+    assert result.exit_status == 0
+    assert "; note: a stack of 4 Z planes: the first is segmented" in lines["z.tif"]
+    assert "note" not in lines["plain.png"]
+
+
 def test_a_full_disk_is_reported_as_such_and_ends_the_run(tiny_model, tmp_path, monkeypatch):
     """The output disk fills up: each image would fail the same way, so the run stops after the
     first with what to do; no half-written file is left; the rest are not on record, for

@@ -387,3 +387,51 @@ def test_plain_multi_page_and_four_sample_stacks_keep_every_channel(tmp_path):
     z_stack = np.zeros((20, 30, 40), np.uint8)
     tifffile.imwrite(tmp_path / "z.tif", z_stack, photometric="minisblack")
     assert read_channels(tmp_path / "z.tif").shape == (30, 40, 1)  # 20 planes: a Z-stack, first plane
+
+
+def png_48bit(rgb16: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG (Pillow writes none), unfiltered rows."""
+    import struct
+    import zlib
+
+    height, width, _ = rgb16.shape
+    rows = b"".join(b"\x00" + rgb16[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_16_bit_colour_pngs_are_read_at_8_bits_only_where_that_keeps_the_image():
+    """Pillow reads a 48-bit PNG's high bytes: fine for values spread over 16 bits, nuclei
+    reduced to a few grey levels for 12-bit camera data; those are refused with what to do."""
+    rng = np.random.default_rng(0)
+    full = rng.integers(0, 65536, (40, 50, 3)).astype(np.uint16)
+    read = read_channels(png_48bit(full), "full.png")
+    assert read.shape == (40, 50, 3) and np.abs(read - full / 65535).max() <= 1 / 255 + 1e-6
+    dim = rng.integers(0, 4096, (40, 50, 3)).astype(np.uint16)  # 12-bit data in a 16-bit PNG
+    with pytest.raises(ImageReadError, match="16-bit colour PNG.*keeps 16 grey levels.*16-bit TIFF") as error:
+        read_channels(png_48bit(dim), "dim.png")
+    assert error.value.name == "dim.png"
+
+
+def test_how_a_stack_or_animation_was_read_is_noted(tmp_path):
+    """A Z-stack, a time series or an animation gives its first plane or frame, and says so;
+    a plain image or a channel stack gives no note."""
+    tifffile.imwrite(tmp_path / "z.tif", np.zeros((6, 30, 40), np.uint8), imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "tzc.tif", np.zeros((3, 2, 2, 30, 40), np.uint16), imagej=True,
+                     metadata={"axes": "TZCYX"})
+    tifffile.imwrite(tmp_path / "pages.tif", np.zeros((20, 30, 40), np.uint8), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "channels.tif", np.zeros((3, 30, 40), np.uint16), imagej=True, metadata={"axes": "CYX"})
+    frames = [Image.fromarray(np.full((30, 40), v, np.uint8)) for v in (0, 90, 180)]
+    frames[0].save(tmp_path / "movie.gif", save_all=True, append_images=frames[1:])
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "plain.png")
+    expected = {"z.tif": "a stack of 6 Z planes: the first is segmented",
+                "tzc.tif": "a stack of 3 time points x 2 Z planes: the first is segmented",
+                "pages.tif": "a stack of 20 planes: the first is segmented",
+                "movie.gif": "3 frames: the first is segmented", "channels.tif": None, "plain.png": None}
+    for name, note in expected.items():
+        notes = []
+        read_channels(tmp_path / name, notes=notes)
+        assert notes == [] if note is None else (len(notes) == 1 and notes[0].startswith(note)), (name, notes)
