@@ -396,7 +396,7 @@ def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Pred
     result.summary.append(row)
     result.processed.append(str(item.path))
     progress.done(f"{tag} {item.path.name}: {plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
-                  f"channel {prediction.channel} ({seconds:.1f} s)" + "".join(f"; note: {n}" for n in item.notes))
+                  f"channel {prediction.channel}{''.join(f'; note: {n}' for n in item.notes)} ({seconds:.1f} s)")
     item.channels = item.segmentation = None  # free the image now, not when the run ends
 
 

@@ -537,9 +537,9 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     model = worker_model(model_source)
     model.set_precision(request.precision)
     model.set_engine(request.engine)
-    started = time.time()
+    started, notes = time.time(), []
     try:
-        channels = read_channels(task.path, name=task.given)  # messages name the file as the user did
+        channels = read_channels(task.path, name=task.given, notes=notes)  # messages name the file as the user did
         segmentation = segment_channels(model, channels, request)
         table, files = image_files(task.name, channels, segmentation, request)
         write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))
@@ -555,5 +555,5 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
                       diameter=prediction.diameter, source=prediction.diameter_source, channel=prediction.channel,
                       seconds=time.time() - started, status="ok")
     description = (f"{plural(segmentation.count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
-                   f"channel {prediction.channel}")
+                   f"channel {prediction.channel}" + "".join(f"; note: {note}" for note in notes))
     return ImageOutcome(row, table, description)
