@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -108,6 +109,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # tifffile logs what it repairs in damaged files (StripByteCounts, ...); the reader says what
+    # matters about a file itself (its error, or its note), so only tifffile's errors get through.
+    logging.getLogger("tifffile").setLevel(logging.ERROR)
     try:
         return run(args)
     except KeyboardInterrupt:
@@ -134,6 +138,17 @@ def output_folder_problem(out_text: str, on_cluster: bool) -> str | None:
     if not os.access(out, os.W_OK):
         return f"--out {out}: this folder is not writable."
     return None
+
+
+def diameter_out_of_reach(diameter: float, canonical: float | None) -> str | None:
+    """What --diameter does when the image would be resized past the limits (``scale.py``)."""
+    from .scale import MAX_FACTOR, MIN_FACTOR
+
+    if not canonical or MIN_FACTOR <= canonical / diameter <= MAX_FACTOR:
+        return None
+    nearest = canonical / MAX_FACTOR if canonical / diameter > MAX_FACTOR else canonical / MIN_FACTOR
+    return (f"--diameter {diameter:g}: images are resized at most {MAX_FACTOR:g}x up and {1 / MIN_FACTOR:g}x down "
+            f"(the model sees {canonical:g} px nuclei), so nuclei are treated as {nearest:g} px across.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -171,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
     if not (args.workers or args.scheduler):  # workers prepare their own
         model.prepare()
     print(f"network: {model.precision} on {ENGINE_NAMES[model.runs_on]} kernels", file=sys.stderr)
+    if args.diameter and diameter_out_of_reach(args.diameter, model.diameter):
+        print(f"warning: {diameter_out_of_reach(args.diameter, model.diameter)}", file=sys.stderr)
     request = ImageRequest(settings, args.tta, args.diameter, args.channel, args.formats, args.block_size,
                            model.precision, args.engine)
     if args.workers or args.scheduler:

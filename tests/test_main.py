@@ -130,7 +130,10 @@ def test_diameter_and_channel_flags_are_used_and_reported(tiny_model_dir, tmp_pa
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     row = summary.iloc[0]
     assert (row["diameter_px"], row["diameter_source"], str(row["channel"]), row["status"]) == (25, "given", "1", "ok")
-    assert (row["width"], row["height"]) == (96, 96)
+    assert (row["width"], row["height"]) == (96, 96) and "warning" not in result.stderr
+    tiny = run_cli("segment", tmp_path / "stack.tif", "--out", tmp_path / "o1", "--model", tiny_model_dir,
+                   "--diameter", "0.5", "--channel", "1")
+    assert tiny.returncode == 0 and "warning: --diameter 0.5: images are resized at most 4x up" in tiny.stderr
     wrong = run_cli("segment", tmp_path / "stack.tif", "--out", tmp_path / "o2", "--model", tiny_model_dir, "--channel", "5")
     assert wrong.returncode == 1 and "channel 5" in wrong.stderr and "Traceback" not in wrong.stderr
     assert "channel 5" in pd.read_csv(tmp_path / "o2" / "summary.csv").iloc[0]["status"]
