@@ -339,6 +339,8 @@ def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: di
     TIFFs over the in-memory limit (``huge``), read lazily, and with --block-size any image."""
     for index, path in enumerate(paths, start=1):
         item = InFlight(index, path, names[path], time.time())
+        size = declared_size(path) if path in huge else ""
+        progress.note(f"[block-wise] {path.name}: {size}segmented block by block (each block's progress follows)")
         try:
             table, count, prediction, shape = segment_by_blocks(model, path, path in huge, item.name, out, request,
                                                                 progress.tiles(path.name))
@@ -346,6 +348,20 @@ def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: di
             _failed(item, error, record, result, progress, debug)
             continue
         _succeeded(item, table, count, prediction, shape, "[block-wise]", record, result, progress)
+
+
+def declared_size(path: Path) -> str:
+    """'W x H px (N megapixels), ' from a TIFF's header; '' where it can't be read."""
+    import tifffile
+
+    from .imageio import tiff_plane_shape
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            height, width = tiff_plane_shape(tif.series[0].levels[0])
+    except Exception:  # noqa: BLE001 - the size is only for the log; reading reports problems
+        return ""
+    return f"{width}x{height} px ({width * height / 1e6:,.0f} megapixels), "
 
 
 def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out: Path, request: ImageRequest,
@@ -441,11 +457,25 @@ class Progress:
             self.bar.write(line, file=self.log)
             self.bar.update(1)
 
+    def note(self, line: str) -> None:
+        """A line above the bar (no bar: a plain line), without counting an image."""
+        if self.bar is None:
+            print(line, file=self.log, flush=True)
+        else:
+            self.bar.write(line, file=self.log)
+
     def tiles(self, name: str):
-        """Tile progress of a large image, as the bar's postfix (no bar: nothing)."""
+        """Tile (or block) progress of a large image: the bar's postfix on a terminal; plain
+        lines otherwise, at each tenth of an image of 20 tiles or more (a whole slide takes
+        long: the log shows it is moving)."""
+        tenths = [0]
+
         def report(done: int, tiles: int) -> None:
             if self.bar is not None and tiles > 1:
                 self.bar.set_postfix_str(f"{name}: tile {done}/{tiles}")
+            elif self.bar is None and tiles >= 20 and done * 10 // tiles > tenths[0]:
+                tenths[0] = done * 10 // tiles
+                print(f"  {name}: {done} of {tiles} tiles", file=self.log, flush=True)
         return report
 
 

@@ -298,6 +298,19 @@ def test_progress_bar_on_a_terminal_and_plain_lines_otherwise(tiny_model, tmp_pa
     assert "image/s" not in plain.getvalue() and plain.getvalue().count("[") == 2  # one line per image
 
 
+def test_a_long_image_shows_its_tiles_moving_in_a_plain_log():
+    from nuclei_app.batch import Progress
+
+    log = io.StringIO()
+    with Progress(1, log) as progress:
+        report = progress.tiles("slide.tif")
+        for done in range(1, 41):
+            report(done, 40)
+        progress.tiles("small.tif")(1, 4)  # a few tiles: no lines
+    lines = log.getvalue().splitlines()
+    assert lines == [f"  slide.tif: {4 * k} of 40 tiles" for k in range(1, 11)]
+
+
 def test_block_size_gives_the_same_files_as_a_whole_image_run(bundled_model, tmp_path):
     """--block-size on an ordinary image: every format written, nuclei as in a whole-image run."""
     import json
@@ -311,7 +324,7 @@ def test_block_size_gives_the_same_files_as_a_whole_image_run(bundled_model, tmp
     log = io.StringIO()
     segment_paths(bundled_model, [image], tmp_path / "whole", whole, log=io.StringIO())
     result = segment_paths(bundled_model, [image], tmp_path / "blocks", blocks, log=log)
-    assert result.exit_status == 0 and "[block-wise]" in log.getvalue()
+    assert result.exit_status == 0 and "[block-wise] fluorescence_dense.png: segmented block by block" in log.getvalue()
     counts = [read_labels(tmp_path / folder / "fluorescence_dense_labels.png").max() for folder in ("whole", "blocks")]
     assert abs(int(counts[0]) - int(counts[1])) <= max(2, 0.02 * counts[0]), counts
     features = json.loads((tmp_path / "blocks" / "fluorescence_dense.geojson").read_text())["features"]
