@@ -73,10 +73,14 @@ def batch_seconds(model, paths: list[Path], out: Path, diameter: float | None,
     from nuclei_app.batch import ImageRequest, segment_paths
 
     request = ImageRequest(model.postprocess_settings, diameter=diameter, formats=formats)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = segment_paths(model, paths, out, request, log=io.StringIO())
     assert not result.failed, result.failed
+    CPU_SECONDS[out] = time.process_time() - cpu
     return time.perf_counter() - started
+
+
+CPU_SECONDS: dict[Path, float] = {}  # batch_seconds' run -> the process's CPU seconds (all threads)
 
 
 def cluster_seconds(model, paths: list[Path], out: Path, workers: int) -> float:
@@ -114,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bare forward pass, CLI default (XNNPACK kernels): {bare * 1000:.0f} ms per image")
         labels_only = batch_seconds(model, paths, Path(folder) / "tiff", diameter, formats=("tiff",))
         xnnpack = (bare, "XNNPACK")  # each row's reference: a bare pass, and whose kernels ran it
-        rows = [("batch, diameter estimated", auto, xnnpack), ("batch, diameter given", given, xnnpack),
-                ("given, --formats tiff", labels_only, xnnpack)]
+        cpu = {name: CPU_SECONDS[Path(folder) / name] for name in ("auto", "given", "tiff")}
+        rows = [("batch, diameter estimated", auto, xnnpack, cpu["auto"]),
+                ("batch, diameter given", given, xnnpack, cpu["given"]),
+                ("given, --formats tiff", labels_only, xnnpack, cpu["tiff"])]
         # The same batch on TensorFlow's kernels (--engine tensorflow), against their own bare pass.
         model.set_engine("tensorflow")
         batch_seconds(model, paths[:2], Path(folder) / "warm_tf", diameter)
@@ -123,24 +129,25 @@ def main(argv: list[str] | None = None) -> int:
         tensorflow_bare = bare_forward_seconds(model, paths[:10], diameter)
         print(f"bare compiled forward pass, TensorFlow kernels: {tensorflow_bare * 1000:.0f} ms per image")
         tensorflow = (tensorflow_bare, "TensorFlow")
-        rows.append(("--engine tensorflow, given", tensorflow_given, tensorflow))
+        rows.append(("--engine tensorflow, given", tensorflow_given, tensorflow, CPU_SECONDS[Path(folder) / "given_tf"]))
         if cpu_has_bf16():  # --precision bfloat16 (TensorFlow's kernels), against their float32 bare pass
             model.set_precision("bfloat16")
             batch_seconds(model, paths[:2], Path(folder) / "warm16", diameter)
             rows += [("bfloat16, diameter estimated", batch_seconds(model, paths, Path(folder) / "auto16", None),
-                      tensorflow),
+                      tensorflow, CPU_SECONDS[Path(folder) / "auto16"]),
                      ("bfloat16, diameter given", batch_seconds(model, paths, Path(folder) / "given16", diameter),
-                      tensorflow)]
+                      tensorflow, CPU_SECONDS[Path(folder) / "given16"])]
             print(f"bare compiled forward pass in bfloat16: {bare_forward_seconds(model, paths[:10], diameter) * 1000:.0f} "
                   "ms per image")
             model.set_precision("float32")
         else:
             print("bfloat16: this CPU has no native bfloat16 arithmetic (AVX-512 BF16 / AMX); not measured")
         model.set_engine("auto")
-        for label, seconds, (reference, kernels) in rows:
+        for label, seconds, (reference, kernels), cpu_seconds in rows:
             per_image = seconds / args.images
             print(f"{label:>28}: {args.images / seconds:5.2f} images/s, {per_image * 1000:.0f} ms per image = "
-                  f"{per_image / reference:.2f}x the bare float32 pass on {kernels} kernels (target <= {TARGET_RATIO})")
+                  f"{per_image / reference:.2f}x the bare float32 pass on {kernels} kernels (target <= {TARGET_RATIO}); "
+                  f"{cpu_seconds * 1000 / args.images:.0f} ms of CPU per image")
         for workers in args.workers:
             seconds = cluster_seconds(model, paths, Path(folder) / f"dask{workers}", workers)
             print(f"{f'Dask --workers {workers}':>28}: {args.images / seconds:5.2f} images/s (cluster start included)")

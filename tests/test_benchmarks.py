@@ -12,6 +12,7 @@ def test_throughput_benchmark_runs_on_a_few_small_images(capsys):
     assert "bare forward pass, CLI default (XNNPACK kernels)" in printed
     assert "bare compiled forward pass, TensorFlow kernels" in printed
     assert printed.count("images/s") == (6 if cpu_has_bf16() else 4)
+    assert printed.count("ms of CPU per image") == printed.count("images/s")
     assert "given, --formats tiff" in printed and "--engine tensorflow, given" in printed
     assert ("bfloat16, diameter given" in printed) == cpu_has_bf16()
 
