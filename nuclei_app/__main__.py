@@ -121,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `... | head`: the reader has gone, nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as error:  # the output folder failed under the run (full, gone, read-only): no traceback
+        from .batch import describe_write_problem
+
+        print(f"error: {describe_write_problem(error)}. The images finished so far are in summary.csv; run the "
+              "same command with --skip-existing once that is fixed.", file=sys.stderr)
+        return 1
 
 
 def output_folder_problem(out_text: str, on_cluster: bool) -> str | None:
@@ -186,8 +192,9 @@ def run(args: argparse.Namespace) -> int:
     if not (args.workers or args.scheduler):  # workers prepare their own
         model.prepare()
     print(f"network: {model.precision} on {ENGINE_NAMES[model.runs_on]} kernels", file=sys.stderr)
-    if args.diameter and diameter_out_of_reach(args.diameter, model.diameter):
-        print(f"warning: {diameter_out_of_reach(args.diameter, model.diameter)}", file=sys.stderr)
+    reach = diameter_out_of_reach(args.diameter, model.diameter) if args.diameter else None
+    if reach:
+        print(f"warning: {reach}", file=sys.stderr)
     request = ImageRequest(settings, args.tta, args.diameter, args.channel, args.formats, args.block_size,
                            model.precision, args.engine)
     if args.workers or args.scheduler:

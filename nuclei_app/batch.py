@@ -61,7 +61,7 @@ class BatchResult:
 
     @property
     def exit_status(self) -> int:
-        return 1 if self.failed or self.found_nothing else 0
+        return 1 if self.failed or self.found_nothing or self.stopped else 0
 
 
 def collect_images(paths: list[str | Path], skip_folders: tuple[Path, ...] = ()) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -153,18 +153,17 @@ def _printable(path: str) -> str:
 
 
 def output_names(images: list[Path], earlier: dict[str, str] | None = None) -> dict[Path, str]:
-    """NAME for each input: its stem (at most ``MAX_NAME_LENGTH`` characters: the file system
-    refuses names past 255 bytes); inputs sharing a name, compared without case as Windows and
-    macOS do, get their parent folders prefixed, then _2, _3 ... ``earlier``: the resolved
-    path -> NAME of a run being resumed, kept for the files it named, so a file added to the
-    folder since can't take an earlier file's name (and its outputs)."""
+    """NAME for each input: its stem, cut to fit the file system (``fitting_name``); inputs
+    sharing a name, compared without case as Windows and macOS do, get their parent folders
+    prefixed, then _2, _3 ... ``earlier``: the resolved path -> NAME of every file a resumed
+    run named: those files keep their names, and no other file may take one of them (its
+    outputs would pass for the other file's)."""
     earlier = earlier or {}
-    names, used = {}, set()
+    names, used = {}, {name.casefold() for name in earlier.values()}
     for image in images:
         name = earlier.get(str(image.resolve()))
-        if name and name.casefold() not in used:
+        if name:
             names[image] = name
-            used.add(name.casefold())
     for image in images:
         if image not in names:
             names[image] = _free_name(image, used)
@@ -173,15 +172,31 @@ def output_names(images: list[Path], earlier: dict[str, str] | None = None) -> d
 
 
 def _free_name(image: Path, used: set[str]) -> str:
-    name = image.stem[:MAX_NAME_LENGTH]
+    name = fitting_name(image.stem)
     for parent in image.resolve().parents:
         if name.casefold() not in used:
             return name
-        name = f"{parent.name}_{name}"[:MAX_NAME_LENGTH]
-    base, number = name, 2
-    while name.casefold() in used:
-        name, number = f"{base}_{number}", number + 1
-    return name
+        # Cut from the front where too long: the file's own name is what tells files apart.
+        name = fitting_name(f"{parent.name}_{name}", keep_end=True)
+    number = 2
+    while fitting_name(name, f"_{number}").casefold() in used:
+        number += 1
+    return fitting_name(name, f"_{number}")
+
+
+# Bytes of a NAME: the longest output file name adds "_measurements.csv", its temporary
+# copy "." and ".partial"; file systems allow 255 bytes.
+MAX_NAME_BYTES = 255 - len("._measurements.csv.partial")
+
+
+def fitting_name(name: str, suffix: str = "", keep_end: bool = False) -> str:
+    """``name`` + ``suffix`` within MAX_NAME_LENGTH characters and MAX_NAME_BYTES of UTF-8,
+    cutting whole characters off ``name``'s end (``keep_end``: off its start); ``suffix`` stays."""
+    room = MAX_NAME_LENGTH - len(suffix)
+    name = name[-room:] if keep_end else name[:room]
+    while len((name + suffix).encode()) > MAX_NAME_BYTES:
+        name = name[1:] if keep_end else name[:-1]
+    return name + suffix
 
 
 def image_files(name: str, channels: np.ndarray, segmentation: Segmentation,
@@ -254,8 +269,6 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
     with Progress(len(todo), log) as progress:
         run_blocks(model, in_blocks, huge, names, out, request, record, result, progress, debug)
         run_pipeline(model, whole, names, out, request, record, result, progress, debug)
-    if result.stopped:
-        print(f"error: {result.stopped}", file=log)
     finish_run(paths, images, problems, result, log)
     return result
 
@@ -281,6 +294,8 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
 
 def finish_run(paths: list, images: list[Path], problems: list[tuple[str, str]], result: BatchResult,
                log: TextIO) -> None:
+    if result.stopped:
+        print(f"error: {result.stopped}", file=log)
     if not images and not problems:
         print(f"error: no image files found in {', '.join(map(str, paths))} "
               f"(looked for {', '.join(sorted({s.lstrip('.').upper() for s in IMAGE_SUFFIXES}))}).", file=log)
@@ -338,12 +353,14 @@ def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: di
     """Images segmented block by block, one after another (each already uses every core):
     TIFFs over the in-memory limit (``huge``), read lazily, and with --block-size any image."""
     for index, path in enumerate(paths, start=1):
+        if result.stopped:
+            break
         item = InFlight(index, path, names[path], time.time())
         size = declared_size(path) if path in huge else ""
         progress.note(f"[block-wise] {path.name}: {size}segmented block by block (each block's progress follows)")
         try:
             table, count, prediction, shape = segment_by_blocks(model, path, path in huge, item.name, out, request,
-                                                                progress.tiles(path.name))
+                                                                progress.tiles(path.name), notes=item.notes)
         except Exception as error:  # this image only
             _failed(item, error, record, result, progress, debug)
             continue
@@ -365,7 +382,7 @@ def declared_size(path: Path) -> str:
 
 
 def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out: Path, request: ImageRequest,
-                      progress, runner=None, label: str | None = None):
+                      progress, runner=None, label: str | None = None, notes: list[str] | None = None):
     """(table, count, prediction summary, (height, width)). A huge TIFF writes its tiled label
     TIFF and a downsampled overlay (whole-image PNG labels, ROIs and GeoJSON would need every
     label in memory); an image that fits in memory gets every requested format. ``runner``:
@@ -378,7 +395,7 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
     if huge:
         outcome = segment_in_blocks(model, path, out, name, label=label, **options)
     else:
-        channels = read_channels(path, name=label)
+        channels = read_channels(path, name=label, notes=notes)
         outcome = segment_array_in_blocks(model, channels, **options)
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
     prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,
@@ -408,7 +425,7 @@ def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Pred
     seconds = time.time() - item.started
     row = summary_row(item.path, item.name, width=width, height=height, nuclei=count, diameter=prediction.diameter,
                       source=prediction.diameter_source, channel=prediction.channel, seconds=seconds, status="ok")
-    record.add(row, table)
+    put_on_record(record, result, row, table)
     result.summary.append(row)
     result.processed.append(str(item.path))
     progress.done(f"{tag} {item.path.name}: {plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
@@ -419,16 +436,34 @@ def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Pred
 def _failed(item: InFlight, error: Exception, record: RunRecord, result: BatchResult, progress: "Progress",
             debug: bool) -> None:
     reason = failure_status(error, debug)
+    if is_disk_full(error):  # every image after it would fail the same way
+        stop(result, DISK_FULL_STOP)
     row = summary_row(item.path, item.name, seconds=time.time() - item.started, status=reason)
-    record.add(row)
+    put_on_record(record, result, row)
     result.failed.append((str(item.path), reason))
     result.summary.append(row)
     progress.done(f"error: {item.path}: {reason} Skipped.")
     item.channels = item.segmentation = None
-    if is_disk_full(error) and not result.stopped:  # every image after it would fail the same way
-        result.stopped = ("stopped: the output disk is full; the images not done yet are not on record. "
-                          "Free some space (or choose another --out) and run the same command with "
-                          "--skip-existing to finish.")
+
+
+DISK_FULL_STOP = ("stopped: the output disk is full; the images not done yet are not on record. Free some space "
+                  "(or choose another --out) and run the same command with --skip-existing to finish.")
+
+
+def stop(result: BatchResult, reason: str) -> None:
+    """No more images start; the first reason is the one told."""
+    result.stopped = result.stopped or reason
+
+
+def put_on_record(record, result: BatchResult, row: dict, table: pd.DataFrame | None = None) -> None:
+    """``record.add``; where summary.csv or measurements.csv can't be written (the disk is
+    full), the run stops: no image after it could be put on record either."""
+    try:
+        record.add(row, table)
+    except OSError as error:
+        stop(result, f"stopped: the run's record (summary.csv, measurements.csv) can't be written: "
+                     f"{describe_write_problem(error)}. Run the same command with --skip-existing once "
+                     "that is fixed: images not on record are done again.")
 
 
 class Progress:
@@ -468,14 +503,17 @@ class Progress:
         """Tile (or block) progress of a large image: the bar's postfix on a terminal; plain
         lines otherwise, at each tenth of an image of 20 tiles or more (a whole slide takes
         long: the log shows it is moving)."""
-        tenths = [0]
+        shown = {"tiles": 0, "tenth": 0}
 
         def report(done: int, tiles: int) -> None:
             if self.bar is not None and tiles > 1:
                 self.bar.set_postfix_str(f"{name}: tile {done}/{tiles}")
-            elif self.bar is None and tiles >= 20 and done * 10 // tiles > tenths[0]:
-                tenths[0] = done * 10 // tiles
-                print(f"  {name}: {done} of {tiles} tiles", file=self.log, flush=True)
+            elif self.bar is None and tiles >= 20:
+                if tiles != shown["tiles"] or done * 10 // tiles < shown["tenth"]:  # a new plan: count again
+                    shown.update(tiles=tiles, tenth=0)
+                if done * 10 // tiles > shown["tenth"]:
+                    shown["tenth"] = done * 10 // tiles
+                    print(f"  {name}: {done} of {tiles} tiles", file=self.log, flush=True)
         return report
 
 
@@ -508,6 +546,11 @@ WRITE_PROBLEMS = {
 }
 
 
+def describe_write_problem(error: OSError) -> str:
+    problem = WRITE_PROBLEMS.get(error.errno)
+    return f"{problem} ({error.strerror}: {error.filename})" if problem else f"{error.strerror or error}: {error.filename}"
+
+
 def is_disk_full(error: Exception) -> bool:
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
@@ -524,7 +567,7 @@ def failure_status(error: Exception, debug: bool = False) -> str:
     if isinstance(error, (ValueError, MemoryError)):
         return str(error) or type(error).__name__
     if isinstance(error, OSError) and error.errno in WRITE_PROBLEMS:
-        return f"{WRITE_PROBLEMS[error.errno]} ({error.strerror}: {error.filename})"
+        return describe_write_problem(error)
     if debug:
         traceback.print_exception(error)
     return (f"unexpected {type(error).__name__}: {error}. This is a bug: please report it "

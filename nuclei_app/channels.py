@@ -52,9 +52,9 @@ def is_light_rgb(image: np.ndarray) -> bool:
     channel; a fluorescence composite is dark in at least one channel almost everywhere,
     however much of the field its cytoplasm stain covers."""
     image = as_channels(image)
-    # Three channels only: an RGBA file reaches here as RGB (imageio drops alpha), so four
-    # are a fluorescence stack, whose first three may all be confluent cytoplasm stains,
-    # bright everywhere, with the nuclei in the fourth.
+    # Three channels only: RGBA files reach here as RGB (imageio drops 8-bit and constant
+    # alpha), so four are taken for a fluorescence stack, whose first three may all be
+    # confluent cytoplasm stains, bright everywhere, with the nuclei in the fourth.
     if image.shape[-1] != 3:
         return False
     rgb = _stretch(_sample(image))  # one stretch for all three: colours keep their balance

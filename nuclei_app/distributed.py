@@ -44,8 +44,9 @@ from typing import Iterator, TextIO
 
 import pandas as pd
 
-from .batch import (BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status, image_files,
-                    finish_run, is_huge, plural, segment_channels, start_run, summary_row)
+from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
+                    finish_run, image_files, is_disk_full, is_huge, plural, put_on_record, segment_channels, start_run,
+                    stop, summary_row)
 from .imageio import read_channels
 from .measure import COLUMNS
 from .model import ModelLoadError, NucleiModel
@@ -90,6 +91,7 @@ class ImageOutcome:
     table: pd.DataFrame | None   # its measurements.csv rows; None when it failed
     description: str = ""        # "12 nuclei, diameter ..., channel 0" for the progress line
     traceback: str = ""          # an unexpected error's traceback, for --debug
+    disk_full: bool = False      # it failed because the output disk is full: the run stops
 
     @property
     def ok(self) -> bool:
@@ -239,24 +241,28 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
     from .cluster_blocks import ClusterBlocks, SourceSpec
 
     for done, (task, huge) in enumerate(tasks, start=1):
-        started = time.time()
+        if result.stopped:
+            break
+        started, notes = time.time(), []
         runner = ClusterBlocks(client, SourceSpec(task.path, task.given, huge), model_source, run_id, TASK_RETRIES,
                                precision=request.precision, engine=request.engine)
         try:
             with staged_output(out_url, run_id) as folder:
                 table, count, prediction, (height, width) = segment_by_blocks(
                     model, Path(task.path), huge, task.name, folder, request, progress.tiles(Path(task.given).name),
-                    runner=runner, label=task.given)
+                    runner=runner, label=task.given, notes=notes)
         except ClusterError:
             raise
         except Exception as error:  # this image only
             outcome = failed_outcome(task, failure_status(error, debug), seconds=time.time() - started)
+            outcome.disk_full = is_disk_full(error)
         else:
             row = summary_row(task.given, task.name, width=width, height=height, nuclei=count,
                               diameter=prediction.diameter, source=prediction.diameter_source,
                               channel=prediction.channel, seconds=time.time() - started, status="ok")
             outcome = ImageOutcome(row, table, f"{plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
-                                               f"channel {prediction.channel} [block-wise]")
+                                               f"channel {prediction.channel} [block-wise]"
+                                               + "".join(f"; note: {note}" for note in notes))
         book(outcome, task, done, record, result, progress, debug)
 
 
@@ -292,6 +298,9 @@ def collect_outcomes(client, todo: list[ImageTask], model_source: str, request: 
             outcome = outcome_of(future, task)
             future.release()  # the worker may forget the result now
             book(outcome, task, done, record, result, progress, debug)
+            if result.stopped:  # the rest would fail the same way: not started, not on record
+                client.cancel([f for f in futures if not f.done()])
+                break
     except ClusterError:
         client.cancel(list(futures))
         raise
@@ -300,7 +309,9 @@ def collect_outcomes(client, todo: list[ImageTask], model_source: str, request: 
 def book(outcome: ImageOutcome, task: ImageTask, done: int, record, result: BatchResult, progress: Progress,
          debug: bool) -> None:
     """An image's outcome into the run's record, result and progress lines, once."""
-    record.add(outcome.row, outcome.table)
+    if outcome.disk_full:
+        stop(result, DISK_FULL_STOP)
+    put_on_record(record, result, outcome.row, outcome.table)
     result.summary.append(outcome.row)
     if outcome.ok:
         result.processed.append(task.given)
@@ -545,6 +556,7 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
         write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))
     except Exception as error:  # one image's failure, whatever it is, must not end the run
         outcome = failed_outcome(task, failure_status(error), seconds=time.time() - started)
+        outcome.disk_full = is_disk_full(error)
         # failure_status's rule: only an unexpected error (not a ValueError) has a traceback worth showing.
         if debug and not isinstance(error, (ValueError, MemoryError)):
             outcome.traceback = "".join(traceback.format_exception(error))

@@ -223,7 +223,8 @@ def _decode_pillow(data: bytes, name: str, limits: ReadLimits, notes: list[str])
             image.seek(0)
             if _is_16bit_colour_png(image):
                 notes.append("a 16-bit colour PNG, read at 8 bits (a 16-bit TIFF keeps every bit)")
-                return _check_high_bytes(np.asarray(image.convert("RGB")), name)
+                grey = image.mode in PILLOW_AS_GREY
+                return _check_high_bytes(np.asarray(image.convert("L" if grey else "RGB")), name)
             if image.mode in PILLOW_AS_RGB:
                 image = image.convert("RGB")
             elif image.mode in PILLOW_AS_GREY:
@@ -234,25 +235,26 @@ def _decode_pillow(data: bytes, name: str, limits: ReadLimits, notes: list[str])
 
 
 def _is_16bit_colour_png(image) -> bool:
-    """A 48- or 64-bit PNG: Pillow decodes its colours at 8 bits (the high byte of each)."""
-    return image.format == "PNG" and bool(image.tile) and str(image.tile[0].args).startswith(("RGB;16", "RGBA;16"))
+    """A 16-bit colour (or grey + alpha) PNG: Pillow decodes it at 8 bits, the high byte of each value."""
+    return (image.format == "PNG" and bool(image.tile)
+            and str(image.tile[0].args).startswith(("RGB;16", "RGBA;16", "LA;16")))
 
 
-# Grey levels a 16-bit colour PNG must keep in some channel when read at 8 bits: 12-bit
-# camera data in a 16-bit PNG keep 16 (4 bits), and nuclei become blocks of a few levels.
-MIN_LEVELS_AT_8_BITS = 32
+# Read at 8 bits (high bytes), a 16-bit PNG whose values all lie below 32 * 256 = 8192 (13-bit
+# data or fewer: 12-bit cameras give 16 levels) keeps too few grey levels for its nuclei.
+MIN_HIGH_BYTE = 32
 
 
-def _check_high_bytes(rgb: np.ndarray, name: str) -> np.ndarray:
-    """``rgb``, Pillow's 8-bit reading of a 16-bit colour PNG, where that kept the image;
-    refused where the values lived in the low bits and 8 bits leave a few grey levels."""
-    levels = max(int(np.count_nonzero(np.bincount(rgb[..., c].ravel(), minlength=256))) for c in range(3))
-    if levels < MIN_LEVELS_AT_8_BITS:
-        raise ImageReadError(name, f"a 16-bit colour PNG whose values use only the lower bits: read at 8 bits "
-                                   f"(all this reader can do with colour PNGs) it keeps {levels} grey levels. "
-                                   "Save it as a 16-bit TIFF (Fiji: File > Save As > Tiff...), or as one "
-                                   "16-bit greyscale PNG per channel.")
-    return rgb
+def _check_high_bytes(pixels: np.ndarray, name: str) -> np.ndarray:
+    """``pixels``, Pillow's 8-bit reading of a 16-bit colour PNG, where that kept the image;
+    refused where every value lived in the low bits."""
+    if int(pixels.max(initial=0)) < MIN_HIGH_BYTE:
+        levels = int(np.count_nonzero(np.bincount(pixels.ravel(), minlength=256)))
+        raise ImageReadError(name, f"a 16-bit colour PNG whose values all lie below {MIN_HIGH_BYTE * 256} (13-bit "
+                                   f"data or fewer): read at 8 bits (all this reader can do with colour PNGs) it "
+                                   f"keeps {levels} grey levels. Save it as a 16-bit TIFF (Fiji: File > Save As > "
+                                   "Tiff...), or as one 16-bit greyscale PNG per channel.")
+    return pixels
 
 
 def unit_scale_of(array: np.ndarray, name: str = "image") -> UnitScale:

@@ -78,10 +78,10 @@ def outlines(labels: np.ndarray, width: int = 1) -> np.ndarray:
 
 
 def inner_boundaries(labels: np.ndarray) -> np.ndarray:
-    """``skimage.segmentation.find_boundaries(labels, mode="inner")``, exactly: labelled pixels
-    with a 4-neighbour of another value (the image's edge is no boundary). Four comparisons
-    of shifted views instead of a grey dilation and erosion: 15x faster (0.3 vs 4.9 ms on
-    512x512), and drawn on every overlay the CLI writes."""
+    """``skimage.segmentation.find_boundaries(labels, mode="inner")`` of 2-D labels, exactly:
+    labelled pixels with a 4-neighbour of another value (the image's edge is no boundary).
+    Four comparisons of shifted views instead of a grey dilation and erosion: 15x faster
+    (0.3 vs 4.9 ms on 512x512), and drawn on every overlay the CLI writes."""
     labels = np.asarray(labels)
     edges = np.zeros(labels.shape, bool)
     for axis in (0, 1):

@@ -42,11 +42,13 @@ def finished_before(summary_file, measurements_file, outputs_present: Callable[[
         measurements = pd.read_csv(measurements_file, dtype={"image": str}, keep_default_na=False)
     # The cells as written, before the quote that keeps spreadsheets from running "-ctrl" or
     # "=A1" as formulas: the names are matched against files named that way.
+    if "file" not in summary:  # a summary.csv edited by hand: nothing to keep names by
+        summary = summary.assign(file="")
     summary = summary.assign(image=unquoted(summary["image"]), file=unquoted(summary["file"]))
     measurements = measurements.assign(image=unquoted(measurements["image"]))
     finished = summary[(summary["status"] == "ok") & summary["image"].map(outputs_present)]
     kept = measurements[measurements["image"].isin(set(finished["image"]))]
-    named = summary[summary["image"] != ""]
+    named = summary[(summary["image"] != "") & (summary["file"] != "")]
     names = {str(Path(file).resolve()): name for file, name in zip(named["file"], named["image"])}
     return Earlier({row["image"]: row for row in finished.to_dict("records")}, kept, names)
 

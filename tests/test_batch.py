@@ -44,6 +44,21 @@ def test_output_names_differ_without_case_and_fit_the_file_system(tmp_path):
     long = tmp_path / "a" / ("n" * 240 + ".png")
     names = output_names([lower, upper, long])
     assert names[lower] == "x" and names[upper] == "c_X" and names[long] == "n" * 100
+    # Past the parent folders, _2, _3 ... still within 100 characters; UTF-8 bytes count too.
+    same = [tmp_path / ("n" * 240 + ".png"), tmp_path / ("n" * 240 + ".tif")]
+    assert list(output_names(same).values()) == ["n" * 100, "n" * 98 + "_2"]
+    cut = tmp_path / "plate_with_a_long_name" / ("m" * 90 + ".png")
+    assert output_names([tmp_path / ("m" * 90 + ".png"), cut])[cut] == "long_name_" + "m" * 90  # its own name kept
+    wide = tmp_path / ("核" * 90 + ".png")  # 3 bytes a character
+    assert len((output_names([wide])[wide] + "_measurements.csv.partial.").encode()) <= 255
+
+
+def test_a_resumed_run_s_names_are_never_taken_by_another_file(tmp_path):
+    """The earlier run named a/x.png 'x'; resumed on b/x.png alone, b must not take 'x' (its
+    outputs, already there, would pass for b's)."""
+    first, second = tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"
+    assert output_names([second], {str(first.resolve()): "x"})[second] == "b_x"
+    assert output_names([first, second], {str(first.resolve()): "x"}) == {first: "x", second: "b_x"}
 
 
 def test_skip_existing_keeps_each_file_s_name_when_files_are_added(tiny_model, tmp_path):
@@ -82,11 +97,14 @@ def test_each_image_s_line_notes_how_its_file_was_read(tiny_model, tmp_path):
     assert "note" not in lines["plain.png"]
 
 
-def test_a_full_disk_is_reported_as_such_and_ends_the_run(tiny_model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("block_size", [None, 64])
+def test_a_full_disk_is_reported_as_such_and_ends_the_run(tiny_model, tmp_path, monkeypatch, block_size):
     """The output disk fills up: each image would fail the same way, so the run stops after the
-    first with what to do; no half-written file is left; the rest are not on record, for
-    --skip-existing to finish."""
+    first with what to do (block-wise images too); no half-written file is left; the rest are
+    not on record, for --skip-existing to finish."""
     import errno
+
+    from nuclei_app.batch import ImageRequest
 
     for index in range(6):
         write_image(tmp_path / "in" / f"img{index}.png", seed=index)
@@ -99,7 +117,8 @@ def test_a_full_disk_is_reported_as_such_and_ends_the_run(tiny_model, tmp_path, 
         return real_write(self, data)
     monkeypatch.setattr(Path, "write_bytes", disk_fills_up)
     log = io.StringIO()
-    result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", tiny_model.postprocess_settings, log=log)
+    request = ImageRequest(tiny_model.postprocess_settings, block_size=block_size)
+    result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", request, log=log)
     text = log.getvalue()
     assert result.exit_status == 1 and "This is a bug" not in text
     assert "the output disk is full: free some space or choose another --out" in text
@@ -107,6 +126,29 @@ def test_a_full_disk_is_reported_as_such_and_ends_the_run(tiny_model, tmp_path, 
     assert not list((tmp_path / "out").glob(".*partial"))
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert len(summary) == len(result.failed) and (summary["status"] != "ok").all()
+
+
+def test_a_record_that_can_t_be_written_stops_the_run_without_a_traceback(tiny_model, tmp_path, monkeypatch):
+    import errno
+
+    from nuclei_app.records import RunRecord
+
+    for index in range(4):
+        write_image(tmp_path / "in" / f"img{index}.png", seed=index)
+    real_add, calls = RunRecord.add, []
+
+    def full_after_the_first(self, summary, measurements=None):
+        calls.append(summary["image"])
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.summary_path))
+        return real_add(self, summary, measurements)
+    monkeypatch.setattr(RunRecord, "add", full_after_the_first)
+    log = io.StringIO()
+    result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", tiny_model.postprocess_settings, log=log)
+    assert result.exit_status == 1 and len(calls) <= 3  # the image in flight may still finish
+    assert "stopped: the run's record (summary.csv, measurements.csv) can't be written: the output disk is full" \
+        in log.getvalue()
+    assert list(pd.read_csv(tmp_path / "out" / "summary.csv")["image"]) == ["img0"]
 
 
 def test_writes_contract_files_and_skips_bad_ones(tiny_model, tmp_path):
@@ -309,6 +351,14 @@ def test_a_long_image_shows_its_tiles_moving_in_a_plain_log():
         progress.tiles("small.tif")(1, 4)  # a few tiles: no lines
     lines = log.getvalue().splitlines()
     assert lines == [f"  slide.tif: {4 * k} of 40 tiles" for k in range(1, 11)]
+    log.truncate(0)
+    log.seek(0)
+    with Progress(1, log) as progress:  # planned again (a measured diameter): counted again
+        report = progress.tiles("slide.tif")
+        for tiles in (40, 30):
+            for done in range(1, tiles + 1):
+                report(done, tiles)
+    assert log.getvalue().count("of 30 tiles") == 10
 
 
 def test_block_size_gives_the_same_files_as_a_whole_image_run(bundled_model, tmp_path):

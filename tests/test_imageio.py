@@ -408,10 +408,14 @@ def test_16_bit_colour_pngs_are_read_at_8_bits_only_where_that_keeps_the_image()
     reduced to a few grey levels for 12-bit camera data; those are refused with what to do."""
     rng = np.random.default_rng(0)
     full = rng.integers(0, 65536, (40, 50, 3)).astype(np.uint16)
-    read = read_channels(png_48bit(full), "full.png")
+    notes = []
+    read = read_channels(png_48bit(full), "full.png", notes=notes)
     assert read.shape == (40, 50, 3) and np.abs(read - full / 65535).max() <= 1 / 255 + 1e-6
+    assert notes == ["a 16-bit colour PNG, read at 8 bits (a 16-bit TIFF keeps every bit)"]
+    narrow = rng.integers(30000, 34000, (40, 50, 3)).astype(np.uint16)  # high values, little contrast: kept
+    assert read_channels(png_48bit(narrow), "narrow.png").shape == (40, 50, 3)
     dim = rng.integers(0, 4096, (40, 50, 3)).astype(np.uint16)  # 12-bit data in a 16-bit PNG
-    with pytest.raises(ImageReadError, match="16-bit colour PNG.*keeps 16 grey levels.*16-bit TIFF") as error:
+    with pytest.raises(ImageReadError, match="16-bit colour PNG.*below 8192.*keeps 16 grey levels.*16-bit TIFF") as error:
         read_channels(png_48bit(dim), "dim.png")
     assert error.value.name == "dim.png"
 
