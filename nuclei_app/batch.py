@@ -26,7 +26,7 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
-from .channels import AUTO, display_rgb, intensity_image
+from .channels import AUTO, display_rgb, intensity_image, usable_channel
 from .config import IMAGE_SUFFIXES, PostprocessSettings
 from .imageio import ImageReadError, read_channels
 from .measure import COLUMNS, measure_nuclei
@@ -244,7 +244,8 @@ def read_and_prepare(model: NucleiModel, path: Path, request: ImageRequest):
     where the diameter is not given: done here, off the network's turn)."""
     notes: list[str] = []
     channels = read_channels(path, notes=notes)
-    return channels, network_input(model, channels, request.channel, with_estimate=request.diameter is None), notes
+    channel = usable_channel(channels, request.channel, notes)
+    return channels, network_input(model, channels, channel, with_estimate=request.diameter is None), notes
 
 
 def label_and_finish(model: NucleiModel, out: Path, item: InFlight, prediction, tuned_labels,
@@ -396,6 +397,7 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
         outcome = segment_in_blocks(model, path, out, name, label=label, **options)
     else:
         channels = read_channels(path, name=label, notes=notes)
+        options["channel"] = usable_channel(channels, request.channel, [] if notes is None else notes)
         outcome = segment_array_in_blocks(model, channels, **options)
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
     prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,

@@ -119,6 +119,15 @@ def display_rgb(image: np.ndarray, channel: int | str) -> np.ndarray:
     return network_rgb(image, channel if channel != ALL_CHANNELS else 0)
 
 
+def usable_channel(image: np.ndarray, channel: int | str, notes: list[str]) -> int | str:
+    """The batch's --channel N for one image: a single-channel image in the same folder has
+    just the one channel to give (DAPI-only fields beside composites), segmented with a note."""
+    if isinstance(channel, int) and as_channels(image).shape[-1] == 1:
+        notes.append(f"one channel only: --channel {channel} does not apply, its one channel is segmented")
+        return AUTO
+    return channel
+
+
 def check_channel(image: np.ndarray, channel: int | str, name: str | None = None) -> None:
     """The message says what is wrong and what to do; the file's name only if given (callers
     that report the file themselves leave it out, so it is not said twice)."""

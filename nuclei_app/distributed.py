@@ -38,7 +38,7 @@ import time
 import traceback
 import uuid
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, TextIO
 
@@ -47,6 +47,7 @@ import pandas as pd
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
                     finish_run, image_files, is_disk_full, is_huge, plural, put_on_record, segment_channels, start_run,
                     stop, summary_row)
+from .channels import usable_channel
 from .imageio import read_channels
 from .measure import COLUMNS
 from .model import ModelLoadError, NucleiModel
@@ -551,7 +552,8 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     started, notes = time.time(), []
     try:
         channels = read_channels(task.path, name=task.given, notes=notes)  # messages name the file as the user did
-        segmentation = segment_channels(model, channels, request)
+        channel = usable_channel(channels, request.channel, notes)
+        segmentation = segment_channels(model, channels, replace(request, channel=channel))
         table, files = image_files(task.name, channels, segmentation, request)
         write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))
     except Exception as error:  # one image's failure, whatever it is, must not end the run

@@ -97,6 +97,31 @@ def test_each_image_s_line_notes_how_its_file_was_read(tiny_model, tmp_path):
     assert "note" not in lines["plain.png"]
 
 
+def test_channel_n_on_a_folder_with_single_channel_images_segments_those_too(tiny_model, tmp_path):
+    """DAPI-only fields beside composites, one --channel for the folder: the single-channel
+    images give their one channel, with a note; a channel a multi-channel image lacks is
+    still that image's error."""
+    import tifffile
+
+    from nuclei_app.batch import ImageRequest
+
+    (tmp_path / "in").mkdir()
+    grey = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
+    Image.fromarray(grey).save(tmp_path / "in" / "dapi.png")
+    tifffile.imwrite(tmp_path / "in" / "composite.tif", np.stack([grey, grey // 2, grey // 3]),
+                     photometric="minisblack", metadata={"axes": "CYX"})
+    tifffile.imwrite(tmp_path / "in" / "pair.tif", np.stack([grey, grey // 2]), photometric="minisblack",
+                     metadata={"axes": "CYX"})
+    log = io.StringIO()
+    result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out",
+                           ImageRequest(tiny_model.postprocess_settings, channel=2), log=log)
+    lines = {line.split(":")[0].split()[-1]: line for line in log.getvalue().splitlines() if ":" in line}
+    assert "note: one channel only: --channel 2 does not apply, its one channel is segmented" in lines["dapi.png"]
+    assert "channel 2" in lines["composite.tif"] and "note" not in lines["composite.tif"]
+    assert [Path(path).name for path, _ in result.failed] == ["pair.tif"]  # 2 channels: its own error
+    assert "channel 2 asked for, but the image has 2 channels" in result.failed[0][1]
+
+
 @pytest.mark.parametrize("block_size", [None, 64])
 def test_a_full_disk_is_reported_as_such_and_ends_the_run(tiny_model, tmp_path, monkeypatch, block_size):
     """The output disk fills up: each image would fail the same way, so the run stops after the

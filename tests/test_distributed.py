@@ -405,3 +405,18 @@ def test_a_worker_killed_mid_image_has_its_blocks_redone_elsewhere(cluster, bund
     there, _ = on_the_cluster(cluster, bundled_model, path, tmp_path / "there", progress=kill_a_busy_worker)
     assert killed, "no worker was busy to kill"
     assert_same_result(there, here)  # its blocks were rerun, none lost, none stitched twice
+
+
+def test_a_worker_s_line_carries_the_reading_notes(tiny_model, tmp_path):
+    """On a worker as in-process: a Z-stack says which plane was segmented; a single-channel
+    image under --channel N gives its one channel, with a note."""
+    stack = np.random.default_rng(0).integers(0, 255, (3, 48, 48), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "z.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    (tmp_path / "out").mkdir()
+    request = ImageRequest(tiny_model.postprocess_settings, channel=1)
+    task = cluster_run.ImageTask(str(tmp_path / "z.tif"), "z.tif", "z")
+    outcome = cluster_run.segment_on_worker(task, str(tiny_model.folder), request, str(tmp_path / "out"), "run")
+    assert outcome.ok, outcome.row
+    assert "; note: a stack of 3 Z planes: the first is segmented" in outcome.description
+    assert "; note: one channel only: --channel 1 does not apply" in outcome.description
+    assert (tmp_path / "out" / "z_labels.png").is_file()
