@@ -239,12 +239,24 @@ class InFlight:
     notes: list[str] = field(default_factory=list)  # how the file was read (imageio's notes)
 
 
+def read_input(path: str | Path, request: ImageRequest, notes: list[str],
+               name: str | None = None) -> tuple[np.ndarray, int | str]:
+    """A batch image's channels as read and the channel to segment it on (``usable_channel``),
+    what the user should know about both added to ``notes``."""
+    channels = read_channels(path, name=name, notes=notes)
+    return channels, usable_channel(channels, request.channel, notes)
+
+
+def noted(notes: list[str]) -> str:
+    """The notes as the end of an image's line."""
+    return "".join(f"; note: {note}" for note in notes)
+
+
 def read_and_prepare(model: NucleiModel, path: Path, request: ImageRequest):
     """Stage 1: (channels as read, the network's input and channel, and the diameter estimate
-    where the diameter is not given: done here, off the network's turn)."""
+    where the diameter is not given: done here, off the network's turn; the reading notes)."""
     notes: list[str] = []
-    channels = read_channels(path, notes=notes)
-    channel = usable_channel(channels, request.channel, notes)
+    channels, channel = read_input(path, request, notes)
     return channels, network_input(model, channels, channel, with_estimate=request.diameter is None), notes
 
 
@@ -370,15 +382,12 @@ def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: di
 
 def declared_size(path: Path) -> str:
     """'W x H px (N megapixels), ' from a TIFF's header; '' where it can't be read."""
-    import tifffile
+    from .blocks import tiff_size
 
-    from .imageio import tiff_plane_shape
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            height, width = tiff_plane_shape(tif.series[0].levels[0])
-    except Exception:  # noqa: BLE001 - the size is only for the log; reading reports problems
+    size = tiff_size(path)
+    if size is None:
         return ""
+    height, width = size
     return f"{width}x{height} px ({width * height / 1e6:,.0f} megapixels), "
 
 
@@ -396,8 +405,7 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
     if huge:
         outcome = segment_in_blocks(model, path, out, name, label=label, **options)
     else:
-        channels = read_channels(path, name=label, notes=notes)
-        options["channel"] = usable_channel(channels, request.channel, [] if notes is None else notes)
+        channels, options["channel"] = read_input(path, request, [] if notes is None else notes, name=label)
         outcome = segment_array_in_blocks(model, channels, **options)
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
     prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,
@@ -431,7 +439,7 @@ def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Pred
     result.summary.append(row)
     result.processed.append(str(item.path))
     progress.done(f"{tag} {item.path.name}: {plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
-                  f"channel {prediction.channel}{''.join(f'; note: {n}' for n in item.notes)} ({seconds:.1f} s)")
+                  f"channel {prediction.channel}{noted(item.notes)} ({seconds:.1f} s)")
     item.channels = item.segmentation = None  # free the image now, not when the run ends
 
 
@@ -488,10 +496,9 @@ class Progress:
             self.bar.close()
 
     def done(self, line: str) -> None:
-        if self.bar is None:
-            print(line, file=self.log, flush=True)
-        else:
-            self.bar.write(line, file=self.log)
+        """An image's line, counted on the bar."""
+        self.note(line)
+        if self.bar is not None:
             self.bar.update(1)
 
     def note(self, line: str) -> None:

@@ -94,17 +94,28 @@ def needs_blocks(path: str | Path, limits: ReadLimits = ReadLimits()) -> bool:
     Whether the TIFF's layout allows reading by blocks is checked when it is opened
     (``TiffSource``), which says what is wrong with it if not."""
     path = Path(path)
+    size = tiff_size(path)
+    try:
+        return size is not None and (size[0] * size[1] > limits.max_pixels or path.stat().st_size > limits.max_file_bytes)
+    except OSError:  # gone since: imageio will say so
+        return False
+
+
+def tiff_size(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) of a TIFF's full-resolution plane, from its header alone; None for a
+    file that is not a TIFF or whose header can't be read (imageio says why when it reads it)."""
+    path = Path(path)
     try:
         if not path.is_file():
-            return False
+            return None
         with open(path, "rb") as handle:
             if handle.read(4) not in TIFF_MAGIC:
-                return False
+                return None
         with tifffile.TiffFile(path) as tif:
             height, width = tiff_plane_shape(tif.series[0].levels[0])
-        return height * width > limits.max_pixels or path.stat().st_size > limits.max_file_bytes
+        return int(height), int(width)
     except Exception:  # noqa: BLE001 - unreadable here means imageio will say why
-        return False
+        return None
 
 
 # ---------------------------------------------------------------------------------------

@@ -45,10 +45,8 @@ from typing import Iterator, TextIO
 import pandas as pd
 
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
-                    finish_run, image_files, is_disk_full, is_huge, plural, put_on_record, segment_channels, start_run,
-                    stop, summary_row)
-from .channels import usable_channel
-from .imageio import read_channels
+                    finish_run, image_files, is_disk_full, is_huge, noted, plural, put_on_record, read_input,
+                    segment_channels, start_run, stop, summary_row)
 from .measure import COLUMNS
 from .model import ModelLoadError, NucleiModel
 from .records import MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, expected_files, finished_before
@@ -262,8 +260,7 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
                               diameter=prediction.diameter, source=prediction.diameter_source,
                               channel=prediction.channel, seconds=time.time() - started, status="ok")
             outcome = ImageOutcome(row, table, f"{plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
-                                               f"channel {prediction.channel} [block-wise]"
-                                               + "".join(f"; note: {note}" for note in notes))
+                                               f"channel {prediction.channel} [block-wise]{noted(notes)}")
         book(outcome, task, done, record, result, progress, debug)
 
 
@@ -551,8 +548,7 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     model.set_engine(request.engine)
     started, notes = time.time(), []
     try:
-        channels = read_channels(task.path, name=task.given, notes=notes)  # messages name the file as the user did
-        channel = usable_channel(channels, request.channel, notes)
+        channels, channel = read_input(task.path, request, notes, name=task.given)  # messages name the file as the user did
         segmentation = segment_channels(model, channels, replace(request, channel=channel))
         table, files = image_files(task.name, channels, segmentation, request)
         write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))
@@ -569,5 +565,5 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
                       diameter=prediction.diameter, source=prediction.diameter_source, channel=prediction.channel,
                       seconds=time.time() - started, status="ok")
     description = (f"{plural(segmentation.count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
-                   f"channel {prediction.channel}" + "".join(f"; note: {note}" for note in notes))
+                   f"channel {prediction.channel}{noted(notes)}")
     return ImageOutcome(row, table, description)

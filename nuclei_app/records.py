@@ -40,10 +40,10 @@ def finished_before(summary_file, measurements_file, outputs_present: Callable[[
     with summary_file, measurements_file:
         summary = pd.read_csv(summary_file, dtype={"image": str, "file": str, "status": str}, keep_default_na=False)
         measurements = pd.read_csv(measurements_file, dtype={"image": str}, keep_default_na=False)
-    # The cells as written, before the quote that keeps spreadsheets from running "-ctrl" or
-    # "=A1" as formulas: the names are matched against files named that way.
     if "file" not in summary:  # a summary.csv edited by hand: nothing to keep names by
         summary = summary.assign(file="")
+    # The cells as written, before the quote that keeps spreadsheets from running "-ctrl" or
+    # "=A1" as formulas: the names are matched against files named that way.
     summary = summary.assign(image=unquoted(summary["image"]), file=unquoted(summary["file"]))
     measurements = measurements.assign(image=unquoted(measurements["image"]))
     finished = summary[(summary["status"] == "ok") & summary["image"].map(outputs_present)]
