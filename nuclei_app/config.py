@@ -5,6 +5,7 @@ never by mutating a shared one, so a Streamlit session cannot leak settings into
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,14 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 BUNDLED_MODEL_DIR = PROJECT_DIR / "assets" / "model"
 SAMPLES_DIR = PROJECT_DIR / "assets" / "samples"
+
+
+def user_cache_dir() -> Path:
+    """The user's cache folder ($XDG_CACHE_HOME, else ~/.cache): the training data's download
+    and the CLI's converted networks live under it."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
 MODEL_ENV_VAR = "NUCLEI_MODEL"
 
 # Compared in lower case: CELLS.PNG and scan.TIF are found too. GIF and WebP: first frame.

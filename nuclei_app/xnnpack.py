@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import user_cache_dir
 from .machine import core_count
 from .quiet import silenced_stderr_fd
 
@@ -36,7 +37,7 @@ CACHE_FORMAT = "1"
 
 
 def cache_dir() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nuclei_app"
+    default = user_cache_dir() / "nuclei_app"
     return Path(os.environ.get(CACHE_ENV_VAR) or default) / "xnnpack"
 
 

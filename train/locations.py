@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+from nuclei_app.config import PROJECT_DIR, user_cache_dir
+
 SIBLING_DATA_DIR = PROJECT_DIR.parent / "shared" / "data" / "dsb2018" / "stage1_train"
-CACHE_DATA_DIR = (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-                  / "nuclei" / "dsb2018" / "stage1_train")
+CACHE_DATA_DIR = user_cache_dir() / "nuclei" / "dsb2018" / "stage1_train"
 # The four bundled samples with their ground truth: enough for the tiny smoke preset, so it
 # runs from a bare clone.
 SAMPLES_DATA_DIR = PROJECT_DIR / "assets" / "samples"
