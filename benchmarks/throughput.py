@@ -8,8 +8,8 @@ Per image, the batch path reads the file, picks the channel, estimates the diame
 takes the given one), runs the network, runs the watershed, measures, draws the overlay,
 encodes three PNGs and writes them. "bare forward" is only the network's compiled forward
 pass on the inputs the pipeline fed it (the image rescaled to the model's nucleus diameter).
-The CLI's default kernels (XNNPACK, ``--engine auto``) run the batch rows and their bare pass;
-one row runs ``--engine tensorflow`` against TensorFlow's own bare pass.
+The CLI's default kernels (``--engine auto``: XNNPACK, or TensorFlow's where they run oneDNN)
+run the batch rows and their bare pass; one row runs the other kernels against their own bare pass.
 ``--workers`` adds runs on a local Dask cluster of that many workers (CLI extras). Where the
 CPU computes bfloat16 natively, the batch is also run with ``--precision bfloat16``. One more
 row, ``--formats tiff``, writes the label TIFF and the measurements but no overlay and no
@@ -36,6 +36,7 @@ from nuclei_app.scale import rescale_image, scale_factor
 from nuclei_app.sources import resolve_model
 
 TARGET_RATIO = 1.3
+KERNELS = {"xnnpack": "XNNPACK", "tensorflow": "TensorFlow"}
 
 
 def make_images(count: int, size: int, folder: Path) -> list[Path]:
@@ -115,21 +116,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"machine: {describe_machine()}")
         print(f"{args.images} images of {args.size}x{args.size}; model {model.folder.name}; "
               f"network input at {diameter:.1f} px -> {model.diameter:g} px (warm-up {warm:.1f} s)")
-        print(f"bare forward pass, CLI default (XNNPACK kernels): {bare * 1000:.0f} ms per image")
+        default = model.runs_on  # --engine auto's choice on this machine (xnnpack.preferred_here)
+        print(f"bare forward pass, CLI default ({KERNELS[default]} kernels): {bare * 1000:.0f} ms per image")
         labels_only = batch_seconds(model, paths, Path(folder) / "tiff", diameter, formats=("tiff",))
-        xnnpack = (bare, "XNNPACK")  # each row's reference: a bare pass, and whose kernels ran it
+        bare_passes = {default: (bare, KERNELS[default])}  # each row's reference: a bare pass, and whose kernels ran it
         cpu = {name: CPU_SECONDS[Path(folder) / name] for name in ("auto", "given", "tiff")}
-        rows = [("batch, diameter estimated", auto, xnnpack, cpu["auto"]),
-                ("batch, diameter given", given, xnnpack, cpu["given"]),
-                ("given, --formats tiff", labels_only, xnnpack, cpu["tiff"])]
-        # The same batch on TensorFlow's kernels (--engine tensorflow), against their own bare pass.
-        model.set_engine("tensorflow")
-        batch_seconds(model, paths[:2], Path(folder) / "warm_tf", diameter)
-        tensorflow_given = batch_seconds(model, paths, Path(folder) / "given_tf", diameter)
-        tensorflow_bare = bare_forward_seconds(model, paths[:10], diameter)
-        print(f"bare compiled forward pass, TensorFlow kernels: {tensorflow_bare * 1000:.0f} ms per image")
-        tensorflow = (tensorflow_bare, "TensorFlow")
-        rows.append(("--engine tensorflow, given", tensorflow_given, tensorflow, CPU_SECONDS[Path(folder) / "given_tf"]))
+        rows = [("batch, diameter estimated", auto, bare_passes[default], cpu["auto"]),
+                ("batch, diameter given", given, bare_passes[default], cpu["given"]),
+                ("given, --formats tiff", labels_only, bare_passes[default], cpu["tiff"])]
+        # The same batch on the other kernels (--engine), against their own bare pass.
+        other = "tensorflow" if default == "xnnpack" else "xnnpack"
+        model.set_engine(other)
+        batch_seconds(model, paths[:2], Path(folder) / "warm_other", diameter)
+        other_given = batch_seconds(model, paths, Path(folder) / "given_other", diameter)
+        other_bare = bare_forward_seconds(model, paths[:10], diameter)
+        print(f"bare compiled forward pass, {KERNELS[other]} kernels: {other_bare * 1000:.0f} ms per image")
+        bare_passes[other] = (other_bare, KERNELS[other])
+        rows.append((f"--engine {other}, given", other_given, bare_passes[other], CPU_SECONDS[Path(folder) / "given_other"]))
+        tensorflow = bare_passes["tensorflow"]
         if cpu_has_bf16():  # --precision bfloat16 (TensorFlow's kernels), against their float32 bare pass
             model.set_precision("bfloat16")
             batch_seconds(model, paths[:2], Path(folder) / "warm16", diameter)

@@ -41,9 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                           "(validation mean AP as float32's: docs/precision_validation.txt); auto uses it where the "
                           "CPU has it; default float32, the same labels on every machine")
     seg.add_argument("--engine", choices=["auto", "xnnpack", "tensorflow"], default="auto",
-                     help="whose kernels run the network: xnnpack (TensorFlow Lite's, float32 only) needs about a "
-                          "third less CPU per image than tensorflow for the same probabilities (to ~1e-5); default "
-                          "auto: xnnpack, or tensorflow with --precision bfloat16")
+                     help="whose kernels run the network, for the same probabilities (to ~1e-5): xnnpack "
+                          "(TensorFlow Lite's, float32 only) or tensorflow; default auto: tensorflow with --precision "
+                          "bfloat16 and on CPUs with AVX-512 VNNI/BF16 or AMX (its oneDNN kernels are faster there), "
+                          "xnnpack elsewhere (about a third less CPU per image)")
     where = seg.add_mutually_exclusive_group()
     where.add_argument("--workers", type=worker_count, metavar="N",
                        help="run on a local Dask cluster of N processes (CLI extras: requirements-cli.txt)")

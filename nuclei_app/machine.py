@@ -40,3 +40,24 @@ def core_count() -> int:
 
 def describe_machine() -> str:
     return f"{platform.machine()}, {cpu_name()}, {core_count()} CPU cores"
+
+
+# Instruction sets on which TensorFlow (2.9 and later, x86 Linux) turns its oneDNN kernels on
+# by itself: AVX-512 VNNI / BF16, AVX-VNNI, AMX (Intel since Cascade Lake, AMD since Zen 4).
+ONEDNN_DEFAULT_FLAGS = {"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16"}
+
+
+def onednn_by_default(cpuinfo: Path = CPUINFO) -> bool:
+    """True on the processors where TensorFlow's oneDNN kernels are on unless turned off."""
+    return bool(cpu_flags(cpuinfo) & ONEDNN_DEFAULT_FLAGS)
+
+
+def tensorflow_runs_onednn() -> bool:
+    """Whether this process's TensorFlow computes on its oneDNN kernels (``TF_ENABLE_ONEDNN_OPTS``
+    and the processor decide, when TensorFlow loads); TensorFlow's own answer where it gives one."""
+    try:
+        from tensorflow.python.util._pywrap_util_port import IsMklEnabled  # not public: guarded
+    except ImportError:
+        setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower()
+        return setting in ("1", "true") or (setting not in ("0", "false") and onednn_by_default())
+    return bool(IsMklEnabled())

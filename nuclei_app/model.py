@@ -46,8 +46,9 @@ class NucleiModel:
     # turns cost no speed while bounding memory to one image's working set.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     precision: str = "float32"       # the network's arithmetic: float32 or bfloat16 (precision.py)
-    # Whose kernels run it: "tensorflow", or "xnnpack" (xnnpack.py: float32 only, less CPU per
-    # pass; the CLI's default). "auto": XNNPACK for float32, TensorFlow for bfloat16.
+    # Whose kernels run it: "tensorflow", or "xnnpack" (xnnpack.py: float32 only). "auto" (the
+    # CLI's default): XNNPACK for float32 where it is the faster (xnnpack.preferred_here),
+    # TensorFlow for bfloat16 and on processors where TensorFlow's oneDNN kernels are on.
     engine: str = "tensorflow"
     _forward: object = field(default=None, repr=False)
     _xnnpack_failed: bool = field(default=False, repr=False)
@@ -73,8 +74,13 @@ class NucleiModel:
         """The kernels the next pass uses: XNNPACK computes float32 only, under TensorFlow."""
         import keras
 
-        wanted = self.engine in ("xnnpack", "auto") and self.precision == "float32" and not self._xnnpack_failed
-        return "xnnpack" if wanted and keras.backend.backend() == "tensorflow" else "tensorflow"
+        if keras.backend.backend() != "tensorflow" or self.precision != "float32" or self._xnnpack_failed:
+            return "tensorflow"
+        if self.engine == "auto":
+            from .xnnpack import preferred_here
+
+            return "xnnpack" if preferred_here() else "tensorflow"
+        return self.engine
 
     @property
     def normalisation(self) -> Normalisation:

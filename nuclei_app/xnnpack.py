@@ -1,10 +1,15 @@
-"""The network's forward pass on TensorFlow Lite's XNNPACK CPU kernels (the CLI's default).
+"""The network's forward pass on TensorFlow Lite's XNNPACK CPU kernels (the CLI's default
+where they are the faster ones).
 
 The same network, weights and float32 arithmetic as TensorFlow's own kernels (probabilities
-within ~3e-6), with less work per pass: on a 2-core AVX2 CPU a 336x336 input took 85 ms and
-155 ms of CPU against TensorFlow's 116 ms and 214 ms (``python -m benchmarks.engines``,
-docs/benchmark_throughput.txt). Less CPU for the network leaves more of the machine for the
-batch's reading, watershed and writing.
+within ~3e-6), with less work per pass where TensorFlow computes on its generic kernels: on a
+2-core AVX2 CPU a 336x336 input took 85 ms and 155 ms of CPU against TensorFlow's 116 ms and
+214 ms (``python -m benchmarks.engines``, docs/benchmark_throughput.txt). Less CPU for the
+network leaves more of the machine for the batch's reading, watershed and writing. Where
+TensorFlow runs its oneDNN kernels (processors with AVX-512 VNNI / BF16 or AMX) it is the
+faster one: 78 ms and 140 ms of CPU against XNNPACK's 92 ms and 160 ms on a 2-core Xeon with
+AMX, and 6.11 against 5.41 images/s in the CLI's batch (same file), so ``--engine auto``
+takes TensorFlow's kernels there (``preferred_here``).
 
 The interpreter keeps its working memory between calls, sized by the largest input so far
 (peak RSS 1.36 GB against TensorFlow's 0.98-1.01 GB at the 4x512x512 of flip TTA, ``python -m
@@ -28,12 +33,18 @@ from pathlib import Path
 import numpy as np
 
 from .config import user_cache_dir
-from .machine import core_count
+from .machine import core_count, onednn_by_default, tensorflow_runs_onednn
 from .quiet import silenced_stderr_fd
 
 CACHE_ENV_VAR = "NUCLEI_CACHE_DIR"
 # Bumped when convert() changes what it makes: older cached files are then not used.
 CACHE_FORMAT = "1"
+
+
+def preferred_here() -> bool:
+    """Whether ``--engine auto`` runs float32 on XNNPACK here: everywhere but where TensorFlow
+    computes on its oneDNN kernels by default (measured faster than XNNPACK there)."""
+    return not (onednn_by_default() and tensorflow_runs_onednn())
 
 
 def cache_dir() -> Path:

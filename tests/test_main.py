@@ -40,15 +40,25 @@ def test_bfloat16_precision_segments_like_float32(tiny_model_dir, tmp_path):
 def test_xnnpack_engine_segments_like_tensorflow(tiny_model_dir, tmp_path):
     Image.fromarray(fluorescence_like(synthetic_labels())).save(tmp_path / "a.png")
     labels, logs = {}, {}
-    for engine in ("auto", "tensorflow"):
+    for engine in ("xnnpack", "tensorflow"):
         result = run_cli("segment", tmp_path / "a.png", "--out", tmp_path / engine, "--model", tiny_model_dir,
                          "--engine", engine, "--diameter", "14")
         assert result.returncode == 0, result.stderr
         labels[engine], logs[engine] = read_labels(tmp_path / engine / "a_labels.png"), result.stderr
-    assert "float32 on XNNPACK" in logs["auto"] and "float32 on TensorFlow's kernels" in logs["tensorflow"]
-    assert "XNNPACK delegate" not in logs["auto"]  # TensorFlow Lite's own announcement stays off the user's stderr
-    assert labels["auto"].max() > 0
-    assert (labels["auto"] != labels["tensorflow"]).mean() < 0.001
+    assert "float32 on XNNPACK" in logs["xnnpack"] and "float32 on TensorFlow's kernels" in logs["tensorflow"]
+    assert "XNNPACK delegate" not in logs["xnnpack"]  # TensorFlow Lite's own announcement stays off the user's stderr
+    assert labels["xnnpack"].max() > 0
+    assert (labels["xnnpack"] != labels["tensorflow"]).mean() < 0.001
+
+
+def test_the_default_engine_is_the_faster_one_for_this_processor(tiny_model_dir, tmp_path):
+    from nuclei_app import xnnpack
+
+    Image.fromarray(fluorescence_like(synthetic_labels())).save(tmp_path / "a.png")
+    result = run_cli("segment", tmp_path / "a.png", "--out", tmp_path / "out", "--model", tiny_model_dir)
+    assert result.returncode == 0, result.stderr
+    expected = "float32 on XNNPACK" if xnnpack.preferred_here() else "float32 on TensorFlow's kernels"
+    assert expected in result.stderr
 
 
 def test_xnnpack_with_bfloat16_is_refused(tiny_model_dir, tmp_path):

@@ -65,15 +65,31 @@ def test_other_weights_have_another_digest(tiny_model_dir):
     assert xnnpack.network_digest(model.keras_model) != before
 
 
-def test_the_engine_follows_the_precision(tiny_model_dir):
+def test_the_engine_follows_the_precision(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(xnnpack, "preferred_here", lambda: True)
     model = load_model_folder(tiny_model_dir)
     assert model.runs_on == "tensorflow"  # the default: the app's
     model.set_engine("auto")
     assert model.runs_on == "xnnpack"
     model.set_precision("bfloat16")
     assert model.runs_on == "tensorflow"  # XNNPACK computes float32 only
+    model.set_precision("float32")
+    model.set_engine("xnnpack")
+    assert model.runs_on == "xnnpack"
     with pytest.raises(ValueError, match="engine must be one of"):
         model.set_engine("gpu")
+
+
+def test_auto_takes_tensorflows_kernels_where_they_run_onednn(tiny_model_dir, monkeypatch):
+    model = load_model_folder(tiny_model_dir)
+    model.set_engine("auto")
+    # (the processor turns oneDNN on by default, TensorFlow runs it) -> kernels of --engine auto
+    cases = {(True, True): "tensorflow", (False, False): "xnnpack",
+             (True, False): "xnnpack"}  # turned off with TF_ENABLE_ONEDNN_OPTS=0
+    for (by_default, running), kernels in cases.items():
+        monkeypatch.setattr(xnnpack, "onednn_by_default", lambda: by_default)
+        monkeypatch.setattr(xnnpack, "tensorflow_runs_onednn", lambda: running)
+        assert model.runs_on == kernels
 
 
 def test_a_network_xnnpack_cannot_take_runs_on_tensorflow(tiny_model_dir, tmp_path, monkeypatch, capsys):
