@@ -1,10 +1,13 @@
 """Does the default channel choice score like the grey image? Composites of validation images.
 
     python -m benchmarks.channels [--model SOURCE] [--max-images N]
+    python -m benchmarks.channels --choice-only
 
 For each fluorescence image of the model's validation split (ids in its nuclei.json): the
 grey image, an RGB composite (nuclei in blue, a cytoplasm-like stain in green) and a 4-channel
 16-bit stack (nuclei in channel 2) are segmented with defaults; mean AP against the truth.
+``--choice-only``: no network; the default channel choice alone, on the composites of every
+fluorescence image of the data folder (training and validation), with the images it missed.
 """
 from __future__ import annotations
 
@@ -26,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model")
     parser.add_argument("--data", default=DEFAULT_DATA_DIR)
     parser.add_argument("--max-images", type=int, default=60)
+    parser.add_argument("--choice-only", action="store_true", help="count the channel choices only, on every image")
     args = parser.parse_args(argv)
+    if args.choice_only:
+        return count_choices(args.data)
     model = resolve_model(args.model)
     ids = set(model.metadata["training"].get("validation_ids", []))
     files = [f for f in find_samples(args.data) if f.sample_id in ids]
@@ -36,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     used = 0
     for index, files_ in enumerate(files):
         image = read_image(files_.image_path)
-        if float(np.median(image.mean(axis=-1))) >= 0.5 or used >= args.max_images:
-            continue  # fluorescence only: composites of brightfield make no sense
+        if not is_fluorescence(image) or used >= args.max_images:
+            continue
         used += 1
         labels = read_instance_labels(files_)
         nuclei = image.mean(axis=-1)
@@ -52,6 +58,35 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in scores.items():
         choice = f", nuclear channel chosen in {np.mean(picked[name]):.0%}" if name in picked else ""
         print(f"{name:>18}: mean AP {np.mean(values):.3f}{choice}")
+    print(f"({time.time() - started:.0f} s)")
+    return 0
+
+
+def is_fluorescence(image: np.ndarray) -> bool:
+    return float(np.median(image.mean(axis=-1))) < 0.5   # composites of brightfield make no sense
+
+
+def count_choices(data) -> int:
+    from nuclei_app.channels import choose_channel
+
+    started = time.time()
+    missed: dict[str, list[str]] = {"RGB composite": [], "4-channel 16-bit": []}
+    count = 0
+    for index, files in enumerate(find_samples(data)):
+        image = read_image(files.image_path)
+        if not is_fluorescence(image):
+            continue
+        count += 1
+        labels = read_instance_labels(files)
+        nuclei = image.mean(axis=-1)
+        inputs = {"RGB composite": rgb_composite(nuclei, labels, index),
+                  "4-channel 16-bit": np.round(four_channel_stack(nuclei, labels, index) * 65535) / 65535}
+        for name, data_ in inputs.items():
+            if choose_channel(data_) != 2:
+                missed[name].append(files.sample_id[:8])
+    print(f"default channel choice on composites of {count} fluorescence images (nuclei in channel 2):")
+    for name, ids in missed.items():
+        print(f"{name:>18}: nuclear channel chosen in {count - len(ids)} of {count}; missed: {' '.join(ids) or '-'}")
     print(f"({time.time() - started:.0f} s)")
     return 0
 

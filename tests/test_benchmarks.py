@@ -57,3 +57,13 @@ def test_cpu_kernel_benchmark_runs_each_setting_in_its_own_process(capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| off (", "| on ("))]
     assert [row.split("|")[2].strip() for row in rows] == ["False", "True"]  # TensorFlow's own answer
     assert all(row.rstrip(" |").endswith(" ms") for row in rows)
+
+
+def test_channel_choice_count_runs_without_the_network(capsys):
+    from benchmarks import channels
+    from train.locations import SAMPLES_DATA_DIR
+
+    assert channels.main(["--choice-only", "--data", str(SAMPLES_DATA_DIR)]) == 0
+    printed = capsys.readouterr().out
+    assert "composites of 2 fluorescence images" in printed   # the two fluorescence samples
+    assert printed.count("nuclear channel chosen in 2 of 2; missed: -") == 2
