@@ -59,7 +59,7 @@ from .overlay import draw_overlay
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, Prediction, inference_for, labels_for
 from .results import partial_path, write_atomically
 from .scale import ESTIMATOR_MAX_SIDE, estimate_diameter, linear_along, scale_factor, scaled_shape
-from .size_search import checked_estimate
+from .size_search import checked_estimate, fallback_diameter
 
 # Core side, px. With the bundled model (2 CPU cores) 1024 to 2048 take the same time per
 # pixel (the margin's extra work is paid back by smaller arrays), and 1536 peaked lowest:
@@ -637,7 +637,9 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
       ``REFINE_TOLERANCE`` away, every block is segmented again at their median diameter.
       The check is made on the first ``SCALE_CHECK_BLOCKS`` blocks, spread over the image
       (on all blocks of a smaller image, which then gets the whole image's diameter
-      exactly): a wrong estimate costs those blocks, not a whole pass.
+      exactly): a wrong estimate costs those blocks, not a whole pass. Where those blocks
+      hold no nuclei at all, the size search's best-agreeing probe is tried instead
+      (``fallback_diameter``), as for a whole image.
 
     ``runner``: the blocks are segmented by it (on a cluster) rather than here; the
     decisions above and the stitching stay in this process."""
@@ -668,7 +670,8 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
         plan, blocks = plan_for(float(diameter), "given", float(diameter))
         return plan, overview, blocks, stitch(plan, blocks)
     window = stretched_input(_centre_window(source, ESTIMATOR_MAX_SIDE), chosen, stretch)
-    estimate = checked_estimate(model, window, estimate_diameter(window))
+    probed: dict = {}
+    estimate = checked_estimate(model, window, estimate_diameter(window), probed)
     del window
     if model.diameter is None:  # no scale in the model: the image's own; the estimate sizes the margin
         plan, blocks = plan_for(None, "none", estimate)
@@ -677,7 +680,7 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
     checked, others = spread(blocks, SCALE_CHECK_BLOCKS)
     check = ScaleCheck(model.postprocess_settings)
     stitched = stitch(plan, checked, check, total=len(blocks))
-    measured = check.median()
+    measured = check.median() or fallback_diameter(probed)
     if measured and abs(math.log(measured / estimate)) > math.log(REFINE_TOLERANCE):
         sink.clear()
         plan, blocks = plan_for(measured, "measured", measured)

@@ -17,7 +17,7 @@ from .inference import ProgressCallback, predict_preprocessed, prepare
 from .model import NucleiModel
 from .postprocess import instance_labels
 from .scale import estimate_diameter, median_diameter, rescale_image, resize_image, scale_factor
-from .size_search import checked_estimate
+from .size_search import checked_estimate, fallback_diameter
 
 # Automatic diameter: when the nuclei found at the estimated scale measure more than this
 # factor away from the estimate, the image is segmented once more at the measured diameter.
@@ -116,10 +116,12 @@ def _predict(model, image, tta, progress, diameter, channel, prepared=None) -> t
         return Prediction(probabilities, None, "none", chosen), None
     if diameter is not None:
         return _predict_for_diameter(model, prepared, diameter, "given", chosen, tta, progress), None
-    estimate = checked_estimate(model, prepared, estimate if estimate is not None else estimate_diameter(prepared))
+    probed: dict = {}
+    estimate = checked_estimate(model, prepared, estimate if estimate is not None else estimate_diameter(prepared),
+                                probed)
     first = _predict_for_diameter(model, prepared, estimate, "estimated", chosen, tta, progress)
     labels = labels_for(model, first)
-    measured = median_diameter(labels)
+    measured = median_diameter(labels) or fallback_diameter(probed)
     if measured and abs(math.log(measured / first.diameter)) > math.log(REFINE_TOLERANCE):
         return _predict_for_diameter(model, prepared, measured, "measured", chosen, tta, progress), None
     return first, labels

@@ -3,7 +3,8 @@ import math
 import numpy as np
 from PIL import Image
 
-from nuclei_app import size_search
+from nuclei_app import blocks, pipeline, size_search
+from nuclei_app.blocks import segment_array_in_blocks
 from nuclei_app.imageio import read_image
 from nuclei_app.inference import preprocess
 from nuclei_app.metrics import image_scores
@@ -102,3 +103,40 @@ def test_a_probe_measures_the_nuclei_it_finds_and_ignores_a_handful_of_specks(bu
     few, labels = disks_image(24, shape=(90, 90))      # four disks: too few to measure
     assert labels.max() < size_search.MIN_PROBE_NUCLEI
     assert size_search.probe(bundled_model, preprocess(few), 24.0) is None
+
+
+# What the bundled model's probes measured on validation image a102535b0e, a dim field of 375
+# nuclei ~10 px across whose blob estimate is the grid's end (156 px): no crossing, and the
+# pass at 156 px found nothing (mean AP 0.0; 0.228 at the best-agreeing probe).
+NO_CROSSING = {8.0: 7.86, 11.0: 10.11, 16.0: 12.07, 22.0: 18.29, 32.0: 26.46, 45.0: None, 64.0: None, 90.0: None,
+               128.0: None}
+
+
+def test_the_fallback_is_the_probe_that_measured_closest_to_what_it_was_told():
+    assert size_search.fallback_diameter(NO_CROSSING) == 7.86
+    assert size_search.fallback_diameter({8.0: 12.0, 11.0: 10.0, 16.0: None}) == 10.0
+    assert size_search.fallback_diameter({8.0: None, 11.0: None}) is None
+    assert size_search.fallback_diameter({}) is None   # no search ran
+
+
+def test_the_search_keeps_its_probes_for_the_caller(monkeypatch, bundled_model):
+    fake_probes(monkeypatch, NO_CROSSING.get)
+    probed = {}
+    assert checked_estimate(bundled_model, np.zeros((64, 64, 3), np.float32), 156.0, probed) == 156.0
+    assert 8.0 in probed and all(NO_CROSSING[told] == found for told, found in probed.items())
+
+
+def test_a_field_found_empty_at_the_estimate_is_segmented_at_the_agreeing_probe(monkeypatch, bundled_model):
+    from .test_scale import disks_image
+
+    image, truth = disks_image(12, shape=(320, 320), spacing=4.0)
+    for module in (pipeline, blocks):   # the blob estimate at the grid's end, as on a102535b0e
+        monkeypatch.setattr(module, "estimate_diameter", lambda prepared: 156.0)
+    fake_probes(monkeypatch, {8.0: 6.0, 11.0: 10.5, 16.0: 13.0}.get)   # no crossing; 11 agrees best
+    whole = segment(bundled_model, image)
+    assert whole.prediction.diameter == 10.5 and whole.prediction.diameter_source == "measured"
+    assert abs(whole.count - truth.max()) <= 0.1 * truth.max()
+    assert image_scores(truth, whole.labels).mean_ap > 0.5
+    blockwise = segment_array_in_blocks(bundled_model, image, block_size=256)   # the same decision
+    assert blockwise.diameter == 10.5 and blockwise.diameter_source == "measured"
+    assert abs(blockwise.count - whole.count) <= 2
