@@ -26,7 +26,7 @@ from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
                                 probability_picture, to_display)
-from nuclei_app.pipeline import Prediction, labels_for, predict
+from nuclei_app.pipeline import Prediction, labels_for, predict, settings_for
 from nuclei_app.results import FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files, unique_names, zip_bytes
 from nuclei_app.sources import describe, resolve_model
 
@@ -102,7 +102,9 @@ TTA_DEFAULT = "auto"
 
 def default_settings(model: NucleiModel) -> dict:
     tuned = model.postprocess_settings
-    return {"threshold": float(tuned.threshold), "min_size": int(tuned.min_size),
+    # min_size None: the model's tuned size, scaled to each image's nuclei (a number typed in
+    # counts the image's own pixels; PostprocessSettings.min_size_in_image_pixels).
+    return {"threshold": float(tuned.threshold), "min_size": None,
             "tta": TTA_DEFAULT, "style": "outlines", "opacity": 0.6, "stretch": True}
 
 
@@ -119,8 +121,12 @@ def settings_ui(model: NucleiModel) -> Settings:
     sidebar.header("Settings")
     sidebar.slider("Probability threshold", 0.05, 0.95, step=0.05, key="threshold",
                    help=f"Pixels above this nucleus probability are foreground. Tuned value: {defaults['threshold']}")
-    sidebar.number_input("Minimum nucleus size (px)", 0, 5000, step=1, key="min_size",
-                         help=f"Smaller objects are dropped as noise. Tuned value: {defaults['min_size']}")
+    tuned = model.postprocess_settings
+    at_scale = f" at its {model.diameter:g} px nuclei, scaled to each image's nuclei" if model.diameter else ""
+    sidebar.number_input("Minimum nucleus size (px)", min_value=0, max_value=100_000, step=1, key="min_size",
+                         placeholder="automatic",
+                         help="Objects smaller than this many of the image's pixels (as the table's areas) are "
+                              f"dropped as noise. Empty: the model's tuned size, {tuned.min_size} px{at_scale}.")
     sidebar.radio("Flip test-time augmentation", list(TTA_CHOICES), key="tta", horizontal=True,
                   format_func=TTA_CHOICES.get,
                   help="Averages 4 flipped predictions: smoother edges, 4x the network's time. Automatic: on for "
@@ -132,8 +138,8 @@ def settings_ui(model: NucleiModel) -> Settings:
                    help="Shows each image stretched between its 0.5th and 99.5th intensity percentiles, so dim "
                         "and 16-bit images are visible. Off: the image as stored. Segmentation is not affected.")
     sidebar.button("Reset to the model's defaults", on_click=reset_settings, args=(defaults,))
-    postprocess = PostprocessSettings(threshold=st.session_state.threshold, min_size=int(st.session_state.min_size),
-                                      marker_threshold=model.postprocess_settings.marker_threshold)
+    typed = st.session_state.min_size
+    postprocess = settings_for(model, threshold=st.session_state.threshold, min_size=None if typed is None else int(typed))
     return Settings(postprocess, TTA_SETTINGS[st.session_state.tta], st.session_state.style, st.session_state.opacity,
                     st.session_state.stretch)
 

@@ -23,8 +23,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_model_arguments(seg)
     seg.add_argument("--threshold", type=probability, help="nucleus probability threshold, 0 to 1 (default: the model's "
                                                            "tuned value)")
-    seg.add_argument("--min-size", type=pixel_count, help="smallest nucleus kept, in pixels (default: the model's "
-                                                          "tuned value)")
+    seg.add_argument("--min-size", type=pixel_count, help="smallest nucleus kept, in the image's pixels (as the "
+                                                          "measured areas); default: the model's tuned size, scaled "
+                                                          "to each image's nucleus diameter")
     seg.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                      help="flip test-time augmentation: 4 passes, 4x the network time (default: on for light-"
                           "background images, brightfield and H&E, where it helps most; off for fluorescence)")

@@ -61,6 +61,15 @@ class PostprocessSettings:
     threshold: float = 0.5         # nucleus-body probability that counts as foreground
     marker_threshold: float = 0.6  # body minus boundary score that seeds one nucleus
     min_size: int = 12             # pixels; smaller objects are noise at DSB resolutions
+    # Which pixels min_size counts: the model's tuned value counts pixels at the model's
+    # nucleus diameter and is scaled to each image's nuclei (pipeline.scaled_settings); a
+    # user's value (--min-size, the app's field) counts the image's own pixels, as the
+    # measurements' areas do. Not stored in a model folder (model_values).
+    min_size_in_image_pixels: bool = False
+
+    def model_values(self) -> dict:
+        """What a model folder's nuclei.json stores: the tuned values, at the model's scale."""
+        return {"threshold": self.threshold, "marker_threshold": self.marker_threshold, "min_size": self.min_size}
 
 
 @dataclass(frozen=True)

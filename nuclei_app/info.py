@@ -28,7 +28,7 @@ def model_summary(model: NucleiModel) -> str:
                   if model.diameter else "the image's own (no scale.diameter recorded)"))
     if post:
         lines.append(("Post-processing", f"threshold {post.get('threshold')}, marker {post.get('marker_threshold')}, "
-                                         f"min size {post.get('min_size')} px"))
+                                         f"min size {post.get('min_size')} px" + (" at that scale" if model.diameter else "")))
     lines += _metric_lines(model.validation_metrics or {})
     width = max(len(label) for label, _ in lines)
     return "\n".join(f"{label:<{width}}  {text}" for label, text in lines)

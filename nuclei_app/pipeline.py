@@ -55,9 +55,12 @@ class Segmentation:
 
 def settings_for(model: NucleiModel, threshold: float | None = None, min_size: int | None = None,
                  marker_threshold: float | None = None) -> PostprocessSettings:
-    """The model's tuned settings, with any value the caller gives taking precedence."""
+    """The model's tuned settings, with any value the caller gives taking precedence; a
+    ``min_size`` given counts the image's own pixels."""
     overrides = {k: v for k, v in dict(threshold=threshold, min_size=min_size,
                                         marker_threshold=marker_threshold).items() if v is not None}
+    if min_size is not None:
+        overrides["min_size_in_image_pixels"] = True
     return replace(model.postprocess_settings, **overrides)
 
 
@@ -149,9 +152,10 @@ def _predict_at(model, prepared: np.ndarray, factor: float, tta, progress) -> np
 
 
 def scaled_settings(settings: PostprocessSettings, prediction: Prediction) -> PostprocessSettings:
-    """``min_size`` is in pixels at the model's nucleus diameter: an image segmented at a
-    larger diameter has proportionally larger nuclei, and noise specks, in its own pixels."""
-    if prediction.factor == 1.0:
+    """The model's tuned ``min_size`` is in pixels at the model's nucleus diameter: an image
+    segmented at a larger diameter has proportionally larger nuclei, and noise specks, in its
+    own pixels. A user's value already counts the image's pixels."""
+    if prediction.factor == 1.0 or settings.min_size_in_image_pixels:
         return settings
     return replace(settings, min_size=max(1, int(round(settings.min_size / prediction.factor ** 2))))
 

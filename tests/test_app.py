@@ -134,6 +134,21 @@ def test_diameter_control_shows_the_estimate_and_overrides_it(app):
     assert [m.value for m in app.metric if m.label == "Diameter used"] == ["45.0 px"]
 
 
+def test_minimum_size_is_automatic_until_typed_and_then_counts_image_pixels(app):
+    """The dense sample's nuclei are ~25 px across: the tuned size (at the model's 16 px
+    nuclei) scales up for them; a size typed in counts the image's own pixels, as the table's
+    areas do (it once counted pixels at the model's scale: 300 kept 16 nuclei of 173)."""
+    app.checkbox(key="sample_fluorescence_dense").check().run()
+    (control,) = [n for n in app.number_input if n.label == "Minimum nucleus size (px)"]
+    assert control.value is None                       # automatic
+    automatic = nuclei_count(app)[0]
+    control.set_value(300).run()
+    assert not app.exception
+    (table,) = [d.value for d in app.dataframe if "area_px" in d.value.columns]
+    assert table["area_px"].min() >= 300
+    assert 0.6 * automatic < nuclei_count(app)[0] < automatic   # most of its nuclei are larger
+
+
 def test_page_names_the_image_kind_and_cautions_where_weak(app):
     app.checkbox(key="sample_tissue_he").check().run()
     notes = [w.value for w in app.warning] + [c.value for c in app.caption]

@@ -12,6 +12,8 @@ def test_settings_default_to_the_model_and_accept_overrides(tiny_model):
     assert settings_for(tiny_model) == tiny_model.postprocess_settings
     changed = settings_for(tiny_model, threshold=0.3, min_size=50)
     assert (changed.threshold, changed.min_size) == (0.3, 50)
+    assert changed.min_size_in_image_pixels and not settings_for(tiny_model).min_size_in_image_pixels
+    assert "min_size_in_image_pixels" not in changed.model_values()   # never written to a model folder
     assert changed.marker_threshold == tiny_model.postprocess_settings.marker_threshold
     assert inference_for(tiny_model, tta=True).tta is True
 
@@ -111,3 +113,18 @@ def test_flips_by_default_on_light_backgrounds_only(bundled_model, monkeypatch):
     name = "tissue_he, tta off"
     predict(bundled_model, read_image(SAMPLES / "images" / "tissue_he.png"), tta=False, diameter=20.0)
     assert set(passes[name]) == {1}
+
+
+def test_a_given_minimum_size_counts_the_image_s_pixels_the_tuned_one_the_model_s(bundled_model):
+    """Disks of 40 px segmented at their diameter: the network sees them at 16 px, so the
+    tuned minimum (at that scale) grows 6.25x in the image's pixels; a given one does not."""
+    from nuclei_app.pipeline import labels_for, predict, scaled_settings
+
+    image, _ = disks_image(40, shape=(256, 256))
+    prediction = predict(bundled_model, image, diameter=40.0)
+    tuned = bundled_model.postprocess_settings
+    assert scaled_settings(tuned, prediction).min_size == round(tuned.min_size * 6.25)
+    given = settings_for(bundled_model, min_size=1000)
+    assert scaled_settings(given, prediction).min_size == 1000
+    areas = np.bincount(labels_for(bundled_model, prediction, given).ravel())[1:]
+    assert areas.size and areas.min() >= 1000          # 40 px disks: ~1257 px each

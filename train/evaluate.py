@@ -251,7 +251,7 @@ def evaluate(model: NucleiModel, images: list[Original], tune_enabled: bool = Tr
     else:  # re-scoring a finished folder: its own shipped settings
         per_image = [shipped] * len(images)
     report = {
-        "postprocess": asdict(shipped),
+        "postprocess": shipped.model_values(),
         "postprocess_scoring": how_scored,
         "validation": score_labels(images, labels_with(model, plain, per_image)),
         "validation_images": {kind: sum(o.kind == kind for o in images) for kind in KINDS},
