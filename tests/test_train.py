@@ -57,6 +57,29 @@ def test_resume_refuses_other_settings_and_keeps_the_original_command(tiny_run, 
     assert json.loads((tmp_path / "run" / "run.json").read_text()) == original
 
 
+def test_resume_takes_the_run_s_own_settings_from_its_record(tiny_run, tiny_dataset):
+    """`python -m train --resume --out RUN` continues a run started with --preset tiny: the
+    tiny settings come from run.json, not from the defaults (which would be refused)."""
+    from train.train import config_differences
+
+    config = config_from_args(parse_args(["--resume", "--out", str(tiny_run)]))
+    recorded = json.loads((tiny_run / "run.json").read_text())["config"]
+    assert config_differences(recorded, config.to_json()) == []
+    assert (config.base_filters, config.crop_size, config.tune) == (TINY_PRESET["base_filters"], TINY_PRESET["crop_size"], False)
+    assert config.data.resolve() == tiny_dataset.resolve() and config.out == tiny_run and config.resume
+    longer = config_from_args(parse_args(["--resume", "--out", str(tiny_run), "--epochs", "3", "--seed", "7"]))
+    assert longer.epochs == 3 and config_differences(recorded, longer.to_json()) == ["seed: 42 then, 7 now"]
+
+
+def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, capsys):
+    from train.__main__ import main
+
+    assert main(["--preset", "tiny", "--resume", "--out", str(tmp_path / "typo")]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to resume in" in err and "typo" in err and "Traceback" not in err
+    assert not (tmp_path / "typo").exists()
+
+
 def test_long_preset_is_longer_and_writes_elsewhere():
     config = config_from_args(parse_args(["--preset", "long"]))
     assert config.epochs > TrainConfig().epochs and config.out != TrainConfig().out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nuclei_app.precision import PRECISIONS
 
-from .config import TrainConfig, with_preset
+from .config import NothingToResume, TrainConfig, recorded_config, with_preset
 from .data import DatasetError
 
 
@@ -53,7 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-images", type=int, help="use only the first N images (smoke tests)")
     parser.add_argument("--preset", choices=["tiny", "long"],
                         help="tiny: a seconds-long smoke run on 4 images; long: 72 epochs (~3 h here) into runs/long")
-    parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last checkpoint, with the settings its run.json "
+                             "records (flags given must agree with them, except --epochs to train longer)")
     parser.add_argument("--push-to-hub", metavar="OWNER/NAME", help="upload the exported model folder to the Hugging Face Hub")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     parser.add_argument("--revision-message", help="commit message for the Hub upload")
@@ -82,17 +84,25 @@ def probability(text: str) -> float:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The preset's settings (or, with --resume, the run's own, from its run.json), with the
+    flags given on top: a resume only names what it changes (more --epochs)."""
     config = with_preset(TrainConfig(), args.preset)
     # "is", not "in (None, False)": 0 == False, and --holdout-group 0 or --kind-balance 0 are meant.
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
              if getattr(args, f.name, None) is not None and getattr(args, f.name) is not False}
+    if args.resume:
+        config = with_preset(recorded_config(given.get("out", config.out)), args.preset)
     return replace(config, **given)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args(argv)
-    config = config_from_args(args)
+    try:
+        config = config_from_args(args)
+    except NothingToResume as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     from .train import ConfigMismatch, train  # TensorFlow loads only once the arguments are valid
 
     try:

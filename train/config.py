@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .locations import SAMPLES_DATA_DIR, default_data_dir
@@ -123,3 +124,34 @@ def with_preset(config: TrainConfig, preset: str | None) -> TrainConfig:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     return replace(config, **PRESETS[preset])
+
+
+# Settings whose default is not what the code did before they existed: a run recorded before
+# one of them ran as this.
+BEFORE_IT_EXISTED = {"synthetic_stain": 0.0, "synthetic_tissue": 0.0, "precision": "float32"}
+
+
+class NothingToResume(ValueError):
+    """``--resume`` named a folder holding no run."""
+
+
+def recorded_config(folder: Path) -> TrainConfig:
+    """The settings a run folder's run.json recorded (what ``--resume`` continues with): paths
+    are taken relative to the project, as recorded; a setting added since is at what the code
+    did then; ``out`` is the folder itself (a run folder may move)."""
+    from nuclei_app.config import PROJECT_DIR
+
+    path = Path(folder) / "run.json"
+    if not path.is_file():
+        raise NothingToResume(f"nothing to resume in {folder}: it holds no run.json (no run was started there). "
+                              "Check --out, or leave out --resume to start a new run.")
+    try:
+        recorded = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise NothingToResume(f"{path} could not be read as a run record ({error}); start a new run with "
+                              "another --out.") from error
+    known = {f.name for f in fields(TrainConfig)}
+    values = {key: value for key, value in {**BEFORE_IT_EXISTED, **recorded}.items() if key in known}
+    if values.get("data") is not None:
+        values["data"] = PROJECT_DIR / values["data"]   # an absolute path stays itself
+    return replace(TrainConfig(**values), out=Path(folder), resume=True)

@@ -24,7 +24,7 @@ from nuclei_app.config import Normalisation
 from nuclei_app.machine import describe_machine
 
 from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, read_state
-from .config import TrainConfig
+from .config import BEFORE_IT_EXISTED, TrainConfig
 from .augment import Augmentation
 from .data import CropSequence, find_samples, holdout_source, load_samples, split_train_validation, validation_crops
 from .losses import bce_dice_loss, body_dice
@@ -64,8 +64,9 @@ def record_run(config: TrainConfig, folder: Path) -> dict:
         differences = config_differences(run["config"], config.to_json())
         if differences:
             raise ConfigMismatch(
-                f"{folder} was started with other settings ({'; '.join(differences)}). Resume with the "
-                f"original settings (see {path}), or start a new run with another --out.")
+                f"{folder} was started with other settings ({'; '.join(differences)}). Leave those flags "
+                f"out to resume with the run's own settings (recorded in {path}), or start a new run with "
+                f"another --out.")
         run.setdefault("resumed", []).append({"command": current_command(), "code_version": code_version()})
     else:
         run = {
@@ -91,10 +92,6 @@ def backend_version() -> str:
 
 def current_command() -> str:
     return " ".join(["python -m train"] + [shlex.quote(a) for a in sys.argv[1:]])
-
-
-# Settings whose default is not what the code did before they existed.
-BEFORE_IT_EXISTED = {"synthetic_stain": 0.0, "synthetic_tissue": 0.0, "precision": "float32"}
 
 
 def config_differences(original: dict, now: dict) -> list[str]:
