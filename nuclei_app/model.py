@@ -277,6 +277,21 @@ def _field_problem(metadata: dict, path: tuple[str, ...], rule: Rule) -> str | N
     return None
 
 
+def damaged_weights(folder: Path) -> str | None:
+    """What is wrong with the weights file where HDF5 itself cannot open it (a cut-short
+    download or copy; Keras then fails with an internal error), else None."""
+    weights = folder / "model.weights.h5"
+    try:
+        import h5py
+
+        with h5py.File(weights, "r"):
+            return None
+    except ImportError:
+        return None
+    except Exception:
+        return f"model.weights.h5 is damaged or truncated ({weights.stat().st_size:,} bytes, not an HDF5 file that can be read)"
+
+
 def load_model_folder(folder: str | Path, source: str | None = None, revision: str | None = None) -> NucleiModel:
     """Verifies and loads a model folder (``safe_mode=True``, no compile)."""
     from .quiet import import_keras
@@ -289,6 +304,10 @@ def load_model_folder(folder: str | Path, source: str | None = None, revision: s
     try:
         keras_model = keras.saving.load_model(folder, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for corrupt files; all mean "unusable"
+        damaged = damaged_weights(folder)
+        if damaged:
+            raise ModelLoadError(f"{label}: the Keras files could not be loaded: {damaged}. Copy or download the "
+                                 "model folder again.") from None
         raise ModelLoadError(f"{label}: the Keras files could not be loaded ({type(error).__name__}: {error}).") from None
     expected = len(metadata["outputs"])
     if keras_model.output_shape[-1] != expected:
