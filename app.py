@@ -27,6 +27,7 @@ from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
                                 probability_picture, to_display)
 from nuclei_app.pipeline import Prediction, labels_for, predict, settings_for
+from nuclei_app.records import SUMMARY_COLUMNS, summary_row
 from nuclei_app.results import FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files, unique_names, zip_bytes
 from nuclei_app.sources import describe, resolve_model
 
@@ -476,8 +477,12 @@ def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
     columns = st.columns(6)
     columns[0].metric("Nuclei", stats["count"])
     columns[1].metric("Coverage", f"{100 * stats['coverage']:.1f} %")
-    columns[2].metric("Median area", f"{stats['median_area']:.0f} px")
-    columns[3].metric("Mean area", f"{stats['mean_area']:.0f} px", help=f"± {stats['std_area']:.0f} px (SD)")
+    if stats["count"]:
+        columns[2].metric("Median area", f"{stats['median_area']:.0f} px")
+        columns[3].metric("Mean area", f"{stats['mean_area']:.0f} px", help=f"± {stats['std_area']:.0f} px (SD)")
+    else:  # no nuclei, no areas (not "0 px")
+        columns[2].metric("Median area", "–")
+        columns[3].metric("Mean area", "–")
     if used.diameter is not None:
         st.session_state[f"estimate_{analysis.item.key}"] = round(used.diameter, 1)
         resized = (f" The image was resized ×{used.factor:.2f} so its nuclei match the {used.canonical_diameter:g} "
@@ -526,8 +531,11 @@ def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> Non
     left, right = st.columns(2)
     left.image(to_display(shown_image, settings.stretch), caption=f"Original{stretched}", width="stretch", clamp=True)
     right.image(overlay, caption=f"{labels.max()} nuclei", width="stretch", clamp=True)
+    # Keyed and tracked: uploading a ground truth reruns the page, and an untracked tab set
+    # jumped back to its first tab, away from the scores it had just computed.
     interactive, probability, measurements, truth = st.tabs(
-        ["Interactive view", "Probability map", "Measurements", "Compare to ground truth"])
+        ["Interactive view", "Probability map", "Measurements", "Compare to ground truth"],
+        key=f"tabs_{analysis.item.key}", on_change="rerun")
     with interactive:
         step = display_stride(labels.shape, MAX_DISPLAY_SIDE)
         st.plotly_chart(overlay_figure(overlay, analysis.table, step=step), width="stretch",
@@ -619,7 +627,7 @@ def downloads_ui(item: InputImage, builders: dict[str, Callable[[], bytes]]) -> 
 
 def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]]) -> None:
     st.subheader(f"{len(analyses)} images")
-    st.dataframe(pd.DataFrame([summary_row(a) for a in analyses]), hide_index=True, width="stretch",
+    st.dataframe(pd.DataFrame([page_row(a) for a in analyses]), hide_index=True, width="stretch",
                  column_config={"Coverage (%)": st.column_config.NumberColumn(format="%.1f"),
                                 "Mean area (px)": st.column_config.NumberColumn(format="%.0f"),
                                 "Median area (px)": st.column_config.NumberColumn(format="%.0f"),
@@ -629,7 +637,7 @@ def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]])
     def build_zip() -> bytes:
         files = {name: build() for name, build in builders.items()}
         files["measurements.csv"] = combined_measurements({a.item.name: a.table for a in analyses})
-        files["summary.csv"] = csv_bytes(pd.DataFrame([summary_row(a) for a in analyses]))
+        files["summary.csv"] = csv_bytes(pd.DataFrame([record_row(a) for a in analyses], columns=SUMMARY_COLUMNS))
         return zip_bytes(files)
     offer("Download everything (ZIP)", "nuclei_results.zip", build_zip, key="dl_zip", type="primary")
 
@@ -645,7 +653,7 @@ def segmented_with(analysis: Analysis | LargeAnalysis) -> Prediction | BlockResu
     return analysis.result if isinstance(analysis, LargeAnalysis) else analysis.prediction
 
 
-def summary_row(analysis: Analysis | LargeAnalysis) -> dict:
+def page_row(analysis: Analysis | LargeAnalysis) -> dict:
     """One image's headline numbers, with units, as the card shows them (coverage in %)."""
     stats = headline_numbers(analysis)
     used = segmented_with(analysis)
@@ -653,6 +661,17 @@ def summary_row(analysis: Analysis | LargeAnalysis) -> dict:
             "Coverage (%)": 100 * stats["coverage"], "Mean area (px)": stats["mean_area"],
             "Median area (px)": stats["median_area"], "Area SD (px)": stats["std_area"],
             "Diameter used (px)": used.diameter, "Channel": str(used.channel)}
+
+
+def record_row(analysis: Analysis | LargeAnalysis) -> dict:
+    """The CLI's summary.csv row for one image, so that the ZIP's summary.csv reads (and
+    concatenates) like a batch run's."""
+    used = segmented_with(analysis)
+    result = analysis.result if isinstance(analysis, LargeAnalysis) else None
+    height, width = (result.height, result.width) if result else analysis.labels.shape
+    return summary_row(analysis.item.label, analysis.item.name, width=width, height=height,
+                       nuclei=headline_numbers(analysis)["count"], diameter=used.diameter,
+                       source=used.diameter_source, channel=used.channel)
 
 
 def card_ui(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,

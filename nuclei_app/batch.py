@@ -33,7 +33,7 @@ from .measure import COLUMNS, measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
-from .records import SUMMARY_COLUMNS, RunRecord
+from .records import RunRecord, summary_row
 from .results import MAX_NAME_LENGTH, image_result_files, write_atomically
 
 
@@ -582,8 +582,3 @@ def failure_status(error: Exception, debug: bool = False) -> str:
     return (f"unexpected {type(error).__name__}: {error}. This is a bug: please report it "
             "with the file if you can (--debug shows the traceback).")
 
-
-def summary_row(path, name: str, width=None, height=None, nuclei=None, diameter=None, source="", channel="",
-                seconds=None, status="ok") -> dict:
-    return dict(zip(SUMMARY_COLUMNS, [name, str(path), width, height, nuclei, diameter, source, channel,
-                                      None if seconds is None else round(seconds, 2), status]))

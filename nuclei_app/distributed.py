@@ -46,10 +46,11 @@ import pandas as pd
 
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
                     finish_run, image_files, is_disk_full, is_huge, noted, plural, put_on_record, read_input,
-                    segment_channels, start_run, stop, summary_row)
+                    segment_channels, start_run, stop)
 from .measure import COLUMNS
 from .model import ModelLoadError, NucleiModel
-from .records import MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, expected_files, finished_before
+from .records import (MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, expected_files, finished_before,
+                      summary_row)
 from .results import csv_bytes
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 

@@ -18,6 +18,13 @@ SUMMARY_COLUMNS = ["image", "file", "width", "height", "nuclei", "diameter_px", 
                    "seconds", "status"]
 
 
+def summary_row(path, name: str, width=None, height=None, nuclei=None, diameter=None, source="", channel="",
+                seconds=None, status="ok") -> dict:
+    """One input's row of summary.csv (the CLI's, and the app's ZIP)."""
+    return dict(zip(SUMMARY_COLUMNS, [name, str(path), width, height, nuclei, diameter, source, channel,
+                                      None if seconds is None else round(seconds, 2), status]))
+
+
 def expected_files(name: str, formats: tuple[str, ...]) -> list[str]:
     return [name + suffix for fmt in formats for suffix in FORMATS[fmt]]
 

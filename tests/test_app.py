@@ -1,5 +1,6 @@
 """The Streamlit page, run for real by Streamlit's AppTest on the bundled model."""
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -185,8 +186,13 @@ def test_same_stems_duplicates_and_hostile_names_keep_every_result_apart(app, mo
     table = pd.read_csv(io.BytesIO(archive.read("measurements.csv")))
     assert sorted(table["image"].unique()) == sorted(stems)
     summary = pd.read_csv(io.BytesIO(archive.read("summary.csv")))
-    assert sorted(summary["Image"]) == sorted(stems) and list(summary["Nuclei"]) == nuclei_count(app)
-    assert not summary["File"].str.startswith("=").any()  # the hostile name, quoted for spreadsheets
+    from nuclei_app.records import SUMMARY_COLUMNS
+
+    assert list(summary.columns) == SUMMARY_COLUMNS   # the CLI's summary.csv: the two concatenate
+    assert sorted(summary["image"]) == sorted(stems) and list(summary["nuclei"]) == nuclei_count(app)
+    assert (summary["status"] == "ok").all() and (summary["width"] > 0).all()
+    assert set(summary["diameter_source"]) <= {"estimated", "measured"}
+    assert not summary["file"].str.startswith("=").any()  # the hostile name, quoted for spreadsheets
     calls = []
     original = pipeline.predict
     monkeypatch.setattr(pipeline, "predict", lambda *a, **k: calls.append(1) or original(*a, **k))
@@ -329,3 +335,16 @@ def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tm
     labels = tifffile.imread(io.BytesIO(files["plate_field_labels.tif"]()))
     assert labels.shape == (600, 600) and len(np.unique(labels)) - 1 == count
     assert files["plate_field_measurements.csv"]().count(b"\n") == count + 1
+
+
+def test_an_image_without_nuclei_shows_no_areas(app):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((96, 96), 12, np.uint8)).save(buffer, format="PNG")   # an empty, dark field
+    app.file_uploader[0].set_value([("empty.png", buffer.getvalue(), "image/png")]).run()
+    assert not app.exception and nuclei_count(app) == [0]
+    areas = {m.label: m.value for m in app.metric if m.label in ("Median area", "Mean area")}
+    assert areas == {"Median area": "–", "Mean area": "–"}

@@ -68,5 +68,16 @@ def test_upload_in_a_real_browser(server):
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=picture, timeout=60_000)
         page.wait_for_timeout(1500)  # let the Plotly view finish drawing for the screenshot
         page.screenshot(path=str(ARTIFACTS / "app_screenshot.png"), full_page=False)
+        # The ground-truth tab stays open after its upload reruns the page (it used to jump
+        # back to the first tab, hiding the scores just computed).
+        truth_tab = page.get_by_role("tab", name="Compare to ground truth")
+        truth_tab.click()
+        truth_drop = page.get_by_test_id("stFileUploaderDropzone").nth(1)
+        expect(truth_drop).to_be_visible(timeout=60_000)
+        with page.expect_file_chooser() as chooser:
+            truth_drop.get_by_text("Upload", exact=True).click()
+        chooser.value.set_files(str(SAMPLES / "ground_truth" / "fluorescence_dense.png"))
+        expect(page.locator('[data-testid="stMetric"]').filter(has_text="DSB mean AP")).to_be_visible(timeout=120_000)
+        expect(truth_tab).to_have_attribute("aria-selected", "true")
         browser.close()
     assert (ARTIFACTS / "app_screenshot.png").stat().st_size > 10_000
