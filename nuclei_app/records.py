@@ -80,9 +80,23 @@ class RunRecord:
         return name in self.done
 
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
+        if summary.get("status") != "ok" and summary.get("image"):
+            self.remove_outputs(summary["image"])
         if measurements is not None and len(measurements):
             self._append(self.measurements_path, measurements.reindex(columns=self.measurement_columns))
         self._append(self.summary_path, pd.DataFrame([summary], columns=SUMMARY_COLUMNS))
+
+    def remove_outputs(self, name: str) -> None:
+        """Removes any output file of image ``name`` (an earlier run's, or this run's cut
+        short), so that the folder never holds files for an image summary.csv says failed:
+        a re-run in which an image failed used to leave the run before's labels beside its
+        failed row. Best effort: what can't be removed stays."""
+        for suffixes in FORMATS.values():
+            for suffix in suffixes:
+                try:
+                    (self.out / (name + suffix)).unlink(missing_ok=True)
+                except OSError:
+                    pass
 
     def _finished_before(self) -> Earlier:
         if not (self.summary_path.is_file() and self.measurements_path.is_file()):

@@ -199,6 +199,24 @@ def test_writes_contract_files_and_skips_bad_ones(tiny_model, tmp_path):
     assert "damaged" in summary.set_index("image").loc["broken", "status"]
 
 
+def test_an_image_that_fails_on_a_rerun_leaves_no_earlier_files_behind(tiny_model, tmp_path):
+    source = write_image(tmp_path / "in" / "cells.png")
+    other = write_image(tmp_path / "in" / "other.png", seed=1)
+    settings = tiny_model.postprocess_settings
+    from nuclei_app.batch import ImageRequest
+
+    segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", ImageRequest(settings, formats=("png", "tiff")),
+                  log=io.StringIO())
+    assert (tmp_path / "out" / "cells_labels.tif").is_file()
+    source.write_bytes(b"\x89PNG\r\n\x1a\n garbage")          # the same input, now damaged
+    result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", settings, log=io.StringIO())
+    assert result.exit_status == 1 and result.processed == [str(other)]
+    assert sorted(p.name for p in (tmp_path / "out").glob("cells*")) == []   # png and tiff alike
+    assert (tmp_path / "out" / "other_labels.png").is_file()
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("image")
+    assert "damaged" in summary.loc["cells", "status"] and summary.loc["other", "status"] == "ok"
+
+
 def test_an_unexpected_failure_skips_only_that_image(tiny_model, tmp_path, monkeypatch):
     import nuclei_app.batch as batch
 
