@@ -27,6 +27,10 @@ LIGHT_MIN_CHANNEL = 0.15
 # for it to hold nuclei: noise and a membrane stain's thin outlines keep 0-0.03, nuclear and
 # cytoplasm stains 0.75-1.0 (composites of DSB2018's 541 fluorescence images).
 SOLID_FRACTION = 0.5
+# Solid objects a channel must hold to be taken for nuclei before a channel holding fewer:
+# an unused channel that only carries uneven illumination is one smooth blob that survives
+# the opening too, and a dense nuclear field covers more area than it does.
+MIN_OBJECTS = 3
 STRETCH_ONLY = Normalisation(invert_light_background=False)
 
 
@@ -73,26 +77,29 @@ def choose_channel(image: np.ndarray) -> int | str:
     solid = [c for c, score in enumerate(scores) if score[2] >= SOLID_FRACTION]
     if not solid:
         return int(np.argmax([score[0] for score in scores]))
+    solid = [c for c in solid if scores[c][3] >= MIN_OBJECTS] or solid
     # A nuclear stain lights up the nuclei only; a cytoplasm stain lights up the whole cell
     # around them, so of the channels that hold solid objects, the nuclear one covers the
     # least area.
     return min(solid, key=lambda c: scores[c][1])
 
 
-def channel_score(plane: np.ndarray) -> tuple[float, float, float]:
+def channel_score(plane: np.ndarray) -> tuple[float, float, float, int]:
     """(Otsu separability, fraction above Otsu's threshold, share of that foreground that
-    survives a 5x5 opening) of one percentile-stretched plane."""
+    survives a 5x5 opening, how many separate objects survive it) of one percentile-stretched
+    plane."""
     values = _stretch(_sample(plane))
     if values.max() - values.min() < 1e-6:
-        return 0.0, 1.0, 0.0
+        return 0.0, 1.0, 0.0, 0
     threshold = threshold_otsu(values)
     above = values > threshold
     fraction = float(above.mean())
     if fraction in (0.0, 1.0):
-        return 0.0, fraction, 0.0
+        return 0.0, fraction, 0.0, 0
     between = fraction * (1 - fraction) * (values[above].mean() - values[~above].mean()) ** 2
-    solid = float(ndimage.binary_opening(above, np.ones((5, 5), bool)).sum() / above.sum())
-    return float(between / values.var()), fraction, solid
+    opened = ndimage.binary_opening(above, np.ones((5, 5), bool))
+    objects = ndimage.label(opened)[1]
+    return float(between / values.var()), fraction, float(opened.sum() / above.sum()), int(objects)
 
 
 def network_rgb(image: np.ndarray, channel: int | str) -> np.ndarray:

@@ -42,6 +42,19 @@ def test_a_dim_nuclear_stain_on_a_noisy_background_is_still_the_nuclear_channel(
     assert choose_channel(np.stack([membrane, noise, dim, cytoplasm], axis=-1)) == 2
 
 
+def test_an_unused_channel_with_uneven_illumination_is_not_taken_for_nuclei():
+    """A dense nuclear field (more than half the area) beside an empty channel that carries
+    only shading: the shading is one smooth blob, solid but a single object (review finding:
+    the least-area rule alone took it)."""
+    labels = synthetic_labels(shape=(256, 256), seed=4, count=120)
+    nuclei = ndimage.grey_dilation(labels, size=9)   # nuclei grown until they cover most of the field
+    dense = np.clip(0.05 + 0.8 * (nuclei > 0) + np.random.default_rng(0).normal(0, 0.02, labels.shape), 0, 1)
+    yy, xx = np.mgrid[:256, :256]
+    shading = np.clip(0.2 * np.exp(-((yy - 128) ** 2 + (xx - 128) ** 2) / (2 * 70.0 ** 2)), 0, 1)
+    assert channel_score(dense)[1] > channel_score(shading)[1] and channel_score(shading)[2] >= 0.5
+    assert choose_channel(np.stack([shading, np.zeros_like(dense), dense], axis=-1)) == 2
+
+
 def test_four_channel_16bit_tiff_picks_channel_2(tmp_path):
     nuclei, cytoplasm, _ = nuclei_and_cytoplasm(1)
     rng = np.random.default_rng(0)
