@@ -6,8 +6,8 @@ within ~3e-6), with less work per pass where TensorFlow computes on its generic 
 2-core AVX2 CPU a 336x336 input took 85 ms and 155 ms of CPU against TensorFlow's 116 ms and
 214 ms (``python -m benchmarks.engines``, docs/benchmark_throughput.txt). Less CPU for the
 network leaves more of the machine for the batch's reading, watershed and writing. Where
-TensorFlow runs its oneDNN kernels (processors with AVX-512 VNNI / BF16 or AMX) it is the
-faster one: 78 ms and 140 ms of CPU against XNNPACK's 92 ms and 160 ms on a 2-core Xeon with
+TensorFlow runs its oneDNN kernels with AVX-512 (processors with AVX-512 VNNI / BF16 or AMX,
+where TensorFlow turns them on by itself) it is the faster one: 78 ms and 140 ms of CPU against XNNPACK's 92 ms and 160 ms on a 2-core Xeon with
 AMX, and 6.11 against 5.41 images/s in the CLI's batch (same file), so ``--engine auto``
 takes TensorFlow's kernels there (``preferred_here``).
 
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import user_cache_dir
-from .machine import core_count, onednn_by_default, tensorflow_runs_onednn
+from .machine import core_count, cpu_flags, tensorflow_runs_onednn
 from .quiet import silenced_stderr_fd
 
 CACHE_ENV_VAR = "NUCLEI_CACHE_DIR"
@@ -43,8 +43,11 @@ CACHE_FORMAT = "1"
 
 def preferred_here() -> bool:
     """Whether ``--engine auto`` runs float32 on XNNPACK here: everywhere but where TensorFlow
-    computes on its oneDNN kernels by default (measured faster than XNNPACK there)."""
-    return not (onednn_by_default() and tensorflow_runs_onednn())
+    computes on its oneDNN kernels with AVX-512 (measured faster than XNNPACK on a Xeon with
+    AVX-512 and AMX; float32 uses AVX-512, not AMX). Without AVX-512 oneDNN's kernels were the
+    slower (an AVX2 EPYC with TF_ENABLE_ONEDNN_OPTS=1: a 512x512 pass 609 ms against 293 ms
+    without them, ``benchmarks.cpu_kernels``), so an AVX-VNNI laptop keeps XNNPACK."""
+    return not ("avx512f" in cpu_flags() and tensorflow_runs_onednn())
 
 
 def cache_dir() -> Path:

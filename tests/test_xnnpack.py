@@ -80,16 +80,17 @@ def test_the_engine_follows_the_precision(tiny_model_dir, monkeypatch):
         model.set_engine("gpu")
 
 
-def test_auto_takes_tensorflows_kernels_where_they_run_onednn(tiny_model_dir, monkeypatch):
+def test_auto_takes_tensorflows_kernels_where_they_run_onednn_with_avx512(tiny_model_dir, monkeypatch):
     model = load_model_folder(tiny_model_dir)
     model.set_engine("auto")
-    # (the processor turns oneDNN on by default, TensorFlow runs it) -> kernels of --engine auto
+    # (the CPU has AVX-512, TensorFlow runs oneDNN) -> kernels of --engine auto
     cases = {(True, True): "tensorflow", (False, False): "xnnpack",
-             (True, False): "xnnpack"}  # turned off with TF_ENABLE_ONEDNN_OPTS=0
-    for (by_default, running), kernels in cases.items():
-        monkeypatch.setattr(xnnpack, "onednn_by_default", lambda: by_default)
-        monkeypatch.setattr(xnnpack, "tensorflow_runs_onednn", lambda: running)
-        assert model.runs_on == kernels
+             (True, False): "xnnpack",    # turned off with TF_ENABLE_ONEDNN_OPTS=0
+             (False, True): "xnnpack"}    # oneDNN forced on an AVX2 CPU: slower than XNNPACK there
+    for (avx512, onednn), kernels in cases.items():
+        monkeypatch.setattr(xnnpack, "cpu_flags", lambda: {"avx2", "avx512f"} if avx512 else {"avx2"})
+        monkeypatch.setattr(xnnpack, "tensorflow_runs_onednn", lambda: onednn)
+        assert model.runs_on == kernels, (avx512, onednn)
 
 
 def test_a_network_xnnpack_cannot_take_runs_on_tensorflow(tiny_model_dir, tmp_path, monkeypatch, capsys):
