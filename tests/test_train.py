@@ -1,6 +1,7 @@
 import csv
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -69,6 +70,27 @@ def test_resume_takes_the_run_s_own_settings_from_its_record(tiny_run, tiny_data
     assert config.data.resolve() == tiny_dataset.resolve() and config.out == tiny_run and config.resume
     longer = config_from_args(parse_args(["--resume", "--out", str(tiny_run), "--epochs", "3", "--seed", "7"]))
     assert longer.epochs == 3 and config_differences(recorded, longer.to_json()) == ["seed: 42 then, 7 now"]
+    # A preset named again only locates the run: the tiny preset's own data folder (the bundled
+    # samples) does not replace the one this run recorded.
+    again = config_from_args(parse_args(["--resume", "--preset", "tiny", "--out", str(tiny_run)]))
+    assert again == config and config_differences(recorded, again.to_json()) == []
+
+
+def test_a_run_record_that_is_not_one_is_refused_clearly(tmp_path, capsys):
+    from train.__main__ import main
+
+    (tmp_path / "run.json").write_text('{"config": [1, 2]}')
+    assert main(["--resume", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "could not be read as a run record" in err and "Traceback" not in err
+
+
+def test_relative_paths_are_recorded_relative_to_the_project(tmp_path, monkeypatch):
+    from nuclei_app.config import PROJECT_DIR
+
+    monkeypatch.chdir(tmp_path)
+    recorded = replace(TrainConfig(), data=Path("mydata")).to_json()["data"]
+    assert (PROJECT_DIR / recorded).resolve() == (tmp_path / "mydata").resolve()
 
 
 def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, capsys):

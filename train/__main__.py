@@ -90,8 +90,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     # "is", not "in (None, False)": 0 == False, and --holdout-group 0 or --kind-balance 0 are meant.
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
              if getattr(args, f.name, None) is not None and getattr(args, f.name) is not False}
-    if args.resume:
-        config = with_preset(recorded_config(given.get("out", config.out)), args.preset)
+    if args.resume:  # the preset only says where the run is (runs/long); its settings are recorded
+        config = recorded_config(given.get("out", config.out))
     return replace(config, **given)
 
 

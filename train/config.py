@@ -104,7 +104,8 @@ class TrainConfig:
 def _portable(path: Path) -> str:
     from nuclei_app.config import PROJECT_DIR
 
-    return os.path.relpath(Path(path).resolve(), PROJECT_DIR) if Path(path).is_absolute() else str(path)
+    # Relative to the project whatever the working directory was (recorded_config reads it so).
+    return os.path.relpath(Path(path).resolve(), PROJECT_DIR)
 
 
 # Seconds long, on the bundled samples (they bring their ground truth): runs from a bare clone.
@@ -147,6 +148,8 @@ def recorded_config(folder: Path) -> TrainConfig:
                               "Check --out, or leave out --resume to start a new run.")
     try:
         recorded = json.loads(path.read_text())["config"]
+        if not isinstance(recorded, dict):
+            raise TypeError(f"its config is a {type(recorded).__name__}, not a mapping")
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise NothingToResume(f"{path} could not be read as a run record ({error}); start a new run with "
                               "another --out.") from error
