@@ -88,7 +88,9 @@ class NucleiModel:
 
     @property
     def postprocess_settings(self) -> PostprocessSettings:
-        return _dataclass_from(PostprocessSettings, self.metadata.get("postprocess", {}))
+        # Only the tuned values: what min_size counts is the caller's to say, never a folder's.
+        stored = self.metadata.get("postprocess", {})
+        return PostprocessSettings(**{key: stored[key] for key in PostprocessSettings().model_values() if key in stored})
 
     @property
     def inference_settings(self) -> InferenceSettings:

@@ -87,11 +87,13 @@ class RunRecord:
         self._append(self.summary_path, pd.DataFrame([summary], columns=SUMMARY_COLUMNS))
 
     def remove_outputs(self, name: str) -> None:
-        """Removes any output file of image ``name`` (an earlier run's, or this run's cut
-        short), so that the folder never holds files for an image summary.csv says failed:
-        a re-run in which an image failed used to leave the run before's labels beside its
-        failed row. Best effort: what can't be removed stays."""
-        for suffixes in FORMATS.values():
+        """Removes the files this run writes for image ``name`` (an earlier run's, or this
+        run's cut short), so that the folder never holds them for an image summary.csv says
+        failed: a re-run in which an image failed used to leave the run before's labels beside
+        its failed row. Only this run's formats: a file of another format by the same name may
+        be the user's own (a ground truth named X_labels.tif). Best effort: what can't be
+        removed stays."""
+        for suffixes in (FORMATS[fmt] for fmt in self.formats):
             for suffix in suffixes:
                 try:
                     (self.out / (name + suffix)).unlink(missing_ok=True)

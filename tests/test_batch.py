@@ -209,9 +209,11 @@ def test_an_image_that_fails_on_a_rerun_leaves_no_earlier_files_behind(tiny_mode
                   log=io.StringIO())
     assert (tmp_path / "out" / "cells_labels.tif").is_file()
     source.write_bytes(b"\x89PNG\r\n\x1a\n garbage")          # the same input, now damaged
-    result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", settings, log=io.StringIO())
+    (tmp_path / "out" / "cells.geojson").write_text("{}")       # a format this run doesn't write: the user's
+    result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out",
+                           ImageRequest(settings, formats=("png", "tiff")), log=io.StringIO())
     assert result.exit_status == 1 and result.processed == [str(other)]
-    assert sorted(p.name for p in (tmp_path / "out").glob("cells*")) == []   # png and tiff alike
+    assert sorted(p.name for p in (tmp_path / "out").glob("cells*")) == ["cells.geojson"]   # png and tiff gone
     assert (tmp_path / "out" / "other_labels.png").is_file()
     summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("image")
     assert "damaged" in summary.loc["cells", "status"] and summary.loc["other", "status"] == "ok"

@@ -164,3 +164,13 @@ def test_waiting_is_reported(tiny_model):
         other.join(timeout=0.2)
         assert waited == [1] and other.is_alive()
     other.join(timeout=5)
+
+
+def test_a_folder_cannot_say_what_min_size_counts(model_copy):
+    """The tuned minimum is at the model's scale; only a caller's --min-size counts image pixels."""
+    metadata = json.loads((model_copy / "nuclei.json").read_text())
+    metadata["postprocess"]["min_size_in_image_pixels"] = True
+    (model_copy / "nuclei.json").write_text(json.dumps(metadata))
+    settings = load_model_folder(model_copy).postprocess_settings
+    assert not settings.min_size_in_image_pixels
+    assert settings.min_size == metadata["postprocess"]["min_size"]
