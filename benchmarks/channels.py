@@ -46,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         used += 1
         labels = read_instance_labels(files_)
-        nuclei = image.mean(axis=-1)
-        inputs = {"grey": image, "RGB composite": rgb_composite(nuclei, labels, index),
-                  "4-channel 16-bit": np.round(four_channel_stack(nuclei, labels, index) * 65535) / 65535}
+        inputs = {"grey": image, **composites(image, labels, index)}
         for name, data in inputs.items():
             result = segment(model, data)
             scores[name].append(image_scores(labels, result.labels).mean_ap)
@@ -60,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:>18}: mean AP {np.mean(values):.3f}{choice}")
     print(f"({time.time() - started:.0f} s)")
     return 0
+
+
+def composites(image: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """The image's nuclei in an RGB composite and in a 4-channel 16-bit stack (channel 2 both)."""
+    nuclei = image.mean(axis=-1)
+    return {"RGB composite": rgb_composite(nuclei, labels, seed),
+            "4-channel 16-bit": np.round(four_channel_stack(nuclei, labels, seed) * 65535) / 65535}
 
 
 def is_fluorescence(image: np.ndarray) -> bool:
@@ -77,12 +82,8 @@ def count_choices(data) -> int:
         if not is_fluorescence(image):
             continue
         count += 1
-        labels = read_instance_labels(files)
-        nuclei = image.mean(axis=-1)
-        inputs = {"RGB composite": rgb_composite(nuclei, labels, index),
-                  "4-channel 16-bit": np.round(four_channel_stack(nuclei, labels, index) * 65535) / 65535}
-        for name, data_ in inputs.items():
-            if choose_channel(data_) != 2:
+        for name, stack in composites(image, read_instance_labels(files), index).items():
+            if choose_channel(stack) != 2:
                 missed[name].append(files.sample_id[:8])
     print(f"default channel choice on composites of {count} fluorescence images (nuclei in channel 2):")
     for name, ids in missed.items():

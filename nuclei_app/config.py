@@ -67,9 +67,11 @@ class PostprocessSettings:
     # measurements' areas do. Not stored in a model folder (model_values).
     min_size_in_image_pixels: bool = False
 
+    # What a model folder's nuclei.json stores: the tuned values, at the model's scale.
+    TUNED = ("threshold", "marker_threshold", "min_size")
+
     def model_values(self) -> dict:
-        """What a model folder's nuclei.json stores: the tuned values, at the model's scale."""
-        return {"threshold": self.threshold, "marker_threshold": self.marker_threshold, "min_size": self.min_size}
+        return {name: getattr(self, name) for name in self.TUNED}
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ class NucleiModel:
     def postprocess_settings(self) -> PostprocessSettings:
         # Only the tuned values: what min_size counts is the caller's to say, never a folder's.
         stored = self.metadata.get("postprocess", {})
-        return PostprocessSettings(**{key: stored[key] for key in PostprocessSettings().model_values() if key in stored})
+        return PostprocessSettings(**{key: stored[key] for key in PostprocessSettings.TUNED if key in stored})
 
     @property
     def inference_settings(self) -> InferenceSettings:

@@ -93,12 +93,11 @@ class RunRecord:
         its failed row. Only this run's formats: a file of another format by the same name may
         be the user's own (a ground truth named X_labels.tif). Best effort: what can't be
         removed stays."""
-        for suffixes in (FORMATS[fmt] for fmt in self.formats):
-            for suffix in suffixes:
-                try:
-                    (self.out / (name + suffix)).unlink(missing_ok=True)
-                except OSError:
-                    pass
+        for file in expected_files(name, self.formats):
+            try:
+                (self.out / file).unlink(missing_ok=True)
+            except OSError:
+                pass
 
     def _finished_before(self) -> Earlier:
         if not (self.summary_path.is_file() and self.measurements_path.is_file()):

@@ -7,9 +7,10 @@ within ~3e-6), with less work per pass where TensorFlow computes on its generic 
 214 ms (``python -m benchmarks.engines``, docs/benchmark_throughput.txt). Less CPU for the
 network leaves more of the machine for the batch's reading, watershed and writing. Where
 TensorFlow runs its oneDNN kernels with AVX-512 (processors with AVX-512 VNNI / BF16 or AMX,
-where TensorFlow turns them on by itself) it is the faster one: 78 ms and 140 ms of CPU against XNNPACK's 92 ms and 160 ms on a 2-core Xeon with
-AMX, and 6.11 against 5.41 images/s in the CLI's batch (same file), so ``--engine auto``
-takes TensorFlow's kernels there (``preferred_here``).
+where TensorFlow turns them on by itself) it is the faster one: 78 ms and 140 ms of CPU
+against XNNPACK's 92 ms and 160 ms on a 2-core Xeon with AMX, and 6.11 against 5.41
+images/s in the CLI's batch (same file), so ``--engine auto`` takes TensorFlow's kernels
+there (``preferred_here``).
 
 The interpreter keeps its working memory between calls, sized by the largest input so far
 (peak RSS 1.36 GB against TensorFlow's 0.98-1.01 GB at the 4x512x512 of flip TTA, ``python -m
