@@ -2,10 +2,11 @@
 
 Why not Pillow's PNG encoder: it chooses a filter for every row by trying Sub, Up and Paeth
 on it, with no switch to turn that off, and that choice is most of the encoding's time. Rows
-left unfiltered and deflated at level 1 encode 2.4x faster (a 520x696 overlay: 8.6 instead of
-19.9 ms) and came out smaller on 11 of 12 DSB overlays (the 12th, an H&E field, 166 vs 124 KB);
-the CLI writes three PNGs per image while the network waits for nothing else
-(`python -m benchmarks.stages`). Any PNG reader reads them: PNG's filter type 0 is "None".
+left unfiltered and deflated at the same level encode 2.2x faster (a 696x520 overlay: 8.7
+instead of 19.8 ms) and came out no larger on 11 of 12 DSB overlays (the 12th, an H&E field,
+166 vs 124 KB): `python -m benchmarks.png`. The CLI writes three PNGs per image, on the cores
+the network needs (`python -m benchmarks.stages`). PNG's filter type 0 is "None": any reader
+reads them.
 """
 from __future__ import annotations
 

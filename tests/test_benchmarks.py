@@ -67,3 +67,14 @@ def test_channel_choice_count_runs_without_the_network(capsys):
     printed = capsys.readouterr().out
     assert "composites of 2 fluorescence images" in printed   # the two fluorescence samples
     assert printed.count("nuclear channel chosen in 2 of 2; missed: -") == 2
+
+
+def test_png_benchmark_compares_both_encoders_on_the_samples(capsys):
+    from benchmarks import png
+    from train.locations import SAMPLES_DATA_DIR
+
+    assert png.main(["--data", str(SAMPLES_DATA_DIR), "--every", "1"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    rows = [line for line in printed if "| Pillow" in line]
+    assert rows and all(line.count(" ms ") == 2 and line.count(" KB") == 2 for line in rows)
+    assert printed[-1].endswith(f"of {len(rows)} overlays")
