@@ -2,8 +2,8 @@
 
 Why not Pillow's PNG encoder: it chooses a filter for every row by trying Sub, Up and Paeth
 on it, with no switch to turn that off, and that choice is most of the encoding's time. Rows
-left unfiltered and deflated at the same level encode 2.2x faster (a 696x520 overlay: 8.7
-instead of 19.8 ms) and came out no larger on 11 of 12 DSB overlays (the 12th, an H&E field,
+left unfiltered and deflated at the same level encode 2.2x faster (a 696x520 overlay: 9.3
+instead of 20.1 ms) and came out no larger on 11 of 12 DSB overlays (the 12th, an H&E field,
 166 vs 124 KB): `python -m benchmarks.png`. The CLI writes three PNGs per image, on the cores
 the network needs (`python -m benchmarks.stages`). PNG's filter type 0 is "None": any reader
 reads them.
