@@ -6,7 +6,7 @@ import hashlib
 import os
 import tempfile
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +16,7 @@ import streamlit as st
 
 from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb, intensity_image
 from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings, ReadLimits
+from nuclei_app.diameter_check import given_diameter_note
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
 from nuclei_app.imageio import ImageReadError, declared_pixels, read_channels, read_labels
@@ -26,7 +27,7 @@ from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
                                 probability_picture, to_display)
-from nuclei_app.pipeline import Prediction, labels_for, predict, settings_for
+from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.records import SUMMARY_COLUMNS, summary_row
 from nuclei_app.results import FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files, unique_names, zip_bytes
 from nuclei_app.sources import describe, resolve_model
@@ -284,6 +285,7 @@ class Analysis:
     labels: np.ndarray
     table: pd.DataFrame
     kind: str
+    notes: list[str] = field(default_factory=list)  # how the file was read, a diameter that looks wrong
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -339,12 +341,21 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
         st.error(f"**{item.label}**: {error}")
         return None
     labels = labels_cached(item, prediction, settings, choices, model)
+    doubt = session_cached(item, ("diameter doubt", model.source, settings.tta, choices.key, settings.postprocess),
+                           lambda: given_diameter_note(model, channels, Segmentation(prediction, labels),
+                                                       advice=APP_DIAMETER_ADVICE))
+    if doubt:
+        st.warning(f"**{item.label}**: {doubt[0].upper()}{doubt[1:]}.", icon="⚠️")
     used = prediction.channel
     image = display_rgb(channels, used)
     intensity = intensity_image(channels, used)
     table = session_cached(item, ("table", model.source, settings.tta, choices.key, settings.postprocess),
                            lambda: measure_nuclei(labels, intensity))
-    return Analysis(item, image, prediction, labels, table, image_kind(image))
+    return Analysis(item, image, prediction, labels, table, image_kind(image), notes + ([doubt] if doubt else []))
+
+
+APP_DIAMETER_ADVICE = ("Type it in pixels (not µm), or turn off \"Set the nucleus diameter by hand\" to have it "
+                       "estimated")
 
 
 @dataclass
@@ -671,7 +682,8 @@ def record_row(analysis: Analysis | LargeAnalysis) -> dict:
     height, width = (result.height, result.width) if result else analysis.labels.shape
     return summary_row(analysis.item.label, analysis.item.name, width=width, height=height,
                        nuclei=headline_numbers(analysis)["count"], diameter=used.diameter,
-                       source=used.diameter_source, channel=used.channel)
+                       source=used.diameter_source, channel=used.channel,
+                       notes=analysis.notes if isinstance(analysis, Analysis) else [])
 
 
 def card_ui(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,

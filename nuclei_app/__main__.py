@@ -29,7 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     seg.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                      help="flip test-time augmentation: 4 passes, 4x the network time (default: on for light-"
                           "background images, brightfield and H&E, where it helps most; off for fluorescence)")
-    seg.add_argument("--diameter", type=positive_float, metavar="PX",
+    seg.add_argument("--diameter", type=diameter_pixels, metavar="PX",
                      help="typical nucleus diameter in pixels (default: estimated per image)")
     seg.add_argument("--channel", type=channel_argument, default="auto", metavar="N",
                      help="channel holding the nuclei, counted from 0; 'all' uses the colours as they are "
@@ -77,7 +77,7 @@ def number_argument(kind: type, accept, requirement: str):
     return parse
 
 
-positive_float = number_argument(float, lambda v: 0 < v < 10_000, "must be a positive number of pixels")
+diameter_pixels = number_argument(float, lambda v: 0 < v < 10_000, "must be a number of pixels above 0 and below 10000")
 block_size = number_argument(int, lambda v: 256 <= v <= 16384, "must be 256 to 16384 px")
 worker_count = number_argument(int, lambda v: v >= 1, "must be 1 or more workers")
 probability = number_argument(float, lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")

@@ -28,6 +28,7 @@ import pandas as pd
 
 from .channels import AUTO, display_rgb, intensity_image, usable_channel
 from .config import IMAGE_SUFFIXES, PostprocessSettings
+from .diameter_check import given_diameter_note
 from .imageio import ImageReadError, read_channels
 from .measure import COLUMNS, measure_nuclei
 from .model import NucleiModel
@@ -261,9 +262,11 @@ def read_and_prepare(model: NucleiModel, path: Path, request: ImageRequest):
 
 
 def label_and_finish(model: NucleiModel, out: Path, item: InFlight, prediction, tuned_labels,
-                     request: ImageRequest) -> pd.DataFrame:
-    """Stage 3: the watershed (unless the diameter check did it), measurements, files."""
+                     request: ImageRequest, prepared: np.ndarray) -> pd.DataFrame:
+    """Stage 3: the watershed (unless the diameter check did it), a note where a diameter
+    given looks wrong, measurements, files."""
     item.segmentation = Segmentation(prediction, final_labels(model, prediction, tuned_labels, request.settings))
+    item.notes += filter(None, [given_diameter_note(model, item.channels, item.segmentation, prepared)])
     return finish_image(out, item.name, item.channels, item.segmentation, request)
 
 
@@ -340,7 +343,7 @@ def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], o
                     prediction, tuned_labels = predict_labels(model, None, request.tta, progress.tiles(item.path.name),
                                                               request.diameter, request.channel, prepared)
                     item.writing = writer.submit(label_and_finish, model, out, item, prediction, tuned_labels,
-                                                 request)
+                                                 request, prepared.image)
                     writes.append(item)
                 except Exception as error:  # one image's failure, whatever it is, must not end the run
                     _failed(item, error, record, result, progress, debug)
@@ -434,7 +437,8 @@ def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Pred
     height, width = shape
     seconds = time.time() - item.started
     row = summary_row(item.path, item.name, width=width, height=height, nuclei=count, diameter=prediction.diameter,
-                      source=prediction.diameter_source, channel=prediction.channel, seconds=seconds, status="ok")
+                      source=prediction.diameter_source, channel=prediction.channel, seconds=seconds, status="ok",
+                      notes=item.notes)
     put_on_record(record, result, row, table)
     result.summary.append(row)
     result.processed.append(str(item.path))

@@ -47,6 +47,7 @@ import pandas as pd
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
                     finish_run, image_files, is_disk_full, is_huge, noted, plural, put_on_record, read_input,
                     segment_channels, start_run, stop)
+from .diameter_check import given_diameter_note
 from .measure import COLUMNS
 from .model import ModelLoadError, NucleiModel
 from .records import (MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, expected_files, finished_before,
@@ -259,7 +260,7 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
         else:
             row = summary_row(task.given, task.name, width=width, height=height, nuclei=count,
                               diameter=prediction.diameter, source=prediction.diameter_source,
-                              channel=prediction.channel, seconds=time.time() - started, status="ok")
+                              channel=prediction.channel, seconds=time.time() - started, status="ok", notes=notes)
             outcome = ImageOutcome(row, table, f"{plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
                                                f"channel {prediction.channel} [block-wise]{noted(notes)}")
         book(outcome, task, done, record, result, progress, debug)
@@ -551,6 +552,7 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     try:
         channels, channel = read_input(task.path, request, notes, name=task.given)  # messages name the file as the user did
         segmentation = segment_channels(model, channels, replace(request, channel=channel))
+        notes += filter(None, [given_diameter_note(model, channels, segmentation)])
         table, files = image_files(task.name, channels, segmentation, request)
         write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))
     except Exception as error:  # one image's failure, whatever it is, must not end the run
@@ -564,7 +566,7 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     height, width = channels.shape[:2]
     row = summary_row(task.given, task.name, width=width, height=height, nuclei=segmentation.count,
                       diameter=prediction.diameter, source=prediction.diameter_source, channel=prediction.channel,
-                      seconds=time.time() - started, status="ok")
+                      seconds=time.time() - started, status="ok", notes=notes)
     description = (f"{plural(segmentation.count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
                    f"channel {prediction.channel}{noted(notes)}")
     return ImageOutcome(row, table, description)

@@ -15,14 +15,16 @@ from .results import csv_bytes, unquoted
 MEASUREMENTS_FILE = "measurements.csv"
 SUMMARY_FILE = "summary.csv"
 SUMMARY_COLUMNS = ["image", "file", "width", "height", "nuclei", "diameter_px", "diameter_source", "channel",
-                   "seconds", "status"]
+                   "seconds", "status", "notes"]
 
 
 def summary_row(path, name: str, width=None, height=None, nuclei=None, diameter=None, source="", channel="",
-                seconds=None, status="ok") -> dict:
-    """One input's row of summary.csv (the CLI's, and the app's ZIP)."""
+                seconds=None, status="ok", notes: list[str] = ()) -> dict:
+    """One input's row of summary.csv (the CLI's, and the app's ZIP); ``notes``: what the user
+    should know about the image (how it was read, a diameter given that looks wrong), as the
+    log line says them."""
     return dict(zip(SUMMARY_COLUMNS, [name, str(path), width, height, nuclei, diameter, source, channel,
-                                      None if seconds is None else round(seconds, 2), status]))
+                                      None if seconds is None else round(seconds, 2), status, "; ".join(notes)]))
 
 
 def expected_files(name: str, formats: tuple[str, ...]) -> list[str]:

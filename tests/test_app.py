@@ -130,9 +130,15 @@ def test_diameter_control_shows_the_estimate_and_overrides_it(app):
     app.toggle(key=f"diameter_manual_{digest}").set_value(True).run()
     (control,) = [n for n in app.number_input if n.label == "Nucleus diameter (px)"]
     assert abs(control.value - float(estimate[0].split()[0])) < 0.11  # starts at the estimate
-    control.set_value(45.0).run()
+    control.set_value(14.0).run()   # the sample's nuclei: 12.4 px (ground truth)
     assert not app.exception
+    assert [m.value for m in app.metric if m.label == "Diameter used"] == ["14.0 px"]
+    assert not [w for w in app.warning if "looks wrong" in w.value]
+    control.set_value(45.0).run()   # 3.6x: a diameter typed in µm, or another magnification's
     assert [m.value for m in app.metric if m.label == "Diameter used"] == ["45.0 px"]
+    (doubt,) = [w.value for w in app.warning if "looks wrong" in w.value]
+    assert "The diameter given, 45 px, looks wrong for this image" in doubt
+    assert "Set the nucleus diameter by hand" in doubt
 
 
 def test_minimum_size_is_automatic_until_typed_and_then_counts_image_pixels(app):

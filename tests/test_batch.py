@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from nuclei_app.batch import collect_images, output_names, segment_paths
+from nuclei_app.batch import ImageRequest, collect_images, output_names, segment_paths
 from nuclei_app.imageio import read_labels
 
 from .awkward_files import EITHER, ERROR, IGNORED, OK, write_corpus
@@ -95,6 +95,30 @@ def test_each_image_s_line_notes_how_its_file_was_read(tiny_model, tmp_path):
     assert result.exit_status == 0
     assert "; note: a stack of 4 Z planes: the first is segmented" in lines["z.tif"]
     assert "note" not in lines["plain.png"]
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False).set_index("image")
+    assert summary.loc["z", "notes"].startswith("a stack of 4 Z planes: the first is segmented")
+    assert summary.loc["plain", "notes"] == ""
+
+
+@pytest.mark.parametrize("workers", [None, 1])
+def test_a_diameter_given_that_looks_wrong_is_noted_per_image(bundled_model, tmp_path, workers):
+    """Two samples at --diameter 90, whose nuclei are 12 and 28 px across (ground truth; user
+    test: a diameter typed in µm, or left from another magnification, went by silently)."""
+    from nuclei_app.distributed import run_on_cluster
+
+    samples = [SAMPLES / "images" / "fluorescence_sparse.png", SAMPLES / "images" / "fluorescence_dense.png"]
+    request = ImageRequest(bundled_model.postprocess_settings, diameter=90.0)
+    log = io.StringIO()
+    if workers:
+        result = run_on_cluster(samples, str(tmp_path), request, str(bundled_model.folder), workers=workers, log=log)
+    else:
+        result = segment_paths(bundled_model, samples, tmp_path, request, log=log)
+    assert result.exit_status == 0
+    summary = pd.read_csv(tmp_path / "summary.csv", keep_default_na=False).set_index("image")
+    for name in ("fluorescence_sparse", "fluorescence_dense"):
+        (line,) = [line for line in log.getvalue().splitlines() if f"{name}.png:" in line]
+        assert "; note: the diameter given, 90 px, looks wrong for this image" in line
+        assert summary.loc[name, "notes"].startswith("the diameter given, 90 px, looks wrong for this image")
 
 
 def test_channel_n_on_a_folder_with_single_channel_images_segments_those_too(tiny_model, tmp_path):

@@ -78,3 +78,13 @@ def test_png_benchmark_compares_both_encoders_on_the_samples(capsys):
     rows = [line for line in printed if "| Pillow" in line]
     assert rows and all(line.count(" ms ") == 2 and line.count(" KB") == 2 for line in rows)
     assert printed[-1].endswith(f"of {len(rows)} overlays")
+
+
+def test_diameter_notes_benchmark_counts_each_factor(capsys):
+    from benchmarks import diameter_notes
+    from train.locations import SAMPLES_DATA_DIR
+
+    assert diameter_notes.main(["--data", str(SAMPLES_DATA_DIR), "--every", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("given ")]
+    assert [row.split(" the true")[0] for row in rows] == ["given 1.00x", "given 0.33x", "given 3.00x"]
+    assert all(" of 4 images" in row for row in rows)   # the four samples

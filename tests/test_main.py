@@ -153,6 +153,8 @@ def test_bad_flag_values_are_usage_errors(tmp_path):
     for flags in (["--diameter", "-3"], ["--diameter", "big"], ["--channel", "blue"], ["--precision", "half"]):
         result = run_cli("segment", tmp_path, "--out", tmp_path / "o", *flags)
         assert result.returncode == 2 and "Traceback" not in result.stderr, flags
+    result = run_cli("segment", tmp_path, "--out", tmp_path / "o", "--diameter", "1e9")
+    assert "must be a number of pixels above 0 and below 10000, got 1e9" in result.stderr  # the rule it broke
 
 
 def test_formats_all_writes_every_export_that_independent_readers_open(tmp_path):
@@ -195,7 +197,7 @@ def test_a_folder_without_images_says_so_once(tmp_path):
 def test_out_of_range_settings_exit_2_with_the_reason(tmp_path):
     image = SAMPLES / "images" / "fluorescence_sparse.png"
     for flag, value, reason in (("--threshold", "-0.1", "between 0 and 1"), ("--threshold", "x", "not a number"),
-                                ("--min-size", "-3", "0 or more"), ("--diameter", "0", "positive")):
+                                ("--min-size", "-3", "0 or more"), ("--diameter", "0", "above 0 and below 10000")):
         result = run_cli("segment", image, "--out", tmp_path, flag, value)
         assert result.returncode == 2 and reason in result.stderr, (flag, value, result.stderr)
 

@@ -1,0 +1,71 @@
+"""Does a diameter the user gave fit the image? A note where it looks wrong, never a change.
+
+An estimated diameter is checked against the nuclei found at it (``pipeline``); one the user
+gives is taken as told, which is right: it is how a user overrides a wrong estimate. But a
+diameter typed in µm, or one left over from another magnification, wrecks the result without
+a word (a user test: 22 px nuclei segmented at 66 px gave 1 nucleus of 22, at 7 px 22 objects
+with 7 right). So the result is compared with what the image says. The network follows the
+size it is told, so the nuclei found measure between the truth and the given size; the
+network-free blob estimate doesn't, and is asked only when the nuclei found disagree.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from .pipeline import Segmentation, network_input
+from .scale import estimate_diameter, median_diameter
+from .size_search import SEARCH_ABOVE
+
+# Nuclei found within this factor of the given diameter: it fits, nothing more is computed.
+# At right diameters the nuclei found measured 0.94-1.14x of it (fluorescence, H&E,
+# brightfield); at diameters 3x off, 0.41-0.46x.
+FITS_WITHIN = 1.25
+# The given diameter is doubted where the nuclei found, or the blob estimate, measure more
+# than this factor away from it: twice or half the nuclei's size is where results break.
+DOUBT_BEYOND = 2.0
+# Fewer nuclei than this measure nothing.
+MIN_MEASURED = 3
+# What to do about it, on the command line (the app says it its own way).
+CLI_ADVICE = "Give --diameter in pixels (not µm), or leave it out to have it estimated"
+
+
+def given_diameter_note(model, channels: np.ndarray, segmentation: Segmentation,
+                        prepared: np.ndarray | None = None, advice: str = CLI_ADVICE) -> str | None:
+    """``diameter_doubt`` of an image segmented at a diameter the user gave (None for the
+    others); ``prepared``: the network's input, where the caller still has it."""
+    prediction = segmentation.prediction
+    if prediction.diameter_source != "given":
+        return None
+
+    def blob_estimate() -> float:
+        image = prepared if prepared is not None else network_input(model, channels, prediction.channel).image
+        return estimate_diameter(image)
+    return diameter_doubt(prediction.diameter, segmentation.labels, blob_estimate, advice)
+
+
+def diameter_doubt(given: float, labels: np.ndarray, blob_estimate: Callable[[], float],
+                   advice: str = CLI_ADVICE) -> str | None:
+    """What to tell the user where ``given`` px looks wrong for the image segmented into
+    ``labels`` at it, else None. ``blob_estimate`` (``scale.estimate_diameter`` of the
+    network's input) is called only where the nuclei found don't fit ``given``; it counts
+    where it is below ``SEARCH_ABOVE`` (above it, it may measure whole cells)."""
+    count = int(labels.max(initial=0))  # labels are numbered 1..N
+    measured = median_diameter(labels) if count >= MIN_MEASURED else None
+    if measured is not None and _within(measured, given, FITS_WITHIN):
+        return None
+    blob = blob_estimate()
+    blob_counts = blob <= SEARCH_ABOVE
+    if not ((measured is not None and not _within(measured, given, DOUBT_BEYOND))
+            or (blob_counts and not _within(blob, given, DOUBT_BEYOND))):
+        return None
+    found = (f"the {count} nuclei found at it measure {measured:.0f} px" if measured is not None
+             else f"{count} {'nucleus' if count == 1 else 'nuclei'} found at it")
+    seen = f", the image's own estimate is {blob:.0f} px" if blob_counts else ""
+    return f"the diameter given, {given:g} px, looks wrong for this image: {found}{seen}. {advice}"
+
+
+def _within(value: float, reference: float, factor: float) -> bool:
+    return abs(math.log(value / reference)) <= math.log(factor)

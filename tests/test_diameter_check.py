@@ -1,0 +1,76 @@
+"""A diameter the user gives is checked against the image: a note where it looks wrong."""
+import numpy as np
+import pytest
+
+from nuclei_app.diameter_check import diameter_doubt, given_diameter_note
+from nuclei_app.pipeline import segment
+from nuclei_app.size_search import SEARCH_ABOVE
+
+from .test_scale import disks_image
+
+
+def never_asked() -> float:
+    raise AssertionError("the blob estimate was computed although the nuclei found fit")
+
+
+def asked(value: float, calls: list):
+    return lambda: calls.append(value) or value
+
+
+@pytest.fixture(scope="module")
+def disks_20():
+    return disks_image(20, shape=(256, 256))[1]   # 49 disks 20 px across
+
+
+def test_a_diameter_the_nuclei_found_fit_costs_no_estimate(disks_20):
+    assert diameter_doubt(20.0, disks_20, never_asked) is None
+    assert diameter_doubt(24.0, disks_20, never_asked) is None   # within 1.25x
+
+
+def test_nuclei_found_far_from_the_given_diameter_are_told(disks_20):
+    calls = []
+    note = diameter_doubt(60.0, disks_20, asked(21.0, calls))
+    assert calls == [21.0]
+    assert note.startswith("the diameter given, 60 px, looks wrong for this image: the 49 nuclei found at it "
+                           "measure 20 px, the image's own estimate is 21 px.")
+    assert "--diameter in pixels (not µm)" in note
+
+
+def test_a_mild_disagreement_the_estimate_does_not_confirm_is_no_doubt(disks_20):
+    calls = []
+    assert diameter_doubt(28.0, disks_20, asked(22.0, calls)) is None   # found 1.4x off, estimate 1.3x
+    assert calls == [22.0]
+
+
+def test_too_few_nuclei_to_measure_fall_back_on_the_estimate():
+    labels = np.zeros((64, 64), np.int32)
+    labels[10:20, 10:20] = 1
+    note = diameter_doubt(66.0, labels, lambda: 22.0)
+    assert "1 nucleus found at it, the image's own estimate is 22 px" in note
+    assert diameter_doubt(66.0, np.zeros((64, 64), np.int32), lambda: 60.0) is None   # the estimate agrees
+
+
+def test_an_estimate_that_may_measure_whole_cells_does_not_count(disks_20):
+    assert diameter_doubt(66.0, np.zeros((64, 64), np.int32), lambda: SEARCH_ABOVE + 40) is None
+    note = diameter_doubt(45.0, disks_20, lambda: SEARCH_ABOVE + 40)   # the nuclei found alone: 2.25x
+    assert "measure 20 px." in note and "own estimate" not in note
+
+
+def test_the_advice_is_the_callers(disks_20):
+    assert diameter_doubt(60.0, disks_20, lambda: 20.0, advice="Do this").endswith(". Do this")
+
+
+def test_a_real_segmentation_at_a_diameter_three_times_too_large_is_noted(bundled_model):
+    image, _ = disks_image(20, shape=(256, 256))
+    right = segment(bundled_model, image, diameter=20.0)
+    assert given_diameter_note(bundled_model, image, right) is None
+    wrong = segment(bundled_model, image, diameter=60.0)
+    note = given_diameter_note(bundled_model, image, wrong)
+    assert note and "60 px, looks wrong" in note
+    estimate = float(note.split("own estimate is ")[1].split(" px")[0])
+    assert 12 <= estimate <= 25   # the disks are 20 px across
+
+
+def test_an_estimated_diameter_is_never_doubted(bundled_model):
+    image, _ = disks_image(20, shape=(256, 256))
+    assert given_diameter_note(bundled_model, image, segment(bundled_model, image)) is None
