@@ -291,15 +291,21 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
 
 def start_run(images: list[Path], problems: list[tuple[str, str]], record, result: BatchResult,
               log: TextIO) -> tuple[dict[Path, str], list[Path]]:
-    """What every run does first, in-process or on a cluster: report and record the inputs
-    that can't be used, count images finished before (--skip-existing) as done; returns each
-    image's output name and the images still to segment."""
+    """What every run does first, in-process or on a cluster: start the record with the rows
+    of earlier images it keeps, report and record the inputs that can't be used, count images
+    finished before (--skip-existing) as done; returns each image's output name and the
+    images still to segment."""
+    names = output_names(images, record.earlier_names)
+    todo = [path for path in images if not record.is_done(names[path])]
+    kept = record.begin([(names[path], str(path.resolve())) for path in todo])
+    others = len(set(kept) - set(names.values()))
+    if others:
+        print(f"The output folder's summary.csv and measurements.csv keep the rows of {plural(others, 'image', 'images')} "
+              "segmented into it before and not in this run (their files are there).", file=log)
     for path, reason in problems:
         print(f"error: {path}: {reason}{'' if reason.endswith('.') else '.'} Skipped.", file=log)
         record.add(summary_row(path, "", status=reason))
         result.summary.append(summary_row(path, "", status=reason))
-    names = output_names(images, record.earlier_names)
-    todo = [path for path in images if not record.is_done(names[path])]
     if len(todo) < len(images):
         print(f"--skip-existing: {len(images) - len(todo)} of {len(images)} images finished before; "
               f"{len(todo)} to do.", file=log)

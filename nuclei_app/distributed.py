@@ -50,8 +50,8 @@ from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect
 from .diameter_check import given_diameter_note
 from .measure import COLUMNS
 from .model import ModelLoadError, NucleiModel
-from .records import (MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, expected_files, finished_before,
-                      summary_row)
+from .records import (MEASUREMENTS_FILE, NOTHING_EARLIER, SUMMARY_COLUMNS, SUMMARY_FILE, Earlier, RunRecord,
+                      finished_before, has_outputs, summary_row, without_redone)
 from .results import csv_bytes
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
@@ -390,12 +390,21 @@ class UrlRecord:
         self.out_url, self.formats, self.columns = out_url, formats, measurement_columns
         self.fs, self.root = url_to_fs(out_url)
         self.root = self.root.rstrip("/")
-        self.done: dict[str, dict] = {}
-        self.earlier_names: dict[str, str] = {}
+        self.earlier = self._finished_before()
+        present = self._present()
+        complete = {name: row for name, row in self.earlier.done.items()
+                    if has_outputs(name, formats, present.__contains__)}
+        self.done = complete if resume else {}
+        self.earlier_names = self.earlier.names if resume else {}
         self.summary: list[dict] = []
         self.tables: list[pd.DataFrame] = []
-        if resume:
-            self._resume()
+        self.begin()
+
+    def begin(self, redone: list[tuple[str, str]] = ()) -> list[str]:
+        """``RunRecord.begin``: the earlier rows of the images this run doesn't segment again."""
+        kept, measurements = without_redone(self.earlier, list(redone))
+        self.summary, self.tables = list(kept.values()), [measurements.reindex(columns=self.columns)]
+        return list(kept)
 
     def is_done(self, name: str) -> bool:
         return name in self.done
@@ -410,18 +419,19 @@ class UrlRecord:
         write_files(self.out_url, {MEASUREMENTS_FILE: csv_bytes(frame),
                                    SUMMARY_FILE: csv_bytes(pd.DataFrame(self.summary, columns=SUMMARY_COLUMNS))})
 
-    def _resume(self) -> None:
-        """RunRecord's rule: keep images whose summary row is "ok" and whose files are all there."""
+    def _present(self) -> set[str]:
+        """Names of the files in the output folder."""
+        if not self.fs.isdir(self.root):
+            return set()
+        return {path.rstrip("/").rsplit("/", 1)[-1] for path in self.fs.ls(self.root, detail=False)}
+
+    def _finished_before(self) -> Earlier:
         summary_path, measurements_path = f"{self.root}/{SUMMARY_FILE}", f"{self.root}/{MEASUREMENTS_FILE}"
         if not (self.fs.isfile(summary_path) and self.fs.isfile(measurements_path)):
-            return
-        present = set(self.fs.ls(self.root, detail=False))
-        earlier = finished_before(
-            self.fs.open(summary_path, "rb"), self.fs.open(measurements_path, "rb"),
-            lambda name: all(f"{self.root}/{file}" in present for file in expected_files(name, self.formats)))
-        self.done, self.earlier_names = earlier.done, earlier.names
-        self.summary = list(self.done.values())
-        self.tables = [earlier.measurements.reindex(columns=self.columns)]
+            return NOTHING_EARLIER
+        present = self._present()
+        return finished_before(self.fs.open(summary_path, "rb"), self.fs.open(measurements_path, "rb"),
+                               lambda name: has_outputs(name, None, present.__contains__))
 
 
 # --- the output folder, through fsspec -----------------------------------------------------

@@ -1,6 +1,11 @@
 """The run's record in the output folder: ``measurements.csv`` and ``summary.csv``, written as
 each image finishes (an interrupted run keeps what it finished), and read back by
 ``--skip-existing`` to resume without redoing finished images.
+
+The record is the folder's, not only the run's: a run into a folder that holds an earlier
+run's results keeps the rows of the earlier images it does not segment again (whose files
+are still there), so that segmenting one image again does not drop 499 others from the
+tables (a user test).
 """
 from __future__ import annotations
 
@@ -31,6 +36,25 @@ def expected_files(name: str, formats: tuple[str, ...]) -> list[str]:
     return [name + suffix for fmt in formats for suffix in FORMATS[fmt]]
 
 
+def has_outputs(name: str, formats: tuple[str, ...] | None, exists: Callable[[str], bool]) -> bool:
+    """Every file of ``formats`` for image ``name`` is there; ``formats`` None: every file of
+    at least one format (an earlier run's, whichever it wrote)."""
+    if formats is None:
+        return any(has_outputs(name, (fmt,), exists) for fmt in FORMATS)
+    return all(exists(file) for file in expected_files(name, formats))
+
+
+def without_redone(earlier: "Earlier", redone: list[tuple[str, str]]) -> tuple[dict[str, dict], pd.DataFrame]:
+    """The earlier rows (summary, measurements) of the images a run does not segment again;
+    ``redone``: (NAME, resolved input path) of each image it segments. An image goes by either:
+    its old name or its file (whose name may have changed)."""
+    names, files = {name.casefold() for name, _ in redone}, {file for _, file in redone}
+    kept = {name: row for name, row in earlier.done.items()
+            if name.casefold() not in names and str(Path(row["file"]).resolve()) not in files}
+    measurements = earlier.measurements
+    return kept, measurements[measurements["image"].isin(set(kept))] if "image" in measurements else measurements
+
+
 class Earlier(NamedTuple):
     """What a resumed run takes over from the record of the run before."""
     done: dict[str, dict]      # NAME -> summary row of each image finished (see finished_before)
@@ -42,10 +66,10 @@ NOTHING_EARLIER = Earlier({}, pd.DataFrame(), {})
 
 
 def finished_before(summary_file, measurements_file, outputs_present: Callable[[str], bool]) -> Earlier:
-    """The rule ``--skip-existing`` resumes by, wherever the record is (a folder or a URL):
-    images whose summary row is "ok" and whose files are all present, with their earlier
-    summary rows and measurement rows; and every named input's NAME, so that names stay put.
-    Reads and closes the two open files."""
+    """The images of the record in an output folder (local or a URL) whose summary row is "ok"
+    and whose files are there (``outputs_present``), with their summary rows and measurement
+    rows; and every named input's NAME, so that names stay put on resuming. Reads and closes
+    the two open files."""
     with summary_file, measurements_file:
         summary = pd.read_csv(summary_file, dtype={"image": str, "file": str, "status": str}, keep_default_na=False)
         measurements = pd.read_csv(measurements_file, dtype={"image": str}, keep_default_na=False)
@@ -64,19 +88,29 @@ def finished_before(summary_file, measurements_file, outputs_present: Callable[[
 
 class RunRecord:
     """Appends one image's measurement rows, then its summary row (so a summary row "ok" means
-    the image's measurements are complete). With ``resume``, rows of images that finished
-    before (summary "ok" and every output file present) are kept and those images skipped;
-    rows of anything else are dropped, to be written again."""
+    the image's measurements are complete). ``begin`` starts the files with the earlier rows
+    of images finished before (summary "ok" and their files present) that this run doesn't
+    segment again. With ``resume``, this run's images finished before with every file of its
+    formats are skipped (and their rows kept)."""
 
     def __init__(self, out: Path, measurement_columns: list[str], formats: tuple[str, ...], resume: bool = False):
         self.out, self.formats = out, formats
         self.measurements_path, self.summary_path = out / MEASUREMENTS_FILE, out / SUMMARY_FILE
         self.measurement_columns = measurement_columns
-        earlier = self._finished_before() if resume else NOTHING_EARLIER
-        self.done = earlier.done                  # image name -> its earlier summary row
-        self.earlier_names = earlier.names        # input path -> the name it had (kept on resuming)
-        self._start(self.measurements_path, earlier.measurements.reindex(columns=measurement_columns))
-        self._start(self.summary_path, pd.DataFrame(list(self.done.values()), columns=SUMMARY_COLUMNS))
+        self.earlier = self._finished_before()
+        complete = {name: row for name, row in self.earlier.done.items()
+                    if has_outputs(name, formats, lambda file: (out / file).is_file())}
+        self.done = complete if resume else {}    # image name -> its earlier summary row
+        self.earlier_names = self.earlier.names if resume else {}  # input path -> the name it had
+        self.begin()
+
+    def begin(self, redone: list[tuple[str, str]] = ()) -> list[str]:
+        """(Re)starts both files with the earlier rows of the images not in ``redone`` (see
+        ``without_redone``), before any row of this run is added; returns those images' names."""
+        kept, measurements = without_redone(self.earlier, list(redone))
+        self._start(self.measurements_path, measurements.reindex(columns=self.measurement_columns))
+        self._start(self.summary_path, pd.DataFrame(list(kept.values()), columns=SUMMARY_COLUMNS))
+        return list(kept)
 
     def is_done(self, name: str) -> bool:
         return name in self.done
@@ -105,8 +139,7 @@ class RunRecord:
         if not (self.summary_path.is_file() and self.measurements_path.is_file()):
             return NOTHING_EARLIER
         return finished_before(self.summary_path.open("rb"), self.measurements_path.open("rb"),
-                               lambda name: all((self.out / file).is_file()
-                                                for file in expected_files(name, self.formats)))
+                               lambda name: has_outputs(name, None, lambda file: (self.out / file).is_file()))
 
     @staticmethod
     def _start(path: Path, rows: pd.DataFrame) -> None:

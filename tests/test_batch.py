@@ -82,6 +82,41 @@ def test_skip_existing_keeps_each_file_s_name_when_files_are_added(tiny_model, t
     assert (out / "well_labels.png").read_bytes() == well_labels and (out / "plate_well_labels.png").is_file()
 
 
+def test_a_run_into_a_used_folder_keeps_the_rows_of_the_images_it_does_not_redo(tiny_model, tmp_path):
+    """User test: segmenting one image of a batch again into the same folder dropped every
+    other image from summary.csv and measurements.csv, their files left without rows."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    paths = [write_image(inputs / f"{name}.png", seed=seed) for seed, name in enumerate(("a", "b", "c"))]
+    segment_paths(tiny_model, [inputs], out, tiny_model.postprocess_settings, log=io.StringIO())
+    first = pd.read_csv(out / "measurements.csv", keep_default_na=False)
+    log = io.StringIO()
+    again = segment_paths(tiny_model, [paths[1]], out, tiny_model.postprocess_settings, log=log)
+    assert again.exit_status == 0
+    assert "keep the rows of 2 images segmented into it before and not in this run" in log.getvalue()
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    assert sorted(summary["image"]) == ["a", "b", "c"] and (summary["status"] == "ok").all()
+    measurements = pd.read_csv(out / "measurements.csv", keep_default_na=False)
+    pd.testing.assert_frame_equal(measurements.sort_values(["image", "nucleus"]).reset_index(drop=True),
+                                  first.sort_values(["image", "nucleus"]).reset_index(drop=True))
+    for file in out.glob("c_*"):   # an image whose files are gone is no longer on record
+        file.unlink()
+    segment_paths(tiny_model, [paths[1]], out, tiny_model.postprocess_settings, log=io.StringIO())
+    assert sorted(pd.read_csv(out / "summary.csv")["image"]) == ["a", "b"]
+
+
+def test_skip_existing_with_other_formats_redoes_its_images_and_keeps_the_others(tiny_model, tmp_path):
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    paths = [write_image(inputs / f"{name}.png", seed=seed) for seed, name in enumerate(("a", "b"))]
+    segment_paths(tiny_model, [inputs], out, tiny_model.postprocess_settings, log=io.StringIO())
+    request = ImageRequest(tiny_model.postprocess_settings, formats=("tiff",))
+    log = io.StringIO()
+    segment_paths(tiny_model, [paths[0]], out, request, log=log, skip_existing=True)
+    assert "finished before" not in log.getvalue()                # a has no TIFF yet: done again
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(summary["image"]) == ["a", "b"]                  # b's PNGs are there: its row stays
+    assert (out / "a_labels.tif").is_file() and not (out / "b_labels.tif").exists()
+
+
 def test_each_image_s_line_notes_how_its_file_was_read(tiny_model, tmp_path):
     import tifffile
 

@@ -299,6 +299,14 @@ def test_a_url_output_is_recorded_whole_and_resumes():
     with cluster_run.run_record(url, ("png",), resume=True) as again:
         assert again.is_done("a") and not again.is_done("b")  # b failed: done again
     assert list(pd.read_csv(fs.open("/nuclei-test/run/measurements.csv"))["image"]) == ["a"]
+    cluster_run.write_files(url, {f"c_{kind}.png": b"png" for kind in ("labels", "mask", "overlay")})
+    with cluster_run.run_record(url, ("png",), resume=False) as record:   # c segmented, a kept
+        record.begin([("c", "/data/c.png")])
+        record.add({"image": "c", "file": "/data/c.png", "status": "ok"}, pd.DataFrame({"image": ["c"], "nucleus": [1]}))
+    assert list(pd.read_csv(fs.open("/nuclei-test/run/summary.csv"))["image"]) == ["a", "c"]
+    with cluster_run.run_record(url, ("png",), resume=False) as record:   # a again: its old row goes
+        record.begin([("a", "/elsewhere/a.png")])
+    assert list(pd.read_csv(fs.open("/nuclei-test/run/summary.csv"))["image"]) == ["c"]
     fs.rm("/nuclei-test", recursive=True)
 
 
