@@ -29,7 +29,8 @@ from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw
                                 probability_picture, to_display)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.records import SUMMARY_COLUMNS, summary_row
-from nuclei_app.results import FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files, unique_names, zip_bytes
+from nuclei_app.results import (FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files, image_stem,
+                                unique_names, zip_bytes)
 from nuclei_app.sources import describe, resolve_model
 
 LIMITS = AppLimits()
@@ -186,7 +187,7 @@ def inputs_ui() -> list[InputImage]:
 def input_images(files: list[tuple[str, bytes, bytes | None]]) -> list[InputImage]:
     """Page items with names safe for downloads and unique on the page (two 'cells.*' files
     become 'cells' and 'cells_2'), and keys unique even for the same content twice."""
-    names = unique_names(Path(name).stem for name, _, _ in files)
+    names = unique_names(image_stem(name) for name, _, _ in files)
     seen: dict[str, int] = {}
     items = []
     for (label, data, truth), name in zip(files, names):

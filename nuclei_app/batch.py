@@ -35,7 +35,7 @@ from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
 from .records import RunRecord, summary_row
-from .results import MAX_NAME_LENGTH, image_result_files, write_atomically
+from .results import MAX_NAME_LENGTH, image_result_files, image_stem, write_atomically
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def output_names(images: list[Path], earlier: dict[str, str] | None = None) -> d
 
 
 def _free_name(image: Path, used: set[str]) -> str:
-    name = fitting_name(image.stem)
+    name = fitting_name(image_stem(image.name))
     for parent in image.resolve().parents:
         if name.casefold() not in used:
             return name

@@ -115,6 +115,10 @@ def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str]) -
         if series is not None and "C" in series.axes and "Y" in series.axes and "X" in series.axes:
             return _read_channel_series(series, name, limits, notes)
         if series is not None and _unnamed_channel_stack(series):
+            # The guess is told: a Z-stack saved without axes reads as channels.
+            notes.append(f"{series.shape[0]} pages and no axes in the file: read as {series.shape[0]} channels (a "
+                         "Z-stack or time series saved with its axes, by ImageJ or as OME-TIFF, is read at its "
+                         "first plane)")
             return _read_channel_series(series, name, limits, notes, axes="C" + series.axes[1:])
         if series is not None:
             _note_first_planes(dict(zip(series.axes, series.shape)), notes)

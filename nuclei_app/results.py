@@ -36,6 +36,14 @@ def safe_name(name: str) -> str:
     return name or "image"
 
 
+def image_stem(file_name: str) -> str:
+    """The name outputs are named after: the file's stem, without the ".ome" of an OME-TIFF
+    ("plate.ome.tif" -> "plate", not "plate.ome")."""
+    stem = Path(file_name).stem
+    return stem[:-4] if Path(file_name).suffix.lower() in (".tif", ".tiff") and stem.lower().endswith(".ome") \
+        and len(stem) > 4 else stem
+
+
 def unique_names(names: Iterable[str]) -> list[str]:
     """Safe names, with _2, _3 ... for repeats (case-insensitively: Windows and macOS
     would merge 'Cells' and 'cells' into one file)."""

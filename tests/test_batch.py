@@ -31,6 +31,11 @@ def test_collects_recursively_and_reports_missing(tmp_path):
     assert problems == [(str(tmp_path / "missing.png"), "no such file or folder")]
 
 
+def test_an_ome_tiff_s_outputs_are_named_after_its_name_without_ome(tmp_path):
+    names = output_names([tmp_path / "plate A1.ome.tif", tmp_path / "b.ome.tiff"])
+    assert list(names.values()) == ["plate A1", "b"]
+
+
 def test_output_names_disambiguate_same_file_names(tmp_path):
     first, second = tmp_path / "day1" / "img.png", tmp_path / "day2" / "img.png"
     names = output_names([first, second])

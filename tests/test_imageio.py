@@ -422,11 +422,13 @@ def test_16_bit_colour_pngs_are_read_at_8_bits_only_where_that_keeps_the_image()
 
 def test_how_a_stack_or_animation_was_read_is_noted(tmp_path):
     """A Z-stack, a time series or an animation gives its first plane or frame, and says so;
-    a plain image or a channel stack gives no note."""
+    a few pages without axes are read as channels, and that guess is told (a user test's
+    5-plane Z-stack); a plain image or a channel stack gives no note."""
     tifffile.imwrite(tmp_path / "z.tif", np.zeros((6, 30, 40), np.uint8), imagej=True, metadata={"axes": "ZYX"})
     tifffile.imwrite(tmp_path / "tzc.tif", np.zeros((3, 2, 2, 30, 40), np.uint16), imagej=True,
                      metadata={"axes": "TZCYX"})
     tifffile.imwrite(tmp_path / "pages.tif", np.zeros((20, 30, 40), np.uint8), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "few_pages.tif", np.zeros((5, 30, 40), np.uint8), photometric="minisblack")
     tifffile.imwrite(tmp_path / "channels.tif", np.zeros((3, 30, 40), np.uint16), imagej=True, metadata={"axes": "CYX"})
     frames = [Image.fromarray(np.full((30, 40), v, np.uint8)) for v in (0, 90, 180)]
     frames[0].save(tmp_path / "movie.gif", save_all=True, append_images=frames[1:])
@@ -434,6 +436,7 @@ def test_how_a_stack_or_animation_was_read_is_noted(tmp_path):
     expected = {"z.tif": "a stack of 6 Z planes: the first is segmented",
                 "tzc.tif": "a stack of 3 time points x 2 Z planes: the first is segmented",
                 "pages.tif": "a stack of 20 planes: the first is segmented",
+                "few_pages.tif": "5 pages and no axes in the file: read as 5 channels",   # the guess, told
                 "movie.gif": "3 frames: the first is segmented", "channels.tif": None, "plain.png": None}
     for name, note in expected.items():
         notes = []

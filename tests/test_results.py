@@ -3,6 +3,7 @@ import zipfile
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from nuclei_app.results import (combined_measurements, csv_bytes, image_result_files, safe_name, unique_names, unquoted,
                                 zip_bytes)
@@ -54,3 +55,12 @@ def test_one_images_files_and_a_reproducible_zip():
     archive = zip_bytes(files)
     assert archive == zip_bytes(files)  # no timestamps: same files, same bytes
     assert zipfile.ZipFile(io.BytesIO(archive)).read("cells_labels.tif") == files["cells_labels.tif"]
+
+
+@pytest.mark.parametrize("file_name, stem", [("plate.ome.tif", "plate"), ("plate.OME.TIFF", "plate"),
+                                             ("plate.tif", "plate"), ("a.ome.png", "a.ome"), (".ome.tif", ".ome"),
+                                             ("x.y.tif", "x.y")])
+def test_outputs_are_named_without_an_ome_tiff_s_ome(file_name, stem):
+    from nuclei_app.results import image_stem
+
+    assert image_stem(file_name) == stem
