@@ -34,7 +34,7 @@ from .measure import COLUMNS, measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
-from .records import RunRecord, summary_row
+from .records import RunRecord, changed_settings, summary_row
 from .results import MAX_NAME_LENGTH, image_result_files, image_stem, write_atomically
 
 
@@ -50,6 +50,18 @@ class ImageRequest:
     block_size: int | None = None   # --block-size: block by block at any size (None: only huge TIFFs)
     precision: str = "float32"      # --precision: the network's arithmetic (precision.py), on every worker too
     engine: str = "auto"            # --engine: whose kernels run the network (model.py ENGINES), on every worker too
+
+
+def settings_text(request: ImageRequest, model_identity: str) -> str:
+    """What decided an image's labels, as summary.csv's ``settings`` records it: a folder
+    that mixes settings shows it, and --skip-existing tells when they changed."""
+    settings = request.settings
+    tta = "auto" if request.tta is None else ("on" if request.tta else "off")
+    parts = [f"model {model_identity}", f"threshold {settings.threshold:g}",
+             f"min size {f'{settings.min_size} px' if settings.min_size_in_image_pixels else 'auto'}", f"tta {tta}",
+             f"diameter {'auto' if request.diameter is None else f'{request.diameter:g} px'}",
+             f"channel {request.channel}", f"precision {request.precision}"]
+    return "; ".join(parts + ([f"block size {request.block_size}"] if request.block_size else []))
 
 
 @dataclass
@@ -276,7 +288,8 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
     request = settings if isinstance(settings, ImageRequest) else ImageRequest(settings, tta)
     out.mkdir(parents=True, exist_ok=True)
     images, problems = collect_images(paths, skip_folders=(out,))
-    record = RunRecord(out, ["image"] + COLUMNS, request.formats, resume=skip_existing)
+    record = RunRecord(out, ["image"] + COLUMNS, request.formats, resume=skip_existing,
+                       settings=settings_text(request, model.weights_digest()))
     result = BatchResult(failed=list(problems))
     names, todo = start_run(images, problems, record, result, log)
     huge = {path for path in todo if is_huge(path)}
@@ -309,6 +322,12 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
     if len(todo) < len(images):
         print(f"--skip-existing: {len(images) - len(todo)} of {len(images)} images finished before; "
               f"{len(todo)} to do.", file=log)
+        changed = changed_settings(record.done, [names[path] for path in images], record.settings)
+        if changed:
+            print(f"--skip-existing: {plural(len(changed), 'image', 'images')} finished before with other settings "
+                  f"({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}) are kept as they are; "
+                  "summary.csv's settings column says which. Run without --skip-existing to segment them again.",
+                  file=log)
         result.summary += [record.done[names[p]] for p in images if record.is_done(names[p])]
         result.processed += [str(p) for p in images if record.is_done(names[p])]
     return names, todo

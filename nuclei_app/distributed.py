@@ -46,12 +46,12 @@ import pandas as pd
 
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
                     finish_run, image_files, is_disk_full, is_huge, noted, plural, put_on_record, read_input,
-                    segment_channels, start_run, stop)
+                    segment_channels, settings_text, start_run, stop)
 from .diameter_check import given_diameter_note
 from .measure import COLUMNS
-from .model import ModelLoadError, NucleiModel
+from .model import ModelLoadError, NucleiModel, weights_digest
 from .records import (MEASUREMENTS_FILE, NOTHING_EARLIER, SUMMARY_COLUMNS, SUMMARY_FILE, Earlier, RunRecord,
-                      finished_before, has_outputs, summary_row, without_redone)
+                      finished_before, has_outputs, summary_row, with_settings, without_redone)
 from .results import csv_bytes
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
@@ -110,6 +110,15 @@ def cluster_model_source(model: NucleiModel) -> str:
     return str(model.folder.resolve())
 
 
+def model_identity(model: NucleiModel | None, model_source: str) -> str:
+    """Which network the workers run, for summary.csv's settings: its weights' digest where
+    the client can read them (workers may see folders the client doesn't), else the source."""
+    try:
+        return model.weights_digest() if model is not None else weights_digest(Path(model_source))
+    except OSError:
+        return model_source
+
+
 def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageRequest, model_source: str,
                    workers: int | None = None, scheduler: str | None = None, log: TextIO = sys.stderr,
                    debug: bool = False, skip_existing: bool = False, model: NucleiModel | None = None) -> BatchResult:
@@ -135,7 +144,8 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
     # The cluster first: an unreachable one fails before the record (maybe a previous run's,
     # for --skip-existing) is touched. No cluster for a run with no image.
     with (dask_client(workers, scheduler) if images else nullcontext()) as client, \
-            run_record(out_url, request.formats, skip_existing) as record:
+            run_record(out_url, request.formats, skip_existing,
+                       settings_text(request, model_identity(model, model_source))) as record:
         todo = plan(images, problems, record, result, log)
         if todo:
             describe_cluster(client, log)
@@ -365,15 +375,15 @@ def failed_outcome(task: ImageTask, status: str, seconds: float | None = None) -
 # --- the run's record ------------------------------------------------------------------------
 
 @contextmanager
-def run_record(out_url: str, formats: tuple[str, ...], resume: bool) -> Iterator:
+def run_record(out_url: str, formats: tuple[str, ...], resume: bool, settings: str = "") -> Iterator:
     """The in-process run's record (``records.RunRecord``: rows appended as images finish,
     ``--skip-existing`` resumes) for a local folder; for a URL, ``UrlRecord``."""
     columns = ["image"] + COLUMNS
     folder = local_folder(out_url)
     if folder is not None:
-        yield RunRecord(folder, columns, formats, resume=resume)
+        yield RunRecord(folder, columns, formats, resume=resume, settings=settings)
         return
-    record = UrlRecord(out_url, columns, formats, resume=resume)
+    record = UrlRecord(out_url, columns, formats, resume=resume, settings=settings)
     try:
         yield record
     finally:  # also when the run stops: what finished is on record
@@ -384,10 +394,11 @@ class UrlRecord:
     """``RunRecord`` for an output folder that is a URL (s3://...): object stores can't append,
     so the rows are kept here and both files written whole when the run ends."""
 
-    def __init__(self, out_url: str, measurement_columns: list[str], formats: tuple[str, ...], resume: bool = False):
+    def __init__(self, out_url: str, measurement_columns: list[str], formats: tuple[str, ...], resume: bool = False,
+                 settings: str = ""):
         from fsspec.core import url_to_fs
 
-        self.out_url, self.formats, self.columns = out_url, formats, measurement_columns
+        self.out_url, self.formats, self.columns, self.settings = out_url, formats, measurement_columns, settings
         self.fs, self.root = url_to_fs(out_url)
         self.root = self.root.rstrip("/")
         self.earlier = self._finished_before()
@@ -412,7 +423,7 @@ class UrlRecord:
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
         if measurements is not None and len(measurements):
             self.tables.append(measurements.reindex(columns=self.columns))
-        self.summary.append(summary)
+        self.summary.append(with_settings(summary, self.settings))
 
     def write(self) -> None:
         frame = pd.concat(self.tables, ignore_index=True) if self.tables else pd.DataFrame(columns=self.columns)

@@ -27,6 +27,18 @@ FORMAT = "nuclei-model/1"
 ENGINES = ("tensorflow", "xnnpack", "auto")
 
 
+def weights_digest(folder: Path) -> str:
+    """The first 12 hex digits of a model folder's weights' SHA-256: which network, wherever
+    its folder lies (summary.csv's settings)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with (folder / "model.weights.h5").open("rb") as weights:
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
 class ModelLoadError(RuntimeError):
     """A model source could not be used; the message says which and why."""
 
@@ -52,6 +64,9 @@ class NucleiModel:
     engine: str = "tensorflow"
     _forward: object = field(default=None, repr=False)
     _xnnpack_failed: bool = field(default=False, repr=False)
+
+    def weights_digest(self) -> str:
+        return weights_digest(self.folder)
 
     def set_precision(self, precision: str) -> None:
         """``float32``, ``bfloat16`` or ``auto`` (bfloat16 where the CPU has it); see precision.py."""

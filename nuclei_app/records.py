@@ -20,7 +20,7 @@ from .results import csv_bytes, unquoted
 MEASUREMENTS_FILE = "measurements.csv"
 SUMMARY_FILE = "summary.csv"
 SUMMARY_COLUMNS = ["image", "file", "width", "height", "nuclei", "diameter_px", "diameter_source", "channel",
-                   "seconds", "status", "notes"]
+                   "seconds", "status", "notes", "settings"]
 
 
 def summary_row(path, name: str, width=None, height=None, nuclei=None, diameter=None, source="", channel="",
@@ -34,6 +34,17 @@ def summary_row(path, name: str, width=None, height=None, nuclei=None, diameter=
 
 def expected_files(name: str, formats: tuple[str, ...]) -> list[str]:
     return [name + suffix for fmt in formats for suffix in FORMATS[fmt]]
+
+
+def with_settings(summary: dict, settings: str) -> dict:
+    """An image's row with the run's settings, where it was segmented (not a failed one)."""
+    return {**summary, "settings": settings} if summary.get("status") == "ok" and settings else summary
+
+
+def changed_settings(done: dict[str, dict], names: list[str], settings: str) -> list[str]:
+    """The images among ``names`` finished before (``done``) whose rows record other settings
+    than ``settings`` (rows from before the settings were recorded say nothing: not counted)."""
+    return [name for name in names if name in done and done[name].get("settings") not in ("", None, settings)]
 
 
 def has_outputs(name: str, formats: tuple[str, ...] | None, exists: Callable[[str], bool]) -> bool:
@@ -93,8 +104,9 @@ class RunRecord:
     segment again. With ``resume``, this run's images finished before with every file of its
     formats are skipped (and their rows kept)."""
 
-    def __init__(self, out: Path, measurement_columns: list[str], formats: tuple[str, ...], resume: bool = False):
-        self.out, self.formats = out, formats
+    def __init__(self, out: Path, measurement_columns: list[str], formats: tuple[str, ...], resume: bool = False,
+                 settings: str = ""):
+        self.out, self.formats, self.settings = out, formats, settings
         self.measurements_path, self.summary_path = out / MEASUREMENTS_FILE, out / SUMMARY_FILE
         self.measurement_columns = measurement_columns
         self.earlier = self._finished_before()
@@ -116,6 +128,7 @@ class RunRecord:
         return name in self.done
 
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
+        summary = with_settings(summary, self.settings)
         if summary.get("status") != "ok" and summary.get("image"):
             self.remove_outputs(summary["image"])
         if measurements is not None and len(measurements):

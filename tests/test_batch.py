@@ -122,6 +122,29 @@ def test_skip_existing_with_other_formats_redoes_its_images_and_keeps_the_others
     assert (out / "a_labels.tif").is_file() and not (out / "b_labels.tif").exists()
 
 
+def test_each_row_records_its_settings_and_skip_existing_tells_when_they_changed(tiny_model, tmp_path):
+    """User test: --skip-existing with another threshold kept the earlier images silently, and
+    nothing in the folder said that they were segmented otherwise."""
+    from dataclasses import replace
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    for seed, name in enumerate(("a", "b")):
+        write_image(inputs / f"{name}.png", seed=seed)
+    segment_paths(tiny_model, [inputs / "a.png"], out, tiny_model.postprocess_settings, log=io.StringIO())
+    first = pd.read_csv(out / "summary.csv", keep_default_na=False)["settings"][0]
+    assert first.startswith(f"model {tiny_model.weights_digest()}; threshold ")
+    assert "; min size auto; tta auto; diameter auto; channel auto; precision float32" in first
+    other = ImageRequest(replace(tiny_model.postprocess_settings, threshold=0.3), diameter=20.0)
+    log = io.StringIO()
+    segment_paths(tiny_model, [inputs], out, other, log=log, skip_existing=True)
+    assert "--skip-existing: 1 image finished before with other settings (a) are kept as they are" in log.getvalue()
+    settings = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("image")["settings"]
+    assert settings["a"] == first and "threshold 0.3;" in settings["b"] and "diameter 20 px" in settings["b"]
+    log = io.StringIO()
+    segment_paths(tiny_model, [inputs / "b.png"], out, other, log=log, skip_existing=True)
+    assert "other settings" not in log.getvalue()   # b was segmented with these
+
+
 def test_each_image_s_line_notes_how_its_file_was_read(tiny_model, tmp_path):
     import tifffile
 
