@@ -426,7 +426,18 @@ def read_raw_channels(source: ImageSource, name: str | None = None, limits: Read
     at a time (``blocks.ArraySource``)."""
     name = source_name(source, name)
     raw = _to_channels(decode_array(source, name, limits, notes), name)
+    if notes is not None and np.issubdtype(raw.dtype, np.floating):
+        _note_non_finite(raw, notes)
     return raw, unit_scale_of(raw, name)
+
+
+def _note_non_finite(raw: np.ndarray, notes: list[str]) -> None:
+    """Float pixels that are NaN (a masked region, a failed stitch) or infinite are read as the
+    image's darkest value and its extremes (``UnitScale.apply``): say how many."""
+    bad = raw.size - int(np.count_nonzero(np.isfinite(raw)))
+    if bad:
+        notes.append(f"{bad:,} values are NaN or infinite ({100 * bad / raw.size:.1f} %): NaN read as the image's "
+                     "darkest value, infinities as its extremes")
 
 
 JPEG_MAGIC = b"\xff\xd8\xff"

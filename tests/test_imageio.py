@@ -442,3 +442,18 @@ def test_how_a_stack_or_animation_was_read_is_noted(tmp_path):
         notes = []
         read_channels(tmp_path / name, notes=notes)
         assert notes == [] if note is None else (len(notes) == 1 and notes[0].startswith(note)), (name, notes)
+
+
+def test_nan_and_infinite_float_pixels_are_counted_in_a_note(tmp_path):
+    pixels = np.linspace(0, 5, 30 * 40, dtype=np.float32).reshape(30, 40)
+    pixels[:10] = np.nan
+    pixels[20, 0] = np.inf
+    tifffile.imwrite(tmp_path / "nan.tif", pixels)
+    notes = []
+    read = read_channels(tmp_path / "nan.tif", notes=notes)
+    assert np.isfinite(read).all() and read[:10].max() == 0.0
+    assert notes == ["401 values are NaN or infinite (33.4 %): NaN read as the image's darkest value, infinities "
+                     "as its extremes"]
+    tifffile.imwrite(tmp_path / "clean.tif", np.nan_to_num(pixels, posinf=5.0))
+    read_channels(tmp_path / "clean.tif", notes=(clean := []))
+    assert clean == []
