@@ -342,9 +342,10 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
         st.error(f"**{item.label}**: {error}")
         return None
     labels = labels_cached(item, prediction, settings, choices, model)
-    doubt = session_cached(item, ("diameter doubt", model.source, settings.tta, choices.key, settings.postprocess),
-                           lambda: given_diameter_note(model, channels, Segmentation(prediction, labels),
-                                                       advice=APP_DIAMETER_ADVICE))
+    # Cached only where the diameter was given (the cache holds few results per image).
+    doubt = choices.diameter and session_cached(
+        item, ("diameter doubt", model.source, settings.tta, choices.key, settings.postprocess),
+        lambda: given_diameter_note(model, channels, Segmentation(prediction, labels), advice=APP_DIAMETER_ADVICE))
     if doubt:
         st.warning(f"**{item.label}**: {doubt[0].upper()}{doubt[1:]}.", icon="⚠️")
     used = prediction.channel

@@ -289,7 +289,7 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
     out.mkdir(parents=True, exist_ok=True)
     images, problems = collect_images(paths, skip_folders=(out,))
     record = RunRecord(out, ["image"] + COLUMNS, request.formats, resume=skip_existing,
-                       settings=settings_text(request, model.weights_digest()))
+                       settings=settings_text(request, model.digest()))
     result = BatchResult(failed=list(problems))
     names, todo = start_run(images, problems, record, result, log)
     huge = {path for path in todo if is_huge(path)}
@@ -310,6 +310,9 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
     images still to segment."""
     names = output_names(images, record.earlier_names)
     todo = [path for path in images if not record.is_done(names[path])]
+    if record.earlier.unreadable:
+        print(f"The output folder's summary.csv or measurements.csv could not be read "
+              f"({record.earlier.unreadable}); both are started afresh.", file=log)
     kept = record.begin([(names[path], str(path.resolve())) for path in todo])
     others = len(set(kept) - set(names.values()))
     if others:

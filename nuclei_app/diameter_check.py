@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .pipeline import Segmentation, network_input
-from .scale import estimate_diameter, median_diameter
+from .scale import ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, estimate_diameter, median_diameter
 from .size_search import SEARCH_ABOVE
 
 # Nuclei found within this factor of the given diameter: it fits, nothing more is computed.
@@ -28,6 +28,8 @@ FITS_WITHIN = 1.25
 DOUBT_BEYOND = 2.0
 # Fewer nuclei than this measure nothing.
 MIN_MEASURED = 3
+# The estimator's answer where its response peaks at its smallest candidate size.
+LOWEST_ESTIMATE = ESTIMATOR_DIAMETERS[0] / ESTIMATOR_BIAS * 1.001
 # What to do about it, on the command line (the app says it its own way).
 CLI_ADVICE = "Give --diameter in pixels (not µm), or leave it out to have it estimated"
 
@@ -51,13 +53,15 @@ def diameter_doubt(given: float, labels: np.ndarray, blob_estimate: Callable[[],
     """What to tell the user where ``given`` px looks wrong for the image segmented into
     ``labels`` at it, else None. ``blob_estimate`` (``scale.estimate_diameter`` of the
     network's input) is called only where the nuclei found don't fit ``given``; it counts
-    where it is below ``SEARCH_ABOVE`` (above it, it may measure whole cells)."""
-    count = int(labels.max(initial=0))  # labels are numbered 1..N
+    between its smallest answer and ``SEARCH_ABOVE``."""
+    count = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
     measured = median_diameter(labels) if count >= MIN_MEASURED else None
     if measured is not None and _within(measured, given, FITS_WITHIN):
         return None
     blob = blob_estimate()
-    blob_counts = blob <= SEARCH_ABOVE
+    # At the estimator's smallest size it found no blob size at all (a blank or noise-only
+    # field), not 5 px nuclei; above SEARCH_ABOVE it may be measuring whole cells.
+    blob_counts = LOWEST_ESTIMATE < blob <= SEARCH_ABOVE
     if not ((measured is not None and not _within(measured, given, DOUBT_BEYOND))
             or (blob_counts and not _within(blob, given, DOUBT_BEYOND))):
         return None

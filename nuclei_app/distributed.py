@@ -40,7 +40,7 @@ import uuid
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import Iterator, Sequence, TextIO
 
 import pandas as pd
 
@@ -49,9 +49,9 @@ from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect
                     segment_channels, settings_text, start_run, stop)
 from .diameter_check import given_diameter_note
 from .measure import COLUMNS
-from .model import ModelLoadError, NucleiModel, weights_digest
+from .model import ModelLoadError, NucleiModel, model_digest
 from .records import (MEASUREMENTS_FILE, NOTHING_EARLIER, SUMMARY_COLUMNS, SUMMARY_FILE, Earlier, RunRecord,
-                      finished_before, has_outputs, summary_row, with_settings, without_redone)
+                      finished_before, has_outputs, readable_record, summary_row, with_settings, without_redone)
 from .results import csv_bytes
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
@@ -111,10 +111,10 @@ def cluster_model_source(model: NucleiModel) -> str:
 
 
 def model_identity(model: NucleiModel | None, model_source: str) -> str:
-    """Which network the workers run, for summary.csv's settings: its weights' digest where
-    the client can read them (workers may see folders the client doesn't), else the source."""
+    """Which model the workers run, for summary.csv's settings: its folder's digest where
+    the client can read it (workers may see folders the client doesn't), else the source."""
     try:
-        return model.weights_digest() if model is not None else weights_digest(Path(model_source))
+        return model.digest() if model is not None else model_digest(Path(model_source))
     except OSError:
         return model_source
 
@@ -401,8 +401,8 @@ class UrlRecord:
         self.out_url, self.formats, self.columns, self.settings = out_url, formats, measurement_columns, settings
         self.fs, self.root = url_to_fs(out_url)
         self.root = self.root.rstrip("/")
-        self.earlier = self._finished_before()
         present = self._present()
+        self.earlier = readable_record(lambda: self._finished_before(present))
         complete = {name: row for name, row in self.earlier.done.items()
                     if has_outputs(name, formats, present.__contains__)}
         self.done = complete if resume else {}
@@ -411,7 +411,7 @@ class UrlRecord:
         self.tables: list[pd.DataFrame] = []
         self.begin()
 
-    def begin(self, redone: list[tuple[str, str]] = ()) -> list[str]:
+    def begin(self, redone: Sequence[tuple[str, str]] = ()) -> list[str]:
         """``RunRecord.begin``: the earlier rows of the images this run doesn't segment again."""
         kept, measurements = without_redone(self.earlier, list(redone))
         self.summary, self.tables = list(kept.values()), [measurements.reindex(columns=self.columns)]
@@ -436,11 +436,10 @@ class UrlRecord:
             return set()
         return {path.rstrip("/").rsplit("/", 1)[-1] for path in self.fs.ls(self.root, detail=False)}
 
-    def _finished_before(self) -> Earlier:
+    def _finished_before(self, present: set[str]) -> Earlier:
         summary_path, measurements_path = f"{self.root}/{SUMMARY_FILE}", f"{self.root}/{MEASUREMENTS_FILE}"
         if not (self.fs.isfile(summary_path) and self.fs.isfile(measurements_path)):
             return NOTHING_EARLIER
-        present = self._present()
         return finished_before(self.fs.open(summary_path, "rb"), self.fs.open(measurements_path, "rb"),
                                lambda name: has_outputs(name, None, present.__contains__))
 

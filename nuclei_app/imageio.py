@@ -436,8 +436,9 @@ def _note_non_finite(raw: np.ndarray, notes: list[str]) -> None:
     image's darkest value and its extremes (``UnitScale.apply``): say how many."""
     bad = raw.size - int(np.count_nonzero(np.isfinite(raw)))
     if bad:
-        notes.append(f"{bad:,} values are NaN or infinite ({100 * bad / raw.size:.1f} %): NaN read as the image's "
-                     "darkest value, infinities as its extremes")
+        share = 100 * bad / raw.size
+        notes.append(f"{bad:,} values are NaN or infinite ({f'{share:.1f}' if share >= 0.1 else 'under 0.1'} %): NaN "
+                     "read as the image's darkest value, infinities as its extremes")
 
 
 JPEG_MAGIC = b"\xff\xd8\xff"

@@ -7,6 +7,7 @@ run code.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -27,15 +28,15 @@ FORMAT = "nuclei-model/1"
 ENGINES = ("tensorflow", "xnnpack", "auto")
 
 
-def weights_digest(folder: Path) -> str:
-    """The first 12 hex digits of a model folder's weights' SHA-256: which network, wherever
-    its folder lies (summary.csv's settings)."""
-    import hashlib
-
+def model_digest(folder: Path) -> str:
+    """The first 12 hex digits of the SHA-256 of a model folder's weights and its nuclei.json
+    (the tuned thresholds and sizes): which model, wherever its folder lies (summary.csv's
+    settings)."""
     digest = hashlib.sha256()
-    with (folder / "model.weights.h5").open("rb") as weights:
-        for block in iter(lambda: weights.read(1 << 20), b""):
-            digest.update(block)
+    for name in ("model.weights.h5", METADATA_FILE):
+        with (folder / name).open("rb") as part:
+            for block in iter(lambda: part.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()[:12]
 
 
@@ -65,8 +66,8 @@ class NucleiModel:
     _forward: object = field(default=None, repr=False)
     _xnnpack_failed: bool = field(default=False, repr=False)
 
-    def weights_digest(self) -> str:
-        return weights_digest(self.folder)
+    def digest(self) -> str:
+        return model_digest(self.folder)
 
     def set_precision(self, precision: str) -> None:
         """``float32``, ``bfloat16`` or ``auto`` (bfloat16 where the CPU has it); see precision.py."""

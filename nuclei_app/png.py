@@ -27,8 +27,9 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     """The PNG of uint8 grey (H, W), uint8 RGB (H, W, 3) or uint16 grey (H, W) pixels."""
     pixels = np.asarray(pixels)
     samples = 1 if pixels.ndim == 2 else pixels.shape[-1]
-    if pixels.ndim not in (2, 3) or samples not in COLOUR_TYPES or pixels.dtype not in (np.uint8, np.uint16) \
-            or (samples == 3 and pixels.dtype != np.uint8) or 0 in pixels.shape[:2]:
+    depth = pixels.dtype.itemsize if pixels.dtype.kind == "u" else 0   # big- or little-endian alike
+    if pixels.ndim not in (2, 3) or samples not in COLOUR_TYPES or depth not in (1, 2) \
+            or (samples == 3 and depth != 1) or 0 in pixels.shape[:2]:
         raise ValueError(f"a PNG holds non-empty uint8 grey or RGB or uint16 grey pixels, not {pixels.dtype} "
                          f"{pixels.shape}")
     height, width = pixels.shape[:2]

@@ -10,7 +10,7 @@ tables (a user test).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import pandas as pd
 
@@ -24,7 +24,7 @@ SUMMARY_COLUMNS = ["image", "file", "width", "height", "nuclei", "diameter_px", 
 
 
 def summary_row(path, name: str, width=None, height=None, nuclei=None, diameter=None, source="", channel="",
-                seconds=None, status="ok", notes: list[str] = ()) -> dict:
+                seconds=None, status="ok", notes: Sequence[str] = ()) -> dict:
     """One input's row of summary.csv (the CLI's, and the app's ZIP); ``notes``: what the user
     should know about the image (how it was read, a diameter given that looks wrong), as the
     log line says them."""
@@ -55,7 +55,7 @@ def has_outputs(name: str, formats: tuple[str, ...] | None, exists: Callable[[st
     return all(exists(file) for file in expected_files(name, formats))
 
 
-def without_redone(earlier: "Earlier", redone: list[tuple[str, str]]) -> tuple[dict[str, dict], pd.DataFrame]:
+def without_redone(earlier: Earlier, redone: list[tuple[str, str]]) -> tuple[dict[str, dict], pd.DataFrame]:
     """The earlier rows (summary, measurements) of the images a run does not segment again;
     ``redone``: (NAME, resolved input path) of each image it segments. An image goes by either:
     its old name or its file (whose name may have changed)."""
@@ -67,13 +67,23 @@ def without_redone(earlier: "Earlier", redone: list[tuple[str, str]]) -> tuple[d
 
 
 class Earlier(NamedTuple):
-    """What a resumed run takes over from the record of the run before."""
+    """What a run takes over from the record of the runs before."""
     done: dict[str, dict]      # NAME -> summary row of each image finished (see finished_before)
     measurements: pd.DataFrame  # their measurement rows
     names: dict[str, str]      # resolved input path -> the NAME it was given, for every image named
+    unreadable: str = ""       # why the record there could not be read (it is then started afresh)
 
 
 NOTHING_EARLIER = Earlier({}, pd.DataFrame(), {})
+
+
+def readable_record(read: Callable[[], Earlier]) -> Earlier:
+    """``read()``, or nothing earlier where the folder's record can't be read (an empty file
+    left by a full disk, another tool's summary.csv): the run starts it afresh, and says why."""
+    try:
+        return read()
+    except (ValueError, KeyError, OSError) as error:  # pandas' parser errors are ValueErrors
+        return NOTHING_EARLIER._replace(unreadable=f"{type(error).__name__}: {error}".strip().rstrip(":"))
 
 
 def finished_before(summary_file, measurements_file, outputs_present: Callable[[str], bool]) -> Earlier:
@@ -109,25 +119,28 @@ class RunRecord:
         self.out, self.formats, self.settings = out, formats, settings
         self.measurements_path, self.summary_path = out / MEASUREMENTS_FILE, out / SUMMARY_FILE
         self.measurement_columns = measurement_columns
-        self.earlier = self._finished_before()
+        self.earlier = readable_record(self._finished_before)
         complete = {name: row for name, row in self.earlier.done.items()
                     if has_outputs(name, formats, lambda file: (out / file).is_file())}
         self.done = complete if resume else {}    # image name -> its earlier summary row
         self.earlier_names = self.earlier.names if resume else {}  # input path -> the name it had
-        self.begin()
+        self.begun = False
 
-    def begin(self, redone: list[tuple[str, str]] = ()) -> list[str]:
-        """(Re)starts both files with the earlier rows of the images not in ``redone`` (see
+    def begin(self, redone: Sequence[tuple[str, str]] = ()) -> list[str]:
+        """Starts both files with the earlier rows of the images not in ``redone`` (see
         ``without_redone``), before any row of this run is added; returns those images' names."""
         kept, measurements = without_redone(self.earlier, list(redone))
         self._start(self.measurements_path, measurements.reindex(columns=self.measurement_columns))
         self._start(self.summary_path, pd.DataFrame(list(kept.values()), columns=SUMMARY_COLUMNS))
+        self.begun = True
         return list(kept)
 
     def is_done(self, name: str) -> bool:
         return name in self.done
 
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
+        if not self.begun:
+            self.begin()
         summary = with_settings(summary, self.settings)
         if summary.get("status") != "ok" and summary.get("image"):
             self.remove_outputs(summary["image"])

@@ -109,6 +109,21 @@ def test_a_run_into_a_used_folder_keeps_the_rows_of_the_images_it_does_not_redo(
     assert sorted(pd.read_csv(out / "summary.csv")["image"]) == ["a", "b"]
 
 
+@pytest.mark.parametrize("summary", [b"", b"Well,Count\nA1,3\n", b"\xff\xfe\x00garbage"])
+def test_a_record_that_can_t_be_read_is_started_afresh_and_said(tiny_model, tmp_path, summary):
+    """An empty summary.csv left by a full disk, or another tool's, no longer ends every run
+    into the folder (every run reads the folder's record now)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.csv").write_bytes(summary)
+    (out / "measurements.csv").write_bytes(b"image,nucleus\n")
+    log = io.StringIO()
+    result = segment_paths(tiny_model, [write_image(tmp_path / "a.png")], out, tiny_model.postprocess_settings, log=log)
+    assert result.exit_status == 0
+    assert "summary.csv or measurements.csv could not be read (" in log.getvalue()
+    assert list(pd.read_csv(out / "summary.csv")["image"]) == ["a"]
+
+
 def test_skip_existing_with_other_formats_redoes_its_images_and_keeps_the_others(tiny_model, tmp_path):
     inputs, out = tmp_path / "in", tmp_path / "out"
     paths = [write_image(inputs / f"{name}.png", seed=seed) for seed, name in enumerate(("a", "b"))]
@@ -132,7 +147,7 @@ def test_each_row_records_its_settings_and_skip_existing_tells_when_they_changed
         write_image(inputs / f"{name}.png", seed=seed)
     segment_paths(tiny_model, [inputs / "a.png"], out, tiny_model.postprocess_settings, log=io.StringIO())
     first = pd.read_csv(out / "summary.csv", keep_default_na=False)["settings"][0]
-    assert first.startswith(f"model {tiny_model.weights_digest()}; threshold ")
+    assert first.startswith(f"model {tiny_model.digest()}; threshold ")
     assert "; min size auto; tta auto; diameter auto; channel auto; precision float32" in first
     other = ImageRequest(replace(tiny_model.postprocess_settings, threshold=0.3), diameter=20.0)
     log = io.StringIO()

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from nuclei_app.diameter_check import diameter_doubt, given_diameter_note
+from nuclei_app.diameter_check import LOWEST_ESTIMATE, diameter_doubt, given_diameter_note
 from nuclei_app.pipeline import segment
 from nuclei_app.size_search import SEARCH_ABOVE
 
@@ -74,3 +74,17 @@ def test_a_real_segmentation_at_a_diameter_three_times_too_large_is_noted(bundle
 def test_an_estimated_diameter_is_never_doubted(bundled_model):
     image, _ = disks_image(20, shape=(256, 256))
     assert given_diameter_note(bundled_model, image, segment(bundled_model, image)) is None
+
+
+def test_a_blank_field_at_a_right_diameter_is_not_doubted(bundled_model):
+    """On noise the estimator answers its smallest size: no size at all, not 5 px nuclei (a
+    review: every empty well of a plate run would have been told to change --diameter)."""
+    assert diameter_doubt(20.0, np.zeros((64, 64), np.int32), lambda: LOWEST_ESTIMATE / 1.001) is None
+    noise = np.random.default_rng(0).normal(0.1, 0.02, (256, 256, 3)).clip(0, 1).astype(np.float32)
+    assert given_diameter_note(bundled_model, noise, segment(bundled_model, noise, diameter=20.0)) is None
+
+
+def test_nuclei_are_counted_by_their_areas_not_the_highest_id():
+    labels = np.zeros((64, 64), np.int32)
+    labels[5:10, 5:10], labels[20:25, 20:25] = 2, 9
+    assert "2 nuclei found at it" in diameter_doubt(60.0, labels, lambda: 5.5)

@@ -29,9 +29,10 @@ def test_images_taller_than_a_piece_and_strided_views_read_back():
         np.testing.assert_array_equal(read_back(png_bytes(view))[0], view)
 
 
-def test_sixteen_bit_values_above_255_keep_their_high_byte():
+def test_sixteen_bit_values_above_255_keep_their_high_byte_whatever_the_byte_order():
     labels = np.array([[0, 1, 256, 65535]], np.uint16)
     np.testing.assert_array_equal(read_back(png_bytes(labels))[0], labels)
+    np.testing.assert_array_equal(read_back(png_bytes(labels.astype(">u2")))[0], labels)
 
 
 def test_written_to_a_path_or_a_stream(tmp_path):
