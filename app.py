@@ -18,6 +18,7 @@ from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb, in
 from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings, ReadLimits
 from nuclei_app.diameter_check import given_diameter_note
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
+from nuclei_app.batch import ImageRequest, settings_text
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
 from nuclei_app.imageio import ImageReadError, declared_pixels, read_channels, read_labels
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
@@ -28,7 +29,7 @@ from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
                                 probability_picture, to_display)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
-from nuclei_app.records import SUMMARY_COLUMNS, summary_row
+from nuclei_app.records import SUMMARY_COLUMNS, summary_row, with_settings
 from nuclei_app.results import (FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files, image_stem,
                                 unique_names, zip_bytes)
 from nuclei_app.sources import describe, resolve_model
@@ -638,7 +639,8 @@ def downloads_ui(item: InputImage, builders: dict[str, Callable[[], bytes]]) -> 
             offer(FILE_SUFFIXES[suffix], file_name, build, key=f"dl_{item.key}{suffix}", width="stretch")
 
 
-def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]]) -> None:
+def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]], model: NucleiModel,
+             settings: Settings) -> None:
     st.subheader(f"{len(analyses)} images")
     st.dataframe(pd.DataFrame([page_row(a) for a in analyses]), hide_index=True, width="stretch",
                  column_config={"Coverage (%)": st.column_config.NumberColumn(format="%.1f"),
@@ -650,7 +652,9 @@ def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]])
     def build_zip() -> bytes:
         files = {name: build() for name, build in builders.items()}
         files["measurements.csv"] = combined_measurements({a.item.name: a.table for a in analyses})
-        files["summary.csv"] = csv_bytes(pd.DataFrame([record_row(a) for a in analyses], columns=SUMMARY_COLUMNS))
+        digest = model.digest()
+        rows = [with_settings(record_row(a), settings_text(image_request(settings, a.item), digest)) for a in analyses]
+        files["summary.csv"] = csv_bytes(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
         return zip_bytes(files)
     offer("Download everything (ZIP)", "nuclei_results.zip", build_zip, key="dl_zip", type="primary")
 
@@ -674,6 +678,13 @@ def page_row(analysis: Analysis | LargeAnalysis) -> dict:
             "Coverage (%)": 100 * stats["coverage"], "Mean area (px)": stats["mean_area"],
             "Median area (px)": stats["median_area"], "Area SD (px)": stats["std_area"],
             "Diameter used (px)": used.diameter, "Channel": str(used.channel)}
+
+
+def image_request(settings: Settings, item: InputImage) -> ImageRequest:
+    """The page's settings for one image as the CLI would be asked for them (summary.csv's
+    settings column)."""
+    choices = current_choices(item)
+    return ImageRequest(settings.postprocess, tta=settings.tta, diameter=choices.diameter, channel=choices.channel)
 
 
 def record_row(analysis: Analysis | LargeAnalysis) -> dict:
@@ -749,7 +760,7 @@ def main() -> None:
                                 else file_builders(analysis, settings))
     if len(analyses) > 1:
         with batch_area:
-            batch_ui(analyses, builders)
+            batch_ui(analyses, builders, model, settings)
 
 
 if __name__ == "__main__":

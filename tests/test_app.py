@@ -198,6 +198,11 @@ def test_same_stems_duplicates_and_hostile_names_keep_every_result_apart(app, mo
     assert sorted(summary["image"]) == sorted(stems) and list(summary["nuclei"]) == nuclei_count(app)
     assert (summary["status"] == "ok").all() and (summary["width"] > 0).all()
     assert set(summary["diameter_source"]) <= {"estimated", "measured"}
+    from nuclei_app.model import model_digest
+
+    digest = model_digest(PROJECT / "assets" / "model")
+    assert summary["settings"].str.startswith(f"model {digest}; threshold ").all()   # as the CLI records them
+    assert summary["settings"].str.contains("; diameter auto; channel auto; precision float32").all()
     assert not summary["file"].str.startswith("=").any()  # the hostile name, quoted for spreadsheets
     calls = []
     original = pipeline.predict
