@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .pipeline import Segmentation, network_input
-from .scale import ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, estimate_diameter, median_diameter
+from .scale import ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, equivalent_diameters, estimate_diameter
 from .size_search import SEARCH_ABOVE
 
 # Nuclei found within this factor of the given diameter: it fits, nothing more is computed.
@@ -54,8 +54,9 @@ def diameter_doubt(given: float, labels: np.ndarray, blob_estimate: Callable[[],
     ``labels`` at it, else None. ``blob_estimate`` (``scale.estimate_diameter`` of the
     network's input) is called only where the nuclei found don't fit ``given``; it counts
     between its smallest answer and ``SEARCH_ABOVE``."""
-    count = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
-    measured = median_diameter(labels) if count >= MIN_MEASURED else None
+    diameters = equivalent_diameters(labels)
+    count = diameters.size
+    measured = float(np.median(diameters)) if count >= MIN_MEASURED else None
     if measured is not None and _within(measured, given, FITS_WITHIN):
         return None
     blob = blob_estimate()

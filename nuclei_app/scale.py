@@ -144,13 +144,16 @@ def _fit(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return array
 
 
-def median_diameter(labels: np.ndarray) -> float | None:
-    """Median equivalent diameter (sqrt(4 area / pi)) of the labelled objects; None if none."""
+def equivalent_diameters(labels: np.ndarray) -> np.ndarray:
+    """Equivalent diameter (sqrt(4 area / pi)) of each labelled object, ids without pixels left out."""
     areas = np.bincount(labels.ravel())[1:]
-    areas = areas[areas > 0]
-    if areas.size == 0:
-        return None
-    return float(np.median(np.sqrt(4.0 * areas / math.pi)))
+    return np.sqrt(4.0 * areas[areas > 0] / math.pi)
+
+
+def median_diameter(labels: np.ndarray) -> float | None:
+    """Median equivalent diameter of the labelled objects; None if none."""
+    diameters = equivalent_diameters(labels)
+    return float(np.median(diameters)) if diameters.size else None
 
 
 # Candidate diameters for the estimator, px: DSB2018's nuclei are 10-50 px across, users'
