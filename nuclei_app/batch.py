@@ -320,8 +320,9 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
               "segmented into it before and not in this run (their files are there).", file=log)
     for path, reason in problems:
         print(f"error: {path}: {reason}{'' if reason.endswith('.') else '.'} Skipped.", file=log)
-        record.add(summary_row(path, "", status=reason))
-        result.summary.append(summary_row(path, "", status=reason))
+        row = summary_row(path, "", status=reason)
+        record.add(row)
+        result.summary.append(row)
     if len(todo) < len(images):
         print(f"--skip-existing: {len(images) - len(todo)} of {len(images)} images finished before; "
               f"{len(todo)} to do.", file=log)

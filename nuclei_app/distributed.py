@@ -50,8 +50,8 @@ from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect
 from .diameter_check import given_diameter_note
 from .measure import COLUMNS
 from .model import ModelLoadError, NucleiModel, model_digest
-from .records import (MEASUREMENTS_FILE, NOTHING_EARLIER, SUMMARY_COLUMNS, SUMMARY_FILE, Earlier, RunRecord,
-                      finished_before, has_outputs, readable_record, summary_row, with_settings, without_redone)
+from .records import (MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, record_in, resumed, summary_row,
+                      with_settings, without_redone)
 from .results import csv_bytes
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
@@ -402,11 +402,8 @@ class UrlRecord:
         self.fs, self.root = url_to_fs(out_url)
         self.root = self.root.rstrip("/")
         present = self._present()
-        self.earlier = readable_record(lambda: self._finished_before(present))
-        complete = {name: row for name, row in self.earlier.done.items()
-                    if has_outputs(name, formats, present.__contains__)}
-        self.done = complete if resume else {}
-        self.earlier_names = self.earlier.names if resume else {}
+        self.earlier = record_in(present, lambda name: self.fs.open(f"{self.root}/{name}", "rb"))
+        self.done, self.earlier_names = resumed(self.earlier, formats, present, resume)
         self.summary: list[dict] = []
         self.tables: list[pd.DataFrame] = []
         self.begin()
@@ -435,13 +432,6 @@ class UrlRecord:
         if not self.fs.isdir(self.root):
             return set()
         return {path.rstrip("/").rsplit("/", 1)[-1] for path in self.fs.ls(self.root, detail=False)}
-
-    def _finished_before(self, present: set[str]) -> Earlier:
-        summary_path, measurements_path = f"{self.root}/{SUMMARY_FILE}", f"{self.root}/{MEASUREMENTS_FILE}"
-        if not (self.fs.isfile(summary_path) and self.fs.isfile(measurements_path)):
-            return NOTHING_EARLIER
-        return finished_before(self.fs.open(summary_path, "rb"), self.fs.open(measurements_path, "rb"),
-                               lambda name: has_outputs(name, None, present.__contains__))
 
 
 # --- the output folder, through fsspec -----------------------------------------------------

@@ -9,8 +9,9 @@ tables (a user test).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
+from typing import BinaryIO, Callable, NamedTuple, Sequence
 
 import pandas as pd
 
@@ -86,6 +87,27 @@ def readable_record(read: Callable[[], Earlier]) -> Earlier:
         return NOTHING_EARLIER._replace(unreadable=f"{type(error).__name__}: {error}".strip().rstrip(":"))
 
 
+def record_in(present: set[str], open_file: Callable[[str], BinaryIO]) -> Earlier:
+    """The record of an output folder (local or a URL) holding the files named ``present``,
+    opened by name with ``open_file``: its finished images whose files of some format are
+    there (``finished_before``); nothing where it has no record."""
+    if not {SUMMARY_FILE, MEASUREMENTS_FILE} <= present:
+        return NOTHING_EARLIER
+    return readable_record(lambda: finished_before(open_file(SUMMARY_FILE), open_file(MEASUREMENTS_FILE),
+                                                   lambda name: has_outputs(name, None, present.__contains__)))
+
+
+def resumed(earlier: Earlier, formats: tuple[str, ...], present: set[str], resume: bool
+            ) -> tuple[dict[str, dict], dict[str, str]]:
+    """(done, names) of a run: with ``resume``, the earlier images with every file of this
+    run's ``formats`` there (skipped, their rows kept) and the NAME each input had; without
+    it, nothing (every input is segmented, and named afresh)."""
+    if not resume:
+        return {}, {}
+    return ({name: row for name, row in earlier.done.items() if has_outputs(name, formats, present.__contains__)},
+            earlier.names)
+
+
 def finished_before(summary_file, measurements_file, outputs_present: Callable[[str], bool]) -> Earlier:
     """The images of the record in an output folder (local or a URL) whose summary row is "ok"
     and whose files are there (``outputs_present``), with their summary rows and measurement
@@ -119,11 +141,10 @@ class RunRecord:
         self.out, self.formats, self.settings = out, formats, settings
         self.measurements_path, self.summary_path = out / MEASUREMENTS_FILE, out / SUMMARY_FILE
         self.measurement_columns = measurement_columns
-        self.earlier = readable_record(self._finished_before)
-        complete = {name: row for name, row in self.earlier.done.items()
-                    if has_outputs(name, formats, lambda file: (out / file).is_file())}
-        self.done = complete if resume else {}    # image name -> its earlier summary row
-        self.earlier_names = self.earlier.names if resume else {}  # input path -> the name it had
+        present = set(os.listdir(out)) if out.is_dir() else set()  # one listing, not a stat per file
+        self.earlier = record_in(present, lambda name: (out / name).open("rb"))
+        # image name -> its earlier summary row; input path -> the name it had
+        self.done, self.earlier_names = resumed(self.earlier, formats, present, resume)
         self.begun = False
 
     def begin(self, redone: Sequence[tuple[str, str]] = ()) -> list[str]:
@@ -160,12 +181,6 @@ class RunRecord:
                 (self.out / file).unlink(missing_ok=True)
             except OSError:
                 pass
-
-    def _finished_before(self) -> Earlier:
-        if not (self.summary_path.is_file() and self.measurements_path.is_file()):
-            return NOTHING_EARLIER
-        return finished_before(self.summary_path.open("rb"), self.measurements_path.open("rb"),
-                               lambda name: has_outputs(name, None, lambda file: (self.out / file).is_file()))
 
     @staticmethod
     def _start(path: Path, rows: pd.DataFrame) -> None:
