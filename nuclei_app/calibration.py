@@ -1,0 +1,216 @@
+"""The physical size of a pixel: read from the file's metadata or given by the user, so that
+measurements can be in µm as well as in pixels.
+
+Where microscopes and their software put it, in the order tried:
+- OME-TIFF: ``PhysicalSizeX`` / ``PhysicalSizeY`` of the first image's ``Pixels`` (and their
+  units, µm by default);
+- ImageJ / Fiji TIFF: the resolution tags (pixels per unit) with the ``unit=`` of the
+  ImageJ description (``micron``, ``um``, ``nm``, ...);
+- Aperio SVS (whole-slide scans): ``MPP`` (µm per pixel) in the description;
+- any other TIFF whose ResolutionUnit is the centimetre (Zeiss, Leica, Nikon exports, and
+  the label TIFFs written here).
+
+Inch resolutions (72 or 300 "dpi" written by every graphics program) and PNG/JPEG density
+are print settings, not a calibration: they are ignored. A size outside PLAUSIBLE_UM is
+ignored too, with a note (a millimetre per pixel is a scanner's, not a microscope's).
+Reading the header never fails the image: metadata that can't be read means "unknown".
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import pandas as pd
+import tifffile
+
+ImageSource = Union[str, Path, bytes]
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+# Pixel sizes a light microscope image can have: from super-resolution (~5 nm) to a
+# macroscope's or a slide overview's (~50 µm).
+PLAUSIBLE_UM = (0.005, 50.0)
+# Two sides differing by more than this are not square pixels (rounding in the tags aside).
+SQUARE_TOLERANCE = 0.01
+
+# Length units as OME and ImageJ spell them -> micrometres.
+UNIT_UM = {
+    "pm": 1e-6, "Å": 1e-4, "angstrom": 1e-4, "nm": 1e-3, "nanometer": 1e-3, "nanometre": 1e-3,
+    "µm": 1.0, "μm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0, "micrometre": 1.0,
+    "\\u00b5m": 1.0, "mm": 1e3, "millimeter": 1e3, "millimetre": 1e3, "cm": 1e4, "centimeter": 1e4,
+    "centimetre": 1e4, "m": 1e6, "meter": 1e6, "metre": 1e6,
+}
+
+# The measurements in pixels that have a size in µm, and how they scale: (µm column, px column, power).
+PHYSICAL_COLUMNS = [
+    ("area_um2", "area_px", 2), ("perimeter_um", "perimeter_px", 1), ("diameter_um", "diameter_px", 1),
+    ("major_axis_um", "major_axis_px", 1), ("minor_axis_um", "minor_axis_px", 1),
+    ("centroid_y_um", "centroid_y", 1), ("centroid_x_um", "centroid_x", 1),
+]
+UM_COLUMNS = [column for column, _, _ in PHYSICAL_COLUMNS]
+
+
+@dataclass(frozen=True)
+class PixelSize:
+    """The side of one (square) pixel in µm, and where that came from."""
+    um: float
+    source: str  # "given", "OME-TIFF metadata", "ImageJ metadata", "Aperio metadata", "TIFF resolution"
+
+    def describe(self) -> str:
+        return f"{self.um:.4g} µm per pixel ({self.source})"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the file says: a pixel size, or None with ``problem`` saying why it isn't used
+    (empty where the file simply has none)."""
+    size: PixelSize | None = None
+    problem: str = ""
+
+
+def check_given(value: float) -> float:
+    """A pixel size typed by the user: a number of µm inside PLAUSIBLE_UM (ValueError says the rule)."""
+    low, high = PLAUSIBLE_UM
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"must be the side of one pixel in µm, between {low:g} and {high:g} (e.g. 0.65 for a "
+                         "20x objective on a 13 µm camera pixel)")
+    return float(value)
+
+
+def pixel_size_for(source: ImageSource, given: float | None, notes: list[str] | None = None) -> PixelSize | None:
+    """The pixel size to measure an image with: the one given (``--pixel-size``) if any, else
+    the file's own; None when neither. ``notes`` gets a line where the file's differs from the
+    one given, or where the file's could not be used."""
+    notes = [] if notes is None else notes
+    reading = read_pixel_size(source)
+    if given is not None:
+        found = reading.size
+        if found and not math.isclose(found.um, given, rel_tol=SQUARE_TOLERANCE):
+            notes.append(f"the pixel size given, {given:g} µm, is used; the file says {found.describe()}")
+        return PixelSize(given, "given")
+    if reading.problem:
+        notes.append(reading.problem)
+    return reading.size
+
+
+def read_pixel_size(source: ImageSource) -> Reading:
+    """The pixel size in the file's metadata (TIFF only: header and description, no pixels)."""
+    try:
+        data = source if isinstance(source, bytes) else None
+        if data is not None and data[:4] not in TIFF_MAGIC:
+            return Reading()
+        if data is None:
+            with open(source, "rb") as handle:
+                if handle.read(4) not in TIFF_MAGIC:
+                    return Reading()
+        with tifffile.TiffFile(io.BytesIO(data) if data is not None else source) as tif:
+            return _tiff_reading(tif)
+    except Exception:  # noqa: BLE001 - metadata that can't be read is no calibration; the reader reports bad files
+        return Reading()
+
+
+def _tiff_reading(tif: tifffile.TiffFile) -> Reading:
+    page = tif.pages.first
+    for source, sides in (("OME-TIFF metadata", lambda: _ome_sides(tif.ome_metadata) if tif.is_ome else None),
+                          ("ImageJ metadata", lambda: _imagej_sides(tif, page)),
+                          ("Aperio metadata", lambda: _aperio_sides(tif, page)),
+                          ("TIFF resolution", lambda: _centimetre_sides(page))):
+        found = sides()
+        if found:
+            return _checked(found, source)
+    return Reading()
+
+
+def _checked(sides: tuple[float, float], source: str) -> Reading:
+    """(y, x) µm -> a PixelSize, or why it isn't one."""
+    y, x = sides
+    low, high = PLAUSIBLE_UM
+    if not all(math.isfinite(side) and side > 0 for side in sides):
+        return Reading()
+    if not math.isclose(y, x, rel_tol=SQUARE_TOLERANCE):
+        return Reading(problem=f"the {source} gives pixels of {x:.4g} x {y:.4g} µm, not square: measurements are in "
+                               "pixels only (give --pixel-size to measure in µm anyway)")
+    if not low <= x <= high:
+        return Reading(problem=f"the {source} gives {x:.4g} µm per pixel, not a microscope's (expected "
+                               f"{low:g} to {high:g} µm): measurements are in pixels only")
+    return Reading(PixelSize(float(x), source))
+
+
+def _ome_sides(xml: str | None) -> tuple[float, float] | None:
+    if not xml:
+        return None
+    root = ElementTree.fromstring(xml)
+    pixels = next((element for element in root.iter() if element.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None or "PhysicalSizeX" not in pixels.attrib:
+        return None
+    x = _in_um(float(pixels.attrib["PhysicalSizeX"]), pixels.attrib.get("PhysicalSizeXUnit", "µm"))
+    y = _in_um(float(pixels.attrib.get("PhysicalSizeY", pixels.attrib["PhysicalSizeX"])),
+               pixels.attrib.get("PhysicalSizeYUnit", pixels.attrib.get("PhysicalSizeXUnit", "µm")))
+    return None if x is None or y is None else (y, x)
+
+
+def _imagej_sides(tif: tifffile.TiffFile, page) -> tuple[float, float] | None:
+    metadata = tif.imagej_metadata if tif.is_imagej else None
+    if not metadata or "unit" not in metadata:
+        return None
+    per_unit = _in_um(1.0, str(metadata["unit"]))
+    return _resolution_sides(page, per_unit) if per_unit else None
+
+
+def _aperio_sides(tif: tifffile.TiffFile, page) -> tuple[float, float] | None:
+    if not tif.is_svs:
+        return None
+    match = re.search(r"\|\s*MPP\s*=\s*([0-9.eE+-]+)", page.description or "")
+    return (float(match.group(1)),) * 2 if match else None
+
+
+def _centimetre_sides(page) -> tuple[float, float] | None:
+    if page.resolutionunit != tifffile.RESUNIT.CENTIMETER:
+        return None
+    return _resolution_sides(page, 1e4)
+
+
+def _resolution_sides(page, unit_um: float) -> tuple[float, float] | None:
+    """Pixels per unit (the X/YResolution tags) -> (y, x) µm per pixel; None where unset."""
+    tags = page.tags
+    if "XResolution" not in tags:
+        return None
+    x = _per_pixel(tags["XResolution"].value, unit_um)
+    y = _per_pixel(tags["YResolution"].value, unit_um) if "YResolution" in tags else x
+    if x is None or y is None:
+        return None
+    return y, x
+
+
+def _per_pixel(rational, unit_um: float) -> float | None:
+    numerator, denominator = rational if isinstance(rational, tuple) else (rational, 1)
+    if not numerator or not denominator or (numerator == denominator == 1):
+        return None  # 1 pixel per unit: writers' placeholder for "no resolution"
+    return unit_um * denominator / numerator
+
+
+def _in_um(value: float, unit: str) -> float | None:
+    factor = UNIT_UM.get(unit.strip()) or UNIT_UM.get(unit.strip().lower())
+    return value * factor if factor else None
+
+
+def with_physical_sizes(table: pd.DataFrame, pixel_size: PixelSize | None) -> pd.DataFrame:
+    """``table`` (measure.COLUMNS) with the µm columns added after the pixel ones: empty where
+    the pixel size is unknown, so every image's rows have the same columns."""
+    factor = pixel_size.um if pixel_size else math.nan
+    columns = {name: table[px].astype(np.float64) * factor ** power for name, px, power in PHYSICAL_COLUMNS}
+    return table.assign(**columns)
+
+
+def tiff_resolution(pixel_size: PixelSize | None) -> dict:
+    """tifffile.imwrite arguments that store the pixel size (pixels per centimetre, which
+    Fiji, QuPath, napari and this reader all understand); none where unknown."""
+    if pixel_size is None:
+        return {}
+    per_cm = 1e4 / pixel_size.um
+    return {"resolution": (per_cm, per_cm), "resolutionunit": tifffile.RESUNIT.CENTIMETER}
