@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from nuclei_app.calibration import PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading, read_pixel_size, with_physical_sizes
 from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb, intensity_image
 from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings, ReadLimits
 from nuclei_app.diameter_check import given_diameter_note
@@ -288,6 +289,7 @@ class Analysis:
     table: pd.DataFrame
     kind: str
     notes: list[str] = field(default_factory=list)  # how the file was read, a diameter that looks wrong
+    pixel_size: PixelSize | None = None             # the page's (the file's own unless typed): µm columns
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -334,9 +336,11 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
         return None
     height, width = channels.shape[:2]
     st.subheader(f"{item.label}  ·  {width}×{height}")
+    reading = file_pixel_size(item)
+    notes = notes + ([reading.problem] if reading.problem else [])
     for note in notes:  # how the file was read: the first plane of a Z-stack, ...
         st.info(f"{item.label}: {note}.")
-    choices = image_choices_ui(item, model, as_channels(channels).shape[-1], channels)
+    choices, pixel_size = image_choices_ui(item, model, as_channels(channels).shape[-1], reading, channels)
     try:
         prediction = prediction_for(model, item, channels, settings, choices, position)
     except ValueError as error:  # e.g. a channel the image does not have
@@ -354,7 +358,13 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     intensity = intensity_image(channels, used)
     table = session_cached(item, ("table", model.source, settings.tta, choices.key, settings.postprocess),
                            lambda: measure_nuclei(labels, intensity))
-    return Analysis(item, image, prediction, labels, table, image_kind(image), notes + ([doubt] if doubt else []))
+    return Analysis(item, image, prediction, labels, with_physical_sizes(table, pixel_size), image_kind(image),
+                    notes + ([doubt] if doubt else []), pixel_size)
+
+
+def file_pixel_size(item: InputImage) -> Reading:
+    """The pixel size in the file's metadata (header only), once per image."""
+    return session_cached(item, ("pixel size",), lambda: read_pixel_size(item.data))
 
 
 APP_DIAMETER_ADVICE = ("Type it in pixels (not µm), or turn off \"Set the nucleus diameter by hand\" to have it "
@@ -369,10 +379,11 @@ class LargeAnalysis:
     item: InputImage
     result: BlockResult
     folder: tempfile.TemporaryDirectory
+    pixel_size: PixelSize | None = None  # the page's; the label TIFF carries the file's own
 
     @property
     def table(self) -> pd.DataFrame:
-        return self.result.table
+        return with_physical_sizes(self.result.table, self.pixel_size)
 
     @property
     def kind(self) -> str:
@@ -388,31 +399,37 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
                  "block: `python -m nuclei_app segment FILE --out DIR`.")
         return None
     choices = current_choices(item)
+    reading = file_pixel_size(item)
 
-    def compute() -> LargeAnalysis:
+    def compute() -> tuple[BlockResult, tempfile.TemporaryDirectory]:
         folder = tempfile.TemporaryDirectory(prefix="nuclei_app_")
         bar = st.progress(0.0, text=f"{position}Segmenting {item.label} block by block…")
         try:
             result = segment_upload_in_blocks(
                 model, item.data, item.label, folder.name, item.name, settings.postprocess, choices.diameter,
                 choices.channel, settings.tta, progress=lambda done, total: bar.progress(
-                    done / total, text=f"{position}Segmenting {item.label} block by block: block {done} of {total}"))
+                    done / total, text=f"{position}Segmenting {item.label} block by block: block {done} of {total}"),
+                pixel_size=reading.size)
         finally:
             bar.empty()
-        return LargeAnalysis(item, result, folder)
+        return result, folder
     try:
-        analysis = session_cached(item, ("blocks", model.source, settings.tta, choices.key, settings.postprocess),
-                                  compute)
+        # The cache holds the package's result, not a LargeAnalysis: Streamlit redefines this
+        # file's classes on every rerun, and a cached instance of the first run's class failed
+        # the next run's isinstance checks (a large image's card broke on any rerun).
+        result, folder = session_cached(item, ("blocks", model.source, settings.tta, choices.key,
+                                               settings.postprocess), compute)
     except ImageReadError as error:
         st.error(f"Skipped. {error}")
         return None
     except ValueError as error:  # e.g. a channel the image does not have
         st.error(f"**{item.label}**: {error}")
         return None
-    result = analysis.result
     st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
-    image_choices_ui(item, model, result.channels)
-    return analysis
+    if reading.problem:
+        st.info(f"{item.label}: {reading.problem}.")
+    _, pixel_size = image_choices_ui(item, model, result.channels, reading)
+    return LargeAnalysis(item, result, folder, pixel_size)
 
 
 def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
@@ -426,6 +443,8 @@ def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
             "images this large: use the command line.", icon="ℹ️")
     st.image(result.files["overlay"].read_bytes(), caption=f"{result.count} nuclei (reduced overview)",
              width="stretch")
+    if analysis.pixel_size and analysis.pixel_size.source == "given":
+        st.caption("The measurements use the pixel size typed; the label TIFF keeps the file's own calibration.")
     measurements_ui(analysis)
     downloads_ui(item, large_file_builders(analysis))
 
@@ -436,11 +455,12 @@ def large_file_builders(analysis: LargeAnalysis) -> dict[str, Callable[[], bytes
             f"{name}_measurements.csv": lambda: csv_bytes(analysis.table)}
 
 
-def image_choices_ui(item: InputImage, model: NucleiModel, count: int,
-                     channels: np.ndarray | None = None) -> ImageChoices:
-    """Per-image scale and channel controls; both default to automatic. ``channels``: the
-    pixels, for small previews of each channel (None: no previews)."""
-    with st.expander("Nucleus diameter and channel", expanded=False):
+def image_choices_ui(item: InputImage, model: NucleiModel, count: int, reading: Reading,
+                     channels: np.ndarray | None = None) -> tuple[ImageChoices, PixelSize | None]:
+    """Per-image scale and channel controls (both default to automatic), and the pixel size
+    (the file's own by default). ``channels``: the pixels, for small previews of each
+    channel (None: no previews)."""
+    with st.expander("Nucleus diameter, channel and pixel size", expanded=False):
         diameter = None
         if model.diameter is not None:
             by_hand = st.toggle("Set the nucleus diameter by hand", key=f"diameter_manual_{item.key}",
@@ -464,7 +484,27 @@ def image_choices_ui(item: InputImage, model: NucleiModel, count: int,
                 for index, column in enumerate(previews):
                     column.image(to_display(screen_view(channels[..., index], 160)), caption=f"Channel {index}",
                                  width="stretch", clamp=True)
-    return ImageChoices(diameter, channel)
+        pixel_size = pixel_size_ui(item, reading)
+    return ImageChoices(diameter, channel), pixel_size
+
+
+def pixel_size_ui(item: InputImage, reading: Reading) -> PixelSize | None:
+    """The side of a pixel in µm, for measurements in µm: the file's own (OME, ImageJ, ...)
+    filled in; empty where the file has none, and then measurements are in pixels only."""
+    found = reading.size
+    low, high = PLAUSIBLE_UM
+    value = st.number_input("Pixel size (µm)", min_value=low, max_value=high, step=0.01, format="%.4f",
+                            key=f"pixel_size_{item.key}", value=found.um if found else None,
+                            placeholder="unknown: measurements in pixels only",
+                            help=(f"From the file: {found.describe()}. " if found else
+                                  "The file records none (PNG and JPEG never do). ")
+                            + "Type the side of one pixel in µm to measure in µm (e.g. 0.65 for a 20x objective "
+                              "on a 13 µm camera pixel).")
+    if value is None:
+        return None
+    if found and abs(value - found.um) <= 5e-5:  # the field shows 4 decimals: unchanged
+        return found
+    return PixelSize(float(value), "given")
 
 
 def current_choices(item: InputImage) -> ImageChoices:
@@ -492,8 +532,10 @@ def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
     columns[0].metric("Nuclei", stats["count"])
     columns[1].metric("Coverage", f"{100 * stats['coverage']:.1f} %")
     if stats["count"]:
-        columns[2].metric("Median area", f"{stats['median_area']:.0f} px")
-        columns[3].metric("Mean area", f"{stats['mean_area']:.0f} px", help=f"± {stats['std_area']:.0f} px (SD)")
+        median, mean, sd = (area_text(stats[key], analysis.pixel_size)
+                            for key in ("median_area", "mean_area", "std_area"))
+        columns[2].metric("Median area", median, help=f"{stats['median_area']:.0f} px")
+        columns[3].metric("Mean area", mean, help=f"± {sd} (SD)")
     else:  # no nuclei, no areas (not "0 px")
         columns[2].metric("Median area", "–")
         columns[3].metric("Mean area", "–")
@@ -508,6 +550,11 @@ def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
         columns[4].metric("Diameter used", "image scale")
     columns[5].metric("Channel", "all" if used.channel == ALL_CHANNELS else f"{used.channel}",
                       help="The channel the network saw: 'all' = the image's colours as they are.")
+
+
+def area_text(area_px: float, pixel_size: PixelSize | None) -> str:
+    """An area as the page shows it: µm² where the pixel size is known, else px."""
+    return f"{area_px * pixel_size.um ** 2:.1f} µm²" if pixel_size else f"{area_px:.0f} px"
 
 
 DIAMETER_SOURCES = {
@@ -572,7 +619,8 @@ def file_builders(analysis: Analysis, settings: Settings) -> dict[str, Callable[
         if not built:
             overlay = draw_overlay(analysis.image, analysis.labels, style=settings.style, opacity=settings.opacity,
                                    stretch=settings.stretch)
-            built.update(image_result_files(analysis.item.name, analysis.labels, overlay, analysis.table, FORMATS))
+            built.update(image_result_files(analysis.item.name, analysis.labels, overlay, analysis.table, FORMATS,
+                                            pixel_size=analysis.pixel_size))
         return built
     names = [analysis.item.name + suffix for suffix in FILE_SUFFIXES]
     return {name: (lambda name=name: build_all()[name]) for name in names}
@@ -582,7 +630,9 @@ def measurements_ui(analysis: Analysis) -> None:
     if analysis.table.empty:
         st.info("No nuclei found with these settings: try a lower threshold or minimum size.")
         return
-    st.dataframe(analysis.table, width="stretch", hide_index=True, height=280)
+    # The µm columns stay in the downloads (every file has the same columns), empty where unknown.
+    shown = analysis.table if analysis.pixel_size else analysis.table.drop(columns=UM_COLUMNS)
+    st.dataframe(shown, width="stretch", hide_index=True, height=280)
     st.plotly_chart(area_histogram(analysis.table), width="stretch", key=f"hist_{analysis.item.key}")
 
 
@@ -653,7 +703,8 @@ def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]],
         files = {name: build() for name, build in builders.items()}
         files["measurements.csv"] = combined_measurements({a.item.name: a.table for a in analyses})
         digest = model.digest()
-        rows = [with_settings(record_row(a), settings_text(image_request(settings, a.item), digest)) for a in analyses]
+        rows = [with_settings(record_row(a), settings_text(image_request(settings, a.item, a.pixel_size), digest))
+                for a in analyses]
         files["summary.csv"] = csv_bytes(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
         return zip_bytes(files)
     offer("Download everything (ZIP)", "nuclei_results.zip", build_zip, key="dl_zip", type="primary")
@@ -677,14 +728,17 @@ def page_row(analysis: Analysis | LargeAnalysis) -> dict:
     return {"Image": analysis.item.name, "File": analysis.item.label, "Nuclei": stats["count"],
             "Coverage (%)": 100 * stats["coverage"], "Mean area (px)": stats["mean_area"],
             "Median area (px)": stats["median_area"], "Area SD (px)": stats["std_area"],
-            "Diameter used (px)": used.diameter, "Channel": str(used.channel)}
+            "Diameter used (px)": used.diameter, "Channel": str(used.channel),
+            "Pixel size (µm)": analysis.pixel_size.um if analysis.pixel_size else None}
 
 
-def image_request(settings: Settings, item: InputImage) -> ImageRequest:
+def image_request(settings: Settings, item: InputImage, pixel_size: PixelSize | None = None) -> ImageRequest:
     """The page's settings for one image as the CLI would be asked for them (summary.csv's
-    settings column)."""
+    settings column; a pixel size typed is --pixel-size)."""
     choices = current_choices(item)
-    return ImageRequest(settings.postprocess, tta=settings.tta, diameter=choices.diameter, channel=choices.channel)
+    given = pixel_size.um if pixel_size and pixel_size.source == "given" else None
+    return ImageRequest(settings.postprocess, tta=settings.tta, diameter=choices.diameter, channel=choices.channel,
+                        pixel_size=given)
 
 
 def record_row(analysis: Analysis | LargeAnalysis) -> dict:
@@ -696,7 +750,7 @@ def record_row(analysis: Analysis | LargeAnalysis) -> dict:
     return summary_row(analysis.item.label, analysis.item.name, width=width, height=height,
                        nuclei=headline_numbers(analysis)["count"], diameter=used.diameter,
                        source=used.diameter_source, channel=used.channel,
-                       notes=analysis.notes if isinstance(analysis, Analysis) else [])
+                       notes=analysis.notes if isinstance(analysis, Analysis) else [], pixel_size=analysis.pixel_size)
 
 
 def card_ui(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,

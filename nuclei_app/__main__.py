@@ -31,6 +31,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                           "background images, brightfield and H&E, where it helps most; off for fluorescence)")
     seg.add_argument("--diameter", type=diameter_pixels, metavar="PX",
                      help="typical nucleus diameter in pixels (default: estimated per image)")
+    seg.add_argument("--pixel-size", type=pixel_size_argument, metavar="UM",
+                     help="side of one pixel in µm, for measurements in µm (default: each file's own, from its "
+                          "OME-TIFF, ImageJ or Aperio metadata or TIFF resolution in cm; where unknown the µm columns "
+                          "stay empty)")
     seg.add_argument("--channel", type=channel_argument, default="auto", metavar="N",
                      help="channel holding the nuclei, counted from 0; 'all' uses the colours as they are "
                           "(H&E, brightfield); default 'auto' chooses per image")
@@ -82,6 +86,16 @@ block_size = number_argument(int, lambda v: 256 <= v <= 16384, "must be 256 to 1
 worker_count = number_argument(int, lambda v: v >= 1, "must be 1 or more workers")
 probability = number_argument(float, lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
 pixel_count = number_argument(int, lambda v: v >= 0, "must be 0 or more pixels")
+
+
+def pixel_size_argument(text: str) -> float:
+    from .calibration import check_given
+
+    try:
+        return check_given(float(text))
+    except ValueError as error:
+        message = f"{error}, got {text}" if "µm" in str(error) else f"not a number: {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def channel_argument(text: str):
@@ -198,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     if reach:
         print(f"warning: {reach}", file=sys.stderr)
     request = ImageRequest(settings, args.tta, args.diameter, args.channel, args.formats, args.block_size,
-                           model.precision, args.engine)
+                           model.precision, args.engine, args.pixel_size)
     if args.workers or args.scheduler:
         from .distributed import ClusterError, cluster_model_source, run_on_cluster
 

@@ -26,15 +26,16 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
+from .calibration import PixelSize, pixel_size_for, with_physical_sizes
 from .channels import AUTO, display_rgb, intensity_image, usable_channel
 from .config import IMAGE_SUFFIXES, PostprocessSettings
 from .diameter_check import given_diameter_note
 from .imageio import ImageReadError, read_channels
-from .measure import COLUMNS, measure_nuclei
+from .measure import measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
-from .records import RunRecord, changed_settings, summary_row
+from .records import MEASUREMENT_COLUMNS, RunRecord, changed_settings, summary_row
 from .results import MAX_NAME_LENGTH, image_result_files, image_stem, write_atomically
 
 
@@ -50,6 +51,7 @@ class ImageRequest:
     block_size: int | None = None   # --block-size: block by block at any size (None: only huge TIFFs)
     precision: str = "float32"      # --precision: the network's arithmetic (precision.py), on every worker too
     engine: str = "auto"            # --engine: whose kernels run the network (model.py ENGINES), on every worker too
+    pixel_size: float | None = None  # --pixel-size, µm (None: each file's own, where its metadata has one)
 
 
 def settings_text(request: ImageRequest, model_identity: str) -> str:
@@ -61,7 +63,9 @@ def settings_text(request: ImageRequest, model_identity: str) -> str:
              f"min size {f'{settings.min_size} px' if settings.min_size_in_image_pixels else 'auto'}", f"tta {tta}",
              f"diameter {'auto' if request.diameter is None else f'{request.diameter:g} px'}",
              f"channel {request.channel}", f"precision {request.precision}"]
-    return "; ".join(parts + ([f"block size {request.block_size}"] if request.block_size else []))
+    extra = ([f"block size {request.block_size}"] if request.block_size else []) + (
+        [f"pixel size {request.pixel_size:g} um"] if request.pixel_size else [])
+    return "; ".join(parts + extra)
 
 
 @dataclass
@@ -212,16 +216,17 @@ def fitting_name(name: str, suffix: str = "", keep_end: bool = False) -> str:
     return name + suffix
 
 
-def image_files(name: str, channels: np.ndarray, segmentation: Segmentation,
-                request: ImageRequest) -> tuple[pd.DataFrame, dict[str, bytes]]:
-    """One segmented image's measurements (its name first) and files (contract names), from
-    the same function as the app's downloads: the CLI, a Dask worker and the app give the
-    same bytes."""
+def image_files(name: str, channels: np.ndarray, segmentation: Segmentation, request: ImageRequest,
+                pixel_size: PixelSize | None = None) -> tuple[pd.DataFrame, dict[str, bytes]]:
+    """One segmented image's measurements (its name first; in µm too where ``pixel_size`` is
+    known) and files (contract names), from the same function as the app's downloads: the
+    CLI, a Dask worker and the app give the same bytes."""
     used = segmentation.prediction.channel
-    table = measure_nuclei(segmentation.labels, intensity_image(channels, used))
+    table = with_physical_sizes(measure_nuclei(segmentation.labels, intensity_image(channels, used)), pixel_size)
     overlay = (draw_overlay(display_rgb(channels, used), segmentation.labels, style="outlines", opacity=1.0)
                if "png" in request.formats else None)
-    files = image_result_files(name, segmentation.labels, overlay, table, request.formats, measurements=False)
+    files = image_result_files(name, segmentation.labels, overlay, table, request.formats, measurements=False,
+                               pixel_size=pixel_size)
     table.insert(0, "image", name)
     return table, files
 
@@ -232,9 +237,9 @@ def segment_channels(model: NucleiModel, channels: np.ndarray, request: ImageReq
 
 
 def finish_image(out: Path, name: str, channels: np.ndarray, segmentation: Segmentation,
-                 request: ImageRequest) -> pd.DataFrame:
+                 request: ImageRequest, pixel_size: PixelSize | None = None) -> pd.DataFrame:
     """Measure and write one segmented image; the table has the image's name first."""
-    table, files = image_files(name, channels, segmentation, request)
+    table, files = image_files(name, channels, segmentation, request, pixel_size)
     write_atomically(out, files)
     return table
 
@@ -250,6 +255,7 @@ class InFlight:
     segmentation: Segmentation | None = None
     writing: Future | None = None
     notes: list[str] = field(default_factory=list)  # how the file was read (imageio's notes)
+    pixel_size: PixelSize | None = None              # given, or the file's own; None: unknown
 
 
 def read_input(path: str | Path, request: ImageRequest, notes: list[str],
@@ -267,10 +273,12 @@ def noted(notes: list[str]) -> str:
 
 def read_and_prepare(model: NucleiModel, path: Path, request: ImageRequest):
     """Stage 1: (channels as read, the network's input and channel, and the diameter estimate
-    where the diameter is not given: done here, off the network's turn; the reading notes)."""
+    where the diameter is not given: done here, off the network's turn; the reading notes;
+    the pixel size)."""
     notes: list[str] = []
     channels, channel = read_input(path, request, notes)
-    return channels, network_input(model, channels, channel, with_estimate=request.diameter is None), notes
+    pixel_size = pixel_size_for(path, request.pixel_size, notes)
+    return channels, network_input(model, channels, channel, with_estimate=request.diameter is None), notes, pixel_size
 
 
 def label_and_finish(model: NucleiModel, out: Path, item: InFlight, prediction, tuned_labels,
@@ -279,7 +287,7 @@ def label_and_finish(model: NucleiModel, out: Path, item: InFlight, prediction, 
     given looks wrong, measurements, files."""
     item.segmentation = Segmentation(prediction, final_labels(model, prediction, tuned_labels, request.settings))
     item.notes += filter(None, [given_diameter_note(model, item.channels, item.segmentation, prepared)])
-    return finish_image(out, item.name, item.channels, item.segmentation, request)
+    return finish_image(out, item.name, item.channels, item.segmentation, request, item.pixel_size)
 
 
 def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settings: PostprocessSettings | ImageRequest,
@@ -288,7 +296,7 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
     request = settings if isinstance(settings, ImageRequest) else ImageRequest(settings, tta)
     out.mkdir(parents=True, exist_ok=True)
     images, problems = collect_images(paths, skip_folders=(out,))
-    record = RunRecord(out, ["image"] + COLUMNS, request.formats, resume=skip_existing,
+    record = RunRecord(out, MEASUREMENT_COLUMNS, request.formats, resume=skip_existing,
                        settings=settings_text(request, model.digest()))
     result = BatchResult(failed=list(problems))
     names, todo = start_run(images, problems, record, result, log)
@@ -368,7 +376,7 @@ def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], o
                 item, reading = reads.popleft()
                 read_ahead()
                 try:
-                    item.channels, prepared, item.notes = reading.result()
+                    item.channels, prepared, item.notes, item.pixel_size = reading.result()
                     prediction, tuned_labels = predict_labels(model, None, request.tta, progress.tiles(item.path.name),
                                                               request.diameter, request.channel, prepared)
                     item.writing = writer.submit(label_and_finish, model, out, item, prediction, tuned_labels,
@@ -404,8 +412,8 @@ def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: di
         size = declared_size(path) if path in huge else ""
         progress.note(f"[block-wise] {path.name}: {size}segmented block by block (each block's progress follows)")
         try:
-            table, count, prediction, shape = segment_by_blocks(model, path, path in huge, item.name, out, request,
-                                                                progress.tiles(path.name), notes=item.notes)
+            table, count, prediction, shape, item.pixel_size = segment_by_blocks(
+                model, path, path in huge, item.name, out, request, progress.tiles(path.name), notes=item.notes)
         except Exception as error:  # this image only
             _failed(item, error, record, result, progress, debug)
             continue
@@ -425,30 +433,33 @@ def declared_size(path: Path) -> str:
 
 def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out: Path, request: ImageRequest,
                       progress, runner=None, label: str | None = None, notes: list[str] | None = None):
-    """(table, count, prediction summary, (height, width)). A huge TIFF writes its tiled label
+    """(table, count, prediction summary, (height, width), pixel size). A huge TIFF writes its tiled label
     TIFF and a downsampled overlay (whole-image PNG labels, ROIs and GeoJSON would need every
     label in memory); an image that fits in memory gets every requested format. ``runner``:
     the blocks are segmented on a cluster (``cluster_blocks``); ``label``: the file as the
     user named it, for messages."""
     from .blocks import DEFAULT_BLOCK, segment_array_in_blocks, segment_in_blocks
 
+    notes = [] if notes is None else notes
     options = dict(settings=request.settings, diameter=request.diameter, channel=request.channel, tta=request.tta,
                    block_size=request.block_size or DEFAULT_BLOCK, progress=progress, runner=runner)
     if huge:
-        outcome = segment_in_blocks(model, path, out, name, label=label, **options)
+        pixel_size = pixel_size_for(path, request.pixel_size, notes)
+        outcome = segment_in_blocks(model, path, out, name, label=label, pixel_size=pixel_size, **options)
     else:
-        channels, options["channel"] = read_input(path, request, [] if notes is None else notes, name=label)
+        channels, options["channel"] = read_input(path, request, notes, name=label)
+        pixel_size = pixel_size_for(path, request.pixel_size, notes)
         outcome = segment_array_in_blocks(model, channels, **options)
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
     prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,
                             outcome.channel)
     if huge:
-        table = outcome.table.copy()
+        table = with_physical_sizes(outcome.table, pixel_size)
         table.insert(0, "image", name)
     else:
-        table, files = image_files(name, channels, Segmentation(prediction, outcome.labels), request)
+        table, files = image_files(name, channels, Segmentation(prediction, outcome.labels), request, pixel_size)
         write_atomically(out, files)
-    return table, outcome.count, prediction, (outcome.height, outcome.width)
+    return table, outcome.count, prediction, (outcome.height, outcome.width), pixel_size
 
 
 def _finished(item: InFlight, record: RunRecord, result: BatchResult, progress: "Progress", debug: bool) -> None:
@@ -467,7 +478,7 @@ def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Pred
     seconds = time.time() - item.started
     row = summary_row(item.path, item.name, width=width, height=height, nuclei=count, diameter=prediction.diameter,
                       source=prediction.diameter_source, channel=prediction.channel, seconds=seconds, status="ok",
-                      notes=item.notes)
+                      notes=item.notes, pixel_size=item.pixel_size)
     put_on_record(record, result, row, table)
     result.summary.append(row)
     result.processed.append(str(item.path))

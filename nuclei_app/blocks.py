@@ -46,6 +46,7 @@ import pandas as pd
 import tifffile
 from scipy import ndimage
 
+from .calibration import PixelSize, tiff_resolution
 from .channels import (ALL_CHANNELS, AUTO, as_channels, check_channel, choose_channel, display_rgb, intensity_image,
                        network_rgb)
 from .config import PostprocessSettings, ReadLimits
@@ -903,21 +904,22 @@ def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path,
                       settings: PostprocessSettings | None = None, diameter: float | None = None,
                       channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
                       progress: ProgressCallback | None = None, runner: BlockRunner | None = None,
-                      label: str | None = None) -> BlockResult:
+                      label: str | None = None, pixel_size: PixelSize | None = None) -> BlockResult:
     """Segments a TIFF of any size block by block; writes ``{name}_labels.tif`` (tiled,
-    16-bit, 32-bit beyond 65,535 nuclei) and ``{name}_overlay.png`` (longest side <=
-    OVERVIEW_SIDE) into ``out_dir``. Raises ImageReadError (file and reason) for a file
-    that can't be read, ValueError for bad arguments. ``runner``: see ``segment_source``;
-    ``label``: the file's name in messages."""
+    16-bit, 32-bit beyond 65,535 nuclei; ``pixel_size`` as its resolution) and
+    ``{name}_overlay.png`` (longest side <= OVERVIEW_SIDE) into ``out_dir``. Raises
+    ImageReadError (file and reason) for a file that can't be read, ValueError for bad
+    arguments. ``runner``: see ``segment_source``; ``label``: the file's name in messages."""
     with TiffSource(path, label) as source:
         return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress,
-                                runner)
+                                runner, pixel_size)
 
 
 def segment_upload_in_blocks(model: NucleiModel, data: bytes, label: str, out_dir: str | Path, name: str,
                              settings: PostprocessSettings | None = None, diameter: float | None = None,
                              channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
-                             progress: ProgressCallback | None = None) -> BlockResult:
+                             progress: ProgressCallback | None = None,
+                             pixel_size: PixelSize | None = None) -> BlockResult:
     """``segment_in_blocks`` for a file's bytes (an app upload, ``label`` its name for
     messages): a TIFF too large to read whole is read lazily from a copy in ``out_dir``,
     any other image is decoded once and kept as stored, as ``imageio`` reads it (its
@@ -925,7 +927,8 @@ def segment_upload_in_blocks(model: NucleiModel, data: bytes, label: str, out_di
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with upload_source(data, label, out_dir) as source:
-        return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress)
+        return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress,
+                                pixel_size=pixel_size)
 
 
 @contextmanager
@@ -958,14 +961,14 @@ def stored_bytes(path: Path) -> int:
 def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Path, name: str,
                      settings: PostprocessSettings | None, diameter: float | None, channel: int | str,
                      tta: bool | None, block_size: int, progress: ProgressCallback | None,
-                     runner: BlockRunner | None = None) -> BlockResult:
+                     runner: BlockRunner | None = None, pixel_size: PixelSize | None = None) -> BlockResult:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with scratch_sink(out_dir, source.height, source.width) as sink:
         plan, overview, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta,
                                                           block_size, progress, runner)
         labels_path = write_label_tiff(out_dir / f"{name}_labels.tif", sink, source.height, source.width,
-                                       stitched.count)
+                                       stitched.count, pixel_size)
         small = strided_labels(sink, source.height, source.width, overview.display_stride)
     preview = display_rgb(overview.display, plan.channel)
     overlay = draw_overlay(preview, small, style="outlines", opacity=1.0)
@@ -1015,7 +1018,8 @@ def label_dtype(count: int) -> np.dtype:
     return np.dtype(np.uint16 if count <= np.iinfo(np.uint16).max else np.uint32)
 
 
-def write_label_tiff(path: Path, sink: LabelSink, height: int, width: int, count: int) -> Path:
+def write_label_tiff(path: Path, sink: LabelSink, height: int, width: int, count: int,
+                     pixel_size: PixelSize | None = None) -> Path:
     """A tiled, deflate-compressed label TIFF streamed tile by tile from ``sink``; written
     under a temporary name first, so that an interrupted run leaves no truncated file."""
     dtype = label_dtype(count)
@@ -1025,7 +1029,7 @@ def write_label_tiff(path: Path, sink: LabelSink, height: int, width: int, count
         # zlib is Adobe deflate, which Fiji, QuPath and napari read (as exports.labels_tiff_bytes).
         tifffile.imwrite(partial, tiles, shape=(height, width), dtype=dtype, tile=(LABEL_TILE, LABEL_TILE),
                          photometric="minisblack", compression="zlib",
-                         bigtiff=height * width * dtype.itemsize > 2**32 - 2**25)
+                         bigtiff=height * width * dtype.itemsize > 2**32 - 2**25, **tiff_resolution(pixel_size))
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

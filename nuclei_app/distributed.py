@@ -47,11 +47,11 @@ import pandas as pd
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
                     finish_run, image_files, is_disk_full, is_huge, noted, plural, put_on_record, read_input,
                     segment_channels, settings_text, start_run, stop)
+from .calibration import pixel_size_for
 from .diameter_check import given_diameter_note
-from .measure import COLUMNS
 from .model import ModelLoadError, NucleiModel, model_digest
-from .records import (MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, record_in, resumed, summary_row,
-                      with_settings, without_redone)
+from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, record_in,
+                      resumed, summary_row, with_settings, without_redone)
 from .results import csv_bytes
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
@@ -259,7 +259,7 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
                                precision=request.precision, engine=request.engine)
         try:
             with staged_output(out_url, run_id) as folder:
-                table, count, prediction, (height, width) = segment_by_blocks(
+                table, count, prediction, (height, width), pixel_size = segment_by_blocks(
                     model, Path(task.path), huge, task.name, folder, request, progress.tiles(Path(task.given).name),
                     runner=runner, label=task.given, notes=notes)
         except ClusterError:
@@ -270,7 +270,8 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
         else:
             row = summary_row(task.given, task.name, width=width, height=height, nuclei=count,
                               diameter=prediction.diameter, source=prediction.diameter_source,
-                              channel=prediction.channel, seconds=time.time() - started, status="ok", notes=notes)
+                              channel=prediction.channel, seconds=time.time() - started, status="ok", notes=notes,
+                              pixel_size=pixel_size)
             outcome = ImageOutcome(row, table, f"{plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
                                                f"channel {prediction.channel} [block-wise]{noted(notes)}")
         book(outcome, task, done, record, result, progress, debug)
@@ -378,7 +379,7 @@ def failed_outcome(task: ImageTask, status: str, seconds: float | None = None) -
 def run_record(out_url: str, formats: tuple[str, ...], resume: bool, settings: str = "") -> Iterator:
     """The in-process run's record (``records.RunRecord``: rows appended as images finish,
     ``--skip-existing`` resumes) for a local folder; for a URL, ``UrlRecord``."""
-    columns = ["image"] + COLUMNS
+    columns = MEASUREMENT_COLUMNS
     folder = local_folder(out_url)
     if folder is not None:
         yield RunRecord(folder, columns, formats, resume=resume, settings=settings)
@@ -561,9 +562,10 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     started, notes = time.time(), []
     try:
         channels, channel = read_input(task.path, request, notes, name=task.given)  # messages name the file as the user did
+        pixel_size = pixel_size_for(task.path, request.pixel_size, notes)
         segmentation = segment_channels(model, channels, replace(request, channel=channel))
         notes += filter(None, [given_diameter_note(model, channels, segmentation)])
-        table, files = image_files(task.name, channels, segmentation, request)
+        table, files = image_files(task.name, channels, segmentation, request, pixel_size)
         write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))
     except Exception as error:  # one image's failure, whatever it is, must not end the run
         outcome = failed_outcome(task, failure_status(error), seconds=time.time() - started)
@@ -576,7 +578,7 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     height, width = channels.shape[:2]
     row = summary_row(task.given, task.name, width=width, height=height, nuclei=segmentation.count,
                       diameter=prediction.diameter, source=prediction.diameter_source, channel=prediction.channel,
-                      seconds=time.time() - started, status="ok", notes=notes)
+                      seconds=time.time() - started, status="ok", notes=notes, pixel_size=pixel_size)
     description = (f"{plural(segmentation.count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
                    f"channel {prediction.channel}{noted(notes)}")
     return ImageOutcome(row, table, description)

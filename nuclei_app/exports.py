@@ -26,6 +26,8 @@ import roifile
 import tifffile
 from scipy import ndimage
 
+from .calibration import PixelSize, tiff_resolution
+
 # Format name -> the suffixes of the files it adds to an image's name. The PNGs are written
 # by imageio/results/batch; export_files produces the others.
 FORMATS: dict[str, tuple[str, ...]] = {
@@ -58,10 +60,11 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 
 def export_files(name: str, labels: np.ndarray, table: pd.DataFrame | None,
-                 formats: tuple[str, ...] | list[str]) -> dict[str, bytes]:
-    """File name -> bytes for the requested formats except 'png' (written elsewhere)."""
+                 formats: tuple[str, ...] | list[str], pixel_size: PixelSize | None = None) -> dict[str, bytes]:
+    """File name -> bytes for the requested formats except 'png' (written elsewhere);
+    ``pixel_size``: stored in the label TIFF, so that Fiji, QuPath and napari measure in µm."""
     writers = {
-        "tiff": lambda: labels_tiff_bytes(labels),
+        "tiff": lambda: labels_tiff_bytes(labels, pixel_size),
         "rois": lambda: rois_zip_bytes(labels),
         "geojson": lambda: geojson_bytes(labels, table),
     }
@@ -76,8 +79,9 @@ def export_files(name: str, labels: np.ndarray, table: pd.DataFrame | None,
 # The three writers
 
 
-def labels_tiff_bytes(labels: np.ndarray) -> bytes:
-    """The label image as a deflate-compressed TIFF: uint16, or uint32 above 65,535."""
+def labels_tiff_bytes(labels: np.ndarray, pixel_size: PixelSize | None = None) -> bytes:
+    """The label image as a deflate-compressed TIFF: uint16, or uint32 above 65,535; with
+    the pixel size as its resolution where known."""
     labels = _checked(labels)
     top = int(labels.max(initial=0))
     if top > np.iinfo(np.uint32).max:
@@ -86,7 +90,8 @@ def labels_tiff_bytes(labels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     # zlib is tifffile's name for Adobe deflate (compression 8), which Fiji, QuPath and
     # napari all read; tifffile falls back to the standard library without imagecodecs.
-    tifffile.imwrite(buffer, labels.astype(dtype), photometric="minisblack", compression="zlib")
+    tifffile.imwrite(buffer, labels.astype(dtype), photometric="minisblack", compression="zlib",
+                     **tiff_resolution(pixel_size))
     return buffer.getvalue()
 
 

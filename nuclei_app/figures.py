@@ -41,7 +41,10 @@ def overlay_figure(overlay: np.ndarray, table: pd.DataFrame, height: int = 620, 
 
 
 def area_histogram(table: pd.DataFrame) -> go.Figure:
-    figure = go.Figure(go.Histogram(x=table["area_px"], nbinsx=40, marker_color="#4c78a8"))
-    figure.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title="Nucleus area (px)",
-                         xaxis_title="area (px)", yaxis_title="nuclei", bargap=0.05)
+    """Nucleus areas in µm² where the table has them (a pixel size known), else in px."""
+    in_um = "area_um2" in table and table["area_um2"].notna().any()
+    column, unit = ("area_um2", "µm²") if in_um else ("area_px", "px")
+    figure = go.Figure(go.Histogram(x=table[column], nbinsx=40, marker_color="#4c78a8"))
+    figure.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title=f"Nucleus area ({unit})",
+                         xaxis_title=f"area ({unit})", yaxis_title="nuclei", bargap=0.05)
     return figure

@@ -18,6 +18,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from .calibration import PixelSize
 from .exports import export_files, fixed_time_entry
 from .imageio import labels_png_bytes, mask_png_bytes, rgb_png_bytes
 
@@ -88,16 +89,18 @@ def csv_bytes(frame: pd.DataFrame, header: bool = True) -> bytes:
 
 
 def image_result_files(name: str, labels: np.ndarray, overlay: np.ndarray | None, table: pd.DataFrame,
-                       formats: tuple[str, ...] = ("png",), measurements: bool = True) -> dict[str, bytes]:
+                       formats: tuple[str, ...] = ("png",), measurements: bool = True,
+                       pixel_size: PixelSize | None = None) -> dict[str, bytes]:
     """One image's files under the batch CLI's names (DESIGN.md contract), for the CLI and
-    the app's downloads alike; ``measurements`` adds the image's own CSV (the app's)."""
+    the app's downloads alike; ``measurements`` adds the image's own CSV (the app's);
+    ``pixel_size`` is stored in the label TIFF."""
     files = {}
     if "png" in formats:
         files.update({f"{name}_labels.png": labels_png_bytes(labels), f"{name}_mask.png": mask_png_bytes(labels),
                       f"{name}_overlay.png": rgb_png_bytes(overlay)})
     if measurements:
         files[f"{name}_measurements.csv"] = csv_bytes(table)
-    files.update(export_files(name, labels, table, formats))
+    files.update(export_files(name, labels, table, formats, pixel_size))
     return files
 
 

@@ -528,3 +528,66 @@ def test_block_size_gives_the_same_files_as_a_whole_image_run(bundled_model, tmp
     assert len(features) == counts[1]
     summary = pd.read_csv(tmp_path / "blocks" / "summary.csv")
     assert summary.loc[0, "status"] == "ok" and summary.loc[0, "nuclei"] == counts[1]
+
+
+def write_calibrated(path, pixel_um, seed=0):
+    import tifffile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(path, fluorescence_like(synthetic_labels(seed=seed), seed), ome=True,
+                     metadata={"PhysicalSizeX": pixel_um, "PhysicalSizeY": pixel_um})
+    return path
+
+
+@pytest.mark.parametrize("route", ["whole", "blocks", "huge", "cluster"])
+def test_measurements_are_in_um_where_the_file_records_its_pixel_size(bundled_model, tmp_path, monkeypatch, route):
+    """An OME-TIFF's PhysicalSizeX gives µm columns, the summary's pixel size and a label TIFF
+    Fiji reads calibrated; a PNG (no calibration) has the same columns, empty. Every route an
+    image can take: whole in-process, --block-size, a huge TIFF read lazily, a Dask worker."""
+    from nuclei_app import batch
+    from nuclei_app.calibration import UM_COLUMNS, read_pixel_size
+    from nuclei_app.distributed import run_on_cluster
+
+    write_calibrated(tmp_path / "in" / "cal.ome.tif", 0.325)
+    write_image(tmp_path / "in" / "plain.png", seed=1)
+    out = tmp_path / "out"
+    request = ImageRequest(bundled_model.postprocess_settings, formats=("tiff",),
+                           block_size=256 if route == "blocks" else None)
+    if route == "huge":
+        monkeypatch.setattr(batch, "is_huge", lambda path: path.suffix == ".tif")
+    if route == "cluster":
+        result = run_on_cluster([tmp_path / "in"], str(out), request, str(bundled_model.folder), workers=1,
+                                log=io.StringIO())
+    else:
+        result = segment_paths(bundled_model, [tmp_path / "in"], out, request, log=io.StringIO())
+    assert result.exit_status == 0
+    summary = pd.read_csv(out / "summary.csv").set_index("image")
+    assert summary.loc["cal", "pixel_size_um"] == 0.325
+    assert summary.loc["cal", "pixel_size_source"] == "OME-TIFF metadata"
+    assert pd.isna(summary.loc["plain", "pixel_size_um"]) and pd.isna(summary.loc["plain", "pixel_size_source"])
+    table = pd.read_csv(out / "measurements.csv")
+    assert list(table.columns[-len(UM_COLUMNS):]) == UM_COLUMNS
+    calibrated, plain = table[table["image"] == "cal"], table[table["image"] == "plain"]
+    assert len(calibrated) > 0 and len(plain) > 0
+    assert np.allclose(calibrated["area_um2"], calibrated["area_px"] * 0.325 ** 2)
+    assert np.allclose(calibrated["diameter_um"], calibrated["diameter_px"] * 0.325)
+    assert plain[UM_COLUMNS].isna().all().all()
+    assert read_pixel_size(out / "cal_labels.tif").size.um == pytest.approx(0.325)
+    assert read_pixel_size(out / "plain_labels.tif").size is None
+
+
+def test_a_pixel_size_given_applies_to_every_image_and_a_different_file_value_is_noted(bundled_model, tmp_path):
+    write_calibrated(tmp_path / "in" / "cal.ome.tif", 0.325)
+    write_image(tmp_path / "in" / "plain.png", seed=1)
+    request = ImageRequest(bundled_model.postprocess_settings, pixel_size=0.65)
+    log = io.StringIO()
+    segment_paths(bundled_model, [tmp_path / "in"], tmp_path / "out", request, log=log)
+    lines = {line.split(":")[0].split()[-1]: line for line in log.getvalue().splitlines() if line.startswith("[")}
+    assert "note: the pixel size given, 0.65 µm, is used; the file says 0.325 µm per pixel (OME-TIFF metadata)" in \
+        lines["cal.ome.tif"]
+    assert "note" not in lines["plain.png"]
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("image")
+    assert summary["pixel_size_um"].tolist() == [0.65, 0.65] and set(summary["pixel_size_source"]) == {"given"}
+    assert summary["settings"].str.endswith("; pixel size 0.65 um").all()
+    table = pd.read_csv(tmp_path / "out" / "measurements.csv")
+    assert np.allclose(table["area_um2"], table["area_px"] * 0.65 ** 2)
