@@ -15,7 +15,7 @@ def test_square_nucleus_measurements():
     first = table.iloc[0]
     assert first["nucleus"] == 1 and first["area_px"] == 100
     assert (first["centroid_y"], first["centroid_x"]) == pytest.approx((14.5, 34.5))
-    assert first["mean_intensity"] == pytest.approx(0.5)
+    assert first["mean_intensity"] == pytest.approx(0.5) and first["integrated_intensity"] == pytest.approx(50.0)
     assert not first["touches_border"] and table.iloc[1]["touches_border"]
     assert 0.5 < first["circularity"] <= 1.0
 
@@ -78,6 +78,7 @@ def test_every_column_is_regionprops_own():
                          ("diameter_px", "equivalent_diameter_area"), ("solidity", "solidity"),
                          ("mean_intensity", "intensity_mean"), ("max_intensity", "intensity_max")):
         np.testing.assert_allclose(table[mine].to_numpy(float), expected[theirs], rtol=1e-6, err_msg=mine)
+    np.testing.assert_allclose(table["integrated_intensity"], expected["intensity_mean"] * expected["area"], rtol=1e-6)
 
 
 def test_solidity_is_regionprops_own_on_many_shapes():
