@@ -21,7 +21,7 @@ from nuclei_app.diameter_check import given_diameter_note
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.batch import ImageRequest, settings_text
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
-from nuclei_app.imageio import ImageReadError, declared_pixels, read_channels, read_labels
+from nuclei_app.imageio import ImageReadError, declared_pixels, read_channels, read_labels, z_planes
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
 from nuclei_app.measure import measure_nuclei, summary
 from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
@@ -30,6 +30,7 @@ from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
                                 probability_picture, to_display)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
+from nuclei_app.planes import FIRST, FOCUS, MAX, ZChoice
 from nuclei_app.records import SUMMARY_COLUMNS, summary_row, with_settings
 from nuclei_app.results import (FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files, image_stem,
                                 unique_names, zip_bytes)
@@ -246,15 +247,17 @@ def drop_unshown(items: list[InputImage]) -> None:
 
 @dataclass(frozen=True)
 class ImageChoices:
-    """Per-image choices: ``diameter`` None = estimate it, ``channel`` 'auto', 'all' or an index."""
+    """Per-image choices: ``diameter`` None = estimate it, ``channel`` 'auto', 'all' or an index,
+    ``z`` a Z-stack's plane (``planes``)."""
     diameter: float | None = None
     channel: int | str = AUTO
+    z: ZChoice = FIRST
 
     @property
     def key(self) -> tuple:
         # A plain tuple: Streamlit re-runs this file, so this class is a new object on every
         # rerun and its instances never compare equal to the previous run's.
-        return (self.diameter, self.channel)
+        return (self.diameter, self.channel, self.z)
 
 
 def prediction_for(model: NucleiModel, item: InputImage, image: np.ndarray, settings: Settings,
@@ -317,9 +320,15 @@ class PageBudget:
 APP_READ_LIMITS = ReadLimits(max_pixels=LIMITS.max_image_pixels)
 
 
-def read_with_notes(item: InputImage) -> tuple[np.ndarray, list[str]]:
+def read_with_notes(item: InputImage, z: ZChoice) -> tuple[np.ndarray, list[str]]:
     notes: list[str] = []
-    return read_channels(item.data, name=item.label, limits=APP_READ_LIMITS, notes=notes), notes
+    return read_channels(item.data, name=item.label, limits=APP_READ_LIMITS, notes=notes, z=z), notes
+
+
+def chosen_z(item: InputImage) -> ZChoice:
+    """The Z plane the image's control holds (read before the control is drawn: the image is
+    read first); the first plane until one is chosen, as the CLI's default."""
+    return st.session_state.get(f"z_plane_{item.key}", FIRST)
 
 
 def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,
@@ -328,7 +337,8 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     if pixels is not None and pixels > LIMITS.max_image_pixels:
         return analyse_large(model, item, settings, pixels, position)
     try:
-        channels, notes = session_cached(item, ("image",), lambda: read_with_notes(item))
+        z = chosen_z(item)
+        channels, notes = session_cached(item, ("image", z), lambda: read_with_notes(item, z))
     except ImageReadError as error:
         st.error(f"Skipped. {error}")  # the reader's message names the file and says what to do
         return None
@@ -409,7 +419,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
                 model, item.data, item.label, folder.name, item.name, settings.postprocess, choices.diameter,
                 choices.channel, settings.tta, progress=lambda done, total: bar.progress(
                     done / total, text=f"{position}Segmenting {item.label} block by block: block {done} of {total}"),
-                pixel_size=reading.size)
+                pixel_size=reading.size, z=choices.z)
         finally:
             bar.empty()
         return result, folder
@@ -426,8 +436,8 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
         st.error(f"**{item.label}**: {error}")
         return None
     st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
-    if reading.problem:
-        st.info(f"{item.label}: {reading.problem}.")
+    for note in result.notes + ([reading.problem] if reading.problem else []):
+        st.info(f"{item.label}: {note}.")
     _, pixel_size = image_choices_ui(item, model, result.channels, reading)
     return LargeAnalysis(item, result, folder, pixel_size)
 
@@ -484,8 +494,23 @@ def image_choices_ui(item: InputImage, model: NucleiModel, count: int, reading: 
                 for index, column in enumerate(previews):
                     column.image(to_display(screen_view(channels[..., index], 160)), caption=f"Channel {index}",
                                  width="stretch", clamp=True)
+        z_plane_ui(item)
         pixel_size = pixel_size_ui(item, reading)
-    return ImageChoices(diameter, channel), pixel_size
+    return ImageChoices(diameter, channel, chosen_z(item)), pixel_size
+
+
+Z_NAMES = {FOCUS: "The sharpest plane", MAX: "Maximum-intensity projection"}
+
+
+def z_plane_ui(item: InputImage) -> None:
+    """For a Z-stack: which plane is segmented (its value is read by ``chosen_z``)."""
+    count = session_cached(item, ("z planes",), lambda: z_planes(item.data))
+    if count > 1:
+        st.selectbox("Z plane", list(range(count)) + [FOCUS, MAX], key=f"z_plane_{item.key}",
+                     format_func=lambda z: Z_NAMES.get(z, f"Plane {z}" + (" (the first)" if z == FIRST else "")),
+                     help=f"A stack of {count} Z planes: the network segments one 2-D image. The sharpest plane is "
+                          "judged by its edges; the projection shows every nucleus at its brightest, and merges those "
+                          "that lie above one another.")
 
 
 def pixel_size_ui(item: InputImage, reading: Reading) -> PixelSize | None:
@@ -515,7 +540,8 @@ def current_choices(item: InputImage) -> ImageChoices:
     # Just switched to manual: the number field shows the estimate until it is edited.
     manual = state.get(f"diameter_{item.key}", state.get(f"estimate_{item.key}"))
     diameter = manual if state.get(f"diameter_manual_{item.key}") else None
-    return ImageChoices(None if diameter is None else float(diameter), state.get(f"channel_{item.key}", AUTO))
+    return ImageChoices(None if diameter is None else float(diameter), state.get(f"channel_{item.key}", AUTO),
+                        chosen_z(item))
 
 
 def screen_view(array: np.ndarray, max_side: int = 1200) -> np.ndarray:
@@ -738,7 +764,7 @@ def image_request(settings: Settings, item: InputImage, pixel_size: PixelSize | 
     choices = current_choices(item)
     given = pixel_size.um if pixel_size and pixel_size.source == "given" else None
     return ImageRequest(settings.postprocess, tta=settings.tta, diameter=choices.diameter, channel=choices.channel,
-                        pixel_size=given)
+                        pixel_size=given, z_plane=choices.z)
 
 
 def record_row(analysis: Analysis | LargeAnalysis) -> dict:

@@ -35,6 +35,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="side of one pixel in µm, for measurements in µm (default: each file's own, from its "
                           "OME-TIFF, ImageJ or Aperio metadata or TIFF resolution in cm; where unknown the µm columns "
                           "stay empty)")
+    seg.add_argument("--z-plane", type=z_plane_argument, default=0, metavar="N|focus|max",
+                     help="which plane of a Z-stack to segment: N (from 0; default 0, the first), focus (the "
+                          "sharpest) or max (their maximum-intensity projection); time points and other axes give "
+                          "their first plane")
     seg.add_argument("--channel", type=channel_argument, default="auto", metavar="N",
                      help="channel holding the nuclei, counted from 0; 'all' uses the colours as they are "
                           "(H&E, brightfield); default 'auto' chooses per image")
@@ -96,6 +100,15 @@ def pixel_size_argument(text: str) -> float:
     except ValueError as error:
         message = f"{error}, got {text}" if "µm" in str(error) else f"not a number: {text!r}"
         raise argparse.ArgumentTypeError(message) from None
+
+
+def z_plane_argument(text: str):
+    from .planes import parse_z_plane
+
+    try:
+        return parse_z_plane(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--z-plane ")) from None
 
 
 def channel_argument(text: str):
@@ -212,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     if reach:
         print(f"warning: {reach}", file=sys.stderr)
     request = ImageRequest(settings, args.tta, args.diameter, args.channel, args.formats, args.block_size,
-                           model.precision, args.engine, args.pixel_size)
+                           model.precision, args.engine, args.pixel_size, args.z_plane)
     if args.workers or args.scheduler:
         from .distributed import ClusterError, cluster_model_source, run_on_cluster
 

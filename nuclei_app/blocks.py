@@ -57,6 +57,7 @@ from .measure import COLUMNS, measure_nuclei
 from .memory import release_free_memory
 from .model import NucleiModel
 from .overlay import draw_overlay
+from .planes import FIRST, FOCUS, MAX, ZChoice, checked_index, sharpest
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, Prediction, inference_for, labels_for
 from .results import partial_path, write_atomically
 from .scale import ESTIMATOR_MAX_SIDE, estimate_diameter, linear_along, scale_factor, scaled_shape
@@ -66,6 +67,7 @@ from .size_search import checked_estimate, fallback_diameter
 # pixel (the margin's extra work is paid back by smaller arrays), and 1536 peaked lowest:
 # 1.3 GB for the whole process on a 6000x6000 image, against 1.5 GB for 1024 and 2048.
 DEFAULT_BLOCK = 1536
+FOCUS_WINDOW = 1024         # side of the central window a huge Z-stack's sharpest plane is judged on
 MIN_BLOCK = 64              # smaller cores would be mostly margin
 # The margin must hold the largest nucleus (a few times the typical diameter) and give the
 # network the context it has inside a whole image: its own tiles overlap by 64 network px.
@@ -129,6 +131,7 @@ class BlockSource(Protocol):
     width: int
     channels: int
     survey_block: tuple[int, int]  # (rows, columns) that one read of a whole-image pass takes
+    notes: list[str]               # what the user should know about how it was read (imageio's notes)
 
     def read(self, top: int, bottom: int, left: int, right: int) -> np.ndarray: ...
 
@@ -139,6 +142,7 @@ class ArraySource:
     their ``scale`` (``imageio.read_raw_channels``), converted to float a window at a time."""
     array: np.ndarray
     scale: UnitScale = UnitScale(0.0, 1.0, "identity")
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.array = as_channels(self.array)
@@ -153,13 +157,15 @@ class ArraySource:
 class TiffSource:
     """The full-resolution level of a TIFF's first series, read by windows, never whole.
 
-    Channels are the C or S axis (alpha dropped); other axes (Z, T, ...) give their first
-    plane, as ``imageio`` does. Tiled and stripped data are read through tifffile's zarr
+    Channels are the C or S axis (alpha dropped); a Z-stack gives the plane ``z`` chooses
+    (``planes``: a number, the sharpest, or their maximum, window by window), other axes (T,
+    ...) their first plane, as ``imageio`` does. Tiled and stripped data are read through tifffile's zarr
     store (zarr decodes only the tiles or strips a window touches); uncompressed contiguous
     data (ImageJ's big TIFFs are one strip) row by row with explicit file reads."""
 
-    def __init__(self, path: str | Path, name: str | None = None):
-        self.path, self.name = Path(path), name or str(path)
+    def __init__(self, path: str | Path, name: str | None = None, z: ZChoice = FIRST):
+        self.path, self.name, self._z = Path(path), name or str(path), z
+        self.notes: list[str] = []  # how it was read (the Z plane), as imageio's notes
         self._contiguous: ContiguousArray | None = None
         try:
             self._tif = tifffile.TiffFile(self.path)
@@ -189,6 +195,7 @@ class TiffSource:
                                             "Save the nuclear channel, or a few channels, as their own file.")
         self.dtype = np.dtype(level.dtype)
         self._reader = self._raw_reader(level)
+        self._planes = self._z_planes(shape[axes.index("Z")] if "Z" in axes else 1)
         self._read_raw(0, 1, 0, 1)  # a compression without its codec fails now, not after the survey
         self.survey_block = self._survey_block()
         self.scale = UnitScale.for_dtype(self.dtype) or self._scan_range()
@@ -219,6 +226,34 @@ class TiffSource:
         self._chunk = (array.chunks[axes.index("Y")], array.chunks[axes.index("X")])
         return lambda index: array[index]
 
+    def _z_planes(self, count: int) -> list[int]:
+        """The Z planes every window is read from (their maximum where several), and the note."""
+        if count <= 1:
+            return [0]
+        if self._z == FIRST:
+            self.notes.append(f"a stack of {count} Z planes: the first is segmented; another Z plane, the sharpest or "
+                              "their maximum projection can be chosen (--z-plane N, focus or max)")
+            return [0]
+        if self._z == MAX:
+            self.notes.append(f"a stack of {count} Z planes: their maximum-intensity projection is segmented")
+            return list(range(count))
+        if self._z == FOCUS:
+            index = self._sharpest_plane(count)
+            self.notes.append(f"a stack of {count} Z planes: plane {index}, the sharpest (judged on the image's "
+                              f"central {FOCUS_WINDOW} px), is segmented")
+            return [index]
+        index = checked_index(self._z, count, self.name)
+        self.notes.append(f"a stack of {count} Z planes: plane {index} is segmented")
+        return [index]
+
+    def _sharpest_plane(self, count: int) -> int:
+        """The sharpest plane judged on a central window of each (the whole slide would mean
+        reading every plane whole)."""
+        rows, columns = min(FOCUS_WINDOW, self.height), min(FOCUS_WINDOW, self.width)
+        top, left = (self.height - rows) // 2, (self.width - columns) // 2
+        windows = [self._read_plane(plane, top, top + rows, left, left + columns) for plane in range(count)]
+        return sharpest(np.stack(windows))
+
     def _survey_block(self) -> tuple[int, int]:
         """Whole chunks per read: a stripped file is read in full-width bands, whose strips
         are decoded once, a tiled one in squares of tiles."""
@@ -243,8 +278,12 @@ class TiffSource:
         return UnitScale.for_range(self.dtype, low, high)
 
     def _read_raw(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        planes = [self._read_plane(plane, top, bottom, left, right) for plane in self._planes]
+        return planes[0] if len(planes) == 1 else np.maximum.reduce(planes)
+
+    def _read_plane(self, plane: int, top: int, bottom: int, left: int, right: int) -> np.ndarray:
         index = tuple(slice(top, bottom) if a == "Y" else slice(left, right) if a == "X"
-                      else slice(None) if a == self._channel_axis else 0 for a in self._axes)
+                      else slice(None) if a == self._channel_axis else plane if a == "Z" else 0 for a in self._axes)
         try:
             raw = np.asarray(self._reader(index))
         except ImageReadError:
@@ -898,19 +937,21 @@ class BlockResult:
     files: dict[str, Path] = field(default_factory=dict)   # segment_in_blocks: "labels", "overlay"
     channels: int = 1         # the image's channel count (what a channel picker offers)
     preview: np.ndarray | None = None  # segment_to_files: the overlay's background, 8-bit RGB
+    notes: list[str] = field(default_factory=list)  # how the file was read (a Z-stack's plane)
 
 
 def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path, name: str,
                       settings: PostprocessSettings | None = None, diameter: float | None = None,
                       channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
                       progress: ProgressCallback | None = None, runner: BlockRunner | None = None,
-                      label: str | None = None, pixel_size: PixelSize | None = None) -> BlockResult:
+                      label: str | None = None, pixel_size: PixelSize | None = None, z: ZChoice = FIRST) -> BlockResult:
     """Segments a TIFF of any size block by block; writes ``{name}_labels.tif`` (tiled,
     16-bit, 32-bit beyond 65,535 nuclei; ``pixel_size`` as its resolution) and
     ``{name}_overlay.png`` (longest side <= OVERVIEW_SIDE) into ``out_dir``. Raises
     ImageReadError (file and reason) for a file that can't be read, ValueError for bad
-    arguments. ``runner``: see ``segment_source``; ``label``: the file's name in messages."""
-    with TiffSource(path, label) as source:
+    arguments. ``runner``: see ``segment_source``; ``label``: the file's name in messages;
+    ``z``: a Z-stack's plane (``planes``)."""
+    with TiffSource(path, label, z) as source:
         return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress,
                                 runner, pixel_size)
 
@@ -919,20 +960,20 @@ def segment_upload_in_blocks(model: NucleiModel, data: bytes, label: str, out_di
                              settings: PostprocessSettings | None = None, diameter: float | None = None,
                              channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
                              progress: ProgressCallback | None = None,
-                             pixel_size: PixelSize | None = None) -> BlockResult:
+                             pixel_size: PixelSize | None = None, z: ZChoice = FIRST) -> BlockResult:
     """``segment_in_blocks`` for a file's bytes (an app upload, ``label`` its name for
     messages): a TIFF too large to read whole is read lazily from a copy in ``out_dir``,
     any other image is decoded once and kept as stored, as ``imageio`` reads it (its
     decompression-bomb limit holds). Memory: the stored pixels plus one block's work."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with upload_source(data, label, out_dir) as source:
+    with upload_source(data, label, out_dir, z) as source:
         return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress,
                                 pixel_size=pixel_size)
 
 
 @contextmanager
-def upload_source(data: bytes, label: str, folder: Path) -> Iterator[BlockSource]:
+def upload_source(data: bytes, label: str, folder: Path, z: ZChoice = FIRST) -> Iterator[BlockSource]:
     handle, copy_name = tempfile.mkstemp(prefix=SCRATCH_PREFIX, suffix=".tif", dir=folder)
     os.close(handle)
     copy = Path(copy_name)
@@ -940,11 +981,12 @@ def upload_source(data: bytes, label: str, folder: Path) -> Iterator[BlockSource
         if data[:4] in TIFF_MAGIC:
             copy.write_bytes(data)
             if needs_blocks(copy) or stored_bytes(copy) > MAX_STORED_BYTES:
-                with TiffSource(copy, label) as source:
+                with TiffSource(copy, label, z) as source:
                     yield source
                 return
         copy.unlink()
-        yield ArraySource(*read_raw_channels(data, label))
+        notes: list[str] = []
+        yield ArraySource(*read_raw_channels(data, label, notes=notes, z=z), notes)
     finally:
         copy.unlink(missing_ok=True)
 
@@ -975,7 +1017,7 @@ def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Pat
     write_atomically(out_dir, {f"{name}_overlay.png": rgb_png_bytes(overlay)})
     overlay_path = out_dir / f"{name}_overlay.png"
     return _result(source, plan, blocks, stitched, files={"labels": labels_path, "overlay": overlay_path},
-                   preview=to_uint8(preview))
+                   preview=to_uint8(preview), notes=list(source.notes))
 
 
 def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: PostprocessSettings | None = None,

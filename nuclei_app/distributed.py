@@ -255,7 +255,7 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
         if result.stopped:
             break
         started, notes = time.time(), []
-        runner = ClusterBlocks(client, SourceSpec(task.path, task.given, huge), model_source, run_id, TASK_RETRIES,
+        runner = ClusterBlocks(client, SourceSpec(task.path, task.given, huge, request.z_plane), model_source, run_id, TASK_RETRIES,
                                precision=request.precision, engine=request.engine)
         try:
             with staged_output(out_url, run_id) as folder:

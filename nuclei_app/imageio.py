@@ -20,6 +20,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from .config import ReadLimits
+from .planes import FIRST, ZChoice, choose_plane
 from .png import png_bytes, write_png
 
 ImageSource = Union[str, Path, bytes, BinaryIO]
@@ -105,15 +106,19 @@ MAX_CHANNELS = 8
 ALPHA_SAMPLES = (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA)
 
 
-def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str]) -> np.ndarray:
+def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str], z: ZChoice = FIRST) -> np.ndarray:
     """The first image of a TIFF: one page, or an ImageJ/OME channel stack (C, Y, X) read as
-    (Y, X, C); other axes (Z, T) give their first plane. Sizes are checked from the header."""
+    (Y, X, C); a Z-stack gives the plane ``z`` chooses (``planes``), other axes (T, ...) their
+    first plane. Sizes are checked from the header."""
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         if not tif.pages:
             raise ImageReadError(name, "the TIFF file has no pages.")
         series = tif.series[0] if tif.series else None
         if series is not None and "C" in series.axes and "Y" in series.axes and "X" in series.axes:
-            return _read_channel_series(series, name, limits, notes)
+            return _read_channel_series(series, name, limits, notes, z=z)
+        if series is not None and z != FIRST and dict(zip(series.axes, series.shape)).get("Z", 1) > 1:
+            # Every plane is needed (their projection, the sharpest) or one past the first page.
+            return _read_channel_series(series, name, limits, notes, axes=series.axes.replace("S", "C"), z=z)
         if series is not None and _unnamed_channel_stack(series):
             # The guess is told: a Z-stack saved without axes reads as channels.
             notes.append(f"{series.shape[0]} pages and no axes in the file: read as {series.shape[0]} channels (a "
@@ -178,11 +183,14 @@ def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
     return ((1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4])).astype(np.float32)
 
 
-def _read_channel_series(series, name: str, limits: ReadLimits, notes: list[str], axes: str | None = None) -> np.ndarray:
+def _read_channel_series(series, name: str, limits: ReadLimits, notes: list[str], axes: str | None = None,
+                         z: ZChoice = FIRST) -> np.ndarray:
+    """A series -> (Y, X, C) (C of 1 where it has none): the Z plane ``z`` chooses, the first
+    of every other axis."""
     axes = axes or series.axes
     shape = dict(zip(axes, series.shape))
     _check_pixels(shape["Y"], shape["X"], name, limits)
-    if shape["C"] > MAX_CHANNELS:
+    if shape.get("C", 1) > MAX_CHANNELS:
         raise ImageReadError(name, f"{shape['C']} channels; at most {MAX_CHANNELS} are supported. "
                                    "Save the nuclear channel, or a few channels, as their own file.")
     if series.size > limits.max_pixels * MAX_CHANNELS:
@@ -190,23 +198,37 @@ def _read_channel_series(series, name: str, limits: ReadLimits, notes: list[str]
         raise ImageReadError(name, f"the stack {dict(shape)} holds {series.size / 1e6:.0f} million values, too many "
                                    "to read here. Save the plane you want (one Z, one time point) as its own file.")
     array = series.asarray()
-    _note_first_planes(shape, notes)
-    # First plane of every axis that is not Y, X or C (Z, T, ...), then (Y, X, C).
-    index = tuple(slice(None) if axis in "YXC" else 0 for axis in axes)
-    kept = [axis for axis in axes if axis in "YXC"]
-    return np.transpose(array[index], [kept.index(axis) for axis in "YXC"])
+    chosen = z != FIRST and shape.get("Z", 1) > 1
+    # First plane of every axis that is not Y, X or C (T, ...; Z too unless another is chosen).
+    index = tuple(slice(None) if axis in "YXC" or (axis == "Z" and chosen) else 0 for axis in axes)
+    kept = [axis for axis in axes if axis in "YXC" or (axis == "Z" and chosen)]
+    array = array[index]
+    z_note = None
+    if chosen:
+        array, z_note = choose_plane(np.moveaxis(array, kept.index("Z"), 0), z, name)
+        kept.remove("Z")
+    _note_first_planes(shape, notes, z_note)
+    if "C" not in kept:
+        array, kept = array[..., None], kept + ["C"]
+    return np.transpose(array, [kept.index(axis) for axis in "YXC"])
 
 
 AXIS_NAMES = {"Z": "Z planes", "T": "time points", "Q": "planes", "I": "planes", "R": "tiles"}
 
 
-def _note_first_planes(shape: dict[str, int], notes: list[str]) -> None:
-    """A Z-stack, time series or other stack is read at its first plane: say so."""
-    planes = {axis: length for axis, length in shape.items() if axis not in "YXCS" and length > 1}
+def _note_first_planes(shape: dict[str, int], notes: list[str], z_note: str | None = None) -> None:
+    """A Z-stack, time series or other stack is read at its first plane: say so. ``z_note``:
+    which Z plane was chosen instead of the first (``planes.choose_plane``)."""
+    if z_note:
+        notes.append(z_note)
+    planes = {axis: length for axis, length in shape.items()
+              if axis not in ("YXCSZ" if z_note else "YXCS") and length > 1}
     if planes:
         stack = " x ".join(f"{length} {AXIS_NAMES.get(axis, axis + ' planes')}" for axis, length in planes.items())
-        notes.append(f"a stack of {stack}: the first is segmented; save the plane you want as its own file "
-                     "to segment another")
+        other = ("another Z plane, the sharpest or their maximum projection can be chosen (--z-plane N, focus or "
+                 "max; the app's Z plane setting)" if "Z" in planes else
+                 "save the plane you want as its own file to segment another")
+        notes.append(f"a stack of {stack}: the first is segmented; {other}")
 
 
 # Pillow modes read as RGB, and as grey: alpha and transparency carry no image information.
@@ -342,16 +364,16 @@ def _to_rgb(channels: np.ndarray) -> np.ndarray:
 
 
 def decode_array(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits(),
-                 notes: list[str] | None = None) -> np.ndarray:
+                 notes: list[str] | None = None, z: ZChoice = FIRST) -> np.ndarray:
     """The image's pixels as stored (any dtype, any channels), for images and label files.
     ``notes``: gets a line for what the user should know about how it was read (the first
-    plane of a Z-stack, the first frame of an animation, ...)."""
+    plane of a Z-stack, the first frame of an animation, ...); ``z``: a Z-stack's plane."""
     notes = [] if notes is None else notes
     name = source_name(source, name)
     data = _read_bytes(source, name, limits)
     try:
         if data[:4] in TIFF_MAGIC:
-            array = _decode_tiff(data, name, limits, notes)
+            array = _decode_tiff(data, name, limits, notes, z)
         else:
             array = _decode_pillow(data, name, limits, notes)
     except ImageReadError:
@@ -406,26 +428,40 @@ def declared_pixels(data: bytes) -> int | None:
         return None
 
 
+def z_planes(data: bytes) -> int:
+    """How many Z planes a TIFF's first series has, from its header alone (1 for any other
+    image, or where the header can't say)."""
+    try:
+        if data[:4] not in TIFF_MAGIC:
+            return 1
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            series = tif.series[0]
+            return int(dict(zip(series.axes, series.shape)).get("Z", 1))
+    except Exception:  # noqa: BLE001 - the reader reports what is wrong with the file
+        return 1
+
+
 def read_image(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
     """Any supported image -> float32 RGB in [0, 1], shape (H, W, 3)."""
     return np.ascontiguousarray(_to_rgb(read_channels(source, name, limits)))
 
 
 def read_channels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits(),
-                  notes: list[str] | None = None) -> np.ndarray:
+                  notes: list[str] | None = None, z: ZChoice = FIRST) -> np.ndarray:
     """Any supported image -> float32 (H, W, C) in [0, 1] with all its channels (1 to 8):
-    grey, RGB, or a fluorescence stack, for the nuclear channel to be chosen from."""
-    raw, scale = read_raw_channels(source, name, limits, notes)
+    grey, RGB, or a fluorescence stack, for the nuclear channel to be chosen from; a
+    Z-stack's plane as ``z`` chooses (``planes``)."""
+    raw, scale = read_raw_channels(source, name, limits, notes, z)
     return np.ascontiguousarray(scale.apply(raw), dtype=np.float32)
 
 
 def read_raw_channels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits(),
-                      notes: list[str] | None = None) -> tuple[np.ndarray, UnitScale]:
+                      notes: list[str] | None = None, z: ZChoice = FIRST) -> tuple[np.ndarray, UnitScale]:
     """``read_channels`` in two halves: the (H, W, C) pixels as stored, and their map to [0, 1].
     A large image kept as stored (8-bit: a quarter of its float32 size) is converted a block
     at a time (``blocks.ArraySource``)."""
     name = source_name(source, name)
-    raw = _to_channels(decode_array(source, name, limits, notes), name)
+    raw = _to_channels(decode_array(source, name, limits, notes, z), name)
     if notes is not None and np.issubdtype(raw.dtype, np.floating):
         _note_non_finite(raw, notes)
     return raw, unit_scale_of(raw, name)

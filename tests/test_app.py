@@ -75,6 +75,38 @@ def test_a_z_stack_upload_says_which_plane_was_segmented(app):
     assert any("stack.tif: a stack of 3 Z planes: the first is segmented" in i.value for i in app.info)
 
 
+def test_a_z_stack_s_plane_is_chosen_on_the_page(app):
+    """The first plane (blurred) by default; "The sharpest plane" segments the in-focus one, as
+    that plane uploaded alone; the projection and a plane by number too."""
+    import io
+
+    import tifffile
+    from scipy import ndimage
+
+    from nuclei_app.imageio import read_image
+
+    sharp = (read_image(SAMPLES / "images" / "fluorescence_sparse.png")[..., 0] * 255).astype(np.uint8)
+    stack = np.stack([ndimage.gaussian_filter(sharp, 6), sharp, ndimage.gaussian_filter(sharp, 4)])
+    buffer, alone = io.BytesIO(), io.BytesIO()
+    tifffile.imwrite(buffer, stack, imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(alone, sharp)
+    app.file_uploader[0].set_value([("stack.tif", buffer.getvalue(), "image/tiff"),
+                                    ("sharp.tif", alone.getvalue(), "image/tiff")]).run()
+    assert not app.exception and not app.error
+    blurred_count, sharp_count = nuclei_count(app)
+    (control,) = [s for s in app.selectbox if s.label == "Z plane"]   # the stack only
+    assert control.options == ["Plane 0 (the first)", "Plane 1", "Plane 2", "The sharpest plane",
+                               "Maximum-intensity projection"]
+    control.set_value("focus").run()
+    assert not app.exception and not app.error
+    assert nuclei_count(app) == [sharp_count, sharp_count] and sharp_count != blurred_count
+    assert any("stack.tif: a stack of 3 Z planes: plane 1, the sharpest, is segmented" in i.value for i in app.info)
+    [s for s in app.selectbox if s.label == "Z plane"][0].set_value("max").run()
+    assert not app.exception and any("maximum-intensity projection is segmented" in i.value for i in app.info)
+    [s for s in app.selectbox if s.label == "Z plane"][0].set_value(1).run()
+    assert nuclei_count(app) == [sharp_count, sharp_count]
+
+
 def test_threshold_changes_the_count(app):
     app.checkbox(key="sample_fluorescence_dense").check().run()
     before = nuclei_count(app)[0]

@@ -591,3 +591,33 @@ def test_a_pixel_size_given_applies_to_every_image_and_a_different_file_value_is
     assert summary["settings"].str.endswith("; pixel size 0.65 um").all()
     table = pd.read_csv(tmp_path / "out" / "measurements.csv")
     assert np.allclose(table["area_um2"], table["area_px"] * 0.65 ** 2)
+
+
+@pytest.mark.parametrize("route", ["whole", "huge"])
+def test_z_plane_focus_segments_a_stack_s_sharp_plane_as_that_plane_alone(bundled_model, tmp_path, monkeypatch,
+                                                                          route):
+    """A Z-stack whose middle plane is in focus (those above and below blurred), segmented with
+    --z-plane focus, gives that plane's own labels, read whole or by windows (huge)."""
+    import tifffile
+    from scipy import ndimage
+
+    from nuclei_app import batch
+    from nuclei_app.imageio import decode_array
+
+    sharp = decode_array(SAMPLES / "images" / "fluorescence_sparse.png")
+    sharp = sharp[..., 0] if sharp.ndim == 3 else sharp
+    planes = np.stack([ndimage.gaussian_filter(sharp, 4), sharp, ndimage.gaussian_filter(sharp, 6)])
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "stack.tif", planes, imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "in" / "sharp.tif", sharp)
+    if route == "huge":
+        monkeypatch.setattr(batch, "is_huge", lambda path: True)
+    request = ImageRequest(bundled_model.postprocess_settings, formats=("tiff",), z_plane="focus")
+    log = io.StringIO()
+    assert segment_paths(bundled_model, [tmp_path / "in"], tmp_path / "out", request, log=log).exit_status == 0
+    stack, alone = (tifffile.imread(tmp_path / "out" / f"{name}_labels.tif") for name in ("stack", "sharp"))
+    assert stack.max() > 10 and np.array_equal(stack, alone)
+    (line,) = [line for line in log.getvalue().splitlines() if "stack.tif:" in line and " nuclei" in line]
+    assert "note: a stack of 3 Z planes: plane 1, the sharpest" in line
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False).set_index("image")
+    assert summary.loc["stack", "settings"].endswith("; z plane focus")

@@ -263,6 +263,39 @@ def test_windows_read_as_the_whole_image_is_read(tmp_path, layout):
             np.testing.assert_array_equal(source.read(*window), expected[top:bottom, left:right])
 
 
+def write_focus_stack(path, layout: str) -> None:
+    """Three Z planes of one field, the middle one sharp (the others blurred), two channels."""
+    rng = np.random.default_rng(2)
+    sharp = rng.integers(0, 60000, (300, 410)).astype(np.float32)
+    planes = np.stack([ndimage.gaussian_filter(sharp, 3), sharp, ndimage.gaussian_filter(sharp, 5)]).astype(np.uint16)
+    if layout == "ImageJ ZCYX, one strip":
+        tifffile.imwrite(path, np.stack([planes, planes // 2], axis=1), imagej=True, metadata={"axes": "ZCYX"})
+    else:  # tiled and compressed: read through zarr
+        tifffile.imwrite(path, planes, ome=True, tile=(64, 64), compression="zlib", metadata={"axes": "ZYX"})
+
+
+@pytest.mark.parametrize("layout", ["ImageJ ZCYX, one strip", "OME ZYX, tiled"])
+@pytest.mark.parametrize("z, note", [(0, "the first is segmented"), (2, "plane 2 is segmented"),
+                                     ("focus", "plane 1, the sharpest"), ("max", "maximum-intensity projection")])
+def test_a_z_stack_is_read_by_windows_at_the_plane_chosen_as_whole(tmp_path, layout, z, note):
+    path = tmp_path / "stack.tif"
+    write_focus_stack(path, layout)
+    expected = read_channels(path, z=z)
+    with TiffSource(path, z=z) as source:
+        assert (source.height, source.width, source.channels) == expected.shape
+        for window in ((0, 300, 0, 410), (37, 211, 101, 409)):
+            top, bottom, left, right = window
+            np.testing.assert_array_equal(source.read(*window), expected[top:bottom, left:right])
+        assert len(source.notes) == 1 and source.notes[0].startswith("a stack of 3 Z planes: ")
+        assert note in source.notes[0]
+
+
+def test_a_z_plane_past_the_stack_is_refused_with_its_count(tmp_path):
+    write_focus_stack(tmp_path / "stack.tif", "OME ZYX, tiled")
+    with pytest.raises(ImageReadError, match=r"stack.tif: --z-plane 3 is past its last plane: it has 3 Z planes"):
+        TiffSource(tmp_path / "stack.tif", z=3)
+
+
 def test_needs_blocks_only_for_tiffs_over_the_limits(tmp_path):
     tifffile.imwrite(tmp_path / "small.tif", np.zeros((100, 120), np.uint8), tile=(64, 64))
     Image.fromarray(np.zeros((100, 120), np.uint8)).save(tmp_path / "small.png")

@@ -444,6 +444,43 @@ def test_how_a_stack_or_animation_was_read_is_noted(tmp_path):
         assert notes == [] if note is None else (len(notes) == 1 and notes[0].startswith(note)), (name, notes)
 
 
+def test_a_z_stack_gives_the_plane_chosen_by_number_sharpness_or_projection(tmp_path):
+    """ImageJ (Z, C, Y, X), (Z, Y, X) and RGB (Z, Y, X, S) stacks; time points still give
+    their first, and say so."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(1)
+    sharp = rng.integers(0, 255, (30, 40)).astype(np.float32)
+    planes = np.stack([ndimage.gaussian_filter(sharp, 2), sharp, ndimage.gaussian_filter(sharp, 4)]).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "zyx.tif", planes, imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "tzcyx.tif", np.stack([np.stack([planes, 255 - planes], axis=1)] * 2), imagej=True,
+                     metadata={"axes": "TZCYX"})
+    tifffile.imwrite(tmp_path / "rgb.tif", np.stack([planes] * 3, axis=-1), imagej=True, metadata={"axes": "ZYXS"})
+    for name, channels in (("zyx.tif", 1), ("tzcyx.tif", 2), ("rgb.tif", 3)):
+        for z, index in ((1, 1), (2, 2), ("focus", 1)):
+            notes = []
+            read = read_channels(tmp_path / name, notes=notes, z=z)
+            assert read.shape == (30, 40, channels), name
+            np.testing.assert_allclose(read[..., 0], planes[index] / 255, atol=1e-6, err_msg=f"{name} {z}")
+            assert notes[0].startswith(f"a stack of 3 Z planes: plane {index}"), notes
+        notes = []
+        projection = read_channels(tmp_path / name, notes=notes, z="max")
+        np.testing.assert_allclose(projection[..., 0], planes.max(axis=0) / 255, atol=1e-6)
+        assert notes[0] == "a stack of 3 Z planes: their maximum-intensity projection is segmented"
+        assert notes[1:] == ([] if name != "tzcyx.tif" else
+                             ["a stack of 2 time points: the first is segmented; save the plane you want as its own "
+                              "file to segment another"])
+    notes = []
+    read_channels(tmp_path / "zyx.tif", notes=notes)   # the default: the first, and how to choose another
+    assert notes == ["a stack of 3 Z planes: the first is segmented; another Z plane, the sharpest or their maximum "
+                     "projection can be chosen (--z-plane N, focus or max; the app's Z plane setting)"]
+    with pytest.raises(ImageReadError, match="--z-plane 3 is past its last plane"):
+        read_channels(tmp_path / "zyx.tif", z=3)
+    plain = tmp_path / "plain.png"
+    Image.fromarray(planes[0]).save(plain)
+    assert read_channels(plain, z="max").shape == (30, 40, 1)   # no stack: the image itself
+
+
 def test_nan_and_infinite_float_pixels_are_counted_in_a_note(tmp_path):
     pixels = np.linspace(0, 5, 30 * 40, dtype=np.float32).reshape(30, 40)
     pixels[:10] = np.nan

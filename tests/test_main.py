@@ -155,6 +155,12 @@ def test_bad_flag_values_are_usage_errors(tmp_path):
         assert result.returncode == 2 and "Traceback" not in result.stderr, flags
     result = run_cli("segment", tmp_path, "--out", tmp_path / "o", "--diameter", "1e9")
     assert "must be a number of pixels above 0 and below 10000, got 1e9" in result.stderr  # the rule it broke
+    for flags, rule in ((["--pixel-size", "100"], "the side of one pixel in µm, between 0.005 and 50 (e.g. 0.65"),
+                        (["--pixel-size", "0.3um"], "not a number: '0.3um'"),
+                        (["--z-plane", "best"], "must be a plane number from 0, 'focus' (the sharpest plane) or "
+                                                "'max'")):
+        result = run_cli("segment", tmp_path, "--out", tmp_path / "o", *flags)
+        assert result.returncode == 2 and rule in result.stderr and "Traceback" not in result.stderr, flags
 
 
 def test_formats_all_writes_every_export_that_independent_readers_open(tmp_path):
