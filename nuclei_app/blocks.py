@@ -57,8 +57,8 @@ from .measure import COLUMNS, measure_nuclei
 from .memory import release_free_memory
 from .model import NucleiModel
 from .overlay import draw_overlay
-from .planes import FIRST, FOCUS, MAX, ZChoice, checked_index, sharpest
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, Prediction, inference_for, labels_for
+from .planes import FIRST, FOCUS, MAX, ZChoice, checked_index, plane_note, sharpest
 from .results import partial_path, write_atomically
 from .scale import ESTIMATOR_MAX_SIDE, estimate_diameter, linear_along, scale_factor, scaled_shape
 from .size_search import checked_estimate, fallback_diameter
@@ -159,9 +159,10 @@ class TiffSource:
 
     Channels are the C or S axis (alpha dropped); a Z-stack gives the plane ``z`` chooses
     (``planes``: a number, the sharpest, or their maximum, window by window), other axes (T,
-    ...) their first plane, as ``imageio`` does. Tiled and stripped data are read through tifffile's zarr
-    store (zarr decodes only the tiles or strips a window touches); uncompressed contiguous
-    data (ImageJ's big TIFFs are one strip) row by row with explicit file reads."""
+    ...) their first plane, as ``imageio`` does. Tiled and stripped data are read through
+    tifffile's zarr store (zarr decodes only the tiles or strips a window touches);
+    uncompressed contiguous data (ImageJ's big TIFFs are one strip) row by row with explicit
+    file reads."""
 
     def __init__(self, path: str | Path, name: str | None = None, z: ZChoice = FIRST):
         self.path, self.name, self._z = Path(path), name or str(path), z
@@ -230,21 +231,16 @@ class TiffSource:
         """The Z planes every window is read from (their maximum where several), and the note."""
         if count <= 1:
             return [0]
-        if self._z == FIRST:
-            self.notes.append(f"a stack of {count} Z planes: the first is segmented; another Z plane, the sharpest or "
-                              "their maximum projection can be chosen (--z-plane N, focus or max)")
-            return [0]
         if self._z == MAX:
-            self.notes.append(f"a stack of {count} Z planes: their maximum-intensity projection is segmented")
-            return list(range(count))
-        if self._z == FOCUS:
-            index = self._sharpest_plane(count)
-            self.notes.append(f"a stack of {count} Z planes: plane {index}, the sharpest (judged on the image's "
-                              f"central {FOCUS_WINDOW} px), is segmented")
-            return [index]
-        index = checked_index(self._z, count, self.name)
-        self.notes.append(f"a stack of {count} Z planes: plane {index} is segmented")
-        return [index]
+            planes = list(range(count))
+            self.notes.append(plane_note(count, MAX))
+        elif self._z == FOCUS:
+            planes = [self._sharpest_plane(count)]
+            self.notes.append(plane_note(count, FOCUS, planes[0], f" (judged on the central {FOCUS_WINDOW} px)"))
+        else:
+            planes = [checked_index(self._z, count, self.name)]
+            self.notes.append(plane_note(count, self._z))
+        return planes
 
     def _sharpest_plane(self, count: int) -> int:
         """The sharpest plane judged on a central window of each (the whole slide would mean

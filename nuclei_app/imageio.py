@@ -20,7 +20,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from .config import ReadLimits
-from .planes import FIRST, ZChoice, choose_plane
+from .planes import FIRST, OTHER_PLANES, ZChoice, choose_plane
 from .png import png_bytes, write_png
 
 ImageSource = Union[str, Path, bytes, BinaryIO]
@@ -225,9 +225,7 @@ def _note_first_planes(shape: dict[str, int], notes: list[str], z_note: str | No
               if axis not in ("YXCSZ" if z_note else "YXCS") and length > 1}
     if planes:
         stack = " x ".join(f"{length} {AXIS_NAMES.get(axis, axis + ' planes')}" for axis, length in planes.items())
-        other = ("another Z plane, the sharpest or their maximum projection can be chosen (--z-plane N, focus or "
-                 "max; the app's Z plane setting)" if "Z" in planes else
-                 "save the plane you want as its own file to segment another")
+        other = OTHER_PLANES if "Z" in planes else "save the plane you want as its own file to segment another"
         notes.append(f"a stack of {stack}: the first is segmented; {other}")
 
 

@@ -41,15 +41,32 @@ def sharpest(planes: np.ndarray) -> int:
     return int(np.argmax([sharpness(plane) for plane in planes]))
 
 
+# Said where the first plane was segmented by default.
+OTHER_PLANES = ("another Z plane, the sharpest or their maximum projection can be chosen (--z-plane N, focus or max; "
+                "the app's Z plane setting)")
+
+
 def choose_plane(stack: np.ndarray, choice: ZChoice, name: str) -> tuple[np.ndarray, str]:
     """``stack`` (Z first) -> the plane to segment and a note saying which it is."""
     count = stack.shape[0]
     if choice == MAX:
-        return stack.max(axis=0), f"a stack of {count} Z planes: their maximum-intensity projection is segmented"
+        return stack.max(axis=0), plane_note(count, MAX)
     if choice == FOCUS:
         index = sharpest(stack)
-        return stack[index], f"a stack of {count} Z planes: plane {index}, the sharpest, is segmented"
-    return stack[checked_index(choice, count, name)], f"a stack of {count} Z planes: plane {choice} is segmented"
+        return stack[index], plane_note(count, FOCUS, index)
+    return stack[checked_index(choice, count, name)], plane_note(count, choice)
+
+
+def plane_note(count: int, choice: ZChoice, sharpest_index: int | None = None, judged_on: str = "") -> str:
+    """What the image's line says about the plane of a stack of ``count`` Z planes segmented."""
+    stack = f"a stack of {count} Z planes"
+    if choice == MAX:
+        return f"{stack}: their maximum-intensity projection is segmented"
+    if choice == FOCUS:
+        return f"{stack}: plane {sharpest_index}, the sharpest{judged_on}, is segmented"
+    if choice == FIRST:
+        return f"{stack}: the first is segmented; {OTHER_PLANES}"
+    return f"{stack}: plane {choice} is segmented"
 
 
 def checked_index(choice: int, count: int, name: str) -> int:
