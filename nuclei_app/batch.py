@@ -487,7 +487,7 @@ def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Pred
     put_on_record(record, result, row, table)
     result.summary.append(row)
     result.processed.append(str(item.path))
-    progress.done(f"{tag} {item.path.name}: {plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
+    progress.done(f"{tag} {item.path.name}: {plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction, item.pixel_size)}, "
                   f"channel {prediction.channel}{noted(item.notes)} ({seconds:.1f} s)")
     item.channels = item.segmentation = None  # free the image now, not when the run ends
 
@@ -586,10 +586,11 @@ def plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
 
-def describe_scale(prediction) -> str:
+def describe_scale(prediction, pixel_size: PixelSize | None = None) -> str:
     if prediction.diameter is None:
         return "at the image's own scale"
-    return f"diameter {prediction.diameter:.1f} px ({prediction.diameter_source})"
+    in_um = f" = {prediction.diameter * pixel_size.um:.1f} µm" if pixel_size else ""
+    return f"diameter {prediction.diameter:.1f} px{in_um} ({prediction.diameter_source})"
 
 
 # Writing the outputs can fail for reasons that are no bug: what to tell the user.

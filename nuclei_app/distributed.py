@@ -272,7 +272,8 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
                               diameter=prediction.diameter, source=prediction.diameter_source,
                               channel=prediction.channel, seconds=time.time() - started, status="ok", notes=notes,
                               pixel_size=pixel_size)
-            outcome = ImageOutcome(row, table, f"{plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
+            outcome = ImageOutcome(row, table, f"{plural(count, 'nucleus', 'nuclei')}, "
+                                               f"{describe_scale(prediction, pixel_size)}, "
                                                f"channel {prediction.channel} [block-wise]{noted(notes)}")
         book(outcome, task, done, record, result, progress, debug)
 
@@ -579,6 +580,6 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     row = summary_row(task.given, task.name, width=width, height=height, nuclei=segmentation.count,
                       diameter=prediction.diameter, source=prediction.diameter_source, channel=prediction.channel,
                       seconds=time.time() - started, status="ok", notes=notes, pixel_size=pixel_size)
-    description = (f"{plural(segmentation.count, 'nucleus', 'nuclei')}, {describe_scale(prediction)}, "
+    description = (f"{plural(segmentation.count, 'nucleus', 'nuclei')}, {describe_scale(prediction, pixel_size)}, "
                    f"channel {prediction.channel}{noted(notes)}")
     return ImageOutcome(row, table, description)

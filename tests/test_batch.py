@@ -1,5 +1,6 @@
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -555,12 +556,14 @@ def test_measurements_are_in_um_where_the_file_records_its_pixel_size(bundled_mo
                            block_size=256 if route == "blocks" else None)
     if route == "huge":
         monkeypatch.setattr(batch, "is_huge", lambda path: path.suffix == ".tif")
+    log = io.StringIO()
     if route == "cluster":
-        result = run_on_cluster([tmp_path / "in"], str(out), request, str(bundled_model.folder), workers=1,
-                                log=io.StringIO())
+        result = run_on_cluster([tmp_path / "in"], str(out), request, str(bundled_model.folder), workers=1, log=log)
     else:
-        result = segment_paths(bundled_model, [tmp_path / "in"], out, request, log=io.StringIO())
+        result = segment_paths(bundled_model, [tmp_path / "in"], out, request, log=log)
     assert result.exit_status == 0
+    (line,) = [line for line in log.getvalue().splitlines() if "cal.ome.tif:" in line and " nuclei" in line]
+    assert re.search(r"diameter \d+\.\d px = \d+\.\d µm \(", line), line   # the diameter in µm too
     summary = pd.read_csv(out / "summary.csv").set_index("image")
     assert summary.loc["cal", "pixel_size_um"] == 0.325
     assert summary.loc["cal", "pixel_size_source"] == "OME-TIFF metadata"
