@@ -30,7 +30,7 @@ from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
                                 probability_picture, to_display)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
-from nuclei_app.planes import FIRST, FOCUS, MAX, ZChoice
+from nuclei_app.planes import FOCUS, MAX, PlaneRequest, ZChoice
 from nuclei_app.records import SUMMARY_COLUMNS, summary_row, with_settings
 from nuclei_app.results import (FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files, image_stem,
                                 unique_names, zip_bytes)
@@ -248,10 +248,10 @@ def drop_unshown(items: list[InputImage]) -> None:
 @dataclass(frozen=True)
 class ImageChoices:
     """Per-image choices: ``diameter`` None = estimate it, ``channel`` 'auto', 'all' or an index,
-    ``z`` a Z-stack's plane (``planes``)."""
+    ``z`` a Z-stack's plane (``planes``; None: the first, by default)."""
     diameter: float | None = None
     channel: int | str = AUTO
-    z: ZChoice = FIRST
+    z: ZChoice = None
 
     @property
     def key(self) -> tuple:
@@ -293,6 +293,7 @@ class Analysis:
     kind: str
     notes: list[str] = field(default_factory=list)  # how the file was read, a diameter that looks wrong
     pixel_size: PixelSize | None = None             # the page's (the file's own unless typed): µm columns
+    choices: ImageChoices = field(default_factory=ImageChoices)  # as segmented: the ZIP's settings column
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -320,15 +321,20 @@ class PageBudget:
 APP_READ_LIMITS = ReadLimits(max_pixels=LIMITS.max_image_pixels)
 
 
-def read_with_notes(item: InputImage, z: ZChoice) -> tuple[np.ndarray, list[str]]:
+def read_with_notes(item: InputImage, plane: PlaneRequest) -> tuple[np.ndarray, list[str]]:
     notes: list[str] = []
-    return read_channels(item.data, name=item.label, limits=APP_READ_LIMITS, notes=notes, z=z), notes
+    return read_channels(item.data, name=item.label, limits=APP_READ_LIMITS, notes=notes, plane=plane), notes
 
 
 def chosen_z(item: InputImage) -> ZChoice:
     """The Z plane the image's control holds (read before the control is drawn: the image is
-    read first); the first plane until one is chosen, as the CLI's default."""
-    return st.session_state.get(f"z_plane_{item.key}", FIRST)
+    read first); None, the first plane, until one is chosen, as the CLI's default."""
+    return st.session_state.get(f"z_plane_{item.key}")
+
+
+def plane_request(choices: ImageChoices) -> PlaneRequest:
+    """A Z-stack's plane as chosen, judged (for the sharpest) on the channel chosen."""
+    return PlaneRequest(choices.z, choices.channel)
 
 
 def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,
@@ -337,8 +343,10 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     if pixels is not None and pixels > LIMITS.max_image_pixels:
         return analyse_large(model, item, settings, pixels, position)
     try:
-        z = chosen_z(item)
-        channels, notes = session_cached(item, ("image", z), lambda: read_with_notes(item, z))
+        plane = plane_request(current_choices(item))
+        # The channel decides only which plane is the sharpest.
+        channels, notes = session_cached(item, ("image", plane.z, plane.channel if plane.z == FOCUS else None),
+                                         lambda: read_with_notes(item, plane))
     except ImageReadError as error:
         st.error(f"Skipped. {error}")  # the reader's message names the file and says what to do
         return None
@@ -347,10 +355,11 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     height, width = channels.shape[:2]
     st.subheader(f"{item.label}  ·  {width}×{height}")
     reading = file_pixel_size(item)
-    notes = notes + ([reading.problem] if reading.problem else [])
-    for note in notes:  # how the file was read: the first plane of a Z-stack, ...
-        st.info(f"{item.label}: {note}.")
+    notes_area = st.container()  # above the controls, filled once the pixel size field is read
     choices, pixel_size = image_choices_ui(item, model, as_channels(channels).shape[-1], reading, channels)
+    notes = notes + pixel_size_notes(reading, pixel_size)
+    for note in notes:  # how the file was read: the plane of a Z-stack, ...
+        notes_area.info(f"{item.label}: {note}.")
     try:
         prediction = prediction_for(model, item, channels, settings, choices, position)
     except ValueError as error:  # e.g. a channel the image does not have
@@ -369,7 +378,15 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     table = session_cached(item, ("table", model.source, settings.tta, choices.key, settings.postprocess),
                            lambda: measure_nuclei(labels, intensity))
     return Analysis(item, image, prediction, labels, with_physical_sizes(table, pixel_size), image_kind(image),
-                    notes + ([doubt] if doubt else []), pixel_size)
+                    notes + ([doubt] if doubt else []), pixel_size, choices)
+
+
+def pixel_size_notes(reading: Reading, pixel_size: PixelSize | None) -> list[str]:
+    """What the page says about the pixel size: why the file's isn't used (none typed), or
+    that one typed replaces the file's (as the CLI's --pixel-size)."""
+    if pixel_size is None:
+        return [reading.problem] if reading.problem else []
+    return [note for note in [reading.override_note(pixel_size.um)] if note and pixel_size.source == "given"]
 
 
 def file_pixel_size(item: InputImage) -> Reading:
@@ -390,6 +407,7 @@ class LargeAnalysis:
     result: BlockResult
     folder: tempfile.TemporaryDirectory
     pixel_size: PixelSize | None = None  # the page's; the label TIFF carries the file's own
+    choices: ImageChoices = field(default_factory=ImageChoices)  # as segmented: the ZIP's settings column
 
     @property
     def table(self) -> pd.DataFrame:
@@ -419,7 +437,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
                 model, item.data, item.label, folder.name, item.name, settings.postprocess, choices.diameter,
                 choices.channel, settings.tta, progress=lambda done, total: bar.progress(
                     done / total, text=f"{position}Segmenting {item.label} block by block: block {done} of {total}"),
-                pixel_size=reading.size, z=choices.z)
+                pixel_size=reading.size, plane=plane_request(choices))
         finally:
             bar.empty()
         return result, folder
@@ -436,10 +454,11 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
         st.error(f"**{item.label}**: {error}")
         return None
     st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
-    for note in result.notes + ([reading.problem] if reading.problem else []):
-        st.info(f"{item.label}: {note}.")
+    notes_area = st.container()
     _, pixel_size = image_choices_ui(item, model, result.channels, reading)
-    return LargeAnalysis(item, result, folder, pixel_size)
+    for note in result.notes + pixel_size_notes(reading, pixel_size):
+        notes_area.info(f"{item.label}: {note}.")
+    return LargeAnalysis(item, result, folder, pixel_size, choices)
 
 
 def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
@@ -506,8 +525,8 @@ def z_plane_ui(item: InputImage) -> None:
     """For a Z-stack: which plane is segmented (its value is read by ``chosen_z``)."""
     count = session_cached(item, ("z planes",), lambda: z_planes(item.data))
     if count > 1:
-        st.selectbox("Z plane", list(range(count)) + [FOCUS, MAX], key=f"z_plane_{item.key}",
-                     format_func=lambda z: Z_NAMES.get(z, f"Plane {z}" + (" (the first)" if z == FIRST else "")),
+        st.selectbox("Z plane", list(range(count)) + [FOCUS, MAX], key=f"z_plane_{item.key}", index=None,
+                     placeholder="Plane 0, the first (default)", format_func=lambda z: Z_NAMES.get(z, f"Plane {z}"),
                      help=f"A stack of {count} Z planes: the network segments one 2-D image. The sharpest plane is "
                           "judged by its edges; the projection shows every nucleus at its brightest, and merges those "
                           "that lie above one another.")
@@ -521,8 +540,8 @@ def pixel_size_ui(item: InputImage, reading: Reading) -> PixelSize | None:
     value = st.number_input("Pixel size (µm)", min_value=low, max_value=high, step=0.01, format="%.4f",
                             key=f"pixel_size_{item.key}", value=found.um if found else None,
                             placeholder="unknown: measurements in pixels only",
-                            help=(f"From the file: {found.describe()}. " if found else
-                                  "The file records none (PNG and JPEG never do). ")
+                            help=(f"From the file: {reading.said}. " if found else
+                                  "The file records none that can be used (PNG and JPEG never do). ")
                             + "Type the side of one pixel in µm to measure in µm (e.g. 0.65 for a 20x objective "
                               "on a 13 µm camera pixel).")
     if value is None:
@@ -729,8 +748,7 @@ def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]],
         files = {name: build() for name, build in builders.items()}
         files["measurements.csv"] = combined_measurements({a.item.name: a.table for a in analyses})
         digest = model.digest()
-        rows = [with_settings(record_row(a), settings_text(image_request(settings, a.item, a.pixel_size), digest))
-                for a in analyses]
+        rows = [with_settings(record_row(a), settings_text(image_request(settings, a), digest)) for a in analyses]
         files["summary.csv"] = csv_bytes(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
         return zip_bytes(files)
     offer("Download everything (ZIP)", "nuclei_results.zip", build_zip, key="dl_zip", type="primary")
@@ -758,10 +776,11 @@ def page_row(analysis: Analysis | LargeAnalysis) -> dict:
             "Pixel size (µm)": analysis.pixel_size.um if analysis.pixel_size else None}
 
 
-def image_request(settings: Settings, item: InputImage, pixel_size: PixelSize | None = None) -> ImageRequest:
+def image_request(settings: Settings, analysis: Analysis | LargeAnalysis) -> ImageRequest:
     """The page's settings for one image as the CLI would be asked for them (summary.csv's
-    settings column; a pixel size typed is --pixel-size)."""
-    choices = current_choices(item)
+    settings column; a pixel size typed is --pixel-size), as it was segmented: the ZIP is
+    built when clicked, outside the page's run, where the widgets' state can't be read."""
+    choices, pixel_size = analysis.choices, analysis.pixel_size
     given = pixel_size.um if pixel_size and pixel_size.source == "given" else None
     return ImageRequest(settings.postprocess, tta=settings.tta, diameter=choices.diameter, channel=choices.channel,
                         pixel_size=given, z_plane=choices.z)

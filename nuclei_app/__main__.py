@@ -35,10 +35,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="side of one pixel in µm, for measurements in µm (default: each file's own, from its "
                           "OME-TIFF, ImageJ or Aperio metadata or TIFF resolution in cm; where unknown the µm columns "
                           "stay empty)")
-    seg.add_argument("--z-plane", type=z_plane_argument, default=0, metavar="N|focus|max",
-                     help="which plane of a Z-stack to segment: N (from 0; default 0, the first), focus (the "
-                          "sharpest) or max (their maximum-intensity projection); time points and other axes give "
-                          "their first plane")
+    seg.add_argument("--z-plane", type=z_plane_argument, metavar="N|focus|max",
+                     help="which plane of a Z-stack to segment: N (from 0; default: the first), focus (the sharpest, "
+                          "judged on the channel segmented) or max (their maximum-intensity projection); time points "
+                          "and other axes give their first plane")
     seg.add_argument("--channel", type=channel_argument, default="auto", metavar="N",
                      help="channel holding the nuclei, counted from 0; 'all' uses the colours as they are "
                           "(H&E, brightfield); default 'auto' chooses per image")

@@ -35,7 +35,7 @@ from .measure import measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
-from .planes import FIRST, ZChoice
+from .planes import PlaneRequest, ZChoice
 from .records import MEASUREMENT_COLUMNS, RunRecord, changed_settings, summary_row
 from .results import MAX_NAME_LENGTH, image_result_files, image_stem, write_atomically
 
@@ -53,7 +53,7 @@ class ImageRequest:
     precision: str = "float32"      # --precision: the network's arithmetic (precision.py), on every worker too
     engine: str = "auto"            # --engine: whose kernels run the network (model.py ENGINES), on every worker too
     pixel_size: float | None = None  # --pixel-size, µm (None: each file's own, where its metadata has one)
-    z_plane: ZChoice = FIRST         # --z-plane: a Z-stack's plane, 'focus' or 'max' (planes.py)
+    z_plane: ZChoice = None          # --z-plane: a Z-stack's plane, 'focus' or 'max' (None: the first; planes.py)
 
 
 def settings_text(request: ImageRequest, model_identity: str) -> str:
@@ -67,7 +67,7 @@ def settings_text(request: ImageRequest, model_identity: str) -> str:
              f"channel {request.channel}", f"precision {request.precision}"]
     extra = ([f"block size {request.block_size}"] if request.block_size else []) + (
         [f"pixel size {request.pixel_size:g} um"] if request.pixel_size else []) + (
-        [f"z plane {request.z_plane}"] if request.z_plane != FIRST else [])
+        [f"z plane {request.z_plane}"] if request.z_plane is not None else [])
     return "; ".join(parts + extra)
 
 
@@ -265,8 +265,13 @@ def read_input(path: str | Path, request: ImageRequest, notes: list[str],
                name: str | None = None) -> tuple[np.ndarray, int | str]:
     """A batch image's channels as read and the channel to segment it on (``usable_channel``),
     what the user should know about both added to ``notes``."""
-    channels = read_channels(path, name=name, notes=notes, z=request.z_plane)
+    channels = read_channels(path, name=name, notes=notes, plane=plane_request(request))
     return channels, usable_channel(channels, request.channel, notes)
+
+
+def plane_request(request: ImageRequest) -> PlaneRequest:
+    """A Z-stack's plane as asked, judged (for the sharpest) on the channel to be segmented."""
+    return PlaneRequest(request.z_plane, request.channel)
 
 
 def noted(notes: list[str]) -> str:
@@ -448,8 +453,8 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
                    block_size=request.block_size or DEFAULT_BLOCK, progress=progress, runner=runner)
     if huge:
         pixel_size = pixel_size_for(path, request.pixel_size, notes)
-        outcome = segment_in_blocks(model, path, out, name, label=label, pixel_size=pixel_size, z=request.z_plane,
-                                    **options)
+        outcome = segment_in_blocks(model, path, out, name, label=label, pixel_size=pixel_size,
+                                    plane=plane_request(request), **options)
         notes += outcome.notes
     else:
         channels, options["channel"] = read_input(path, request, notes, name=label)

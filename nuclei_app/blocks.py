@@ -50,15 +50,15 @@ from .calibration import PixelSize, tiff_resolution
 from .channels import (ALL_CHANNELS, AUTO, as_channels, check_channel, choose_channel, display_rgb, intensity_image,
                        network_rgb)
 from .config import PostprocessSettings, ReadLimits
-from .imageio import (MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, read_raw_channels,
-                      rgb_png_bytes, tiff_plane_shape, to_uint8)
+from .imageio import (MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, note_first_planes,
+                      read_raw_channels, rgb_png_bytes, tiff_plane_shape, to_uint8)
 from .inference import ProgressCallback, Stretch, percentile_stride, predict_preprocessed
 from .measure import COLUMNS, measure_nuclei
 from .memory import release_free_memory
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, Prediction, inference_for, labels_for
-from .planes import FIRST, FOCUS, MAX, ZChoice, checked_index, plane_note, sharpest
+from .planes import FOCUS, MAX, PlaneRequest, checked_index, focus_planes, no_stack_note, plane_note, sharpest
 from .results import partial_path, write_atomically
 from .scale import ESTIMATOR_MAX_SIDE, estimate_diameter, linear_along, scale_factor, scaled_shape
 from .size_search import checked_estimate, fallback_diameter
@@ -157,15 +157,15 @@ class ArraySource:
 class TiffSource:
     """The full-resolution level of a TIFF's first series, read by windows, never whole.
 
-    Channels are the C or S axis (alpha dropped); a Z-stack gives the plane ``z`` chooses
+    Channels are the C or S axis (alpha dropped); a Z-stack gives the plane ``plane`` chooses
     (``planes``: a number, the sharpest, or their maximum, window by window), other axes (T,
     ...) their first plane, as ``imageio`` does. Tiled and stripped data are read through
     tifffile's zarr store (zarr decodes only the tiles or strips a window touches);
     uncompressed contiguous data (ImageJ's big TIFFs are one strip) row by row with explicit
     file reads."""
 
-    def __init__(self, path: str | Path, name: str | None = None, z: ZChoice = FIRST):
-        self.path, self.name, self._z = Path(path), name or str(path), z
+    def __init__(self, path: str | Path, name: str | None = None, plane: PlaneRequest = PlaneRequest()):
+        self.path, self.name, self._plane = Path(path), name or str(path), plane
         self.notes: list[str] = []  # how it was read (the Z plane), as imageio's notes
         self._contiguous: ContiguousArray | None = None
         try:
@@ -196,7 +196,7 @@ class TiffSource:
                                             "Save the nuclear channel, or a few channels, as their own file.")
         self.dtype = np.dtype(level.dtype)
         self._reader = self._raw_reader(level)
-        self._planes = self._z_planes(shape[axes.index("Z")] if "Z" in axes else 1)
+        self._planes = self._z_planes(dict(zip(axes, shape)))
         self._read_raw(0, 1, 0, 1)  # a compression without its codec fails now, not after the survey
         self.survey_block = self._survey_block()
         self.scale = UnitScale.for_dtype(self.dtype) or self._scan_range()
@@ -227,28 +227,35 @@ class TiffSource:
         self._chunk = (array.chunks[axes.index("Y")], array.chunks[axes.index("X")])
         return lambda index: array[index]
 
-    def _z_planes(self, count: int) -> list[int]:
-        """The Z planes every window is read from (their maximum where several), and the note."""
-        if count <= 1:
+    def _z_planes(self, shape: dict[str, int]) -> list[int]:
+        """The Z planes every window is read from (their maximum where several); the notes
+        say which, and that other axes (T, ...) give their first plane, as imageio's."""
+        count, z = shape.get("Z", 1), self._plane.z
+        if count <= 1 or z is None:
+            self.notes += filter(None, [no_stack_note(self._plane)] if count <= 1 else [])
+            note_first_planes(shape, self.notes)
             return [0]
-        if self._z == MAX:
-            planes = list(range(count))
-            self.notes.append(plane_note(count, MAX))
-        elif self._z == FOCUS:
-            planes = [self._sharpest_plane(count)]
-            self.notes.append(plane_note(count, FOCUS, planes[0], f" (judged on the central {FOCUS_WINDOW} px)"))
+        if z == MAX:
+            planes, note = list(range(count)), plane_note(count, MAX)
+        elif z == FOCUS:
+            index, judged_on = self._sharpest_plane(count)
+            planes, note = [index], plane_note(count, FOCUS, index, judged_on)
         else:
-            planes = [checked_index(self._z, count, self.name)]
-            self.notes.append(plane_note(count, self._z))
+            planes, note = [checked_index(z, count, self.name)], plane_note(count, z)
+        note_first_planes(shape, self.notes, note)
         return planes
 
-    def _sharpest_plane(self, count: int) -> int:
-        """The sharpest plane judged on a central window of each (the whole slide would mean
-        reading every plane whole)."""
+    def _sharpest_plane(self, count: int) -> tuple[int, str]:
+        """The sharpest plane, judged on a central window of each where the image is larger
+        (the whole slide would mean reading every plane whole), and on which channel."""
         rows, columns = min(FOCUS_WINDOW, self.height), min(FOCUS_WINDOW, self.width)
         top, left = (self.height - rows) // 2, (self.width - columns) // 2
-        windows = [self._read_plane(plane, top, top + rows, left, left + columns) for plane in range(count)]
-        return sharpest(np.stack(windows))
+        windows = np.stack([self._read_plane(plane, top, top + rows, left, left + columns) for plane in range(count)])
+        planes, judged_on = focus_planes(windows, self._plane.channel)
+        if (rows, columns) != (self.height, self.width):
+            judged_on = f"{judged_on[:-1]}, on its central {columns}x{rows} px)" if judged_on else \
+                f" (judged on its central {columns}x{rows} px)"
+        return sharpest(planes), judged_on
 
     def _survey_block(self) -> tuple[int, int]:
         """Whole chunks per read: a stripped file is read in full-width bands, whose strips
@@ -940,14 +947,15 @@ def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path,
                       settings: PostprocessSettings | None = None, diameter: float | None = None,
                       channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
                       progress: ProgressCallback | None = None, runner: BlockRunner | None = None,
-                      label: str | None = None, pixel_size: PixelSize | None = None, z: ZChoice = FIRST) -> BlockResult:
+                      label: str | None = None, pixel_size: PixelSize | None = None,
+                      plane: PlaneRequest = PlaneRequest()) -> BlockResult:
     """Segments a TIFF of any size block by block; writes ``{name}_labels.tif`` (tiled,
     16-bit, 32-bit beyond 65,535 nuclei; ``pixel_size`` as its resolution) and
     ``{name}_overlay.png`` (longest side <= OVERVIEW_SIDE) into ``out_dir``. Raises
     ImageReadError (file and reason) for a file that can't be read, ValueError for bad
     arguments. ``runner``: see ``segment_source``; ``label``: the file's name in messages;
-    ``z``: a Z-stack's plane (``planes``)."""
-    with TiffSource(path, label, z) as source:
+    ``plane``: a Z-stack's plane (``planes``)."""
+    with TiffSource(path, label, plane) as source:
         return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress,
                                 runner, pixel_size)
 
@@ -956,20 +964,22 @@ def segment_upload_in_blocks(model: NucleiModel, data: bytes, label: str, out_di
                              settings: PostprocessSettings | None = None, diameter: float | None = None,
                              channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
                              progress: ProgressCallback | None = None,
-                             pixel_size: PixelSize | None = None, z: ZChoice = FIRST) -> BlockResult:
+                             pixel_size: PixelSize | None = None,
+                             plane: PlaneRequest = PlaneRequest()) -> BlockResult:
     """``segment_in_blocks`` for a file's bytes (an app upload, ``label`` its name for
     messages): a TIFF too large to read whole is read lazily from a copy in ``out_dir``,
     any other image is decoded once and kept as stored, as ``imageio`` reads it (its
     decompression-bomb limit holds). Memory: the stored pixels plus one block's work."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with upload_source(data, label, out_dir, z) as source:
+    with upload_source(data, label, out_dir, plane) as source:
         return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress,
                                 pixel_size=pixel_size)
 
 
 @contextmanager
-def upload_source(data: bytes, label: str, folder: Path, z: ZChoice = FIRST) -> Iterator[BlockSource]:
+def upload_source(data: bytes, label: str, folder: Path,
+                  plane: PlaneRequest = PlaneRequest()) -> Iterator[BlockSource]:
     handle, copy_name = tempfile.mkstemp(prefix=SCRATCH_PREFIX, suffix=".tif", dir=folder)
     os.close(handle)
     copy = Path(copy_name)
@@ -977,12 +987,12 @@ def upload_source(data: bytes, label: str, folder: Path, z: ZChoice = FIRST) -> 
         if data[:4] in TIFF_MAGIC:
             copy.write_bytes(data)
             if needs_blocks(copy) or stored_bytes(copy) > MAX_STORED_BYTES:
-                with TiffSource(copy, label, z) as source:
+                with TiffSource(copy, label, plane) as source:
                     yield source
                 return
         copy.unlink()
         notes: list[str] = []
-        yield ArraySource(*read_raw_channels(data, label, notes=notes, z=z), notes)
+        yield ArraySource(*read_raw_channels(data, label, notes=notes, plane=plane), notes)
     finally:
         copy.unlink(missing_ok=True)
 

@@ -8,11 +8,12 @@ Where microscopes and their software put it, in the order tried:
   ImageJ description (``micron``, ``um``, ``nm``, ...);
 - Aperio SVS (whole-slide scans): ``MPP`` (µm per pixel) in the description;
 - any other TIFF whose ResolutionUnit is the centimetre (Zeiss, Leica, Nikon exports, and
-  the label TIFFs written here).
+  the label TIFFs written here), or tifffile's millimetre and micrometre.
 
-Inch resolutions (72 or 300 "dpi" written by every graphics program) and PNG/JPEG density
-are print settings, not a calibration: they are ignored. A size outside PLAUSIBLE_UM is
-ignored too, with a note (a millimetre per pixel is a scanner's, not a microscope's).
+Inch resolutions (72 or 300 "dpi" written by every graphics program, up to a film
+scanner's few thousand) and PNG/JPEG density are print settings, not a calibration: they
+are ignored, unless finer than MAX_INCH_UM (12,700 dpi and more: only a microscope's). A
+size outside PLAUSIBLE_UM, or pixels that are not square, are not used, with a note.
 Reading the header never fails the image: metadata that can't be read means "unknown".
 """
 from __future__ import annotations
@@ -37,6 +38,12 @@ TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 PLAUSIBLE_UM = (0.005, 50.0)
 # Two sides differing by more than this are not square pixels (rounding in the tags aside).
 SQUARE_TOLERANCE = 0.01
+MAX_INCH_UM = 2.0
+# TIFF ResolutionUnit -> µm per unit (inch: only for sizes up to MAX_INCH_UM).
+RESOLUTION_UNIT_UM = {tifffile.RESUNIT.INCH: 25400.0, tifffile.RESUNIT.CENTIMETER: 1e4,
+                      tifffile.RESUNIT.MILLIMETER: 1e3, tifffile.RESUNIT.MICROMETER: 1.0}
+# Said where the file's size is not used.
+GIVE_ONE = "give the right size (--pixel-size UM, or the app's Pixel size field) to measure in µm"
 
 # Length units as OME and ImageJ spell them -> micrometres.
 UNIT_UM = {
@@ -61,16 +68,21 @@ class PixelSize:
     um: float
     source: str  # "given", "OME-TIFF metadata", "ImageJ metadata", "Aperio metadata", "TIFF resolution"
 
-    def describe(self) -> str:
-        return f"{self.um:.4g} µm per pixel ({self.source})"
 
 
 @dataclass(frozen=True)
 class Reading:
     """What the file says: a pixel size, or None with ``problem`` saying why it isn't used
-    (empty where the file simply has none)."""
+    (empty where the file simply has none); ``said``: what the file says, in words, used or not."""
     size: PixelSize | None = None
     problem: str = ""
+    said: str = ""
+
+    def override_note(self, given: float) -> str | None:
+        """The note where a size given replaces a different one the file has."""
+        if not self.said or (self.size and math.isclose(self.size.um, given, rel_tol=SQUARE_TOLERANCE)):
+            return None
+        return f"the pixel size given, {given:g} µm, is used; the file says {self.said}"
 
 
 def check_given(value: float) -> float:
@@ -89,9 +101,7 @@ def pixel_size_for(source: ImageSource, given: float | None, notes: list[str] | 
     notes = [] if notes is None else notes
     reading = read_pixel_size(source)
     if given is not None:
-        found = reading.size
-        if found and not math.isclose(found.um, given, rel_tol=SQUARE_TOLERANCE):
-            notes.append(f"the pixel size given, {given:g} µm, is used; the file says {found.describe()}")
+        notes += filter(None, [reading.override_note(given)])
         return PixelSize(given, "given")
     if reading.problem:
         notes.append(reading.problem)
@@ -119,7 +129,7 @@ def _tiff_reading(tif: tifffile.TiffFile) -> Reading:
     for source, sides in (("OME-TIFF metadata", lambda: _ome_sides(tif.ome_metadata) if tif.is_ome else None),
                           ("ImageJ metadata", lambda: _imagej_sides(tif, page)),
                           ("Aperio metadata", lambda: _aperio_sides(tif, page)),
-                          ("TIFF resolution", lambda: _centimetre_sides(page))):
+                          ("TIFF resolution", lambda: _resolution_unit_sides(page))):
         found = sides()
         if found:
             return _checked(found, source)
@@ -133,12 +143,14 @@ def _checked(sides: tuple[float, float], source: str) -> Reading:
     if not all(math.isfinite(side) and side > 0 for side in sides):
         return Reading()
     if not math.isclose(y, x, rel_tol=SQUARE_TOLERANCE):
-        return Reading(problem=f"the {source} gives pixels of {x:.4g} x {y:.4g} µm, not square: measurements are in "
-                               "pixels only (give --pixel-size to measure in µm anyway)")
+        said = f"pixels of {x:.4g} x {y:.4g} µm ({source}), not square"
+        return Reading(problem=f"the file says {said}: measurements are in pixels only (µm columns need square "
+                               "pixels: resample the image to square pixels to have them)", said=said)
+    said = f"{x:.4g} µm per pixel ({source})"
     if not low <= x <= high:
-        return Reading(problem=f"the {source} gives {x:.4g} µm per pixel, not a microscope's (expected "
-                               f"{low:g} to {high:g} µm): measurements are in pixels only")
-    return Reading(PixelSize(float(x), source))
+        return Reading(problem=f"the file says {said}, not a microscope's (expected {low:g} to {high:g} µm): "
+                               f"measurements are in pixels only; {GIVE_ONE}", said=said)
+    return Reading(PixelSize(float(x), source), said=said)
 
 
 def _ome_sides(xml: str | None) -> tuple[float, float] | None:
@@ -169,10 +181,12 @@ def _aperio_sides(tif: tifffile.TiffFile, page) -> tuple[float, float] | None:
     return (float(match.group(1)),) * 2 if match else None
 
 
-def _centimetre_sides(page) -> tuple[float, float] | None:
-    if page.resolutionunit != tifffile.RESUNIT.CENTIMETER:
-        return None
-    return _resolution_sides(page, 1e4)
+def _resolution_unit_sides(page) -> tuple[float, float] | None:
+    unit_um = RESOLUTION_UNIT_UM.get(page.resolutionunit)
+    sides = _resolution_sides(page, unit_um) if unit_um else None
+    if sides and page.resolutionunit == tifffile.RESUNIT.INCH and max(sides) > MAX_INCH_UM:
+        return None  # a print or scan resolution
+    return sides
 
 
 def _resolution_sides(page, unit_um: float) -> tuple[float, float] | None:

@@ -25,7 +25,7 @@ import numpy as np
 from .blocks import ArraySource, Block, BlockJob, BlockSource, ScaleCheck, TiffSource, job_segmenter
 from .config import PostprocessSettings
 from .imageio import read_channels
-from .planes import FIRST, ZChoice
+from .planes import PlaneRequest
 
 # Blocks in flight per worker: one computing, one queued, so no worker waits for the client.
 BLOCKS_AHEAD_PER_WORKER = 2
@@ -37,13 +37,13 @@ class SourceSpec:
     path: str    # absolute
     given: str   # as the user gave it: messages name it so
     lazy: bool   # a TIFF over the in-memory limit, read by windows; otherwise read whole, once
-    z: ZChoice = FIRST  # a Z-stack's plane (planes.py)
+    plane: PlaneRequest = PlaneRequest()  # a Z-stack's plane (planes.py)
 
 
 def open_source(spec: SourceSpec) -> BlockSource:
     if spec.lazy:
-        return TiffSource(spec.path, spec.given, spec.z)
-    return ArraySource(read_channels(spec.path, name=spec.given, z=spec.z))
+        return TiffSource(spec.path, spec.given, spec.plane)
+    return ArraySource(read_channels(spec.path, name=spec.given, plane=spec.plane))
 
 
 @dataclass

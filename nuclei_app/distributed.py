@@ -45,8 +45,8 @@ from typing import Iterator, Sequence, TextIO
 import pandas as pd
 
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
-                    finish_run, image_files, is_disk_full, is_huge, noted, plural, put_on_record, read_input,
-                    segment_channels, settings_text, start_run, stop)
+                    finish_run, image_files, is_disk_full, is_huge, noted, plane_request, plural, put_on_record,
+                    read_input, segment_channels, settings_text, start_run, stop)
 from .calibration import pixel_size_for
 from .diameter_check import given_diameter_note
 from .model import ModelLoadError, NucleiModel, model_digest
@@ -255,7 +255,8 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
         if result.stopped:
             break
         started, notes = time.time(), []
-        runner = ClusterBlocks(client, SourceSpec(task.path, task.given, huge, request.z_plane), model_source, run_id, TASK_RETRIES,
+        spec = SourceSpec(task.path, task.given, huge, plane_request(request))
+        runner = ClusterBlocks(client, spec, model_source, run_id, TASK_RETRIES,
                                precision=request.precision, engine=request.engine)
         try:
             with staged_output(out_url, run_id) as folder:

@@ -20,7 +20,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from .config import ReadLimits
-from .planes import FIRST, OTHER_PLANES, ZChoice, choose_plane
+from .planes import OTHER_PLANES, PlaneRequest, choose_plane, no_stack_note
 from .png import png_bytes, write_png
 
 ImageSource = Union[str, Path, bytes, BinaryIO]
@@ -106,19 +106,23 @@ MAX_CHANNELS = 8
 ALPHA_SAMPLES = (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA)
 
 
-def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str], z: ZChoice = FIRST) -> np.ndarray:
+def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str],
+                 plane: PlaneRequest = PlaneRequest()) -> np.ndarray:
     """The first image of a TIFF: one page, or an ImageJ/OME channel stack (C, Y, X) read as
-    (Y, X, C); a Z-stack gives the plane ``z`` chooses (``planes``), other axes (T, ...) their
-    first plane. Sizes are checked from the header."""
+    (Y, X, C); a Z-stack gives the plane ``plane`` chooses (``planes``), other axes (T, ...)
+    their first plane. Sizes are checked from the header."""
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         if not tif.pages:
             raise ImageReadError(name, "the TIFF file has no pages.")
         series = tif.series[0] if tif.series else None
+        z_planes = dict(zip(series.axes, series.shape)).get("Z", 1) if series is not None else 1
+        if z_planes <= 1:
+            notes += filter(None, [no_stack_note(plane)])
         if series is not None and "C" in series.axes and "Y" in series.axes and "X" in series.axes:
-            return _read_channel_series(series, name, limits, notes, z=z)
-        if series is not None and z != FIRST and dict(zip(series.axes, series.shape)).get("Z", 1) > 1:
+            return _read_channel_series(series, name, limits, notes, plane=plane)
+        if series is not None and plane.z is not None and z_planes > 1:
             # Every plane is needed (their projection, the sharpest) or one past the first page.
-            return _read_channel_series(series, name, limits, notes, axes=series.axes.replace("S", "C"), z=z)
+            return _read_channel_series(series, name, limits, notes, axes=series.axes.replace("S", "C"), plane=plane)
         if series is not None and _unnamed_channel_stack(series):
             # The guess is told: a Z-stack saved without axes reads as channels.
             notes.append(f"{series.shape[0]} pages and no axes in the file: read as {series.shape[0]} channels (a "
@@ -126,7 +130,7 @@ def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str], z
                          "first plane)")
             return _read_channel_series(series, name, limits, notes, axes="C" + series.axes[1:])
         if series is not None:
-            _note_first_planes(dict(zip(series.axes, series.shape)), notes)
+            note_first_planes(dict(zip(series.axes, series.shape)), notes)
         return _read_first_page(tif.pages.first, name, limits)
 
 
@@ -184,9 +188,9 @@ def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
 
 
 def _read_channel_series(series, name: str, limits: ReadLimits, notes: list[str], axes: str | None = None,
-                         z: ZChoice = FIRST) -> np.ndarray:
-    """A series -> (Y, X, C) (C of 1 where it has none): the Z plane ``z`` chooses, the first
-    of every other axis."""
+                         plane: PlaneRequest = PlaneRequest()) -> np.ndarray:
+    """A series -> (Y, X, C) (C of 1 where it has none): the Z plane ``plane`` chooses, the
+    first of every other axis."""
     axes = axes or series.axes
     shape = dict(zip(axes, series.shape))
     _check_pixels(shape["Y"], shape["X"], name, limits)
@@ -198,25 +202,25 @@ def _read_channel_series(series, name: str, limits: ReadLimits, notes: list[str]
         raise ImageReadError(name, f"the stack {dict(shape)} holds {series.size / 1e6:.0f} million values, too many "
                                    "to read here. Save the plane you want (one Z, one time point) as its own file.")
     array = series.asarray()
-    chosen = z != FIRST and shape.get("Z", 1) > 1
-    # First plane of every axis that is not Y, X or C (T, ...; Z too unless another is chosen).
+    chosen = plane.z is not None and shape.get("Z", 1) > 1
+    # First plane of every axis that is not Y, X or C (T, ...; Z too unless one is chosen).
     index = tuple(slice(None) if axis in "YXC" or (axis == "Z" and chosen) else 0 for axis in axes)
     kept = [axis for axis in axes if axis in "YXC" or (axis == "Z" and chosen)]
     array = array[index]
-    z_note = None
-    if chosen:
-        array, z_note = choose_plane(np.moveaxis(array, kept.index("Z"), 0), z, name)
-        kept.remove("Z")
-    _note_first_planes(shape, notes, z_note)
     if "C" not in kept:
         array, kept = array[..., None], kept + ["C"]
-    return np.transpose(array, [kept.index(axis) for axis in "YXC"])
+    array = np.transpose(array, [kept.index(axis) for axis in ("ZYXC" if chosen else "YXC")])
+    z_note = None
+    if chosen:
+        array, z_note = choose_plane(array, plane, name)
+    note_first_planes(shape, notes, z_note)
+    return array
 
 
 AXIS_NAMES = {"Z": "Z planes", "T": "time points", "Q": "planes", "I": "planes", "R": "tiles"}
 
 
-def _note_first_planes(shape: dict[str, int], notes: list[str], z_note: str | None = None) -> None:
+def note_first_planes(shape: dict[str, int], notes: list[str], z_note: str | None = None) -> None:
     """A Z-stack, time series or other stack is read at its first plane: say so. ``z_note``:
     which Z plane was chosen instead of the first (``planes.choose_plane``)."""
     if z_note:
@@ -362,18 +366,19 @@ def _to_rgb(channels: np.ndarray) -> np.ndarray:
 
 
 def decode_array(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits(),
-                 notes: list[str] | None = None, z: ZChoice = FIRST) -> np.ndarray:
+                 notes: list[str] | None = None, plane: PlaneRequest = PlaneRequest()) -> np.ndarray:
     """The image's pixels as stored (any dtype, any channels), for images and label files.
     ``notes``: gets a line for what the user should know about how it was read (the first
-    plane of a Z-stack, the first frame of an animation, ...); ``z``: a Z-stack's plane."""
+    plane of a Z-stack, the first frame of an animation, ...); ``plane``: a Z-stack's plane."""
     notes = [] if notes is None else notes
     name = source_name(source, name)
     data = _read_bytes(source, name, limits)
     try:
         if data[:4] in TIFF_MAGIC:
-            array = _decode_tiff(data, name, limits, notes, z)
+            array = _decode_tiff(data, name, limits, notes, plane)
         else:
             array = _decode_pillow(data, name, limits, notes)
+            notes += filter(None, [no_stack_note(plane)])
     except ImageReadError:
         raise
     except Image.DecompressionBombError:
@@ -445,21 +450,22 @@ def read_image(source: ImageSource, name: str | None = None, limits: ReadLimits 
 
 
 def read_channels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits(),
-                  notes: list[str] | None = None, z: ZChoice = FIRST) -> np.ndarray:
+                  notes: list[str] | None = None, plane: PlaneRequest = PlaneRequest()) -> np.ndarray:
     """Any supported image -> float32 (H, W, C) in [0, 1] with all its channels (1 to 8):
     grey, RGB, or a fluorescence stack, for the nuclear channel to be chosen from; a
-    Z-stack's plane as ``z`` chooses (``planes``)."""
-    raw, scale = read_raw_channels(source, name, limits, notes, z)
+    Z-stack's plane as ``plane`` chooses (``planes``)."""
+    raw, scale = read_raw_channels(source, name, limits, notes, plane)
     return np.ascontiguousarray(scale.apply(raw), dtype=np.float32)
 
 
 def read_raw_channels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits(),
-                      notes: list[str] | None = None, z: ZChoice = FIRST) -> tuple[np.ndarray, UnitScale]:
+                      notes: list[str] | None = None,
+                      plane: PlaneRequest = PlaneRequest()) -> tuple[np.ndarray, UnitScale]:
     """``read_channels`` in two halves: the (H, W, C) pixels as stored, and their map to [0, 1].
     A large image kept as stored (8-bit: a quarter of its float32 size) is converted a block
     at a time (``blocks.ArraySource``)."""
     name = source_name(source, name)
-    raw = _to_channels(decode_array(source, name, limits, notes, z), name)
+    raw = _to_channels(decode_array(source, name, limits, notes, plane), name)
     if notes is not None and np.issubdtype(raw.dtype, np.floating):
         _note_non_finite(raw, notes)
     return raw, unit_scale_of(raw, name)

@@ -95,16 +95,28 @@ def test_a_z_stack_s_plane_is_chosen_on_the_page(app):
     assert not app.exception and not app.error
     blurred_count, sharp_count = nuclei_count(app)
     (control,) = [s for s in app.selectbox if s.label == "Z plane"]   # the stack only
-    assert control.options == ["Plane 0 (the first)", "Plane 1", "Plane 2", "The sharpest plane",
-                               "Maximum-intensity projection"]
+    assert control.options == ["Plane 0", "Plane 1", "Plane 2", "The sharpest plane", "Maximum-intensity projection"]
+    assert control.value is None   # the first plane, as the CLI's default, until one is chosen
     control.set_value("focus").run()
     assert not app.exception and not app.error
     assert nuclei_count(app) == [sharp_count, sharp_count] and sharp_count != blurred_count
     assert any("stack.tif: a stack of 3 Z planes: plane 1, the sharpest, is segmented" in i.value for i in app.info)
     [s for s in app.selectbox if s.label == "Z plane"][0].set_value("max").run()
     assert not app.exception and any("maximum-intensity projection is segmented" in i.value for i in app.info)
+    summary = zip_summary(app)   # the ZIP records the plane as the CLI's --z-plane
+    assert summary.loc["stack", "settings"].endswith("; z plane max") and "z plane" not in summary.loc["sharp", "settings"]
     [s for s in app.selectbox if s.label == "Z plane"][0].set_value(1).run()
     assert nuclei_count(app) == [sharp_count, sharp_count]
+
+
+def zip_summary(at):
+    import io
+    import zipfile
+
+    import pandas as pd
+
+    with zipfile.ZipFile(io.BytesIO(at.session_state["_downloads"]["nuclei_results.zip"]())) as archive:
+        return pd.read_csv(archive.open("summary.csv"), keep_default_na=False).set_index("image")
 
 
 def test_threshold_changes_the_count(app):
@@ -453,6 +465,9 @@ def test_the_file_s_pixel_size_gives_areas_in_um_and_a_typed_one_replaces_it(app
     assert summary.loc["plain", "pixel_size_um"] == 0.5 and summary.loc["plain", "pixel_size_source"] == "given"
     assert summary.loc["plain", "settings"].endswith("; pixel size 0.5 um")
     assert "pixel size" not in summary.loc["dapi", "settings"]   # the file's own: as the CLI without --pixel-size
+    [n for n in app.number_input if n.label == "Pixel size (µm)"][0].set_value(0.65).run()   # over the file's
+    assert any("dapi.ome.tif: the pixel size given, 0.65 µm, is used; the file says 0.325 µm per pixel (OME-TIFF "
+               "metadata)" in i.value for i in app.info)
 
 
 def test_a_large_upload_s_measurements_use_its_pixel_size(monkeypatch):

@@ -20,6 +20,7 @@ from nuclei_app.blocks import (
 )
 from nuclei_app.config import Normalisation, ReadLimits
 from nuclei_app.imageio import ImageReadError, read_channels
+from nuclei_app.planes import PlaneRequest
 from nuclei_app.inference import percentile_sample, preprocess
 from nuclei_app.measure import measure_nuclei
 from nuclei_app.pipeline import segment
@@ -275,13 +276,13 @@ def write_focus_stack(path, layout: str) -> None:
 
 
 @pytest.mark.parametrize("layout", ["ImageJ ZCYX, one strip", "OME ZYX, tiled"])
-@pytest.mark.parametrize("z, note", [(0, "the first is segmented"), (2, "plane 2 is segmented"),
+@pytest.mark.parametrize("z, note", [(None, "the first is segmented"), (2, "plane 2 is segmented"),
                                      ("focus", "plane 1, the sharpest"), ("max", "maximum-intensity projection")])
 def test_a_z_stack_is_read_by_windows_at_the_plane_chosen_as_whole(tmp_path, layout, z, note):
     path = tmp_path / "stack.tif"
     write_focus_stack(path, layout)
-    expected = read_channels(path, z=z)
-    with TiffSource(path, z=z) as source:
+    expected = read_channels(path, plane=PlaneRequest(z))
+    with TiffSource(path, plane=PlaneRequest(z)) as source:
         assert (source.height, source.width, source.channels) == expected.shape
         for window in ((0, 300, 0, 410), (37, 211, 101, 409)):
             top, bottom, left, right = window
@@ -290,10 +291,21 @@ def test_a_z_stack_is_read_by_windows_at_the_plane_chosen_as_whole(tmp_path, lay
         assert note in source.notes[0]
 
 
+def test_a_huge_stack_notes_its_time_points_as_the_whole_reader_does(tmp_path):
+    path = tmp_path / "tz.ome.tif"
+    tifffile.imwrite(path, np.zeros((2, 3, 40, 50), np.uint8), ome=True, tile=(16, 16), metadata={"axes": "TZYX"})
+    for plane in (PlaneRequest(), PlaneRequest("max")):
+        read_channels(path, notes=(whole := []), plane=plane)
+        with TiffSource(path, plane=plane) as source:
+            assert source.notes == whole and len(whole) == (1 if plane.z is None else 2), whole
+            assert "2 time points" in whole[-1]
+
+
 def test_a_z_plane_past_the_stack_is_refused_with_its_count(tmp_path):
     write_focus_stack(tmp_path / "stack.tif", "OME ZYX, tiled")
-    with pytest.raises(ImageReadError, match=r"stack.tif: --z-plane 3 is past its last plane: it has 3 Z planes"):
-        TiffSource(tmp_path / "stack.tif", z=3)
+    with pytest.raises(ImageReadError, match=r"stack.tif: plane 3 was asked \(--z-plane 3\), past its last: it "
+                                             r"has 3 Z planes"):
+        TiffSource(tmp_path / "stack.tif", plane=PlaneRequest(3))
 
 
 def test_needs_blocks_only_for_tiffs_over_the_limits(tmp_path):

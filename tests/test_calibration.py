@@ -31,6 +31,9 @@ def tiff(**options) -> bytes:
     (dict(imagej=True, resolution=(1 / 0.108, 1 / 0.108), metadata={"unit": "um"}), 0.108, "ImageJ metadata"),
     (dict(imagej=True, resolution=(1 / 0.0004, 1 / 0.0004), metadata={"unit": "mm"}), 0.4, "ImageJ metadata"),
     (dict(resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit="CENTIMETER"), 0.5, "TIFF resolution"),
+    (dict(resolution=(1e3 / 0.2, 1e3 / 0.2), resolutionunit="MILLIMETER"), 0.2, "TIFF resolution"),
+    (dict(resolution=(1 / 0.8, 1 / 0.8), resolutionunit="MICROMETER"), 0.8, "TIFF resolution"),
+    (dict(resolution=(50800, 50800), resolutionunit="INCH"), 0.5, "TIFF resolution"),   # only a microscope's dpi
     (dict(description="Aperio Image Library v12.0.15\r\n46000x32914 (256x256) JPEG/RGB Q=70|AppMag = 20|"
                       "MPP = 0.4990|Filename = slide"), 0.499, "Aperio metadata"),
 ])
@@ -45,6 +48,7 @@ def test_the_pixel_size_microscope_software_writes_is_read(options, um, source):
     {},                                                                  # no resolution at all
     dict(resolution=(72, 72), resolutionunit="INCH"),                    # a graphics program's dpi
     dict(resolution=(300, 300), resolutionunit="INCH"),
+    dict(resolution=(4800, 4800), resolutionunit="INCH"),                # a film scanner's (5.3 µm)
     dict(resolution=(1, 1), resolutionunit="CENTIMETER"),                # writers' placeholder
     dict(imagej=True, metadata={"unit": "pixel"}, resolution=(2, 2)),    # ImageJ uncalibrated
     dict(imagej=True),
@@ -58,8 +62,11 @@ def test_a_size_no_microscope_has_or_non_square_pixels_are_refused_with_a_reason
     cm_at_72_dpi = read_pixel_size(tiff(resolution=(28.35, 28.35), resolutionunit="CENTIMETER"))
     problem = cm_at_72_dpi.problem
     assert cm_at_72_dpi.size is None and "not a microscope's" in problem and "352.7 µm" in problem
+    assert "give the right size (--pixel-size UM, or the app's Pixel size field)" in problem   # what to do
     oblong = read_pixel_size(tiff(ome=True, metadata={"PhysicalSizeX": 0.2, "PhysicalSizeY": 0.4}))
-    assert oblong.size is None and "not square" in oblong.problem and "--pixel-size" in oblong.problem
+    assert oblong.size is None and "pixels of 0.2 x 0.4 µm (OME-TIFF metadata), not square" in oblong.problem
+    # One size for both sides would be wrong there (user test): the advice is to resample.
+    assert "--pixel-size" not in oblong.problem and "resample the image to square pixels" in oblong.problem
 
 
 def test_png_jpeg_and_damaged_files_have_no_pixel_size_and_never_raise(tmp_path):
@@ -85,6 +92,11 @@ def test_a_size_given_wins_and_a_different_one_in_the_file_is_noted():
     assert pixel_size_for(tiff(), None, notes) is None and notes == []
     pixel_size_for(tiff(resolution=(28.35, 28.35), resolutionunit="CENTIMETER"), None, notes)
     assert len(notes) == 1 and "not a microscope's" in notes[0]
+    notes = []   # a size given over a file's unusable one is noted too (user test: it went by silently)
+    oblong = tiff(ome=True, metadata={"PhysicalSizeX": 0.3, "PhysicalSizeY": 0.6})
+    assert pixel_size_for(oblong, 0.325, notes) == PixelSize(0.325, "given")
+    assert notes == ["the pixel size given, 0.325 µm, is used; the file says pixels of 0.3 x 0.6 µm (OME-TIFF "
+                     "metadata), not square"]
 
 
 @pytest.mark.parametrize("value", [0.0, -1.0, 51.0, math.nan, math.inf])

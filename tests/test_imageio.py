@@ -9,6 +9,7 @@ from PIL import Image
 
 from nuclei_app.config import ReadLimits
 from nuclei_app.imageio import ImageReadError, read_channels, read_image, read_labels, write_labels_png
+from nuclei_app.planes import PlaneRequest
 
 from .awkward_files import bmp_bomb, encode, gif_bomb, png_bomb, tiff, tiff_bomb, webp_bomb, write_corpus
 
@@ -459,12 +460,12 @@ def test_a_z_stack_gives_the_plane_chosen_by_number_sharpness_or_projection(tmp_
     for name, channels in (("zyx.tif", 1), ("tzcyx.tif", 2), ("rgb.tif", 3)):
         for z, index in ((1, 1), (2, 2), ("focus", 1)):
             notes = []
-            read = read_channels(tmp_path / name, notes=notes, z=z)
+            read = read_channels(tmp_path / name, notes=notes, plane=PlaneRequest(z))
             assert read.shape == (30, 40, channels), name
             np.testing.assert_allclose(read[..., 0], planes[index] / 255, atol=1e-6, err_msg=f"{name} {z}")
             assert notes[0].startswith(f"a stack of 3 Z planes: plane {index}"), notes
         notes = []
-        projection = read_channels(tmp_path / name, notes=notes, z="max")
+        projection = read_channels(tmp_path / name, notes=notes, plane=PlaneRequest("max"))
         np.testing.assert_allclose(projection[..., 0], planes.max(axis=0) / 255, atol=1e-6)
         assert notes[0] == "a stack of 3 Z planes: their maximum-intensity projection is segmented"
         assert notes[1:] == ([] if name != "tzcyx.tif" else
@@ -474,11 +475,16 @@ def test_a_z_stack_gives_the_plane_chosen_by_number_sharpness_or_projection(tmp_
     read_channels(tmp_path / "zyx.tif", notes=notes)   # the default: the first, and how to choose another
     assert notes == ["a stack of 3 Z planes: the first is segmented; another Z plane, the sharpest or their maximum "
                      "projection can be chosen (--z-plane N, focus or max; the app's Z plane setting)"]
-    with pytest.raises(ImageReadError, match="--z-plane 3 is past its last plane"):
-        read_channels(tmp_path / "zyx.tif", z=3)
+    with pytest.raises(ImageReadError, match=r"plane 3 was asked \(--z-plane 3\), past its last"):
+        read_channels(tmp_path / "zyx.tif", plane=PlaneRequest(3))
+    read_channels(tmp_path / "zyx.tif", notes=(explicit := []), plane=PlaneRequest(0))
+    assert explicit == ["a stack of 3 Z planes: plane 0 is segmented"]   # asked: no advice
     plain = tmp_path / "plain.png"
     Image.fromarray(planes[0]).save(plain)
-    assert read_channels(plain, z="max").shape == (30, 40, 1)   # no stack: the image itself
+    assert read_channels(plain, notes=(none := []), plane=PlaneRequest("max")).shape == (30, 40, 1)
+    assert none == []   # no stack: the image itself, its one plane being the sharpest and the maximum
+    read_channels(plain, notes=(past := []), plane=PlaneRequest(2))
+    assert past == ["no Z planes: --z-plane 2 does not apply, the image itself is segmented"]
 
 
 def test_nan_and_infinite_float_pixels_are_counted_in_a_note(tmp_path):
