@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from nuclei_app.calibration import PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading, read_pixel_size, with_physical_sizes
+from nuclei_app.calibration import (PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading, read_pixel_size, with_physical_sizes,
+                                    with_resolution)
 from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb, intensity_image
 from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings, ReadLimits
 from nuclei_app.diameter_check import given_diameter_note
@@ -339,14 +340,11 @@ def plane_request(choices: ImageChoices) -> PlaneRequest:
 
 def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,
             position: str = "") -> Analysis | LargeAnalysis | None:
-    pixels = session_cached(item, ("pixels",), lambda: declared_pixels(item.data))
+    pixels = file_facts(item).pixels
     if pixels is not None and pixels > LIMITS.max_image_pixels:
         return analyse_large(model, item, settings, pixels, position)
     try:
-        plane = plane_request(current_choices(item))
-        # The channel decides only which plane is the sharpest.
-        channels, notes = session_cached(item, ("image", plane.z, plane.channel if plane.z == FOCUS else None),
-                                         lambda: read_with_notes(item, plane))
+        channels, notes = plane_image(item, plane_request(current_choices(item)))
     except ImageReadError as error:
         st.error(f"Skipped. {error}")  # the reader's message names the file and says what to do
         return None
@@ -354,7 +352,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
         return None
     height, width = channels.shape[:2]
     st.subheader(f"{item.label}  ·  {width}×{height}")
-    reading = file_pixel_size(item)
+    reading = file_facts(item).pixel_size
     notes_area = st.container()  # above the controls, filled once the pixel size field is read
     choices, pixel_size = image_choices_ui(item, model, as_channels(channels).shape[-1], reading, channels)
     notes = notes + pixel_size_notes(reading, pixel_size)
@@ -389,9 +387,31 @@ def pixel_size_notes(reading: Reading, pixel_size: PixelSize | None) -> list[str
     return [note for note in [reading.override_note(pixel_size.um)] if note and pixel_size.source == "given"]
 
 
-def file_pixel_size(item: InputImage) -> Reading:
-    """The pixel size in the file's metadata (header only), once per image."""
-    return session_cached(item, ("pixel size",), lambda: read_pixel_size(item.data))
+@dataclass(frozen=True)
+class FileFacts:
+    """What an upload's header says (no pixel decoded): its pixels (None: unreadable, the
+    reader says why), its pixel size, its Z planes."""
+    pixels: int | None
+    pixel_size: Reading
+    z_planes: int
+
+
+def file_facts(item: InputImage) -> FileFacts:
+    """Read once per image, in one of its cache's slots."""
+    return session_cached(item, ("header",), lambda: FileFacts(declared_pixels(item.data), read_pixel_size(item.data),
+                                                               z_planes(item.data)))
+
+
+def plane_image(item: InputImage, plane: PlaneRequest) -> tuple[np.ndarray, list[str]]:
+    """The image read at the plane chosen, and its notes: one slot per image, replaced when
+    the plane changes (each plane read is a whole float image: the page's memory budget
+    counts one per image)."""
+    version = (plane.z, plane.channel if plane.z == FOCUS else None)  # the channel only picks the sharpest
+    stored = session_cached(item, ("image",), lambda: (version, *read_with_notes(item, plane)))
+    if stored[0] != version:
+        st.session_state["_results"][item.key].pop(("image",))
+        stored = session_cached(item, ("image",), lambda: (version, *read_with_notes(item, plane)))
+    return stored[1], stored[2]
 
 
 APP_DIAMETER_ADVICE = ("Type it in pixels (not µm), or turn off \"Set the nucleus diameter by hand\" to have it "
@@ -406,8 +426,9 @@ class LargeAnalysis:
     item: InputImage
     result: BlockResult
     folder: tempfile.TemporaryDirectory
-    pixel_size: PixelSize | None = None  # the page's; the label TIFF carries the file's own
+    pixel_size: PixelSize | None = None  # the page's (the file's own unless typed)
     choices: ImageChoices = field(default_factory=ImageChoices)  # as segmented: the ZIP's settings column
+    notes: list[str] = field(default_factory=list)  # how the file was read, the pixel size: as the CLI's
 
     @property
     def table(self) -> pd.DataFrame:
@@ -427,7 +448,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
                  "block: `python -m nuclei_app segment FILE --out DIR`.")
         return None
     choices = current_choices(item)
-    reading = file_pixel_size(item)
+    reading = file_facts(item).pixel_size
 
     def compute() -> tuple[BlockResult, tempfile.TemporaryDirectory]:
         folder = tempfile.TemporaryDirectory(prefix="nuclei_app_")
@@ -456,9 +477,10 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
     st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
     notes_area = st.container()
     _, pixel_size = image_choices_ui(item, model, result.channels, reading)
-    for note in result.notes + pixel_size_notes(reading, pixel_size):
+    notes = result.notes + pixel_size_notes(reading, pixel_size)
+    for note in notes:
         notes_area.info(f"{item.label}: {note}.")
-    return LargeAnalysis(item, result, folder, pixel_size, choices)
+    return LargeAnalysis(item, result, folder, pixel_size, choices, notes)
 
 
 def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
@@ -472,15 +494,15 @@ def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
             "images this large: use the command line.", icon="ℹ️")
     st.image(result.files["overlay"].read_bytes(), caption=f"{result.count} nuclei (reduced overview)",
              width="stretch")
-    if analysis.pixel_size and analysis.pixel_size.source == "given":
-        st.caption("The measurements use the pixel size typed; the label TIFF keeps the file's own calibration.")
     measurements_ui(analysis)
     downloads_ui(item, large_file_builders(analysis))
 
 
 def large_file_builders(analysis: LargeAnalysis) -> dict[str, Callable[[], bytes]]:
     name, files = analysis.item.name, analysis.result.files
-    return {f"{name}_labels.tif": files["labels"].read_bytes, f"{name}_overlay.png": files["overlay"].read_bytes,
+    # Written with the file's own pixel size; the page's (typed) is set on the way out.
+    return {f"{name}_labels.tif": lambda: with_resolution(files["labels"].read_bytes(), analysis.pixel_size),
+            f"{name}_overlay.png": files["overlay"].read_bytes,
             f"{name}_measurements.csv": lambda: csv_bytes(analysis.table)}
 
 
@@ -523,7 +545,7 @@ Z_NAMES = {FOCUS: "The sharpest plane", MAX: "Maximum-intensity projection"}
 
 def z_plane_ui(item: InputImage) -> None:
     """For a Z-stack: which plane is segmented (its value is read by ``chosen_z``)."""
-    count = session_cached(item, ("z planes",), lambda: z_planes(item.data))
+    count = file_facts(item).z_planes
     if count > 1:
         st.selectbox("Z plane", list(range(count)) + [FOCUS, MAX], key=f"z_plane_{item.key}", index=None,
                      placeholder="Plane 0, the first (default)", format_func=lambda z: Z_NAMES.get(z, f"Plane {z}"),
@@ -532,12 +554,16 @@ def z_plane_ui(item: InputImage) -> None:
                           "that lie above one another.")
 
 
+PIXEL_SIZE_DECIMALS = 4  # shown in the field; a file's value within its rounding is the file's
+
+
 def pixel_size_ui(item: InputImage, reading: Reading) -> PixelSize | None:
     """The side of a pixel in µm, for measurements in µm: the file's own (OME, ImageJ, ...)
     filled in; empty where the file has none, and then measurements are in pixels only."""
     found = reading.size
     low, high = PLAUSIBLE_UM
-    value = st.number_input("Pixel size (µm)", min_value=low, max_value=high, step=0.01, format="%.4f",
+    value = st.number_input("Pixel size (µm)", min_value=low, max_value=high, step=0.01,
+                            format=f"%.{PIXEL_SIZE_DECIMALS}f",
                             key=f"pixel_size_{item.key}", value=found.um if found else None,
                             placeholder="unknown: measurements in pixels only",
                             help=(f"From the file: {reading.said}. " if found else
@@ -546,7 +572,7 @@ def pixel_size_ui(item: InputImage, reading: Reading) -> PixelSize | None:
                               "on a 13 µm camera pixel).")
     if value is None:
         return None
-    if found and abs(value - found.um) <= 5e-5:  # the field shows 4 decimals: unchanged
+    if found and abs(value - found.um) <= 0.5 * 10 ** -PIXEL_SIZE_DECIMALS:  # as shown: unchanged
         return found
     return PixelSize(float(value), "given")
 
@@ -795,7 +821,7 @@ def record_row(analysis: Analysis | LargeAnalysis) -> dict:
     return summary_row(analysis.item.label, analysis.item.name, width=width, height=height,
                        nuclei=headline_numbers(analysis)["count"], diameter=used.diameter,
                        source=used.diameter_source, channel=used.channel,
-                       notes=analysis.notes if isinstance(analysis, Analysis) else [], pixel_size=analysis.pixel_size)
+                       notes=analysis.notes, pixel_size=analysis.pixel_size)
 
 
 def card_ui(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,

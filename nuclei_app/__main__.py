@@ -96,10 +96,13 @@ def pixel_size_argument(text: str) -> float:
     from .calibration import check_given
 
     try:
-        return check_given(float(text))
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    try:
+        return check_given(value)
     except ValueError as error:
-        message = f"{error}, got {text}" if "µm" in str(error) else f"not a number: {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
+        raise argparse.ArgumentTypeError(f"{error}, got {text}") from None
 
 
 def z_plane_argument(text: str):
@@ -108,7 +111,7 @@ def z_plane_argument(text: str):
     try:
         return parse_z_plane(text)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error).removeprefix("--z-plane ")) from None
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def channel_argument(text: str):

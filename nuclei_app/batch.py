@@ -66,7 +66,7 @@ def settings_text(request: ImageRequest, model_identity: str) -> str:
              f"diameter {'auto' if request.diameter is None else f'{request.diameter:g} px'}",
              f"channel {request.channel}", f"precision {request.precision}"]
     extra = ([f"block size {request.block_size}"] if request.block_size else []) + (
-        [f"pixel size {request.pixel_size:g} um"] if request.pixel_size else []) + (
+        [f"pixel size {request.pixel_size:g} µm"] if request.pixel_size else []) + (
         [f"z plane {request.z_plane}"] if request.z_plane is not None else [])
     return "; ".join(parts + extra)
 
@@ -441,8 +441,8 @@ def declared_size(path: Path) -> str:
 
 def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out: Path, request: ImageRequest,
                       progress, runner=None, label: str | None = None, notes: list[str] | None = None):
-    """(table, count, prediction summary, (height, width), pixel size). A huge TIFF writes its tiled label
-    TIFF and a downsampled overlay (whole-image PNG labels, ROIs and GeoJSON would need every
+    """(table, count, prediction summary, (height, width), pixel size). A huge TIFF writes its
+    tiled label TIFF and a downsampled overlay (whole-image PNG labels, ROIs and GeoJSON would need every
     label in memory); an image that fits in memory gets every requested format. ``runner``:
     the blocks are segmented on a cluster (``cluster_blocks``); ``label``: the file as the
     user named it, for messages."""
@@ -452,10 +452,11 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
     options = dict(settings=request.settings, diameter=request.diameter, channel=request.channel, tta=request.tta,
                    block_size=request.block_size or DEFAULT_BLOCK, progress=progress, runner=runner)
     if huge:
-        pixel_size = pixel_size_for(path, request.pixel_size, notes)
+        size_notes: list[str] = []  # after the reading's notes, as on every other route
+        pixel_size = pixel_size_for(path, request.pixel_size, size_notes)
         outcome = segment_in_blocks(model, path, out, name, label=label, pixel_size=pixel_size,
                                     plane=plane_request(request), **options)
-        notes += outcome.notes
+        notes += outcome.notes + size_notes
     else:
         channels, options["channel"] = read_input(path, request, notes, name=label)
         pixel_size = pixel_size_for(path, request.pixel_size, notes)
@@ -492,7 +493,8 @@ def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Pred
     put_on_record(record, result, row, table)
     result.summary.append(row)
     result.processed.append(str(item.path))
-    progress.done(f"{tag} {item.path.name}: {plural(count, 'nucleus', 'nuclei')}, {describe_scale(prediction, item.pixel_size)}, "
+    scale = describe_scale(prediction, item.pixel_size)
+    progress.done(f"{tag} {item.path.name}: {plural(count, 'nucleus', 'nuclei')}, {scale}, "
                   f"channel {prediction.channel}{noted(item.notes)} ({seconds:.1f} s)")
     item.channels = item.segmentation = None  # free the image now, not when the run ends
 

@@ -50,7 +50,7 @@ from .calibration import PixelSize, tiff_resolution
 from .channels import (ALL_CHANNELS, AUTO, as_channels, check_channel, choose_channel, display_rgb, intensity_image,
                        network_rgb)
 from .config import PostprocessSettings, ReadLimits
-from .imageio import (MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, note_first_planes,
+from .imageio import (MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, note_planes,
                       read_raw_channels, rgb_png_bytes, tiff_plane_shape, to_uint8)
 from .inference import ProgressCallback, Stretch, percentile_stride, predict_preprocessed
 from .measure import COLUMNS, measure_nuclei
@@ -58,7 +58,7 @@ from .memory import release_free_memory
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, Prediction, inference_for, labels_for
-from .planes import FOCUS, MAX, PlaneRequest, checked_index, focus_planes, no_stack_note, plane_note, sharpest
+from .planes import PlaneRequest, no_stack_note, read_planes, resolve
 from .results import partial_path, write_atomically
 from .scale import ESTIMATOR_MAX_SIDE, estimate_diameter, linear_along, scale_factor, scaled_shape
 from .size_search import checked_estimate, fallback_diameter
@@ -230,32 +230,23 @@ class TiffSource:
     def _z_planes(self, shape: dict[str, int]) -> list[int]:
         """The Z planes every window is read from (their maximum where several); the notes
         say which, and that other axes (T, ...) give their first plane, as imageio's."""
-        count, z = shape.get("Z", 1), self._plane.z
-        if count <= 1 or z is None:
+        count = shape.get("Z", 1)
+        if count <= 1 or self._plane.z is None:
             self.notes += filter(None, [no_stack_note(self._plane)] if count <= 1 else [])
-            note_first_planes(shape, self.notes)
+            note_planes(shape, self.notes)
             return [0]
-        if z == MAX:
-            planes, note = list(range(count)), plane_note(count, MAX)
-        elif z == FOCUS:
-            index, judged_on = self._sharpest_plane(count)
-            planes, note = [index], plane_note(count, FOCUS, index, judged_on)
-        else:
-            planes, note = [checked_index(z, count, self.name)], plane_note(count, z)
-        note_first_planes(shape, self.notes, note)
-        return planes
-
-    def _sharpest_plane(self, count: int) -> tuple[int, str]:
-        """The sharpest plane, judged on a central window of each where the image is larger
-        (the whole slide would mean reading every plane whole), and on which channel."""
+        # The sharpest plane is judged on a central window where the image is larger: the
+        # whole slide would mean reading every plane whole.
         rows, columns = min(FOCUS_WINDOW, self.height), min(FOCUS_WINDOW, self.width)
         top, left = (self.height - rows) // 2, (self.width - columns) // 2
-        windows = np.stack([self._read_plane(plane, top, top + rows, left, left + columns) for plane in range(count)])
-        planes, judged_on = focus_planes(windows, self._plane.channel)
-        if (rows, columns) != (self.height, self.width):
-            judged_on = f"{judged_on[:-1]}, on its central {columns}x{rows} px)" if judged_on else \
-                f" (judged on its central {columns}x{rows} px)"
-        return sharpest(planes), judged_on
+        window = (rows, columns) if (rows, columns) != (self.height, self.width) else None
+        try:
+            planes, note = resolve(self._plane, count, lambda z: self._read_plane(z, top, top + rows, left,
+                                                                                  left + columns), window)
+        except ValueError as error:
+            raise ImageReadError(self.name, str(error)) from None
+        note_planes(shape, self.notes, note)
+        return planes
 
     def _survey_block(self) -> tuple[int, int]:
         """Whole chunks per read: a stripped file is read in full-width bands, whose strips
@@ -281,8 +272,7 @@ class TiffSource:
         return UnitScale.for_range(self.dtype, low, high)
 
     def _read_raw(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
-        planes = [self._read_plane(plane, top, bottom, left, right) for plane in self._planes]
-        return planes[0] if len(planes) == 1 else np.maximum.reduce(planes)
+        return read_planes(lambda z: self._read_plane(z, top, bottom, left, right), self._planes)
 
     def _read_plane(self, plane: int, top: int, bottom: int, left: int, right: int) -> np.ndarray:
         index = tuple(slice(top, bottom) if a == "Y" else slice(left, right) if a == "X"

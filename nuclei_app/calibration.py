@@ -23,21 +23,21 @@ import math
 import re
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Union
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 import tifffile
 
-ImageSource = Union[str, Path, bytes]
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+from .imageio import TIFF_MAGIC, ImageSource
 
 # Pixel sizes a light microscope image can have: from super-resolution (~5 nm) to a
 # macroscope's or a slide overview's (~50 µm).
 PLAUSIBLE_UM = (0.005, 50.0)
 # Two sides differing by more than this are not square pixels (rounding in the tags aside).
 SQUARE_TOLERANCE = 0.01
+# A size given this close to the file's is the same (no note).
+SAME_SIZE_TOLERANCE = 0.01
 MAX_INCH_UM = 2.0
 # TIFF ResolutionUnit -> µm per unit (inch: only for sizes up to MAX_INCH_UM).
 RESOLUTION_UNIT_UM = {tifffile.RESUNIT.INCH: 25400.0, tifffile.RESUNIT.CENTIMETER: 1e4,
@@ -49,7 +49,8 @@ GIVE_ONE = "give the right size (--pixel-size UM, or the app's Pixel size field)
 UNIT_UM = {
     "pm": 1e-6, "Å": 1e-4, "angstrom": 1e-4, "nm": 1e-3, "nanometer": 1e-3, "nanometre": 1e-3,
     "µm": 1.0, "μm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0, "micrometre": 1.0,
-    "\\u00b5m": 1.0, "mm": 1e3, "millimeter": 1e3, "millimetre": 1e3, "cm": 1e4, "centimeter": 1e4,
+    "\\u00b5m": 1.0,  # ImageJ writes the µ of its unit as this escape, literally
+    "mm": 1e3, "millimeter": 1e3, "millimetre": 1e3, "cm": 1e4, "centimeter": 1e4,
     "centimetre": 1e4, "m": 1e6, "meter": 1e6, "metre": 1e6,
 }
 
@@ -80,7 +81,7 @@ class Reading:
 
     def override_note(self, given: float) -> str | None:
         """The note where a size given replaces a different one the file has."""
-        if not self.said or (self.size and math.isclose(self.size.um, given, rel_tol=SQUARE_TOLERANCE)):
+        if not self.said or (self.size and math.isclose(self.size.um, given, rel_tol=SAME_SIZE_TOLERANCE)):
             return None
         return f"the pixel size given, {given:g} µm, is used; the file says {self.said}"
 
@@ -219,6 +220,21 @@ def with_physical_sizes(table: pd.DataFrame, pixel_size: PixelSize | None) -> pd
     factor = pixel_size.um if pixel_size else math.nan
     columns = {name: table[px].astype(np.float64) * factor ** power for name, px, power in PHYSICAL_COLUMNS}
     return table.assign(**columns)
+
+
+def with_resolution(data: bytes, pixel_size: PixelSize | None) -> bytes:
+    """A TIFF's bytes with its first page's resolution set to ``pixel_size`` (the writers'
+    "none", 1 pixel per unit, where None): the tags are overwritten in place, the pixels are
+    not decoded. For a label TIFF written before the pixel size was changed (the app's large
+    images)."""
+    buffer = io.BytesIO(data)
+    per_cm = Fraction(1e4 / pixel_size.um).limit_denominator(2**31 - 1) if pixel_size else Fraction(1)
+    with tifffile.TiffFile(buffer, mode="r+b") as tif:
+        tags = tif.pages.first.tags
+        for name in ("XResolution", "YResolution"):
+            tags[name].overwrite((per_cm.numerator, per_cm.denominator))
+        tags["ResolutionUnit"].overwrite(tifffile.RESUNIT.CENTIMETER if pixel_size else tifffile.RESUNIT.NONE)
+    return buffer.getvalue()
 
 
 def tiff_resolution(pixel_size: PixelSize | None) -> dict:

@@ -9,18 +9,20 @@ as it is and carry on with the next file.
 from __future__ import annotations
 
 import io
+import itertools
+import math
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Callable, Union
 
 import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from .config import ReadLimits
-from .planes import OTHER_PLANES, PlaneRequest, choose_plane, no_stack_note
+from .planes import OTHER_PLANES, PlaneRequest, no_stack_note, read_planes, resolve
 from .png import png_bytes, write_png
 
 ImageSource = Union[str, Path, bytes, BinaryIO]
@@ -118,19 +120,21 @@ def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str],
         z_planes = dict(zip(series.axes, series.shape)).get("Z", 1) if series is not None else 1
         if z_planes <= 1:
             notes += filter(None, [no_stack_note(plane)])
+        chosen = plane.z is not None and z_planes > 1
+        if chosen and _plane_pages(series):
+            return _read_stack_planes(series, name, limits, notes, plane)
         if series is not None and "C" in series.axes and "Y" in series.axes and "X" in series.axes:
             return _read_channel_series(series, name, limits, notes, plane=plane)
-        if series is not None and plane.z is not None and z_planes > 1:
-            # Every plane is needed (their projection, the sharpest) or one past the first page.
+        if chosen:  # pages that are not one plane each: the whole series, within the size check
             return _read_channel_series(series, name, limits, notes, axes=series.axes.replace("S", "C"), plane=plane)
         if series is not None and _unnamed_channel_stack(series):
             # The guess is told: a Z-stack saved without axes reads as channels.
             notes.append(f"{series.shape[0]} pages and no axes in the file: read as {series.shape[0]} channels (a "
-                         "Z-stack or time series saved with its axes, by ImageJ or as OME-TIFF, is read at its "
-                         "first plane)")
+                         "Z-stack or time series saved with its axes, by ImageJ or as OME-TIFF, gives the Z plane "
+                         "--z-plane chooses)")
             return _read_channel_series(series, name, limits, notes, axes="C" + series.axes[1:])
         if series is not None:
-            note_first_planes(dict(zip(series.axes, series.shape)), notes)
+            note_planes(dict(zip(series.axes, series.shape)), notes)
         return _read_first_page(tif.pages.first, name, limits)
 
 
@@ -210,19 +214,67 @@ def _read_channel_series(series, name: str, limits: ReadLimits, notes: list[str]
     if "C" not in kept:
         array, kept = array[..., None], kept + ["C"]
     array = np.transpose(array, [kept.index(axis) for axis in ("ZYXC" if chosen else "YXC")])
-    z_note = None
-    if chosen:
-        array, z_note = choose_plane(array, plane, name)
-    note_first_planes(shape, notes, z_note)
-    return array
+    if "S" in series.axes and "C" not in series.axes:  # samples read as channels: alpha is none
+        array = _without_alpha(array, series.keyframe)
+    if not chosen:
+        note_planes(shape, notes)
+        return array
+    return _chosen_planes(lambda z: array[z], shape, name, notes, plane)
+
+
+def _plane_pages(series) -> Callable[[int], list[int]] | None:
+    """The pages that hold Z plane z (its channels; the first of other axes), where each page
+    is one (Y, X) or (Y, X, samples) plane, as ImageJ and OME-TIFF stacks store them; None
+    for another layout (read whole instead)."""
+    if series is None:
+        return None
+    page_axes, axes = series.keyframe.axes, series.axes
+    lead_axes, lead_shape = axes[: len(axes) - len(page_axes)], tuple(series.shape[: len(axes) - len(page_axes)])
+    if page_axes not in ("YX", "YXS") or not axes.endswith(page_axes) or "Z" not in lead_axes:
+        return None
+    if len(series.pages) != math.prod(lead_shape) or ("C" in lead_axes and page_axes == "YXS"):
+        return None
+
+    def pages(z: int) -> list[int]:
+        ranges = [range(n) if axis == "C" else [z] if axis == "Z" else [0] for axis, n in zip(lead_axes, lead_shape)]
+        return [int(np.ravel_multi_index(index, lead_shape)) for index in itertools.product(*ranges)]
+    return pages
+
+
+def _read_stack_planes(series, name: str, limits: ReadLimits, notes: list[str], plane: PlaneRequest) -> np.ndarray:
+    """A Z-stack read plane by plane, each plane's pages only: a plane by number decodes that
+    plane, the sharpest and the projection one plane at a time, so a stack needs no more
+    memory (nor passes a size check) than one of its planes."""
+    shape, pages = dict(zip(series.axes, series.shape)), _plane_pages(series)
+    _check_pixels(shape["Y"], shape["X"], name, limits)
+    if shape.get("C", 1) > MAX_CHANNELS:
+        raise ImageReadError(name, f"{shape['C']} channels; at most {MAX_CHANNELS} are supported. "
+                                   "Save the nuclear channel, or a few channels, as their own file.")
+
+    def read_plane(z: int) -> np.ndarray:
+        array = series.asarray(key=pages(z))
+        if "C" in shape:
+            return np.moveaxis(array, 0, -1) if array.ndim == 3 else array[..., None]
+        return _without_alpha(array, series.keyframe) if array.ndim == 3 else array[..., None]
+    return _chosen_planes(read_plane, shape, name, notes, plane)
+
+
+def _chosen_planes(read_plane, shape: dict[str, int], name: str, notes: list[str], plane: PlaneRequest) -> np.ndarray:
+    """The (Y, X, C) plane ``plane`` chooses of a Z-stack read by ``read_plane``, with its notes."""
+    try:
+        indices, note = resolve(plane, shape["Z"], read_plane)
+    except ValueError as error:
+        raise ImageReadError(name, str(error)) from None
+    note_planes(shape, notes, note)
+    return read_planes(read_plane, indices)
 
 
 AXIS_NAMES = {"Z": "Z planes", "T": "time points", "Q": "planes", "I": "planes", "R": "tiles"}
 
 
-def note_first_planes(shape: dict[str, int], notes: list[str], z_note: str | None = None) -> None:
-    """A Z-stack, time series or other stack is read at its first plane: say so. ``z_note``:
-    which Z plane was chosen instead of the first (``planes.choose_plane``)."""
+def note_planes(shape: dict[str, int], notes: list[str], z_note: str | None = None) -> None:
+    """Which planes of a stack were read: ``z_note``, the Z plane chosen (``planes.resolve``),
+    and the first of every other axis (time points, ...; of Z too where none was chosen)."""
     if z_note:
         notes.append(z_note)
     planes = {axis: length for axis, length in shape.items()

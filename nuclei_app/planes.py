@@ -8,6 +8,7 @@ merges nuclei that lie above one another: the price of a 2-D count).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -33,9 +34,9 @@ def parse_z_plane(text: str | int) -> int | str:
     value = str(text).strip().lower()
     if value in (FOCUS, MAX):
         return value
-    if value.isdigit():
+    if value.isdecimal():
         return int(value)
-    raise ValueError(f"--z-plane must be a plane number from 0, '{FOCUS}' (the sharpest plane) or '{MAX}' "
+    raise ValueError(f"must be a plane number from 0, '{FOCUS}' (the sharpest plane) or '{MAX}' "
                      f"(maximum-intensity projection), got {text!r}")
 
 
@@ -45,59 +46,82 @@ def sharpness(plane: np.ndarray) -> float:
     return float(np.var(ndimage.laplace(plane.astype(np.float32))))
 
 
-def sharpest(planes: np.ndarray) -> int:
-    """Index of the sharpest of ``planes`` (Z, Y, X)."""
-    return int(np.argmax([sharpness(plane) for plane in planes]))
+PlaneReader = Callable[[int], np.ndarray]  # Z index -> that plane, (Y, X, C), as stored
 
 
-def judged_channel(stack: np.ndarray, channel: int | str) -> int | None:
-    """The channel of a (Z, Y, X, C) stack the sharpest plane is judged on: the one asked,
-    or the nuclear channel ``channels.choose_channel`` finds on the maximum projection; None
-    where all are used (grey, H&E or brightfield colours, --channel all): their mean."""
-    count = stack.shape[-1]
+def resolve(request: PlaneRequest, count: int, read_plane: PlaneReader, window: tuple[int, int] | None = None
+            ) -> tuple[list[int], str]:
+    """The Z planes of a stack of ``count`` to read (their maximum where several) and the note
+    saying which. ``read_plane`` reads one plane (the sharpest is judged on what it gives:
+    ``window``, (rows, columns), where that is a central part only). Planes are read one at
+    a time: a stack never needs to fit in memory whole. ValueError for a plane past the last."""
+    z = request.z
+    if z is None:
+        return [0], plane_note(count, None)
+    if z == MAX:
+        return list(range(count)), plane_note(count, MAX)
+    if z == FOCUS:
+        index, judged, channels = sharpest_plane(count, read_plane, request.channel)
+        return [index], plane_note(count, FOCUS, index, judged_text(judged, channels, window))
+    if z >= count:
+        raise ValueError(f"the stack has {count} Z planes (0 to {count - 1}): --z-plane {z} is past the last.")
+    return [z], plane_note(count, z)
+
+
+def sharpest_plane(count: int, read_plane: PlaneReader, channel: int | str) -> tuple[int, int | None, int]:
+    """(index of the sharpest plane, the channel judged on or None for their mean, channels):
+    every channel's sharpness is scored in one pass, and the channel is chosen on the
+    maximum projection built on the way (``judged_channel``)."""
+    scores, projection = [], None
+    for z in range(count):
+        plane = read_plane(z).astype(np.float32)
+        projection = plane if projection is None else np.maximum(projection, plane, out=projection)
+        scores.append([sharpness(plane[..., c]) for c in range(plane.shape[-1])] + [sharpness(plane.mean(axis=-1))])
+    judged = judged_channel(projection, channel)
+    column = np.asarray(scores)[:, -1 if judged is None else judged]
+    # Rounded before the choice: every Dask worker that opens the file judges it again, and
+    # float sums on other processors must not turn a near tie into another plane.
+    rounded = np.round(column / max(column.max(), 1e-30), 6)
+    return int(np.argmax(rounded)), judged, projection.shape[-1]
+
+
+def judged_channel(projection: np.ndarray, channel: int | str) -> int | None:
+    """The channel of a (Y, X, C) maximum projection the sharpest plane is judged on: the one
+    asked, or the nuclear channel ``channels.choose_channel`` finds; None where all are
+    used (grey, H&E or brightfield colours, --channel all): their mean."""
+    count = projection.shape[-1]
     if count == 1:
         return 0
     if isinstance(channel, int):
         return channel if channel < count else None  # past the last: the channel check says so later
     if channel == ALL_CHANNELS:
         return None
-    chosen = choose_channel(stack.max(axis=0))
+    chosen = choose_channel(projection)
     return chosen if isinstance(chosen, int) else None
 
 
-def focus_planes(stack: np.ndarray, channel: int | str) -> tuple[np.ndarray, str]:
-    """(Z, Y, X) planes to judge sharpness on, and which channel they are ('' for one)."""
-    index = judged_channel(stack, channel)
-    if index is None:
-        return stack.mean(axis=-1), " (judged on all channels)"
-    return stack[..., index], f" (judged on channel {index})" if stack.shape[-1] > 1 else ""
+def judged_text(judged: int | None, channels: int, window: tuple[int, int] | None = None) -> str:
+    """' (judged on channel 1, on its central 1024x1024 px)', or '' for a one-channel plane
+    judged whole."""
+    parts = [] if channels == 1 else ["judged on all channels" if judged is None else f"judged on channel {judged}"]
+    if window:
+        parts.append(f"{'on' if parts else 'judged on'} its central {window[1]}x{window[0]} px")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def read_planes(read_plane: PlaneReader, planes: list[int]) -> np.ndarray:
+    """One plane, or the running maximum of several (one plane's memory more, not Z's)."""
+    if len(planes) == 1:
+        return read_plane(planes[0])
+    result = np.array(read_plane(planes[0]))  # a copy: a reader may give views of its source
+    for z in planes[1:]:
+        np.maximum(result, read_plane(z), out=result)
+    return result
 
 
 # Said where the first plane was segmented by default.
 OTHER_PLANES = ("another Z plane, the sharpest or their maximum projection can be chosen (--z-plane N, focus or max; "
                 "the app's Z plane setting)")
-
-
-def choose_plane(stack: np.ndarray, request: PlaneRequest, name: str) -> tuple[np.ndarray, str]:
-    """``stack`` (Z, Y, X, C) -> the (Y, X, C) plane to segment and a note saying which it is."""
-    count = stack.shape[0]
-    if request.z == MAX:
-        return stack.max(axis=0), plane_note(count, MAX)
-    if request.z == FOCUS:
-        planes, judged_on = focus_planes(stack, request.channel)
-        index = sharpest(planes)
-        return stack[index], plane_note(count, FOCUS, index, judged_on)
-    z = request.z or 0
-    return stack[checked_index(z, count, name)], plane_note(count, request.z)
-
-
-def checked_index(choice: int, count: int, name: str) -> int:
-    if choice >= count:
-        from .imageio import ImageReadError
-
-        raise ImageReadError(name, f"plane {choice} was asked (--z-plane {choice}), past its last: it has {count} "
-                                   f"Z planes (0 to {count - 1}).")
-    return choice
 
 
 def plane_note(count: int, choice: ZChoice, sharpest_index: int | None = None, judged_on: str = "") -> str:
@@ -113,8 +137,9 @@ def plane_note(count: int, choice: ZChoice, sharpest_index: int | None = None, j
 
 
 def no_stack_note(request: PlaneRequest) -> str | None:
-    """For an image that is no Z-stack: a plane number past the first asked of it is noted
-    (the image itself is segmented); focus and max of one plane are that plane."""
-    if isinstance(request.z, int) and request.z > 0:
-        return f"no Z planes: --z-plane {request.z} does not apply, the image itself is segmented"
-    return None
+    """For an image with no Z planes: a plane choice does not apply (its first plane, or the
+    image, is segmented), which is worth saying where the choice was a number past 0 or
+    where the file has other planes (time points, pages) that focus or max can't mean."""
+    if request.z is None or request.z == 0:
+        return None
+    return f"no Z planes in the file: --z-plane {request.z} does not apply"

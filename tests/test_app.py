@@ -104,7 +104,8 @@ def test_a_z_stack_s_plane_is_chosen_on_the_page(app):
     [s for s in app.selectbox if s.label == "Z plane"][0].set_value("max").run()
     assert not app.exception and any("maximum-intensity projection is segmented" in i.value for i in app.info)
     summary = zip_summary(app)   # the ZIP records the plane as the CLI's --z-plane
-    assert summary.loc["stack", "settings"].endswith("; z plane max") and "z plane" not in summary.loc["sharp", "settings"]
+    assert summary.loc["stack", "settings"].endswith("; z plane max")
+    assert "z plane" not in summary.loc["sharp", "settings"]
     [s for s in app.selectbox if s.label == "Z plane"][0].set_value(1).run()
     assert nuclei_count(app) == [sharp_count, sharp_count]
 
@@ -463,7 +464,7 @@ def test_the_file_s_pixel_size_gives_areas_in_um_and_a_typed_one_replaces_it(app
     assert summary.loc["dapi", "pixel_size_um"] == 0.325
     assert summary.loc["dapi", "pixel_size_source"] == "OME-TIFF metadata"
     assert summary.loc["plain", "pixel_size_um"] == 0.5 and summary.loc["plain", "pixel_size_source"] == "given"
-    assert summary.loc["plain", "settings"].endswith("; pixel size 0.5 um")
+    assert summary.loc["plain", "settings"].endswith("; pixel size 0.5 µm")
     assert "pixel size" not in summary.loc["dapi", "settings"]   # the file's own: as the CLI without --pixel-size
     [n for n in app.number_input if n.label == "Pixel size (µm)"][0].set_value(0.65).run()   # over the file's
     assert any("dapi.ome.tif: the pixel size given, 0.65 µm, is used; the file says 0.325 µm per pixel (OME-TIFF "
@@ -491,4 +492,7 @@ def test_a_large_upload_s_measurements_use_its_pixel_size(monkeypatch):
     field.set_value(0.4).run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     assert np.allclose(downloaded_csv(at, "big_measurements.csv")["area_um2"], table["area_px"] * 0.16)
-    assert any("keeps the file's own calibration" in c.value for c in at.caption)
+    # The label TIFF follows the page's pixel size too (written with the file's, set on download).
+    assert read_pixel_size(at.session_state["_downloads"]["big_labels.tif"]()).size.um == pytest.approx(0.4)
+    assert any("big.ome.tif: the pixel size given, 0.4 µm, is used; the file says 0.2 µm per pixel" in i.value
+               for i in at.info)

@@ -591,7 +591,7 @@ def test_a_pixel_size_given_applies_to_every_image_and_a_different_file_value_is
     assert "note" not in lines["plain.png"]
     summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("image")
     assert summary["pixel_size_um"].tolist() == [0.65, 0.65] and set(summary["pixel_size_source"]) == {"given"}
-    assert summary["settings"].str.endswith("; pixel size 0.65 um").all()
+    assert summary["settings"].str.endswith("; pixel size 0.65 µm").all()
     table = pd.read_csv(tmp_path / "out" / "measurements.csv")
     assert np.allclose(table["area_um2"], table["area_px"] * 0.65 ** 2)
 

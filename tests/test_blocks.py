@@ -291,6 +291,14 @@ def test_a_z_stack_is_read_by_windows_at_the_plane_chosen_as_whole(tmp_path, lay
         assert note in source.notes[0]
 
 
+def test_a_huge_stack_s_sharpest_plane_is_judged_on_a_central_window(tmp_path, monkeypatch):
+    write_focus_stack(tmp_path / "stack.tif", "OME ZYX, tiled")
+    monkeypatch.setattr(blocks, "FOCUS_WINDOW", 128)
+    with TiffSource(tmp_path / "stack.tif", plane=PlaneRequest("focus")) as source:
+        assert source.notes == ["a stack of 3 Z planes: plane 1, the sharpest (judged on its central 128x128 px), "
+                                "is segmented"]
+
+
 def test_a_huge_stack_notes_its_time_points_as_the_whole_reader_does(tmp_path):
     path = tmp_path / "tz.ome.tif"
     tifffile.imwrite(path, np.zeros((2, 3, 40, 50), np.uint8), ome=True, tile=(16, 16), metadata={"axes": "TZYX"})
@@ -303,8 +311,7 @@ def test_a_huge_stack_notes_its_time_points_as_the_whole_reader_does(tmp_path):
 
 def test_a_z_plane_past_the_stack_is_refused_with_its_count(tmp_path):
     write_focus_stack(tmp_path / "stack.tif", "OME ZYX, tiled")
-    with pytest.raises(ImageReadError, match=r"stack.tif: plane 3 was asked \(--z-plane 3\), past its last: it "
-                                             r"has 3 Z planes"):
+    with pytest.raises(ImageReadError, match=r"stack.tif: the stack has 3 Z planes \(0 to 2\): --z-plane 3 is past"):
         TiffSource(tmp_path / "stack.tif", plane=PlaneRequest(3))
 
 

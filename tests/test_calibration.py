@@ -11,7 +11,7 @@ import tifffile
 from PIL import Image
 
 from nuclei_app.calibration import (UM_COLUMNS, PixelSize, check_given, pixel_size_for, read_pixel_size,
-                                    tiff_resolution, with_physical_sizes)
+                                    tiff_resolution, with_physical_sizes, with_resolution)
 from nuclei_app.measure import COLUMNS, measure_nuclei
 
 PIXELS = np.zeros((24, 32), np.uint16)
@@ -110,6 +110,17 @@ def test_label_tiff_resolution_reads_back_as_the_same_pixel_size():
     tifffile.imwrite(buffer, PIXELS, **tiff_resolution(PixelSize(0.325, "given")))
     assert read_pixel_size(buffer.getvalue()).size.um == pytest.approx(0.325, rel=1e-6)
     assert tiff_resolution(None) == {}
+
+
+def test_a_written_tiff_s_resolution_is_set_without_touching_its_pixels():
+    labels = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, labels, tile=(16, 16), compression="zlib", **tiff_resolution(PixelSize(0.2, "x")))
+    retagged = with_resolution(buffer.getvalue(), PixelSize(0.4, "given"))
+    assert len(retagged) == len(buffer.getvalue())
+    assert read_pixel_size(retagged).size.um == pytest.approx(0.4)
+    assert np.array_equal(tifffile.imread(io.BytesIO(retagged)), labels)
+    assert read_pixel_size(with_resolution(retagged, None)).size is None
 
 
 def test_um_columns_scale_lengths_once_and_areas_twice():

@@ -475,16 +475,45 @@ def test_a_z_stack_gives_the_plane_chosen_by_number_sharpness_or_projection(tmp_
     read_channels(tmp_path / "zyx.tif", notes=notes)   # the default: the first, and how to choose another
     assert notes == ["a stack of 3 Z planes: the first is segmented; another Z plane, the sharpest or their maximum "
                      "projection can be chosen (--z-plane N, focus or max; the app's Z plane setting)"]
-    with pytest.raises(ImageReadError, match=r"plane 3 was asked \(--z-plane 3\), past its last"):
+    with pytest.raises(ImageReadError, match=r"zyx.tif: the stack has 3 Z planes \(0 to 2\): --z-plane 3 is past"):
         read_channels(tmp_path / "zyx.tif", plane=PlaneRequest(3))
     read_channels(tmp_path / "zyx.tif", notes=(explicit := []), plane=PlaneRequest(0))
     assert explicit == ["a stack of 3 Z planes: plane 0 is segmented"]   # asked: no advice
     plain = tmp_path / "plain.png"
     Image.fromarray(planes[0]).save(plain)
     assert read_channels(plain, notes=(none := []), plane=PlaneRequest("max")).shape == (30, 40, 1)
-    assert none == []   # no stack: the image itself, its one plane being the sharpest and the maximum
+    assert none == ["no Z planes in the file: --z-plane max does not apply"]
     read_channels(plain, notes=(past := []), plane=PlaneRequest(2))
-    assert past == ["no Z planes: --z-plane 2 does not apply, the image itself is segmented"]
+    assert past == ["no Z planes in the file: --z-plane 2 does not apply"]
+
+
+def test_a_chosen_plane_is_read_plane_by_plane_within_one_plane_s_limits(tmp_path):
+    """Review: a plane number, the sharpest or the projection decoded the whole stack, and a
+    stack whose first plane reads was refused as too large once a plane was chosen."""
+    stack = np.random.default_rng(3).integers(0, 255, (30, 20, 20), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "deep.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    small = ReadLimits(max_pixels=1000)   # 400 px a plane; the stack holds 12,000 values
+    for z, expected in ((None, stack[0]), (0, stack[0]), (17, stack[17]), ("max", stack.max(axis=0))):
+        read = read_channels(tmp_path / "deep.tif", limits=small, plane=PlaneRequest(z))
+        np.testing.assert_allclose(read[..., 0], expected / 255, atol=1e-6, err_msg=str(z))
+    assert read_channels(tmp_path / "deep.tif", limits=small, plane=PlaneRequest("focus")).shape == (20, 20, 1)
+
+
+def test_an_rgba_z_stack_drops_its_alpha_whichever_plane_is_chosen(tmp_path):
+    """Review: with a plane chosen, the alpha of an RGBA stack was kept as a 4th channel (an H&E
+    stack then read as fluorescence); the first plane and the block-wise reader dropped it."""
+    from nuclei_app.blocks import TiffSource
+
+    rng = np.random.default_rng(4)
+    rgba = rng.integers(0, 255, (3, 30, 40, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    tifffile.imwrite(tmp_path / "rgba.ome.tif", rgba, ome=True, photometric="rgb", extrasamples=["unassalpha"],
+                     metadata={"axes": "ZYXS"})
+    for z in (None, 1, "focus", "max"):
+        read = read_channels(tmp_path / "rgba.ome.tif", plane=PlaneRequest(z))
+        assert read.shape == (30, 40, 3), z
+        with TiffSource(tmp_path / "rgba.ome.tif", plane=PlaneRequest(z)) as source:
+            np.testing.assert_array_equal(source.read(0, 30, 0, 40), read)
 
 
 def test_nan_and_infinite_float_pixels_are_counted_in_a_note(tmp_path):

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nuclei_app.imageio import ImageReadError
-from nuclei_app.planes import FOCUS, MAX, PlaneRequest, choose_plane, parse_z_plane, sharpest
+from nuclei_app.planes import FOCUS, MAX, PlaneRequest, parse_z_plane, read_planes, resolve, sharpest_plane
 
 from .conftest import fluorescence_like, synthetic_labels
 
@@ -26,22 +25,30 @@ def test_parse_refuses_anything_else_with_what_is_accepted(text):
         parse_z_plane(text)
 
 
+def choose_plane(stack: np.ndarray, request: PlaneRequest) -> tuple[np.ndarray, str]:
+    """(Z, Y, X, C) -> the plane chosen and its note, as the readers do."""
+    planes, note = resolve(request, len(stack), lambda z: stack[z])
+    return read_planes(lambda z: stack[z], planes), note
+
+
 @pytest.mark.parametrize("sigmas, sharp", [((4, 2, 0, 2, 4), 2), ((0, 1, 3), 0), ((5, 3, 1.5), 2)])
 def test_the_sharpest_plane_is_the_least_blurred(sigmas, sharp):
-    assert sharpest(focus_series(sigmas)) == sharp
+    stack = focus_series(sigmas)[..., None]
+    assert sharpest_plane(len(stack), lambda z: stack[z], "auto") == (sharp, 0, 1)
 
 
 def test_choose_plane_by_number_focus_and_projection_and_says_which():
     stack = focus_series()[..., None]   # (Z, Y, X, C)
-    plane, note = choose_plane(stack, PlaneRequest(1), "s.tif")
+    original = stack.copy()
+    plane, note = choose_plane(stack, PlaneRequest(1))
     assert np.array_equal(plane, stack[1]) and note == "a stack of 5 Z planes: plane 1 is segmented"
-    plane, note = choose_plane(stack, PlaneRequest(FOCUS), "s.tif")
+    plane, note = choose_plane(stack, PlaneRequest(FOCUS))
     assert np.array_equal(plane, stack[2]) and note == "a stack of 5 Z planes: plane 2, the sharpest, is segmented"
-    plane, note = choose_plane(stack, PlaneRequest(MAX), "s.tif")
+    plane, note = choose_plane(stack, PlaneRequest(MAX))
     assert np.array_equal(plane, stack.max(axis=0)) and "maximum-intensity projection" in note
-    with pytest.raises(ImageReadError, match=r"s.tif: plane 5 was asked \(--z-plane 5\), past its last: it has 5 Z "
-                                             r"planes \(0 to 4\)"):
-        choose_plane(stack, PlaneRequest(5), "s.tif")
+    assert np.array_equal(stack, original)   # the running maximum never writes into the reader's planes
+    with pytest.raises(ValueError, match=r"the stack has 5 Z planes \(0 to 4\): --z-plane 5 is past the last"):
+        choose_plane(stack, PlaneRequest(5))
 
 
 def test_the_sharpest_plane_is_judged_on_the_channel_segmented():
@@ -52,7 +59,8 @@ def test_the_sharpest_plane_is_judged_on_the_channel_segmented():
     speckle = rng.random((96, 96)) ** 8 * 255
     speckles = np.stack([ndimage.gaussian_filter(speckle, sigma) for sigma in (6, 5, 4, 2, 0)])
     stack = np.stack([nuclei, speckles], axis=-1).astype(np.uint8)
-    assert choose_plane(stack, PlaneRequest(FOCUS), "s.tif")[1] == \
+    assert choose_plane(stack, PlaneRequest(FOCUS))[1] == \
         "a stack of 5 Z planes: plane 2, the sharpest (judged on channel 0), is segmented"
-    assert "plane 2, the sharpest (judged on channel 0)" in choose_plane(stack, PlaneRequest(FOCUS, 0), "s.tif")[1]
-    assert "plane 4, the sharpest (judged on channel 1)" in choose_plane(stack, PlaneRequest(FOCUS, 1), "s.tif")[1]
+    assert "plane 2, the sharpest (judged on channel 0)" in choose_plane(stack, PlaneRequest(FOCUS, 0))[1]
+    assert "plane 4, the sharpest (judged on channel 1)" in choose_plane(stack, PlaneRequest(FOCUS, 1))[1]
+    assert "the sharpest (judged on all channels)" in choose_plane(stack, PlaneRequest(FOCUS, "all"))[1]
