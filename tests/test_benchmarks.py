@@ -88,3 +88,15 @@ def test_diameter_notes_benchmark_counts_each_factor(capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("given ")]
     assert [row.split(" the true")[0] for row in rows] == ["given 1.00x", "given 0.33x", "given 3.00x"]
     assert all(" of 4 images" in row for row in rows)   # the four samples
+
+
+def test_z_planes_benchmark_scores_each_choice(capsys):
+    from benchmarks import z_planes
+    from train.locations import SAMPLES_DATA_DIR
+
+    assert z_planes.main(["--data", str(SAMPLES_DATA_DIR), "--every", "1"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    rows = [line for line in printed if line.startswith("--z-plane ")]
+    assert [row.split()[1] for row in rows] == ["default", "focus", "max", "2"]
+    assert all(0.0 <= float(row.split("mean AP ")[1]) <= 1.0 for row in rows)
+    assert printed[-1].startswith("focus chose the sharp plane on ") and printed[-1].endswith(" of 4 stacks")
