@@ -394,6 +394,35 @@ def test_a_huge_tiff_s_blocks_are_segmented_by_the_workers(cluster, bundled_mode
     assert_same_result(there, here)
 
 
+def test_a_huge_z_stack_s_sharpest_plane_and_pixel_size_are_the_workers_too(cluster, bundled_model, field,
+                                                                           tmp_path):
+    """The workers read the plane the client judged sharpest (each opens the file itself),
+    and the label TIFF carries the pixel size: as the same image segmented in-process."""
+    from distributed import Client
+    from scipy import ndimage
+
+    from nuclei_app.blocks import segment_in_blocks
+    from nuclei_app.calibration import PixelSize, read_pixel_size
+    from nuclei_app.cluster_blocks import ClusterBlocks, SourceSpec
+    from nuclei_app.planes import PlaneRequest
+
+    sharp = tifffile.imread(field[0])[:600, :700]
+    stack = np.stack([ndimage.gaussian_filter(sharp, 4), sharp, ndimage.gaussian_filter(sharp, 6)])
+    path = tmp_path / "stack.ome.tif"
+    tifffile.imwrite(path, stack, ome=True, tile=(256, 256), compression="zlib", metadata={"axes": "ZYX"})
+    options = dict(block_size=400, plane=PlaneRequest("focus"), pixel_size=PixelSize(0.5, "given"))
+    here = segment_in_blocks(bundled_model, path, tmp_path / "here", "stack", **options)
+    with Client(cluster.address, timeout="60s", set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=START_TIMEOUT_S)
+        runner = ClusterBlocks(client, SourceSpec(str(path), path.name, lazy=True, plane=PlaneRequest("focus")),
+                               cluster_run.cluster_model_source(bundled_model), run_id="zstack")
+        there = segment_in_blocks(bundled_model, path, tmp_path / "there", "stack", runner=runner, **options)
+    assert here.notes == there.notes == ["a stack of 3 Z planes: plane 1, the sharpest, is segmented"]
+    assert here.count > 100 and np.array_equal(tifffile.imread(there.files["labels"]),
+                                               tifffile.imread(here.files["labels"]))
+    assert read_pixel_size(there.files["labels"]).size.um == pytest.approx(0.5)
+
+
 def test_a_worker_killed_mid_image_has_its_blocks_redone_elsewhere(cluster, bundled_model, field, tmp_path):
     path, here = field
     killed = []
