@@ -8,29 +8,19 @@ its ground truth's median nucleus diameter times each factor.
 """
 from __future__ import annotations
 
-import argparse
-
+from benchmarks.sampled import sampled_images
 from nuclei_app.diameter_check import given_diameter_note
 from nuclei_app.imageio import read_channels
-from nuclei_app.machine import describe_machine
 from nuclei_app.pipeline import segment
 from nuclei_app.scale import median_diameter
-from nuclei_app.sources import describe, resolve_model
-from train.data import DEFAULT_DATA_DIR, find_samples, read_instance_labels
+from train.data import read_instance_labels
 
 FACTORS = (1.0, 1 / 3, 3.0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.diameter_notes", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=DEFAULT_DATA_DIR)
-    parser.add_argument("--every", type=int, default=4)
-    parser.add_argument("--model")
-    args = parser.parse_args(argv)
-    model = resolve_model(args.model)
-    print(f"machine: {describe_machine()}; model: {describe(model)}")
+    model, samples = sampled_images("python -m benchmarks.diameter_notes", __doc__, argv)
     noted = {factor: [] for factor in FACTORS}
-    samples = find_samples(args.data)[::args.every]
     for files in samples:
         truth = median_diameter(read_instance_labels(files))
         if truth is None:

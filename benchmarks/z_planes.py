@@ -10,7 +10,6 @@ the DSB mean AP against the image's ground truth.
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
@@ -18,13 +17,12 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
+from benchmarks.sampled import sampled_images
 from nuclei_app.imageio import decode_array, read_channels
-from nuclei_app.machine import describe_machine
 from nuclei_app.metrics import image_scores
 from nuclei_app.pipeline import segment
 from nuclei_app.planes import FOCUS, MAX, PlaneRequest
-from nuclei_app.sources import describe, resolve_model
-from train.data import DEFAULT_DATA_DIR, find_samples, read_instance_labels
+from train.data import read_instance_labels
 
 SIGMAS = (4, 2, 0, 2, 4)   # the in-focus plane is 2
 CHOICES = {"default (the first)": None, "focus": FOCUS, "max": MAX, "2 (the sharp plane)": 2}
@@ -38,16 +36,9 @@ def defocus_stack(image: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.z_planes", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=DEFAULT_DATA_DIR)
-    parser.add_argument("--every", type=int, default=4)
-    parser.add_argument("--model")
-    args = parser.parse_args(argv)
-    model = resolve_model(args.model)
-    print(f"machine: {describe_machine()}; model: {describe(model)}")
+    model, samples = sampled_images("python -m benchmarks.z_planes", __doc__, argv)
     scores = {name: [] for name in CHOICES}
     sharp_found = 0
-    samples = find_samples(args.data)[::args.every]
     with tempfile.TemporaryDirectory() as folder:
         for files in samples:
             stack = defocus_stack(decode_array(files.image_path))
