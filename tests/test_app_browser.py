@@ -81,3 +81,56 @@ def test_upload_in_a_real_browser(server):
         expect(truth_tab).to_have_attribute("aria-selected", "true")
         browser.close()
     assert (ARTIFACTS / "app_screenshot.png").stat().st_size > 10_000
+
+
+def test_the_zip_records_each_image_s_choices_in_a_real_browser(server, tmp_path):
+    """The ZIP is built when its button is clicked, outside the page's run: each image's Z plane
+    and pixel size, chosen on the page, must still reach its summary.csv row."""
+    import io
+    import zipfile
+
+    import numpy as np
+    import pandas as pd
+    import tifffile
+    from playwright.sync_api import expect, sync_playwright
+    from scipy import ndimage
+
+    from nuclei_app.imageio import read_image
+
+    sharp = (read_image(SAMPLES / "images" / "fluorescence_sparse.png")[..., 0] * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([ndimage.gaussian_filter(sharp, 6), sharp]), imagej=True,
+                     metadata={"axes": "ZYX"})
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(server)
+        dropzone = page.get_by_test_id("stFileUploaderDropzone")
+        expect(dropzone.get_by_text("Upload", exact=True)).to_be_visible(timeout=120_000)
+        with page.expect_file_chooser() as chooser:
+            dropzone.get_by_text("Upload", exact=True).click()
+        chooser.value.set_files([str(tmp_path / "stack.tif"), str(SAMPLES / "images" / "fluorescence_dense.png")])
+        counts = page.locator('[data-testid="stMetric"]').filter(has_text="Nuclei").locator('[data-testid="stMetricValue"]')
+        expect(counts.nth(1)).to_be_visible(timeout=180_000)
+        for expander in page.get_by_text("Nucleus diameter, channel and pixel size").all():
+            expander.click()
+        page.get_by_test_id("stSelectbox").filter(has_text="Z plane").click()
+        page.get_by_role("option", name="The sharpest plane").click()
+        expect(page.get_by_text("plane 1, the sharpest, is segmented")).to_be_visible(timeout=120_000)
+        fields = page.locator('input[aria-label="Pixel size (µm)"]')   # neither file records one
+        expect(fields).to_have_count(2)
+        for index in range(2):
+            fields.nth(index).fill("0.5")
+            fields.nth(index).press("Enter")
+            median = page.locator('[data-testid="stMetric"]').filter(has_text="Median area").nth(index)
+            expect(median.locator('[data-testid="stMetricValue"]')).to_contain_text("µm²", timeout=120_000)
+        page.wait_for_timeout(1000)
+        with page.expect_download(timeout=120_000) as download:
+            page.get_by_role("button", name="Download everything (ZIP)").click()
+        archive = zipfile.ZipFile(io.BytesIO(open(download.value.path(), "rb").read()))
+        browser.close()
+    summary = pd.read_csv(archive.open("summary.csv"), keep_default_na=False).set_index("image")
+    assert summary.loc["stack", "settings"].endswith("; pixel size 0.5 µm; z plane focus")
+    assert summary.loc["stack", "notes"].startswith("a stack of 2 Z planes: plane 1, the sharpest")
+    assert summary["pixel_size_um"].tolist() == [0.5, 0.5]
+    assert summary.loc["fluorescence_dense", "settings"].endswith("; pixel size 0.5 µm")
