@@ -38,7 +38,7 @@ from nuclei_app.results import (FILE_SUFFIXES, combined_measurements, csv_bytes,
 from nuclei_app.sources import describe, resolve_model
 
 LIMITS = AppLimits()
-FORMATS = ("png", "tiff", "rois", "geojson")  # every download the CLI can write
+FORMATS = ("png", "tiff", "rois", "geojson", "intensities")  # every download the CLI can write
 PAGE_COLUMN_PX = 700  # about how wide one of two side-by-side images is on a laptop screen
 
 
@@ -295,6 +295,7 @@ class Analysis:
     notes: list[str] = field(default_factory=list)  # how the file was read, a diameter that looks wrong
     pixel_size: PixelSize | None = None             # the page's (the file's own unless typed): µm columns
     choices: ImageChoices = field(default_factory=ImageChoices)  # as segmented: the ZIP's settings column
+    channels: np.ndarray | None = None  # the image as read (cached anyway): every channel's intensities
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -376,7 +377,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     table = session_cached(item, ("table", model.source, settings.tta, choices.key, settings.postprocess),
                            lambda: measure_nuclei(labels, intensity))
     return Analysis(item, image, prediction, labels, with_physical_sizes(table, pixel_size), image_kind(image),
-                    notes + ([doubt] if doubt else []), pixel_size, choices)
+                    notes + ([doubt] if doubt else []), pixel_size, choices, channels)
 
 
 def pixel_size_notes(reading: Reading, pixel_size: PixelSize | None) -> list[str]:
@@ -691,7 +692,7 @@ def file_builders(analysis: Analysis, settings: Settings) -> dict[str, Callable[
             overlay = draw_overlay(analysis.image, analysis.labels, style=settings.style, opacity=settings.opacity,
                                    stretch=settings.stretch)
             built.update(image_result_files(analysis.item.name, analysis.labels, overlay, analysis.table, FORMATS,
-                                            pixel_size=analysis.pixel_size))
+                                            pixel_size=analysis.pixel_size, channels=analysis.channels))
         return built
     names = [analysis.item.name + suffix for suffix in FILE_SUFFIXES]
     return {name: (lambda name=name: build_all()[name]) for name in names}

@@ -44,7 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                           "(H&E, brightfield); default 'auto' chooses per image")
     seg.add_argument("--formats", type=formats_argument, default=("png",), metavar="LIST",
                      help="comma list of output formats: png (labels, mask and overlay PNGs), tiff (16-bit label "
-                          "TIFF), rois (ImageJ/Fiji ROI set), geojson (QuPath detections), or all; default png")
+                          "TIFF), rois (ImageJ/Fiji ROI set), geojson (QuPath detections), intensities (every "
+                          "channel's mean, max and integrated intensity per nucleus, CSV), or all; default png")
     seg.add_argument("--precision", choices=["float32", "bfloat16", "auto"], default="float32",
                      help="the network's arithmetic: bfloat16 runs faster on CPUs with AVX-512 BF16 or AMX "
                           "(validation mean AP as float32's: docs/precision_validation.txt); auto uses it where the "

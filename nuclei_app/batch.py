@@ -229,7 +229,7 @@ def image_files(name: str, channels: np.ndarray, segmentation: Segmentation, req
     overlay = (draw_overlay(display_rgb(channels, used), segmentation.labels, style="outlines", opacity=1.0)
                if "png" in request.formats else None)
     files = image_result_files(name, segmentation.labels, overlay, table, request.formats, measurements=False,
-                               pixel_size=pixel_size)
+                               pixel_size=pixel_size, channels=channels)
     table.insert(0, "image", name)
     return table, files
 

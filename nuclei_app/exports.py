@@ -35,6 +35,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "tiff": ("_labels.tif",),
     "rois": ("_rois.zip",),
     "geojson": (".geojson",),
+    "intensities": ("_intensities.csv",),
 }
 ALL = "all"
 
@@ -61,7 +62,8 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 def export_files(name: str, labels: np.ndarray, table: pd.DataFrame | None,
                  formats: tuple[str, ...] | list[str], pixel_size: PixelSize | None = None) -> dict[str, bytes]:
-    """File name -> bytes for the requested formats except 'png' (written elsewhere);
+    """File name -> bytes for the requested formats except 'png' and 'intensities' (written
+    elsewhere: they need the image's pixels);
     ``pixel_size``: stored in the label TIFF, so that Fiji, QuPath and napari measure in µm."""
     writers = {
         "tiff": lambda: labels_tiff_bytes(labels, pixel_size),

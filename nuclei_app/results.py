@@ -21,10 +21,12 @@ import pandas as pd
 from .calibration import PixelSize
 from .exports import export_files, fixed_time_entry
 from .imageio import labels_png_bytes, mask_png_bytes, rgb_png_bytes
+from .measure import channel_intensities
 
 FILE_SUFFIXES = {"_labels.png": "Labels (16-bit PNG)", "_mask.png": "Mask PNG", "_overlay.png": "Overlay PNG",
                  "_measurements.csv": "Measurements CSV", "_labels.tif": "Labels (TIFF)",
-                 "_rois.zip": "ImageJ ROIs", ".geojson": "QuPath GeoJSON"}
+                 "_rois.zip": "ImageJ ROIs", ".geojson": "QuPath GeoJSON",
+                 "_intensities.csv": "Channel intensities CSV"}
 # Spreadsheets (Excel, LibreOffice, Sheets) evaluate a cell starting with one of these.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MAX_NAME_LENGTH = 100
@@ -90,16 +92,19 @@ def csv_bytes(frame: pd.DataFrame, header: bool = True) -> bytes:
 
 def image_result_files(name: str, labels: np.ndarray, overlay: np.ndarray | None, table: pd.DataFrame,
                        formats: tuple[str, ...] = ("png",), measurements: bool = True,
-                       pixel_size: PixelSize | None = None) -> dict[str, bytes]:
+                       pixel_size: PixelSize | None = None, channels: np.ndarray | None = None) -> dict[str, bytes]:
     """One image's files under the batch CLI's names (DESIGN.md contract), for the CLI and
     the app's downloads alike; ``measurements`` adds the image's own CSV (the app's);
-    ``pixel_size`` is stored in the label TIFF."""
+    ``pixel_size`` is stored in the label TIFF; ``channels``, the image as read, give
+    every channel's intensities ('intensities')."""
     files = {}
     if "png" in formats:
         files.update({f"{name}_labels.png": labels_png_bytes(labels), f"{name}_mask.png": mask_png_bytes(labels),
                       f"{name}_overlay.png": rgb_png_bytes(overlay)})
     if measurements:
         files[f"{name}_measurements.csv"] = csv_bytes(table)
+    if "intensities" in formats and channels is not None:
+        files[f"{name}_intensities.csv"] = csv_bytes(channel_intensities(labels, channels))
     files.update(export_files(name, labels, table, formats, pixel_size))
     return files
 

@@ -233,7 +233,7 @@ def test_same_stems_duplicates_and_hostile_names_keep_every_result_apart(app, mo
     names = archive.namelist()
     stems = ["cells", "cells_2", "cells_3", "dup_a", "dup_b", "evil"]
     assert sorted(n for n in names if n.endswith("_labels.png")) == sorted(f"{s}_labels.png" for s in stems)
-    assert len(names) == 6 * 7 + 2 and not any(".." in n or "/" in n or "\\" in n for n in names)
+    assert len(names) == 6 * 8 + 2 and not any(".." in n or "/" in n or "\\" in n for n in names)
     table = pd.read_csv(io.BytesIO(archive.read("measurements.csv")))
     assert sorted(table["image"].unique()) == sorted(stems)
     summary = pd.read_csv(io.BytesIO(archive.read("summary.csv")))
@@ -272,7 +272,7 @@ def test_every_download_is_the_clis_file(app, tmp_path):
     subprocess.run([sys.executable, "-m", "nuclei_app", "segment", str(SAMPLES / "images"), "--out", str(tmp_path),
                     "--formats", "all", "--engine", "tensorflow"], check=True, capture_output=True, env=cli_env())
     for stem in stems:
-        for suffix in ("_labels.png", "_mask.png", "_labels.tif", "_rois.zip", ".geojson"):
+        for suffix in ("_labels.png", "_mask.png", "_labels.tif", "_rois.zip", ".geojson", "_intensities.csv"):
             assert offered[stem + suffix]() == (tmp_path / f"{stem}{suffix}").read_bytes(), stem + suffix
 
 

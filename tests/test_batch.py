@@ -624,3 +624,30 @@ def test_z_plane_focus_segments_a_stack_s_sharp_plane_as_that_plane_alone(bundle
     assert "note: a stack of 3 Z planes: plane 1, the sharpest" in line
     summary = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False).set_index("image")
     assert summary.loc["stack", "settings"].endswith("; z plane focus")
+
+
+def test_formats_intensities_gives_every_channel_s_intensity_per_nucleus(bundled_model, tmp_path):
+    """A composite: nuclei in channel 2, a cytoplasm-like stain in 0 and 1. The nuclear
+    channel's mean is the measurements' mean_intensity; the others are measured too."""
+    from nuclei_app.imageio import read_image
+
+    nuclei = read_image(SAMPLES / "images" / "fluorescence_sparse.png")[..., 0]
+    cytoplasm = ndimage_blur(nuclei)
+    composite = (np.stack([cytoplasm, cytoplasm * 0.5, nuclei], axis=-1) * 255).astype(np.uint8)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(composite).save(tmp_path / "in" / "composite.png")
+    request = ImageRequest(bundled_model.postprocess_settings, channel=2, formats=("intensities",))
+    assert segment_paths(bundled_model, [tmp_path / "in"], tmp_path / "out", request, log=io.StringIO()).exit_status == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("composite*")) == ["composite_intensities.csv"]
+    channels = pd.read_csv(tmp_path / "out" / "composite_intensities.csv")
+    measured = pd.read_csv(tmp_path / "out" / "measurements.csv")
+    assert len(channels) == len(measured) > 10
+    np.testing.assert_array_equal(channels["nucleus"], measured["nucleus"])
+    np.testing.assert_allclose(channels["mean_c2"], measured["mean_intensity"], rtol=1e-6)
+    np.testing.assert_allclose(channels["integrated_c1"], channels["integrated_c0"] * 0.5, rtol=0.02)
+
+
+def ndimage_blur(plane):
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(plane, 8) * 0.8 + 0.1

@@ -224,12 +224,12 @@ def test_geojson_leaves_out_measurements_that_are_not_numbers(labels, table):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("all", ("png", "tiff", "rois", "geojson")),
-    ("ALL", ("png", "tiff", "rois", "geojson")),
+    ("all", ("png", "tiff", "rois", "geojson", "intensities")),
+    ("ALL", ("png", "tiff", "rois", "geojson", "intensities")),
     ("png", ("png",)),
     ("GeoJSON, tiff", ("tiff", "geojson")),
     ("rois,png,rois,", ("png", "rois")),
-    ("png,all", ("png", "tiff", "rois", "geojson")),
+    ("png,all", ("png", "tiff", "rois", "geojson", "intensities")),
 ])
 def test_parse_formats(text, expected):
     assert parse_formats(text) == expected
@@ -242,7 +242,7 @@ def test_parse_formats_names_the_bad_entry_and_the_valid_ones(text, bad):
     with pytest.raises(ValueError) as error:
         parse_formats(text)
     assert bad in str(error.value)
-    assert "png, tiff, rois, geojson, all" in str(error.value)
+    assert "png, tiff, rois, geojson, intensities, all" in str(error.value)
 
 
 def test_export_files_gives_the_non_png_files_under_the_contract_names(labels, table):
@@ -251,7 +251,7 @@ def test_export_files_gives_the_non_png_files_under_the_contract_names(labels, t
     assert files["cells.geojson"] == geojson_bytes(labels, table)
     assert export_files("cells", labels, table, ("png",)) == {}
     assert list(export_files("cells", labels, table, ("geojson",))) == ["cells.geojson"]
-    assert set(FORMATS) == {"png", "tiff", "rois", "geojson"}
+    assert set(FORMATS) == {"png", "tiff", "rois", "geojson", "intensities"}   # png and intensities: results.py
 
 
 def test_an_image_without_nuclei_gives_empty_but_valid_files(tmp_path):

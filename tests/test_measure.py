@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nuclei_app.measure import COLUMNS, measure_nuclei, summary
+from nuclei_app.measure import COLUMNS, channel_intensities, measure_nuclei, summary
 
 
 def test_square_nucleus_measurements():
@@ -118,3 +118,25 @@ def test_solidity_of_an_object_taller_than_one_chunk_of_rows():
     table = measure_nuclei(labels, np.zeros(labels.shape, np.float32))
     expected = regionprops_table(labels, properties=["solidity"])["solidity"]
     np.testing.assert_allclose(table["solidity"].to_numpy(float), expected, rtol=1e-12)
+
+
+def test_every_channel_s_intensity_per_nucleus_is_regionprops_own():
+    from skimage.measure import regionprops_table
+
+    from .conftest import synthetic_labels
+
+    labels = synthetic_labels((80, 90), seed=2, count=9) * 2          # ids with gaps
+    channels = np.random.default_rng(1).random((80, 90, 3)).astype(np.float32)
+    table = channel_intensities(labels, channels)
+    assert list(table.columns) == ["nucleus"] + [f"{stat}_c{c}" for c in range(3)
+                                                 for stat in ("mean", "max", "integrated")]
+    for c in range(3):
+        expected = regionprops_table(labels, intensity_image=channels[..., c],
+                                     properties=["label", "area", "intensity_mean", "intensity_max"])
+        np.testing.assert_array_equal(table["nucleus"], expected["label"])
+        np.testing.assert_allclose(table[f"mean_c{c}"], expected["intensity_mean"], rtol=1e-6)
+        np.testing.assert_allclose(table[f"max_c{c}"], expected["intensity_max"], rtol=1e-6)
+        np.testing.assert_allclose(table[f"integrated_c{c}"], expected["intensity_mean"] * expected["area"], rtol=1e-6)
+    grey = channel_intensities(labels, channels[..., 0])
+    assert list(grey.columns) == ["nucleus", "mean_c0", "max_c0", "integrated_c0"]
+    assert list(channel_intensities(np.zeros_like(labels), channels).columns) == list(table.columns)
