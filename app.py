@@ -22,7 +22,7 @@ from nuclei_app.diameter_check import given_diameter_note
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.batch import ImageRequest, settings_text
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
-from nuclei_app.imageio import ImageReadError, declared_pixels, read_channels, read_labels, z_planes
+from nuclei_app.imageio import ImageReadError, declared_layout, read_channels, read_labels
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
 from nuclei_app.measure import measure_nuclei, summary
 from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
@@ -391,16 +391,16 @@ def pixel_size_notes(reading: Reading, pixel_size: PixelSize | None) -> list[str
 @dataclass(frozen=True)
 class FileFacts:
     """What an upload's header says (no pixel decoded): its pixels (None: unreadable, the
-    reader says why), its pixel size, its Z planes."""
+    reader says why), its Z planes, its pixel size."""
     pixels: int | None
-    pixel_size: Reading
     z_planes: int
+    pixel_size: Reading
 
 
 def file_facts(item: InputImage) -> FileFacts:
     """Read once per image, in one of its cache's slots."""
-    return session_cached(item, ("header",), lambda: FileFacts(declared_pixels(item.data), read_pixel_size(item.data),
-                                                               z_planes(item.data)))
+    return session_cached(item, ("header",),
+                          lambda: FileFacts(*declared_layout(item.data), read_pixel_size(item.data)))
 
 
 def plane_image(item: InputImage, plane: PlaneRequest) -> tuple[np.ndarray, list[str]]:

@@ -117,12 +117,13 @@ def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str],
         if not tif.pages:
             raise ImageReadError(name, "the TIFF file has no pages.")
         series = tif.series[0] if tif.series else None
-        z_planes = dict(zip(series.axes, series.shape)).get("Z", 1) if series is not None else 1
+        z_planes = _z_planes(series) if series is not None else 1
         if z_planes <= 1:
             notes += filter(None, [no_stack_note(plane)])
         chosen = plane.z is not None and z_planes > 1
-        if chosen and _plane_pages(series):
-            return _read_stack_planes(series, name, limits, notes, plane)
+        pages = _plane_pages(series) if chosen else None
+        if pages:
+            return _read_stack_planes(series, pages, name, limits, notes, plane)
         if series is not None and "C" in series.axes and "Y" in series.axes and "X" in series.axes:
             return _read_channel_series(series, name, limits, notes, plane=plane)
         if chosen:  # pages that are not one plane each: the whole series, within the size check
@@ -197,10 +198,7 @@ def _read_channel_series(series, name: str, limits: ReadLimits, notes: list[str]
     first of every other axis."""
     axes = axes or series.axes
     shape = dict(zip(axes, series.shape))
-    _check_pixels(shape["Y"], shape["X"], name, limits)
-    if shape.get("C", 1) > MAX_CHANNELS:
-        raise ImageReadError(name, f"{shape['C']} channels; at most {MAX_CHANNELS} are supported. "
-                                   "Save the nuclear channel, or a few channels, as their own file.")
+    _check_plane(shape, name, limits)
     if series.size > limits.max_pixels * MAX_CHANNELS:
         # Z or T planes beyond the first would all be decoded: refuse from the header.
         raise ImageReadError(name, f"the stack {dict(shape)} holds {series.size / 1e6:.0f} million values, too many "
@@ -222,6 +220,18 @@ def _read_channel_series(series, name: str, limits: ReadLimits, notes: list[str]
     return _chosen_planes(lambda z: array[z], shape, name, notes, plane)
 
 
+def _check_plane(shape: dict[str, int], name: str, limits: ReadLimits) -> None:
+    """One plane of a stack (axes -> lengths) within the limits, from the header."""
+    _check_pixels(shape["Y"], shape["X"], name, limits)
+    if shape.get("C", 1) > MAX_CHANNELS:
+        raise ImageReadError(name, f"{shape['C']} channels; at most {MAX_CHANNELS} are supported. "
+                                   "Save the nuclear channel, or a few channels, as their own file.")
+
+
+def _z_planes(series) -> int:
+    return int(dict(zip(series.axes, series.shape)).get("Z", 1))
+
+
 def _plane_pages(series) -> Callable[[int], list[int]] | None:
     """The pages that hold Z plane z (its channels; the first of other axes), where each page
     is one (Y, X) or (Y, X, samples) plane, as ImageJ and OME-TIFF stacks store them; None
@@ -241,15 +251,13 @@ def _plane_pages(series) -> Callable[[int], list[int]] | None:
     return pages
 
 
-def _read_stack_planes(series, name: str, limits: ReadLimits, notes: list[str], plane: PlaneRequest) -> np.ndarray:
-    """A Z-stack read plane by plane, each plane's pages only: a plane by number decodes that
-    plane, the sharpest and the projection one plane at a time, so a stack needs no more
-    memory (nor passes a size check) than one of its planes."""
-    shape, pages = dict(zip(series.axes, series.shape)), _plane_pages(series)
-    _check_pixels(shape["Y"], shape["X"], name, limits)
-    if shape.get("C", 1) > MAX_CHANNELS:
-        raise ImageReadError(name, f"{shape['C']} channels; at most {MAX_CHANNELS} are supported. "
-                                   "Save the nuclear channel, or a few channels, as their own file.")
+def _read_stack_planes(series, pages: Callable[[int], list[int]], name: str, limits: ReadLimits, notes: list[str],
+                       plane: PlaneRequest) -> np.ndarray:
+    """A Z-stack read plane by plane, each plane's ``pages`` only (``_plane_pages``): a plane
+    by number decodes that plane, the sharpest and the projection one plane at a time, so a
+    stack needs no more memory (nor passes a size check) than one of its planes."""
+    shape = dict(zip(series.axes, series.shape))
+    _check_plane(shape, name, limits)
 
     def read_plane(z: int) -> np.ndarray:
         array = series.asarray(key=pages(z))
@@ -467,33 +475,21 @@ def tiff_plane_shape(level) -> tuple[int, int]:
     return shape[axes.index("Y")], shape[axes.index("X")]
 
 
-def declared_pixels(data: bytes) -> int | None:
-    """Pixels of the image's full-resolution plane, from its header alone (no pixel is
-    decoded); None where the header can't be read, so that the reader says why."""
+def declared_layout(data: bytes) -> tuple[int | None, int]:
+    """(pixels of the image's full-resolution plane, its Z planes), from its header alone (no
+    pixel is decoded, the header parsed once); (None, 1) where the header can't be read, so
+    that the reader says why."""
     try:
         if data[:4] in TIFF_MAGIC:
             with tifffile.TiffFile(io.BytesIO(data)) as tif:
                 height, width = tiff_plane_shape(tif.series[0].levels[0])
-                return int(height) * int(width)
+                return int(height) * int(width), _z_planes(tif.series[0])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as image:
-                return image.width * image.height
+                return image.width * image.height, 1
     except Exception:  # noqa: BLE001 - any failure here (a Pillow bomb too) is reported by the reader
-        return None
-
-
-def z_planes(data: bytes) -> int:
-    """How many Z planes a TIFF's first series has, from its header alone (1 for any other
-    image, or where the header can't say)."""
-    try:
-        if data[:4] not in TIFF_MAGIC:
-            return 1
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            series = tif.series[0]
-            return int(dict(zip(series.axes, series.shape)).get("Z", 1))
-    except Exception:  # noqa: BLE001 - the reader reports what is wrong with the file
-        return 1
+        return None, 1
 
 
 def read_image(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
