@@ -356,7 +356,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     reading = file_facts(item).pixel_size
     notes_area = st.container()  # above the controls, filled once the pixel size field is read
     choices, pixel_size = image_choices_ui(item, model, as_channels(channels).shape[-1], reading, channels)
-    notes = notes + pixel_size_notes(reading, pixel_size)
+    notes = notes + reading.notes(typed_size(pixel_size))
     for note in notes:  # how the file was read: the plane of a Z-stack, ...
         notes_area.info(f"{item.label}: {note}.")
     try:
@@ -380,12 +380,9 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
                     notes + ([doubt] if doubt else []), pixel_size, choices, channels)
 
 
-def pixel_size_notes(reading: Reading, pixel_size: PixelSize | None) -> list[str]:
-    """What the page says about the pixel size: why the file's isn't used (none typed), or
-    that one typed replaces the file's (as the CLI's --pixel-size)."""
-    if pixel_size is None:
-        return [reading.problem] if reading.problem else []
-    return [note for note in [reading.override_note(pixel_size.um)] if note and pixel_size.source == "given"]
+def typed_size(pixel_size: PixelSize | None) -> float | None:
+    """The pixel size typed on the page (the CLI's --pixel-size); None where it is the file's or none."""
+    return pixel_size.um if pixel_size and pixel_size.source == "given" else None
 
 
 @dataclass(frozen=True)
@@ -478,7 +475,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
     st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
     notes_area = st.container()
     _, pixel_size = image_choices_ui(item, model, result.channels, reading)
-    notes = result.notes + pixel_size_notes(reading, pixel_size)
+    notes = result.notes + reading.notes(typed_size(pixel_size))
     for note in notes:
         notes_area.info(f"{item.label}: {note}.")
     return LargeAnalysis(item, result, folder, pixel_size, choices, notes)
@@ -807,10 +804,9 @@ def image_request(settings: Settings, analysis: Analysis | LargeAnalysis) -> Ima
     """The page's settings for one image as the CLI would be asked for them (summary.csv's
     settings column; a pixel size typed is --pixel-size), as it was segmented: the ZIP is
     built when clicked, outside the page's run, where the widgets' state can't be read."""
-    choices, pixel_size = analysis.choices, analysis.pixel_size
-    given = pixel_size.um if pixel_size and pixel_size.source == "given" else None
+    choices = analysis.choices
     return ImageRequest(settings.postprocess, tta=settings.tta, diameter=choices.diameter, channel=choices.channel,
-                        pixel_size=given, z_plane=choices.z)
+                        pixel_size=typed_size(analysis.pixel_size), z_plane=choices.z)
 
 
 def record_row(analysis: Analysis | LargeAnalysis) -> dict:

@@ -70,7 +70,6 @@ class PixelSize:
     source: str  # "given", "OME-TIFF metadata", "ImageJ metadata", "Aperio metadata", "TIFF resolution"
 
 
-
 @dataclass(frozen=True)
 class Reading:
     """What the file says: a pixel size, or None with ``problem`` saying why it isn't used
@@ -79,11 +78,14 @@ class Reading:
     problem: str = ""
     said: str = ""
 
-    def override_note(self, given: float) -> str | None:
-        """The note where a size given replaces a different one the file has."""
+    def notes(self, given: float | None) -> list[str]:
+        """What to tell the user about the pixel size: with none ``given``, why the file's is
+        not used (if it is not); with one given, that it replaces another the file has."""
+        if given is None:
+            return [self.problem] if self.problem else []
         if not self.said or (self.size and math.isclose(self.size.um, given, rel_tol=SAME_SIZE_TOLERANCE)):
-            return None
-        return f"the pixel size given, {given:g} µm, is used; the file says {self.said}"
+            return []
+        return [f"the pixel size given, {given:g} µm, is used; the file says {self.said}"]
 
 
 def check_given(value: float) -> float:
@@ -99,28 +101,21 @@ def pixel_size_for(source: ImageSource, given: float | None, notes: list[str] | 
     """The pixel size to measure an image with: the one given (``--pixel-size``) if any, else
     the file's own; None when neither. ``notes`` gets a line where the file's differs from the
     one given, or where the file's could not be used."""
-    notes = [] if notes is None else notes
     reading = read_pixel_size(source)
-    if given is not None:
-        notes += filter(None, [reading.override_note(given)])
-        return PixelSize(given, "given")
-    if reading.problem:
-        notes.append(reading.problem)
-    return reading.size
+    if notes is not None:
+        notes += reading.notes(given)
+    return reading.size if given is None else PixelSize(given, "given")
 
 
 def read_pixel_size(source: ImageSource) -> Reading:
     """The pixel size in the file's metadata (TIFF only: header and description, no pixels)."""
     try:
-        data = source if isinstance(source, bytes) else None
-        if data is not None and data[:4] not in TIFF_MAGIC:
-            return Reading()
-        if data is None:
-            with open(source, "rb") as handle:
-                if handle.read(4) not in TIFF_MAGIC:
-                    return Reading()
-        with tifffile.TiffFile(io.BytesIO(data) if data is not None else source) as tif:
-            return _tiff_reading(tif)
+        with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as handle:
+            if handle.read(4) not in TIFF_MAGIC:
+                return Reading()
+            handle.seek(0)
+            with tifffile.TiffFile(handle) as tif:
+                return _tiff_reading(tif)
     except Exception:  # noqa: BLE001 - metadata that can't be read is no calibration; the reader reports bad files
         return Reading()
 
@@ -240,8 +235,8 @@ def with_resolution(data: bytes, pixel_size: PixelSize | None) -> bytes:
 
 
 def tiff_resolution(pixel_size: PixelSize | None) -> dict:
-    """tifffile.imwrite arguments that store the pixel size (pixels per centimetre, which
-    Fiji, QuPath, napari and this reader all understand); none where unknown."""
+    """tifffile.imwrite arguments that store the pixel size (pixels per centimetre, the TIFF
+    standard's unit, which Fiji, Bio-Formats and this reader read); none where unknown."""
     if pixel_size is None:
         return {}
     per_cm = 1e4 / pixel_size.um

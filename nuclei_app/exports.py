@@ -64,7 +64,7 @@ def export_files(name: str, labels: np.ndarray, table: pd.DataFrame | None,
                  formats: tuple[str, ...] | list[str], pixel_size: PixelSize | None = None) -> dict[str, bytes]:
     """File name -> bytes for the requested formats except 'png' and 'intensities' (written
     elsewhere: they need the image's pixels);
-    ``pixel_size``: stored in the label TIFF, so that Fiji, QuPath and napari measure in µm."""
+    ``pixel_size``: stored in the label TIFF, so that tools reading its calibration measure in µm."""
     writers = {
         "tiff": lambda: labels_tiff_bytes(labels, pixel_size),
         "rois": lambda: rois_zip_bytes(labels),
