@@ -262,11 +262,12 @@ class InFlight:
 
 
 def read_input(path: str | Path, request: ImageRequest, notes: list[str],
-               name: str | None = None) -> tuple[np.ndarray, int | str]:
-    """A batch image's channels as read and the channel to segment it on (``usable_channel``),
-    what the user should know about both added to ``notes``."""
+               name: str | None = None) -> tuple[np.ndarray, int | str, PixelSize | None]:
+    """A batch image's channels as read, the channel to segment it on (``usable_channel``) and
+    the pixel size to measure it with, what the user should know about them added to ``notes``."""
     channels = read_channels(path, name=name, notes=notes, plane=plane_request(request))
-    return channels, usable_channel(channels, request.channel, notes)
+    channel = usable_channel(channels, request.channel, notes)
+    return channels, channel, pixel_size_for(path, request.pixel_size, notes)
 
 
 def plane_request(request: ImageRequest) -> PlaneRequest:
@@ -284,8 +285,7 @@ def read_and_prepare(model: NucleiModel, path: Path, request: ImageRequest):
     where the diameter is not given: done here, off the network's turn; the reading notes;
     the pixel size)."""
     notes: list[str] = []
-    channels, channel = read_input(path, request, notes)
-    pixel_size = pixel_size_for(path, request.pixel_size, notes)
+    channels, channel, pixel_size = read_input(path, request, notes)
     return channels, network_input(model, channels, channel, with_estimate=request.diameter is None), notes, pixel_size
 
 
@@ -458,8 +458,7 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
                                     plane=plane_request(request), **options)
         notes += outcome.notes + size_notes
     else:
-        channels, options["channel"] = read_input(path, request, notes, name=label)
-        pixel_size = pixel_size_for(path, request.pixel_size, notes)
+        channels, options["channel"], pixel_size = read_input(path, request, notes, name=label)
         outcome = segment_array_in_blocks(model, channels, **options)
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
     prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,

@@ -231,8 +231,9 @@ class TiffSource:
         """The Z planes every window is read from (their maximum where several); the notes
         say which, and that other axes (T, ...) give their first plane, as imageio's."""
         count = shape.get("Z", 1)
+        if count <= 1:
+            self.notes += filter(None, [no_stack_note(self._plane)])
         if count <= 1 or self._plane.z is None:
-            self.notes += filter(None, [no_stack_note(self._plane)] if count <= 1 else [])
             note_planes(shape, self.notes)
             return [0]
         # The sharpest plane is judged on a central window where the image is larger: the

@@ -47,7 +47,6 @@ import pandas as pd
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
                     finish_run, image_files, is_disk_full, is_huge, noted, plane_request, plural, put_on_record,
                     read_input, segment_channels, settings_text, start_run, stop)
-from .calibration import pixel_size_for
 from .diameter_check import given_diameter_note
 from .model import ModelLoadError, NucleiModel, model_digest
 from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, record_in,
@@ -563,8 +562,8 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     model.set_engine(request.engine)
     started, notes = time.time(), []
     try:
-        channels, channel = read_input(task.path, request, notes, name=task.given)  # messages name the file as the user did
-        pixel_size = pixel_size_for(task.path, request.pixel_size, notes)
+        # Messages name the file as the user did.
+        channels, channel, pixel_size = read_input(task.path, request, notes, name=task.given)
         segmentation = segment_channels(model, channels, replace(request, channel=channel))
         notes += filter(None, [given_diameter_note(model, channels, segmentation)])
         table, files = image_files(task.name, channels, segmentation, request, pixel_size)
