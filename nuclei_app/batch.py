@@ -332,7 +332,8 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
     kept = record.begin([(names[path], str(path.resolve())) for path in todo])
     others = len(set(kept) - set(names.values()))
     if others:
-        print(f"The output folder's summary.csv and measurements.csv keep the rows of {plural(others, 'image', 'images')} "
+        kept_images = plural(others, "image", "images")
+        print(f"The output folder's summary.csv and measurements.csv keep the rows of {kept_images} "
               "segmented into it before and not in this run (their files are there).", file=log)
     for path, reason in problems:
         print(f"error: {path}: {reason}{'' if reason.endswith('.') else '.'} Skipped.", file=log)
