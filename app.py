@@ -18,7 +18,7 @@ from nuclei_app.calibration import (PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading
                                     with_resolution)
 from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb, intensity_image
 from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings, ReadLimits
-from nuclei_app.diameter_check import given_diameter_note
+from nuclei_app.diameter_check import given_diameter_note, too_small_note
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.batch import ImageRequest, settings_text
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
@@ -365,10 +365,12 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
         st.error(f"**{item.label}**: {error}")
         return None
     labels = labels_cached(item, prediction, settings, choices, model)
-    # Cached only where the diameter was given (the cache holds few results per image).
-    doubt = choices.diameter and session_cached(
+    # Cached only where the diameter was given (the cache holds few results per image); an
+    # automatic one is checked from the diameter alone.
+    doubt = session_cached(
         item, ("diameter doubt", model.source, settings.tta, choices.key, settings.postprocess),
-        lambda: given_diameter_note(model, channels, Segmentation(prediction, labels), advice=APP_DIAMETER_ADVICE))
+        lambda: given_diameter_note(model, channels, Segmentation(prediction, labels), advice=APP_DIAMETER_ADVICE)
+    ) if choices.diameter else too_small_note(prediction.diameter, prediction.diameter_source, model.diameter)
     if doubt:
         st.warning(f"**{item.label}**: {doubt[0].upper()}{doubt[1:]}.", icon="⚠️")
     used = prediction.channel
@@ -475,7 +477,8 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
     st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
     notes_area = st.container()
     _, pixel_size = image_choices_ui(item, model, result.channels, reading)
-    notes = result.notes + reading.notes(typed_size(pixel_size))
+    notes = result.notes + reading.notes(typed_size(pixel_size)) + list(
+        filter(None, [too_small_note(result.diameter, result.diameter_source, model.diameter)]))
     for note in notes:
         notes_area.info(f"{item.label}: {note}.")
     return LargeAnalysis(item, result, folder, pixel_size, choices, notes)

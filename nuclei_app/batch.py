@@ -29,7 +29,7 @@ import pandas as pd
 from .calibration import PixelSize, pixel_size_for, with_physical_sizes
 from .channels import AUTO, display_rgb, intensity_image, usable_channel
 from .config import IMAGE_SUFFIXES, PostprocessSettings
-from .diameter_check import given_diameter_note
+from .diameter_check import diameter_note, too_small_note
 from .imageio import ImageReadError, read_channels
 from .measure import measure_nuclei
 from .model import NucleiModel
@@ -291,10 +291,10 @@ def read_and_prepare(model: NucleiModel, path: Path, request: ImageRequest):
 
 def label_and_finish(model: NucleiModel, out: Path, item: InFlight, prediction, tuned_labels,
                      request: ImageRequest, prepared: np.ndarray) -> pd.DataFrame:
-    """Stage 3: the watershed (unless the diameter check did it), a note where a diameter
-    given looks wrong, measurements, files."""
+    """Stage 3: the watershed (unless the diameter check did it), a note where the diameter
+    looks wrong (``diameter_note``), measurements, files."""
     item.segmentation = Segmentation(prediction, final_labels(model, prediction, tuned_labels, request.settings))
-    item.notes += filter(None, [given_diameter_note(model, item.channels, item.segmentation, prepared)])
+    item.notes += filter(None, [diameter_note(model, item.channels, item.segmentation, prepared)])
     return finish_image(out, item.name, item.channels, item.segmentation, request, item.pixel_size)
 
 
@@ -461,6 +461,7 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
     else:
         channels, options["channel"], pixel_size = read_input(path, request, notes, name=label)
         outcome = segment_array_in_blocks(model, channels, **options)
+    notes += filter(None, [too_small_note(outcome.diameter, outcome.diameter_source, model.diameter)])
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
     prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,
                             outcome.channel)
@@ -508,7 +509,7 @@ def _failed(item: InFlight, error: Exception, record: RunRecord, result: BatchRe
     put_on_record(record, result, row)
     result.failed.append((str(item.path), reason))
     result.summary.append(row)
-    progress.done(f"error: {item.path}: {reason} Skipped.")
+    progress.done(f"[{item.index}/{progress.total}] error: {item.path}: {reason} Skipped.")
     item.channels = item.segmentation = None
 
 

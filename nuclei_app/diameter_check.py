@@ -1,4 +1,4 @@
-"""Does a diameter the user gave fit the image? A note where it looks wrong, never a change.
+"""Does the diameter fit the image? A note where it looks wrong, never a change.
 
 An estimated diameter is checked against the nuclei found at it (``pipeline``); one the user
 gives is taken as told, which is right: it is how a user overrides a wrong estimate. But a
@@ -7,6 +7,12 @@ a word (a user test: 22 px nuclei segmented at 66 px gave 1 nucleus of 22, at 7 
 with 7 right). So the result is compared with what the image says. The network follows the
 size it is told, so the nuclei found measure between the truth and the given size; the
 network-free blob estimate doesn't, and is asked only when the nuclei found disagree.
+
+An automatic diameter is noted where it falls below the smallest nuclei the model can be
+run for: the model enlarges images at most ``MAX_FACTOR`` times, so its 16 px nuclei can be
+4 px in the image, no smaller. A user test found such diameters on empty wells and noise-only
+fields (2-3 px "nuclei", hundreds of them, with no word): after the percentile stretch, noise
+has full contrast, and the network finds blobs in it at any scale.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .pipeline import Segmentation, network_input
-from .scale import ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, equivalent_diameters, estimate_diameter
+from .scale import ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, MAX_FACTOR, equivalent_diameters, estimate_diameter
 from .size_search import SEARCH_ABOVE
 
 # Nuclei found within this factor of the given diameter: it fits, nothing more is computed.
@@ -32,6 +38,28 @@ MIN_MEASURED = 3
 LOWEST_ESTIMATE = ESTIMATOR_DIAMETERS[0] / ESTIMATOR_BIAS * 1.001
 # What to do about it, on the command line (the app says it its own way).
 CLI_ADVICE = "Give --diameter in pixels (not µm), or leave it out to have it estimated"
+
+
+def diameter_note(model, channels: np.ndarray, segmentation: Segmentation, prepared: np.ndarray | None = None,
+                  advice: str = CLI_ADVICE) -> str | None:
+    """What to tell the user about the diameter an image was segmented at, if anything:
+    ``given_diameter_note`` where it was given, ``too_small_note`` where it was not."""
+    prediction = segmentation.prediction
+    if prediction.diameter_source == "given":
+        return given_diameter_note(model, channels, segmentation, prepared, advice)
+    return too_small_note(prediction.diameter, prediction.diameter_source, model.diameter)
+
+
+def too_small_note(diameter: float | None, source: str, canonical: float | None) -> str | None:
+    """A note where an automatic (estimated or measured) diameter is under the smallest the
+    model can enlarge to its own (None where it is not, or the diameter was given)."""
+    if source not in ("estimated", "measured") or not diameter or not canonical:
+        return None
+    smallest = canonical / MAX_FACTOR
+    if diameter >= smallest:
+        return None
+    return (f"the objects found measure {diameter:.1f} px across, smaller than the {smallest:g} px nuclei this "
+            "model can resolve: noise on an empty field, or nuclei too small at this magnification")
 
 
 def given_diameter_note(model, channels: np.ndarray, segmentation: Segmentation,

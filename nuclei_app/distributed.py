@@ -47,7 +47,7 @@ import pandas as pd
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
                     finish_run, image_files, is_disk_full, is_huge, noted, plane_request, plural, put_on_record,
                     read_input, segment_channels, settings_text, start_run, stop)
-from .diameter_check import given_diameter_note
+from .diameter_check import diameter_note
 from .model import ModelLoadError, NucleiModel, model_digest
 from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, record_in,
                       resumed, summary_row, with_settings, without_redone)
@@ -367,7 +367,7 @@ def progress_line(outcome: ImageOutcome, task: ImageTask, done: int, total: int,
     if outcome.ok:
         return f"[{done}/{total}] {Path(task.given).name}: {outcome.description} ({outcome.row['seconds']:.1f} s)"
     trace = outcome.traceback if debug else ""
-    return f"{trace}error: {task.given}: {outcome.row['status']} Skipped."
+    return f"{trace}[{done}/{total}] error: {task.given}: {outcome.row['status']} Skipped."
 
 
 def failed_outcome(task: ImageTask, status: str, seconds: float | None = None) -> ImageOutcome:
@@ -565,7 +565,7 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
         # Messages name the file as the user did.
         channels, channel, pixel_size = read_input(task.path, request, notes, name=task.given)
         segmentation = segment_channels(model, channels, replace(request, channel=channel))
-        notes += filter(None, [given_diameter_note(model, channels, segmentation)])
+        notes += filter(None, [diameter_note(model, channels, segmentation)])
         table, files = image_files(task.name, channels, segmentation, request, pixel_size)
         write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))
     except Exception as error:  # one image's failure, whatever it is, must not end the run

@@ -1,7 +1,10 @@
 """The Streamlit page, run for real by Streamlit's AppTest on the bundled model."""
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from .conftest import PROJECT, SAMPLES
@@ -60,8 +63,6 @@ def test_broken_upload_reports_and_others_still_run(app):
 
 
 def test_a_z_stack_upload_says_which_plane_was_segmented(app):
-    import io
-
     import numpy as np
     import tifffile
 
@@ -78,8 +79,6 @@ def test_a_z_stack_upload_says_which_plane_was_segmented(app):
 def test_a_z_stack_s_plane_is_chosen_on_the_page(app):
     """The first plane (blurred) by default; "The sharpest plane" segments the in-focus one, as
     that plane uploaded alone; the projection and a plane by number too."""
-    import io
-
     import tifffile
     from scipy import ndimage
 
@@ -111,7 +110,6 @@ def test_a_z_stack_s_plane_is_chosen_on_the_page(app):
 
 
 def zip_summary(at):
-    import io
     import zipfile
 
     import pandas as pd
@@ -186,6 +184,16 @@ def test_diameter_control_shows_the_estimate_and_overrides_it(app):
     assert "Set the nucleus diameter by hand" in doubt
 
 
+def test_a_noise_only_upload_is_told_it_holds_no_nuclei_the_model_resolves(app):
+    """A user test: an empty field came back as hundreds of 2-3 px "nuclei" with no word."""
+    buffer = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((96, 96)) * 40).astype(np.uint8)).save(buffer, "PNG")
+    app.file_uploader[0].set_value(("empty well.png", buffer.getvalue(), "image/png")).run()
+    assert not app.exception
+    (note,) = [w.value for w in app.warning if "empty field" in w.value]
+    assert note.startswith("**empty well.png**: The objects found measure") and "4 px nuclei" in note
+
+
 def test_minimum_size_is_automatic_until_typed_and_then_counts_image_pixels(app):
     """The dense sample's nuclei are ~25 px across: the tuned size (at the model's 16 px
     nuclei) scales up for them; a size typed in counts the image's own pixels, as the table's
@@ -219,7 +227,6 @@ def six_uploads():
 
 
 def test_same_stems_duplicates_and_hostile_names_keep_every_result_apart(app, monkeypatch):
-    import io
     import zipfile
 
     import pandas as pd
@@ -283,10 +290,6 @@ def cli_env():
 
 
 def test_more_images_than_the_page_holds_are_named_not_processed(app):
-    import io
-
-    from PIL import Image
-
     from nuclei_app.config import AppLimits
 
     from .conftest import fluorescence_like, synthetic_labels
@@ -328,11 +331,7 @@ def test_every_bad_file_of_the_awkward_corpus_gets_its_own_message(app, tmp_path
 
 
 def test_memory_limits_refuse_with_a_reason_and_keep_the_rest(monkeypatch):
-    import io
-
     import numpy as np
-    from PIL import Image
-
     import nuclei_app.config as config
 
     small_page = config.AppLimits(max_page_pixels=300_000, max_image_pixels=1_000_000, max_blockwise_pixels=4_000_000)
@@ -359,8 +358,6 @@ def test_memory_limits_refuse_with_a_reason_and_keep_the_rest(monkeypatch):
 def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tmp_path):
     """Over AppLimits.max_image_pixels the page segments block by block (bounded memory) and
     offers the CLI's huge-image files; the count agrees with the whole image's."""
-    import io
-
     import numpy as np
     import tifffile
 
@@ -396,10 +393,6 @@ def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tm
 
 
 def test_an_image_without_nuclei_shows_no_areas(app):
-    import io
-
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(np.full((96, 96), 12, np.uint8)).save(buffer, format="PNG")   # an empty, dark field
     app.file_uploader[0].set_value([("empty.png", buffer.getvalue(), "image/png")]).run()
@@ -409,8 +402,6 @@ def test_an_image_without_nuclei_shows_no_areas(app):
 
 
 def calibrated_tiff(path, pixel_um: float, **kwargs) -> bytes:
-    import io
-
     import tifffile
 
     from nuclei_app.imageio import read_image, to_uint8
@@ -422,8 +413,6 @@ def calibrated_tiff(path, pixel_um: float, **kwargs) -> bytes:
 
 
 def downloaded_csv(at, name: str):
-    import io
-
     import pandas as pd
 
     return pd.read_csv(io.BytesIO(at.session_state["_downloads"][name]()))
@@ -432,7 +421,6 @@ def downloaded_csv(at, name: str):
 def test_the_file_s_pixel_size_gives_areas_in_um_and_a_typed_one_replaces_it(app):
     """An OME-TIFF's pixel size fills the field: areas in µm² on the page, µm columns in the
     downloads, the label TIFF calibrated; a PNG has none (px only) until one is typed."""
-    import io
     import zipfile
 
     import pandas as pd

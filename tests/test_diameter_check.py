@@ -1,8 +1,10 @@
-"""A diameter the user gives is checked against the image: a note where it looks wrong."""
+"""A diameter the user gives is checked against the image, an automatic one against the
+smallest nuclei the model resolves: a note where it looks wrong."""
 import numpy as np
 import pytest
 
-from nuclei_app.diameter_check import LOWEST_ESTIMATE, diameter_doubt, given_diameter_note
+from nuclei_app.diameter_check import (LOWEST_ESTIMATE, diameter_doubt, diameter_note, given_diameter_note,
+                                       too_small_note)
 from nuclei_app.pipeline import segment
 from nuclei_app.size_search import SEARCH_ABOVE
 
@@ -88,3 +90,25 @@ def test_nuclei_are_counted_by_their_areas_not_the_highest_id():
     labels = np.zeros((64, 64), np.int32)
     labels[5:10, 5:10], labels[20:25, 20:25] = 2, 9
     assert "2 nuclei found at it" in diameter_doubt(60.0, labels, lambda: 5.5)
+
+
+def test_an_automatic_diameter_under_the_smallest_the_model_resolves_is_noted():
+    # The bundled model's nuclei are 16 px and images are enlarged at most 4x: 4 px is the floor.
+    note = too_small_note(3.2, "measured", 16.0)
+    assert note and "3.2 px across" in note and "the 4 px nuclei" in note and "empty field" in note
+    assert too_small_note(3.9, "estimated", 16.0)
+    assert too_small_note(4.0, "measured", 16.0) is None
+    assert too_small_note(3.0, "given", 16.0) is None     # the user's word: the given check's business
+    assert too_small_note(3.0, "none", None) is None      # a model without a scale runs at the image's own
+
+
+def test_noise_segmented_with_an_automatic_diameter_is_told_it_holds_no_nuclei(bundled_model):
+    """A user test: an empty well and a noise-only field each came back as hundreds of 2-3 px
+    "nuclei", status ok, no note; the percentile stretch gives noise full contrast."""
+    noise = np.random.default_rng(0).random((96, 96, 3)).astype(np.float32)
+    segmentation = segment(bundled_model, noise)
+    assert segmentation.prediction.diameter < 4
+    note = diameter_note(bundled_model, noise, segmentation)
+    assert note and "noise on an empty field" in note
+    image, _ = disks_image(20, shape=(256, 256))
+    assert diameter_note(bundled_model, image, segment(bundled_model, image)) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -171,8 +172,9 @@ def test_a_scheduler_run_gives_the_in_process_files(cluster, tiny_model, tmp_pat
     summary = pd.read_csv(out / "summary.csv")
     assert sorted(summary["file"]) == sorted(str(p) for p in (tmp_path / "in").iterdir())  # each input once
     assert "damaged" in summary.set_index("image").loc["broken", "status"]
-    errors = [line for line in run.log.splitlines() if line.startswith("error:")]
+    errors = [line for line in run.log.splitlines() if "error:" in line]
     assert len(errors) == 1 and "broken.png" in errors[0] and "Traceback" not in run.log
+    assert re.match(r"\[\d/7\] error: ", errors[0]), errors[0]   # counted like the others
     assert sum(line.startswith("[") and "/7] cells" in line for line in run.log.splitlines()) == 6, run.log
     assert f"cluster: {cluster.address}, 2 workers" in run.log
 
