@@ -329,12 +329,16 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
     if record.earlier.unreadable:
         print(f"The output folder's summary.csv or measurements.csv could not be read "
               f"({record.earlier.unreadable}); both are started afresh.", file=log)
-    kept = record.begin([(names[path], str(path.resolve())) for path in todo])
+    kept, failed = record.begin([(names[path], str(path.resolve())) for path in todo]
+                                + [("", str(Path(path).resolve())) for path, _ in problems])
     others = len(set(kept) - set(names.values()))
     if others:
         kept_images = plural(others, "image", "images")
         print(f"The output folder's summary.csv and measurements.csv keep the rows of {kept_images} "
               "segmented into it before and not in this run (their files are there).", file=log)
+    if failed:
+        print(f"Its summary.csv keeps the rows of {plural(failed, 'input', 'inputs')} that failed before and are "
+              "not in this run: run them again to retry.", file=log)
     for path, reason in problems:
         print(f"error: {path}: {reason}{'' if reason.endswith('.') else '.'} Skipped.", file=log)
         row = summary_row(path, "", status=reason)

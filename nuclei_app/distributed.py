@@ -410,11 +410,11 @@ class UrlRecord:
         self.tables: list[pd.DataFrame] = []
         self.begin()
 
-    def begin(self, redone: Sequence[tuple[str, str]] = ()) -> list[str]:
-        """``RunRecord.begin``: the earlier rows of the images this run doesn't segment again."""
-        kept, measurements = without_redone(self.earlier, list(redone))
-        self.summary, self.tables = list(kept.values()), [measurements.reindex(columns=self.columns)]
-        return list(kept)
+    def begin(self, redone: Sequence[tuple[str, str]] = ()) -> tuple[list[str], int]:
+        """``RunRecord.begin``: the earlier rows of the inputs this run doesn't segment again."""
+        kept, failed, measurements = without_redone(self.earlier, list(redone))
+        self.summary, self.tables = list(kept.values()) + failed, [measurements.reindex(columns=self.columns)]
+        return list(kept), len(failed)
 
     def is_done(self, name: str) -> bool:
         return name in self.done

@@ -62,15 +62,24 @@ def has_outputs(name: str, formats: tuple[str, ...] | None, exists: Callable[[st
     return all(exists(file) for file in expected_files(name, formats))
 
 
-def without_redone(earlier: Earlier, redone: list[tuple[str, str]]) -> tuple[dict[str, dict], pd.DataFrame]:
-    """The earlier rows (summary, measurements) of the images a run does not segment again;
-    ``redone``: (NAME, resolved input path) of each image it segments. An image goes by either:
-    its old name or its file (whose name may have changed)."""
-    names, files = {name.casefold() for name, _ in redone}, {file for _, file in redone}
-    kept = {name: row for name, row in earlier.done.items()
-            if name.casefold() not in names and str(Path(row["file"]).resolve()) not in files}
+def without_redone(earlier: Earlier, redone: list[tuple[str, str]]
+                   ) -> tuple[dict[str, dict], list[dict], pd.DataFrame]:
+    """The earlier rows of the images a run does not segment again: (finished images' summary
+    rows by NAME, failed inputs' summary rows, the finished images' measurements). ``redone``:
+    (NAME, resolved input path) of each input it segments or reports ("" as the NAME of an
+    input it can't use). An image goes by either: its old name or its file (whose name may
+    have changed). A failed input's row stays until the input is run again (a user test: a
+    rerun of one image into the folder dropped the rows of the two inputs that had failed)."""
+    names, files = {name.casefold() for name, _ in redone if name}, {file for _, file in redone}
+
+    def redoes(row: dict) -> bool:
+        return (bool(row["image"]) and row["image"].casefold() in names) or (
+            bool(row["file"]) and str(Path(row["file"]).resolve()) in files)
+    kept = {name: row for name, row in earlier.done.items() if not redoes(row)}
+    failed = [row for row in earlier.failed if not redoes(row)]
     measurements = earlier.measurements
-    return kept, measurements[measurements["image"].isin(set(kept))] if "image" in measurements else measurements
+    return kept, failed, (measurements[measurements["image"].isin(set(kept))] if "image" in measurements
+                          else measurements)
 
 
 class Earlier(NamedTuple):
@@ -79,6 +88,7 @@ class Earlier(NamedTuple):
     measurements: pd.DataFrame  # their measurement rows
     names: dict[str, str]      # resolved input path -> the NAME it was given, for every image named
     unreadable: str = ""       # why the record there could not be read (it is then started afresh)
+    failed: tuple[dict, ...] = ()  # the summary rows of the inputs that failed
 
 
 NOTHING_EARLIER = Earlier({}, pd.DataFrame(), {})
@@ -132,7 +142,8 @@ def finished_before(summary_file, measurements_file, outputs_present: Callable[[
     kept = measurements[measurements["image"].isin(set(finished["image"]))]
     named = summary[(summary["image"] != "") & (summary["file"] != "")]
     names = {str(Path(file).resolve()): name for file, name in zip(named["file"], named["image"])}
-    return Earlier({row["image"]: row for row in finished.to_dict("records")}, kept, names)
+    failed = tuple(summary[summary["status"] != "ok"].to_dict("records"))
+    return Earlier({row["image"]: row for row in finished.to_dict("records")}, kept, names, failed=failed)
 
 
 class RunRecord:
@@ -153,14 +164,15 @@ class RunRecord:
         self.done, self.earlier_names = resumed(self.earlier, formats, present, resume)
         self.begun = False
 
-    def begin(self, redone: Sequence[tuple[str, str]] = ()) -> list[str]:
-        """Starts both files with the earlier rows of the images not in ``redone`` (see
-        ``without_redone``), before any row of this run is added; returns those images' names."""
-        kept, measurements = without_redone(self.earlier, list(redone))
+    def begin(self, redone: Sequence[tuple[str, str]] = ()) -> tuple[list[str], int]:
+        """Starts both files with the earlier rows of the inputs not in ``redone`` (see
+        ``without_redone``), before any row of this run is added; returns the names of the
+        finished images kept and the number of failed inputs kept."""
+        kept, failed, measurements = without_redone(self.earlier, list(redone))
         self._start(self.measurements_path, measurements.reindex(columns=self.measurement_columns))
-        self._start(self.summary_path, pd.DataFrame(list(kept.values()), columns=SUMMARY_COLUMNS))
+        self._start(self.summary_path, pd.DataFrame(list(kept.values()) + failed, columns=SUMMARY_COLUMNS))
         self.begun = True
-        return list(kept)
+        return list(kept), len(failed)
 
     def is_done(self, name: str) -> bool:
         return name in self.done

@@ -305,9 +305,13 @@ def test_a_url_output_is_recorded_whole_and_resumes():
     with cluster_run.run_record(url, ("png",), resume=False) as record:   # c segmented, a kept
         record.begin([("c", "/data/c.png")])
         record.add({"image": "c", "file": "/data/c.png", "status": "ok"}, pd.DataFrame({"image": ["c"], "nucleus": [1]}))
-    assert list(pd.read_csv(fs.open("/nuclei-test/run/summary.csv"))["image"]) == ["a", "c"]
+    # b failed and was not run again: its row stays, after the finished images'
+    assert list(pd.read_csv(fs.open("/nuclei-test/run/summary.csv"))["image"]) == ["a", "b", "c"]
     with cluster_run.run_record(url, ("png",), resume=False) as record:   # a again: its old row goes
         record.begin([("a", "/elsewhere/a.png")])
+    assert list(pd.read_csv(fs.open("/nuclei-test/run/summary.csv"))["image"]) == ["c", "b"]
+    with cluster_run.run_record(url, ("png",), resume=False) as record:   # b again: its failed row goes
+        record.begin([("b", str(Path("b.png").resolve()))])
     assert list(pd.read_csv(fs.open("/nuclei-test/run/summary.csv"))["image"]) == ["c"]
     fs.rm("/nuclei-test", recursive=True)
 
