@@ -1,8 +1,9 @@
 """Result files for download: the CLI's files for one image, and one ZIP for several.
 
-Names and CSV cells come from users' file names, so both are made safe here: a name keeps
-letters, digits, ``.``, ``-`` and ``_`` only (no path separators: no zip-slip), and a CSV
-cell that a spreadsheet would run as a formula is quoted.
+Names and CSV cells come from users' file names, so both are made safe here: a name loses
+what a file system refuses (path separators: no zip-slip) and keeps the rest as the CLI does
+(spaces, any script), so the app's files and rows carry the names a batch run gives the same
+files; a CSV cell that a spreadsheet would run as a formula is quoted.
 """
 from __future__ import annotations
 
@@ -30,13 +31,19 @@ FILE_SUFFIXES = {"_labels.png": "Labels (16-bit PNG)", "_mask.png": "Mask PNG", 
 # Spreadsheets (Excel, LibreOffice, Sheets) evaluate a cell starting with one of these.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MAX_NAME_LENGTH = 100
+UNSAFE_IN_NAMES = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 
 
 def safe_name(name: str) -> str:
-    """A file stem that is safe everywhere: letters (any script), digits, '.', '-', '_'."""
+    """A file stem that is safe everywhere: the name's last path part without what a file
+    system refuses (Windows: control characters and <>:"/\\|?*, each run of them an "_"),
+    nor a start that hides the file or reads as an option or a formula, nor the trailing dots
+    and spaces Windows drops. Spaces and letters of any script stay, as in a CLI run's names
+    (a user test: the app named "Zellkern µ 1.tif"'s rows "Zellkern_µ_1", the CLI "Zellkern µ
+    1", and joining a ZIP's CSVs with a batch run's on ``image`` failed)."""
     name = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
-    name = re.sub(r"[^\w.\-]+", "_", name).lstrip("._-")[:MAX_NAME_LENGTH]
-    return name or "image"
+    name = UNSAFE_IN_NAMES.sub("_", name).lstrip("._- " + "".join(FORMULA_STARTS))
+    return name[:MAX_NAME_LENGTH].rstrip(". ") or "image"
 
 
 def image_stem(file_name: str) -> str:

@@ -51,6 +51,8 @@ def test_upload_is_segmented(app):
     (count,) = nuclei_count(app)
     assert 60 <= count <= 130  # ground truth: 98 nuclei (the bundled model finds 72)
     assert any("my tissue" in s.value for s in app.subheader)
+    # Named as a batch run names the same file, so the two CSVs join on ``image``.
+    assert {"my tissue_labels.png", "my tissue_measurements.csv"} <= set(app.session_state["_downloads"])
 
 
 def test_broken_upload_reports_and_others_still_run(app):
@@ -386,10 +388,10 @@ def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tm
     (whole_count,) = nuclei_count(whole)
     assert whole_count > 100 and abs(count - whole_count) <= 0.03 * whole_count
     files = at.session_state["_downloads"]
-    assert set(files) == {"plate_field_labels.tif", "plate_field_overlay.png", "plate_field_measurements.csv"}
-    labels = tifffile.imread(io.BytesIO(files["plate_field_labels.tif"]()))
+    assert set(files) == {"plate field_labels.tif", "plate field_overlay.png", "plate field_measurements.csv"}
+    labels = tifffile.imread(io.BytesIO(files["plate field_labels.tif"]()))
     assert labels.shape == (600, 600) and len(np.unique(labels)) - 1 == count
-    assert files["plate_field_measurements.csv"]().count(b"\n") == count + 1
+    assert files["plate field_measurements.csv"]().count(b"\n") == count + 1
 
 
 def test_an_image_without_nuclei_shows_no_areas(app):

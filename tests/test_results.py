@@ -1,20 +1,31 @@
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from nuclei_app.results import (combined_measurements, csv_bytes, image_result_files, safe_name, unique_names, unquoted,
-                                zip_bytes)
+from nuclei_app.results import (combined_measurements, csv_bytes, image_result_files, image_stem, safe_name, unique_names,
+                                unquoted, zip_bytes)
 
 from .conftest import synthetic_labels
 
 
 def test_names_lose_paths_and_risky_characters():
     assert safe_name("..\\..\\evil") == "evil" and safe_name("../../etc/passwd") == "passwd"
-    assert safe_name("=HYPERLINK(x)") == "HYPERLINK_x_" and safe_name("noyaux été 1") == "noyaux_été_1"
+    assert safe_name("=HYPERLINK(x)") == "HYPERLINK(x)" and safe_name("-rf") == "rf"
+    assert safe_name('a<b>:c"d|e?f*g\x00h') == "a_b_c_d_e_f_g_h" and safe_name("notes. ") == "notes"
     assert safe_name("...") == "image" and len(safe_name("a" * 500)) == 100
+
+
+def test_names_keep_spaces_and_any_script_as_the_cli_s_do():
+    """The app's names are a batch run's for the same file, so their CSVs join on ``image``."""
+    from nuclei_app.batch import output_names
+
+    for file in ("Zellkern µ 1.tif", "noyaux été 1.png", "plate A01 (2).ome.tif", "核 1.png"):
+        (cli_name,) = output_names([Path(file)]).values()
+        assert safe_name(image_stem(file)) == cli_name, file
 
 
 def test_repeated_names_get_numbers_case_insensitively():
