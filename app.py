@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from nuclei_app.calibration import (PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading, read_pixel_size, with_physical_sizes,
-                                    with_resolution)
+from nuclei_app.calibration import (GIVE_ONE, PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading, read_pixel_size,
+                                    with_physical_sizes, with_resolution)
 from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb, intensity_image
 from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings, ReadLimits
 from nuclei_app.diameter_check import given_diameter_note, too_small_note
@@ -31,7 +31,7 @@ from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
                                 probability_picture, to_display)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
-from nuclei_app.planes import FOCUS, MAX, PlaneRequest, ZChoice
+from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
 from nuclei_app.records import SUMMARY_COLUMNS, summary_row, with_settings
 from nuclei_app.results import (FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files, image_stem,
                                 unique_names, zip_bytes)
@@ -138,8 +138,12 @@ def settings_ui(model: NucleiModel) -> Settings:
                   format_func=TTA_CHOICES.get,
                   help="Averages 4 flipped predictions: smoother edges, 4x the network's time. Automatic: on for "
                        "light-background images (brightfield, H&E), where it helps most, off for fluorescence.")
+    # Short labels: a longer third one wrapped to a line of its own, where it read as a
+    # setting apart from the other two (a user test).
     sidebar.radio("Overlay", STYLES, key="style", horizontal=True,
-                  format_func={"outlines": "Outlines", "filled": "Filled", "instances": "Colour per nucleus"}.get)
+                  format_func={"outlines": "Outlines", "filled": "Filled", "instances": "Coloured"}.get,
+                  help="Outlines: each nucleus's edge. Filled: the nuclei in one colour. Coloured: each nucleus "
+                       "in a colour of its own, which tells touching nuclei apart.")
     sidebar.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="opacity")
     sidebar.toggle("Stretch contrast for display", key="stretch",
                    help="Shows each image stretched between its 0.5th and 99.5th intensity percentiles, so dim "
@@ -201,6 +205,11 @@ def input_images(files: list[tuple[str, bytes, bytes | None]]) -> list[InputImag
     return items
 
 
+def sample_label(stem: str) -> str:
+    """'tissue_he' -> 'tissue H&E': a file name can't hold the '&' (a user test read 'he')."""
+    return " ".join("H&E" if word == "he" else word for word in stem.split("_"))
+
+
 def samples_gallery() -> list[Path]:
     st.caption("Validation images from DSB2018 (CC0), with ground truth: tick one or more.")
     paths = sample_paths()
@@ -209,7 +218,7 @@ def samples_gallery() -> list[Path]:
     for column, path in zip(columns, paths):
         with column:
             st.image(sample_thumbnail(str(path)), width="stretch")
-            if st.checkbox(path.stem.replace("_", " "), key=f"sample_{path.stem}"):
+            if st.checkbox(sample_label(path.stem), key=f"sample_{path.stem}"):
                 chosen.append(path)
     return chosen
 
@@ -323,6 +332,19 @@ class PageBudget:
 APP_READ_LIMITS = ReadLimits(max_pixels=LIMITS.max_image_pixels)
 
 
+# The readers' notes advise the command line's options; the page names its own controls.
+CHOICES_EXPANDER = "Nucleus diameter, channel and pixel size"
+PAGE_ADVICE = {OTHER_PLANES: "another Z plane, the sharpest or their maximum projection can be chosen (Z plane, "
+                             f"under {CHOICES_EXPANDER})",
+               GIVE_ONE: f"type the right size under {CHOICES_EXPANDER} to measure in µm"}
+
+
+def page_note(note: str) -> str:
+    for cli, page in PAGE_ADVICE.items():
+        note = note.replace(cli, page)
+    return note
+
+
 def read_with_notes(item: InputImage, plane: PlaneRequest) -> tuple[np.ndarray, list[str]]:
     notes: list[str] = []
     return read_channels(item.data, name=item.label, limits=APP_READ_LIMITS, notes=notes, plane=plane), notes
@@ -358,7 +380,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     choices, pixel_size = image_choices_ui(item, model, as_channels(channels).shape[-1], reading, channels)
     notes = notes + reading.notes(typed_size(pixel_size))
     for note in notes:  # how the file was read: the plane of a Z-stack, ...
-        notes_area.info(f"{item.label}: {note}.")
+        notes_area.info(f"{item.label}: {page_note(note)}.")
     try:
         prediction = prediction_for(model, item, channels, settings, choices, position)
     except ValueError as error:  # e.g. a channel the image does not have
@@ -480,7 +502,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
     notes = result.notes + reading.notes(typed_size(pixel_size)) + list(
         filter(None, [too_small_note(result.diameter, result.diameter_source, model.diameter)]))
     for note in notes:
-        notes_area.info(f"{item.label}: {note}.")
+        notes_area.info(f"{item.label}: {page_note(note)}.")
     return LargeAnalysis(item, result, folder, pixel_size, choices, notes)
 
 
@@ -512,7 +534,7 @@ def image_choices_ui(item: InputImage, model: NucleiModel, count: int, reading: 
     """Per-image scale and channel controls (both default to automatic), and the pixel size
     (the file's own by default). ``channels``: the pixels, for small previews of each
     channel (None: no previews)."""
-    with st.expander("Nucleus diameter, channel and pixel size", expanded=False):
+    with st.expander(CHOICES_EXPANDER, expanded=False):
         diameter = None
         if model.diameter is not None:
             by_hand = st.toggle("Set the nucleus diameter by hand", key=f"diameter_manual_{item.key}",
@@ -800,7 +822,8 @@ def page_row(analysis: Analysis | LargeAnalysis) -> dict:
             "Coverage (%)": 100 * stats["coverage"], "Mean area (px)": stats["mean_area"],
             "Median area (px)": stats["median_area"], "Area SD (px)": stats["std_area"],
             "Diameter used (px)": used.diameter, "Channel": str(used.channel),
-            "Pixel size (µm)": analysis.pixel_size.um if analysis.pixel_size else None}
+            # Text: a number column shows a missing size as the word "None" (a user test).
+            "Pixel size (µm)": f"{analysis.pixel_size.um:g}" if analysis.pixel_size else ""}
 
 
 def image_request(settings: Settings, analysis: Analysis | LargeAnalysis) -> ImageRequest:

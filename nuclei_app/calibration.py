@@ -43,7 +43,8 @@ MAX_INCH_UM = 2.0
 RESOLUTION_UNIT_UM = {tifffile.RESUNIT.INCH: 25400.0, tifffile.RESUNIT.CENTIMETER: 1e4,
                       tifffile.RESUNIT.MILLIMETER: 1e3, tifffile.RESUNIT.MICROMETER: 1.0}
 # Said where the file's size is not used.
-GIVE_ONE = "give the right size (--pixel-size UM, or the app's Pixel size field) to measure in µm"
+# What to do, as the command line takes it (the app says it its own way).
+GIVE_ONE = "give the right size (--pixel-size UM) to measure in µm"
 
 # Length units as OME and ImageJ spell them -> micrometres.
 UNIT_UM = {

@@ -120,8 +120,8 @@ def read_planes(read_plane: PlaneReader, planes: list[int]) -> np.ndarray:
 
 
 # Said where the first plane was segmented by default.
-OTHER_PLANES = ("another Z plane, the sharpest or their maximum projection can be chosen (--z-plane N, focus or max; "
-                "the app's Z plane setting)")
+# The advice in a stack's note, as the command line takes it (the app says it its own way).
+OTHER_PLANES = "another Z plane, the sharpest or their maximum projection can be chosen (--z-plane N, focus or max)"
 
 
 def plane_note(count: int, choice: ZChoice, sharpest_index: int | None = None, judged_on: str = "") -> str:
@@ -137,9 +137,10 @@ def plane_note(count: int, choice: ZChoice, sharpest_index: int | None = None, j
 
 
 def no_stack_note(request: PlaneRequest) -> str | None:
-    """For an image with no Z planes: a plane choice does not apply (its first plane, or the
-    image, is segmented), which is worth saying where the choice was a number past 0 or
-    where the file has other planes (time points, pages) that focus or max can't mean."""
-    if request.z is None or request.z == 0:
+    """For an image with no Z planes: a plane number past 0 does not apply (its first plane,
+    or the image, is segmented). The sharpest plane or the maximum of one plane is that plane:
+    nothing to say (a user test: `--z-plane focus` on a folder noted it on every 2-D image;
+    a file's other planes, time points or pages, have their own note)."""
+    if not isinstance(request.z, int) or request.z == 0:
         return None
     return f"no Z planes in the file: --z-plane {request.z} does not apply"

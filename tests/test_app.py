@@ -75,7 +75,9 @@ def test_a_z_stack_upload_says_which_plane_was_segmented(app):
     tifffile.imwrite(buffer, np.stack([plane, plane // 4, plane // 8]), imagej=True, metadata={"axes": "ZYX"})
     app.file_uploader[0].set_value(("stack.tif", buffer.getvalue(), "image/tiff")).run()
     assert not app.exception and not app.error and len(nuclei_count(app)) == 1
-    assert any("stack.tif: a stack of 3 Z planes: the first is segmented" in i.value for i in app.info)
+    (note,) = [i.value for i in app.info if "stack.tif: a stack of 3 Z planes: the first is segmented" in i.value]
+    # The page's own control, not the command line's option (a user test).
+    assert "(Z plane, under Nucleus diameter, channel and pixel size)" in note and "--z-plane" not in note
 
 
 def test_a_z_stack_s_plane_is_chosen_on_the_page(app):
@@ -442,6 +444,8 @@ def test_the_file_s_pixel_size_gives_areas_in_um_and_a_typed_one_replaces_it(app
     assert downloaded_csv(app, "plain_measurements.csv")["area_um2"].isna().all()
     assert read_pixel_size(app.session_state["_downloads"]["dapi_labels.tif"]()).size.um == pytest.approx(0.325)
     assert read_pixel_size(app.session_state["_downloads"]["plain_labels.tif"]()).size is None
+    (overview,) = [d.value for d in app.dataframe if "Pixel size (µm)" in d.value.columns]
+    assert list(overview["Pixel size (µm)"]) == ["0.325", ""]   # not the word "None" (a user test)
 
     fields[1].set_value(0.5).run()   # typed for the PNG
     assert not app.exception

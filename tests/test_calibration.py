@@ -62,7 +62,7 @@ def test_a_size_no_microscope_has_or_non_square_pixels_are_refused_with_a_reason
     cm_at_72_dpi = read_pixel_size(tiff(resolution=(28.35, 28.35), resolutionunit="CENTIMETER"))
     problem = cm_at_72_dpi.problem
     assert cm_at_72_dpi.size is None and "not a microscope's" in problem and "352.7 µm" in problem
-    assert "give the right size (--pixel-size UM, or the app's Pixel size field)" in problem   # what to do
+    assert "give the right size (--pixel-size UM)" in problem   # what to do
     oblong = read_pixel_size(tiff(ome=True, metadata={"PhysicalSizeX": 0.2, "PhysicalSizeY": 0.4}))
     assert oblong.size is None and "pixels of 0.2 x 0.4 µm (OME-TIFF metadata), not square" in oblong.problem
     # One size for both sides would be wrong there (user test): the advice is to resample.
