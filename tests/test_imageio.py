@@ -529,3 +529,26 @@ def test_nan_and_infinite_float_pixels_are_counted_in_a_note(tmp_path):
     tifffile.imwrite(tmp_path / "clean.tif", np.nan_to_num(pixels, posinf=5.0))
     read_channels(tmp_path / "clean.tif", notes=(clean := []))
     assert clean == []
+
+
+def test_a_label_image_given_as_the_image_is_noted(tmp_path):
+    """A user test: a ground-truth mask (uint16 ids) segmented as a micrograph gave "12 nuclei",
+    status ok, no word. The samples' own ground truth must be told; their images, a grey
+    micrograph and camera noise must not."""
+    from .conftest import SAMPLES
+
+    for truth in sorted((SAMPLES / "ground_truth").glob("*.png")):
+        labels = read_labels(truth)
+        tifffile.imwrite(tmp_path / "labels.tif", labels.astype(np.uint16))
+        read_channels(tmp_path / "labels.tif", notes=(notes := []))
+        count = len(np.unique(labels)) - 1
+        assert notes == [f"this looks like a label image ({count} ids, each one flat region), not a microscopy "
+                         "image: segment the image it labels"], truth.name
+        read_channels(SAMPLES / "images" / truth.name, notes=(image_notes := []))
+        assert image_notes == [], truth.name
+    grey = (read_image(SAMPLES / "images" / "fluorescence_sparse.png")[..., 0] * 255).astype(np.uint8)
+    noise = np.random.default_rng(0).normal(1000, 20, (256, 256)).astype(np.uint16)
+    for name, data in (("grey.png", encode(grey, "PNG")), ("noise.tif", tiff(noise))):
+        (tmp_path / name).write_bytes(data)
+        read_channels(tmp_path / name, notes=(notes := []))
+        assert notes == [], name
