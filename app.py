@@ -33,7 +33,7 @@ from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
 from nuclei_app.records import SUMMARY_COLUMNS, summary_row, with_settings
-from nuclei_app.results import (FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files, image_stem,
+from nuclei_app.results import (FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files,
                                 unique_names, zip_bytes)
 from nuclei_app.sources import describe, resolve_model
 
@@ -195,7 +195,7 @@ def inputs_ui() -> list[InputImage]:
 def input_images(files: list[tuple[str, bytes, bytes | None]]) -> list[InputImage]:
     """Page items with names safe for downloads and unique on the page (two 'cells.*' files
     become 'cells' and 'cells_2'), and keys unique even for the same content twice."""
-    names = unique_names(image_stem(name) for name, _, _ in files)
+    names = unique_names(name for name, _, _ in files)
     seen: dict[str, int] = {}
     items = []
     for (label, data, truth), name in zip(files, names):

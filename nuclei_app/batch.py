@@ -37,7 +37,7 @@ from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
 from .planes import PlaneRequest, ZChoice
 from .records import MEASUREMENT_COLUMNS, RunRecord, changed_settings, summary_row
-from .results import MAX_NAME_LENGTH, image_result_files, image_stem, write_atomically
+from .results import fitting_name, image_result_files, output_stem, write_atomically
 
 
 @dataclass(frozen=True)
@@ -173,8 +173,8 @@ def _printable(path: str) -> str:
 
 
 def output_names(images: list[Path], earlier: dict[str, str] | None = None) -> dict[Path, str]:
-    """NAME for each input: its stem, cut to fit the file system (``fitting_name``); inputs
-    sharing a name, compared without case as Windows and macOS do, get their parent folders
+    """NAME for each input: its stem, made safe and cut to fit a file system (``output_stem``);
+    inputs sharing a name, compared without case as Windows and macOS do, get their parent folders
     prefixed, then _2, _3 ... ``earlier``: the resolved path -> NAME of every file a resumed
     run named: those files keep their names, and no other file may take one of them (its
     outputs would pass for the other file's)."""
@@ -192,7 +192,7 @@ def output_names(images: list[Path], earlier: dict[str, str] | None = None) -> d
 
 
 def _free_name(image: Path, used: set[str]) -> str:
-    name = fitting_name(image_stem(image.name))
+    name = output_stem(image.name)
     for parent in image.resolve().parents:
         if name.casefold() not in used:
             return name
@@ -202,21 +202,6 @@ def _free_name(image: Path, used: set[str]) -> str:
     while fitting_name(name, f"_{number}").casefold() in used:
         number += 1
     return fitting_name(name, f"_{number}")
-
-
-# Bytes of a NAME: the longest output file name adds "_measurements.csv", its temporary
-# copy "." and ".partial"; file systems allow 255 bytes.
-MAX_NAME_BYTES = 255 - len("._measurements.csv.partial")
-
-
-def fitting_name(name: str, suffix: str = "", keep_end: bool = False) -> str:
-    """``name`` + ``suffix`` within MAX_NAME_LENGTH characters and MAX_NAME_BYTES of UTF-8,
-    cutting whole characters off ``name``'s end (``keep_end``: off its start); ``suffix`` stays."""
-    room = MAX_NAME_LENGTH - len(suffix)
-    name = name[-room:] if keep_end else name[:room]
-    while len((name + suffix).encode()) > MAX_NAME_BYTES:
-        name = name[1:] if keep_end else name[:-1]
-    return name + suffix
 
 
 def image_files(name: str, channels: np.ndarray, segmentation: Segmentation, request: ImageRequest,

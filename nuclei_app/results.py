@@ -11,7 +11,6 @@ import contextlib
 import io
 import os
 import re
-import unicodedata
 import zipfile
 from pathlib import Path
 from typing import Iterable
@@ -32,18 +31,41 @@ FILE_SUFFIXES = {"_labels.png": "Labels (16-bit PNG)", "_mask.png": "Mask PNG", 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MAX_NAME_LENGTH = 100
 UNSAFE_IN_NAMES = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"{port}{n}" for port in ("COM", "LPT") for n in range(10))}
 
 
 def safe_name(name: str) -> str:
-    """A file stem that is safe everywhere: the name's last path part without what a file
-    system refuses (Windows: control characters and <>:"/\\|?*, each run of them an "_"),
-    nor a start that hides the file or reads as an option or a formula, nor the trailing dots
-    and spaces Windows drops. Spaces and letters of any script stay, as in a CLI run's names
-    (a user test: the app named "Zellkern µ 1.tif"'s rows "Zellkern_µ_1", the CLI "Zellkern µ
-    1", and joining a ZIP's CSVs with a batch run's on ``image`` failed)."""
-    name = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
-    name = UNSAFE_IN_NAMES.sub("_", name).lstrip("._- " + "".join(FORMULA_STARTS))
-    return name[:MAX_NAME_LENGTH].rstrip(". ") or "image"
+    """A file stem that is safe everywhere: the name's last path part (no zip-slip) without
+    what a file system refuses (Windows: control characters and <>:"/\\|?*, each run of them
+    an "_"), a leading dot (a hidden file) or a Windows device name (CON, NUL, COM1, ... get
+    an "_"). Spaces, dashes and letters of any script stay: a user test found the app's names
+    ("Zellkern_µ_1") unlike the CLI's ("Zellkern µ 1"), so their CSVs did not join on ``image``.
+    A CSV cell that reads as a formula is quoted where the CSV is written (``csv_bytes``)."""
+    name = UNSAFE_IN_NAMES.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).lstrip(".")
+    if name.split(".")[0].rstrip(" ").upper() in WINDOWS_DEVICES:
+        name += "_"
+    return name or "image"
+
+
+def output_stem(file_name: str) -> str:
+    """NAME, what a file's outputs are named after, the same in the CLI and the app: its stem
+    (``image_stem``), made safe (``safe_name``), within a file system's length (``fitting_name``)."""
+    return fitting_name(safe_name(image_stem(file_name.replace("\\", "/").rsplit("/", 1)[-1])))
+
+
+# Bytes of a NAME: the longest output file name adds "_measurements.csv", its temporary
+# copy "." and ".partial"; file systems allow 255 bytes.
+MAX_NAME_BYTES = 255 - len("._measurements.csv.partial")
+
+
+def fitting_name(name: str, suffix: str = "", keep_end: bool = False) -> str:
+    """``name`` + ``suffix`` within MAX_NAME_LENGTH characters and MAX_NAME_BYTES of UTF-8,
+    cutting whole characters off ``name``'s end (``keep_end``: off its start); ``suffix`` stays."""
+    room = MAX_NAME_LENGTH - len(suffix)
+    name = name[-room:] if keep_end else name[:room]
+    while len((name + suffix).encode()) > MAX_NAME_BYTES:
+        name = name[1:] if keep_end else name[:-1]
+    return name + suffix
 
 
 def image_stem(file_name: str) -> str:
@@ -54,16 +76,16 @@ def image_stem(file_name: str) -> str:
         and len(stem) > 4 else stem
 
 
-def unique_names(names: Iterable[str]) -> list[str]:
-    """Safe names, with _2, _3 ... for repeats (case-insensitively: Windows and macOS
-    would merge 'Cells' and 'cells' into one file)."""
+def unique_names(file_names: Iterable[str]) -> list[str]:
+    """Each file's NAME (``output_stem``), with _2, _3 ... for repeats, as the CLI numbers them
+    (case-insensitively: Windows and macOS would merge 'Cells' and 'cells' into one file)."""
     taken, result = set(), []
-    for name in names:
-        base = candidate = safe_name(name)
+    for file_name in file_names:
+        base = candidate = output_stem(file_name)
         number = 2
-        while candidate.lower() in taken:
-            candidate, number = f"{base}_{number}", number + 1
-        taken.add(candidate.lower())
+        while candidate.casefold() in taken:
+            candidate, number = fitting_name(base, f"_{number}"), number + 1
+        taken.add(candidate.casefold())
         result.append(candidate)
     return result
 

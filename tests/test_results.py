@@ -6,30 +6,38 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nuclei_app.results import (combined_measurements, csv_bytes, image_result_files, image_stem, safe_name, unique_names,
-                                unquoted, zip_bytes)
+from nuclei_app.results import (combined_measurements, csv_bytes, image_result_files, output_stem, safe_name,
+                                unique_names, unquoted, zip_bytes)
 
 from .conftest import synthetic_labels
 
 
-def test_names_lose_paths_and_risky_characters():
+def test_names_lose_paths_and_what_file_systems_refuse():
     assert safe_name("..\\..\\evil") == "evil" and safe_name("../../etc/passwd") == "passwd"
-    assert safe_name("=HYPERLINK(x)") == "HYPERLINK(x)" and safe_name("-rf") == "rf"
-    assert safe_name('a<b>:c"d|e?f*g\x00h') == "a_b_c_d_e_f_g_h" and safe_name("notes. ") == "notes"
-    assert safe_name("...") == "image" and len(safe_name("a" * 500)) == 100
+    assert safe_name('a<b>:c"d|e?f*g\x00h') == "a_b_c_d_e_f_g_h" and safe_name(".hidden") == "hidden"
+    assert safe_name("...") == "image" and len(output_stem("a" * 500 + ".png")) == 100
+    # Windows can't create a file named after a device, whatever its extension.
+    assert [safe_name(n) for n in ("con", "NUL.x", "com1", "lpt9 ", "console")] == ["con_", "NUL.x_", "com1_",
+                                                                                  "lpt9 _", "console"]
 
 
-def test_names_keep_spaces_and_any_script_as_the_cli_s_do():
-    """The app's names are a batch run's for the same file, so their CSVs join on ``image``."""
+def test_names_are_the_cli_s_for_the_same_file():
+    """A user test: the app named 'Zellkern µ 1.tif' 'Zellkern_µ_1', the CLI 'Zellkern µ 1', so a
+    ZIP's CSVs and a batch run's did not join on ``image``. A review: '_DSC0001.JPG', '-ctrl',
+    macOS's decomposed accents and long names in a three-byte script differed too."""
     from nuclei_app.batch import output_names
 
-    for file in ("Zellkern µ 1.tif", "noyaux été 1.png", "plate A01 (2).ome.tif", "核 1.png"):
+    files = ["Zellkern µ 1.tif", "noyaux été 1.png", "plate A01 (2).ome.tif", "核 1.png", "_DSC0001.JPG",
+             "-ctrl.tif", "=A1.png", "noyaux e\u0301te\u0301.png", "核" * 100 + ".png", "notes. .tif", "con.tif"]
+    for file in files:
         (cli_name,) = output_names([Path(file)]).values()
-        assert safe_name(image_stem(file)) == cli_name, file
+        assert output_stem(file) == cli_name, file
+        assert len((cli_name + "._measurements.csv.partial").encode()) <= 255, file
 
 
 def test_repeated_names_get_numbers_case_insensitively():
-    assert unique_names(["cells", "cells", "Cells", "cells_2"]) == ["cells", "cells_2", "Cells_3", "cells_2_2"]
+    assert unique_names(["cells.png", "cells.tif", "Cells.png", "cells_2.png"]) == ["cells", "cells_2", "Cells_3",
+                                                                                   "cells_2_2"]
 
 
 def test_formulas_are_quoted_in_every_csv():
