@@ -21,7 +21,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Sequence, TextIO
 
 import numpy as np
 import pandas as pd
@@ -292,7 +292,7 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
     record = RunRecord(out, MEASUREMENT_COLUMNS, request.formats, resume=skip_existing,
                        settings=settings_text(request, model.digest()))
     result = BatchResult(failed=list(problems))
-    names, todo = start_run(images, problems, record, result, log)
+    names, todo = start_run(images, problems, record, result, log, paths)
     huge = {path for path in todo if is_huge(path)}
     in_blocks = [path for path in todo if request.block_size or path in huge]
     whole = [path for path in todo if not (request.block_size or path in huge)]
@@ -304,26 +304,27 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
 
 
 def start_run(images: list[Path], problems: list[tuple[str, str]], record, result: BatchResult,
-              log: TextIO) -> tuple[dict[Path, str], list[Path]]:
+              log: TextIO, inputs: Sequence[str | Path] = ()) -> tuple[dict[Path, str], list[Path]]:
     """What every run does first, in-process or on a cluster: start the record with the rows
-    of earlier images it keeps, report and record the inputs that can't be used, count images
-    finished before (--skip-existing) as done; returns each image's output name and the
-    images still to segment."""
+    of earlier inputs it keeps (``inputs``: the paths given, whose earlier failures it
+    replaces), report and record the inputs that can't be used, count images finished before
+    (--skip-existing) as done; returns each image's output name and the images still to segment."""
     names = output_names(images, record.earlier_names)
     todo = [path for path in images if not record.is_done(names[path])]
     if record.earlier.unreadable:
         print(f"The output folder's summary.csv or measurements.csv could not be read "
               f"({record.earlier.unreadable}); both are started afresh.", file=log)
     kept, failed = record.begin([(names[path], str(path.resolve())) for path in todo]
-                                + [("", str(Path(path).resolve())) for path, _ in problems])
+                                + [("", str(Path(path).resolve())) for path, _ in problems],
+                                [str(Path(path).resolve()) for path in inputs])
     others = len(set(kept) - set(names.values()))
     if others:
         kept_images = plural(others, "image", "images")
         print(f"The output folder's summary.csv and measurements.csv keep the rows of {kept_images} "
               "segmented into it before and not in this run (their files are there).", file=log)
     if failed:
-        print(f"Its summary.csv keeps the rows of {plural(failed, 'input', 'inputs')} that failed before and are "
-              "not in this run: run them again to retry.", file=log)
+        print(f"The output folder's summary.csv keeps the rows of {plural(failed, 'input', 'inputs')} that failed "
+              "before and are not in this run: run them again to retry.", file=log)
     for path, reason in problems:
         print(f"error: {path}: {reason}{'' if reason.endswith('.') else '.'} Skipped.", file=log)
         row = summary_row(path, "", status=reason)

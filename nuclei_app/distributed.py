@@ -50,7 +50,7 @@ from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect
 from .diameter_check import diameter_note
 from .model import ModelLoadError, NucleiModel, model_digest
 from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, record_in,
-                      resumed, summary_row, with_settings, without_redone)
+                      on_record, resumed, summary_row, with_settings, without_redone)
 from .results import csv_bytes
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
@@ -145,7 +145,7 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
     with (dask_client(workers, scheduler) if images else nullcontext()) as client, \
             run_record(out_url, request.formats, skip_existing,
                        settings_text(request, model_identity(model, model_source))) as record:
-        todo = plan(images, problems, record, result, log)
+        todo = plan(images, problems, record, result, log, paths)
         if todo:
             describe_cluster(client, log)
             blockwise, whole = split_blockwise(todo, request)
@@ -175,9 +175,9 @@ def require_cluster_packages() -> None:
 
 
 def plan(images: list[Path], problems: list[tuple[str, str]], record, result: BatchResult,
-         log: TextIO) -> list[ImageTask]:
+         log: TextIO, inputs: Sequence[str | Path] = ()) -> list[ImageTask]:
     """As in-process (``batch.start_run``); returns the images to segment as tasks."""
-    names, todo = start_run(images, problems, record, result, log)
+    names, todo = start_run(images, problems, record, result, log, inputs)
     return [ImageTask(os.path.abspath(path), str(path), names[path]) for path in todo]
 
 
@@ -410,9 +410,9 @@ class UrlRecord:
         self.tables: list[pd.DataFrame] = []
         self.begin()
 
-    def begin(self, redone: Sequence[tuple[str, str]] = ()) -> tuple[list[str], int]:
+    def begin(self, redone: Sequence[tuple[str, str]] = (), covered: Sequence[str] = ()) -> tuple[list[str], int]:
         """``RunRecord.begin``: the earlier rows of the inputs this run doesn't segment again."""
-        kept, failed, measurements = without_redone(self.earlier, list(redone))
+        kept, failed, measurements = without_redone(self.earlier, list(redone), covered)
         self.summary, self.tables = list(kept.values()) + failed, [measurements.reindex(columns=self.columns)]
         return list(kept), len(failed)
 
@@ -422,7 +422,7 @@ class UrlRecord:
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
         if measurements is not None and len(measurements):
             self.tables.append(measurements.reindex(columns=self.columns))
-        self.summary.append(with_settings(summary, self.settings))
+        self.summary.append(on_record(with_settings(summary, self.settings)))
 
     def write(self) -> None:
         frame = pd.concat(self.tables, ignore_index=True) if self.tables else pd.DataFrame(columns=self.columns)

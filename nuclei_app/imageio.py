@@ -549,8 +549,9 @@ def label_image_note(raw: np.ndarray) -> str | None:
     regions = int(connected_components(plane, background=0, connectivity=1).max())
     if ids < 3 or regions > LABELS_REGIONS_PER_ID * ids:
         return None
-    return (f"this looks like a label image ({ids} ids, each one flat region), not a microscopy image: segment the "
-            "image it labels")
+    where = "" if plane.shape == (height, width) else f" in its central {LABELS_CHECK_SIDE} px"
+    return (f"this looks like a label image ({ids} ids{where}, each one flat region), not a microscopy image: "
+            "segment the image it labels")
 
 
 def _note_non_finite(raw: np.ndarray, notes: list[str]) -> None:

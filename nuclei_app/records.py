@@ -62,24 +62,39 @@ def has_outputs(name: str, formats: tuple[str, ...] | None, exists: Callable[[st
     return all(exists(file) for file in expected_files(name, formats))
 
 
-def without_redone(earlier: Earlier, redone: list[tuple[str, str]]
+def without_redone(earlier: Earlier, redone: list[tuple[str, str]], covered: Sequence[str] = ()
                    ) -> tuple[dict[str, dict], list[dict], pd.DataFrame]:
-    """The earlier rows of the images a run does not segment again: (finished images' summary
+    """The earlier rows of the inputs a run does not segment again: (finished images' summary
     rows by NAME, failed inputs' summary rows, the finished images' measurements). ``redone``:
     (NAME, resolved input path) of each input it segments or reports ("" as the NAME of an
     input it can't use). An image goes by either: its old name or its file (whose name may
-    have changed). A failed input's row stays until the input is run again (a user test: a
-    rerun of one image into the folder dropped the rows of the two inputs that had failed)."""
+    have changed). A failed input's row stays until the input is run again, or a folder
+    holding it is (``covered``: the resolved paths given to the run; a user test: a rerun of
+    one image into the folder dropped the rows of the two inputs that had failed)."""
     names, files = {name.casefold() for name, _ in redone if name}, {file for _, file in redone}
-
-    def redoes(row: dict) -> bool:
-        return (bool(row["image"]) and row["image"].casefold() in names) or (
-            bool(row["file"]) and str(Path(row["file"]).resolve()) in files)
-    kept = {name: row for name, row in earlier.done.items() if not redoes(row)}
-    failed = [row for row in earlier.failed if not redoes(row)]
+    kept = {name: row for name, row in earlier.done.items() if not _is_redone(row, names, files)}
+    failed = [row for row in earlier.failed
+              if not (_is_redone(row, names, files) or _lies_under(row["file"], covered))]
     measurements = earlier.measurements
     return kept, failed, (measurements[measurements["image"].isin(set(kept))] if "image" in measurements
                           else measurements)
+
+
+def _is_redone(row: dict, names: set[str], files: set[str]) -> bool:
+    return (bool(row["image"]) and row["image"].casefold() in names) or (
+        bool(row["file"]) and str(Path(row["file"]).resolve()) in files)
+
+
+def _lies_under(file: str, folders: Sequence[str]) -> bool:
+    path = Path(file).resolve() if file else None
+    return path is not None and any(path == Path(folder) or Path(folder) in path.parents for folder in folders)
+
+
+def on_record(summary: dict) -> dict:
+    """A summary row as the output folder's record keeps it: ``file`` absolute, so that a
+    later run started from another folder still knows the input (the app's rows name the
+    upload instead, and don't come here)."""
+    return {**summary, "file": os.path.abspath(summary["file"])} if summary.get("file") else summary
 
 
 class Earlier(NamedTuple):
@@ -164,11 +179,11 @@ class RunRecord:
         self.done, self.earlier_names = resumed(self.earlier, formats, present, resume)
         self.begun = False
 
-    def begin(self, redone: Sequence[tuple[str, str]] = ()) -> tuple[list[str], int]:
+    def begin(self, redone: Sequence[tuple[str, str]] = (), covered: Sequence[str] = ()) -> tuple[list[str], int]:
         """Starts both files with the earlier rows of the inputs not in ``redone`` (see
         ``without_redone``), before any row of this run is added; returns the names of the
         finished images kept and the number of failed inputs kept."""
-        kept, failed, measurements = without_redone(self.earlier, list(redone))
+        kept, failed, measurements = without_redone(self.earlier, list(redone), covered)
         self._start(self.measurements_path, measurements.reindex(columns=self.measurement_columns))
         self._start(self.summary_path, pd.DataFrame(list(kept.values()) + failed, columns=SUMMARY_COLUMNS))
         self.begun = True
@@ -180,7 +195,7 @@ class RunRecord:
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
         if not self.begun:
             self.begin()
-        summary = with_settings(summary, self.settings)
+        summary = on_record(with_settings(summary, self.settings))
         if summary.get("status") != "ok" and summary.get("image"):
             self.remove_outputs(summary["image"])
         if measurements is not None and len(measurements):

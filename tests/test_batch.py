@@ -111,31 +111,40 @@ def test_a_run_into_a_used_folder_keeps_the_rows_of_the_images_it_does_not_redo(
     assert sorted(pd.read_csv(out / "summary.csv")["image"]) == ["a", "b"]
 
 
-def test_a_rerun_into_a_used_folder_keeps_the_rows_of_inputs_that_failed_until_they_are_run_again(tiny_model,
-                                                                                                   tmp_path):
+def test_a_rerun_into_a_used_folder_keeps_the_rows_of_inputs_that_failed_until_they_are_run_again(
+        tiny_model, tmp_path, monkeypatch):
     """User test: rerunning one image into a folder dropped the rows of the inputs that had
-    failed in the first run; the record forgot which inputs failed."""
+    failed in the first run; the record forgot which inputs failed. A review: inputs given by
+    relative paths were matched against the next run's working folder, which duplicated them."""
     inputs, out = tmp_path / "in", tmp_path / "out"
     good = write_image(inputs / "a.png")
     broken = inputs / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     missing = tmp_path / "missing.png"
-    first = segment_paths(tiny_model, [inputs, missing], out, tiny_model.postprocess_settings, log=io.StringIO())
+    monkeypatch.chdir(tmp_path)
+    first = segment_paths(tiny_model, [Path("in"), Path("missing.png")], out, tiny_model.postprocess_settings,
+                          log=io.StringIO())
     assert first.exit_status == 1
+    monkeypatch.chdir(inputs)   # the next run starts elsewhere and names its inputs otherwise
     log = io.StringIO()
-    segment_paths(tiny_model, [good], out, tiny_model.postprocess_settings, log=log)
-    assert "keeps the rows of 2 inputs that failed before and are not in this run" in log.getvalue()
+    segment_paths(tiny_model, [Path("a.png")], out, tiny_model.postprocess_settings, log=log)
+    assert "summary.csv keeps the rows of 2 inputs that failed before and are not in this run" in log.getvalue()
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("file")
-    assert sorted(summary.index) == sorted([str(good), str(broken), str(missing)])
+    assert sorted(summary.index) == sorted([str(good), str(broken), str(missing)])   # absolute, each once
     assert summary.loc[str(good), "status"] == "ok" and "damaged" in summary.loc[str(broken), "status"]
     broken.unlink()
     write_image(broken)   # mended, and run again: its failed row gives way to the new one
-    segment_paths(tiny_model, [broken], out, tiny_model.postprocess_settings, log=io.StringIO())
+    segment_paths(tiny_model, [Path("broken.png")], out, tiny_model.postprocess_settings, log=io.StringIO())
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("file")
     assert sorted(summary.index) == sorted([str(good), str(broken), str(missing)])
     assert (summary.loc[[str(good), str(broken)], "status"] == "ok").all()
     segment_paths(tiny_model, [good, missing], out, tiny_model.postprocess_settings, log=io.StringIO())
     assert list(pd.read_csv(out / "summary.csv", keep_default_na=False)["file"]).count(str(missing)) == 1
+    (inputs / "gone.png").write_bytes(b"not an image")
+    segment_paths(tiny_model, [inputs], out, tiny_model.postprocess_settings, log=io.StringIO())
+    (inputs / "gone.png").unlink()   # its folder run again: a failure no longer there leaves the record
+    segment_paths(tiny_model, [inputs], out, tiny_model.postprocess_settings, log=io.StringIO())
+    assert str(inputs / "gone.png") not in set(pd.read_csv(out / "summary.csv", keep_default_na=False)["file"])
 
 
 @pytest.mark.parametrize("summary", [b"", b"Well,Count\nA1,3\n", b"\xff\xfe\x00garbage"])

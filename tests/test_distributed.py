@@ -310,8 +310,8 @@ def test_a_url_output_is_recorded_whole_and_resumes():
     with cluster_run.run_record(url, ("png",), resume=False) as record:   # a again: its old row goes
         record.begin([("a", "/elsewhere/a.png")])
     assert list(pd.read_csv(fs.open("/nuclei-test/run/summary.csv"))["image"]) == ["c", "b"]
-    with cluster_run.run_record(url, ("png",), resume=False) as record:   # b again: its failed row goes
-        record.begin([("b", str(Path("b.png").resolve()))])
+    with cluster_run.run_record(url, ("png",), resume=False) as record:   # b's file again, named anew
+        record.begin([("b_2", str(Path("b.png").resolve()))])
     assert list(pd.read_csv(fs.open("/nuclei-test/run/summary.csv"))["image"]) == ["c"]
     fs.rm("/nuclei-test", recursive=True)
 
