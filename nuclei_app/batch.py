@@ -298,7 +298,7 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
     whole = [path for path in todo if not (request.block_size or path in huge)]
     with Progress(len(todo), log) as progress:
         run_blocks(model, in_blocks, huge, names, out, request, record, result, progress, debug)
-        run_pipeline(model, whole, names, out, request, record, result, progress, debug)
+        run_pipeline(model, whole, names, out, request, record, result, progress, debug, first=len(in_blocks) + 1)
     finish_run(paths, images, problems, result, log)
     return result
 
@@ -355,13 +355,14 @@ def finish_run(paths: list, images: list[Path], problems: list[tuple[str, str]],
 
 
 def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], out: Path, request: ImageRequest,
-                 record: RunRecord, result: BatchResult, progress: "Progress", debug: bool) -> None:
-    """Reads image i+1 and writes image i-1 while image i is segmented (see the module doc)."""
+                 record: RunRecord, result: BatchResult, progress: "Progress", debug: bool, first: int = 1) -> None:
+    """Reads image i+1 and writes image i-1 while image i is segmented (see the module doc).
+    ``first``: the run's number for the first of them (block-wise images go first)."""
     with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
         reads: deque[tuple[InFlight, Future]] = deque()
         writes: deque[InFlight] = deque()
-        upcoming = iter(enumerate(todo, start=1))
+        upcoming = iter(enumerate(todo, start=first))
 
         def read_ahead() -> None:
             for index, path in upcoming:
@@ -416,7 +417,8 @@ def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: di
         except Exception as error:  # this image only
             _failed(item, error, record, result, progress, debug)
             continue
-        _succeeded(item, table, count, prediction, shape, "[block-wise]", record, result, progress)
+        _succeeded(item, table, count, prediction, shape, f"[{index}/{progress.total}] [block-wise]", record, result,
+                   progress)
 
 
 def declared_size(path: Path) -> str:

@@ -359,6 +359,22 @@ def test_an_image_that_fails_on_a_rerun_leaves_no_earlier_files_behind(tiny_mode
     assert "damaged" in summary.loc["cells", "status"] and summary.loc["other", "status"] == "ok"
 
 
+def test_every_image_of_a_mixed_run_has_its_own_number(tiny_model, tmp_path, monkeypatch):
+    """A review: block-wise images and the others were each numbered from 1, so two lines said
+    [1/4]; a failed image's line had no number (a user test: [7/12] jumped to [11/12])."""
+    from nuclei_app import batch
+
+    for seed, name in enumerate(("a.png", "b.tif", "c.png")):
+        write_image(tmp_path / "in" / name, seed=seed)
+    (tmp_path / "in" / "d.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    monkeypatch.setattr(batch, "is_huge", lambda path: path.suffix == ".tif")   # read by blocks
+    log = io.StringIO()
+    segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", tiny_model.postprocess_settings, log=log)
+    numbers = sorted(line.split("]")[0] for line in log.getvalue().splitlines() if re.match(r"\[\d+/\d+\] ", line))
+    assert numbers == ["[1/4", "[2/4", "[3/4", "[4/4"], log.getvalue()
+    assert re.search(r"^\[1/4\] \[block-wise\] b\.tif: ", log.getvalue(), re.M), log.getvalue()
+
+
 def test_an_unexpected_failure_skips_only_that_image(tiny_model, tmp_path, monkeypatch):
     import nuclei_app.batch as batch
 
