@@ -378,9 +378,10 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     reading = file_facts(item).pixel_size
     notes_area = st.container()  # above the controls, filled once the pixel size field is read
     choices, pixel_size = image_choices_ui(item, model, as_channels(channels).shape[-1], reading, channels)
-    notes = notes + reading.notes(typed_size(pixel_size))
+    # In the page's words on the page and in the ZIP's summary.csv alike.
+    notes = [page_note(note) for note in notes + reading.notes(typed_size(pixel_size))]
     for note in notes:  # how the file was read: the plane of a Z-stack, ...
-        notes_area.info(f"{item.label}: {page_note(note)}.")
+        notes_area.info(f"{item.label}: {note}.")
     try:
         prediction = prediction_for(model, item, channels, settings, choices, position)
     except ValueError as error:  # e.g. a channel the image does not have
@@ -499,10 +500,10 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
     st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
     notes_area = st.container()
     _, pixel_size = image_choices_ui(item, model, result.channels, reading)
-    notes = result.notes + reading.notes(typed_size(pixel_size)) + list(
-        filter(None, [too_small_note(result.diameter, result.diameter_source, model.diameter)]))
+    notes = [page_note(note) for note in result.notes + reading.notes(typed_size(pixel_size)) + list(
+        filter(None, [too_small_note(result.diameter, result.diameter_source, model.diameter)]))]
     for note in notes:
-        notes_area.info(f"{item.label}: {page_note(note)}.")
+        notes_area.info(f"{item.label}: {note}.")
     return LargeAnalysis(item, result, folder, pixel_size, choices, notes)
 
 

@@ -130,9 +130,8 @@ def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str],
             return _read_channel_series(series, name, limits, notes, axes=series.axes.replace("S", "C"), plane=plane)
         if series is not None and _unnamed_channel_stack(series):
             # The guess is told: a Z-stack saved without axes reads as channels.
-            notes.append(f"{series.shape[0]} pages and no axes in the file: read as {series.shape[0]} channels (a "
-                         "Z-stack or time series saved with its axes, by ImageJ or as OME-TIFF, gives the Z plane "
-                         "--z-plane chooses)")
+            notes.append(f"{series.shape[0]} pages and no axes in the file: read as {series.shape[0]} channels (save "
+                         "a Z-stack or time series with its axes, by ImageJ or as OME-TIFF, to choose its Z plane)")
             return _read_channel_series(series, name, limits, notes, axes="C" + series.axes[1:])
         if series is not None:
             note_planes(dict(zip(series.axes, series.shape)), notes)

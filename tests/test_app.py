@@ -7,6 +7,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from nuclei_app.imageio import read_image
+
 from .conftest import PROJECT, SAMPLES
 
 APP = str(PROJECT / "app.py")
@@ -68,8 +70,6 @@ def test_a_z_stack_upload_says_which_plane_was_segmented(app):
     import numpy as np
     import tifffile
 
-    from nuclei_app.imageio import read_image
-
     plane = (read_image(SAMPLES / "images" / "fluorescence_sparse.png")[..., 0] * 255).astype(np.uint8)
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, np.stack([plane, plane // 4, plane // 8]), imagej=True, metadata={"axes": "ZYX"})
@@ -85,8 +85,6 @@ def test_a_z_stack_s_plane_is_chosen_on_the_page(app):
     that plane uploaded alone; the projection and a plane by number too."""
     import tifffile
     from scipy import ndimage
-
-    from nuclei_app.imageio import read_image
 
     sharp = (read_image(SAMPLES / "images" / "fluorescence_sparse.png")[..., 0] * 255).astype(np.uint8)
     stack = np.stack([ndimage.gaussian_filter(sharp, 6), sharp, ndimage.gaussian_filter(sharp, 4)])
@@ -368,7 +366,7 @@ def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tm
     import tifffile
 
     import nuclei_app.config as config
-    from nuclei_app.imageio import read_image, to_uint8
+    from nuclei_app.imageio import to_uint8
 
     default, blockwise = config.AppLimits(), config.AppLimits(max_image_pixels=200_000)
     monkeypatch.setattr(config, "AppLimits", lambda: blockwise)  # the page reads its limits at each run
@@ -407,10 +405,28 @@ def test_an_image_without_nuclei_shows_no_areas(app):
     assert areas == {"Median area": "–", "Mean area": "–"}
 
 
+def test_the_page_s_notes_name_its_controls_not_the_command_line_s(app):
+    """A user test: the page told a web user to use --z-plane; the readers' advice is put in
+    the page's words (``page_note``), tested here so a rewording can't slip past it."""
+    import tifffile
+
+    plane = (read_image(SAMPLES / "images" / "fluorescence_sparse.png")[..., 0] * 255).astype(np.uint8)
+    stack = io.BytesIO()
+    tifffile.imwrite(stack, np.stack([plane, plane // 4]), imagej=True, metadata={"axes": "ZYX"})
+    odd_size = calibrated_tiff(SAMPLES / "images" / "fluorescence_sparse.png", 200.0)   # not a microscope's
+    app.file_uploader[0].set_value([("stack.tif", stack.getvalue(), "image/tiff"),
+                                    ("odd.ome.tif", odd_size, "image/tiff")]).run()
+    assert not app.exception and not app.error
+    notes = [i.value for i in app.info] + [w.value for w in app.warning]
+    assert any("(Z plane, under Nucleus diameter, channel and pixel size)" in n for n in notes), notes
+    assert any("type the right size under Nucleus diameter, channel and pixel size" in n for n in notes), notes
+    assert not [n for n in notes if "--" in n], notes
+
+
 def calibrated_tiff(path, pixel_um: float, **kwargs) -> bytes:
     import tifffile
 
-    from nuclei_app.imageio import read_image, to_uint8
+    from nuclei_app.imageio import to_uint8
 
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, to_uint8(read_image(path))[..., 0], ome=True,

@@ -99,7 +99,8 @@ def test_an_automatic_diameter_under_the_smallest_the_model_resolves_is_noted():
     assert too_small_note(3.9, "estimated", 16.0)
     assert too_small_note(4.0, "measured", 16.0) is None
     assert too_small_note(3.0, "given", 16.0) is None     # the user's word: the given check's business
-    assert too_small_note(3.0, "none", None) is None      # a model without a scale runs at the image's own
+    assert too_small_note(3.0, "none", 16.0) is None      # no scale: the image's own (a model without one)
+    assert too_small_note(3.0, "estimated", None) is None
 
 
 def test_noise_segmented_with_an_automatic_diameter_is_told_it_holds_no_nuclei(bundled_model):
