@@ -358,8 +358,10 @@ def task_error(error: BaseException) -> ClusterError:
     itself, so anything else is the cluster's."""
     if isinstance(error, WorkerSetupError):
         return ClusterError(str(error))
-    return ClusterError(f"a Dask worker could not run the task ({type(error).__name__}: {error}). Workers need "
-                        "the same Python environment as this machine, with this project installed.")
+    return ClusterError(f"a Dask worker could not run the task ({type(error).__name__}: {error}). The scheduler "
+                        "and every worker need the same Python environment as this machine and this project "
+                        "importable: start them with PYTHONPATH set to the project folder (README: Running on a "
+                        "Dask cluster).")
 
 
 def progress_line(outcome: ImageOutcome, task: ImageTask, done: int, total: int, debug: bool) -> str:
