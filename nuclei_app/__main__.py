@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from .config import ReadLimits
+
 
 ENGINE_NAMES = {"xnnpack": "XNNPACK (TensorFlow Lite)", "tensorflow": "TensorFlow's"}
 
@@ -61,8 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on an existing Dask cluster, e.g. tcp://HOST:8786 (see the README)")
     seg.add_argument("--block-size", type=block_size, metavar="PX",
-                     help="segment block by block (overlapping blocks of PX, stitched); automatic for TIFFs over "
-                          "the in-memory limit")
+                     help="segment block by block (overlapping blocks of PX, stitched); automatic, and read "
+                          f"lazily, for TIFFs over {ReadLimits().max_pixels / 1e6:g} megapixels")
     seg.add_argument("--skip-existing", action="store_true",
                      help="resume an interrupted run: skip images whose files and summary row are already in DIR")
     seg.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
@@ -244,7 +246,8 @@ def run(args: argparse.Namespace) -> int:
         result = segment_paths(model, args.paths, Path(args.out), request, debug=args.debug,
                                skip_existing=args.skip_existing)
     if not result.found_nothing:
-        print(f"done: {len(result.processed)} segmented, {len(result.failed)} failed; results in "
+        kept = f"{result.kept} kept from before, " if result.kept else ""
+        print(f"done: {len(result.processed) - result.kept} segmented, {kept}{len(result.failed)} failed; results in "
               f"{args.out.rstrip('/' + os.sep)}{'/' if '://' in args.out else os.sep} (summary.csv lists every input)",
               file=sys.stderr)
     return result.exit_status

@@ -78,6 +78,7 @@ class BatchResult:
     summary: list[dict] = field(default_factory=list)
     found_nothing: bool = False  # no image file among the inputs: nothing failed, nothing done
     stopped: str = ""            # why the run stopped before its last image (the output disk is full)
+    kept: int = 0                # of ``processed``: finished before and kept (--skip-existing)
 
     @property
     def exit_status(self) -> int:
@@ -341,6 +342,7 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
                   file=log)
         result.summary += [record.done[names[p]] for p in images if record.is_done(names[p])]
         result.processed += [str(p) for p in images if record.is_done(names[p])]
+        result.kept = len(images) - len(todo)
     return names, todo
 
 
@@ -413,7 +415,8 @@ def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: di
         progress.note(f"[block-wise] {path.name}: {size}segmented block by block (each block's progress follows)")
         try:
             table, count, prediction, shape, item.pixel_size = segment_by_blocks(
-                model, path, path in huge, item.name, out, request, progress.tiles(path.name), notes=item.notes)
+                model, path, path in huge, item.name, out, request, progress.tiles(path.name, blocks=True),
+                notes=item.notes)
         except Exception as error:  # this image only
             _failed(item, error, record, result, progress, debug)
             continue
@@ -557,21 +560,26 @@ class Progress:
         else:
             self.bar.write(line, file=self.log)
 
-    def tiles(self, name: str):
+    def tiles(self, name: str, blocks: bool = False):
         """Tile (or block) progress of a large image: the bar's postfix on a terminal; plain
         lines otherwise, at each tenth of an image of 20 tiles or more (a whole slide takes
-        long: the log shows it is moving)."""
-        shown = {"tiles": 0, "tenth": 0}
+        long: the log shows it is moving). ``blocks``: a block-wise image, each of whose
+        blocks takes seconds, gets a line per block where it has fewer than 20 (a user test
+        waited two minutes on 9 blocks after a line saying their progress would follow)."""
+        shown = {"tiles": 0, "step": 0}
+        unit = "blocks" if blocks else "tiles"
 
         def report(done: int, tiles: int) -> None:
             if self.bar is not None and tiles > 1:
-                self.bar.set_postfix_str(f"{name}: tile {done}/{tiles}")
-            elif self.bar is None and tiles >= 20:
-                if tiles != shown["tiles"] or done * 10 // tiles < shown["tenth"]:  # a new plan: count again
-                    shown.update(tiles=tiles, tenth=0)
-                if done * 10 // tiles > shown["tenth"]:
-                    shown["tenth"] = done * 10 // tiles
-                    print(f"  {name}: {done} of {tiles} tiles", file=self.log, flush=True)
+                self.bar.set_postfix_str(f"{name}: {unit[:-1]} {done}/{tiles}")
+                return
+            steps = 10 if tiles >= 20 else tiles if blocks else 0   # lines per image
+            if self.bar is None and steps:
+                if tiles != shown["tiles"] or done * steps // tiles < shown["step"]:  # a new plan: count again
+                    shown.update(tiles=tiles, step=0)
+                if done * steps // tiles > shown["step"]:
+                    shown["step"] = done * steps // tiles
+                    print(f"  {name}: {done} of {tiles} {unit}", file=self.log, flush=True)
         return report
 
 

@@ -260,8 +260,8 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
         try:
             with staged_output(out_url, run_id) as folder:
                 table, count, prediction, (height, width), pixel_size = segment_by_blocks(
-                    model, Path(task.path), huge, task.name, folder, request, progress.tiles(Path(task.given).name),
-                    runner=runner, label=task.given, notes=notes)
+                    model, Path(task.path), huge, task.name, folder, request,
+                    progress.tiles(Path(task.given).name, blocks=True), runner=runner, label=task.given, notes=notes)
         except ClusterError:
             raise
         except Exception as error:  # this image only

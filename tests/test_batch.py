@@ -564,6 +564,13 @@ def test_a_long_image_shows_its_tiles_moving_in_a_plain_log():
             for done in range(1, tiles + 1):
                 report(done, tiles)
     assert log.getvalue().count("of 30 tiles") == 10
+    log.truncate(0)
+    log.seek(0)
+    with Progress(1, log) as progress:  # a few blocks, each taking seconds: every one is shown
+        report = progress.tiles("huge.tif", blocks=True)
+        for done in range(1, 10):
+            report(done, 9)
+    assert log.getvalue().splitlines() == [f"  huge.tif: {k} of 9 blocks" for k in range(1, 10)]
 
 
 def test_block_size_gives_the_same_files_as_a_whole_image_run(bundled_model, tmp_path):

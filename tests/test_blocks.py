@@ -301,7 +301,8 @@ def test_a_huge_stack_s_sharpest_plane_is_judged_on_a_central_window(tmp_path, m
 
 def test_a_huge_stack_notes_its_time_points_as_the_whole_reader_does(tmp_path):
     path = tmp_path / "tz.ome.tif"
-    tifffile.imwrite(path, np.zeros((2, 3, 40, 50), np.uint8), ome=True, tile=(16, 16), metadata={"axes": "TZYX"})
+    pixels = (np.arange(2 * 3 * 40 * 50) % 7).reshape(2, 3, 40, 50).astype(np.uint8)   # not one value (its own note)
+    tifffile.imwrite(path, pixels, ome=True, tile=(16, 16), metadata={"axes": "TZYX"})
     for plane in (PlaneRequest(), PlaneRequest("max")):
         read_channels(path, notes=(whole := []), plane=plane)
         with TiffSource(path, plane=plane) as source:

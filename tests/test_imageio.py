@@ -421,19 +421,24 @@ def test_16_bit_colour_pngs_are_read_at_8_bits_only_where_that_keeps_the_image()
     assert error.value.name == "dim.png"
 
 
+def varied(shape, dtype) -> np.ndarray:
+    """Pixels that are not all one value (an image of one value gets a note of its own)."""
+    return (np.arange(np.prod(shape)) % 7).reshape(shape).astype(dtype)
+
+
 def test_how_a_stack_or_animation_was_read_is_noted(tmp_path):
     """A Z-stack, a time series or an animation gives its first plane or frame, and says so;
     a few pages without axes are read as channels, and that guess is told (a user test's
     5-plane Z-stack); a plain image or a channel stack gives no note."""
-    tifffile.imwrite(tmp_path / "z.tif", np.zeros((6, 30, 40), np.uint8), imagej=True, metadata={"axes": "ZYX"})
-    tifffile.imwrite(tmp_path / "tzc.tif", np.zeros((3, 2, 2, 30, 40), np.uint16), imagej=True,
+    tifffile.imwrite(tmp_path / "z.tif", varied((6, 30, 40), np.uint8), imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "tzc.tif", varied((3, 2, 2, 30, 40), np.uint16), imagej=True,
                      metadata={"axes": "TZCYX"})
-    tifffile.imwrite(tmp_path / "pages.tif", np.zeros((20, 30, 40), np.uint8), photometric="minisblack")
-    tifffile.imwrite(tmp_path / "few_pages.tif", np.zeros((5, 30, 40), np.uint8), photometric="minisblack")
-    tifffile.imwrite(tmp_path / "channels.tif", np.zeros((3, 30, 40), np.uint16), imagej=True, metadata={"axes": "CYX"})
-    frames = [Image.fromarray(np.full((30, 40), v, np.uint8)) for v in (0, 90, 180)]
+    tifffile.imwrite(tmp_path / "pages.tif", varied((20, 30, 40), np.uint8), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "few_pages.tif", varied((5, 30, 40), np.uint8), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "channels.tif", varied((3, 30, 40), np.uint16), imagej=True, metadata={"axes": "CYX"})
+    frames = [Image.fromarray(varied((30, 40), np.uint8) + v) for v in (0, 90, 180)]
     frames[0].save(tmp_path / "movie.gif", save_all=True, append_images=frames[1:])
-    Image.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "plain.png")
+    Image.fromarray(varied((30, 40), np.uint8)).save(tmp_path / "plain.png")
     expected = {"z.tif": "a stack of 6 Z planes: the first is segmented",
                 "tzc.tif": "a stack of 3 time points x 2 Z planes: the first is segmented",
                 "pages.tif": "a stack of 20 planes: the first is segmented",
@@ -552,3 +557,14 @@ def test_a_label_image_given_as_the_image_is_noted(tmp_path):
         (tmp_path / name).write_bytes(data)
         read_channels(tmp_path / name, notes=(notes := []))
         assert notes == [], name
+
+
+def test_an_image_of_one_value_is_noted(tmp_path):
+    """A user test: a blank field gave 0 nuclei at a made-up 5.2 px diameter, with no word."""
+    Image.fromarray(np.full((40, 50), 12, np.uint8)).save(tmp_path / "blank.png")
+    read_channels(tmp_path / "blank.png", notes=(notes := []))
+    assert notes == ["every pixel has the same value (12): there is nothing to segment, and the diameter is no "
+                     "measure"]
+    Image.fromarray(np.full((40, 50), 12, np.uint8) + np.eye(40, 50, dtype=np.uint8)).save(tmp_path / "line.png")
+    read_channels(tmp_path / "line.png", notes=(one_line := []))
+    assert one_line == []

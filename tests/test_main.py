@@ -26,6 +26,18 @@ def test_segment_success_and_outputs(tiny_model_dir, tmp_path):
     assert "[1/1] a.png" in result.stderr and "diameter" in result.stderr
 
 
+def test_the_closing_line_counts_what_this_run_segmented_apart_from_what_it_kept(tiny_model_dir, tmp_path):
+    """A user test: a --skip-existing run with nothing left to do said "done: 13 segmented"."""
+    for seed in range(2):
+        Image.fromarray(fluorescence_like(synthetic_labels(seed=seed), seed)).save(tmp_path / f"{seed}.png")
+    (tmp_path / "0.png").rename(tmp_path / "a.png")
+    run_cli("segment", tmp_path / "a.png", "--out", tmp_path / "out", "--model", tiny_model_dir)
+    result = run_cli("segment", tmp_path / "a.png", tmp_path / "1.png", "--out", tmp_path / "out", "--model",
+                     tiny_model_dir, "--skip-existing")
+    assert result.returncode == 0, result.stderr
+    assert "done: 1 segmented, 1 kept from before, 0 failed; results in " in result.stderr, result.stderr
+
+
 def test_bfloat16_precision_segments_like_float32(tiny_model_dir, tmp_path):
     Image.fromarray(fluorescence_like(synthetic_labels())).save(tmp_path / "a.png")
     counts = {}
