@@ -797,8 +797,8 @@ def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]],
     def build_zip() -> bytes:
         files = {name: build() for name, build in builders.items()}
         files["measurements.csv"] = combined_measurements({a.item.name: a.table for a in analyses})
-        digest = model.digest()
-        rows = [with_settings(record_row(a), settings_text(image_request(settings, a), digest)) for a in analyses]
+        identity = model.identity()
+        rows = [with_settings(record_row(a), settings_text(image_request(settings, a), identity)) for a in analyses]
         files["summary.csv"] = csv_bytes(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
         return zip_bytes(files)
     offer("Download everything (ZIP)", "nuclei_results.zip", build_zip, key="dl_zip", type="primary")

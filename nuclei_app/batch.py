@@ -291,7 +291,7 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
     out.mkdir(parents=True, exist_ok=True)
     images, problems = collect_images(paths, skip_folders=(out,))
     record = RunRecord(out, MEASUREMENT_COLUMNS, request.formats, resume=skip_existing,
-                       settings=settings_text(request, model.digest()))
+                       settings=settings_text(request, model.identity()))
     result = BatchResult(failed=list(problems))
     names, todo = start_run(images, problems, record, result, log, paths)
     huge = {path for path in todo if is_huge(path)}

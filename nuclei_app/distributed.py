@@ -113,7 +113,7 @@ def model_identity(model: NucleiModel | None, model_source: str) -> str:
     """Which model the workers run, for summary.csv's settings: its folder's digest where
     the client can read it (workers may see folders the client doesn't), else the source."""
     try:
-        return model.digest() if model is not None else model_digest(Path(model_source))
+        return model.identity() if model is not None else model_digest(Path(model_source))
     except OSError:
         return model_source
 

@@ -52,6 +52,7 @@ class NucleiModel:
     source: str                      # what the user asked for, e.g. "assets/model" or "hf://a/b@main"
     revision: str | None = None      # commit hash when the model came from the Hub
     notice: str | None = None        # set when a fallback happened: shown to the user
+    fallback_from: str | None = None  # the source asked for, where this (bundled) model replaced it
     # The one rule for sharing a model: one segmentation at a time per process. ``in_turn``
     # holds it for a whole image (every tile, a diameter re-run) and ``predict`` for each
     # batch (re-entrant), so direct callers are safe too. Why: Keras models are not
@@ -68,6 +69,12 @@ class NucleiModel:
 
     def digest(self) -> str:
         return model_digest(self.folder)
+
+    def identity(self) -> str:
+        """The model as summary.csv's settings name it: its digest, and the source it replaced
+        (a user test: a fallback was said on stderr only, which a cluster job loses)."""
+        replaced = f" (bundled: {self.fallback_from} could not be used)" if self.fallback_from else ""
+        return self.digest() + replaced
 
     def set_precision(self, precision: str) -> None:
         """``float32``, ``bfloat16`` or ``auto`` (bfloat16 where the CPU has it); see precision.py."""

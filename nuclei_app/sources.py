@@ -143,6 +143,7 @@ def resolve_model(source: str | None = None, fallback: bool = True) -> NucleiMod
         reason = str(error).removeprefix(f"{source}: ").rstrip(".")  # the source is named once
         model.notice = (f"Model source {source} could not be used: {reason}. "
                         f"Using the bundled model ({bundled}) instead.")
+        model.fallback_from = source
         return model
 
 

@@ -125,6 +125,9 @@ def test_hub_failures_fall_back_or_fail(hub, repo_id, tmp_path):
     fallback = run_cli("segment", image, "--out", tmp_path, "--model", f"hf://{repo_id}")
     assert fallback.returncode == 0
     assert "warning" in fallback.stderr and "repository not found" in fallback.stderr
+    # On record too, where a cluster job's stderr is lost (a user test).
+    settings = (tmp_path / "summary.csv").read_text()
+    assert f"(bundled: hf://{repo_id} could not be used)" in settings, settings
     strict = run_cli("segment", image, "--out", tmp_path, "--model", f"hf://{repo_id}", "--no-fallback")
     assert strict.returncode == 2 and "repository not found" in strict.stderr and "Traceback" not in strict.stderr
 
