@@ -551,10 +551,8 @@ def label_image_note(raw: np.ndarray) -> str | None:
     equal = np.count_nonzero(plane[1:] == plane[:-1]) + np.count_nonzero(plane[:, 1:] == plane[:, :-1])
     if not pairs or equal < LABELS_FLAT_SHARE * pairs:
         return None
-    from skimage.measure import label as connected_components
-
     ids = np.count_nonzero(np.unique(plane))
-    regions = int(connected_components(plane, background=0, connectivity=1).max())
+    regions = int(_components(plane).max())  # one per flat region of a value, 0 left as background
     if ids < 3 or regions > LABELS_REGIONS_PER_ID * ids:
         return None
     where = "" if plane.shape == (height, width) else f" in its central {LABELS_CHECK_SIDE} px"
