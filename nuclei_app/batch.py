@@ -36,7 +36,7 @@ from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
 from .planes import PlaneRequest, ZChoice
-from .records import MEASUREMENT_COLUMNS, RunRecord, changed_settings, summary_row
+from .records import MEASUREMENT_COLUMNS, RunRecord, changed_settings, lacking_formats, summary_row
 from .results import fitting_name, image_result_files, output_stem, write_atomically
 
 
@@ -331,19 +331,37 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
         row = summary_row(path, "", status=reason)
         record.add(row)
         result.summary.append(row)
-    if len(todo) < len(images):
-        print(f"--skip-existing: {len(images) - len(todo)} of {len(images)} images finished before; "
-              f"{len(todo)} to do.", file=log)
-        changed = changed_settings(record.done, [names[path] for path in images], record.settings)
-        if changed:
-            print(f"--skip-existing: {plural(len(changed), 'image', 'images')} finished before with other settings "
-                  f"({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}) are kept as they are; "
-                  "summary.csv's settings column says which. Run without --skip-existing to segment them again.",
-                  file=log)
-        result.summary += [record.done[names[p]] for p in images if record.is_done(names[p])]
-        result.processed += [str(p) for p in images if record.is_done(names[p])]
-        result.kept = len(images) - len(todo)
+    if record.resume:
+        report_resume(record, images, names, len(todo), result, log)
     return names, todo
+
+
+def report_resume(record, images: list[Path], names_of: dict[Path, str], todo: int, result: BatchResult,
+                  log: TextIO) -> None:
+    """--skip-existing: says how many images it keeps, which of them were segmented with other
+    settings, and which it segments again because this run's formats are missing; counts the
+    kept ones as done."""
+    names = [names_of[path] for path in images]
+    lacking = lacking_formats(record.earlier, record.done, names)
+    if lacking:
+        print(f"--skip-existing: segmenting again {plural(len(lacking), 'image', 'images')} finished before "
+              f"without the files of --formats {','.join(record.formats)} ({a_few(lacking)}).", file=log)
+    if todo == len(names):
+        return
+    print(f"--skip-existing: {len(names) - todo} of {len(names)} images finished before; {todo} to do.", file=log)
+    changed = changed_settings(record.done, names, record.settings)
+    if changed:
+        print(f"--skip-existing: {plural(len(changed), 'image', 'images')} finished before with other settings "
+              f"({a_few(changed)}) are kept as they are; summary.csv's settings column says which. "
+              "Run without --skip-existing to segment them again.", file=log)
+    kept = [path for path in images if record.is_done(names_of[path])]
+    result.summary += [record.done[names_of[path]] for path in kept]
+    result.processed += [str(path) for path in kept]
+    result.kept = len(kept)
+
+
+def a_few(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def finish_run(paths: list, images: list[Path], problems: list[tuple[str, str]], result: BatchResult,

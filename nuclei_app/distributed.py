@@ -403,6 +403,7 @@ class UrlRecord:
         from fsspec.core import url_to_fs
 
         self.out_url, self.formats, self.columns, self.settings = out_url, formats, measurement_columns, settings
+        self.resume = resume
         self.fs, self.root = url_to_fs(out_url)
         self.root = self.root.rstrip("/")
         present = self._present()

@@ -9,7 +9,7 @@ def model_record(model: NucleiModel) -> dict:
     """Everything ``info --json`` prints: where the model is from and what it scored."""
     training = model.metadata.get("training", {})
     return {"model": describe(model), "source": model.source, "revision": model.revision,
-            "folder": str(model.folder), "code_version": training.get("code_version"),
+            "folder": str(model.folder), "digest": model.digest(), "code_version": training.get("code_version"),
             "command": training.get("command"), "diameter_px": model.diameter,
             "postprocess": model.metadata.get("postprocess"), "metrics": model.validation_metrics}
 
@@ -18,7 +18,8 @@ def model_summary(model: NucleiModel) -> str:
     """A few aligned lines a person reads at a glance: three decimals, units, the commit."""
     training = model.metadata.get("training", {})
     post = model.metadata.get("postprocess", {})
-    lines = [("Model", describe(model)), ("Folder", str(model.folder))]
+    # The digest is what summary.csv's settings column names, so a table can be traced back.
+    lines = [("Model", describe(model)), ("Folder", str(model.folder)), ("Digest", model.digest())]
     if training:
         lines.append(("Trained by", f"{training.get('command', '?')} · code {training.get('code_version', '?')}"))
         if training.get("fit_minutes"):

@@ -54,6 +54,12 @@ def changed_settings(done: dict[str, dict], names: list[str], settings: str) -> 
     return [name for name in names if name in done and done[name].get("settings") not in ("", None, settings)]
 
 
+def lacking_formats(earlier: Earlier, done: dict[str, dict], names: list[str]) -> list[str]:
+    """The images among ``names`` finished before (``earlier``) that --skip-existing still
+    segments again (not in ``done``) because files of this run's formats are missing."""
+    return [name for name in names if name in earlier.done and name not in done]
+
+
 def has_outputs(name: str, formats: tuple[str, ...] | None, exists: Callable[[str], bool]) -> bool:
     """Every file of ``formats`` for image ``name`` is there; ``formats`` None: every file of
     at least one format (an earlier run's, whichever it wrote)."""
@@ -170,7 +176,7 @@ class RunRecord:
 
     def __init__(self, out: Path, measurement_columns: list[str], formats: tuple[str, ...], resume: bool = False,
                  settings: str = ""):
-        self.out, self.formats, self.settings = out, formats, settings
+        self.out, self.formats, self.settings, self.resume = out, formats, settings, resume
         self.measurements_path, self.summary_path = out / MEASUREMENTS_FILE, out / SUMMARY_FILE
         self.measurement_columns = measurement_columns
         present = set(os.listdir(out)) if out.is_dir() else set()  # one listing, not a stat per file

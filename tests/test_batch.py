@@ -169,7 +169,10 @@ def test_skip_existing_with_other_formats_redoes_its_images_and_keeps_the_others
     request = ImageRequest(tiny_model.postprocess_settings, formats=("tiff",))
     log = io.StringIO()
     segment_paths(tiny_model, [paths[0]], out, request, log=log, skip_existing=True)
-    assert "finished before" not in log.getvalue()                # a has no TIFF yet: done again
+    # a has no TIFF yet: done again, and the run says why (a user test: it was silent)
+    assert "--skip-existing: segmenting again 1 image finished before without the files of --formats tiff (a)." \
+        in log.getvalue()
+    assert "of 1 images finished before" not in log.getvalue()
     summary = pd.read_csv(out / "summary.csv")
     assert sorted(summary["image"]) == ["a", "b"]                  # b's PNGs are there: its row stays
     assert (out / "a_labels.tif").is_file() and not (out / "b_labels.tif").exists()

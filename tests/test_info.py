@@ -18,6 +18,13 @@ def test_summary_of_a_model_without_metrics(tiny_model):
     assert model_record(tiny_model)["folder"] == str(tiny_model.folder)
 
 
+def test_summary_names_the_digest_that_summary_csv_records(tiny_model):
+    """A user test: summary.csv's settings name the model by digest, which nothing printed."""
+    digest = tiny_model.digest()
+    assert any(line.split() == ["Digest", digest] for line in model_summary(tiny_model).splitlines())
+    assert model_record(tiny_model)["digest"] == digest
+
+
 def test_cli_prints_the_summary_or_json():
     plain = run_cli("info")
     assert plain.returncode == 0 and plain.stdout.startswith("Model") and "{" not in plain.stdout
