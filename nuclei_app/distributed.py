@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -200,10 +201,27 @@ def dask_client(workers: int | None, scheduler: str | None) -> Iterator:
     # One thread per worker: TensorFlow already spreads one image over the cores. The
     # scheduler's web endpoints (the dashboard, where bokeh is installed) on a free port, so
     # that two runs at once do not collide.
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=logging.ERROR, env=local_worker_environment(workers)) as cluster, \
-            Client(cluster, set_as_default=False) as client:
+    with workers_ignore_interrupts():
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.ERROR, env=local_worker_environment(workers))
+    with cluster, Client(cluster, set_as_default=False) as client:
         yield client
+
+
+@contextmanager
+def workers_ignore_interrupts():
+    """Worker processes started inside ignore Ctrl-C. A terminal sends it to every process of
+    the command, and each local worker printed a KeyboardInterrupt traceback (a user test);
+    this process stops the cluster itself, and an ignored signal stays ignored in a child.
+    (A worker the nanny restarts later, after a crash, is started without this.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals belong to the main thread; nothing to change from another one
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def check_address(address: str) -> None:

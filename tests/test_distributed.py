@@ -239,6 +239,26 @@ def test_a_local_cluster_of_one_worker(tiny_model, tmp_path):
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
 
 
+def test_ctrl_c_stops_a_local_cluster_run_with_one_message_and_no_worker_tracebacks(tiny_model, tmp_path):
+    """A user test: Ctrl-C (SIGINT to every process of the command, as a terminal sends it)
+    printed each local worker's KeyboardInterrupt traceback before the CLI's message."""
+    write_inputs(tmp_path / "in", 8, broken=False)
+    stderr = tmp_path / "stderr.txt"
+    command = [sys.executable, "-m", "nuclei_app", "segment", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+               "--model", str(tiny_model.folder), "--workers", "2"]
+    env = {**os.environ, cluster_run.PAUSE_ENV_VAR: "1.5"}  # each image takes 1.5 s: time to interrupt
+    with stderr.open("w") as sink:
+        run = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=sink, stderr=sink, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while "[1/8]" not in stderr.read_text() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGINT)
+    status = run.wait(timeout=120)
+    text = stderr.read_text()
+    assert status == 130 and "interrupted: the images finished so far" in text, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+
+
 def test_workers_without_the_model_stop_the_run_with_one_line(cluster, tiny_model, tmp_path):
     write_inputs(tmp_path / "in", 2, broken=False)
     log = io.StringIO()
