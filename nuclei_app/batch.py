@@ -300,6 +300,8 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
     with Progress(len(todo), log) as progress:
         run_blocks(model, in_blocks, huge, names, out, request, record, result, progress, debug)
         run_pipeline(model, whole, names, out, request, record, result, progress, debug, first=len(in_blocks) + 1)
+    if not result.stopped:  # block-wise images went first: rows in input order again
+        record.put_in_order([names[path] for path in todo])
     finish_run(paths, images, problems, result, log)
     return result
 

@@ -50,8 +50,8 @@ from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect
                     read_input, segment_channels, settings_text, start_run, stop)
 from .diameter_check import diameter_note
 from .model import ModelLoadError, NucleiModel, model_digest
-from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, record_in,
-                      on_record, resumed, summary_row, with_settings, without_redone)
+from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, in_order,
+                      on_record, record_in, resumed, summary_row, with_settings, without_redone)
 from .results import csv_bytes
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
@@ -123,8 +123,8 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
                    workers: int | None = None, scheduler: str | None = None, log: TextIO = sys.stderr,
                    debug: bool = False, skip_existing: bool = False, model: NucleiModel | None = None) -> BatchResult:
     """``segment_paths`` on a Dask cluster: a local one of ``workers`` processes, or the one
-    at ``scheduler``. The same files, lines on ``log`` and records, with the rows in the order
-    the images finish. ``out``: a local folder or any fsspec URL the workers can reach.
+    at ``scheduler``. The same files, lines on ``log`` and records (rows appended as the
+    images finish, put in input order when the run ends). ``out``: a local folder or any fsspec URL the workers can reach.
     Images segmented block by block (TIFFs over the in-memory limit, every image with
     ``request.block_size``) go first, one at a time, each with its blocks spread over the
     workers (``cluster_blocks``); ``model`` is the client's copy of the model for planning
@@ -161,6 +161,8 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
                                          progress, debug, first=len(blockwise) + 1)
             finally:  # a killed worker's temporary files, also when the run stops
                 remove_leftovers(out_url, run_id)
+            if not result.stopped:  # rows in input order, not in the order the workers finished
+                record.put_in_order([task.name for task in todo])
     finish_run(paths, images, problems, result, log)
     return result
 
@@ -427,28 +429,33 @@ class UrlRecord:
         present = self._present()
         self.earlier = record_in(present, lambda name: self.fs.open(f"{self.root}/{name}", "rb"))
         self.done, self.earlier_names = resumed(self.earlier, formats, present, resume)
-        self.summary: list[dict] = []
-        self.tables: list[pd.DataFrame] = []
+        self.kept: tuple[list[dict], pd.DataFrame] = ([], pd.DataFrame(columns=measurement_columns))
+        self.added: list[tuple[str, pd.DataFrame | None, dict]] = []  # (name, measurements, summary row)
         self.begin()
 
     def begin(self, redone: Sequence[tuple[str, str]] = (), covered: Sequence[str] = ()) -> tuple[list[str], int]:
         """``RunRecord.begin``: the earlier rows of the inputs this run doesn't segment again."""
         kept, failed, measurements = without_redone(self.earlier, list(redone), covered)
-        self.summary, self.tables = list(kept.values()) + failed, [measurements.reindex(columns=self.columns)]
+        self.kept, self.added = (list(kept.values()) + failed, measurements.reindex(columns=self.columns)), []
         return list(kept), len(failed)
 
     def is_done(self, name: str) -> bool:
         return name in self.done
 
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
-        if measurements is not None and len(measurements):
-            self.tables.append(measurements.reindex(columns=self.columns))
-        self.summary.append(on_record(with_settings(summary, self.settings)))
+        table = measurements.reindex(columns=self.columns) if measurements is not None and len(measurements) else None
+        self.added.append((summary.get("image") or "", table, on_record(with_settings(summary, self.settings))))
+
+    def put_in_order(self, names: Sequence[str]) -> None:
+        """``RunRecord.put_in_order``."""
+        self.added = [self.added[i] for i in in_order([name for name, _, _ in self.added], names)]
 
     def write(self) -> None:
-        frame = pd.concat(self.tables, ignore_index=True) if self.tables else pd.DataFrame(columns=self.columns)
-        write_files(self.out_url, {MEASUREMENTS_FILE: csv_bytes(frame),
-                                   SUMMARY_FILE: csv_bytes(pd.DataFrame(self.summary, columns=SUMMARY_COLUMNS))})
+        rows, measurements = self.kept
+        tables = [measurements] + [table for _, table, _ in self.added if table is not None]
+        summary = rows + [row for _, _, row in self.added]
+        write_files(self.out_url, {MEASUREMENTS_FILE: csv_bytes(pd.concat(tables, ignore_index=True)),
+                                   SUMMARY_FILE: csv_bytes(pd.DataFrame(summary, columns=SUMMARY_COLUMNS))})
 
     def _present(self) -> set[str]:
         """Names of the files in the output folder."""

@@ -6,6 +6,10 @@ The record is the folder's, not only the run's: a run into a folder that holds a
 run's results keeps the rows of the earlier images it does not segment again (whose files
 are still there), so that segmenting one image again does not drop 499 others from the
 tables (a user test).
+
+Rows are appended in the order images finish, which on a Dask cluster is not the order of
+the inputs; a run that ends puts its own rows in input order (``put_in_order``), after the
+rows it kept from before.
 """
 from __future__ import annotations
 
@@ -184,6 +188,9 @@ class RunRecord:
         # image name -> its earlier summary row; input path -> the name it had
         self.done, self.earlier_names = resumed(self.earlier, formats, present, resume)
         self.begun = False
+        # Where this run's rows are in the two files: (image name, measurements' byte span or
+        # None, summary's byte span), in the order they were appended.
+        self.appended: list[tuple[str, tuple[int, int] | None, tuple[int, int]]] = []
 
     def begin(self, redone: Sequence[tuple[str, str]] = (), covered: Sequence[str] = ()) -> tuple[list[str], int]:
         """Starts both files with the earlier rows of the inputs not in ``redone`` (see
@@ -204,9 +211,23 @@ class RunRecord:
         summary = on_record(with_settings(summary, self.settings))
         if summary.get("status") != "ok" and summary.get("image"):
             self.remove_outputs(summary["image"])
+        measured = None
         if measurements is not None and len(measurements):
-            self._append(self.measurements_path, measurements.reindex(columns=self.measurement_columns))
-        self._append(self.summary_path, pd.DataFrame([summary], columns=SUMMARY_COLUMNS))
+            measured = self._append(self.measurements_path, measurements.reindex(columns=self.measurement_columns))
+        summarised = self._append(self.summary_path, pd.DataFrame([summary], columns=SUMMARY_COLUMNS))
+        self.appended.append((summary.get("image") or "", measured, summarised))
+
+    def put_in_order(self, names: Sequence[str]) -> None:
+        """Rewrites both files with this run's rows in the order of ``names`` (rows of other
+        names, inputs that could not be read, first), after the rows kept from before. Only
+        bytes are moved, so every row stays as written; each file is replaced whole."""
+        order = in_order([name for name, _, _ in self.appended], names)
+        if order == list(range(len(self.appended))):
+            return
+        measured = [self.appended[i][1] for i in order if self.appended[i][1] is not None]
+        _rewrite(self.measurements_path, measured)
+        _rewrite(self.summary_path, [self.appended[i][2] for i in order])
+        self.appended = [self.appended[i] for i in order]
 
     def remove_outputs(self, name: str) -> None:
         """Removes the files this run writes for image ``name`` (an earlier run's, or this
@@ -226,6 +247,35 @@ class RunRecord:
         path.write_bytes(csv_bytes(rows))
 
     @staticmethod
-    def _append(path: Path, rows: pd.DataFrame) -> None:
+    def _append(path: Path, rows: pd.DataFrame) -> tuple[int, int]:
+        """Appends the rows; returns where they are in the file (start and end byte)."""
         with path.open("ab") as handle:
+            start = handle.tell()
             handle.write(csv_bytes(rows, header=False))
+            return start, handle.tell()
+
+
+def in_order(appended: Sequence[str], names: Sequence[str]) -> list[int]:
+    """The positions of ``appended`` (image names, as rows were added) sorted by where each
+    name is in ``names``; names not there first, in the order they came."""
+    rank = {name: position for position, name in enumerate(names)}
+    return sorted(range(len(appended)), key=lambda i: rank.get(appended[i], -1))
+
+
+def _rewrite(path: Path, spans: list[tuple[int, int]]) -> None:
+    """``path`` with the byte ``spans`` (together, everything after the file's first span)
+    in the given order; written beside it and moved over it, so an interruption leaves the
+    old file whole."""
+    if not spans:
+        return
+    start = min(begin for begin, _ in spans)
+    temporary = path.with_name(path.name + ".ordering")
+    try:
+        with path.open("rb") as source, temporary.open("wb") as target:
+            target.write(source.read(start))  # the header and the rows kept from before
+            for begin, end in spans:
+                source.seek(begin)
+                target.write(source.read(end - begin))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -169,6 +169,8 @@ def test_a_scheduler_run_gives_the_in_process_files(cluster, tiny_model, tmp_pat
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
     for csv, by in (("measurements.csv", ["image", "nucleus"]), ("summary.csv", ["file"])):
         pd.testing.assert_frame_equal(sorted_rows(out / csv, by), sorted_rows(reference / csv, by))
+    for csv in ("measurements.csv", "summary.csv"):  # in input order, as in-process, whoever finished first
+        assert list(pd.read_csv(out / csv)["image"]) == list(pd.read_csv(reference / csv)["image"]), csv
     summary = pd.read_csv(out / "summary.csv")
     assert sorted(summary["file"]) == sorted(str(p) for p in (tmp_path / "in").iterdir())  # each input once
     assert "damaged" in summary.set_index("image").loc["broken", "status"]
@@ -311,9 +313,10 @@ def test_a_url_output_is_recorded_whole_and_resumes():
 
     url = "memory://nuclei-test/run"
     row = {"image": "a", "file": "a.png", "nuclei": 1, "status": "ok"}
-    with cluster_run.run_record(url, ("png",), resume=False) as record:
-        record.add(row, pd.DataFrame({"image": ["a"], "nucleus": [1]}))
+    with cluster_run.run_record(url, ("png",), resume=False) as record:   # finished b, a: recorded a, b
         record.add({"image": "b", "file": "b.png", "status": "damaged"})
+        record.add(row, pd.DataFrame({"image": ["a"], "nucleus": [1]}))
+        record.put_in_order(["a", "b"])
     cluster_run.write_files(url, {f"a_{kind}.png": b"png" for kind in ("labels", "mask", "overlay")})
     fs = fsspec.filesystem("memory")
     summary = pd.read_csv(fs.open("/nuclei-test/run/summary.csv"))
