@@ -500,8 +500,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
     st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
     notes_area = st.container()
     _, pixel_size = image_choices_ui(item, model, result.channels, reading)
-    notes = [page_note(note) for note in result.notes + reading.notes(typed_size(pixel_size)) + list(
-        filter(None, [too_small_note(result.diameter, result.diameter_source, model.diameter)]))]
+    notes = [page_note(note) for note in result.notes + reading.notes(typed_size(pixel_size))]
     for note in notes:
         notes_area.info(f"{item.label}: {note}.")
     return LargeAnalysis(item, result, folder, pixel_size, choices, notes)

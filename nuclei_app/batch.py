@@ -29,7 +29,7 @@ import pandas as pd
 from .calibration import PixelSize, pixel_size_for, with_physical_sizes
 from .channels import AUTO, display_rgb, intensity_image, usable_channel
 from .config import IMAGE_SUFFIXES, PostprocessSettings
-from .diameter_check import diameter_note, too_small_note
+from .diameter_check import diameter_note
 from .imageio import ImageReadError, read_channels
 from .measure import measure_nuclei
 from .model import NucleiModel
@@ -476,7 +476,7 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
     else:
         channels, options["channel"], pixel_size = read_input(path, request, notes, name=label)
         outcome = segment_array_in_blocks(model, channels, **options)
-    notes += filter(None, [too_small_note(outcome.diameter, outcome.diameter_source, model.diameter)])
+        notes += outcome.notes
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
     prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,
                             outcome.channel)

@@ -50,6 +50,7 @@ from .calibration import PixelSize, tiff_resolution
 from .channels import (ALL_CHANNELS, AUTO, as_channels, check_channel, choose_channel, display_rgb, intensity_image,
                        network_rgb)
 from .config import PostprocessSettings, ReadLimits
+from .diameter_check import too_small_note
 from .imageio import (MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, note_planes,
                       read_raw_channels, rgb_png_bytes, tiff_plane_shape, to_uint8)
 from .inference import ProgressCallback, Stretch, percentile_stride, predict_preprocessed
@@ -931,7 +932,7 @@ class BlockResult:
     files: dict[str, Path] = field(default_factory=dict)   # segment_in_blocks: "labels", "overlay"
     channels: int = 1         # the image's channel count (what a channel picker offers)
     preview: np.ndarray | None = None  # segment_to_files: the overlay's background, 8-bit RGB
-    notes: list[str] = field(default_factory=list)  # how the file was read (a Z-stack's plane)
+    notes: list[str] = field(default_factory=list)  # how the file was read (a Z-stack's plane), a tiny diameter
 
 
 def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path, name: str,
@@ -1013,8 +1014,8 @@ def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Pat
     overlay = draw_overlay(preview, small, style="outlines", opacity=1.0)
     write_atomically(out_dir, {f"{name}_overlay.png": rgb_png_bytes(overlay)})
     overlay_path = out_dir / f"{name}_overlay.png"
-    return _result(source, plan, blocks, stitched, files={"labels": labels_path, "overlay": overlay_path},
-                   preview=to_uint8(preview), notes=list(source.notes))
+    return _result(model, source, plan, blocks, stitched, files={"labels": labels_path, "overlay": overlay_path},
+                   preview=to_uint8(preview))
 
 
 def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: PostprocessSettings | None = None,
@@ -1027,7 +1028,7 @@ def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: 
     sink = ArraySink(source.height, source.width)
     plan, _, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta, block_size,
                                                progress, runner)
-    return _result(source, plan, blocks, stitched, labels=sink.labels)
+    return _result(model, source, plan, blocks, stitched, labels=sink.labels)
 
 
 @contextmanager
@@ -1045,10 +1046,15 @@ def scratch_sink(folder: Path, height: int, width: int) -> Iterator[DiskSink]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _result(source: BlockSource, plan: ImagePlan, blocks: list[Block], stitched: Stitched, **extra) -> BlockResult:
+def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, blocks: list[Block], stitched: Stitched,
+            **extra) -> BlockResult:
+    """The result, with its notes: how the file was read, and an automatic diameter under
+    what the model resolves (as every other route notes it)."""
+    notes = list(source.notes) + list(
+        filter(None, [too_small_note(plan.diameter, plan.diameter_source, model.diameter)]))
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
-                       stitched.duplicates, channels=source.channels, **extra)
+                       stitched.duplicates, channels=source.channels, notes=notes, **extra)
 
 
 def label_dtype(count: int) -> np.dtype:

@@ -433,3 +433,13 @@ def test_an_upload_with_many_bytes_of_pixels_is_read_lazily_even_under_the_pixel
     with blocks.upload_source(data, "heavy.tif", tmp_path) as source:
         assert isinstance(source, TiffSource) and (source.height, source.width, source.channels) == (64, 80, 3)
     assert not list(tmp_path.iterdir())  # the upload's copy is removed afterwards
+
+
+def test_a_block_wise_result_notes_an_automatic_diameter_under_what_the_model_resolves(bundled_model):
+    """The note every route gives an empty field, carried by the result itself (batch, Dask
+    and the app's large-image route read it from there)."""
+    noise = np.random.default_rng(0).random((96, 96)).astype(np.float32) * 0.15
+    result = segment_array_in_blocks(bundled_model, noise, block_size=256)
+    assert result.diameter < 4 and any("noise on an empty field" in note for note in result.notes), result.notes
+    given = segment_array_in_blocks(bundled_model, noise, diameter=18.0, block_size=256)
+    assert not any("empty field" in note for note in given.notes)
