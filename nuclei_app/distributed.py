@@ -52,7 +52,7 @@ from .diameter_check import diameter_note
 from .model import ModelLoadError, NucleiModel, model_digest
 from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, in_order,
                       on_record, record_in, resumed, summary_row, with_settings, without_redone)
-from .results import csv_bytes
+from .results import csv_bytes, last_part
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
 # A task raises only for what is not the image's fault (the model unusable on that worker, a
@@ -461,7 +461,7 @@ class UrlRecord:
         """Names of the files in the output folder."""
         if not self.fs.isdir(self.root):
             return set()
-        return {path.rstrip("/").rsplit("/", 1)[-1] for path in self.fs.ls(self.root, detail=False)}
+        return {last_part(path) for path in self.fs.ls(self.root, detail=False)}
 
 
 # --- the output folder, through fsspec -----------------------------------------------------
@@ -547,7 +547,7 @@ def remove_leftovers(out_url: str, run_id: str) -> None:
     if atomic_puts(fs):
         return
     for path in fs.ls(root, detail=False):
-        if is_leftover(path.rstrip("/").rsplit("/", 1)[-1], run_id):
+        if is_leftover(last_part(path), run_id):
             fs.rm_file(path)
 
 

@@ -34,6 +34,11 @@ UNSAFE_IN_NAMES = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"{port}{n}" for port in ("COM", "LPT") for n in range(10))}
 
 
+def last_part(path: str) -> str:
+    """The last part of a path written with / or \\ (an upload's name may carry either)."""
+    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
 def safe_name(name: str) -> str:
     """A file stem that is safe everywhere: the name's last path part (no zip-slip) without
     what a file system refuses (Windows: control characters and <>:"/\\|?*, each run of them
@@ -41,7 +46,7 @@ def safe_name(name: str) -> str:
     an "_"). Spaces, dashes and letters of any script stay: a user test found the app's names
     ("Zellkern_µ_1") unlike the CLI's ("Zellkern µ 1"), so their CSVs did not join on ``image``.
     A CSV cell that reads as a formula is quoted where the CSV is written (``csv_bytes``)."""
-    name = UNSAFE_IN_NAMES.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).lstrip(".")
+    name = UNSAFE_IN_NAMES.sub("_", last_part(name)).lstrip(".")
     if name.split(".")[0].rstrip(" ").upper() in WINDOWS_DEVICES:
         name += "_"
     return name or "image"
@@ -50,7 +55,7 @@ def safe_name(name: str) -> str:
 def output_stem(file_name: str) -> str:
     """NAME, what a file's outputs are named after, the same in the CLI and the app: its stem
     (``image_stem``), made safe (``safe_name``), within a file system's length (``fitting_name``)."""
-    return fitting_name(safe_name(image_stem(file_name.replace("\\", "/").rsplit("/", 1)[-1])))
+    return fitting_name(safe_name(image_stem(last_part(file_name))))
 
 
 # Bytes of a NAME: the longest output file name adds "_measurements.csv", its temporary
