@@ -377,6 +377,9 @@ def test_every_image_of_a_mixed_run_has_its_own_number(tiny_model, tmp_path, mon
     numbers = sorted(line.split("]")[0] for line in log.getvalue().splitlines() if re.match(r"\[\d+/\d+\] ", line))
     assert numbers == ["[1/4", "[2/4", "[3/4", "[4/4"], log.getvalue()
     assert re.search(r"^\[1/4\] \[block-wise\] b\.tif: ", log.getvalue(), re.M), log.getvalue()
+    # b went first, but the record lists the inputs in their order
+    assert list(pd.read_csv(tmp_path / "out" / "summary.csv")["image"]) == ["a", "b", "c", "d"]
+    assert list(pd.read_csv(tmp_path / "out" / "measurements.csv")["image"].unique()) == ["a", "b", "c"]
 
 
 def test_an_unexpected_failure_skips_only_that_image(tiny_model, tmp_path, monkeypatch):
