@@ -313,6 +313,9 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
     replaces), report and record the inputs that can't be used, count images finished before
     (--skip-existing) as done; returns each image's output name and the images still to segment."""
     names = output_names(images, record.earlier_names)
+    if record.resume:  # only images that could be finished are checked (a TIFF header read each)
+        record.count_huge_as_done([names[path] for path in images if names[path] in record.earlier.done
+                                   and not record.is_done(names[path]) and is_huge(path)])
     todo = [path for path in images if not record.is_done(names[path])]
     if record.earlier.unreadable:
         print(f"The output folder's summary.csv or measurements.csv could not be read "
@@ -347,7 +350,8 @@ def report_resume(record, images: list[Path], names_of: dict[Path, str], todo: i
     lacking = lacking_formats(record.earlier, record.done, names)
     if lacking:
         print(f"--skip-existing: segmenting again {plural(len(lacking), 'image', 'images')} finished before "
-              f"without the files of --formats {','.join(record.formats)} ({a_few(lacking)}).", file=log)
+              f"whose files for --formats {','.join(record.formats)} are not all there ({a_few(lacking)}).",
+              file=log)
     if todo == len(names):
         return
     print(f"--skip-existing: {len(names) - todo} of {len(names)} images finished before; {todo} to do.", file=log)

@@ -50,8 +50,9 @@ from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect
                     read_input, segment_channels, settings_text, start_run, stop)
 from .diameter_check import diameter_note
 from .model import ModelLoadError, NucleiModel, model_digest
-from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, in_order,
-                      on_record, record_in, resumed, summary_row, with_settings, without_redone)
+from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord,
+                      finished_huge, in_order, on_record, record_in, resumed, summary_row, with_settings,
+                      without_redone)
 from .results import csv_bytes, last_part
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
@@ -426,9 +427,9 @@ class UrlRecord:
         self.resume = resume
         self.fs, self.root = url_to_fs(out_url)
         self.root = self.root.rstrip("/")
-        present = self._present()
-        self.earlier = record_in(present, lambda name: self.fs.open(f"{self.root}/{name}", "rb"))
-        self.done, self.earlier_names = resumed(self.earlier, formats, present, resume)
+        self.present = self._present()
+        self.earlier = record_in(self.present, lambda name: self.fs.open(f"{self.root}/{name}", "rb"))
+        self.done, self.earlier_names = resumed(self.earlier, formats, self.present, resume)
         self.kept: tuple[list[dict], pd.DataFrame] = ([], pd.DataFrame(columns=measurement_columns))
         self.added: list[tuple[str, pd.DataFrame | None, dict]] = []  # (name, measurements, summary row)
         self.begin()
@@ -441,6 +442,11 @@ class UrlRecord:
 
     def is_done(self, name: str) -> bool:
         return name in self.done
+
+    def count_huge_as_done(self, names: Sequence[str]) -> None:
+        """``RunRecord.count_huge_as_done``."""
+        if self.resume:
+            self.done.update(finished_huge(self.earlier, self.done, self.present, names))
 
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
         table = measurements.reindex(columns=self.columns) if measurements is not None and len(measurements) else None

@@ -43,8 +43,22 @@ def summary_row(path, name: str, width=None, height=None, nuclei=None, diameter=
                                       None if seconds is None else round(seconds, 2), status, "; ".join(notes)]))
 
 
+# What a TIFF read lazily, block by block (``batch.is_huge``), gets whatever --formats asks:
+# the other formats need the whole label image in memory.
+HUGE_IMAGE_SUFFIXES = ("_labels.tif", "_overlay.png")
+
+
 def expected_files(name: str, formats: tuple[str, ...]) -> list[str]:
     return [name + suffix for fmt in formats for suffix in FORMATS[fmt]]
+
+
+def finished_huge(earlier: Earlier, done: dict[str, dict], present: set[str], names: Sequence[str]
+                  ) -> dict[str, dict]:
+    """Of ``names`` (huge TIFFs'), those finished before whose files are there: a huge image
+    never has the PNGs of the default --formats, so --skip-existing redid it every time
+    (a user test)."""
+    return {name: earlier.done[name] for name in names if name in earlier.done and name not in done
+            and all(name + suffix in present for suffix in HUGE_IMAGE_SUFFIXES)}
 
 
 def with_settings(summary: dict, settings: str) -> dict:
@@ -183,10 +197,10 @@ class RunRecord:
         self.out, self.formats, self.settings, self.resume = out, formats, settings, resume
         self.measurements_path, self.summary_path = out / MEASUREMENTS_FILE, out / SUMMARY_FILE
         self.measurement_columns = measurement_columns
-        present = set(os.listdir(out)) if out.is_dir() else set()  # one listing, not a stat per file
-        self.earlier = record_in(present, lambda name: (out / name).open("rb"))
+        self.present = set(os.listdir(out)) if out.is_dir() else set()  # one listing, not a stat per file
+        self.earlier = record_in(self.present, lambda name: (out / name).open("rb"))
         # image name -> its earlier summary row; input path -> the name it had
-        self.done, self.earlier_names = resumed(self.earlier, formats, present, resume)
+        self.done, self.earlier_names = resumed(self.earlier, formats, self.present, resume)
         self.begun = False
         # Where this run's rows are in the two files: (image name, measurements' byte span or
         # None, summary's byte span), in the order they were appended.
@@ -204,6 +218,11 @@ class RunRecord:
 
     def is_done(self, name: str) -> bool:
         return name in self.done
+
+    def count_huge_as_done(self, names: Sequence[str]) -> None:
+        """--skip-existing: the huge TIFFs among ``names`` finished before are done too."""
+        if self.resume:
+            self.done.update(finished_huge(self.earlier, self.done, self.present, names))
 
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
         if not self.begun:

@@ -170,12 +170,34 @@ def test_skip_existing_with_other_formats_redoes_its_images_and_keeps_the_others
     log = io.StringIO()
     segment_paths(tiny_model, [paths[0]], out, request, log=log, skip_existing=True)
     # a has no TIFF yet: done again, and the run says why (a user test: it was silent)
-    assert "--skip-existing: segmenting again 1 image finished before without the files of --formats tiff (a)." \
-        in log.getvalue()
+    assert ("--skip-existing: segmenting again 1 image finished before whose files for --formats tiff are not all "
+            "there (a).") in log.getvalue()
     assert "of 1 images finished before" not in log.getvalue()
     summary = pd.read_csv(out / "summary.csv")
     assert sorted(summary["image"]) == ["a", "b"]                  # b's PNGs are there: its row stays
     assert (out / "a_labels.tif").is_file() and not (out / "b_labels.tif").exists()
+
+
+def test_skip_existing_counts_a_huge_tiff_finished_with_the_files_it_gets(tiny_model, tmp_path, monkeypatch):
+    """A user test: a huge TIFF gets a label TIFF and an overlay whatever --formats asks, so
+    --skip-existing looked for its PNGs and segmented it again on every resume."""
+    from nuclei_app import batch
+
+    write_image(tmp_path / "in" / "slide.tif", seed=1)
+    write_image(tmp_path / "in" / "small.png", seed=2)
+    monkeypatch.setattr(batch, "is_huge", lambda path: path.suffix == ".tif")
+    out = tmp_path / "out"
+    segment_paths(tiny_model, [tmp_path / "in"], out, tiny_model.postprocess_settings, log=io.StringIO())
+    assert (out / "slide_labels.tif").is_file() and not (out / "slide_labels.png").exists()
+    log = io.StringIO()
+    again = segment_paths(tiny_model, [tmp_path / "in"], out, tiny_model.postprocess_settings, log=log,
+                          skip_existing=True)
+    assert "--skip-existing: 2 of 2 images finished before; 0 to do." in log.getvalue(), log.getvalue()
+    assert "segmenting again" not in log.getvalue() and again.kept == 2
+    (out / "slide_overlay.png").unlink()  # a file of the two missing: done again
+    log = io.StringIO()
+    segment_paths(tiny_model, [tmp_path / "in"], out, tiny_model.postprocess_settings, log=log, skip_existing=True)
+    assert "1 of 2 images finished before; 1 to do." in log.getvalue() and (out / "slide_overlay.png").is_file()
 
 
 def test_each_row_records_its_settings_and_skip_existing_tells_when_they_changed(tiny_model, tmp_path):
