@@ -16,11 +16,13 @@ import streamlit as st
 
 from nuclei_app.calibration import (GIVE_ONE, PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading, read_pixel_size,
                                     with_physical_sizes, with_resolution)
-from nuclei_app.channels import ALL_CHANNELS, AUTO, as_channels, display_rgb, intensity_image
-from nuclei_app.config import IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings, ReadLimits
+from nuclei_app.channels import (ALL_CHANNELS, AUTO, as_channels, choose_channel, display_rgb, intensity_image,
+                                 is_grey)
+from nuclei_app.config import (BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings,
+                               ReadLimits)
 from nuclei_app.diameter_check import given_diameter_note, too_small_note
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
-from nuclei_app.batch import ImageRequest, settings_text
+from nuclei_app.batch import ImageRequest, failure_status, plural, settings_text
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
 from nuclei_app.imageio import ImageReadError, declared_layout, read_channels, read_labels
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
@@ -91,7 +93,10 @@ def load_model(source: str | None) -> NucleiModel:
 
 def model_panel(model: NucleiModel) -> None:
     with st.sidebar.expander("Model", expanded=False):
-        st.markdown(f"**In use:** `{describe(model)}`")
+        # A biologist needs which model and which version, not the server's folder (a user test).
+        shown = "the bundled model" if model.folder.resolve() == BUNDLED_MODEL_DIR.resolve() else f"`{describe(model)}`"
+        st.markdown(f"**In use:** {shown}, version `{model.digest()}`",
+                    help="The version is the model's content digest, which the ZIP's summary.csv records.")
         metrics = model.validation_metrics.get("validation", {})
         if metrics:
             # A markdown table: it fits the sidebar's width, where a dataframe scrolls sideways.
@@ -311,22 +316,37 @@ class Analysis:
         return self.prediction.probabilities
 
 
+@dataclass
+class Failure:
+    """An image the page could not segment. Its row in the ZIP's summary.csv says why, as a
+    failed input's row does in the CLI's (a user test: the ZIP listed only the images that
+    worked, so a later reader could not tell two of six uploads were never analysed)."""
+    item: InputImage
+    reason: str   # summary.csv's status: what went wrong, without the file's name
+
+
+def failed(item: InputImage, reason: str, shown: str | None = None) -> Failure:
+    """Shows the problem on the image's card (``shown``, or the file and ``reason``)."""
+    st.error(shown or f"**{item.label}** was not processed: {reason}")
+    return Failure(item, reason)
+
+
 class PageBudget:
     """Pixels the images on this page hold together (``AppLimits.max_page_pixels``)."""
 
     def __init__(self) -> None:
         self.used = 0
 
-    def admit(self, item: InputImage, channels: np.ndarray) -> bool:
+    def refusal(self, item: InputImage, channels: np.ndarray) -> str | None:
+        """Why the image is not segmented on this page (None: it is, and counts from now)."""
         pixels = channels.shape[0] * channels.shape[1]
         if self.used + pixels > LIMITS.max_page_pixels:
-            st.error(f"**{item.label}** was not processed: with it this page would hold "
-                     f"{(self.used + pixels) / 1e6:.0f} megapixels, over the {LIMITS.max_page_pixels / 1e6:.0f} a page "
-                     "may hold on this shared server. Remove other images, or use the command line for large batches.")
             st.session_state.get("_results", {}).pop(item.key, None)  # don't keep what isn't shown
-            return False
+            return (f"with it this page would hold {(self.used + pixels) / 1e6:.0f} megapixels, over the "
+                    f"{LIMITS.max_page_pixels / 1e6:.0f} a page may hold on this shared server. Remove other "
+                    "images, or use the command line for large batches.")
         self.used += pixels
-        return True
+        return None
 
 
 APP_READ_LIMITS = ReadLimits(max_pixels=LIMITS.max_image_pixels)
@@ -362,17 +382,17 @@ def plane_request(choices: ImageChoices) -> PlaneRequest:
 
 
 def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,
-            position: str = "") -> Analysis | LargeAnalysis | None:
+            position: str = "") -> Analysis | LargeAnalysis | Failure:
     pixels = file_facts(item).pixels
     if pixels is not None and pixels > LIMITS.max_image_pixels:
         return analyse_large(model, item, settings, pixels, position)
     try:
         channels, notes = plane_image(item, plane_request(current_choices(item)))
-    except ImageReadError as error:
-        st.error(f"Skipped. {error}")  # the reader's message names the file and says what to do
-        return None
-    if not budget.admit(item, channels):
-        return None
+    except ImageReadError as error:  # the reader's message names the file and says what to do
+        return failed(item, failure_status(error), f"Skipped. {error}")
+    refusal = budget.refusal(item, channels)
+    if refusal:
+        return failed(item, refusal)
     height, width = channels.shape[:2]
     st.subheader(f"{item.label}  ·  {width}×{height}")
     reading = file_facts(item).pixel_size
@@ -385,8 +405,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     try:
         prediction = prediction_for(model, item, channels, settings, choices, position)
     except ValueError as error:  # e.g. a channel the image does not have
-        st.error(f"**{item.label}**: {error}")
-        return None
+        return failed(item, failure_status(error), f"**{item.label}**: {error}")
     labels = labels_cached(item, prediction, settings, choices, model)
     # Cached only where the diameter was given (the cache holds few results per image); an
     # automatic one is checked from the diameter alone.
@@ -463,13 +482,12 @@ class LargeAnalysis:
 
 
 def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixels: int,
-                  position: str) -> LargeAnalysis | None:
+                  position: str) -> LargeAnalysis | Failure:
     if pixels > LIMITS.max_blockwise_pixels:
-        st.error(f"**{item.label}** was not processed: {pixels / 1e6:.0f} megapixels, over the "
-                 f"{LIMITS.max_blockwise_pixels / 1e6:.0f} megapixels this shared web app segments (a decompression "
-                 "bomb, or an image too large for this server). The command line reads TIFFs of any size block by "
-                 "block: `python -m nuclei_app segment FILE --out DIR`.")
-        return None
+        return failed(item, f"{pixels / 1e6:.0f} megapixels, over the {LIMITS.max_blockwise_pixels / 1e6:.0f} "
+                            "megapixels this shared web app segments (a decompression bomb, or an image too large for "
+                            "this server). The command line reads TIFFs of any size block by block: "
+                            "`python -m nuclei_app segment FILE --out DIR`.")
     choices = current_choices(item)
     reading = file_facts(item).pixel_size
 
@@ -492,11 +510,9 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
         result, folder = session_cached(item, ("blocks", model.source, settings.tta, choices.key,
                                                settings.postprocess), compute)
     except ImageReadError as error:
-        st.error(f"Skipped. {error}")
-        return None
+        return failed(item, failure_status(error), f"Skipped. {error}")
     except ValueError as error:  # e.g. a channel the image does not have
-        st.error(f"**{item.label}**: {error}")
-        return None
+        return failed(item, failure_status(error), f"**{item.label}**: {error}")
     st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
     notes_area = st.container()
     _, pixel_size = image_choices_ui(item, model, result.channels, reading)
@@ -513,8 +529,8 @@ def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
     blocks = "one block" if result.blocks == 1 else f"{result.blocks} overlapping blocks"
     st.info(f"A large image: segmented block by block ({blocks}), as the command line does, so that it fits "
             "this server's memory. The page shows a reduced overview; the label TIFF has every "
-            "pixel. Changing the threshold, minimum size or TTA segments it again. ImageJ ROIs and GeoJSON for "
-            "images this large: use the command line.", icon="ℹ️")
+            "pixel. Changing the threshold, minimum size or TTA segments it again. ImageJ ROIs and QuPath GeoJSON "
+            "are not made here for images this large (the command-line tool makes them).", icon="ℹ️")
     st.image(result.files["overlay"].read_bytes(), caption=f"{result.count} nuclei (reduced overview)",
              width="stretch")
     measurements_ui(analysis)
@@ -549,18 +565,43 @@ def image_choices_ui(item: InputImage, model: NucleiModel, count: int, reading: 
             st.caption("This model records no training diameter: images are segmented at their own scale.")
         channel = AUTO
         if count > 1:
-            options = [AUTO, ALL_CHANNELS] + list(range(count))
-            names = {AUTO: "Automatic", ALL_CHANNELS: "All colours (H&E, brightfield)"}
-            channel = st.selectbox("Channel holding the nuclei", options, key=f"channel_{item.key}",
-                                   format_func=lambda c: names.get(c, f"Channel {c}"))
+            rgb = is_colour_file(item, count)
+            # The automatic choice named, where the pixels are here (a user test: the picker
+            # said "Automatic" without saying which channel that was).
+            automatic = "Automatic" if channels is None else \
+                f"Automatic: {channel_name(choose_channel(channels), count, rgb, is_grey(channels))}"
+            names = {AUTO: automatic, ALL_CHANNELS: "All colours (H&E, brightfield)"}
+            channel = st.selectbox("Channel holding the nuclei", [AUTO, ALL_CHANNELS] + list(range(count)),
+                                   key=f"channel_{item.key}",
+                                   format_func=lambda c: names.get(c, f"Channel {channel_name(c, count, rgb)}"),
+                                   help="Channels are numbered from 0, as in the command line's --channel.")
             if channels is not None:
                 previews = st.columns(min(count, 8))
                 for index, column in enumerate(previews):
-                    column.image(to_display(screen_view(channels[..., index], 160)), caption=f"Channel {index}",
-                                 width="stretch", clamp=True)
+                    column.image(to_display(screen_view(channels[..., index], 160)),
+                                 caption=f"Channel {channel_name(index, count, rgb)}", width="stretch", clamp=True)
         z_plane_ui(item)
         pixel_size = pixel_size_ui(item, reading)
     return ImageChoices(diameter, channel, chosen_z(item)), pixel_size
+
+
+COLOUR_NAMES = ("red", "green", "blue")
+# Files whose three channels are red, green and blue by their format (a TIFF's may be any stains).
+COLOUR_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def is_colour_file(item: InputImage, count: int) -> bool:
+    return count == 3 and Path(item.label).suffix.lower() in COLOUR_FORMATS
+
+
+def channel_name(channel: int | str, count: int, rgb: bool, grey: bool = False) -> str:
+    """A channel as the page names it: its number, with its colour in an RGB file (a user
+    test: "Channel 2" of an RGB composite read as green); all of them, or the grey image."""
+    if channel == AUTO:
+        return "automatic"
+    if channel == ALL_CHANNELS:
+        return "grey" if grey or count == 1 else "all colours"
+    return f"{channel} ({COLOUR_NAMES[channel]})" if rgb else str(channel)
 
 
 Z_NAMES = {FOCUS: "The sharpest plane", MAX: "Maximum-intensity projection"}
@@ -642,8 +683,16 @@ def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
                           help=DIAMETER_SOURCES[used.diameter_source] + resized)
     else:
         columns[4].metric("Diameter used", "image scale")
-    columns[5].metric("Channel", "all" if used.channel == ALL_CHANNELS else f"{used.channel}",
-                      help="The channel the network saw: 'all' = the image's colours as they are.")
+    columns[5].metric("Channel", used_channel_name(analysis),
+                      help="The channel the network saw, numbered from 0 ('all colours': the image's colours as "
+                           "they are).")
+
+
+def used_channel_name(analysis: Analysis | LargeAnalysis) -> str:
+    used = segmented_with(analysis)
+    count = used.channels if isinstance(used, BlockResult) else as_channels(analysis.channels).shape[-1]
+    grey = isinstance(analysis, Analysis) and is_grey(analysis.channels)
+    return channel_name(used.channel, count, is_colour_file(analysis.item, count), grey)
 
 
 def area_text(area_px: float, pixel_size: PixelSize | None) -> str:
@@ -722,7 +771,9 @@ def file_builders(analysis: Analysis, settings: Settings) -> dict[str, Callable[
 
 def measurements_ui(analysis: Analysis) -> None:
     if analysis.table.empty:
-        st.info("No nuclei found with these settings: try a lower threshold or minimum size.")
+        # A channel chosen by hand comes first: the wrong one finds nothing whatever the threshold.
+        hand_picked = "the automatic channel, " if analysis.choices.channel != AUTO else ""
+        st.info(f"No nuclei found with these settings: try {hand_picked}a lower threshold or minimum size.")
         return
     # The µm columns stay in the downloads (every file has the same columns), empty where unknown.
     shown = analysis.table if analysis.pixel_size else analysis.table.drop(columns=UM_COLUMNS)
@@ -774,8 +825,13 @@ def offer(label: str, file_name: str, build: Callable[[], bytes], key: str, **kw
 
 
 def downloads_ui(item: InputImage, builders: dict[str, Callable[[], bytes]]) -> None:
-    st.caption("Downloads: the same files as the batch CLI (`--formats all`). Intensities in the measurements "
-               "are of the nuclear channel, scaled to 0-1 over the file's full range (8-bit: /255, 16-bit: /65535).")
+    # What each file is for, in the reader's words (a user test: "--formats all" meant nothing).
+    opens_in = ("the label TIFF opens in Fiji, napari and CellProfiler, the ROIs in Fiji's ROI Manager, the GeoJSON "
+                "in QuPath" if f"{item.name}_rois.zip" in builders else
+                "the label TIFF (every pixel) opens in Fiji, napari and CellProfiler")
+    st.caption(f"Downloads: {opens_in}; the files are those of the command-line batch tool, so results of both "
+               "combine. Intensities in the measurements are of the nuclear channel, scaled to 0-1 over the file's "
+               "full range (8-bit: /255, 16-bit: /65535).")
     columns = st.columns(4)
     for index, (file_name, build) in enumerate(builders.items()):
         suffix = file_name[len(item.name):]
@@ -783,9 +839,13 @@ def downloads_ui(item: InputImage, builders: dict[str, Callable[[], bytes]]) -> 
             offer(FILE_SUFFIXES[suffix], file_name, build, key=f"dl_{item.key}{suffix}", width="stretch")
 
 
-def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]], model: NucleiModel,
-             settings: Settings) -> None:
-    st.subheader(f"{len(analyses)} images")
+def batch_ui(outcomes: list[Analysis | LargeAnalysis | Failure], builders: dict[str, Callable[[], bytes]],
+             model: NucleiModel, settings: Settings) -> None:
+    analyses = [outcome for outcome in outcomes if not isinstance(outcome, Failure)]
+    failures = [outcome.item.label for outcome in outcomes if isinstance(outcome, Failure)]
+    st.subheader(plural(len(analyses), "image", "images") + " segmented")
+    if failures:
+        st.caption(f"Not segmented: {', '.join(failures)} (the ZIP's summary.csv says why).")
     st.dataframe(pd.DataFrame([page_row(a) for a in analyses]), hide_index=True, width="stretch",
                  column_config={"Coverage (%)": st.column_config.NumberColumn(format="%.1f"),
                                 "Mean area (px)": st.column_config.NumberColumn(format="%.0f"),
@@ -797,7 +857,9 @@ def batch_ui(analyses: list[Analysis], builders: dict[str, Callable[[], bytes]],
         files = {name: build() for name, build in builders.items()}
         files["measurements.csv"] = combined_measurements({a.item.name: a.table for a in analyses})
         identity = model.identity()
-        rows = [with_settings(record_row(a), settings_text(image_request(settings, a), identity)) for a in analyses]
+        rows = [summary_row(o.item.label, o.item.name, status=o.reason) if isinstance(o, Failure)
+                else with_settings(record_row(o), settings_text(image_request(settings, o), identity))
+                for o in outcomes]
         files["summary.csv"] = csv_bytes(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
         return zip_bytes(files)
     offer("Download everything (ZIP)", "nuclei_results.zip", build_zip, key="dl_zip", type="primary")
@@ -821,7 +883,7 @@ def page_row(analysis: Analysis | LargeAnalysis) -> dict:
     return {"Image": analysis.item.name, "File": analysis.item.label, "Nuclei": stats["count"],
             "Coverage (%)": 100 * stats["coverage"], "Mean area (px)": stats["mean_area"],
             "Median area (px)": stats["median_area"], "Area SD (px)": stats["std_area"],
-            "Diameter used (px)": used.diameter, "Channel": str(used.channel),
+            "Diameter used (px)": used.diameter, "Channel": used_channel_name(analysis),
             # Text: a number column shows a missing size as the word "None" (a user test).
             "Pixel size (µm)": f"{analysis.pixel_size.um:g}" if analysis.pixel_size else ""}
 
@@ -848,20 +910,19 @@ def record_row(analysis: Analysis | LargeAnalysis) -> dict:
 
 
 def card_ui(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,
-            position: str) -> Analysis | None:
+            position: str) -> Analysis | LargeAnalysis | Failure:
     """One image's card. Whatever goes wrong with this image stays on its card: the other
     images still show."""
     try:
         analysis = analyse(model, item, settings, budget, position)
         if isinstance(analysis, LargeAnalysis):
             large_result_ui(analysis, model)
-        elif analysis is not None:
+        elif isinstance(analysis, Analysis):
             result_ui(analysis, settings, model)
         return analysis
     except Exception as error:  # noqa: BLE001 - one image's failure must not take the page down
-        st.error(f"**{item.label}** could not be processed: unexpected {type(error).__name__}: {error}. This is a "
-                 "bug: please report it with the file if you can.")
-        return None
+        reason = f"unexpected {type(error).__name__}: {error}. This is a bug: please report it with the file if you can."
+        return failed(item, reason, f"**{item.label}** could not be processed: {reason}")
 
 
 def too_many_ui(items: list[InputImage]) -> list[InputImage]:
@@ -897,18 +958,18 @@ def main() -> None:
         return
     items = too_many_ui(items)
     batch_area = st.container()  # filled after the loop, shown above the per-image results
-    analyses, builders, budget = [], {}, PageBudget()
+    outcomes, builders, budget = [], {}, PageBudget()
     for number, item in enumerate(items, start=1):
         with st.container(border=True):
             position = f"Image {number} of {len(items)} · " if len(items) > 1 else ""
-            analysis = card_ui(model, item, settings, budget, position)
-            if analysis is not None:
-                analyses.append(analysis)
-                builders.update(large_file_builders(analysis) if isinstance(analysis, LargeAnalysis)
-                                else file_builders(analysis, settings))
-    if len(analyses) > 1:
+            outcome = card_ui(model, item, settings, budget, position)
+            outcomes.append(outcome)
+            if not isinstance(outcome, Failure):
+                builders.update(large_file_builders(outcome) if isinstance(outcome, LargeAnalysis)
+                                else file_builders(outcome, settings))
+    if len(outcomes) > 1 and builders:  # several images, one segmented at least: the batch's table and ZIP
         with batch_area:
-            batch_ui(analyses, builders, model, settings)
+            batch_ui(outcomes, builders, model, settings)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def png_bytes(path) -> bytes:
 def test_starts_on_the_bundled_model(app):
     assert "Upload images or tick a sample" in app.info[0].value
     assert not app.warning  # no fallback notice
-    assert any("assets/model" in m.value for m in app.sidebar.markdown)
+    (line,) = [m.value for m in app.sidebar.markdown if "In use" in m.value]
+    assert "the bundled model, version" in line and "/" not in line  # no server folder (a user test)
 
 
 def test_sample_is_segmented_with_a_plausible_count(app):
@@ -64,6 +65,13 @@ def test_broken_upload_reports_and_others_still_run(app):
     assert not app.exception
     assert len(app.error) == 1 and "broken" in app.error[0].value and "damaged" in app.error[0].value
     assert len(nuclei_count(app)) == 1
+    # A user test: the ZIP's summary.csv listed only the images that worked; as the CLI's, it
+    # keeps a row for the failed one, saying why (in page order)
+    summary = zip_summary(app)
+    assert list(summary.index) == ["broken", "good"]
+    assert "damaged" in summary.loc["broken", "status"] and summary.loc["good", "status"] == "ok"
+    assert summary.loc["broken", "file"] == "broken.png" and summary.loc["broken", "nuclei"] == ""
+    assert any("Not segmented: broken.png" in c.value for c in app.caption)
 
 
 def test_a_z_stack_upload_says_which_plane_was_segmented(app):
@@ -357,6 +365,9 @@ def test_memory_limits_refuse_with_a_reason_and_keep_the_rest(monkeypatch):
     assert any("huge.png" in e and "4 megapixels this shared web app segments" in e for e in errors)
     assert any("wide.png" in e and "a page may hold" in e for e in errors)
     assert len(nuclei_count(at)) == 2  # first and second still fit the page
+    status = zip_summary(at)["status"]
+    assert "4 megapixels this shared web app segments" in status["huge"] and "a page may hold" in status["wide"]
+    assert list(status.index) == ["huge", "first", "wide", "second"]
 
 
 def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tmp_path):
@@ -508,3 +519,29 @@ def test_a_large_upload_s_measurements_use_its_pixel_size(monkeypatch):
     assert read_pixel_size(at.session_state["_downloads"]["big_labels.tif"]()).size.um == pytest.approx(0.4)
     assert any("big.ome.tif: the pixel size given, 0.4 µm, is used; the file says 0.2 µm per pixel" in i.value
                for i in at.info)
+
+
+def test_the_channel_picker_names_the_automatic_choice_and_rgb_colours(app):
+    """A user test: "Automatic" did not say which channel it used, "Channel 2" of an RGB
+    composite read as green, and a wrong channel's empty result advised the threshold only."""
+    from scipy import ndimage
+
+    nuclei = np.asarray(Image.open(SAMPLES / "images" / "fluorescence_sparse.png").convert("L"))
+    cytoplasm = ndimage.grey_dilation(nuclei, size=(15, 15)) // 2
+    composite = np.stack([np.zeros_like(nuclei), cytoplasm, nuclei], axis=-1).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(composite).save(buffer, format="PNG")
+    app.file_uploader[0].set_value(("composite.png", buffer.getvalue(), "image/png")).run()
+    assert not app.exception
+    (picker,) = [s for s in app.selectbox if s.label == "Channel holding the nuclei"]
+    assert picker.options[0] == "Automatic: 2 (blue)" and "Channel 1 (green)" in picker.options
+    assert [m.value for m in app.metric if m.label == "Channel"] == ["2 (blue)"]
+    assert nuclei_count(app)[0] > 20
+    picker.set_value(0).run()   # red: empty
+    assert nuclei_count(app) == [0]
+    assert any("try the automatic channel, a lower threshold" in i.value for i in app.info)
+
+
+def test_a_grey_image_s_channel_reads_grey(app):
+    app.checkbox(key="sample_fluorescence_sparse").check().run()
+    assert [m.value for m in app.metric if m.label == "Channel"] == ["grey"]
