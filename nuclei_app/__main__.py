@@ -198,6 +198,14 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
+        if args.workers or args.scheduler:  # before the model loads, not after (a user test)
+            from .distributed import ClusterError, require_cluster_packages
+
+            try:
+                require_cluster_packages()
+            except ClusterError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
     from .model import ModelLoadError
     from .sources import describe, resolve_model
 

@@ -175,7 +175,14 @@ def require_cluster_packages() -> None:
         import fsspec  # noqa: F401
     except ImportError as error:
         raise ClusterError(f"--workers and --scheduler need Dask and fsspec ({error}); install them with "
-                           "`pip install -r requirements-cli.txt`.") from None
+                           f"`{this_python()} -m pip install -r requirements-cli.txt`.") from None
+
+
+def this_python() -> str:
+    """The interpreter running this, as the user can type it: the extras go into its
+    environment (a user test: a bare `pip` may be another environment's)."""
+    relative = os.path.relpath(sys.executable)
+    return relative if not relative.startswith("..") else sys.executable
 
 
 def plan(images: list[Path], problems: list[tuple[str, str]], record, result: BatchResult,

@@ -243,3 +243,17 @@ def test_outputs_inside_an_input_folder_are_not_segmented_again(tmp_path):
         result = run_cli("segment", tmp_path, "--out", tmp_path / "results")
         assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "results").glob("*_labels.png")) == ["cells_labels.png"]
+
+
+def test_workers_without_dask_say_what_to_install_before_loading_a_model(tmp_path):
+    """A user test: --workers without the CLI's extras loaded the model first, then said what
+    to install. Here the model does not even exist: the install message must come first."""
+    hidden = tmp_path / "site" / "distributed"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError(\"No module named 'distributed'\")\n")
+    Image.fromarray(fluorescence_like(synthetic_labels())).save(tmp_path / "a.png")
+    python_path = os.pathsep.join(filter(None, [str(tmp_path / "site"), os.environ.get("PYTHONPATH")]))
+    result = run_cli("segment", tmp_path / "a.png", "--out", tmp_path / "out", "--model", tmp_path / "no_model",
+                     "--workers", "1", env={"PYTHONPATH": python_path})
+    assert result.returncode == 2 and "pip install -r requirements-cli.txt" in result.stderr, result.stderr
+    assert "no_model" not in result.stderr and "Traceback" not in result.stderr
