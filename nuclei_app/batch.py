@@ -409,6 +409,8 @@ def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], o
                                                  request, prepared.image)
                     writes.append(item)
                 except Exception as error:  # one image's failure, whatever it is, must not end the run
+                    while writes:  # the images before it first: lines and rows stay in order (a user test)
+                        _finished(writes.popleft(), record, result, progress, debug)
                     _failed(item, error, record, result, progress, debug)
                 while len(writes) > 1:
                     _finished(writes.popleft(), record, result, progress, debug)

@@ -385,6 +385,17 @@ def test_an_image_that_fails_on_a_rerun_leaves_no_earlier_files_behind(tiny_mode
     assert "damaged" in summary.loc["cells", "status"] and summary.loc["other", "status"] == "ok"
 
 
+def test_a_failed_image_s_line_comes_after_the_images_before_it(tiny_model, tmp_path):
+    """A user test: "[7/12] error" printed before "[6/12]", which was still being written."""
+    write_image(tmp_path / "in" / "a.png")
+    (tmp_path / "in" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    write_image(tmp_path / "in" / "c.png", seed=1)
+    log = io.StringIO()
+    segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", tiny_model.postprocess_settings, log=log)
+    numbered = [line.split("]")[0] for line in log.getvalue().splitlines() if re.match(r"\[\d+/\d+\] ", line)]
+    assert numbered == ["[1/3", "[2/3", "[3/3"], log.getvalue()
+
+
 def test_every_image_of_a_mixed_run_has_its_own_number(tiny_model, tmp_path, monkeypatch):
     """A review: block-wise images and the others were each numbered from 1, so two lines said
     [1/4]; a failed image's line had no number (a user test: [7/12] jumped to [11/12])."""
