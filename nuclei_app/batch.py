@@ -36,7 +36,7 @@ from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
 from .planes import PlaneRequest, ZChoice
-from .records import MEASUREMENT_COLUMNS, RunRecord, changed_settings, lacking_formats, summary_row
+from .records import MEASUREMENT_COLUMNS, RunRecord, changed_settings, segmented_again, summary_row
 from .results import fitting_name, image_result_files, output_stem, write_atomically
 
 
@@ -301,7 +301,7 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
         run_blocks(model, in_blocks, huge, names, out, request, record, result, progress, debug)
         run_pipeline(model, whole, names, out, request, record, result, progress, debug, first=len(in_blocks) + 1)
     if not result.stopped:  # block-wise images went first: rows in input order again
-        record.put_in_order([names[path] for path in todo])
+        put_in_order(record, [names[path] for path in images], log)
     finish_run(paths, images, problems, result, log)
     return result
 
@@ -322,7 +322,7 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
               f"({record.earlier.unreadable}); both are started afresh.", file=log)
     kept, failed = record.begin([(names[path], str(path.resolve())) for path in todo]
                                 + [("", str(Path(path).resolve())) for path, _ in problems],
-                                [str(Path(path).resolve()) for path in inputs])
+                                [str(Path(path).resolve()) for path in inputs], [names[path] for path in images])
     others = len(set(kept) - set(names.values()))
     if others:
         kept_images = plural(others, "image", "images")
@@ -341,13 +341,24 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
     return names, todo
 
 
+def put_in_order(record, names: list[str], log: TextIO) -> None:
+    """The record's rows in input order, where the folder lets it: a file held open elsewhere
+    (Windows: Excel, a virus scanner) or a full disk leaves them in the order images
+    finished, and the run, every image recorded, still ends as it would."""
+    try:
+        record.put_in_order(names)
+    except OSError as error:
+        print(f"warning: summary.csv and measurements.csv stay in the order the images finished "
+              f"({describe_write_problem(error)}).", file=log)
+
+
 def report_resume(record, images: list[Path], names_of: dict[Path, str], todo: int, result: BatchResult,
                   log: TextIO) -> None:
     """--skip-existing: says how many images it keeps, which of them were segmented with other
     settings, and which it segments again because this run's formats are missing; counts the
     kept ones as done."""
     names = [names_of[path] for path in images]
-    lacking = lacking_formats(record.earlier, record.done, names)
+    lacking = segmented_again(record.earlier, record.done, names)
     if lacking:
         print(f"--skip-existing: segmenting again {plural(len(lacking), 'image', 'images')} finished before "
               f"whose files for --formats {','.join(record.formats)} are not all there ({a_few(lacking)}).",

@@ -46,13 +46,13 @@ from typing import Iterator, Sequence, TextIO
 import pandas as pd
 
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
-                    finish_run, image_files, is_disk_full, is_huge, noted, plane_request, plural, put_on_record,
-                    read_input, segment_channels, settings_text, start_run, stop)
+                    finish_run, image_files, is_disk_full, is_huge, noted, plane_request, plural, put_in_order,
+                    put_on_record, read_input, segment_channels, settings_text, start_run, stop)
 from .diameter_check import diameter_note
 from .model import ModelLoadError, NucleiModel, model_digest
 from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord,
-                      finished_huge, in_order, on_record, record_in, resumed, summary_row, with_settings,
-                      without_redone)
+                      finished_huge, in_order, on_record, record_in, resumed, split_kept, summary_row,
+                      with_settings, without_redone)
 from .results import csv_bytes, last_part
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
 
@@ -147,7 +147,7 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
     with (dask_client(workers, scheduler) if images else nullcontext()) as client, \
             run_record(out_url, request.formats, skip_existing,
                        settings_text(request, model_identity(model, model_source))) as record:
-        todo = plan(images, problems, record, result, log, paths)
+        todo, order = plan(images, problems, record, result, log, paths)
         if todo:
             describe_cluster(client, log)
             blockwise, whole = split_blockwise(todo, request)
@@ -162,8 +162,8 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
                                          progress, debug, first=len(blockwise) + 1)
             finally:  # a killed worker's temporary files, also when the run stops
                 remove_leftovers(out_url, run_id)
-            if not result.stopped:  # rows in input order, not in the order the workers finished
-                record.put_in_order([task.name for task in todo])
+        if not result.stopped:  # rows in input order, not in the order the workers finished
+            put_in_order(record, order, log)
     finish_run(paths, images, problems, result, log)
     return result
 
@@ -179,17 +179,27 @@ def require_cluster_packages() -> None:
 
 
 def this_python() -> str:
-    """The interpreter running this, as the user can type it: the extras go into its
-    environment (a user test: a bare `pip` may be another environment's)."""
-    relative = os.path.relpath(sys.executable)
-    return relative if not relative.startswith("..") else sys.executable
+    """The interpreter running this, as the user can type it in a shell: the extras go into
+    its environment (a user test: a bare `pip` may be another environment's). Relative where
+    it lies under the working folder, quoted where it needs it."""
+    import shlex
+    import subprocess
+
+    try:
+        relative = os.path.relpath(sys.executable)
+    except ValueError:  # Windows: another drive
+        relative = os.pardir
+    path = sys.executable if relative.startswith(os.pardir) else (
+        relative if os.sep in relative else os.curdir + os.sep + relative)  # ./python, not one on PATH
+    return subprocess.list2cmdline([path]) if os.name == "nt" else shlex.quote(path)
 
 
 def plan(images: list[Path], problems: list[tuple[str, str]], record, result: BatchResult,
-         log: TextIO, inputs: Sequence[str | Path] = ()) -> list[ImageTask]:
-    """As in-process (``batch.start_run``); returns the images to segment as tasks."""
+         log: TextIO, inputs: Sequence[str | Path] = ()) -> tuple[list[ImageTask], list[str]]:
+    """As in-process (``batch.start_run``); returns the images to segment as tasks, and the
+    names of all this run's images in input order."""
     names, todo = start_run(images, problems, record, result, log, inputs)
-    return [ImageTask(os.path.abspath(path), str(path), names[path]) for path in todo]
+    return [ImageTask(os.path.abspath(path), str(path), names[path]) for path in todo], [names[p] for p in images]
 
 
 @contextmanager
@@ -230,8 +240,8 @@ def workers_ignore_interrupts():
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    finally:  # None: a handler set outside Python, which can't be put back: Python's own then
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
 
 
 def check_address(address: str) -> None:
@@ -441,10 +451,15 @@ class UrlRecord:
         self.added: list[tuple[str, pd.DataFrame | None, dict]] = []  # (name, measurements, summary row)
         self.begin()
 
-    def begin(self, redone: Sequence[tuple[str, str]] = (), covered: Sequence[str] = ()) -> tuple[list[str], int]:
+    def begin(self, redone: Sequence[tuple[str, str]] = (), covered: Sequence[str] = (),
+              ours: Sequence[str] = ()) -> tuple[list[str], int]:
         """``RunRecord.begin``: the earlier rows of the inputs this run doesn't segment again."""
         kept, failed, measurements = without_redone(self.earlier, list(redone), covered)
-        self.kept, self.added = (list(kept.values()) + failed, measurements.reindex(columns=self.columns)), []
+        others, resumed_rows = split_kept(kept, measurements, ours)
+        rows = [row for name, row in kept.items() if name not in resumed_rows] + failed
+        self.kept = (rows, others.reindex(columns=self.columns))
+        self.added = [(name, table.reindex(columns=self.columns) if len(table) else None, row)
+                      for name, (row, table) in resumed_rows.items()]
         return list(kept), len(failed)
 
     def is_done(self, name: str) -> bool:

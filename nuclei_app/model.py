@@ -66,9 +66,14 @@ class NucleiModel:
     engine: str = "tensorflow"
     _forward: object = field(default=None, repr=False)
     _xnnpack_failed: bool = field(default=False, repr=False)
+    _digest: str | None = field(default=None, repr=False)
 
     def digest(self) -> str:
-        return model_digest(self.folder)
+        """``model_digest`` of the folder, taken once: the weights loaded, not what the folder
+        holds later, and no 8 MB hash on every page rerun."""
+        if self._digest is None:
+            self._digest = model_digest(self.folder)
+        return self._digest
 
     def identity(self) -> str:
         """The model as summary.csv's settings name it: its digest, and the source it replaced

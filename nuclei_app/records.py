@@ -72,9 +72,10 @@ def changed_settings(done: dict[str, dict], names: list[str], settings: str) -> 
     return [name for name in names if name in done and done[name].get("settings") not in ("", None, settings)]
 
 
-def lacking_formats(earlier: Earlier, done: dict[str, dict], names: list[str]) -> list[str]:
-    """The images among ``names`` finished before (``earlier``) that --skip-existing still
-    segments again (not in ``done``) because files of this run's formats are missing."""
+def segmented_again(earlier: Earlier, done: dict[str, dict], names: list[str]) -> list[str]:
+    """The images among ``names`` finished before (``earlier``: an ok row and the files of
+    some format) that --skip-existing does not count as done (``done``): files this run
+    writes are missing (another --formats, or a huge TIFF's overview)."""
     return [name for name in names if name in earlier.done and name not in done]
 
 
@@ -206,14 +207,21 @@ class RunRecord:
         # None, summary's byte span), in the order they were appended.
         self.appended: list[tuple[str, tuple[int, int] | None, tuple[int, int]]] = []
 
-    def begin(self, redone: Sequence[tuple[str, str]] = (), covered: Sequence[str] = ()) -> tuple[list[str], int]:
+    def begin(self, redone: Sequence[tuple[str, str]] = (), covered: Sequence[str] = (),
+              ours: Sequence[str] = ()) -> tuple[list[str], int]:
         """Starts both files with the earlier rows of the inputs not in ``redone`` (see
         ``without_redone``), before any row of this run is added; returns the names of the
-        finished images kept and the number of failed inputs kept."""
+        finished images kept and the number of failed inputs kept. The kept rows of this
+        run's own images (``ours``: --skip-existing keeps them) go in as this run's rows, so
+        that ``put_in_order`` puts them in input order too."""
         kept, failed, measurements = without_redone(self.earlier, list(redone), covered)
-        self._start(self.measurements_path, measurements.reindex(columns=self.measurement_columns))
-        self._start(self.summary_path, pd.DataFrame(list(kept.values()) + failed, columns=SUMMARY_COLUMNS))
-        self.begun = True
+        others, resumed_rows = split_kept(kept, measurements, ours)
+        self._start(self.measurements_path, others.reindex(columns=self.measurement_columns))
+        self._start(self.summary_path, pd.DataFrame([row for name, row in kept.items() if name not in resumed_rows]
+                                                    + failed, columns=SUMMARY_COLUMNS))
+        self.begun, self.appended = True, []
+        for name, (row, table) in resumed_rows.items():
+            self._record(row, table)
         return list(kept), len(failed)
 
     def is_done(self, name: str) -> bool:
@@ -230,6 +238,10 @@ class RunRecord:
         summary = on_record(with_settings(summary, self.settings))
         if summary.get("status") != "ok" and summary.get("image"):
             self.remove_outputs(summary["image"])
+        self._record(summary, measurements)
+
+    def _record(self, summary: dict, measurements: pd.DataFrame | None) -> None:
+        """Appends an image's rows as they are, and where they went."""
         measured = None
         if measurements is not None and len(measurements):
             measured = self._append(self.measurements_path, measurements.reindex(columns=self.measurement_columns))
@@ -272,6 +284,20 @@ class RunRecord:
             start = handle.tell()
             handle.write(csv_bytes(rows, header=False))
             return start, handle.tell()
+
+
+def split_kept(kept: dict[str, dict], measurements: pd.DataFrame, ours: Sequence[str]
+               ) -> tuple[pd.DataFrame, dict[str, tuple[dict, pd.DataFrame]]]:
+    """Kept rows apart: (the measurements of images not in ``ours``, {name: (summary row,
+    measurements)} of those in it)."""
+    ours = set(ours)
+    mine = [name for name in kept if name in ours]
+    if not mine:
+        return measurements, {}
+    column = measurements["image"] if "image" in measurements else pd.Series("", index=measurements.index)
+    tables = dict(tuple(measurements[column.isin(mine)].groupby("image", sort=False)))
+    return (measurements[~column.isin(mine)],
+            {name: (kept[name], tables.get(name, measurements.iloc[:0])) for name in mine})
 
 
 def in_order(appended: Sequence[str], names: Sequence[str]) -> list[int]:

@@ -396,6 +396,24 @@ def test_a_failed_image_s_line_comes_after_the_images_before_it(tiny_model, tmp_
     assert numbered == ["[1/3", "[2/3", "[3/3"], log.getvalue()
 
 
+def test_rows_that_can_t_be_put_in_order_stay_as_they_are_and_the_run_ends_normally(tiny_model, tmp_path,
+                                                                                      monkeypatch):
+    """A review: on Windows a CSV held open by Excel can't be replaced; the run, every image
+    recorded, must still end with its closing line and status."""
+    import errno
+
+    from nuclei_app.records import RunRecord
+
+    def held_open(self, names):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self.summary_path))
+    monkeypatch.setattr(RunRecord, "put_in_order", held_open)
+    write_image(tmp_path / "in" / "a.png")
+    log = io.StringIO()
+    result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out", tiny_model.postprocess_settings, log=log)
+    assert result.exit_status == 0 and "warning: summary.csv and measurements.csv stay in the order" in log.getvalue()
+    assert list(pd.read_csv(tmp_path / "out" / "summary.csv")["image"]) == ["a"]
+
+
 def test_every_image_of_a_mixed_run_has_its_own_number(tiny_model, tmp_path, monkeypatch):
     """A review: block-wise images and the others were each numbered from 1, so two lines said
     [1/4]; a failed image's line had no number (a user test: [7/12] jumped to [11/12])."""

@@ -339,6 +339,25 @@ def test_a_url_output_is_recorded_whole_and_resumes():
     fs.rm("/nuclei-test", recursive=True)
 
 
+def test_a_resumed_url_record_puts_its_kept_and_new_rows_in_input_order():
+    import fsspec
+
+    url = "memory://nuclei-order/run"
+    cluster_run.write_files(url, {f"{name}_{kind}.png": b"png" for name in "ac" for kind in ("labels", "mask", "overlay")})
+    with cluster_run.run_record(url, ("png",), resume=False) as record:   # interrupted: c, then a
+        for name in "ca":
+            record.add({"image": name, "file": f"/in/{name}.png", "status": "ok"},
+                       pd.DataFrame({"image": [name], "nucleus": [1]}))
+    with cluster_run.run_record(url, ("png",), resume=True) as record:
+        record.begin([("b", "/in/b.png")], ours=["a", "b", "c"])
+        record.add({"image": "b", "file": "/in/b.png", "status": "ok"}, pd.DataFrame({"image": ["b"], "nucleus": [1]}))
+        record.put_in_order(["a", "b", "c"])
+    fs = fsspec.filesystem("memory")
+    for csv in ("summary.csv", "measurements.csv"):
+        assert list(pd.read_csv(fs.open(f"/nuclei-order/run/{csv}"))["image"]) == ["a", "b", "c"], csv
+    fs.rm("/nuclei-order", recursive=True)
+
+
 def test_a_block_wise_image_s_files_reach_a_url_whole_and_only_on_success(tmp_path):
     """The client writes a huge image's files locally, then uploads them (not into memory)."""
     import fsspec

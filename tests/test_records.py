@@ -5,7 +5,7 @@ from nuclei_app.records import MEASUREMENT_COLUMNS, RunRecord, in_order
 
 
 def nuclei_of(name: str, count: int) -> pd.DataFrame:
-    return pd.DataFrame({"image": [name] * count, "label": range(1, count + 1), "area": [10.5] * count})
+    return pd.DataFrame({"image": [name] * count, "nucleus": range(1, count + 1), "area_px": [10.5] * count})
 
 
 def test_in_order_ranks_by_the_inputs_and_keeps_unknown_names_first():
@@ -44,3 +44,34 @@ def test_rows_kept_from_an_earlier_run_stay_ahead_of_this_run_s(tmp_path):
     second.put_in_order(["a", "b"])
     assert list(pd.read_csv(second.summary_path)["image"]) == ["old", "a", "b"]
     assert list(pd.read_csv(second.measurements_path)["image"]) == ["old", "a", "b"]
+
+
+def test_a_resumed_run_puts_the_rows_it_keeps_of_its_own_images_in_input_order_too(tmp_path):
+    """A review: a Dask run interrupted (rows in the order the workers finished: c, a) and
+    resumed with --skip-existing kept c, a ahead of the new b."""
+    for name in ("old", "a", "c"):
+        for kind in ("labels", "mask", "overlay"):
+            (tmp_path / f"{name}_{kind}.png").write_bytes(b"png")
+    interrupted = RunRecord(tmp_path, MEASUREMENT_COLUMNS, ("png",))
+    for name, count in (("old", 1), ("c", 2), ("a", 1)):
+        interrupted.add({"image": name, "file": f"/in/{name}.png", "nuclei": count, "status": "ok"},
+                        nuclei_of(name, count))
+    resumed = RunRecord(tmp_path, MEASUREMENT_COLUMNS, ("png",), resume=True)
+    assert resumed.is_done("a") and resumed.is_done("c") and not resumed.is_done("b")
+    resumed.begin([("b", "/in/b.png")], ours=["a", "b", "c"])
+    resumed.add({"image": "b", "file": "/in/b.png", "nuclei": 1, "status": "ok"}, nuclei_of("b", 1))
+    resumed.put_in_order(["a", "b", "c"])
+    assert list(pd.read_csv(resumed.summary_path)["image"]) == ["old", "a", "b", "c"]
+    assert list(pd.read_csv(resumed.measurements_path)["image"]) == ["old", "a", "b", "c", "c"]
+    assert list(pd.read_csv(resumed.measurements_path)["nucleus"]) == [1, 1, 1, 1, 2]
+
+
+def test_begin_forgets_rows_added_before_it(tmp_path):
+    """A review: add() begins the record itself; a begin() after it rewrote the files but kept
+    the earlier rows' byte spans, and put_in_order copied stale bytes."""
+    record = RunRecord(tmp_path, MEASUREMENT_COLUMNS, ("png",))
+    record.add({"image": "b", "file": "/in/b.png", "nuclei": 1, "status": "ok"}, nuclei_of("b", 1))
+    record.begin()
+    record.add({"image": "a", "file": "/in/a.png", "nuclei": 1, "status": "ok"}, nuclei_of("a", 1))
+    record.put_in_order(["a", "b"])
+    assert list(pd.read_csv(record.summary_path)["image"]) == ["a"]
