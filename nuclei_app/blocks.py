@@ -935,6 +935,11 @@ class BlockResult:
     notes: list[str] = field(default_factory=list)  # how the file was read (a Z-stack's plane), a tiny diameter
 
 
+# The files segment_in_blocks writes, whatever --formats asks (the others need the whole label
+# image in memory); --skip-existing looks for these (records.HUGE_IMAGE_SUFFIXES).
+LABELS_SUFFIX, OVERVIEW_SUFFIX = "_labels.tif", "_overlay.png"
+
+
 def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path, name: str,
                       settings: PostprocessSettings | None = None, diameter: float | None = None,
                       channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
@@ -1007,13 +1012,13 @@ def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Pat
     with scratch_sink(out_dir, source.height, source.width) as sink:
         plan, overview, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta,
                                                           block_size, progress, runner)
-        labels_path = write_label_tiff(out_dir / f"{name}_labels.tif", sink, source.height, source.width,
+        labels_path = write_label_tiff(out_dir / f"{name}{LABELS_SUFFIX}", sink, source.height, source.width,
                                        stitched.count, pixel_size)
         small = strided_labels(sink, source.height, source.width, overview.display_stride)
     preview = display_rgb(overview.display, plan.channel)
     overlay = draw_overlay(preview, small, style="outlines", opacity=1.0)
-    write_atomically(out_dir, {f"{name}_overlay.png": rgb_png_bytes(overlay)})
-    overlay_path = out_dir / f"{name}_overlay.png"
+    write_atomically(out_dir, {f"{name}{OVERVIEW_SUFFIX}": rgb_png_bytes(overlay)})
+    overlay_path = out_dir / f"{name}{OVERVIEW_SUFFIX}"
     return _result(model, source, plan, blocks, stitched, files={"labels": labels_path, "overlay": overlay_path},
                    preview=to_uint8(preview))
 

@@ -19,6 +19,7 @@ from typing import BinaryIO, Callable, NamedTuple, Sequence
 
 import pandas as pd
 
+from .blocks import LABELS_SUFFIX, OVERVIEW_SUFFIX
 from .calibration import UM_COLUMNS, PixelSize
 from .exports import FORMATS
 from .measure import COLUMNS
@@ -43,9 +44,8 @@ def summary_row(path, name: str, width=None, height=None, nuclei=None, diameter=
                                       None if seconds is None else round(seconds, 2), status, "; ".join(notes)]))
 
 
-# What a TIFF read lazily, block by block (``batch.is_huge``), gets whatever --formats asks:
-# the other formats need the whole label image in memory.
-HUGE_IMAGE_SUFFIXES = ("_labels.tif", "_overlay.png")
+# What a TIFF read lazily, block by block (``batch.is_huge``), gets whatever --formats asks.
+HUGE_IMAGE_SUFFIXES = (LABELS_SUFFIX, OVERVIEW_SUFFIX)
 
 
 def expected_files(name: str, formats: tuple[str, ...]) -> list[str]:
