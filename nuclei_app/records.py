@@ -14,6 +14,7 @@ rows it kept from before.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import BinaryIO, Callable, NamedTuple, Sequence
 
@@ -307,6 +308,18 @@ def in_order(appended: Sequence[str], names: Sequence[str]) -> list[int]:
     return sorted(range(len(appended)), key=lambda i: rank.get(appended[i], -1))
 
 
+def _copy_span(source: BinaryIO, target: BinaryIO, begin: int, end: int, chunk: int = 1 << 20) -> None:
+    """Bytes ``begin`` to ``end`` of ``source``, a MB at a time (a whole slide's rows can be
+    hundreds of MB)."""
+    source.seek(begin)
+    while begin < end:
+        data = source.read(min(chunk, end - begin))
+        if not data:
+            raise OSError(f"{source.name} ended before byte {end}")
+        target.write(data)
+        begin += len(data)
+
+
 def _rewrite(path: Path, spans: list[tuple[int, int]]) -> None:
     """``path`` with the byte ``spans`` (together, everything after the file's first span)
     in the given order; written beside it and moved over it, so an interruption leaves the
@@ -317,10 +330,9 @@ def _rewrite(path: Path, spans: list[tuple[int, int]]) -> None:
     temporary = path.with_name(path.name + ".ordering")
     try:
         with path.open("rb") as source, temporary.open("wb") as target:
-            target.write(source.read(start))  # the header and the rows kept from before
-            for begin, end in spans:
-                source.seek(begin)
-                target.write(source.read(end - begin))
+            for begin, end in [(0, start)] + spans:  # the header and the rows kept from before first
+                _copy_span(source, target, begin, end)
+        shutil.copymode(path, temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

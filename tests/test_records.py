@@ -75,3 +75,14 @@ def test_begin_forgets_rows_added_before_it(tmp_path):
     record.add({"image": "a", "file": "/in/a.png", "nuclei": 1, "status": "ok"}, nuclei_of("a", 1))
     record.put_in_order(["a", "b"])
     assert list(pd.read_csv(record.summary_path)["image"]) == ["a"]
+
+
+def test_spans_are_copied_a_chunk_at_a_time(tmp_path):
+    import io
+
+    from nuclei_app.records import _copy_span
+
+    data = bytes(range(256)) * 10
+    source, target = io.BytesIO(data), io.BytesIO()
+    _copy_span(source, target, 5, 2000, chunk=7)
+    assert target.getvalue() == data[5:2000]
