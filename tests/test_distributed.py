@@ -250,7 +250,10 @@ def test_ctrl_c_stops_a_local_cluster_run_with_one_message_and_no_worker_traceba
                "--model", str(tiny_model.folder), "--workers", "2"]
     env = {**os.environ, cluster_run.PAUSE_ENV_VAR: "1.5"}  # each image takes 1.5 s: time to interrupt
     with stderr.open("w") as sink:
-        run = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=sink, stderr=sink, start_new_session=True)
+        # Ctrl-C as on a terminal: a test run started in the background (CI) passes SIGINT on
+        # ignored, and a Python started so never sees it.
+        run = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=sink, stderr=sink, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + START_TIMEOUT_S
     while "[1/8]" not in stderr.read_text() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
