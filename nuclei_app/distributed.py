@@ -144,7 +144,7 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
     run_id = uuid.uuid4().hex[:12]
     # The cluster first: an unreachable one fails before the record (maybe a previous run's,
     # for --skip-existing) is touched. No cluster for a run with no image.
-    with (dask_client(workers, scheduler) if images else nullcontext()) as client, \
+    with (dask_client(workers, scheduler, debug) if images else nullcontext()) as client, \
             run_record(out_url, request.formats, skip_existing,
                        settings_text(request, model_identity(model, model_source))) as record:
         todo, order = plan(images, problems, record, result, log, paths)
@@ -203,9 +203,11 @@ def plan(images: list[Path], problems: list[tuple[str, str]], record, result: Ba
 
 
 @contextmanager
-def dask_client(workers: int | None, scheduler: str | None) -> Iterator:
+def dask_client(workers: int | None, scheduler: str | None, debug: bool = False) -> Iterator:
     """A client of the cluster at ``scheduler``, or of a local cluster of ``workers``
-    processes (closed on exit)."""
+    processes (closed on exit). The local workers' own log lines are shown with ``debug``
+    only: what goes wrong with an image or a worker the run reports itself, and on Ctrl-C a
+    worker's heartbeat to the scheduler already closed printed a traceback (CI)."""
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -223,7 +225,8 @@ def dask_client(workers: int | None, scheduler: str | None) -> Iterator:
     # that two runs at once do not collide.
     with workers_ignore_interrupts():
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               silence_logs=logging.ERROR, env=local_worker_environment(workers))
+                               silence_logs=logging.ERROR if debug else logging.CRITICAL,
+                               env=local_worker_environment(workers))
     with cluster, Client(cluster, set_as_default=False) as client:
         yield client
 
