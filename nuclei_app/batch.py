@@ -36,7 +36,8 @@ from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
 from .planes import PlaneRequest, ZChoice
-from .records import MEASUREMENT_COLUMNS, RunRecord, changed_settings, segmented_again, summary_row
+from .records import (MEASUREMENT_COLUMNS, RunRecord, changed_settings, finished_huge, segmented_again,
+                      summary_row)
 from .results import fitting_name, image_result_files, output_stem, write_atomically
 
 
@@ -313,9 +314,10 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
     replaces), report and record the inputs that can't be used, count images finished before
     (--skip-existing) as done; returns each image's output name and the images still to segment."""
     names = output_names(images, record.earlier_names)
-    if record.resume:  # only images that could be finished are checked (a TIFF header read each)
-        record.count_huge_as_done([names[path] for path in images if names[path] in record.earlier.done
-                                   and not record.is_done(names[path]) and is_huge(path)])
+    if record.resume:  # huge TIFFs have files of their own: only those not yet counted read a TIFF header
+        again = set(segmented_again(record.earlier, record.done, [names[path] for path in images]))
+        huge = [names[path] for path in images if names[path] in again and is_huge(path)]
+        record.done.update(finished_huge(record.earlier, record.present, huge))
     todo = [path for path in images if not record.is_done(names[path])]
     if record.earlier.unreadable:
         print(f"The output folder's summary.csv or measurements.csv could not be read "

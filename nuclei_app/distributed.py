@@ -51,7 +51,7 @@ from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect
 from .diameter_check import diameter_note
 from .model import ModelLoadError, NucleiModel, model_digest
 from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord,
-                      finished_huge, in_order, on_record, record_in, resumed, split_kept, summary_row,
+                      in_order, on_record, record_in, resumed, split_kept, summary_row,
                       with_settings, without_redone)
 from .results import csv_bytes, last_part
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
@@ -458,20 +458,14 @@ class UrlRecord:
               ours: Sequence[str] = ()) -> tuple[list[str], int]:
         """``RunRecord.begin``: the earlier rows of the inputs this run doesn't segment again."""
         kept, failed, measurements = without_redone(self.earlier, list(redone), covered)
-        others, resumed_rows = split_kept(kept, measurements, ours)
-        rows = [row for name, row in kept.items() if name not in resumed_rows] + failed
-        self.kept = (rows, others.reindex(columns=self.columns))
+        rows, others, resumed_rows = split_kept(kept, measurements, ours)
+        self.kept = (rows + failed, others.reindex(columns=self.columns))
         self.added = [(name, table.reindex(columns=self.columns) if len(table) else None, row)
                       for name, (row, table) in resumed_rows.items()]
         return list(kept), len(failed)
 
     def is_done(self, name: str) -> bool:
         return name in self.done
-
-    def count_huge_as_done(self, names: Sequence[str]) -> None:
-        """``RunRecord.count_huge_as_done``."""
-        if self.resume:
-            self.done.update(finished_huge(self.earlier, self.done, self.present, names))
 
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
         table = measurements.reindex(columns=self.columns) if measurements is not None and len(measurements) else None

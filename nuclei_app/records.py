@@ -53,13 +53,12 @@ def expected_files(name: str, formats: tuple[str, ...]) -> list[str]:
     return [name + suffix for fmt in formats for suffix in FORMATS[fmt]]
 
 
-def finished_huge(earlier: Earlier, done: dict[str, dict], present: set[str], names: Sequence[str]
-                  ) -> dict[str, dict]:
-    """Of ``names`` (huge TIFFs'), those finished before whose files are there: a huge image
+def finished_huge(earlier: Earlier, present: set[str], names: Sequence[str]) -> dict[str, dict]:
+    """Of ``names`` (huge TIFFs' finished before), those whose files are there: a huge image
     never has the PNGs of the default --formats, so --skip-existing redid it every time
     (a user test)."""
-    return {name: earlier.done[name] for name in names if name in earlier.done and name not in done
-            and all(name + suffix in present for suffix in HUGE_IMAGE_SUFFIXES)}
+    return {name: earlier.done[name] for name in names
+            if all(name + suffix in present for suffix in HUGE_IMAGE_SUFFIXES)}
 
 
 def with_settings(summary: dict, settings: str) -> dict:
@@ -216,10 +215,9 @@ class RunRecord:
         run's own images (``ours``: --skip-existing keeps them) go in as this run's rows, so
         that ``put_in_order`` puts them in input order too."""
         kept, failed, measurements = without_redone(self.earlier, list(redone), covered)
-        others, resumed_rows = split_kept(kept, measurements, ours)
+        rows, others, resumed_rows = split_kept(kept, measurements, ours)
         self._start(self.measurements_path, others.reindex(columns=self.measurement_columns))
-        self._start(self.summary_path, pd.DataFrame([row for name, row in kept.items() if name not in resumed_rows]
-                                                    + failed, columns=SUMMARY_COLUMNS))
+        self._start(self.summary_path, pd.DataFrame(rows + failed, columns=SUMMARY_COLUMNS))
         self.begun, self.appended = True, []
         for name, (row, table) in resumed_rows.items():
             self._record(row, table)
@@ -227,11 +225,6 @@ class RunRecord:
 
     def is_done(self, name: str) -> bool:
         return name in self.done
-
-    def count_huge_as_done(self, names: Sequence[str]) -> None:
-        """--skip-existing: the huge TIFFs among ``names`` finished before are done too."""
-        if self.resume:
-            self.done.update(finished_huge(self.earlier, self.done, self.present, names))
 
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
         if not self.begun:
@@ -288,16 +281,17 @@ class RunRecord:
 
 
 def split_kept(kept: dict[str, dict], measurements: pd.DataFrame, ours: Sequence[str]
-               ) -> tuple[pd.DataFrame, dict[str, tuple[dict, pd.DataFrame]]]:
-    """Kept rows apart: (the measurements of images not in ``ours``, {name: (summary row,
-    measurements)} of those in it)."""
+               ) -> tuple[list[dict], pd.DataFrame, dict[str, tuple[dict, pd.DataFrame]]]:
+    """Kept rows apart: (the summary rows and measurements of images not in ``ours``,
+    {name: (summary row, measurements)} of those in it)."""
     ours = set(ours)
     mine = [name for name in kept if name in ours]
+    others = [row for name, row in kept.items() if name not in ours]
     if not mine:
-        return measurements, {}
+        return others, measurements, {}
     column = measurements["image"] if "image" in measurements else pd.Series("", index=measurements.index)
     tables = dict(tuple(measurements[column.isin(mine)].groupby("image", sort=False)))
-    return (measurements[~column.isin(mine)],
+    return (others, measurements[~column.isin(mine)],
             {name: (kept[name], tables.get(name, measurements.iloc[:0])) for name in mine})
 
 
