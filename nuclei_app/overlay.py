@@ -24,11 +24,14 @@ class Palette:
     names: tuple[str, str, str]  # match, false positive, missed
 
 
-# Dark (fluorescence) backgrounds: yellow outlines; light blue for missed nuclei.
-DARK_PALETTE = Palette((1.0, 0.9, 0.0), (0.1, 0.9, 0.2), (1.0, 0.2, 0.2), (0.3, 0.6, 1.0), ("green", "red", "blue"))
-# Light (brightfield, H&E) backgrounds: yellow and blue vanish on pale and purple tissue;
-# saturated green, red and cyan do not.
-LIGHT_PALETTE = Palette((0.0, 0.85, 0.0), (0.0, 0.75, 0.0), (0.95, 0.0, 0.0), (0.0, 0.95, 1.0), ("green", "red", "cyan"))
+# Dark (fluorescence) backgrounds: yellow outlines. Missed nuclei in cyan, not blue: blue
+# outlines vanished on the blue nuclei of a DAPI composite (a user test).
+DARK_PALETTE = Palette((1.0, 0.9, 0.0), (0.1, 0.9, 0.2), (1.0, 0.2, 0.2), (0.0, 0.95, 1.0), ("green", "red", "cyan"))
+# Light (brightfield, H&E) backgrounds: yellow and blue vanish on pale and purple tissue.
+# Outlines in cyan: green, blended at the page's default opacity over purple H&E nuclei,
+# came out a dark teal that hid them (a user test); cyan stays bright over purple and pale
+# backgrounds alike.
+LIGHT_PALETTE = Palette((0.0, 0.95, 1.0), (0.0, 0.75, 0.0), (0.95, 0.0, 0.0), (0.0, 0.95, 1.0), ("green", "red", "cyan"))
 
 
 # The display's contrast stretch and outline palette need the image's distribution, not

@@ -47,6 +47,25 @@ def test_light_backgrounds_get_colours_that_stand_out():
     assert np.allclose(missed[5, 5], LIGHT_PALETTE.missed) and LIGHT_PALETTE.names[2] == "cyan"
 
 
+def test_outline_colours_stay_bright_over_stained_nuclei():
+    """Drawn at the page's default opacity over the H&E sample's nuclei, the light outline
+    is clearly brighter than the nucleus under it (green came out a dark teal there); the
+    missed-nucleus colour on a dark field is not the blue of a DAPI composite's nuclei."""
+    from skimage.color import rgb2lab
+
+    from nuclei_app.config import SAMPLES_DIR
+    from nuclei_app.imageio import read_image
+    from nuclei_app.overlay import to_display
+
+    shown = to_display(read_image(SAMPLES_DIR / "images" / "tissue_he.png")).reshape(-1, 3)
+    nucleus = np.median(shown[shown.max(axis=1) <= np.quantile(shown.max(axis=1), 0.05)], axis=0)
+    lightness = lambda rgb: rgb2lab(np.asarray(rgb, np.float64)[None, None])[0, 0, 0]  # noqa: E731
+    blended = 0.4 * nucleus + 0.6 * np.array(LIGHT_PALETTE.outline)
+    assert lightness(blended) - lightness(nucleus) > 25  # green: 18, cyan: 29
+    blue_nucleus = np.array([0.0, 0.1, 0.9])
+    assert np.abs(np.array(DARK_PALETTE.missed) - blue_nucleus).max() > 0.5 and DARK_PALETTE.names[2] != "blue"
+
+
 def test_outlines_widen_when_the_image_is_shown_smaller():
     labels = np.zeros((400, 400), np.int32)
     labels[100:300, 100:300] = 1
