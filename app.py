@@ -20,7 +20,7 @@ from nuclei_app.channels import (ALL_CHANNELS, AUTO, as_channels, choose_channel
                                  is_grey)
 from nuclei_app.config import (BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings,
                                ReadLimits)
-from nuclei_app.diameter_check import given_diameter_note, too_small_note
+from nuclei_app.diameter_check import given_diameter_note, narrow_image_note, too_small_note
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.batch import ImageRequest, failure_status, plural, settings_text
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
@@ -30,7 +30,7 @@ from nuclei_app.measure import measure_nuclei, summary
 from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
 from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
-from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
+from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for, shown_extent,
                                 probability_picture, to_display)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
@@ -413,15 +413,16 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
         item, ("diameter doubt", model.source, settings.tta, choices.key, settings.postprocess),
         lambda: given_diameter_note(model, channels, Segmentation(prediction, labels), advice=APP_DIAMETER_ADVICE)
     ) if choices.diameter else too_small_note(prediction.diameter, prediction.diameter_source, model.diameter)
-    if doubt:
-        st.warning(f"**{item.label}**: {doubt[0].upper()}{doubt[1:]}.", icon="⚠️")
+    warnings = list(filter(None, [doubt, narrow_image_note(labels.shape, prediction.diameter)]))
+    for warning in warnings:
+        st.warning(f"**{item.label}**: {warning[0].upper()}{warning[1:]}.", icon="⚠️")
     used = prediction.channel
     image = display_rgb(channels, used)
     intensity = intensity_image(channels, used)
     table = session_cached(item, ("table", model.source, settings.tta, choices.key, settings.postprocess),
                            lambda: measure_nuclei(labels, intensity))
     return Analysis(item, image, prediction, labels, with_physical_sizes(table, pixel_size), image_kind(image),
-                    notes + ([doubt] if doubt else []), pixel_size, choices, channels)
+                    notes + warnings, pixel_size, choices, channels)
 
 
 def typed_size(pixel_size: PixelSize | None) -> float | None:
@@ -672,6 +673,18 @@ def screen_view(array: np.ndarray, max_side: int = 1200) -> np.ndarray:
     return array[::step, ::step]
 
 
+def strip_start(shown: tuple[int, ...], full: tuple[int, ...]) -> tuple[tuple[slice, slice], str]:
+    """The part of a view the page's still images show (a strip's start: ``shown_extent``),
+    and the words that say so in their captions ("" for a whole image)."""
+    height, width = shown_extent(shown)
+    if (height, width) == tuple(shown[:2]):
+        return (slice(None), slice(None)), ""
+    along = width if width < shown[1] else height
+    scale = max(full[:2]) / max(shown[:2])
+    return (slice(0, height), slice(0, width)), (f": the first {round(along * scale)} px of {max(full[:2])}; "
+                                                  "the interactive view pans along the strip")
+
+
 def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
     stats = headline_numbers(analysis)
     used = segmented_with(analysis)
@@ -744,9 +757,11 @@ def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> Non
     overlay = draw_overlay(shown_image, shown_labels, style=settings.style, opacity=settings.opacity,
                            display_side=PAGE_COLUMN_PX, stretch=settings.stretch)
     stretched = " (contrast-stretched)" if settings.stretch else ""
+    window, part = strip_start(shown_image.shape, labels.shape)
     left, right = st.columns(2)
-    left.image(to_display(shown_image, settings.stretch), caption=f"Original{stretched}", width="stretch", clamp=True)
-    right.image(overlay, caption=f"{labels.max()} nuclei", width="stretch", clamp=True)
+    left.image(to_display(shown_image, settings.stretch)[window], caption=f"Original{stretched}{part}", width="stretch",
+               clamp=True)
+    right.image(overlay[window], caption=f"{labels.max()} nuclei{part}", width="stretch", clamp=True)
     # Keyed and tracked: uploading a ground truth reruns the page, and an untracked tab set
     # jumped back to its first tab, away from the scores it had just computed.
     interactive, probability, measurements, truth = st.tabs(

@@ -29,7 +29,7 @@ import pandas as pd
 from .calibration import PixelSize, pixel_size_for, with_physical_sizes
 from .channels import AUTO, display_rgb, intensity_image, usable_channel
 from .config import IMAGE_SUFFIXES, PostprocessSettings
-from .diameter_check import diameter_note
+from .diameter_check import image_notes
 from .imageio import ImageReadError, read_channels
 from .measure import measure_nuclei
 from .model import NucleiModel
@@ -278,10 +278,10 @@ def read_and_prepare(model: NucleiModel, path: Path, request: ImageRequest):
 
 def label_and_finish(model: NucleiModel, out: Path, item: InFlight, prediction, tuned_labels,
                      request: ImageRequest, prepared: np.ndarray) -> pd.DataFrame:
-    """Stage 3: the watershed (unless the diameter check did it), a note where the diameter
-    looks wrong (``diameter_note``), measurements, files."""
+    """Stage 3: the watershed (unless the diameter check did it), notes where the diameter
+    looks wrong or the image is too narrow for it (``image_notes``), measurements, files."""
     item.segmentation = Segmentation(prediction, final_labels(model, prediction, tuned_labels, request.settings))
-    item.notes += filter(None, [diameter_note(model, item.channels, item.segmentation, prepared)])
+    item.notes += image_notes(model, item.channels, item.segmentation, prepared)
     return finish_image(out, item.name, item.channels, item.segmentation, request, item.pixel_size)
 
 

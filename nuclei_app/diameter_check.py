@@ -36,8 +36,31 @@ DOUBT_BEYOND = 2.0
 MIN_MEASURED = 3
 # The estimator's answer where its response peaks at its smallest candidate size.
 LOWEST_ESTIMATE = ESTIMATOR_DIAMETERS[0] / ESTIMATOR_BIAS * 1.001
+# An image narrower than this many nucleus diameters is mostly edge: a user test segmented a
+# 5000x20 strip into 45 objects without a word.
+NARROW_DIAMETERS = 3.0
 # What to do about it, on the command line (the app says it its own way).
 CLI_ADVICE = "Give --diameter in pixels (not µm), or leave it out to have it estimated"
+
+
+def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepared: np.ndarray | None = None,
+                advice: str = CLI_ADVICE) -> list[str]:
+    """``diameter_note`` and ``narrow_image_note``, those that apply."""
+    prediction = segmentation.prediction
+    narrow = narrow_image_note(segmentation.labels.shape, prediction.diameter)
+    return list(filter(None, [diameter_note(model, channels, segmentation, prepared, advice), narrow]))
+
+
+def narrow_image_note(shape: tuple[int, ...], diameter: float | None) -> str | None:
+    """A note where the image's short side is under ``NARROW_DIAMETERS`` nuclei across: most
+    nuclei touch its edges, cut off, and count and measure as smaller whole ones."""
+    height, width = shape[:2]
+    short = min(height, width)
+    if not diameter or short >= NARROW_DIAMETERS * diameter:
+        return None
+    side = "tall" if height <= width else "wide"
+    return (f"the image is only {short} px {side}, {short / diameter:.1f} nucleus diameters ({diameter:.0f} px): most "
+            "nuclei are cut by its edges, so the count and the sizes are approximate")
 
 
 def diameter_note(model, channels: np.ndarray, segmentation: Segmentation, prepared: np.ndarray | None = None,

@@ -48,7 +48,7 @@ import pandas as pd
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, Progress, collect_images, describe_scale, failure_status,
                     finish_run, image_files, is_disk_full, is_huge, noted, plane_request, plural, put_in_order,
                     put_on_record, read_input, segment_channels, settings_text, start_run, stop)
-from .diameter_check import diameter_note
+from .diameter_check import image_notes
 from .model import ModelLoadError, NucleiModel, model_digest
 from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord,
                       in_order, on_record, record_in, resumed, split_kept, summary_row,
@@ -618,7 +618,7 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
         # Messages name the file as the user did.
         channels, channel, pixel_size = read_input(task.path, request, notes, name=task.given)
         segmentation = segment_channels(model, channels, replace(request, channel=channel))
-        notes += filter(None, [diameter_note(model, channels, segmentation)])
+        notes += image_notes(model, channels, segmentation)
         table, files = image_files(task.name, channels, segmentation, request, pixel_size)
         write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))
     except Exception as error:  # one image's failure, whatever it is, must not end the run

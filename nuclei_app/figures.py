@@ -7,9 +7,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .imageio import to_uint8
-from .overlay import display_stride
+from .overlay import display_stride, shown_extent
 
 MAX_DISPLAY_SIDE = 1600  # larger images are shown subsampled: the browser stays responsive
+
+
+STRIP_HEIGHT = 320  # a wide strip's figure (opened on its start, overlay.shown_extent): no tall empty box
 
 
 def overlay_figure(overlay: np.ndarray, table: pd.DataFrame, height: int = 620, step: int | None = None) -> go.Figure:
@@ -34,9 +37,13 @@ def overlay_figure(overlay: np.ndarray, table: pd.DataFrame, height: int = 620, 
             hovertemplate="nucleus %{customdata[0]:.0f}<br>area %{customdata[1]:.0f} px"
                           "<br>mean intensity %{customdata[2]:.3f}<extra></extra>",
             name="nuclei"))
+    image_height, image_width = overlay.shape[0] * step, overlay.shape[1] * step
+    shown_height, shown_width = shown_extent((image_height, image_width))
+    if shown_width < image_width:
+        height = min(height, STRIP_HEIGHT)
     figure.update_layout(height=height, margin=dict(l=0, r=0, t=0, b=0), showlegend=False, dragmode="pan")
-    figure.update_xaxes(visible=False, range=[0, overlay.shape[1] * step])
-    figure.update_yaxes(visible=False, range=[overlay.shape[0] * step, 0], scaleanchor="x")
+    figure.update_xaxes(visible=False, range=[0, shown_width])
+    figure.update_yaxes(visible=False, range=[shown_height, 0], scaleanchor="x")
     return figure
 
 

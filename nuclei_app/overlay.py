@@ -12,6 +12,12 @@ STYLES = ("outlines", "filled", "instances")
 # An outline should stay about this many screen pixels wide however far the image is shrunk
 # to fit the page: a 1 px line on a 1388 px image shown 600 px wide would vanish.
 SCREEN_OUTLINE_PX = 2.0
+# A strip (short side under 1/STRIP_ASPECT of its long one) is shown as a window on its start,
+# STRIP_ASPECT short sides long, panned along in the interactive view: shown whole, a 5000x20
+# strip was a line 3 px thick (a user test).
+STRIP_ASPECT = 8
+# The longest side the page ever sends a browser, strips included.
+MAX_SENT_SIDE = 20_000
 
 
 @dataclass(frozen=True)
@@ -65,11 +71,18 @@ def palette_of_display(displayed: np.ndarray) -> Palette:
     return LIGHT_PALETTE if light else DARK_PALETTE
 
 
+def shown_extent(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(height, width) of what the page shows of an image at first: all of it, or a strip's start."""
+    height, width = shape[:2]
+    return min(height, STRIP_ASPECT * width), min(width, STRIP_ASPECT * height)
+
+
 def outline_width(shape: tuple[int, ...], display_side: int | None) -> int:
-    """Outline width in image pixels so it is ~2 px on a screen showing ``display_side`` px."""
+    """Outline width in image pixels so it is ~2 px on a screen showing ``display_side`` px
+    (of the image's ``shown_extent``)."""
     if not display_side:
         return 1
-    return max(1, int(round(SCREEN_OUTLINE_PX * max(shape[:2]) / display_side)))
+    return max(1, int(round(SCREEN_OUTLINE_PX * max(shown_extent(shape)) / display_side)))
 
 
 def outlines(labels: np.ndarray, width: int = 1) -> np.ndarray:
@@ -97,8 +110,9 @@ def inner_boundaries(labels: np.ndarray) -> np.ndarray:
 
 
 def display_stride(shape: tuple[int, ...], max_side: int) -> int:
-    """Subsampling step that brings the longer side to at most ``max_side`` for display."""
-    return max(1, int(np.ceil(max(shape[:2]) / max_side)))
+    """Subsampling step that brings the longer side of the ``shown_extent`` to at most
+    ``max_side`` for display (and a strip's length to ``MAX_SENT_SIDE``)."""
+    return max(1, int(np.ceil(max(shown_extent(shape)) / max_side)), int(np.ceil(max(shape[:2]) / MAX_SENT_SIDE)))
 
 
 def label_colours(labels: np.ndarray, seed: int = 7) -> np.ndarray:

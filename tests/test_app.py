@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from nuclei_app.imageio import read_image
+from nuclei_app.imageio import read_image, to_uint8
 
 from .conftest import PROJECT, SAMPLES
 
@@ -545,3 +545,16 @@ def test_the_channel_picker_names_the_automatic_choice_and_rgb_colours(app):
 def test_a_grey_image_s_channel_reads_grey(app):
     app.checkbox(key="sample_fluorescence_sparse").check().run()
     assert [m.value for m in app.metric if m.label == "Channel"] == ["grey"]
+
+
+def test_a_strip_is_noted_and_shown_by_its_start(app):
+    """A user test: a 5000x20 strip was shown as a line 3 px thick and segmented without a word."""
+    strip = read_image(SAMPLES / "images" / "fluorescence_dense.png")[100:124]
+    strip = np.concatenate([strip] * 4, axis=1)  # 24 px tall, 16 x 24 px nuclei long
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(strip)).save(buffer, "PNG")
+    app.file_uploader[0].set_value(("strip.png", buffer.getvalue(), "image/png")).run()
+    assert not app.exception and not app.error
+    assert any(w.value.startswith("**strip.png**: The image is only 24 px tall") for w in app.warning)
+    captions = [image.caption for element in app.get("image") for image in element.proto.imgs]
+    assert any(f"the first 192 px of {strip.shape[1]}" in caption for caption in captions), captions

@@ -12,7 +12,7 @@ import tifffile
 from PIL import Image
 
 from nuclei_app.batch import ImageRequest, collect_images, output_names, segment_paths
-from nuclei_app.imageio import read_labels
+from nuclei_app.imageio import read_image, read_labels, to_uint8
 
 from .awkward_files import EITHER, ERROR, IGNORED, OK, write_corpus
 from .conftest import PROJECT, SAMPLES, fluorescence_like, synthetic_labels
@@ -260,6 +260,18 @@ def test_a_diameter_given_that_looks_wrong_is_noted_per_image(bundled_model, tmp
         (line,) = [line for line in log.getvalue().splitlines() if f"{name}.png:" in line]
         assert "; note: the diameter given, 90 px, looks wrong for this image" in line
         assert summary.loc[name, "notes"].startswith("the diameter given, 90 px, looks wrong for this image")
+
+
+def test_a_strip_is_noted_in_its_line_and_row(bundled_model, tmp_path):
+    strip = read_image(SAMPLES / "images" / "fluorescence_dense.png")[100:124]
+    Image.fromarray(to_uint8(strip)).save(tmp_path / "strip.png")
+    log = io.StringIO()
+    result = segment_paths(bundled_model, [tmp_path / "strip.png"], tmp_path / "out",
+                           ImageRequest(bundled_model.postprocess_settings, diameter=16.0), log=log)
+    assert result.exit_status == 0
+    notes = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False)["notes"][0]
+    assert notes.startswith("the image is only 24 px tall, 1.5 nucleus diameters (16 px)")
+    assert "note: the image is only 24 px tall" in log.getvalue()
 
 
 def test_channel_n_on_a_folder_with_single_channel_images_segments_those_too(tiny_model, tmp_path):

@@ -113,3 +113,13 @@ def test_noise_segmented_with_an_automatic_diameter_is_told_it_holds_no_nuclei(b
     assert note and "noise on an empty field" in note
     image, _ = disks_image(20, shape=(256, 256))
     assert diameter_note(bundled_model, image, segment(bundled_model, image)) is None
+
+
+def test_an_image_a_few_nuclei_narrow_is_noted():
+    """A user test: a 5000x20 strip came back as 45 objects without a word."""
+    from nuclei_app.diameter_check import narrow_image_note
+
+    note = narrow_image_note((20, 5000), 16.0)
+    assert note.startswith("the image is only 20 px tall, 1.2 nucleus diameters (16 px)") and "approximate" in note
+    assert "px wide" in narrow_image_note((5000, 30), 16.0)
+    assert narrow_image_note((48, 5000), 16.0) is None and narrow_image_note((20, 5000), None) is None

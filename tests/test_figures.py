@@ -26,6 +26,20 @@ def test_overlay_figure_keeps_image_coordinates_when_subsampled():
         assert len(hover.customdata) == len(table)
 
 
+def test_a_strip_opens_zoomed_on_its_start_at_full_resolution():
+    """A user test: a 5000x20 strip was shown whole, a line 3 px thick."""
+    from nuclei_app.overlay import display_stride
+
+    labels = np.zeros((20, 5000), np.int32)
+    labels[4:16, 100:112] = 1
+    assert display_stride(labels.shape, 1600) == 1  # its 20 px are not subsampled to 4
+    figure = overlay_figure(np.zeros((20, 5000, 3), np.float32), table_for(labels))
+    assert list(figure.layout.xaxis.range) == [0, 160] and list(figure.layout.yaxis.range) == [20, 0]
+    assert figure.layout.height < 620 and figure.data[0].z.shape[:2] == (20, 5000)  # the rest is panned to
+    tall = overlay_figure(np.zeros((5000, 20, 3), np.float32), table_for(labels.T))
+    assert list(tall.layout.yaxis.range) == [160, 0] and list(tall.layout.xaxis.range) == [0, 20]
+
+
 def test_figures_without_nuclei_and_the_histogram():
     empty = overlay_figure(np.zeros((10, 10, 3), np.float32), pd.DataFrame(columns=["centroid_x"]))
     assert len(empty.data) == 1  # the image only, no hover layer

@@ -78,6 +78,13 @@ def test_outlines_widen_when_the_image_is_shown_smaller():
     assert not drawn(wide)[:100].any()  # never outside the nucleus
 
 
+def test_a_strip_s_outlines_are_sized_for_the_part_shown_not_its_length():
+    labels = np.zeros((20, 5000), np.int32)
+    labels[4:16, 100:112] = 1
+    assert outline_width(labels.shape, 700) == 1  # its first 160 px fill the column
+    assert outline_width((5000, 5000), 700) == 14
+
+
 def test_contrast_stretch_can_be_turned_off():
     labels, image = labels_and_image()
     stored = draw_overlay(image, labels, style="filled", opacity=0.0, stretch=False)
