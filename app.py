@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,16 @@ def sample_thumbnail(path: str, side: int = 240) -> np.ndarray:
 
 
 # -- per-session result cache --------------------------------------------------------------
+def timed(compute: Callable[[], object]) -> Callable[[], tuple[object, float]]:
+    """``compute`` returning its result and the seconds it took: cached with the result, the
+    ZIP's summary.csv says how long the image took to segment, however often the page reran."""
+    def run() -> tuple[object, float]:
+        started = time.perf_counter()
+        value = compute()
+        return value, time.perf_counter() - started
+    return run
+
+
 def session_cached(item: InputImage, key: tuple, compute):
     """Results of this session, per image on the page: moving a display slider never
     recomputes, however many images there are. Each image keeps its few latest results
@@ -276,7 +287,8 @@ class ImageChoices:
 
 
 def prediction_for(model: NucleiModel, item: InputImage, image: np.ndarray, settings: Settings,
-                   choices: ImageChoices, position: str) -> Prediction:
+                   choices: ImageChoices, position: str) -> tuple[Prediction, float]:
+    """The prediction, and the seconds it took."""
     def compute():
         # One segmentation at a time on the shared model (NucleiModel.in_turn): say so when
         # another session has it.
@@ -287,14 +299,16 @@ def prediction_for(model: NucleiModel, item: InputImage, image: np.ndarray, sett
                          on_wait=lambda: bar.progress(0.0, text=f"{position}Waiting for another segmentation to finish…"))
         bar.empty()
         return result
-    return session_cached(item, ("prediction", model.source, settings.tta, choices.key), compute)
+    return session_cached(item, ("prediction", model.source, settings.tta, choices.key), timed(compute))
 
 
 def labels_cached(item: InputImage, prediction: Prediction, settings: Settings, choices: ImageChoices,
-                  model: NucleiModel) -> np.ndarray:
+                  model: NucleiModel) -> tuple[np.ndarray, float]:
+    """The labels, and the seconds the watershed took."""
     def compute():  # the watershed needs no turn on the model: sessions run it side by side
         return labels_for(model, prediction, settings.postprocess)
-    return session_cached(item, ("labels", model.source, settings.tta, choices.key, settings.postprocess), compute)
+    return session_cached(item, ("labels", model.source, settings.tta, choices.key, settings.postprocess),
+                          timed(compute))
 
 
 # -- results ----------------------------------------------------------------------------
@@ -310,6 +324,7 @@ class Analysis:
     pixel_size: PixelSize | None = None             # the page's (the file's own unless typed): µm columns
     choices: ImageChoices = field(default_factory=ImageChoices)  # as segmented: the ZIP's settings column
     channels: np.ndarray | None = None  # the image as read (cached anyway): every channel's intensities
+    seconds: float | None = None  # to segment it (network and watershed), as the CLI's summary.csv says
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -403,10 +418,10 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     for note in notes:  # how the file was read: the plane of a Z-stack, ...
         notes_area.info(f"{item.label}: {note}.")
     try:
-        prediction = prediction_for(model, item, channels, settings, choices, position)
+        prediction, predicted_in = prediction_for(model, item, channels, settings, choices, position)
     except ValueError as error:  # e.g. a channel the image does not have
         return failed(item, failure_status(error), f"**{item.label}**: {error}")
-    labels = labels_cached(item, prediction, settings, choices, model)
+    labels, labelled_in = labels_cached(item, prediction, settings, choices, model)
     # Cached only where the diameter was given (the cache holds few results per image); an
     # automatic one is checked from the diameter alone.
     doubt = session_cached(
@@ -422,7 +437,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     table = session_cached(item, ("table", model.source, settings.tta, choices.key, settings.postprocess),
                            lambda: measure_nuclei(labels, intensity))
     return Analysis(item, image, prediction, labels, with_physical_sizes(table, pixel_size), image_kind(image),
-                    notes + warnings, pixel_size, choices, channels)
+                    notes + warnings, pixel_size, choices, channels, predicted_in + labelled_in)
 
 
 def typed_size(pixel_size: PixelSize | None) -> float | None:
@@ -484,6 +499,7 @@ class LargeAnalysis:
     pixel_size: PixelSize | None = None  # the page's (the file's own unless typed)
     choices: ImageChoices = field(default_factory=ImageChoices)  # as segmented: the ZIP's settings column
     notes: list[str] = field(default_factory=list)  # how the file was read, the pixel size: as the CLI's
+    seconds: float | None = None  # to segment it block by block
 
     @property
     def table(self) -> pd.DataFrame:
@@ -504,7 +520,8 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
     choices = current_choices(item)
     reading = file_facts(item).pixel_size
 
-    def compute() -> tuple[BlockResult, tempfile.TemporaryDirectory]:
+    def compute() -> tuple[BlockResult, tempfile.TemporaryDirectory, float]:
+        started = time.perf_counter()
         folder = tempfile.TemporaryDirectory(prefix="nuclei_app_")
         bar = st.progress(0.0, text=f"{position}Segmenting {item.label} block by block…")
         try:
@@ -515,13 +532,13 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
                 pixel_size=reading.size, plane=plane_request(choices))
         finally:
             bar.empty()
-        return result, folder
+        return result, folder, time.perf_counter() - started
     try:
         # The cache holds the package's result, not a LargeAnalysis: Streamlit redefines this
         # file's classes on every rerun, and a cached instance of the first run's class failed
         # the next run's isinstance checks (a large image's card broke on any rerun).
-        result, folder = session_cached(item, ("blocks", model.source, settings.tta, choices.key,
-                                               settings.postprocess), compute)
+        result, folder, seconds = session_cached(item, ("blocks", model.source, settings.tta, choices.key,
+                                                        settings.postprocess), compute)
     except ImageReadError as error:
         return failed(item, failure_status(error), f"Skipped. {error}")
     except ValueError as error:  # e.g. a channel the image does not have
@@ -532,7 +549,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
     notes = [page_note(note) for note in result.notes + reading.notes(typed_size(pixel_size))]
     for note in notes:
         notes_area.info(f"{item.label}: {note}.")
-    return LargeAnalysis(item, result, folder, pixel_size, choices, notes)
+    return LargeAnalysis(item, result, folder, pixel_size, choices, notes, seconds)
 
 
 def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
@@ -932,7 +949,7 @@ def record_row(analysis: Analysis | LargeAnalysis) -> dict:
     height, width = (result.height, result.width) if result else analysis.labels.shape
     return summary_row(analysis.item.label, analysis.item.name, width=width, height=height,
                        nuclei=headline_numbers(analysis)["count"], diameter=used.diameter,
-                       source=used.diameter_source, channel=used.channel,
+                       source=used.diameter_source, channel=used.channel, seconds=analysis.seconds,
                        notes=analysis.notes, pixel_size=analysis.pixel_size)
 
 

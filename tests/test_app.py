@@ -152,6 +152,17 @@ def test_opacity_does_not_run_the_network_again(app, monkeypatch):
     assert len(calls) == 1 and not app.exception
 
 
+def test_the_zip_says_how_long_each_image_took(app):
+    """A user test found the ZIP's seconds column empty. The time is the segmentation's, kept
+    across reruns that don't segment again."""
+    app.checkbox(key="sample_fluorescence_sparse").check().run()
+    app.checkbox(key="sample_brightfield").check().run()
+    seconds = zip_summary(app)["seconds"]
+    assert seconds.dtype == float and ((seconds > 0) & (seconds < 120)).all()
+    app.slider(key="opacity").set_value(0.2).run()
+    assert zip_summary(app)["seconds"].equals(seconds)
+
+
 def test_downloads_are_offered(app):
     app.checkbox(key="sample_brightfield").check().run()
     app.checkbox(key="sample_tissue_he").check().run()
