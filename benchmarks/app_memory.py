@@ -1,9 +1,10 @@
 """Peak memory of the Streamlit app process segmenting 2048x2048 uploads, first from one
 browser session, then from 4 sessions at once (each must finish without an error), then one
-6000x6000 upload (segmented block by block), and the memory it still holds once those
-sessions have ended.
+6000x6000 upload (segmented block by block), then a long-lived app: one process through
+those images and 12 more sessions one after another, each uploading an image of another size;
+and the memory the app still holds once those sessions have ended.
 
-    python -m benchmarks.app_memory [--sessions 4] [--size 2048] [--large 6000]
+    python -m benchmarks.app_memory [--sessions 4] [--size 2048] [--large 6000] [--varied 12]
 
 Starts `streamlit run app.py` on a free local port and drives Debian's Chromium with
 Playwright. Peak RSS is the kernel's high-water mark (VmHWM) of the server process.
@@ -19,7 +20,15 @@ import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+
+from PIL import Image
+
+from nuclei_app.config import SAMPLES_DIR
+from nuclei_app.imageio import read_image, to_uint8
 
 from .latency import make_image
 
@@ -28,6 +37,20 @@ TARGET_GB = 1.5
 LARGE_TARGET_GB = 2.0
 IDLE_TARGET_GB = 1.0
 SESSION_END_WAIT_S = 90  # closed sessions are dropped after 60 s (config.toml); trim runs every 15 s
+
+
+# A long-lived app sees images of many sizes: the sizes of the varied run (DSB2018's own and
+# common camera formats), each a session of its own in one app process.
+VARIED_SIZES = ((256, 320), (360, 360), (520, 696), (603, 1272), (1024, 1024), (777, 901), (1040, 1388),
+                (512, 640), (1500, 1100), (1200, 1600), (2000, 1400), (333, 999))
+
+
+def make_field(height: int, width: int, folder: Path) -> Path:
+    sample = read_image(SAMPLES_DIR / "images" / "fluorescence_dense.png")
+    reps = (height // sample.shape[0] + 1, width // sample.shape[1] + 1, 1)
+    path = folder / f"field_{height}x{width}.png"
+    Image.fromarray(to_uint8(np.tile(sample, reps)[:height, :width])).save(path)
+    return path
 
 
 def free_port() -> int:
@@ -84,39 +107,70 @@ def _session_thread(url: str, image: Path, results: list, index: int, chromium: 
         browser.close()
 
 
+@dataclass
+class Scenario:
+    label: str
+    waves: list[list[Path]]  # one after another; a wave's sessions at once, one image each
+    target: str
+
+
+def run_sessions(url: str, images: list[Path]) -> list:
+    results = [None] * len(images)
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    threads = [threading.Thread(target=_session_thread, args=(url, image, results, i, chromium))
+               for i, image in enumerate(images)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def scenarios(args, folder: Path) -> list[Scenario]:
+    image = make_image(args.size, folder)
+    runs = [Scenario(f"1 session(s), {args.size}x{args.size} upload", [[image]], f"target <= {TARGET_GB}"),
+            Scenario(f"{args.sessions} session(s), {args.size}x{args.size} upload", [[image] * args.sessions],
+                     "target: bounded, no session errors")]
+    if args.large:
+        runs.append(Scenario(f"1 session(s), {args.large}x{args.large} upload",
+                             [[make_image(args.large, folder)]], f"target <= {LARGE_TARGET_GB}"))
+    if args.varied:
+        # The long-lived app also takes the runs above's images (the block-wise one included).
+        sizes = VARIED_SIZES[:args.varied]
+        earlier = [image] + [wave[0] for run in runs[2:] for wave in run.waves]
+        runs.append(Scenario(f"{len(earlier) + len(sizes)} sessions one after another in one app: the images above, "
+                             f"then {', '.join(f'{h}x{w}' for h, w in sizes)}",
+                             [[path] for path in earlier] + [[make_field(h, w, folder)] for h, w in sizes],
+                             f"target <= {LARGE_TARGET_GB if args.large else TARGET_GB}"))
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.app_memory", description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--large", type=int, default=6000, help="side of the block-wise upload (0: skip)")
+    parser.add_argument("--varied", type=int, default=len(VARIED_SIZES),
+                        help=f"sessions of the long-lived run, at most {len(VARIED_SIZES)} (0: skip)")
+    parser.add_argument("--only-varied", action="store_true", help="run the long-lived app only")
     args = parser.parse_args(argv)
+    if args.only_varied and not args.varied:
+        parser.error("--only-varied needs --varied 1 or more")
     with tempfile.TemporaryDirectory() as folder:
-        image = make_image(args.size, Path(folder))
-        runs = [(1, args.size, image, f"target <= {TARGET_GB}"),
-                (args.sessions, args.size, image, "target: bounded, no session errors")]
-        if args.large:
-            runs.append((1, args.large, make_image(args.large, Path(folder)), f"target <= {LARGE_TARGET_GB}"))
-        for sessions, size, image, target in runs:
+        runs = scenarios(args, Path(folder))
+        for scenario in runs[-1:] if args.only_varied else runs:
             port = free_port()
             app = start_app(port)
             try:
                 idle = rss_gb(app.pid, "VmRSS")
                 started = time.time()
-                results = [None] * sessions
-                threads = [threading.Thread(target=_session_thread,
-                                            args=(f"http://127.0.0.1:{port}", image, results, i,
-                                                  shutil.which("chromium") or "/usr/bin/chromium"))
-                           for i in range(sessions)]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
+                results = [result for wave in scenario.waves for result in run_sessions(f"http://127.0.0.1:{port}", wave)]
                 peak = rss_gb(app.pid, "VmHWM")
                 wall = time.time() - started
                 time.sleep(SESSION_END_WAIT_S)
                 after = rss_gb(app.pid, "VmRSS")
-                print(f"{sessions} session(s), {size}x{size} upload: app idle RSS {idle:.2f} GB, "
-                      f"peak RSS {peak:.2f} GB ({target}), wall {wall:.1f} s; {SESSION_END_WAIT_S} s after the sessions "
+                print(f"{scenario.label}: app idle RSS {idle:.2f} GB, "
+                      f"peak RSS {peak:.2f} GB ({scenario.target}), wall {wall:.1f} s; {SESSION_END_WAIT_S} s after the sessions "
                       f"ended: RSS {after:.2f} GB (target <= {IDLE_TARGET_GB})")
                 for index, (count, errors, seconds) in enumerate(results):
                     print(f"  session {index + 1}: nuclei {count}, errors on page {errors}, {seconds:.1f} s")

@@ -100,3 +100,27 @@ def test_z_planes_benchmark_scores_each_choice(capsys):
     assert [row.split()[1] for row in rows] == ["default", "focus", "max", "2"]
     assert all(0.0 <= float(row.split("mean AP ")[1]) <= 1.0 for row in rows)
     assert printed[-1].startswith("focus chose the sharp plane on ") and printed[-1].endswith(" of 4 stacks")
+
+
+def test_shape_memory_benchmark_prints_each_setting_s_growth(capsys):
+    from benchmarks import shape_memory
+
+    shapes = shape_memory.distinct_shapes(120)
+    assert len(set(shapes)) == 120 and all(128 <= side <= 512 and side % 16 == 0 for shape in shapes for side in shape)
+    assert shape_memory.main(["--shapes", "2", "--every", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("| 1 shapes ") == 2 and printed.count("| 2 shapes ") == 2 and "failed" not in printed
+
+
+def test_app_memory_s_long_lived_run_takes_every_other_run_s_images_then_the_varied_sizes(tmp_path):
+    from argparse import Namespace
+
+    from PIL import Image
+
+    from benchmarks import app_memory
+
+    runs = app_memory.scenarios(Namespace(size=64, sessions=3, large=96, varied=2), tmp_path)
+    assert [len(run.waves) for run in runs] == [1, 1, 1, 4] and len(runs[1].waves[0]) == 3
+    long_lived = [wave[0] for wave in runs[-1].waves]
+    assert long_lived[:2] == [runs[0].waves[0][0], runs[2].waves[0][0]]
+    assert [Image.open(path).size for path in long_lived[2:]] == [(320, 256), (360, 360)]  # (width, height)
