@@ -31,8 +31,8 @@ from nuclei_app.measure import measure_nuclei, summary
 from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
 from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
-from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for, shown_extent,
-                                probability_picture, to_display)
+from nuclei_app.overlay import (STRIP_ASPECT, STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
+                                probability_picture, shown_extent, to_display, view_stride)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
 from nuclei_app.records import SUMMARY_COLUMNS, summary_row, with_settings
@@ -288,18 +288,22 @@ class ImageChoices:
 
 def prediction_for(model: NucleiModel, item: InputImage, image: np.ndarray, settings: Settings,
                    choices: ImageChoices, position: str) -> tuple[Prediction, float]:
-    """The prediction, and the seconds it took."""
-    def compute():
+    """The prediction, and the seconds it took once the model was this session's."""
+    def compute() -> tuple[Prediction, float]:
         # One segmentation at a time on the shared model (NucleiModel.in_turn): say so when
         # another session has it.
         bar = st.progress(0.0, text=f"{position}Segmenting {item.label}…")
-        result = predict(model, image, tta=settings.tta, diameter=choices.diameter, channel=choices.channel,
-                         progress=lambda done, total: bar.progress(
-                             done / total, text=f"{position}Segmenting {item.label}: tile {done} of {total}"),
-                         on_wait=lambda: bar.progress(0.0, text=f"{position}Waiting for another segmentation to finish…"))
+        with model.in_turn(lambda: bar.progress(0.0, text=f"{position}Waiting for another segmentation to finish…")):
+            started = time.perf_counter()
+            result = predict(model, image, tta=settings.tta, diameter=choices.diameter, channel=choices.channel,
+                             progress=lambda done, total: bar.progress(
+                                 done / total, text=f"{position}Segmenting {item.label}: tile {done} of {total}"))
+            seconds = time.perf_counter() - started
         bar.empty()
-        return result
-    return session_cached(item, ("prediction", model.source, settings.tta, choices.key), timed(compute))
+        return result, seconds
+    # Keys name what they hold: a session kept across a reload of this file finds none of the
+    # older entries, which held the prediction alone.
+    return session_cached(item, ("timed prediction", model.source, settings.tta, choices.key), compute)
 
 
 def labels_cached(item: InputImage, prediction: Prediction, settings: Settings, choices: ImageChoices,
@@ -307,7 +311,7 @@ def labels_cached(item: InputImage, prediction: Prediction, settings: Settings, 
     """The labels, and the seconds the watershed took."""
     def compute():  # the watershed needs no turn on the model: sessions run it side by side
         return labels_for(model, prediction, settings.postprocess)
-    return session_cached(item, ("labels", model.source, settings.tta, choices.key, settings.postprocess),
+    return session_cached(item, ("timed labels", model.source, settings.tta, choices.key, settings.postprocess),
                           timed(compute))
 
 
@@ -324,7 +328,7 @@ class Analysis:
     pixel_size: PixelSize | None = None             # the page's (the file's own unless typed): µm columns
     choices: ImageChoices = field(default_factory=ImageChoices)  # as segmented: the ZIP's settings column
     channels: np.ndarray | None = None  # the image as read (cached anyway): every channel's intensities
-    seconds: float | None = None  # to segment it (network and watershed), as the CLI's summary.csv says
+    seconds: float | None = None  # to segment it (network and watershed): the ZIP's summary.csv
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -499,7 +503,7 @@ class LargeAnalysis:
     pixel_size: PixelSize | None = None  # the page's (the file's own unless typed)
     choices: ImageChoices = field(default_factory=ImageChoices)  # as segmented: the ZIP's settings column
     notes: list[str] = field(default_factory=list)  # how the file was read, the pixel size: as the CLI's
-    seconds: float | None = None  # to segment it block by block
+    seconds: float | None = None  # to read, segment and write it block by block
 
     @property
     def table(self) -> pd.DataFrame:
@@ -537,7 +541,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
         # The cache holds the package's result, not a LargeAnalysis: Streamlit redefines this
         # file's classes on every rerun, and a cached instance of the first run's class failed
         # the next run's isinstance checks (a large image's card broke on any rerun).
-        result, folder, seconds = session_cached(item, ("blocks", model.source, settings.tta, choices.key,
+        result, folder, seconds = session_cached(item, ("timed blocks", model.source, settings.tta, choices.key,
                                                         settings.postprocess), compute)
     except ImageReadError as error:
         return failed(item, failure_status(error), f"Skipped. {error}")
@@ -690,16 +694,34 @@ def screen_view(array: np.ndarray, max_side: int = 1200) -> np.ndarray:
     return array[::step, ::step]
 
 
-def strip_start(shown: tuple[int, ...], full: tuple[int, ...]) -> tuple[tuple[slice, slice], str]:
-    """The part of a view the page's still images show (a strip's start: ``shown_extent``),
-    and the words that say so in their captions ("" for a whole image)."""
-    height, width = shown_extent(shown)
-    if (height, width) == tuple(shown[:2]):
-        return (slice(None), slice(None)), ""
-    along = width if width < shown[1] else height
-    scale = max(full[:2]) / max(shown[:2])
-    return (slice(0, height), slice(0, width)), (f": the first {round(along * scale)} px of {max(full[:2])}; "
-                                                  "the interactive view pans along the strip")
+@dataclass(frozen=True)
+class PageView:
+    """How the page shows an image's results: strided to screen size, and a strip (more than
+    ``STRIP_ASPECT`` times as long as wide) by its start, ``overlay.shown_extent``; the
+    interactive view pans along the rest."""
+    step: int                   # the stride of ``strided``
+    window: tuple[slice, slice]  # of the strided view: what the still images show
+    note: str                   # for their captions: "" for a whole image
+    width: int | str            # st.image's: "stretch", or px for a tall strip's narrow window
+
+    def strided(self, array: np.ndarray) -> np.ndarray:
+        return array[::self.step, ::self.step]
+
+    def still(self, array: np.ndarray) -> np.ndarray:
+        """The part of the image-sized ``array`` the still images show, strided."""
+        return self.strided(array)[self.window]
+
+
+def page_view(shape: tuple[int, ...]) -> PageView:
+    step = view_stride(shape, MAX_DISPLAY_SIDE)
+    height, width = shown_extent(shape)
+    if (height, width) == tuple(shape[:2]):
+        return PageView(step, (slice(None), slice(None)), "", "stretch")
+    along, tall = (width, False) if width < shape[1] else (height, True)
+    # A tall strip's window fills the column's height, not its width (eight times taller).
+    return PageView(step, (slice(0, -(-height // step)), slice(0, -(-width // step))),
+                    f"; shown: the first {along} px of {max(shape[:2])}, the interactive view pans along the strip",
+                    PAGE_COLUMN_PX // STRIP_ASPECT if tall else "stretch")
 
 
 def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
@@ -770,27 +792,26 @@ def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> Non
     confidence_ui(analysis, model)
     # Drawn on the view the page shows (at most MAX_DISPLAY_SIDE px a side), not the full
     # image: cheap on every rerun, with outlines wide enough to see at page scale.
-    shown_image, shown_labels = screen_view(image, MAX_DISPLAY_SIDE), screen_view(labels, MAX_DISPLAY_SIDE)
+    view = page_view(labels.shape)
+    shown_image, shown_labels = view.strided(image), view.strided(labels)
     overlay = draw_overlay(shown_image, shown_labels, style=settings.style, opacity=settings.opacity,
                            display_side=PAGE_COLUMN_PX, stretch=settings.stretch)
     stretched = " (contrast-stretched)" if settings.stretch else ""
-    window, part = strip_start(shown_image.shape, labels.shape)
     left, right = st.columns(2)
-    left.image(to_display(shown_image, settings.stretch)[window], caption=f"Original{stretched}{part}", width="stretch",
-               clamp=True)
-    right.image(overlay[window], caption=f"{labels.max()} nuclei{part}", width="stretch", clamp=True)
+    left.image(to_display(shown_image, settings.stretch)[view.window], caption=f"Original{stretched}{view.note}",
+               width=view.width, clamp=True)
+    right.image(overlay[view.window], caption=f"{labels.max()} nuclei{view.note}", width=view.width, clamp=True)
     # Keyed and tracked: uploading a ground truth reruns the page, and an untracked tab set
     # jumped back to its first tab, away from the scores it had just computed.
     interactive, probability, measurements, truth = st.tabs(
         ["Interactive view", "Probability map", "Measurements", "Compare to ground truth"],
         key=f"tabs_{analysis.item.key}", on_change="rerun")
     with interactive:
-        step = display_stride(labels.shape, MAX_DISPLAY_SIDE)
-        st.plotly_chart(overlay_figure(overlay, analysis.table, step=step), width="stretch",
+        st.plotly_chart(overlay_figure(overlay, analysis.table, step=view.step, shape=labels.shape), width="stretch",
                         config={"scrollZoom": True, "displaylogo": False}, key=f"figure_{item.key}")
     with probability:
-        st.image(probability_picture(screen_view(analysis.probabilities)), caption="Nucleus probability (bright = nucleus)",
-                 width="stretch", clamp=True)
+        st.image(probability_picture(view.still(analysis.probabilities)),
+                 caption=f"Nucleus probability (bright = nucleus){view.note}", width=view.width, clamp=True)
     with measurements:
         measurements_ui(analysis)
     with truth:
@@ -850,11 +871,11 @@ def ground_truth_ui(analysis: Analysis, settings: Settings) -> None:
                                                 ("True / found", f"{scores.n_true} / {scores.n_predicted}"))):
         column.metric(label, value if isinstance(value, str) else f"{value:.3f}")
     match, false_positive, missed = palette_for(analysis.image).names
-    st.image(comparison_overlay(screen_view(analysis.image, MAX_DISPLAY_SIDE), screen_view(truth, MAX_DISPLAY_SIDE),
-                                screen_view(analysis.labels, MAX_DISPLAY_SIDE), display_side=PAGE_COLUMN_PX * 2,
-                                stretch=settings.stretch),
-             width="stretch", clamp=True, caption=f"{match.capitalize()}: matched (IoU > 0.5) · {false_positive}: "
-                                                   f"false positive · {missed}: missed nucleus")
+    view = page_view(truth.shape)
+    st.image(comparison_overlay(view.still(analysis.image), view.still(truth), view.still(analysis.labels),
+                                display_side=PAGE_COLUMN_PX * 2, stretch=settings.stretch),
+             width=view.width, clamp=True, caption=f"{match.capitalize()}: matched (IoU > 0.5) · {false_positive}: "
+                                                  f"false positive · {missed}: missed nucleus{view.note}")
 
 
 MIME_TYPES = {".png": "image/png", ".csv": "text/csv", ".tif": "image/tiff", ".zip": "application/zip",

@@ -50,7 +50,7 @@ from .calibration import PixelSize, tiff_resolution
 from .channels import (ALL_CHANNELS, AUTO, as_channels, check_channel, choose_channel, display_rgb, intensity_image,
                        network_rgb)
 from .config import PostprocessSettings, ReadLimits
-from .diameter_check import too_small_note
+from .diameter_check import narrow_image_note, too_small_note
 from .imageio import (MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, note_planes,
                       read_raw_channels, rgb_png_bytes, tiff_plane_shape, to_uint8)
 from .inference import ProgressCallback, Stretch, percentile_stride, predict_preprocessed
@@ -1053,10 +1053,11 @@ def scratch_sink(folder: Path, height: int, width: int) -> Iterator[DiskSink]:
 
 def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, blocks: list[Block], stitched: Stitched,
             **extra) -> BlockResult:
-    """The result, with its notes: how the file was read, and an automatic diameter under
-    what the model resolves (as every other route notes it)."""
-    notes = list(source.notes) + list(
-        filter(None, [too_small_note(plan.diameter, plan.diameter_source, model.diameter)]))
+    """The result, with its notes: how the file was read, an automatic diameter under what
+    the model resolves, an image a few nuclei narrow (as every other route notes them)."""
+    notes = list(source.notes) + list(filter(None, [
+        too_small_note(plan.diameter, plan.diameter_source, model.diameter),
+        narrow_image_note((source.height, source.width), plan.diameter)]))
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
                        stitched.duplicates, channels=source.channels, notes=notes, **extra)

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .imageio import to_uint8
-from .overlay import display_stride, shown_extent
+from .overlay import shown_extent, view_stride
 
 MAX_DISPLAY_SIDE = 1600  # larger images are shown subsampled: the browser stays responsive
 
@@ -15,16 +15,18 @@ MAX_DISPLAY_SIDE = 1600  # larger images are shown subsampled: the browser stays
 STRIP_HEIGHT = 320  # a wide strip's figure (opened on its start, overlay.shown_extent): no tall empty box
 
 
-def overlay_figure(overlay: np.ndarray, table: pd.DataFrame, height: int = 620, step: int | None = None) -> go.Figure:
+def overlay_figure(overlay: np.ndarray, table: pd.DataFrame, height: int = 620, step: int | None = None,
+                   shape: tuple[int, ...] | None = None) -> go.Figure:
     """The overlay as a zoomable image; hovering a nucleus centre shows id, area, intensity.
-    ``step``: the overlay is already subsampled by it (coordinates stay the image's own);
-    None: it is at full resolution and is subsampled here.
+    ``step``: the overlay is already subsampled by it (coordinates stay the image's own;
+    ``shape``: the image's, where known); None: it is at full resolution and is subsampled
+    here. A strip opens on its start (``shown_extent``).
 
     Hover comes from one marker per nucleus rather than a per-pixel layer, so the page
     stays light for images with thousands of nuclei.
     """
     if step is None:
-        step = display_stride(overlay.shape, MAX_DISPLAY_SIDE)
+        shape, step = overlay.shape, view_stride(overlay.shape, MAX_DISPLAY_SIDE)
         overlay = overlay[::step, ::step]
     shown = to_uint8(overlay)
     figure = go.Figure(go.Image(z=shown, dx=step, dy=step, hoverinfo="skip"))
@@ -37,7 +39,7 @@ def overlay_figure(overlay: np.ndarray, table: pd.DataFrame, height: int = 620, 
             hovertemplate="nucleus %{customdata[0]:.0f}<br>area %{customdata[1]:.0f} px"
                           "<br>mean intensity %{customdata[2]:.3f}<extra></extra>",
             name="nuclei"))
-    image_height, image_width = overlay.shape[0] * step, overlay.shape[1] * step
+    image_height, image_width = (shape or (overlay.shape[0] * step, overlay.shape[1] * step))[:2]
     shown_height, shown_width = shown_extent((image_height, image_width))
     if shown_width < image_width:
         height = min(height, STRIP_HEIGHT)

@@ -33,11 +33,11 @@ class Palette:
 # Dark (fluorescence) backgrounds: yellow outlines. Missed nuclei in cyan, not blue: blue
 # outlines vanished on the blue nuclei of a DAPI composite (a user test).
 DARK_PALETTE = Palette((1.0, 0.9, 0.0), (0.1, 0.9, 0.2), (1.0, 0.2, 0.2), (0.0, 0.95, 1.0), ("green", "red", "cyan"))
-# Light (brightfield, H&E) backgrounds: yellow and blue vanish on pale and purple tissue.
-# Outlines in cyan: green, blended at the page's default opacity over purple H&E nuclei,
-# came out a dark teal that hid them (a user test); cyan stays bright over purple and pale
-# backgrounds alike.
-LIGHT_PALETTE = Palette((0.0, 0.95, 1.0), (0.0, 0.75, 0.0), (0.95, 0.0, 0.0), (0.0, 0.95, 1.0), ("green", "red", "cyan"))
+# Light (brightfield, H&E) backgrounds: blue vanishes on purple tissue. Outlines in cyan:
+# green, blended at the page's default opacity over purple H&E nuclei, came out a dark teal
+# that hid them (a user test); cyan stays bright over purple nuclei and pale backgrounds.
+# Missed nuclei in yellow (bright on the purple nuclei it outlines), not the outlines' cyan.
+LIGHT_PALETTE = Palette((0.0, 0.95, 1.0), (0.0, 0.75, 0.0), (0.95, 0.0, 0.0), (1.0, 0.9, 0.0), ("green", "red", "yellow"))
 
 
 # The display's contrast stretch and outline palette need the image's distribution, not
@@ -110,9 +110,14 @@ def inner_boundaries(labels: np.ndarray) -> np.ndarray:
 
 
 def display_stride(shape: tuple[int, ...], max_side: int) -> int:
-    """Subsampling step that brings the longer side of the ``shown_extent`` to at most
-    ``max_side`` for display (and a strip's length to ``MAX_SENT_SIDE``)."""
-    return max(1, int(np.ceil(max(shown_extent(shape)) / max_side)), int(np.ceil(max(shape[:2]) / MAX_SENT_SIDE)))
+    """Subsampling step that brings the longer side to at most ``max_side`` for display."""
+    return max(1, int(np.ceil(max(shape[:2]) / max_side)))
+
+
+def view_stride(shape: tuple[int, ...], max_side: int) -> int:
+    """``display_stride`` for a view that shows the ``shown_extent`` and pans along the rest:
+    the shown part's longer side at most ``max_side``, the whole at most ``MAX_SENT_SIDE``."""
+    return max(display_stride(shown_extent(shape), max_side), display_stride(shape, MAX_SENT_SIDE))
 
 
 def label_colours(labels: np.ndarray, seed: int = 7) -> np.ndarray:

@@ -568,4 +568,5 @@ def test_a_strip_is_noted_and_shown_by_its_start(app):
     assert not app.exception and not app.error
     assert any(w.value.startswith("**strip.png**: The image is only 24 px tall") for w in app.warning)
     captions = [image.caption for element in app.get("image") for image in element.proto.imgs]
-    assert any(f"the first 192 px of {strip.shape[1]}" in caption for caption in captions), captions
+    shown = f"; shown: the first 192 px of {strip.shape[1]}"
+    assert sum(shown in caption for caption in captions) == 3, captions  # original, overlay, probabilities

@@ -262,12 +262,13 @@ def test_a_diameter_given_that_looks_wrong_is_noted_per_image(bundled_model, tmp
         assert summary.loc[name, "notes"].startswith("the diameter given, 90 px, looks wrong for this image")
 
 
-def test_a_strip_is_noted_in_its_line_and_row(bundled_model, tmp_path):
+@pytest.mark.parametrize("block_size", [None, 256])
+def test_a_strip_is_noted_in_its_line_and_row(bundled_model, tmp_path, block_size):
     strip = read_image(SAMPLES / "images" / "fluorescence_dense.png")[100:124]
     Image.fromarray(to_uint8(strip)).save(tmp_path / "strip.png")
     log = io.StringIO()
     result = segment_paths(bundled_model, [tmp_path / "strip.png"], tmp_path / "out",
-                           ImageRequest(bundled_model.postprocess_settings, diameter=16.0), log=log)
+                           ImageRequest(bundled_model.postprocess_settings, diameter=16.0, block_size=block_size), log=log)
     assert result.exit_status == 0
     notes = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False)["notes"][0]
     assert notes.startswith("the image is only 24 px tall, 1.5 nucleus diameters (16 px)")

@@ -28,16 +28,20 @@ def test_overlay_figure_keeps_image_coordinates_when_subsampled():
 
 def test_a_strip_opens_zoomed_on_its_start_at_full_resolution():
     """A user test: a 5000x20 strip was shown whole, a line 3 px thick."""
-    from nuclei_app.overlay import display_stride
+    from nuclei_app.overlay import display_stride, view_stride
 
     labels = np.zeros((20, 5000), np.int32)
     labels[4:16, 100:112] = 1
-    assert display_stride(labels.shape, 1600) == 1  # its 20 px are not subsampled to 4
+    assert view_stride(labels.shape, 1600) == 1 < display_stride(labels.shape, 1600)  # its 20 px stay 20
+    assert view_stride((20, 50_000), 1600) == 3 and view_stride((2000, 3000), 1600) == 2  # MAX_SENT_SIDE; no strip
     figure = overlay_figure(np.zeros((20, 5000, 3), np.float32), table_for(labels))
     assert list(figure.layout.xaxis.range) == [0, 160] and list(figure.layout.yaxis.range) == [20, 0]
     assert figure.layout.height < 620 and figure.data[0].z.shape[:2] == (20, 5000)  # the rest is panned to
     tall = overlay_figure(np.zeros((5000, 20, 3), np.float32), table_for(labels.T))
     assert list(tall.layout.yaxis.range) == [160, 0] and list(tall.layout.xaxis.range) == [0, 20]
+    # Subsampled by 3, a 20x50000 strip is 7 px tall: the window is the image's 20 px, not 21.
+    long = overlay_figure(np.zeros((7, 16667, 3), np.float32), table_for(labels), step=3, shape=(20, 50_000))
+    assert list(long.layout.xaxis.range) == [0, 160] and list(long.layout.yaxis.range) == [20, 0]
 
 
 def test_figures_without_nuclei_and_the_histogram():

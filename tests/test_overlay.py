@@ -44,7 +44,8 @@ def test_light_backgrounds_get_colours_that_stand_out():
     assert np.allclose(overlay[5, 5], LIGHT_PALETTE.outline)
     truth = labels.copy()
     missed = comparison_overlay(image, truth, np.zeros_like(labels))
-    assert np.allclose(missed[5, 5], LIGHT_PALETTE.missed) and LIGHT_PALETTE.names[2] == "cyan"
+    assert np.allclose(missed[5, 5], LIGHT_PALETTE.missed) and LIGHT_PALETTE.names[2] == "yellow"
+    assert LIGHT_PALETTE.missed != LIGHT_PALETTE.outline  # a caption's "missed" colour is no found nucleus's
 
 
 def test_outline_colours_stay_bright_over_stained_nuclei():
@@ -60,8 +61,9 @@ def test_outline_colours_stay_bright_over_stained_nuclei():
     shown = to_display(read_image(SAMPLES_DIR / "images" / "tissue_he.png")).reshape(-1, 3)
     nucleus = np.median(shown[shown.max(axis=1) <= np.quantile(shown.max(axis=1), 0.05)], axis=0)
     lightness = lambda rgb: rgb2lab(np.asarray(rgb, np.float64)[None, None])[0, 0, 0]  # noqa: E731
-    blended = 0.4 * nucleus + 0.6 * np.array(LIGHT_PALETTE.outline)
-    assert lightness(blended) - lightness(nucleus) > 25  # green: 18, cyan: 29
+    for colour in (LIGHT_PALETTE.outline, LIGHT_PALETTE.missed):
+        blended = 0.4 * nucleus + 0.6 * np.array(colour)
+        assert lightness(blended) - lightness(nucleus) > 25  # green: 18, cyan: 29, yellow: 31
     blue_nucleus = np.array([0.0, 0.1, 0.9])
     assert np.abs(np.array(DARK_PALETTE.missed) - blue_nucleus).max() > 0.5 and DARK_PALETTE.names[2] != "blue"
 
