@@ -21,7 +21,7 @@ from nuclei_app.channels import (ALL_CHANNELS, AUTO, as_channels, choose_channel
                                  is_grey)
 from nuclei_app.config import (BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings,
                                ReadLimits)
-from nuclei_app.diameter_check import given_diameter_note, narrow_image_note, too_small_note
+from nuclei_app.diameter_check import capped_scale_note, given_diameter_note, narrow_image_note, too_small_note
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.batch import ImageRequest, failure_status, plural, settings_text
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
@@ -428,11 +428,13 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     labels, labelled_in = labels_cached(item, prediction, settings, choices, model)
     # Cached only where the diameter was given (the cache holds few results per image); an
     # automatic one is checked from the diameter alone.
-    doubt = session_cached(
+    # Shrunk below its diameter (too large enlarged), its nuclei measure larger than told: no doubt.
+    doubt = capped_scale_note(prediction, APP_BLOCKS_ADVICE) or (session_cached(
         item, ("diameter doubt", model.source, settings.tta, choices.key, settings.postprocess),
         lambda: given_diameter_note(model, channels, Segmentation(prediction, labels), advice=APP_DIAMETER_ADVICE)
-    ) if choices.diameter else too_small_note(prediction.diameter, prediction.diameter_source, model.diameter)
-    warnings = list(filter(None, [doubt, narrow_image_note(labels.shape, prediction.diameter)]))
+    ) if choices.diameter else too_small_note(prediction.diameter, prediction.diameter_source, model.diameter))
+    warnings = list(filter(None, [doubt, narrow_image_note(labels.shape, prediction.diameter,
+                                                           prediction.diameter_source)]))
     for warning in warnings:
         st.warning(f"**{item.label}**: {warning[0].upper()}{warning[1:]}.", icon="⚠️")
     used = prediction.channel
@@ -490,6 +492,7 @@ def plane_image(item: InputImage, plane: PlaneRequest) -> tuple[np.ndarray, list
 
 APP_DIAMETER_ADVICE = ("Type it in pixels (not µm), or turn off \"Set the nucleus diameter by hand\" to have it "
                        "estimated")
+APP_BLOCKS_ADVICE = "the command line segments it block by block at the full scale: `--block-size 2048`"
 
 
 @dataclass
@@ -634,7 +637,7 @@ def channel_name(channel: int | str, count: int, rgb: bool, grey: bool = False) 
     if channel == AUTO:
         return "automatic"
     if channel == ALL_CHANNELS:
-        return "grey" if grey or count == 1 else "all colours"
+        return "grey" if grey or count == 1 else ("RGB" if count == 3 else f"all {count}")  # fits its metric's box
     return f"{channel} ({COLOUR_NAMES[channel]})" if rgb else str(channel)
 
 
@@ -748,8 +751,8 @@ def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
     else:
         columns[4].metric("Diameter used", "image scale")
     columns[5].metric("Channel", used_channel_name(analysis),
-                      help="The channel the network saw, numbered from 0 ('all colours': the image's colours as "
-                           "they are).")
+                      help="The channel the network saw, numbered from 0 ('RGB': the image's colours as they "
+                           "are).")
 
 
 def used_channel_name(analysis: Analysis | LargeAnalysis) -> str:
@@ -798,9 +801,13 @@ def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> Non
                            display_side=PAGE_COLUMN_PX, stretch=settings.stretch)
     stretched = " (contrast-stretched)" if settings.stretch else ""
     left, right = st.columns(2)
-    left.image(to_display(shown_image, settings.stretch)[view.window], caption=f"Original{stretched}{view.note}",
+    captions = (f"Original{stretched}{view.note}", f"{labels.max()} nuclei{view.note}")
+    narrow = view.width != "stretch"  # a tall strip's window: a caption that wide wraps word by word (a user test)
+    left.image(to_display(shown_image, settings.stretch)[view.window], caption=None if narrow else captions[0],
                width=view.width, clamp=True)
-    right.image(overlay[view.window], caption=f"{labels.max()} nuclei{view.note}", width=view.width, clamp=True)
+    right.image(overlay[view.window], caption=None if narrow else captions[1], width=view.width, clamp=True)
+    if narrow:
+        st.caption(f"Left: original{stretched}; right: {labels.max()} nuclei{view.note}.")
     # Keyed and tracked: uploading a ground truth reruns the page, and an untracked tab set
     # jumped back to its first tab, away from the scores it had just computed.
     interactive, probability, measurements, truth = st.tabs(
@@ -810,8 +817,8 @@ def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> Non
         st.plotly_chart(overlay_figure(overlay, analysis.table, step=view.step, shape=labels.shape), width="stretch",
                         config={"scrollZoom": True, "displaylogo": False}, key=f"figure_{item.key}")
     with probability:
-        st.image(probability_picture(view.still(analysis.probabilities)),
-                 caption=f"Nucleus probability (bright = nucleus){view.note}", width=view.width, clamp=True)
+        st.image(probability_picture(view.still(analysis.probabilities)), width=view.width, clamp=True)
+        st.caption(f"Nucleus probability (bright = nucleus){view.note}")
     with measurements:
         measurements_ui(analysis)
     with truth:
@@ -871,11 +878,20 @@ def ground_truth_ui(analysis: Analysis, settings: Settings) -> None:
                                                 ("True / found", f"{scores.n_true} / {scores.n_predicted}"))):
         column.metric(label, value if isinstance(value, str) else f"{value:.3f}")
     match, false_positive, missed = palette_for(analysis.image).names
+    key = f"{match.capitalize()}: matched (IoU > 0.5) · {false_positive}: false positive · {missed}: missed nucleus"
     view = page_view(truth.shape)
-    st.image(comparison_overlay(view.still(analysis.image), view.still(truth), view.still(analysis.labels),
-                                display_side=PAGE_COLUMN_PX * 2, stretch=settings.stretch),
-             width=view.width, clamp=True, caption=f"{match.capitalize()}: matched (IoU > 0.5) · {false_positive}: "
-                                                  f"false positive · {missed}: missed nucleus{view.note}")
+    if not view.note:
+        st.image(comparison_overlay(view.still(analysis.image), view.still(truth), view.still(analysis.labels),
+                                    display_side=PAGE_COLUMN_PX * 2, stretch=settings.stretch),
+                 width="stretch", clamp=True, caption=key)
+        return
+    # A strip: pannable, as the interactive view, so every part of it can be checked (a user
+    # test: a still window showed 8 % of a strip's matches and misses).
+    picture = comparison_overlay(view.strided(analysis.image), view.strided(truth), view.strided(analysis.labels),
+                                 display_side=PAGE_COLUMN_PX * 2, stretch=settings.stretch)
+    st.plotly_chart(overlay_figure(picture, analysis.table, step=view.step, shape=truth.shape), width="stretch",
+                    config={"scrollZoom": True, "displaylogo": False}, key=f"comparison_{analysis.item.key}")
+    st.caption(f"{key}. Drag to pan along the strip.")
 
 
 MIME_TYPES = {".png": "image/png", ".csv": "text/csv", ".tif": "image/tiff", ".zip": "application/zip",

@@ -1057,7 +1057,7 @@ def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, blocks: li
     the model resolves, an image a few nuclei narrow (as every other route notes them)."""
     notes = list(source.notes) + list(filter(None, [
         too_small_note(plan.diameter, plan.diameter_source, model.diameter),
-        narrow_image_note((source.height, source.width), plan.diameter)]))
+        narrow_image_note((source.height, source.width), plan.diameter, plan.diameter_source)]))
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
                        stitched.duplicates, channels=source.channels, notes=notes, **extra)

@@ -21,8 +21,9 @@ from typing import Callable
 
 import numpy as np
 
-from .pipeline import Segmentation, network_input
-from .scale import ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, MAX_FACTOR, equivalent_diameters, estimate_diameter
+from .pipeline import MAX_NETWORK_PIXELS, Segmentation, network_input
+from .scale import (ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, MAX_FACTOR, equivalent_diameters, estimate_diameter,
+                    scale_factor)
 from .size_search import SEARCH_ABOVE
 
 # Nuclei found within this factor of the given diameter: it fits, nothing more is computed.
@@ -43,24 +44,53 @@ NARROW_DIAMETERS = 3.0
 CLI_ADVICE = "Give --diameter in pixels (not µm), or leave it out to have it estimated"
 
 
+# Where a whole image enlarged to its diameter would be too large for the network: the
+# command line's way to segment it at full scale.
+CLI_BLOCKS_ADVICE = "--block-size 2048 segments it block by block at the full scale"
+
+
 def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepared: np.ndarray | None = None,
                 advice: str = CLI_ADVICE) -> list[str]:
-    """``diameter_note`` and ``narrow_image_note``, those that apply."""
+    """``capped_scale_note`` or else ``diameter_note``, and ``narrow_image_note``: those that apply."""
     prediction = segmentation.prediction
-    narrow = narrow_image_note(segmentation.labels.shape, prediction.diameter)
-    return list(filter(None, [diameter_note(model, channels, segmentation, prepared, advice), narrow]))
+    narrow = narrow_image_note(segmentation.labels.shape, prediction.diameter, prediction.diameter_source)
+    # Shrunk below its diameter, the image's nuclei measure larger than the diameter: that is
+    # the cap's doing, not a wrong diameter.
+    scale = capped_scale_note(prediction) or diameter_note(model, channels, segmentation, prepared, advice)
+    return list(filter(None, [scale, narrow]))
 
 
-def narrow_image_note(shape: tuple[int, ...], diameter: float | None) -> str | None:
+def capped_scale_note(prediction, advice: str = CLI_BLOCKS_ADVICE) -> str | None:
+    """A note where the image was segmented at a smaller scale than its diameter asks: enlarged
+    to it, the whole image would exceed ``MAX_NETWORK_PIXELS`` (a user test: a 6000x6000
+    field with --diameter 8 gave 3022 nuclei of some 16,000, and a note that 8 px looked
+    wrong)."""
+    if not prediction.diameter or not prediction.canonical_diameter:
+        return None
+    wanted = scale_factor(prediction.diameter, prediction.canonical_diameter)
+    if prediction.factor >= wanted * 0.99:
+        return None
+    segmented_at = prediction.canonical_diameter / prediction.factor
+    return (f"segmented as if its nuclei were {segmented_at:.0f} px across, not the {prediction.diameter:.1f} px "
+            f"{prediction.diameter_source}: enlarged to that, the whole image would exceed the network's "
+            f"{MAX_NETWORK_PIXELS / 1e6:.0f} megapixels, so small nuclei may be missed or merged; {advice}")
+
+
+def narrow_image_note(shape: tuple[int, ...], diameter: float | None, source: str = "given") -> str | None:
     """A note where the image's short side is under ``NARROW_DIAMETERS`` nuclei across: most
-    nuclei touch its edges, cut off, and count and measure as smaller whole ones."""
+    nuclei touch its edges, cut off, and count and measure as smaller whole ones. Or the
+    diameter is wrong: an estimate is doubted too (a user test: 300 px bands of a brightfield
+    field, estimated at 123 px against a true 18, were told their shape was the problem)."""
     height, width = shape[:2]
     short = min(height, width)
     if not diameter or short >= NARROW_DIAMETERS * diameter:
         return None
     side = "tall" if height <= width else "wide"
-    return (f"the image is only {short} px {side}, {short / diameter:.1f} nucleus diameters ({diameter:.0f} px): most "
-            "nuclei are cut by its edges, so the count and the sizes are approximate")
+    note = (f"the image is only {short} px {side}, {short / diameter:.1f} nucleus diameters ({diameter:.0f} px "
+            f"{source}): most nuclei are cut by its edges, so the count and the sizes are approximate")
+    if source in ("estimated", "measured"):
+        note += "; if its nuclei are smaller than that, the estimate is wrong: give the diameter"
+    return note
 
 
 def diameter_note(model, channels: np.ndarray, segmentation: Segmentation, prepared: np.ndarray | None = None,

@@ -37,7 +37,8 @@ DARK_PALETTE = Palette((1.0, 0.9, 0.0), (0.1, 0.9, 0.2), (1.0, 0.2, 0.2), (0.0, 
 # green, blended at the page's default opacity over purple H&E nuclei, came out a dark teal
 # that hid them (a user test); cyan stays bright over purple nuclei and pale backgrounds.
 # Missed nuclei in yellow (bright on the purple nuclei it outlines), not the outlines' cyan.
-LIGHT_PALETTE = Palette((0.0, 0.95, 1.0), (0.0, 0.75, 0.0), (0.95, 0.0, 0.0), (1.0, 0.9, 0.0), ("green", "red", "yellow"))
+# Matched in a bright green: a darker one was the hardest to see on dark purple nuclei (a user test).
+LIGHT_PALETTE = Palette((0.0, 0.95, 1.0), (0.3, 1.0, 0.3), (0.95, 0.0, 0.0), (1.0, 0.9, 0.0), ("green", "red", "yellow"))
 
 
 # The display's contrast stretch and outline palette need the image's distribution, not

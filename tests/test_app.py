@@ -569,4 +569,15 @@ def test_a_strip_is_noted_and_shown_by_its_start(app):
     assert any(w.value.startswith("**strip.png**: The image is only 24 px tall") for w in app.warning)
     captions = [image.caption for element in app.get("image") for image in element.proto.imgs]
     shown = f"; shown: the first 192 px of {strip.shape[1]}"
-    assert sum(shown in caption for caption in captions) == 3, captions  # original, overlay, probabilities
+    assert sum(shown in caption for caption in captions) == 2, captions  # original, overlay
+    assert any(c.value.startswith("Nucleus probability") and shown in c.value for c in app.caption)
+    # The ground-truth comparison of a strip pans along it, as the interactive view does.
+    truth = np.zeros(strip.shape[:2], np.uint16)
+    truth[4:20, 10:26], truth[4:20, 600:616] = 1, 2
+    buffer = io.BytesIO()
+    Image.fromarray(truth).save(buffer, "PNG")
+    (uploader,) = [u for u in app.file_uploader if u.key and u.key.startswith("truth_")]
+    uploader.set_value(("strip truth.png", buffer.getvalue(), "image/png")).run()
+    assert not app.exception and not app.error
+    assert any(chart.key.startswith("comparison_") for chart in app.get("plotly_chart"))
+    assert any("Drag to pan along the strip" in c.value for c in app.caption)

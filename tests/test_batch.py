@@ -271,8 +271,22 @@ def test_a_strip_is_noted_in_its_line_and_row(bundled_model, tmp_path, block_siz
                            ImageRequest(bundled_model.postprocess_settings, diameter=16.0, block_size=block_size), log=log)
     assert result.exit_status == 0
     notes = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False)["notes"][0]
-    assert notes.startswith("the image is only 24 px tall, 1.5 nucleus diameters (16 px)")
+    assert notes.startswith("the image is only 24 px tall, 1.5 nucleus diameters (16 px given)")
     assert "note: the image is only 24 px tall" in log.getvalue()
+
+
+def test_a_diameter_the_network_s_size_cap_overrides_is_noted_not_doubted(bundled_model, tmp_path, monkeypatch):
+    """A user test: a 6000x6000 field at --diameter 8 was shrunk to fit the network, found a
+    fifth of its nuclei and blamed the diameter. (The cap lowered here, for a 256x256 sample.)"""
+    import nuclei_app.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_NETWORK_PIXELS", 200_000)
+    log = io.StringIO()
+    segment_paths(bundled_model, [SAMPLES / "images" / "fluorescence_sparse.png"], tmp_path,
+                  ImageRequest(bundled_model.postprocess_settings, diameter=8.0), log=log)
+    notes = pd.read_csv(tmp_path / "summary.csv", keep_default_na=False)["notes"][0]
+    assert notes.startswith("segmented as if its nuclei were 9 px across, not the 8.0 px given")
+    assert "--block-size 2048" in notes and "looks wrong" not in notes
 
 
 def test_channel_n_on_a_folder_with_single_channel_images_segments_those_too(tiny_model, tmp_path):

@@ -120,6 +120,21 @@ def test_an_image_a_few_nuclei_narrow_is_noted():
     from nuclei_app.diameter_check import narrow_image_note
 
     note = narrow_image_note((20, 5000), 16.0)
-    assert note.startswith("the image is only 20 px tall, 1.2 nucleus diameters (16 px)") and "approximate" in note
+    assert note.startswith("the image is only 20 px tall, 1.2 nucleus diameters (16 px given)") and "approximate" in note
     assert "px wide" in narrow_image_note((5000, 30), 16.0)
     assert narrow_image_note((48, 5000), 16.0) is None and narrow_image_note((20, 5000), None) is None
+    # An estimate this large may be the problem, not the image (a user test: 300 px bands, 123 px "nuclei").
+    assert narrow_image_note((300, 3000), 123.0, "estimated").endswith("the estimate is wrong: give the diameter")
+    assert "estimate" not in note
+
+
+def test_an_image_shrunk_below_its_diameter_by_the_network_s_size_cap_is_noted():
+    from nuclei_app.diameter_check import capped_scale_note
+    from nuclei_app.pipeline import Prediction
+
+    empty = np.zeros((1, 1, 2), np.float32)
+    capped = Prediction(empty, 8.0, "given", "all", factor=0.67, canonical_diameter=16.0)
+    note = capped_scale_note(capped)
+    assert note.startswith("segmented as if its nuclei were 24 px across, not the 8.0 px given") and "--block-size" in note
+    assert capped_scale_note(Prediction(empty, 8.0, "given", "all", factor=2.0, canonical_diameter=16.0)) is None
+    assert capped_scale_note(Prediction(empty, None, "none", "all")) is None
