@@ -32,7 +32,7 @@ from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessio
 from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STRIP_ASPECT, STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
-                                probability_picture, shown_extent, to_display, view_stride)
+                                probability_picture, shown_extent, strip_start, to_display, view_stride)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
 from nuclei_app.records import SUMMARY_COLUMNS, summary_row, with_settings
@@ -706,6 +706,7 @@ class PageView:
     window: tuple[slice, slice]  # of the strided view: what the still images show
     note: str                   # for their captions: "" for a whole image
     width: int | str            # st.image's: "stretch", or px for a tall strip's narrow window
+    start: int = 0              # px along a strip where its window begins (overlay.strip_start)
 
     def strided(self, array: np.ndarray) -> np.ndarray:
         return array[::self.step, ::self.step]
@@ -715,16 +716,21 @@ class PageView:
         return self.strided(array)[self.window]
 
 
-def page_view(shape: tuple[int, ...]) -> PageView:
+def page_view(labels: np.ndarray) -> PageView:
+    """The view of an image whose labels are ``labels``: a strip's window opens on its nuclei."""
+    shape = labels.shape
     step = view_stride(shape, MAX_DISPLAY_SIDE)
     height, width = shown_extent(shape)
     if (height, width) == tuple(shape[:2]):
         return PageView(step, (slice(None), slice(None)), "", "stretch")
+    start = strip_start(labels)
     along, tall = (width, False) if width < shape[1] else (height, True)
+    span = slice(start // step, -(-(start + along) // step))
+    part = f"the first {along} px" if start == 0 else f"px {start}-{start + along}"
     # A tall strip's window fills the column's height, not its width (eight times taller).
-    return PageView(step, (slice(0, -(-height // step)), slice(0, -(-width // step))),
-                    f"; shown: the first {along} px of {max(shape[:2])}, the interactive view pans along the strip",
-                    PAGE_COLUMN_PX // STRIP_ASPECT if tall else "stretch")
+    return PageView(step, (span, slice(None)) if tall else (slice(None), span),
+                    f"; shown: {part} of {max(shape[:2])}, the interactive view pans along the strip",
+                    PAGE_COLUMN_PX // STRIP_ASPECT if tall else "stretch", start)
 
 
 def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
@@ -795,7 +801,7 @@ def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> Non
     confidence_ui(analysis, model)
     # Drawn on the view the page shows (at most MAX_DISPLAY_SIDE px a side), not the full
     # image: cheap on every rerun, with outlines wide enough to see at page scale.
-    view = page_view(labels.shape)
+    view = page_view(labels)
     shown_image, shown_labels = view.strided(image), view.strided(labels)
     overlay = draw_overlay(shown_image, shown_labels, style=settings.style, opacity=settings.opacity,
                            display_side=PAGE_COLUMN_PX, stretch=settings.stretch)
@@ -814,7 +820,7 @@ def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> Non
         ["Interactive view", "Probability map", "Measurements", "Compare to ground truth"],
         key=f"tabs_{analysis.item.key}", on_change="rerun")
     with interactive:
-        st.plotly_chart(overlay_figure(overlay, analysis.table, step=view.step, shape=labels.shape), width="stretch",
+        st.plotly_chart(overlay_figure(overlay, analysis.table, step=view.step, shape=labels.shape, start=view.start), width="stretch",
                         config={"scrollZoom": True, "displaylogo": False}, key=f"figure_{item.key}")
     with probability:
         st.image(probability_picture(view.still(analysis.probabilities)), width=view.width, clamp=True)
@@ -879,7 +885,7 @@ def ground_truth_ui(analysis: Analysis, settings: Settings) -> None:
         column.metric(label, value if isinstance(value, str) else f"{value:.3f}")
     match, false_positive, missed = palette_for(analysis.image).names
     key = f"{match.capitalize()}: matched (IoU > 0.5) · {false_positive}: false positive · {missed}: missed nucleus"
-    view = page_view(truth.shape)
+    view = page_view(analysis.labels)
     if not view.note:
         st.image(comparison_overlay(view.still(analysis.image), view.still(truth), view.still(analysis.labels),
                                     display_side=PAGE_COLUMN_PX * 2, stretch=settings.stretch),
@@ -889,7 +895,7 @@ def ground_truth_ui(analysis: Analysis, settings: Settings) -> None:
     # test: a still window showed 8 % of a strip's matches and misses).
     picture = comparison_overlay(view.strided(analysis.image), view.strided(truth), view.strided(analysis.labels),
                                  display_side=PAGE_COLUMN_PX * 2, stretch=settings.stretch)
-    st.plotly_chart(overlay_figure(picture, analysis.table, step=view.step, shape=truth.shape), width="stretch",
+    st.plotly_chart(overlay_figure(picture, analysis.table, step=view.step, shape=truth.shape, start=view.start), width="stretch",
                     config={"scrollZoom": True, "displaylogo": False}, key=f"comparison_{analysis.item.key}")
     st.caption(f"{key}. Drag to pan along the strip.")
 

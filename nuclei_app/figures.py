@@ -16,11 +16,11 @@ STRIP_HEIGHT = 320  # a wide strip's figure (opened on its start, overlay.shown_
 
 
 def overlay_figure(overlay: np.ndarray, table: pd.DataFrame, height: int = 620, step: int | None = None,
-                   shape: tuple[int, ...] | None = None) -> go.Figure:
+                   shape: tuple[int, ...] | None = None, start: int = 0) -> go.Figure:
     """The overlay as a zoomable image; hovering a nucleus centre shows id, area, intensity.
     ``step``: the overlay is already subsampled by it (coordinates stay the image's own;
     ``shape``: the image's, where known); None: it is at full resolution and is subsampled
-    here. A strip opens on its start (``shown_extent``).
+    here. A strip opens on the part ``shown_extent`` long from ``start`` (px along it).
 
     Hover comes from one marker per nucleus rather than a per-pixel layer, so the page
     stays light for images with thousands of nuclei.
@@ -44,8 +44,10 @@ def overlay_figure(overlay: np.ndarray, table: pd.DataFrame, height: int = 620, 
     if shown_width < image_width:
         height = min(height, STRIP_HEIGHT)
     figure.update_layout(height=height, margin=dict(l=0, r=0, t=0, b=0), showlegend=False, dragmode="pan")
-    figure.update_xaxes(visible=False, range=[0, shown_width])
-    figure.update_yaxes(visible=False, range=[shown_height, 0], scaleanchor="x")
+    left = start if shown_width < image_width else 0
+    top = start if shown_height < image_height else 0
+    figure.update_xaxes(visible=False, range=[left, left + shown_width])
+    figure.update_yaxes(visible=False, range=[top + shown_height, top], scaleanchor="x")
     return figure
 
 

@@ -78,6 +78,21 @@ def shown_extent(shape: tuple[int, ...]) -> tuple[int, int]:
     return min(height, STRIP_ASPECT * width), min(width, STRIP_ASPECT * height)
 
 
+def strip_start(labels: np.ndarray) -> int:
+    """Where a strip's shown window begins along its length: a short side before its first
+    nucleus, so that it opens on nuclei (a user test: a strip that began in background opened
+    on black); 0 for an image that is no strip, or holds no nuclei."""
+    height, width = labels.shape[:2]
+    shown = shown_extent(labels.shape)
+    if shown == (height, width):
+        return 0
+    lengthwise = labels.any(axis=1) if height > width else labels.any(axis=0)
+    found = np.flatnonzero(lengthwise)
+    if not found.size:
+        return 0
+    return int(min(max(0, found[0] - min(height, width)), max(height, width) - max(shown)))
+
+
 def outline_width(shape: tuple[int, ...], display_side: int | None) -> int:
     """Outline width in image pixels so it is ~2 px on a screen showing ``display_side`` px
     (of the image's ``shown_extent``)."""

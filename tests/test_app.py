@@ -560,15 +560,19 @@ def test_a_grey_image_s_channel_reads_grey(app):
 
 def test_a_strip_is_noted_and_shown_by_its_start(app):
     """A user test: a 5000x20 strip was shown as a line 3 px thick and segmented without a word."""
+    import re
+
     strip = read_image(SAMPLES / "images" / "fluorescence_dense.png")[100:124]
-    strip = np.concatenate([strip] * 4, axis=1)  # 24 px tall, 16 x 24 px nuclei long
+    # 24 px tall, 16 x 24 px nuclei long, beginning with 400 px of background.
+    strip = np.concatenate([np.zeros_like(strip[:, :400])] + [strip] * 4, axis=1)
     buffer = io.BytesIO()
     Image.fromarray(to_uint8(strip)).save(buffer, "PNG")
     app.file_uploader[0].set_value(("strip.png", buffer.getvalue(), "image/png")).run()
     assert not app.exception and not app.error
     assert any(w.value.startswith("**strip.png**: The image is only 24 px tall") for w in app.warning)
     captions = [image.caption for element in app.get("image") for image in element.proto.imgs]
-    shown = f"; shown: the first 192 px of {strip.shape[1]}"
+    (shown,) = {match.group() for c in captions for match in [re.search(r"; shown: px (\d+)-\d+ of 3184", c)] if match}
+    assert 376 - 24 <= int(re.search(r"\d+", shown).group()) <= 400  # opens on its nuclei, not its background
     assert sum(shown in caption for caption in captions) == 2, captions  # original, overlay
     assert any(c.value.startswith("Nucleus probability") and shown in c.value for c in app.caption)
     # The ground-truth comparison of a strip pans along it, as the interactive view does.

@@ -39,6 +39,8 @@ def test_a_strip_opens_zoomed_on_its_start_at_full_resolution():
     assert figure.layout.height < 620 and figure.data[0].z.shape[:2] == (20, 5000)  # the rest is panned to
     tall = overlay_figure(np.zeros((5000, 20, 3), np.float32), table_for(labels.T))
     assert list(tall.layout.yaxis.range) == [160, 0] and list(tall.layout.xaxis.range) == [0, 20]
+    opened = overlay_figure(np.zeros((20, 5000, 3), np.float32), table_for(labels), start=976)
+    assert list(opened.layout.xaxis.range) == [976, 1136] and list(opened.layout.yaxis.range) == [20, 0]
     # Subsampled by 3, a 20x50000 strip is 7 px tall: the window is the image's 20 px, not 21.
     long = overlay_figure(np.zeros((7, 16667, 3), np.float32), table_for(labels), step=3, shape=(20, 50_000))
     assert list(long.layout.xaxis.range) == [0, 160] and list(long.layout.yaxis.range) == [20, 0]

@@ -87,6 +87,19 @@ def test_a_strip_s_outlines_are_sized_for_the_part_shown_not_its_length():
     assert outline_width((5000, 5000), 700) == 14
 
 
+def test_a_strip_s_window_opens_just_before_its_first_nucleus():
+    from nuclei_app.overlay import strip_start
+
+    labels = np.zeros((24, 5000), np.int32)
+    assert strip_start(labels) == 0  # no nuclei
+    labels[4:16, 1000:1012] = 1
+    assert strip_start(labels) == 1000 - 24 and strip_start(labels.T) == 1000 - 24
+    labels[:] = 0
+    labels[4:16, 4990:4999] = 1
+    assert strip_start(labels) == 5000 - 8 * 24  # the window still fits
+    assert strip_start(np.pad(labels, ((0, 1000), (0, 0)))) == 0  # no strip
+
+
 def test_contrast_stretch_can_be_turned_off():
     labels, image = labels_and_image()
     stored = draw_overlay(image, labels, style="filled", opacity=0.0, stretch=False)
