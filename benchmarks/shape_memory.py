@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import subprocess
 import sys
 
@@ -34,11 +35,10 @@ def rss_gb() -> float:
 
 
 def distinct_shapes(count: int) -> list[tuple[int, int]]:
-    """``count`` (height, width) pairs, multiples of 16 from 128 to 512: tiles and small images."""
+    """``count`` (height, width) pairs, multiples of 16 from 128 to 512 (tiles and small
+    images), drawn at random (seeded) from the 625 there are."""
     sides = range(128, 513, 16)
-    pairs = [(height, width) for width in sides for height in sides]
-    step = max(1, len(pairs) // count)
-    return pairs[::step][:count]
+    return random.Random(0).sample([(height, width) for width in sides for height in sides], count)
 
 
 def measure(count: int, every: int) -> None:
@@ -61,7 +61,7 @@ def measure(count: int, every: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.shape_memory", description=__doc__.splitlines()[0])
-    parser.add_argument("--shapes", type=int, default=120)
+    parser.add_argument("--shapes", type=int, default=120, help="at most 625")
     parser.add_argument("--every", type=int, default=20)
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)  # one setting's child
     args = parser.parse_args(argv)
@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: ", end="", flush=True)
         child = subprocess.run([sys.executable, "-m", "benchmarks.shape_memory", "--in-process",
                                 "--shapes", str(args.shapes), "--every", str(args.every)],
-                               cwd=PROJECT_DIR, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
-        print(child.stdout.strip() or f"failed (exit status {child.returncode})", flush=True)
+                               cwd=PROJECT_DIR, env={**os.environ, **env}, capture_output=True, text=True)
+        last_error = (child.stderr.strip().splitlines() or [""])[-1]
+        print(child.stdout.strip() or f"failed (exit status {child.returncode}): {last_error}", flush=True)
     return 0
 
 
