@@ -21,7 +21,7 @@ from nuclei_app.channels import (ALL_CHANNELS, AUTO, as_channels, choose_channel
                                  is_grey)
 from nuclei_app.config import (BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings,
                                ReadLimits)
-from nuclei_app.diameter_check import capped_scale_note, given_diameter_note, narrow_image_note, too_small_note
+from nuclei_app.diameter_check import image_notes
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.batch import ImageRequest, failure_status, plural, settings_text
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
@@ -426,15 +426,13 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     except ValueError as error:  # e.g. a channel the image does not have
         return failed(item, failure_status(error), f"**{item.label}**: {error}")
     labels, labelled_in = labels_cached(item, prediction, settings, choices, model)
-    # Cached only where the diameter was given (the cache holds few results per image); an
-    # automatic one is checked from the diameter alone.
-    # Shrunk below its diameter (too large enlarged), its nuclei measure larger than told: no doubt.
-    doubt = capped_scale_note(prediction, APP_BLOCKS_ADVICE) or (session_cached(
-        item, ("diameter doubt", model.source, settings.tta, choices.key, settings.postprocess),
-        lambda: given_diameter_note(model, channels, Segmentation(prediction, labels), advice=APP_DIAMETER_ADVICE)
-    ) if choices.diameter else too_small_note(prediction.diameter, prediction.diameter_source, model.diameter))
-    warnings = list(filter(None, [doubt, narrow_image_note(labels.shape, prediction.diameter,
-                                                           prediction.diameter_source)]))
+    # The CLI's notes, in the page's words. Cached only where the diameter was given (a given
+    # one is checked against the image's blob estimate; the cache holds few results per
+    # image): an automatic one is checked from the diameter alone.
+    warnings_for = lambda: image_notes(model, channels, Segmentation(prediction, labels),  # noqa: E731
+                                       advice=APP_DIAMETER_ADVICE, blocks_advice=APP_BLOCKS_ADVICE)
+    warnings = session_cached(item, ("image notes", model.source, settings.tta, choices.key, settings.postprocess),
+                              warnings_for) if choices.diameter else warnings_for()
     for warning in warnings:
         st.warning(f"**{item.label}**: {warning[0].upper()}{warning[1:]}.", icon="⚠️")
     used = prediction.channel
@@ -527,8 +525,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
     choices = current_choices(item)
     reading = file_facts(item).pixel_size
 
-    def compute() -> tuple[BlockResult, tempfile.TemporaryDirectory, float]:
-        started = time.perf_counter()
+    def compute() -> tuple[BlockResult, tempfile.TemporaryDirectory]:
         folder = tempfile.TemporaryDirectory(prefix="nuclei_app_")
         bar = st.progress(0.0, text=f"{position}Segmenting {item.label} block by block…")
         try:
@@ -539,13 +536,13 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
                 pixel_size=reading.size, plane=plane_request(choices))
         finally:
             bar.empty()
-        return result, folder, time.perf_counter() - started
+        return result, folder
     try:
         # The cache holds the package's result, not a LargeAnalysis: Streamlit redefines this
         # file's classes on every rerun, and a cached instance of the first run's class failed
         # the next run's isinstance checks (a large image's card broke on any rerun).
-        result, folder, seconds = session_cached(item, ("timed blocks", model.source, settings.tta, choices.key,
-                                                        settings.postprocess), compute)
+        (result, folder), seconds = session_cached(item, ("timed blocks", model.source, settings.tta, choices.key,
+                                                          settings.postprocess), timed(compute))
     except ImageReadError as error:
         return failed(item, failure_status(error), f"Skipped. {error}")
     except ValueError as error:  # e.g. a channel the image does not have
@@ -733,6 +730,13 @@ def page_view(labels: np.ndarray) -> PageView:
                     PAGE_COLUMN_PX // STRIP_ASPECT if tall else "stretch", start)
 
 
+def pannable_chart(picture: np.ndarray, analysis: Analysis, view: PageView, key: str) -> None:
+    """``picture`` (drawn on ``view.strided``) as the zoomable figure, hovering the nuclei."""
+    st.plotly_chart(overlay_figure(picture, analysis.table, step=view.step, shape=analysis.labels.shape,
+                                   start=view.start),
+                    width="stretch", config={"scrollZoom": True, "displaylogo": False}, key=key)
+
+
 def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
     stats = headline_numbers(analysis)
     used = segmented_with(analysis)
@@ -820,15 +824,14 @@ def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> Non
         ["Interactive view", "Probability map", "Measurements", "Compare to ground truth"],
         key=f"tabs_{analysis.item.key}", on_change="rerun")
     with interactive:
-        st.plotly_chart(overlay_figure(overlay, analysis.table, step=view.step, shape=labels.shape, start=view.start), width="stretch",
-                        config={"scrollZoom": True, "displaylogo": False}, key=f"figure_{item.key}")
+        pannable_chart(overlay, analysis, view, key=f"figure_{item.key}")
     with probability:
         st.image(probability_picture(view.still(analysis.probabilities)), width=view.width, clamp=True)
         st.caption(f"Nucleus probability (bright = nucleus){view.note}")
     with measurements:
         measurements_ui(analysis)
     with truth:
-        ground_truth_ui(analysis, settings)
+        ground_truth_ui(analysis, settings, view)
     downloads_ui(item, file_builders(analysis, settings))
 
 
@@ -859,7 +862,7 @@ def measurements_ui(analysis: Analysis) -> None:
     st.plotly_chart(area_histogram(analysis.table), width="stretch", key=f"hist_{analysis.item.key}")
 
 
-def ground_truth_ui(analysis: Analysis, settings: Settings) -> None:
+def ground_truth_ui(analysis: Analysis, settings: Settings, view: PageView) -> None:
     item = analysis.item
     upload = st.file_uploader("Ground-truth mask or label image (same size)", key=f"truth_{item.key}",
                               type=[s.lstrip(".") for s in IMAGE_SUFFIXES],
@@ -885,7 +888,6 @@ def ground_truth_ui(analysis: Analysis, settings: Settings) -> None:
         column.metric(label, value if isinstance(value, str) else f"{value:.3f}")
     match, false_positive, missed = palette_for(analysis.image).names
     key = f"{match.capitalize()}: matched (IoU > 0.5) · {false_positive}: false positive · {missed}: missed nucleus"
-    view = page_view(analysis.labels)
     if not view.note:
         st.image(comparison_overlay(view.still(analysis.image), view.still(truth), view.still(analysis.labels),
                                     display_side=PAGE_COLUMN_PX * 2, stretch=settings.stretch),
@@ -895,8 +897,7 @@ def ground_truth_ui(analysis: Analysis, settings: Settings) -> None:
     # test: a still window showed 8 % of a strip's matches and misses).
     picture = comparison_overlay(view.strided(analysis.image), view.strided(truth), view.strided(analysis.labels),
                                  display_side=PAGE_COLUMN_PX * 2, stretch=settings.stretch)
-    st.plotly_chart(overlay_figure(picture, analysis.table, step=view.step, shape=truth.shape, start=view.start), width="stretch",
-                    config={"scrollZoom": True, "displaylogo": False}, key=f"comparison_{analysis.item.key}")
+    pannable_chart(picture, analysis, view, key=f"comparison_{analysis.item.key}")
     st.caption(f"{key}. Drag to pan along the strip.")
 
 

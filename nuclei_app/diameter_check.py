@@ -50,13 +50,15 @@ CLI_BLOCKS_ADVICE = "--block-size 2048 segments it block by block at the full sc
 
 
 def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepared: np.ndarray | None = None,
-                advice: str = CLI_ADVICE) -> list[str]:
-    """``capped_scale_note`` or else ``diameter_note``, and ``narrow_image_note``: those that apply."""
+                advice: str = CLI_ADVICE, blocks_advice: str = CLI_BLOCKS_ADVICE) -> list[str]:
+    """``capped_scale_note`` or else ``diameter_note``, and ``narrow_image_note``: those that
+    apply (the app gives its own words for the advice)."""
     prediction = segmentation.prediction
     narrow = narrow_image_note(segmentation.labels.shape, prediction.diameter, prediction.diameter_source)
     # Shrunk below its diameter, the image's nuclei measure larger than the diameter: that is
     # the cap's doing, not a wrong diameter.
-    scale = capped_scale_note(prediction) or diameter_note(model, channels, segmentation, prepared, advice)
+    scale = capped_scale_note(prediction, blocks_advice) or diameter_note(model, channels, segmentation, prepared,
+                                                                          advice)
     return list(filter(None, [scale, narrow]))
 
 
