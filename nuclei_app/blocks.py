@@ -61,7 +61,7 @@ from .overlay import draw_overlay
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, Prediction, inference_for, labels_for
 from .planes import PlaneRequest, no_stack_note, read_planes, resolve
 from .results import partial_path, write_atomically
-from .scale import ESTIMATOR_MAX_SIDE, estimate_diameter, linear_along, scale_factor, scaled_shape
+from .scale import ESTIMATOR_MAX_SIDE, centre_corner, content_corner, estimate_diameter, linear_along, scale_factor, scaled_shape
 from .size_search import checked_estimate, fallback_diameter
 
 # Core side, px. With the bundled model (2 CPU cores) 1024 to 2048 take the same time per
@@ -667,7 +667,7 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
 
     - channel: ``choose_channel`` on the pixels it samples from a whole image;
     - stretch: ``preprocess``'s percentiles, of the same strided sample;
-    - diameter: given; or estimated on the same centre crop (``estimate_diameter``) and
+    - diameter: given; or estimated on the same crop (``estimate_diameter``) and
       checked against the nuclei found there with the model's tuned settings: more than
       ``REFINE_TOLERANCE`` away, every block is segmented again at their median diameter.
       The check is made on the first ``SCALE_CHECK_BLOCKS`` blocks, spread over the image
@@ -704,7 +704,7 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
     if diameter is not None:
         plan, blocks = plan_for(float(diameter), "given", float(diameter))
         return plan, overview, blocks, stitch(plan, blocks)
-    window = stretched_input(_centre_window(source, ESTIMATOR_MAX_SIDE), chosen, stretch)
+    window = stretched_input(_diameter_window(source, overview, chosen, stretch, ESTIMATOR_MAX_SIDE), chosen, stretch)
     probed: dict = {}
     estimate = checked_estimate(model, window, estimate_diameter(window), probed)
     del window
@@ -749,9 +749,17 @@ def check_arguments(source: BlockSource, diameter: float | None, channel: int | 
         check_channel(np.empty((1, 1, source.channels), np.float32), channel)
 
 
-def _centre_window(source: BlockSource, side: int) -> np.ndarray:
-    """The centre crop ``estimate_diameter`` takes of a whole image (``scale.centre_crop``)."""
-    top, left = max(0, (source.height - side) // 2), max(0, (source.width - side) // 2)
+def _diameter_window(source: BlockSource, overview: Overview, channel: int | str, stretch: Stretch,
+                     side: int) -> np.ndarray:
+    """The crop ``estimate_diameter`` takes of a whole image (``scale.content_crop``: the
+    centre, unless that is dark), with the busiest window looked for on the overview."""
+    stride = overview.display_stride
+    centre = centre_corner((source.height, source.width), side)
+    reduced_centre = (centre[0] // stride, centre[1] // stride)
+    reduced = stretched_input(overview.display, channel, stretch)
+    corner = content_corner(reduced, max(1, side // stride), reduced_centre)
+    top, left = centre if corner == reduced_centre else (
+        min(corner[0] * stride, max(0, source.height - side)), min(corner[1] * stride, max(0, source.width - side)))
     return source.read(top, min(source.height, top + side), left, min(source.width, left + side))
 
 

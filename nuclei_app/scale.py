@@ -173,7 +173,7 @@ def estimate_diameter(network_input: np.ndarray) -> float:
     of sigma, peaks at the scale of the objects that cover the image: the nuclei. Large sigmas
     are computed on a pyramid level where sigma is 1.5-3 px, which keeps them cheap.
     """
-    grey = centre_crop(np.asarray(network_input, np.float32), ESTIMATOR_MAX_SIDE)
+    grey = content_crop(np.asarray(network_input, np.float32), ESTIMATOR_MAX_SIDE)
     grey = channel_mean(grey) if grey.ndim == 3 else grey
     pyramid = _pyramid(grey)
     energies = np.array([_log_energy(pyramid, d) for d in ESTIMATOR_DIAMETERS])
@@ -213,6 +213,65 @@ def _refine_peak(log_diameters: np.ndarray, energies: np.ndarray, best: int) -> 
 
 
 def centre_crop(image: np.ndarray, max_side: int) -> np.ndarray:
-    height, width = image.shape[:2]
-    top, left = max(0, (height - max_side) // 2), max(0, (width - max_side) // 2)
+    top, left = centre_corner(image.shape[:2], max_side)
     return image[top:top + max_side, left:left + max_side]
+
+
+def centre_corner(shape: tuple[int, ...], side: int) -> tuple[int, int]:
+    return max(0, (shape[0] - side) // 2), max(0, (shape[1] - side) // 2)
+
+
+# The automatic diameter looks at a window of the image (the estimator's crop, each size
+# probe's crop): the centre, unless the centre holds less than this share of the signal of
+# the busiest window. A tiling or a slide can be dark in the middle: on a 2x2 tiling of a dim
+# embryo field the probes saw the black junction of four tiles' corners, found no nuclei,
+# and the image was segmented at twice its nuclei's size.
+CENTRE_SIGNAL_SHARE = 0.5
+# The busiest window is looked for on a grid of this many steps per window side.
+WINDOW_STEPS = 8
+
+
+def content_crop(image: np.ndarray, side: int) -> np.ndarray:
+    """``centre_crop``, moved to where the image has signal when its centre has little."""
+    top, left = content_corner(image, side)
+    return image[top:top + side, left:left + side]
+
+
+def content_corner(image: np.ndarray, side: int, centre: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(top, left) of the ``side`` px window for the automatic diameter in ``image`` (network
+    input, (H, W[, C]), nuclei bright): the centre window, or, where its mean is under
+    ``CENTRE_SIGNAL_SHARE`` of the brightest window's, the brightest window on a grid of
+    ``side / WINDOW_STEPS`` px cells. ``centre``: the centre window's corner where ``image``
+    is a reduced copy (blocks' overview), else the exact centre."""
+    height, width = image.shape[:2]
+    centre = centre or centre_corner((height, width), side)
+    if side >= height and side >= width:
+        return centre
+    cell = max(1, side // WINDOW_STEPS)
+    means = _cell_means(image, cell)
+    span_y, span_x = min(means.shape[0], -(-side // cell)), min(means.shape[1], -(-side // cell))
+    sums = _window_sums(means, span_y, span_x)
+    top, left = centre
+    centre_signal = float(image[top:top + side, left:left + side].mean())
+    best = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    best_signal = float(sums[best]) / (span_y * span_x)
+    if centre_signal >= CENTRE_SIGNAL_SHARE * best_signal:
+        return centre
+    return min(int(best[0]) * cell, max(0, height - side)), min(int(best[1]) * cell, max(0, width - side))
+
+
+def _cell_means(image: np.ndarray, cell: int) -> np.ndarray:
+    """Mean of each ``cell`` x ``cell`` square (over channels too); the ragged edge's partial
+    cells are dropped, or kept whole where the image is narrower than a cell."""
+    rows, columns = max(1, image.shape[0] // cell), max(1, image.shape[1] // cell)
+    height, width = min(image.shape[0], rows * cell), min(image.shape[1], columns * cell)
+    part = np.asarray(image[:height, :width], np.float32)
+    part = part.mean(axis=-1) if part.ndim == 3 else part
+    return part.reshape(rows, height // rows, columns, width // columns).mean(axis=(1, 3))
+
+
+def _window_sums(means: np.ndarray, span_y: int, span_x: int) -> np.ndarray:
+    """Sum of every ``span_y`` x ``span_x`` group of cells, by a summed-area table."""
+    table = np.pad(means.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    return (table[span_y:, span_x:] - table[:-span_y, span_x:] - table[span_y:, :-span_x]
+            + table[:-span_y, :-span_x])

@@ -27,7 +27,7 @@ import numpy as np
 
 from .inference import predict_preprocessed
 from .postprocess import instance_labels
-from .scale import centre_crop, median_diameter, rescale_image, scale_factor
+from .scale import content_crop, median_diameter, rescale_image, scale_factor
 
 # Blob estimates above this many px are checked by the search: on DSB2018 every light image
 # estimated above it (24 of 187 in the analysis: brightfield smears, tissue) was 1.5-7x off,
@@ -45,7 +45,7 @@ MIN_PROBE_NUCLEI = 5
 # re-stained with DAB that the network was told to see as 8-22 px nuclei 1.75-2.6x
 # (experiments/combined_shifts/). One probe step is the line between the two.
 PLATEAU_TOLERANCE = math.sqrt(2.0)
-# Each probe segments a centre crop this many probed diameters on a side (a 384 px network
+# Each probe segments a crop this many probed diameters on a side (``scale.content_crop``) (a 384 px network
 # input at 16 px nuclei): enough nuclei to measure, at the cost of about one 384x384 pass.
 PROBE_WINDOW = 24
 
@@ -131,7 +131,7 @@ def probe(model, prepared: np.ndarray, diameter: float) -> float | None:
     when told they are ``diameter`` px across; None where it finds fewer than
     ``MIN_PROBE_NUCLEI``."""
     factor = scale_factor(diameter, model.diameter)
-    crop = centre_crop(prepared, int(round(PROBE_WINDOW * diameter)))
+    crop = content_crop(prepared, int(round(PROBE_WINDOW * diameter)))
     network_input = rescale_image(crop, factor)
     single_pass = replace(model.inference_settings, tta=False)
     probabilities = predict_preprocessed(model, network_input, single_pass, model.size_multiple)

@@ -5,6 +5,8 @@ answer is known exactly); the network path against ``pipeline.segment`` on the s
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import tifffile
@@ -24,7 +26,7 @@ from nuclei_app.planes import PlaneRequest
 from nuclei_app.inference import percentile_sample, preprocess
 from nuclei_app.measure import measure_nuclei
 from nuclei_app.pipeline import segment
-from nuclei_app.scale import rescale_image, resize_image
+from nuclei_app.scale import estimate_diameter, rescale_image, resize_image
 
 # ---------------------------------------------------------------------------------------
 # Stitching, with a segmenter whose whole-image answer is exact
@@ -406,6 +408,25 @@ def test_block_wise_segmentation_in_memory_with_a_given_diameter(bundled_model):
     matched, mean_iou = matched_iou(whole.labels, result.labels)
     assert abs(result.count - whole.count) <= max(1, 0.005 * whole.count)
     assert mean_iou >= 0.98
+
+
+def test_block_wise_diameter_is_estimated_where_the_nuclei_are(bundled_model, monkeypatch):
+    # Nuclei in one corner only: the centre window (the estimator's 1024 px crop) is background.
+    field = NucleusField(diameter=18.0, seed=3).render(0, 300, 0, 300).astype(np.float32) / 255
+    image = np.zeros((1600, 1600), np.float32)
+    image[:300, :300] = field
+    seen = []
+
+    def estimate(window):
+        seen.append(window)
+        return estimate_diameter(window)
+
+    monkeypatch.setattr(blocks, "estimate_diameter", estimate)
+    result = segment_array_in_blocks(bundled_model, image[..., None], block_size=1024)
+    (window,) = seen
+    bright = (window.mean(axis=-1) > 0.5).sum()
+    assert window.shape[:2] == (1024, 1024) and bright > 0.2 * 300 * 300, bright   # the corner's nuclei
+    assert abs(math.log(result.diameter / 18.0)) < math.log(1.3)
 
 
 @pytest.mark.parametrize("arguments, message", [(dict(channel=3), "channel 3"), (dict(block_size=10), "block size"),

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from nuclei_app.scale import (ESTIMATOR_BIAS, estimate_diameter, median_diameter, rescale_image, resize_image, resize_labels,
-                              scale_factor)
+from nuclei_app.scale import (ESTIMATOR_BIAS, centre_corner, content_corner, content_crop, estimate_diameter,
+                              median_diameter, rescale_image, resize_image, resize_labels, scale_factor)
 
 from .conftest import disk
 
@@ -38,6 +38,31 @@ def test_estimator_follows_a_rescaled_image():
     image, _ = disks_image(20)
     small, large = estimate_diameter(rescale_image(image, 0.5)), estimate_diameter(rescale_image(image, 3.0))
     assert 0.85 < (large / small) / 6.0 < 1.15
+
+
+def dark_centred(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``field`` in the top-left corner of a dark ``shape`` canvas (a tiling's dark junction)."""
+    canvas = np.full(shape + field.shape[2:], 0.05, np.float32)
+    canvas[:field.shape[0], :field.shape[1]] = field
+    return canvas
+
+
+def test_the_diameter_window_leaves_a_dark_centre_for_the_nuclei():
+    field, _ = disks_image(16, shape=(300, 300))
+    image = dark_centred(field, (1200, 1200))
+    top, left = content_corner(image, 400)
+    assert top <= 50 and left <= 50                 # on the disks, the centre (400, 400) has none
+    assert content_crop(image, 400).shape == (400, 400, 3)
+    # The estimator looks there too: on the centre crop it would see background noise only.
+    assert abs(math.log(estimate_diameter(image) * ESTIMATOR_BIAS / 16)) < math.log(1.15)
+
+
+def test_the_diameter_window_stays_at_the_centre_where_there_is_signal():
+    image, _ = disks_image(16, shape=(900, 700))
+    assert content_corner(image, 300) == centre_corner(image.shape, 300) == (300, 200)
+    assert content_corner(image, 1000) == (0, 0)          # the whole image
+    strip = dark_centred(disks_image(16, shape=(40, 300))[0], (40, 2000))
+    assert content_corner(strip, 384) == (0, 0)           # the window along a thin strip
 
 
 def test_rescale_round_trip_keeps_size_and_content():

@@ -105,6 +105,15 @@ def test_a_probe_measures_the_nuclei_it_finds_and_ignores_a_handful_of_specks(bu
     assert size_search.probe(bundled_model, preprocess(few), 24.0) is None
 
 
+def test_a_probe_looks_where_the_nuclei_are_not_at_a_dark_centre(bundled_model):
+    from .test_scale import dark_centred, disks_image
+
+    field, _ = disks_image(24, shape=(400, 400))
+    image = preprocess(dark_centred(field, (1400, 1400)))   # the probe's 576 px centre crop: background
+    found = size_search.probe(bundled_model, image, 24.0)
+    assert found is not None and abs(math.log(found / 24.0)) < math.log(1.25)
+
+
 # What the bundled model's probes measured on validation image a102535b0e, a dim field of 375
 # nuclei ~10 px across whose blob estimate is the grid's end (156 px): no crossing, and the
 # pass at 156 px found nothing (mean AP 0.0; 0.228 at the best-agreeing probe).
