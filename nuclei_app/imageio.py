@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from .config import ReadLimits
 from .planes import OTHER_PLANES, PlaneRequest, no_stack_note, read_planes, resolve
 from .png import png_bytes, write_png
+from .scale import centre_corner
 
 ImageSource = Union[str, Path, bytes, BinaryIO]
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -516,7 +517,7 @@ def read_raw_channels(source: ImageSource, name: str | None = None, limits: Read
     if notes is not None and np.issubdtype(raw.dtype, np.floating):
         _note_non_finite(raw, notes)
     if notes is not None:
-        notes += filter(None, [flat_image_note(raw) or label_image_note(raw)])
+        notes += filter(None, [flat_image_note(raw) or label_image_note(raw) or binary_mask_note(raw)])
     return raw, unit_scale_of(raw, name)
 
 
@@ -545,7 +546,7 @@ def label_image_note(raw: np.ndarray) -> str | None:
     if raw.shape[-1] != 1 or not np.issubdtype(raw.dtype, np.integer):
         return None
     height, width = raw.shape[:2]
-    top, left = max(0, (height - LABELS_CHECK_SIDE) // 2), max(0, (width - LABELS_CHECK_SIDE) // 2)
+    top, left = centre_corner((height, width), LABELS_CHECK_SIDE)
     plane = raw[top:top + LABELS_CHECK_SIDE, left:left + LABELS_CHECK_SIDE, 0]
     pairs = plane[1:].size + plane[:, 1:].size
     equal = np.count_nonzero(plane[1:] == plane[:-1]) + np.count_nonzero(plane[:, 1:] == plane[:, :-1])
@@ -558,6 +559,33 @@ def label_image_note(raw: np.ndarray) -> str | None:
     where = "" if plane.shape == (height, width) else f" in its central {LABELS_CHECK_SIDE} px"
     return (f"this looks like a label image ({ids} ids{where}, each one flat region), not a microscopy image: "
             "segment the image it labels")
+
+
+# A mask's objects are blobs: its rarer value's regions average at least this many pixels.
+MASK_MIN_REGION = 9
+
+
+def binary_mask_note(raw: np.ndarray) -> str | None:
+    """A note where (H, W, C) pixels hold two values only, alike in every colour channel (an
+    alpha channel aside): a binary mask (a user's thresholded nuclei, a DSB2018 mask file),
+    which the network would segment as a micrograph. No 8- or 16-bit micrograph has so few
+    levels: the 664 DSB2018 training images have 30 to 256 in their first channel."""
+    if raw.shape[-1] not in (1, 3, 4) or not (np.issubdtype(raw.dtype, np.integer) or raw.dtype == bool):
+        return None
+    top, left = centre_corner(raw.shape[:2], LABELS_CHECK_SIDE)
+    crop = raw[top:top + LABELS_CHECK_SIDE, left:left + LABELS_CHECK_SIDE]
+    colours = crop[..., :3]
+    if not (colours == colours[..., :1]).all():
+        return None
+    values, counts = np.unique(colours[..., 0], return_counts=True)
+    if values.size != 2:
+        return None
+    minority = colours[..., 0] == values[np.argmin(counts)]
+    if counts.min() < MASK_MIN_REGION * _components(minority).max():
+        return None   # specks or a line on a flat field: no objects drawn
+    where = "" if crop.shape[:2] == raw.shape[:2] else f" in its central {LABELS_CHECK_SIDE} px"
+    return (f"this looks like a binary mask (only the values {values[0]:g} and {values[1]:g}{where}), not a "
+            "microscopy image: segment the image it was made from")
 
 
 def _note_non_finite(raw: np.ndarray, notes: list[str]) -> None:

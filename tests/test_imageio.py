@@ -559,6 +559,30 @@ def test_a_label_image_given_as_the_image_is_noted(tmp_path):
         assert notes == [], name
 
 
+def test_a_binary_mask_given_as_the_image_is_noted(tmp_path):
+    """A mask of 0 and 255 (what a user's thresholding or a DSB2018 mask file holds) had no
+    word: the label-image note asks for at least three ids."""
+    from .conftest import SAMPLES
+
+    truth = read_labels(SAMPLES / "ground_truth" / "fluorescence_sparse.png")
+    mask = Image.fromarray(((truth > 0) * 255).astype(np.uint8))
+    for mode in ("1", "L", "RGB", "RGBA"):
+        mask.convert(mode).save(tmp_path / f"mask_{mode}.png")
+        read_channels(tmp_path / f"mask_{mode}.png", notes=(notes := []))
+        assert notes == ["this looks like a binary mask (only the values 0 and 255), not a microscopy image: "
+                         "segment the image it was made from"], mode
+    tifffile.imwrite(tmp_path / "mask.tif", (truth > 0).astype(np.uint16) * 7)
+    read_channels(tmp_path / "mask.tif", notes=(notes := []))
+    assert notes == ["this looks like a binary mask (only the values 0 and 7), not a microscopy image: "
+                     "segment the image it was made from"]
+    # Two levels in different colours are a colour image, not a mask.
+    two_colours = np.zeros(truth.shape + (3,), np.uint8)
+    two_colours[truth > 0] = (255, 0, 0)
+    Image.fromarray(two_colours).save(tmp_path / "red.png")
+    read_channels(tmp_path / "red.png", notes=(notes := []))
+    assert notes == []
+
+
 def test_an_image_of_one_value_is_noted(tmp_path):
     """A user test: a blank field gave 0 nuclei at a made-up 5.2 px diameter, with no word."""
     Image.fromarray(np.full((40, 50), 12, np.uint8)).save(tmp_path / "blank.png")
