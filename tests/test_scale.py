@@ -42,7 +42,7 @@ def test_estimator_follows_a_rescaled_image():
 
 def dark_centred(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """``field`` in the top-left corner of a dark ``shape`` canvas (a tiling's dark junction)."""
-    canvas = np.full(shape + field.shape[2:], 0.05, np.float32)
+    canvas = np.zeros(shape + field.shape[2:], np.float32)
     canvas[:field.shape[0], :field.shape[1]] = field
     return canvas
 
