@@ -533,7 +533,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
                 model, item.data, item.label, folder.name, item.name, settings.postprocess, choices.diameter,
                 choices.channel, settings.tta, progress=lambda done, total: bar.progress(
                     done / total, text=f"{position}Segmenting {item.label} block by block: block {done} of {total}"),
-                pixel_size=reading.size, plane=plane_request(choices))
+                pixel_size=reading.size, plane=plane_request(choices), intensities=True)
         finally:
             bar.empty()
         return result, folder
@@ -541,7 +541,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
         # The cache holds the package's result, not a LargeAnalysis: Streamlit redefines this
         # file's classes on every rerun, and a cached instance of the first run's class failed
         # the next run's isinstance checks (a large image's card broke on any rerun).
-        (result, folder), seconds = session_cached(item, ("timed blocks", model.source, settings.tta, choices.key,
+        (result, folder), seconds = session_cached(item, ("timed blocks, intensities", model.source, settings.tta, choices.key,
                                                           settings.postprocess), timed(compute))
     except ImageReadError as error:
         return failed(item, failure_status(error), f"Skipped. {error}")
@@ -576,7 +576,8 @@ def large_file_builders(analysis: LargeAnalysis) -> dict[str, Callable[[], bytes
     # Written with the file's own pixel size; the page's (typed) is set on the way out.
     return {f"{name}_labels.tif": lambda: with_resolution(files["labels"].read_bytes(), analysis.pixel_size),
             f"{name}_overlay.png": files["overlay"].read_bytes,
-            f"{name}_measurements.csv": lambda: csv_bytes(analysis.table)}
+            f"{name}_measurements.csv": lambda: csv_bytes(analysis.table),
+            f"{name}_intensities.csv": files["intensities"].read_bytes}
 
 
 def image_choices_ui(item: InputImage, model: NucleiModel, count: int, reading: Reading,

@@ -317,7 +317,7 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
     if record.resume:  # huge TIFFs have files of their own: only those not yet counted read a TIFF header
         again = set(segmented_again(record.earlier, record.done, [names[path] for path in images]))
         huge = [names[path] for path in images if names[path] in again and is_huge(path)]
-        record.done.update(finished_huge(record.earlier, record.present, huge))
+        record.done.update(finished_huge(record.earlier, record.present, huge, record.formats))
     todo = [path for path in images if not record.is_done(names[path])]
     if record.earlier.unreadable:
         print(f"The output folder's summary.csv or measurements.csv could not be read "
@@ -477,8 +477,9 @@ def declared_size(path: Path) -> str:
 def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out: Path, request: ImageRequest,
                       progress, runner=None, label: str | None = None, notes: list[str] | None = None):
     """(table, count, prediction summary, (height, width), pixel size). A huge TIFF writes its
-    tiled label TIFF and a downsampled overlay (whole-image PNG labels, ROIs and GeoJSON would need every
-    label in memory); an image that fits in memory gets every requested format. ``runner``:
+    tiled label TIFF, a downsampled overlay and, where asked for, the channel intensities
+    (measured block by block); whole-image PNG labels, ROIs and GeoJSON would need every label
+    in memory. An image that fits in memory gets every requested format. ``runner``:
     the blocks are segmented on a cluster (``cluster_blocks``); ``label``: the file as the
     user named it, for messages."""
     from .blocks import DEFAULT_BLOCK, segment_array_in_blocks, segment_in_blocks
@@ -490,7 +491,8 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
         size_notes: list[str] = []  # after the reading's notes, as on every other route
         pixel_size = pixel_size_for(path, request.pixel_size, size_notes)
         outcome = segment_in_blocks(model, path, out, name, label=label, pixel_size=pixel_size,
-                                    plane=plane_request(request), **options)
+                                    plane=plane_request(request), intensities="intensities" in request.formats,
+                                    **options)
         notes += outcome.notes + size_notes
     else:
         channels, options["channel"], pixel_size = read_input(path, request, notes, name=label)

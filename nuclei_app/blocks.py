@@ -52,15 +52,16 @@ from .channels import (ALL_CHANNELS, AUTO, as_channels, check_channel, choose_ch
 from .config import PostprocessSettings, ReadLimits
 from .diameter_check import narrow_image_note, too_small_note
 from .imageio import (MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, note_planes,
-                      read_raw_channels, rgb_png_bytes, tiff_plane_shape, to_uint8)
+                      read_raw_channels, rgb_png_bytes, tiff_plane_shape, to_uint8, unnamed_channel_stack,
+                      unnamed_channels_note)
 from .inference import ProgressCallback, Stretch, percentile_stride, predict_preprocessed
-from .measure import COLUMNS, measure_nuclei
+from .measure import COLUMNS, channel_intensities, measure_nuclei
 from .memory import release_free_memory
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, Prediction, inference_for, labels_for
 from .planes import PlaneRequest, no_stack_note, read_planes, resolve
-from .results import partial_path, write_atomically
+from .results import csv_bytes, partial_path, write_atomically
 from .scale import ESTIMATOR_MAX_SIDE, centre_corner, content_corner, estimate_diameter, linear_along, scale_factor, scaled_shape
 from .size_search import checked_estimate, fallback_diameter
 
@@ -181,6 +182,9 @@ class TiffSource:
 
     def _open(self, level) -> None:
         axes, shape = level.axes, tuple(level.shape)
+        if unnamed_channel_stack(level):  # as imageio reads it whole (a huge one read as planes had one channel)
+            axes = "C" + axes[1:]
+            self.notes.append(unnamed_channels_note(shape[0]))
         if "Y" not in axes or "X" not in axes:
             raise ImageReadError(self.name, f"unsupported TIFF layout (axes {axes!r}); expected an image with Y "
                                             "and X axes.")
@@ -521,18 +525,22 @@ class Stitched:
     count: int
     oversized: int = 0   # objects wider than the margin, kept cut at their block's edge
     duplicates: int = 0  # second versions of a nucleus a neighbour already wrote, dropped
+    intensities: pd.DataFrame | None = None  # measure.channel_intensities's table, where asked for
 
 
 def stitch_blocks(source: BlockSource, segment_block: Segmenter | None, sink: LabelSink, blocks: Sequence[Block],
                   intensity: Callable[[np.ndarray], np.ndarray] | None = None,
                   progress: ProgressCallback | None = None, tolerance: float = CENTROID_TOLERANCE,
-                  start: Stitched | None = None, labelled: Iterable[np.ndarray] | None = None) -> Stitched:
+                  start: Stitched | None = None, labelled: Iterable[np.ndarray] | None = None,
+                  intensities: bool = False) -> Stitched:
     """Segments each block's window and writes the objects it keeps into ``sink`` with ids
     in block order, after those of ``start`` (blocks already written); measures each
-    object once, in the block that writes it. ``labelled``: the blocks' labels, in order,
-    computed elsewhere (a cluster) instead of by ``segment_block``."""
+    object once, in the block that writes it, and with ``intensities`` every channel's
+    intensity in it too. ``labelled``: the blocks' labels, in order, computed elsewhere (a
+    cluster) instead of by ``segment_block``."""
     result = start or Stitched(pd.DataFrame(columns=COLUMNS), 0)
     tables = [result.table] if len(result.table) else []
+    channel_tables = [result.intensities] if result.intensities is not None else []
     labelled = iter(labelled) if labelled is not None else None
     for done, block in enumerate(blocks, start=1):
         pixels = source.read(*block.window)
@@ -545,6 +553,10 @@ def stitch_blocks(source: BlockSource, segment_block: Segmenter | None, sink: La
         ranks = np.where(ids > 0, ids - result.count, 0).astype(np.int32)  # 1..k: this block's objects
         fresh = np.where(new, ranks[local], 0)
         table = measure_nuclei(fresh, intensity(pixels) if intensity else pixels)
+        if intensities:
+            measured = channel_intensities(fresh, pixels)
+            measured["nucleus"] += result.count
+            channel_tables.append(measured)
         if len(table):
             # A piece of an object cut by the window is not the whole object either.
             table["touches_border"] |= cut[np.flatnonzero(ids)]
@@ -564,6 +576,8 @@ def stitch_blocks(source: BlockSource, segment_block: Segmenter | None, sink: La
             progress(done, len(blocks))
     if tables:
         result.table = pd.concat(tables, ignore_index=True)
+    if intensities:  # the empty tables only where all are (their columns give the CSV's header)
+        result.intensities = pd.concat([t for t in channel_tables if len(t)] or channel_tables[:1], ignore_index=True)
     return result
 
 
@@ -660,8 +674,8 @@ BlockRunner = Callable[[BlockJob, Sequence[Block], "ScaleCheck | None"], Iterato
 
 def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, settings: PostprocessSettings | None,
                    diameter: float | None, channel: int | str, tta: bool | None, block_size: int,
-                   progress: ProgressCallback | None = None,
-                   runner: BlockRunner | None = None) -> tuple[ImagePlan, Overview, list[Block], Stitched]:
+                   progress: ProgressCallback | None = None, runner: BlockRunner | None = None,
+                   intensities: bool = False) -> tuple[ImagePlan, Overview, list[Block], Stitched]:
     """The pipeline's decisions for the whole image, then the blocks, as ``pipeline.segment``
     decides and segments a whole image:
 
@@ -677,7 +691,8 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
       (``fallback_diameter``), as for a whole image.
 
     ``runner``: the blocks are segmented by it (on a cluster) rather than here; the
-    decisions above and the stitching stay in this process."""
+    decisions above and the stitching stay in this process. ``intensities``: the stitched
+    result has every channel's intensity in each nucleus (``Stitched.intensities``)."""
     check_arguments(source, diameter, channel, block_size)  # before any pass over a huge image
     overview = survey(source)
     chosen = choose_channel(overview.channels) if channel == AUTO else channel
@@ -699,7 +714,7 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
         # closing: a failed stitch stops the runner's blocks in flight now, not when collected.
         with closing(labelled) if labelled is not None else nullcontext():
             return stitch_blocks(source, segmenter, sink, blocks, lambda pixels: intensity_image(pixels, chosen),
-                                 report, start=start, labelled=labelled)
+                                 report, start=start, labelled=labelled, intensities=intensities)
 
     if diameter is not None:
         plan, blocks = plan_for(float(diameter), "given", float(diameter))
@@ -941,11 +956,13 @@ class BlockResult:
     channels: int = 1         # the image's channel count (what a channel picker offers)
     preview: np.ndarray | None = None  # segment_to_files: the overlay's background, 8-bit RGB
     notes: list[str] = field(default_factory=list)  # how the file was read (a Z-stack's plane), a tiny diameter
+    intensities: pd.DataFrame | None = None  # every channel's intensity per nucleus, where asked for
 
 
 # The files segment_in_blocks writes, whatever --formats asks (the others need the whole label
-# image in memory); --skip-existing looks for these (records.HUGE_IMAGE_SUFFIXES).
-LABELS_SUFFIX, OVERVIEW_SUFFIX = "_labels.tif", "_overlay.png"
+# image in memory); --skip-existing looks for these (records.HUGE_IMAGE_SUFFIXES). The channel
+# intensities, measured block by block, where asked for.
+LABELS_SUFFIX, OVERVIEW_SUFFIX, INTENSITIES_SUFFIX = "_labels.tif", "_overlay.png", "_intensities.csv"
 
 
 def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path, name: str,
@@ -953,16 +970,17 @@ def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path,
                       channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
                       progress: ProgressCallback | None = None, runner: BlockRunner | None = None,
                       label: str | None = None, pixel_size: PixelSize | None = None,
-                      plane: PlaneRequest = PlaneRequest()) -> BlockResult:
+                      plane: PlaneRequest = PlaneRequest(), intensities: bool = False) -> BlockResult:
     """Segments a TIFF of any size block by block; writes ``{name}_labels.tif`` (tiled,
     16-bit, 32-bit beyond 65,535 nuclei; ``pixel_size`` as its resolution) and
     ``{name}_overlay.png`` (longest side <= OVERVIEW_SIDE) into ``out_dir``. Raises
     ImageReadError (file and reason) for a file that can't be read, ValueError for bad
     arguments. ``runner``: see ``segment_source``; ``label``: the file's name in messages;
-    ``plane``: a Z-stack's plane (``planes``)."""
+    ``plane``: a Z-stack's plane (``planes``); ``intensities``: also ``{name}_intensities.csv``
+    (``measure.channel_intensities``'s table)."""
     with TiffSource(path, label, plane) as source:
         return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress,
-                                runner, pixel_size)
+                                runner, pixel_size, intensities)
 
 
 def segment_upload_in_blocks(model: NucleiModel, data: bytes, label: str, out_dir: str | Path, name: str,
@@ -970,7 +988,7 @@ def segment_upload_in_blocks(model: NucleiModel, data: bytes, label: str, out_di
                              channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
                              progress: ProgressCallback | None = None,
                              pixel_size: PixelSize | None = None,
-                             plane: PlaneRequest = PlaneRequest()) -> BlockResult:
+                             plane: PlaneRequest = PlaneRequest(), intensities: bool = False) -> BlockResult:
     """``segment_in_blocks`` for a file's bytes (an app upload, ``label`` its name for
     messages): a TIFF too large to read whole is read lazily from a copy in ``out_dir``,
     any other image is decoded once and kept as stored, as ``imageio`` reads it (its
@@ -979,7 +997,7 @@ def segment_upload_in_blocks(model: NucleiModel, data: bytes, label: str, out_di
     out_dir.mkdir(parents=True, exist_ok=True)
     with upload_source(data, label, out_dir, plane) as source:
         return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress,
-                                pixel_size=pixel_size)
+                                pixel_size=pixel_size, intensities=intensities)
 
 
 @contextmanager
@@ -1014,21 +1032,26 @@ def stored_bytes(path: Path) -> int:
 def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Path, name: str,
                      settings: PostprocessSettings | None, diameter: float | None, channel: int | str,
                      tta: bool | None, block_size: int, progress: ProgressCallback | None,
-                     runner: BlockRunner | None = None, pixel_size: PixelSize | None = None) -> BlockResult:
+                     runner: BlockRunner | None = None, pixel_size: PixelSize | None = None,
+                     intensities: bool = False) -> BlockResult:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with scratch_sink(out_dir, source.height, source.width) as sink:
         plan, overview, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta,
-                                                          block_size, progress, runner)
+                                                          block_size, progress, runner, intensities)
         labels_path = write_label_tiff(out_dir / f"{name}{LABELS_SUFFIX}", sink, source.height, source.width,
                                        stitched.count, pixel_size)
         small = strided_labels(sink, source.height, source.width, overview.display_stride)
     preview = display_rgb(overview.display, plan.channel)
     overlay = draw_overlay(preview, small, style="outlines", opacity=1.0)
-    write_atomically(out_dir, {f"{name}{OVERVIEW_SUFFIX}": rgb_png_bytes(overlay)})
-    overlay_path = out_dir / f"{name}{OVERVIEW_SUFFIX}"
-    return _result(model, source, plan, blocks, stitched, files={"labels": labels_path, "overlay": overlay_path},
-                   preview=to_uint8(preview))
+    written = {f"{name}{OVERVIEW_SUFFIX}": rgb_png_bytes(overlay)}
+    if stitched.intensities is not None:
+        written[f"{name}{INTENSITIES_SUFFIX}"] = csv_bytes(stitched.intensities)
+    write_atomically(out_dir, written)
+    files = {"labels": labels_path, "overlay": out_dir / f"{name}{OVERVIEW_SUFFIX}"}
+    if stitched.intensities is not None:
+        files["intensities"] = out_dir / f"{name}{INTENSITIES_SUFFIX}"
+    return _result(model, source, plan, blocks, stitched, files=files, preview=to_uint8(preview))
 
 
 def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: PostprocessSettings | None = None,
@@ -1068,7 +1091,8 @@ def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, blocks: li
         narrow_image_note((source.height, source.width), plan.diameter, plan.diameter_source)]))
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
-                       stitched.duplicates, channels=source.channels, notes=notes, **extra)
+                       stitched.duplicates, channels=source.channels, notes=notes,
+                       intensities=stitched.intensities, **extra)
 
 
 def label_dtype(count: int) -> np.dtype:

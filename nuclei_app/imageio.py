@@ -129,21 +129,25 @@ def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str],
             return _read_channel_series(series, name, limits, notes, plane=plane)
         if chosen:  # pages that are not one plane each: the whole series, within the size check
             return _read_channel_series(series, name, limits, notes, axes=series.axes.replace("S", "C"), plane=plane)
-        if series is not None and _unnamed_channel_stack(series):
-            # The guess is told: a Z-stack saved without axes reads as channels.
-            notes.append(f"{series.shape[0]} pages and no axes in the file: read as {series.shape[0]} channels (save "
-                         "a Z-stack or time series with its axes, by ImageJ or as OME-TIFF, to choose its Z plane)")
+        if series is not None and unnamed_channel_stack(series):
+            notes.append(unnamed_channels_note(series.shape[0]))
             return _read_channel_series(series, name, limits, notes, axes="C" + series.axes[1:])
         if series is not None:
             note_planes(dict(zip(series.axes, series.shape)), notes)
         return _read_first_page(tif.pages.first, name, limits)
 
 
-def _unnamed_channel_stack(series) -> bool:
+def unnamed_channel_stack(series) -> bool:
     """A plain multi-page stack (tifffile's 'QYX': pages of one size, no axes metadata) with 2
     to 8 pages is a channel stack, as fluorescence cameras save them; more pages are more
-    likely a Z-stack or time series, read at their first plane."""
+    likely a Z-stack or time series, read at their first plane. (A tifffile series or level.)"""
     return series.axes in ("QYX", "IYX") and 2 <= series.shape[0] <= MAX_CHANNELS
+
+
+def unnamed_channels_note(count: int) -> str:
+    """The guess is told: a Z-stack saved without axes reads as channels."""
+    return (f"{count} pages and no axes in the file: read as {count} channels (save a Z-stack or time series with "
+            "its axes, by ImageJ or as OME-TIFF, to choose its Z plane)")
 
 
 def _read_first_page(page, name: str, limits: ReadLimits) -> np.ndarray:

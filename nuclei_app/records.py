@@ -20,7 +20,7 @@ from typing import BinaryIO, Callable, NamedTuple, Sequence
 
 import pandas as pd
 
-from .blocks import LABELS_SUFFIX, OVERVIEW_SUFFIX
+from .blocks import INTENSITIES_SUFFIX, LABELS_SUFFIX, OVERVIEW_SUFFIX
 from .calibration import UM_COLUMNS, PixelSize
 from .exports import FORMATS
 from .measure import COLUMNS
@@ -45,7 +45,8 @@ def summary_row(path, name: str, width=None, height=None, nuclei=None, diameter=
                                       None if seconds is None else round(seconds, 2), status, "; ".join(notes)]))
 
 
-# What a TIFF read lazily, block by block (``batch.is_huge``), gets whatever --formats asks.
+# What a TIFF read lazily, block by block (``batch.is_huge``), gets whatever --formats asks;
+# and, where --formats asks for them, the channel intensities.
 HUGE_IMAGE_SUFFIXES = (LABELS_SUFFIX, OVERVIEW_SUFFIX)
 
 
@@ -53,12 +54,13 @@ def expected_files(name: str, formats: tuple[str, ...]) -> list[str]:
     return [name + suffix for fmt in formats for suffix in FORMATS[fmt]]
 
 
-def finished_huge(earlier: Earlier, present: set[str], names: Sequence[str]) -> dict[str, dict]:
-    """Of ``names`` (huge TIFFs' finished before), those whose files are there: a huge image
-    never has the PNGs of the default --formats, so --skip-existing redid it every time
-    (a user test)."""
-    return {name: earlier.done[name] for name in names
-            if all(name + suffix in present for suffix in HUGE_IMAGE_SUFFIXES)}
+def finished_huge(earlier: Earlier, present: set[str], names: Sequence[str],
+                  formats: tuple[str, ...] = ()) -> dict[str, dict]:
+    """Of ``names`` (huge TIFFs' finished before), those whose files for ``formats`` are
+    there: a huge image never has the PNGs of the default --formats, so --skip-existing
+    redid it every time (a user test)."""
+    suffixes = HUGE_IMAGE_SUFFIXES + ((INTENSITIES_SUFFIX,) if "intensities" in formats else ())
+    return {name: earlier.done[name] for name in names if all(name + suffix in present for suffix in suffixes)}
 
 
 def with_settings(summary: dict, settings: str) -> dict:

@@ -412,10 +412,14 @@ def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tm
     (whole_count,) = nuclei_count(whole)
     assert whole_count > 100 and abs(count - whole_count) <= 0.03 * whole_count
     files = at.session_state["_downloads"]
-    assert set(files) == {"plate field_labels.tif", "plate field_overlay.png", "plate field_measurements.csv"}
+    assert set(files) == {"plate field_labels.tif", "plate field_overlay.png", "plate field_measurements.csv",
+                          "plate field_intensities.csv"}
     labels = tifffile.imread(io.BytesIO(files["plate field_labels.tif"]()))
     assert labels.shape == (600, 600) and len(np.unique(labels)) - 1 == count
     assert files["plate field_measurements.csv"]().count(b"\n") == count + 1
+    intensities = downloaded_csv(at, "plate field_intensities.csv")
+    assert list(intensities["nucleus"]) == list(range(1, count + 1))
+    assert list(intensities.columns[1:4]) == ["mean_c0", "max_c0", "integrated_c0"]
 
 
 def test_an_image_without_nuclei_shows_no_areas(app):
@@ -518,7 +522,8 @@ def test_a_large_upload_s_measurements_use_its_pixel_size(monkeypatch):
     at.file_uploader[0].set_value(("big.ome.tif", data, "image/tiff")).run()
     assert not at.exception and any("block by block" in i.value for i in at.info)
     assert [n.value for n in at.number_input if n.label == "Pixel size (µm)"] == [0.2]
-    assert set(at.session_state["_downloads"]) == {"big_labels.tif", "big_overlay.png", "big_measurements.csv"}
+    assert set(at.session_state["_downloads"]) == {"big_labels.tif", "big_overlay.png", "big_measurements.csv",
+                                                   "big_intensities.csv"}
     table = downloaded_csv(at, "big_measurements.csv")
     assert len(table) > 50 and np.allclose(table["area_um2"], table["area_px"] * 0.04)
     assert read_pixel_size(at.session_state["_downloads"]["big_labels.tif"]()).size.um == pytest.approx(0.2)

@@ -200,6 +200,36 @@ def test_skip_existing_counts_a_huge_tiff_finished_with_the_files_it_gets(tiny_m
     assert "1 of 2 images finished before; 1 to do." in log.getvalue() and (out / "slide_overlay.png").is_file()
 
 
+def test_a_huge_tiff_gets_its_channel_intensities_measured_block_by_block(tiny_model, tmp_path, monkeypatch):
+    """--formats intensities wrote nothing for a huge TIFF (every channel in memory was thought
+    needed): the blocks measure them as they are stitched, as the whole image would."""
+    from nuclei_app import batch
+    from nuclei_app.imageio import read_channels
+    from nuclei_app.measure import channel_intensities
+
+    labels = synthetic_labels(seed=3)
+    marker = np.random.default_rng(1).integers(0, 4000, labels.shape, dtype=np.uint16)
+    stack = np.stack([fluorescence_like(labels, 3).astype(np.uint16) * 200, marker])  # (C, Y, X), 16-bit
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "slide.tif", stack)
+    monkeypatch.setattr(batch, "is_huge", lambda path: True)
+    out = tmp_path / "out"
+    request = ImageRequest(tiny_model.postprocess_settings, formats=("intensities",), block_size=64)
+    assert segment_paths(tiny_model, [tmp_path / "in"], out, request, log=io.StringIO()).exit_status == 0
+    written = pd.read_csv(out / "slide_intensities.csv")
+    segmented = tifffile.imread(out / "slide_labels.tif").astype(np.int32)
+    expected = channel_intensities(segmented, read_channels(tmp_path / "in" / "slide.tif"))
+    assert list(written.columns) == list(expected.columns) and len(written) == segmented.max() > 0
+    np.testing.assert_allclose(written.sort_values("nucleus").to_numpy(float), expected.to_numpy(float), rtol=1e-6)
+    # --skip-existing wants the intensities too where this run asks for them.
+    (out / "slide_intensities.csv").unlink()
+    log = io.StringIO()
+    segment_paths(tiny_model, [tmp_path / "in"], out, request, log=log, skip_existing=True)
+    assert "segmenting again 1 image finished before whose files for --formats intensities are not all there " \
+           "(slide)" in log.getvalue(), log.getvalue()
+    assert (out / "slide_intensities.csv").is_file()
+
+
 def test_each_row_records_its_settings_and_skip_existing_tells_when_they_changed(tiny_model, tmp_path):
     """User test: --skip-existing with another threshold kept the earlier images silently, and
     nothing in the folder said that they were segmented otherwise."""
