@@ -17,8 +17,8 @@ import streamlit as st
 
 from nuclei_app.calibration import (GIVE_ONE, PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading, read_pixel_size,
                                     with_physical_sizes, with_resolution)
-from nuclei_app.channels import (ALL_CHANNELS, AUTO, as_channels, choose_channel, display_rgb, intensity_image,
-                                 is_grey)
+from nuclei_app.channels import (ALL_CHANNELS, AUTO, COLOUR_COUNTS, as_channels, choose_channel, display_rgb,
+                                 intensity_image, is_grey)
 from nuclei_app.config import (BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings,
                                ReadLimits)
 from nuclei_app.diameter_check import image_notes
@@ -541,8 +541,8 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
         # The cache holds the package's result, not a LargeAnalysis: Streamlit redefines this
         # file's classes on every rerun, and a cached instance of the first run's class failed
         # the next run's isinstance checks (a large image's card broke on any rerun).
-        (result, folder), seconds = session_cached(item, ("timed blocks, intensities", model.source, settings.tta, choices.key,
-                                                          settings.postprocess), timed(compute))
+        key = ("timed blocks, intensities", model.source, settings.tta, choices.key, settings.postprocess)
+        (result, folder), seconds = session_cached(item, key, timed(compute))
     except ImageReadError as error:
         return failed(item, failure_status(error), f"Skipped. {error}")
     except ValueError as error:  # e.g. a channel the image does not have
@@ -606,7 +606,8 @@ def image_choices_ui(item: InputImage, model: NucleiModel, count: int, reading: 
             automatic = "Automatic" if channels is None else \
                 f"Automatic: {channel_name(automatic_channel(item, channels), count, rgb, is_grey(channels))}"
             names = {AUTO: automatic, ALL_CHANNELS: "All colours (H&E, brightfield)"}
-            channel = st.selectbox("Channel holding the nuclei", [AUTO, ALL_CHANNELS] + list(range(count)),
+            colours = [ALL_CHANNELS] if count in COLOUR_COUNTS else []  # a stack's "all" would be its first
+            channel = st.selectbox("Channel holding the nuclei", [AUTO] + colours + list(range(count)),
                                    key=f"channel_{item.key}",
                                    format_func=lambda c: names.get(c, f"Channel {channel_name(c, count, rgb)}"),
                                    help="Channels are numbered from 0, as in the command line's --channel.")

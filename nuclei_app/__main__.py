@@ -42,8 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                           "judged on the channel segmented) or max (their maximum-intensity projection); time points "
                           "and other axes give their first plane")
     seg.add_argument("--channel", type=channel_argument, default="auto", metavar="N",
-                     help="channel holding the nuclei, counted from 0; 'all' uses the colours as they are "
-                          "(H&E, brightfield); default 'auto' chooses per image")
+                     help="channel holding the nuclei, counted from 0; 'all' uses a grey or RGB image's colours "
+                          "as they are (H&E, brightfield); default 'auto' chooses per image")
     seg.add_argument("--formats", type=formats_argument, default=("png",), metavar="LIST",
                      help="comma list of output formats: png (labels, mask and overlay PNGs), tiff (16-bit label "
                           "TIFF), rois (ImageJ/Fiji ROI set), geojson (QuPath detections), intensities (every "

@@ -19,6 +19,7 @@ from .inference import preprocess
 
 AUTO = "auto"        # let ``choose_channel`` decide
 ALL_CHANNELS = "all"  # use the image's colours as they are (grey, RGB, H&E)
+COLOUR_COUNTS = (1, 3)  # the images that have colours to use: grey and RGB
 
 # Median of the darkest channel above which an RGB image is transmitted light (see is_light_rgb):
 # DSB2018's H&E and brightfield images are all above 0.22, dark-field composites near 0.
@@ -68,7 +69,8 @@ def choose_channel(image: np.ndarray) -> int | str:
     """The index of the nuclear channel, or ``ALL_CHANNELS`` where all colours should be used."""
     image = as_channels(image)
     if is_grey(image) or is_light_rgb(image):
-        return ALL_CHANNELS
+        # A stack of identical channels is its first: "all" is a grey or RGB image's colours.
+        return ALL_CHANNELS if image.shape[-1] in COLOUR_COUNTS else 0
     scores = [channel_score(image[..., c]) for c in range(image.shape[-1])]
     # Nuclei are compact, filled objects: noise and a membrane stain's thin outlines are not.
     # (Otsu's separability no longer gates this: a dim nuclear stain on a noisy background
@@ -140,6 +142,12 @@ def check_channel(image: np.ndarray, channel: int | str, name: str | None = None
     """The message says what is wrong and what to do; the file's name only if given (callers
     that report the file themselves leave it out, so it is not said twice)."""
     count = as_channels(image).shape[-1]
+    if channel == ALL_CHANNELS and count not in COLOUR_COUNTS:
+        # A user test: on a 2-channel stack "all" segmented channel 0, said "channel all", and
+        # averaged both channels into the nuclei's intensities.
+        raise ValueError(f"{name + ': ' if name else ''}channel 'all' uses the colours of a grey or RGB image, but "
+                         f"the image has {count} channels; choose the one holding the nuclei (0 to {count - 1}), "
+                         "or 'auto'.")
     if channel != ALL_CHANNELS and not 0 <= channel < count:
         raise ValueError(f"{name + ': ' if name else ''}channel {channel} asked for, but the image has {count} "
                          f"channel{'s' if count > 1 else ''} (0 to {count - 1}); choose one of those, or 'auto'.")

@@ -101,6 +101,21 @@ def test_channel_arguments_and_checks():
         check_channel(np.zeros((4, 4, 3)), 5, "x.png")
 
 
+@pytest.mark.parametrize("count", [2, 4])
+def test_all_channels_of_a_stack_is_refused_with_what_to_do(count):
+    """A user test: --channel all on a 2-channel stack segmented channel 0, said "channel all"
+    and averaged both channels into the nuclei's intensities."""
+    with pytest.raises(ValueError, match=f"x.tif: channel 'all' uses the colours of a grey or RGB image, but the "
+                                         f"image has {count} channels; choose the one holding the nuclei "
+                                         f"\\(0 to {count - 1}\\), or 'auto'"):
+        check_channel(np.zeros((4, 4, count)), ALL_CHANNELS, "x.tif")
+    for colours in (1, 3):
+        check_channel(np.zeros((4, 4, colours)), ALL_CHANNELS, "x.png")   # grey and RGB: their colours
+    # A stack of identical channels is grey: the automatic choice is its first channel.
+    grey = read_channels(SAMPLES / "images" / "fluorescence_sparse.png")[..., :1]
+    assert choose_channel(np.repeat(grey, count, axis=-1)) == 0
+
+
 def test_composites_of_a_real_image_score_like_the_grey_image(bundled_model):
     """The sparse fluorescence sample (DSB2018, with its truth) as grey, as an RGB composite and
     as a 4-channel 16-bit stack: the default channel choice finds the nuclei in each."""
