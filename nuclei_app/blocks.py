@@ -194,7 +194,10 @@ class TiffSource:
         self._to_yxc = [kept.index(a) for a in ("Y", "X", self._channel_axis) if a in kept]
         self._axes, self._shape = axes, shape
         samples = shape[axes.index(self._channel_axis)] if self._channel_axis else 1
-        self._alpha = alpha_sample_count(level.keyframe, samples) if self._channel_axis == "S" else 0
+        # An 8-bit alpha is dropped; another stays a channel, as imageio keeps any that varies (a
+        # 16-bit 4-channel stack tagged alpha by its writer): judging it would take a pass here.
+        self._alpha = alpha_sample_count(level.keyframe, samples) \
+            if self._channel_axis == "S" and np.dtype(level.dtype) == np.uint8 else 0
         self.channels = samples - self._alpha
         if self.channels > MAX_CHANNELS:
             raise ImageReadError(self.name, f"{self.channels} channels; at most {MAX_CHANNELS} are supported. "

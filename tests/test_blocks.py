@@ -260,6 +260,9 @@ def write_layout(path, layout: str) -> np.ndarray:
     elif layout == "ImageJ Z stack of channels":
         stack = np.stack([np.moveaxis(rgb[..., :2], -1, 0), np.moveaxis(rgb[..., 1:], -1, 0)])
         tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "ZCYX"})
+    elif layout == "16-bit 4 samples, the 4th tagged alpha":  # a fluorescence stack: the 4th is a channel
+        tifffile.imwrite(path, np.dstack([grey16, grey16[::-1], grey16[:, ::-1], grey16 // 2]), photometric="rgb",
+                         extrasamples=["unassalpha"])
     elif layout == "pages without axes":  # read as channels, whole and by windows alike
         tifffile.imwrite(path, np.moveaxis(rgb, -1, 0)[:2])
     elif layout == "pages without axes, tiled":
@@ -277,7 +280,8 @@ def write_layout(path, layout: str) -> np.ndarray:
 
 @pytest.mark.parametrize("layout", ["tiled grey 16-bit", "stripped RGB", "uncompressed one strip",
                                     "uncompressed RGBA one strip", "OME channels, tiled", "ImageJ Z stack of channels",
-                                    "pages without axes", "pages without axes, tiled", "pyramid", "float with NaN"])
+                                    "16-bit 4 samples, the 4th tagged alpha", "pages without axes",
+                                    "pages without axes, tiled", "pyramid", "float with NaN"])
 def test_windows_read_as_the_whole_image_is_read(tmp_path, layout):
     path = tmp_path / "image.tif"
     expected = write_layout(path, layout)
