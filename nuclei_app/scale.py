@@ -162,7 +162,7 @@ ESTIMATOR_DIAMETERS = tuple(float(d) for d in np.geomspace(6.0, 180.0, 19))
 # The estimator's peak sits above the median ground-truth diameter by this factor (DSB2018
 # training split, measured by ``python -m benchmarks.diameter``); dividing by it removes the bias.
 ESTIMATOR_BIAS = 1.154
-ESTIMATOR_MAX_SIDE = 1024  # a centre crop this large holds plenty of nuclei and bounds the cost
+ESTIMATOR_MAX_SIDE = 1024  # a crop this large (``content_crop``) holds plenty of nuclei and bounds the cost
 
 
 def estimate_diameter(network_input: np.ndarray) -> float:

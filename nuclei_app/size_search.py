@@ -45,8 +45,9 @@ MIN_PROBE_NUCLEI = 5
 # re-stained with DAB that the network was told to see as 8-22 px nuclei 1.75-2.6x
 # (experiments/combined_shifts/). One probe step is the line between the two.
 PLATEAU_TOLERANCE = math.sqrt(2.0)
-# Each probe segments a crop this many probed diameters on a side (``scale.content_crop``) (a 384 px network
-# input at 16 px nuclei): enough nuclei to measure, at the cost of about one 384x384 pass.
+# Each probe segments a crop (``scale.content_crop``) this many probed diameters on a side (a
+# 384 px network input at 16 px nuclei): enough nuclei to measure, at the cost of about one
+# 384x384 pass.
 PROBE_WINDOW = 24
 
 
@@ -127,7 +128,7 @@ def _holds(measured, index: int, crossing: float) -> bool:
 
 
 def probe(model, prepared: np.ndarray, diameter: float) -> float | None:
-    """Median diameter (px of the image) of the nuclei the network finds in the centre crop
+    """Median diameter (px of the image) of the nuclei the network finds in its crop
     when told they are ``diameter`` px across; None where it finds fewer than
     ``MIN_PROBE_NUCLEI``."""
     factor = scale_factor(diameter, model.diameter)

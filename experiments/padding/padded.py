@@ -2,7 +2,7 @@
 leave them: how far does the canvas throw the pipeline's decisions (channel, stretch, light
 or dark, automatic diameter)? A baseline for padding-aware preprocessing.
 
-    .venv/bin/python experiments/padding/padded.py   (from the project root; ~10 min)
+    .venv/bin/python experiments/padding/padded.py   (from the project root; ~7 min)
 
 Each validation image of the bundled model (its own ids and settings) is scored as it is and
 pasted into the top-left corner of a canvas twice its height and width, filled with white
