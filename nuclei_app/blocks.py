@@ -51,6 +51,7 @@ from .channels import (ALL_CHANNELS, AUTO, as_channels, check_channel, choose_ch
                        network_rgb)
 from .config import PostprocessSettings, ReadLimits
 from .diameter_check import narrow_image_note, too_small_note
+from .exports import FORMATS
 from .imageio import (MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, note_planes,
                       read_raw_channels, rgb_png_bytes, tiff_plane_shape, to_uint8, unnamed_channel_stack,
                       unnamed_channels_note)
@@ -965,7 +966,8 @@ class BlockResult:
 # The files segment_in_blocks writes, whatever --formats asks (the others need the whole label
 # image in memory); --skip-existing looks for these (records.HUGE_IMAGE_SUFFIXES). The channel
 # intensities, measured block by block, where asked for.
-LABELS_SUFFIX, OVERVIEW_SUFFIX, INTENSITIES_SUFFIX = "_labels.tif", "_overlay.png", "_intensities.csv"
+LABELS_SUFFIX, OVERVIEW_SUFFIX = "_labels.tif", "_overlay.png"
+(INTENSITIES_SUFFIX,) = FORMATS["intensities"]
 
 
 def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path, name: str,

@@ -549,9 +549,8 @@ def label_image_note(raw: np.ndarray) -> str | None:
     neighbours equal, about one connected region per non-zero value, at least 3 of them."""
     if raw.shape[-1] != 1 or not np.issubdtype(raw.dtype, np.integer):
         return None
-    height, width = raw.shape[:2]
-    top, left = centre_corner((height, width), LABELS_CHECK_SIDE)
-    plane = raw[top:top + LABELS_CHECK_SIDE, left:left + LABELS_CHECK_SIDE, 0]
+    crop, where = _checked_window(raw)
+    plane = crop[..., 0]
     pairs = plane[1:].size + plane[:, 1:].size
     equal = np.count_nonzero(plane[1:] == plane[:-1]) + np.count_nonzero(plane[:, 1:] == plane[:, :-1])
     if not pairs or equal < LABELS_FLAT_SHARE * pairs:
@@ -560,9 +559,15 @@ def label_image_note(raw: np.ndarray) -> str | None:
     regions = int(_components(plane).max())  # one per flat region of a value, 0 left as background
     if ids < 3 or regions > LABELS_REGIONS_PER_ID * ids:
         return None
-    where = "" if plane.shape == (height, width) else f" in its central {LABELS_CHECK_SIDE} px"
     return (f"this looks like a label image ({ids} ids{where}, each one flat region), not a microscopy image: "
             "segment the image it labels")
+
+
+def _checked_window(raw: np.ndarray) -> tuple[np.ndarray, str]:
+    """The part of an image the label and mask notes look at, and the words that say so."""
+    top, left = centre_corner(raw.shape[:2], LABELS_CHECK_SIDE)
+    crop = raw[top:top + LABELS_CHECK_SIDE, left:left + LABELS_CHECK_SIDE]
+    return crop, "" if crop.shape[:2] == raw.shape[:2] else f" in its central {LABELS_CHECK_SIDE} px"
 
 
 # A mask's objects are blobs: its rarer value's regions average at least this many pixels.
@@ -576,8 +581,7 @@ def binary_mask_note(raw: np.ndarray) -> str | None:
     levels: the 664 DSB2018 training images have 30 to 256 in their first channel."""
     if raw.shape[-1] not in (1, 3, 4) or not (np.issubdtype(raw.dtype, np.integer) or raw.dtype == bool):
         return None
-    top, left = centre_corner(raw.shape[:2], LABELS_CHECK_SIDE)
-    crop = raw[top:top + LABELS_CHECK_SIDE, left:left + LABELS_CHECK_SIDE]
+    crop, where = _checked_window(raw)
     colours = crop[..., :3]
     if not (colours == colours[..., :1]).all():
         return None
@@ -587,7 +591,6 @@ def binary_mask_note(raw: np.ndarray) -> str | None:
     minority = colours[..., 0] == values[np.argmin(counts)]
     if counts.min() < MASK_MIN_REGION * _components(minority).max():
         return None   # specks or a line on a flat field: no objects drawn
-    where = "" if crop.shape[:2] == raw.shape[:2] else f" in its central {LABELS_CHECK_SIDE} px"
     return (f"this looks like a binary mask (only the values {values[0]:g} and {values[1]:g}{where}), not a "
             "microscopy image: segment the image it was made from")
 
