@@ -419,7 +419,7 @@ def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], o
                     prediction, tuned_labels = predict_labels(model, None, request.tta, progress.tiles(item.path.name),
                                                               request.diameter, request.channel, prepared)
                     item.writing = writer.submit(label_and_finish, model, out, item, prediction, tuned_labels,
-                                                 request, prepared.image)
+                                                 request, prepared.field_image)
                     writes.append(item)
                 except Exception as error:  # one image's failure, whatever it is, must not end the run
                     while writes:  # the images before it first: lines and rows stay in order (a user test)

@@ -47,15 +47,16 @@ import tifffile
 from scipy import ndimage
 
 from .calibration import PixelSize, tiff_resolution
-from .channels import (ALL_CHANNELS, AUTO, as_channels, check_channel, choose_channel, display_rgb, intensity_image,
-                       network_rgb)
+from .canvas import Box, CanvasSurvey, blank_outside, corner_values, crop_sample
+from .channels import (ALL_CHANNELS, AUTO, SAMPLE_SIDE, as_channels, check_channel, choose_channel_of_sample,
+                       display_rgb, intensity_image, network_rgb)
 from .config import PostprocessSettings, ReadLimits
 from .diameter_check import narrow_image_note, too_small_note
 from .exports import FORMATS
 from .imageio import (MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, note_planes,
                       read_raw_channels, rgb_png_bytes, tiff_plane_shape, to_uint8, unnamed_channel_stack,
                       unnamed_channels_note)
-from .inference import ProgressCallback, Stretch, percentile_stride, predict_preprocessed
+from .inference import ProgressCallback, Stretch, predict_preprocessed
 from .measure import COLUMNS, channel_intensities, measure_nuclei
 from .memory import release_free_memory
 from .model import NucleiModel
@@ -63,7 +64,8 @@ from .overlay import draw_overlay
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, Prediction, inference_for, labels_for
 from .planes import PlaneRequest, no_stack_note, read_planes, resolve
 from .results import csv_bytes, partial_path, write_atomically
-from .scale import ESTIMATOR_MAX_SIDE, centre_corner, content_corner, estimate_diameter, linear_along, scale_factor, scaled_shape
+from .sampling import percentile_stride, side_stride
+from .scale import ESTIMATOR_MAX_SIDE, content_corner, estimate_diameter, linear_along, scale_factor, scaled_shape
 from .size_search import checked_estimate, fallback_diameter
 
 # Core side, px. With the bundled model (2 CPU cores) 1024 to 2048 take the same time per
@@ -77,7 +79,6 @@ MIN_BLOCK = 64              # smaller cores would be mostly margin
 MARGIN_DIAMETERS = 3.0
 NETWORK_CONTEXT_PX = 96
 OVERVIEW_SIDE = 2048        # longest side of the overlay PNG (and of the overview sample)
-CHANNEL_SAMPLE_SIDE = 512   # channels._sample's max_side: choose_channel looks at no more
 LABEL_TILE = 512            # tile side of the label TIFF
 SURVEY_BYTES = 64 * 2**20   # one read of the survey pass
 MAX_CHUNK_BYTES = 256 * 2**20  # a compressed strip or tile larger than this can't be read by blocks
@@ -450,28 +451,42 @@ class Overview:
     channels: np.ndarray    # image[::c, ::c] with channels._sample's stride (what choose_channel looks at)
     display: np.ndarray     # image[::d, ::d], longest side <= OVERVIEW_SIDE: the overlay's background
     display_stride: int
+    content: Box | None = None  # the field of view inside a blank canvas (canvas.content_box)
+    shape: tuple[int, int] = (0, 0)  # the image's (height, width)
+
+    @property
+    def channels_field(self) -> np.ndarray:
+        """``channels`` inside the content box: what ``choose_channel`` looks at."""
+        return crop_sample(self.channels, self.content, side_stride(self.shape, SAMPLE_SIDE))
+
+    @property
+    def percentile_field(self) -> np.ndarray:
+        """``percentile`` inside the content box: what ``preprocess``'s stretch is fitted on."""
+        return crop_sample(self.percentile, self.content, percentile_stride(*self.shape))
 
 
 def survey(source: BlockSource) -> Overview:
-    """One pass over the image for the samples every whole-image decision is made on."""
+    """One pass over the image for the samples every whole-image decision is made on, and
+    for the content box inside a blank canvas (as ``canvas.content_box`` finds it)."""
     height, width = source.height, source.width
-    strides = (percentile_stride(height, width), side_stride(height, width, CHANNEL_SAMPLE_SIDE),
-               side_stride(height, width, OVERVIEW_SIDE))
-    percentile, channels, display = gather_strided(source.read, height, width, strides, source.survey_block)
-    return Overview(percentile, channels, display, strides[2])
-
-
-def side_stride(height: int, width: int, side: int) -> int:
-    """The stride that brings the longest side to at most ``side``."""
-    return max(1, -(-max(height, width) // side))
+    strides = (percentile_stride(height, width), side_stride((height, width), SAMPLE_SIDE),
+               side_stride((height, width), OVERVIEW_SIDE))
+    canvas = CanvasSurvey(height, width, corner_values(source.read, height, width))
+    percentile, channels, display = gather_strided(source.read, height, width, strides, source.survey_block,
+                                                   canvas.add)
+    return Overview(percentile, channels, display, strides[2], canvas.box(percentile), (height, width))
 
 
 def gather_strided(read: Callable[[int, int, int, int], np.ndarray], height: int, width: int,
-                   strides: Sequence[int], block: tuple[int, int]) -> list[np.ndarray]:
-    """``image[::s, ::s]`` for each stride, from one pass of reads of ``block`` (rows, columns)."""
+                   strides: Sequence[int], block: tuple[int, int],
+                   visit: Callable[[np.ndarray, int, int], None] | None = None) -> list[np.ndarray]:
+    """``image[::s, ::s]`` for each stride, from one pass of reads of ``block`` (rows, columns);
+    ``visit(part, top, left)`` sees every part read."""
     samples: list[np.ndarray | None] = [None] * len(strides)
     for top, bottom, left, right in _windows(height, width, block):
         part = read(top, bottom, left, right)
+        if visit is not None:
+            visit(part, top, left)
         for k, stride in enumerate(strides):
             if samples[k] is None:
                 samples[k] = np.empty((-(-height // stride), -(-width // stride)) + part.shape[2:], part.dtype)
@@ -658,6 +673,7 @@ class ImagePlan:
     factor: float            # network resampling, the same for every block
     margin: int              # px of context on each side of a core
     core: int                # core side, px
+    content: Box | None = None  # outside it, a blank canvas: the network's background
 
 
 @dataclass(frozen=True)
@@ -699,14 +715,15 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
     result has every channel's intensity in each nucleus (``Stitched.intensities``)."""
     check_arguments(source, diameter, channel, block_size)  # before any pass over a huge image
     overview = survey(source)
-    chosen = choose_channel(overview.channels) if channel == AUTO else channel
-    stretch = Stretch.fit(network_rgb(overview.percentile, chosen), model.normalisation)
+    chosen = choose_channel_of_sample(overview.channels_field) if channel == AUTO else channel
+    stretch = Stretch.fit(network_rgb(overview.percentile_field, chosen), model.normalisation)
     settings = settings or model.postprocess_settings
 
     def plan_for(found: float | None, found_source: str, typical: float) -> tuple[ImagePlan, list[Block]]:
         factor = scale_factor(found, model.diameter)
         margin = block_margin(typical, factor)
-        plan = ImagePlan(chosen, stretch, found, found_source, factor, margin, block_core(block_size, margin, factor))
+        plan = ImagePlan(chosen, stretch, found, found_source, factor, margin, block_core(block_size, margin, factor),
+                         overview.content)
         return plan, plan_blocks(source.height, source.width, plan.core, plan.margin)
 
     def stitch(plan: ImagePlan, blocks: list[Block], check: ScaleCheck | None = None, start: Stitched | None = None,
@@ -723,7 +740,7 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
     if diameter is not None:
         plan, blocks = plan_for(float(diameter), "given", float(diameter))
         return plan, overview, blocks, stitch(plan, blocks)
-    window = stretched_input(_diameter_window(source, overview, chosen, stretch, ESTIMATOR_MAX_SIDE), chosen, stretch)
+    window = _diameter_window(source, overview, chosen, stretch, ESTIMATOR_MAX_SIDE)
     probed: dict = {}
     estimate = checked_estimate(model, window, estimate_diameter(window), probed)
     del window
@@ -731,7 +748,9 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
         plan, blocks = plan_for(None, "none", estimate)
         return plan, overview, blocks, stitch(plan, blocks)
     plan, blocks = plan_for(estimate, "estimated", estimate)
-    checked, others = spread(blocks, SCALE_CHECK_BLOCKS)
+    checked, others = spread(in_field(blocks, overview.content), SCALE_CHECK_BLOCKS)
+    checked_ids = {id(block) for block in checked}
+    others = [block for block in blocks if id(block) not in checked_ids]
     check = ScaleCheck(model.postprocess_settings)
     stitched = stitch(plan, checked, check, total=len(blocks))
     measured = check.median() or fallback_diameter(probed)
@@ -759,6 +778,15 @@ def spread(blocks: list[Block], count: int) -> tuple[list[Block], list[Block]]:
     return chosen, [b for b in blocks if not (b.top in picked_tops and b.left in picked_lefts)]
 
 
+def in_field(blocks: list[Block], content: Box | None) -> list[Block]:
+    """The blocks whose core holds part of the field of view (all, without a canvas): those
+    on the canvas alone have no nuclei to check the scale with."""
+    if content is None:
+        return list(blocks)
+    return [b for b in blocks if b.top < content.bottom and content.top < b.bottom
+            and b.left < content.right and content.left < b.right]
+
+
 def check_arguments(source: BlockSource, diameter: float | None, channel: int | str, block_size: int) -> None:
     if block_size < MIN_BLOCK:
         raise ValueError(f"the block size must be at least {MIN_BLOCK} px, got {block_size}.")
@@ -770,16 +798,18 @@ def check_arguments(source: BlockSource, diameter: float | None, channel: int | 
 
 def _diameter_window(source: BlockSource, overview: Overview, channel: int | str, stretch: Stretch,
                      side: int) -> np.ndarray:
-    """The crop ``estimate_diameter`` takes of a whole image (``scale.content_crop``: the
-    centre, unless that is dark), with the busiest window looked for on the overview."""
+    """The crop ``estimate_diameter`` takes of a whole image's network input
+    (``scale.content_crop``: centred on the field of view, unless that is dark, and without
+    the canvas around it), found on the overview."""
     stride = overview.display_stride
-    centre = centre_corner((source.height, source.width), side)
-    reduced_centre = (centre[0] // stride, centre[1] // stride)
-    reduced = stretched_input(overview.display, channel, stretch)
-    corner = content_corner(reduced, max(1, side // stride), reduced_centre)
-    top, left = centre if corner == reduced_centre else (
-        min(corner[0] * stride, max(0, source.height - side)), min(corner[1] * stride, max(0, source.width - side)))
-    return source.read(top, min(source.height, top + side), left, min(source.width, left + side))
+    field = overview.content or Box(0, source.height, 0, source.width)
+    reduced_field = field.strided(stride, overview.display.shape)
+    reduced = blank_outside(stretched_input(overview.display, channel, stretch), reduced_field)
+    corner = content_corner(reduced, max(1, side // stride), reduced_field)
+    top, left = min(corner[0] * stride, max(0, source.height - side)), min(corner[1] * stride, max(0, source.width - side))
+    window = source.read(max(top, field.top), min(top + side, field.bottom), max(left, field.left),
+                         min(left + side, field.right))
+    return stretched_input(window, channel, stretch)
 
 
 @dataclass
@@ -914,23 +944,41 @@ def job_segmenter(model: NucleiModel, job: BlockJob, check: ScaleCheck | None = 
 def network_segmenter(model: NucleiModel, plan: ImagePlan, settings: PostprocessSettings, tta: bool | None,
                       height: int, width: int, check: ScaleCheck | None = None) -> Segmenter:
     """One block through the pipeline's steps with the image's fixed channel, stretch and
-    network grid; ``check`` gathers the nuclei found with the model's tuned settings."""
+    network grid; ``check`` gathers the nuclei found with the model's tuned settings. On an
+    image pasted onto a blank canvas, the network grid is the field of view's (as
+    ``pipeline`` segments the field alone) and the canvas holds no nuclei."""
     inference = inference_for(model, tta, plan.stretch.invert)
-    grid = NetworkGrid(height, width, plan.factor, model.size_multiple)
+    field = plan.content or Box(0, height, 0, width)
+    grid = NetworkGrid(field.bottom - field.top, field.right - field.left, plan.factor, model.size_multiple)
 
-    def segment_block(pixels: np.ndarray, block: Block) -> np.ndarray:
+    def predict_window(pixels: np.ndarray, window: tuple[int, int, int, int]) -> Prediction:
         # Stretch and resampling work plane by plane: done before network_rgb copies a grey
         # plane to three channels, they take a third of the time and memory.
-        planes, origin = grid.to_network(stretched_planes(pixels, plan.channel, plan.stretch), block.window)
+        planes, origin = grid.to_network(stretched_planes(pixels, plan.channel, plan.stretch), window)
         part = planes_rgb(planes, plan.channel)
         with model.in_turn():
             probabilities = predict_preprocessed(model, part, inference, model.size_multiple)
-        probabilities = grid.from_network(probabilities, origin, block.window)
-        prediction = Prediction(probabilities, plan.diameter, plan.diameter_source, plan.channel, plan.factor,
-                                model.diameter)
-        labels = labels_for(model, prediction, settings)
+        probabilities = grid.from_network(probabilities, origin, window)
+        return Prediction(probabilities, plan.diameter, plan.diameter_source, plan.channel, plan.factor, model.diameter)
+
+    def segment_block(pixels: np.ndarray, block: Block) -> np.ndarray:
+        top, bottom, left, right = block.window
+        inside = Box(max(top, field.top), min(bottom, field.bottom), max(left, field.left), min(right, field.right))
+        shape = (bottom - top, right - left)
+        if inside.top >= inside.bottom or inside.left >= inside.right:
+            return np.zeros(shape, np.int32)  # all canvas
+        rows, columns = slice(inside.top - top, inside.bottom - top), slice(inside.left - left, inside.right - left)
+        prediction = predict_window(pixels[rows, columns], (inside.top - field.top, inside.bottom - field.top,
+                                                            inside.left - field.left, inside.right - field.left))
+
+        def in_window(labels: np.ndarray) -> np.ndarray:
+            placed = np.zeros(shape, labels.dtype)
+            placed[rows, columns] = labels
+            return placed
+
+        labels = in_window(labels_for(model, prediction, settings))
         if check is not None:
-            tuned = labels if settings == check.settings else labels_for(model, prediction, check.settings)
+            tuned = labels if settings == check.settings else in_window(labels_for(model, prediction, check.settings))
             check.add(tuned, block, height, width)
         return labels
 

@@ -13,9 +13,11 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
+from .canvas import Box, content_box, crop_sample
 from .channelwise import channel_min, planes_differ
 from .config import Normalisation
-from .inference import preprocess
+from .inference import Stretch
+from .sampling import side_stride
 
 AUTO = "auto"        # let ``choose_channel`` decide
 ALL_CHANNELS = "all"  # use the image's colours as they are (grey, RGB, H&E)
@@ -66,8 +68,22 @@ def is_light_rgb(image: np.ndarray) -> bool:
 
 
 def choose_channel(image: np.ndarray) -> int | str:
-    """The index of the nuclear channel, or ``ALL_CHANNELS`` where all colours should be used."""
+    """The index of the nuclear channel, or ``ALL_CHANNELS`` where all colours should be used.
+    Decided on the field of view, not on a blank canvas around it (``canvas.content_box``)."""
     image = as_channels(image)
+    return choose_channel_in(image, content_box(image))
+
+
+def choose_channel_in(image: np.ndarray, box: Box | None) -> int | str:
+    """``choose_channel`` with the image's content box already found."""
+    image = as_channels(image)
+    return choose_channel_of_sample(crop_sample(_sample(image), box, side_stride(image.shape, SAMPLE_SIDE)))
+
+
+def choose_channel_of_sample(sample: np.ndarray) -> int | str:
+    """``choose_channel``, given its sample of the image's field of view (``_sample``'s pixels
+    inside the content box): ``blocks`` gathers it in its pass over a huge image."""
+    image = as_channels(sample)
     if is_grey(image) or is_light_rgb(image):
         # A stack of identical channels is its first: "all" is a grey or RGB image's colours.
         return ALL_CHANNELS if image.shape[-1] in COLOUR_COUNTS else 0
@@ -164,11 +180,15 @@ def parse_channel(text: str) -> int | str:
 
 
 def _stretch(values: np.ndarray) -> np.ndarray:
-    """The shared percentile stretch of ``inference.preprocess``, without its inversion."""
-    return preprocess(values, STRETCH_ONLY)
+    """The shared percentile stretch of ``inference.preprocess``, without its inversion (on a
+    sample already inside the content box: not looked for a canvas again)."""
+    return Stretch.fitted(values, STRETCH_ONLY)[1]
 
 
-def _sample(image: np.ndarray, max_side: int = 512) -> np.ndarray:
-    step = max(1, int(np.ceil(max(image.shape[:2]) / max_side)))
+SAMPLE_SIDE = 512  # the longest side of the sample the channel is chosen on
+
+
+def _sample(image: np.ndarray, max_side: int = SAMPLE_SIDE) -> np.ndarray:
+    step = side_stride(image.shape, max_side)
     return np.asarray(image[::step, ::step], np.float32)
 

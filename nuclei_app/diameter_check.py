@@ -120,13 +120,13 @@ def too_small_note(diameter: float | None, source: str, canonical: float | None)
 def given_diameter_note(model, channels: np.ndarray, segmentation: Segmentation,
                         prepared: np.ndarray | None = None, advice: str = CLI_ADVICE) -> str | None:
     """``diameter_doubt`` of an image segmented at a diameter the user gave (None for the
-    others); ``prepared``: the network's input, where the caller still has it."""
+    others); ``prepared``: the network's input (its field of view), where the caller still has it."""
     prediction = segmentation.prediction
     if prediction.diameter_source != "given":
         return None
 
     def blob_estimate() -> float:
-        image = prepared if prepared is not None else network_input(model, channels, prediction.channel).image
+        image = prepared if prepared is not None else network_input(model, channels, prediction.channel).field_image
         return estimate_diameter(image)
     return diameter_doubt(prediction.diameter, segmentation.labels, blob_estimate, advice)
 

@@ -10,7 +10,9 @@ from typing import Callable
 
 import numpy as np
 
+from .canvas import Box, blank_outside, content_box, crop_sample
 from .channelwise import channel_max
+from .sampling import percentile_sample, percentile_stride
 from .config import InferenceSettings, Normalisation
 
 ProgressCallback = Callable[[int, int], None]  # (done, total) units of work
@@ -22,29 +24,26 @@ def preprocess(image: np.ndarray, normalisation: Normalisation = Normalisation()
 
 
 def prepare(image: np.ndarray, normalisation: Normalisation = Normalisation()) -> tuple[np.ndarray, Stretch]:
-    """``preprocess``, with the stretch it applied (``invert``: the background is light)."""
+    """``preprocess``, with the stretch it applied (``invert``: the background is light).
+
+    On an image pasted onto a blank canvas, the stretch and the light/dark test are made on
+    the field (``canvas.content_box``) and the canvas becomes the network's background."""
     image = np.asarray(image, dtype=np.float32)
-    sample = percentile_sample(image)
+    return prepare_field(image, content_box(image), normalisation)
+
+
+def prepare_field(image: np.ndarray, box: Box | None,
+                  normalisation: Normalisation = Normalisation()) -> tuple[np.ndarray, Stretch]:
+    """``prepare`` with the content box already found (``pipeline`` finds it on all of an
+    image's channels, as ``blocks`` does, not on the nuclear channel alone)."""
+    image = np.asarray(image, dtype=np.float32)
+    sample = crop_sample(percentile_sample(image), box, percentile_stride(*image.shape[:2]))
     stretch, stretched = Stretch.fitted(sample, normalisation)
     if sample is image and not stretch.invert:
         # The whole image was the sample (up to 2 Mpx): its stretch is done already. (Not
         # where inverted: apply inverts before rounding to float32, bit for bit.)
         return stretched, stretch
-    return stretch.apply(image), stretch
-
-
-PERCENTILE_SAMPLE_PIXELS = 2_000_000
-
-
-def percentile_stride(height: int, width: int, max_pixels: int = PERCENTILE_SAMPLE_PIXELS) -> int:
-    """All pixels up to 2 Mpx (every training image); a regular subsample beyond, where an
-    exact percentile over tens of millions of values costs more than it tells."""
-    return max(1, int(np.ceil(np.sqrt(height * width / max_pixels))))
-
-
-def percentile_sample(image: np.ndarray, max_pixels: int = PERCENTILE_SAMPLE_PIXELS) -> np.ndarray:
-    stride = percentile_stride(image.shape[0], image.shape[1], max_pixels)
-    return image[::stride, ::stride] if stride > 1 else image
+    return blank_outside(stretch.apply(image), box), stretch
 
 
 @dataclass(frozen=True)

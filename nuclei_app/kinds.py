@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .canvas import content_box, crop
 from .channelwise import channel_max, channel_mean, channel_min
 
 KINDS = ("fluorescence", "brightfield", "tissue")
@@ -17,8 +18,10 @@ WEAK_MEAN_AP = 0.45
 
 
 def image_kind(image: np.ndarray) -> str:
-    """fluorescence (dark background), brightfield (light, grey) or tissue (light, stained)."""
+    """fluorescence (dark background), brightfield (light, grey) or tissue (light, stained),
+    from the field of view, not a blank canvas around it."""
     image = image if image.ndim == 3 else image[..., None]
+    image = crop(image, content_box(image))
     if float(np.median(channel_mean(image))) < 0.5:
         return "fluorescence"
     colourfulness = float(np.mean(channel_max(image) - channel_min(image)))

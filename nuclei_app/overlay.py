@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .sampling import percentile_sample
+
 OUTLINE_COLOUR = np.array([1.0, 0.9, 0.0], np.float32)   # yellow: reads on grey and black
 FILL_COLOUR = np.array([0.0, 1.0, 0.4], np.float32)
 STYLES = ("outlines", "filled", "instances")
@@ -48,8 +50,6 @@ DISPLAY_SAMPLE_PIXELS = 100_000
 
 
 def display_sample(image: np.ndarray) -> np.ndarray:
-    from .inference import percentile_sample
-
     return percentile_sample(image, DISPLAY_SAMPLE_PIXELS)
 
 

@@ -11,9 +11,10 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .channels import AUTO, as_channels, check_channel, choose_channel, network_rgb
+from .canvas import Box, content_box, crop
+from .channels import AUTO, as_channels, check_channel, choose_channel_in, network_rgb
 from .config import InferenceSettings, PostprocessSettings
-from .inference import ProgressCallback, predict_preprocessed, prepare
+from .inference import ProgressCallback, predict_preprocessed, prepare_field
 from .model import NucleiModel
 from .postprocess import instance_labels
 from .scale import estimate_diameter, median_diameter, rescale_image, resize_image, scale_factor
@@ -78,6 +79,12 @@ class NetworkInput(NamedTuple):
     channel: int | str      # the channel used
     light: bool             # a light background (inverted): brightfield, H&E
     estimate: float | None = None  # estimate_diameter(image), where asked for
+    field: Box | None = None  # the field of view inside a blank canvas (canvas.content_box)
+
+    @property
+    def field_image(self) -> np.ndarray:
+        """``image`` inside ``field``: what the automatic diameter looks at."""
+        return crop(self.image, self.field)
 
 
 def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AUTO,
@@ -86,11 +93,12 @@ def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AU
     diameter estimate (models that record a diameter). Pure numpy, no turn on the model
     needed: the batch prepares the next image in another thread while this one runs."""
     image = as_channels(image)
-    chosen = choose_channel(image) if channel == AUTO else channel
+    box = content_box(image)  # on every channel, as blocks.survey finds it
+    chosen = choose_channel_in(image, box) if channel == AUTO else channel
     check_channel(image, chosen)
-    prepared, stretch = prepare(network_rgb(image, chosen), model.normalisation)
-    guess = estimate_diameter(prepared) if with_estimate and model.diameter is not None else None
-    return NetworkInput(prepared, chosen, stretch.invert, guess)
+    prepared, stretch = prepare_field(network_rgb(image, chosen), box, model.normalisation)
+    guess = estimate_diameter(crop(prepared, box)) if with_estimate and model.diameter is not None else None
+    return NetworkInput(prepared, chosen, stretch.invert, guess, box)
 
 
 def predict(model: NucleiModel, image: np.ndarray, tta: bool | None = None,
@@ -112,7 +120,10 @@ def _predict(model, image, tta, progress, diameter, channel, prepared=None) -> t
     already computed them, else None). ``prepared``: ``network_input``'s result, if done."""
     if diameter is not None and not (math.isfinite(diameter) and diameter > 0):
         raise ValueError(f"diameter must be a positive number of pixels, got {diameter}.")
-    prepared, chosen, light, estimate = prepared or network_input(model, image, channel)
+    prepared = prepared or network_input(model, image, channel)
+    if prepared.field is not None:
+        return _predict_field(model, prepared, tta, progress, diameter, channel)
+    prepared, chosen, light, estimate, _ = prepared
     tta = inference_for(model, tta, light).tta
     if model.diameter is None:
         probabilities = _predict_at(model, prepared, 1.0, tta, progress)
@@ -128,6 +139,22 @@ def _predict(model, image, tta, progress, diameter, channel, prepared=None) -> t
     if measured and abs(math.log(measured / first.diameter)) > math.log(REFINE_TOLERANCE):
         return _predict_for_diameter(model, prepared, measured, "measured", chosen, tta, progress), None
     return first, labels
+
+
+def _predict_field(model, network: NetworkInput, tta, progress, diameter, channel) -> tuple[Prediction, np.ndarray | None]:
+    """An image pasted onto a blank canvas: its field of view segmented as if alone (the
+    network sees the field's own edges, mirrored, not the canvas), nothing on the canvas."""
+    field = network.field
+    prediction, labels = _predict(model, None, tta, progress, diameter, channel,
+                                  network._replace(image=network.field_image, field=None))
+    return (replace(prediction, probabilities=_on_canvas(prediction.probabilities, field, network.image.shape)),
+            None if labels is None else _on_canvas(labels, field, network.image.shape))
+
+
+def _on_canvas(array: np.ndarray, field: Box, shape: tuple[int, ...]) -> np.ndarray:
+    canvas = np.zeros(shape[:2] + array.shape[2:], array.dtype)
+    canvas[field.slices] = array
+    return canvas
 
 
 def _predict_for_diameter(model, prepared, diameter, source, chosen, tta, progress) -> Prediction:

@@ -17,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage, sparse
 
+from .canvas import Box
 from .channelwise import channel_mean
 
 # Resampling more than this much either way is refused as a typo: a 17 px network would
@@ -212,8 +213,12 @@ def _refine_peak(log_diameters: np.ndarray, energies: np.ndarray, best: int) -> 
     return math.exp(log_diameters[best])
 
 
-def centre_corner(shape: tuple[int, ...], side: int) -> tuple[int, int]:
-    return max(0, (shape[0] - side) // 2), max(0, (shape[1] - side) // 2)
+def centre_corner(shape: tuple[int, ...], side: int, box: Box | None = None) -> tuple[int, int]:
+    """(top, left) of the ``side`` px window centred on the image, or on ``box`` in it."""
+    if box is None:
+        return max(0, (shape[0] - side) // 2), max(0, (shape[1] - side) // 2)
+    return (int(np.clip((box.top + box.bottom - side) // 2, 0, max(0, shape[0] - side))),
+            int(np.clip((box.left + box.right - side) // 2, 0, max(0, shape[1] - side))))
 
 
 # The automatic diameter looks at a window of the image (the estimator's crop, each size
@@ -230,19 +235,21 @@ WINDOW_STEPS = 8
 
 
 def content_crop(image: np.ndarray, side: int) -> np.ndarray:
-    """The ``side`` px crop the automatic diameter looks at (``content_corner``)."""
-    top, left = content_corner(image, side)
+    """The ``side`` px crop the automatic diameter looks at (``content_corner``) of an
+    image's network input: of its field of view alone, where it lies in a blank canvas
+    (``pipeline.NetworkInput.field_image``), whose edges would read as a nucleus its size."""
+    top, left = content_corner(image, side, None)
     return image[top:top + side, left:left + side]
 
 
-def content_corner(image: np.ndarray, side: int, centre: tuple[int, int] | None = None) -> tuple[int, int]:
+def content_corner(image: np.ndarray, side: int, field: Box | None = None) -> tuple[int, int]:
     """(top, left) of the ``side`` px window for the automatic diameter in ``image`` (network
-    input, (H, W[, C]), nuclei bright): the centre window, or, where its mean is under
-    ``CENTRE_SIGNAL_SHARE`` of the brightest window's, the brightest window on a grid of
-    ``side / WINDOW_STEPS`` px cells. ``centre``: the centre window's corner where ``image``
-    is a reduced copy (blocks' overview), else the exact centre."""
+    input, (H, W[, C]), nuclei bright): the window centred on the ``field`` of view (None: the
+    whole image; on an image pasted onto a canvas, the canvas is the network's background),
+    or, where its mean is under ``CENTRE_SIGNAL_SHARE`` of the brightest window's, the
+    brightest window on a grid of ``side / WINDOW_STEPS`` px cells."""
     height, width = image.shape[:2]
-    centre = centre or centre_corner((height, width), side)
+    centre = centre_corner((height, width), side, field)
     if side >= height and side >= width:
         return centre
     cell = max(1, side // WINDOW_STEPS)

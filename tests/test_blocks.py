@@ -20,6 +20,7 @@ from nuclei_app.blocks import (
     needs_blocks, objects_to_keep, percentile_stride, plan_blocks, segment_array_in_blocks, segment_in_blocks,
     spread, stitch_blocks, strided_labels, write_label_tiff,
 )
+from nuclei_app.canvas import Box, content_box
 from nuclei_app.config import Normalisation, ReadLimits
 from nuclei_app.imageio import ImageReadError, read_channels
 from nuclei_app.planes import PlaneRequest
@@ -27,6 +28,8 @@ from nuclei_app.inference import percentile_sample, preprocess
 from nuclei_app.measure import channel_intensities, measure_nuclei
 from nuclei_app.pipeline import segment
 from nuclei_app.scale import estimate_diameter, rescale_image, resize_image
+
+from .conftest import SAMPLES
 
 # ---------------------------------------------------------------------------------------
 # Stitching, with a segmenter whose whole-image answer is exact
@@ -454,7 +457,7 @@ def test_block_wise_diameter_is_estimated_where_the_nuclei_are(bundled_model, mo
     result = segment_array_in_blocks(bundled_model, image[..., None], block_size=1024)
     (window,) = seen
     bright = (window.mean(axis=-1) > 0.5).sum()
-    assert window.shape[:2] == (1024, 1024) and bright > 0.2 * 300 * 300, bright   # the corner's nuclei
+    assert window.shape[:2] == (300, 300) and bright > 0.2 * 300 * 300, bright   # the corner's field, its canvas left out
     assert abs(math.log(result.diameter / 18.0)) < math.log(1.3)
 
 
@@ -493,3 +496,39 @@ def test_a_block_wise_result_notes_an_automatic_diameter_under_what_the_model_re
     assert result.diameter < 4 and any("noise on an empty field" in note for note in result.notes), result.notes
     given = segment_array_in_blocks(bundled_model, noise, diameter=18.0, block_size=256)
     assert not any("empty field" in note for note in given.notes)
+
+
+# ---------------------------------------------------------------------------------------
+# A field of view pasted onto a blank canvas
+
+
+def on_canvas(field: np.ndarray, shape: tuple[int, int], at: tuple[int, int], fill: float) -> np.ndarray:
+    canvas = np.full(shape + field.shape[2:], fill, np.float32)
+    canvas[at[0]:at[0] + field.shape[0], at[1]:at[1] + field.shape[1]] = field
+    return canvas
+
+
+def test_the_survey_finds_the_field_as_the_whole_image_reader_does():
+    field = read_channels(SAMPLES / "images" / "tissue_he.png")
+    image = on_canvas(field, (1500, 1300), (700, 90), 0.0)
+    overview = blocks.survey(ArraySource(image))
+    assert overview.content == content_box(image) == Box(700, 700 + field.shape[0], 90, 90 + field.shape[1])
+
+
+@pytest.mark.parametrize("fill", [0.0, 1.0])
+def test_a_light_field_on_a_canvas_is_segmented_block_wise_as_alone(bundled_model, tmp_path, fill):
+    """Block by block, a brightfield field on black was read as fluorescence and segmented at
+    the canvas's scale; now the blocks see the field as the whole image route does, and the
+    blocks on the canvas alone hold no nuclei."""
+    field = read_channels(SAMPLES / "images" / "brightfield.png")
+    alone = segment(bundled_model, field)
+    image = on_canvas(field, (1100, 900), (500, 300), fill)
+    path = tmp_path / "canvas.tif"
+    tifffile.imwrite(path, (image * 255).round().astype(np.uint8), tile=(256, 256), photometric="rgb")
+    result = segment_in_blocks(bundled_model, path, tmp_path, "canvas", block_size=256)
+    assert result.diameter == pytest.approx(alone.prediction.diameter, rel=1e-3)
+    labels = tifffile.imread(result.files["labels"])
+    inside = labels[500:500 + field.shape[0], 300:300 + field.shape[1]]
+    assert labels.max() == inside.max() and abs(result.count - alone.count) <= 1
+    matched, mean_iou = matched_iou(alone.labels, inside)
+    assert matched >= alone.count - 1 and mean_iou >= 0.98

@@ -87,6 +87,21 @@ def test_colour_and_grey_images_use_all_channels():
     assert network_rgb(read_channels(SAMPLES / "images" / "brightfield.png"), ALL_CHANNELS).shape[-1] == 3
 
 
+@pytest.mark.parametrize("fill", [0.0, 1.0])
+def test_the_channel_is_chosen_on_the_field_not_on_a_blank_canvas_around_it(fill):
+    """An H&E field on black took the canvas for a dark background: read as a fluorescence
+    composite, it was segmented on one colour (channel 1) and nothing was found."""
+    def on_canvas(image):
+        canvas = np.full((image.shape[0] * 2, image.shape[1] * 2, image.shape[2]), fill, np.float32)
+        canvas[:image.shape[0], :image.shape[1]] = image
+        return canvas
+
+    for name in ("tissue_he", "brightfield"):
+        assert choose_channel(on_canvas(read_channels(SAMPLES / "images" / f"{name}.png"))) == ALL_CHANNELS
+    nuclei, cytoplasm, _ = nuclei_and_cytoplasm()
+    assert choose_channel(on_canvas(np.stack([cytoplasm, nuclei, np.zeros_like(nuclei)], axis=-1))) == 1
+
+
 def test_noise_has_low_separability_and_objects_high():
     nuclei, _, _ = nuclei_and_cytoplasm()
     noise = np.random.default_rng(0).normal(0.5, 0.1, nuclei.shape)

@@ -33,6 +33,22 @@ def test_light_background_is_inverted_so_nuclei_are_bright():
     assert kept[25, 25].mean() < kept[5, 5].mean()
 
 
+@pytest.mark.parametrize("fill", [0.0, 1.0])
+@pytest.mark.parametrize("light", [False, True])
+def test_a_field_on_a_blank_canvas_is_stretched_as_alone_and_the_canvas_is_background(fill, light):
+    """A light field on black read as fluorescence before (the median pixel was the canvas),
+    and its canvas, inverted, became a bright slab; a white canvas set the stretch's top."""
+    rng = np.random.default_rng(4)
+    field = rng.normal(0.85 if light else 0.1, 0.03, (150, 170, 3)).astype(np.float32)
+    field[40:60, 50:75] = 0.3 if light else 0.7                    # a nucleus
+    canvas = np.full((400, 380, 3), fill, np.float32)
+    canvas[200:350, 30:200] = field
+    out = preprocess(canvas)
+    np.testing.assert_array_equal(out[200:350, 30:200], preprocess(field))
+    out[200:350, 30:200] = 0.0
+    assert not out.any()                                          # the canvas: the network's background
+
+
 def test_flat_image_does_not_divide_by_zero():
     out = preprocess(np.full((16, 16, 3), 0.3, np.float32))
     assert np.isfinite(out).all()

@@ -16,6 +16,15 @@ def test_image_kinds_of_synthetic_and_sample_images():
     assert kinds == {"fluorescence_dense": "fluorescence", "brightfield": "brightfield", "tissue_he": "tissue"}
 
 
+def test_the_kind_is_the_field_s_on_a_blank_canvas():
+    for name, kind in (("fluorescence_dense", "fluorescence"), ("brightfield", "brightfield"), ("tissue_he", "tissue")):
+        image = read_image(SAMPLES / "images" / f"{name}.png")
+        for fill in (0.0, 1.0):
+            canvas = np.full((3 * image.shape[0], 2 * image.shape[1], 3), fill, np.float32)
+            canvas[image.shape[0]:2 * image.shape[0], :image.shape[1]] = image
+            assert image_kind(canvas) == kind, (name, fill)
+
+
 def test_confidence_reads_the_model_metrics():
     metrics = {"validation": {"tissue": {"mean_ap": 0.3, "images": 21}, "fluorescence": {"mean_ap": 0.6, "images": 100}}}
     assert kind_confidence(metrics, "tissue") == (0.3, 21, True)

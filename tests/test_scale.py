@@ -65,6 +65,15 @@ def test_the_diameter_window_stays_at_the_centre_where_there_is_signal():
     assert content_corner(strip, 384) == (0, 0)           # the window along a thin strip
 
 
+def test_the_diameter_window_is_centred_on_the_field_of_view():
+    from nuclei_app.canvas import Box
+
+    image = dark_centred(disks_image(16, shape=(600, 600))[0], (1200, 1200))
+    assert content_corner(image, 300) == (450, 450)                  # the canvas's centre: a quarter on the field
+    assert content_corner(image, 300, Box(0, 600, 0, 600)) == (150, 150)    # the field's centre
+    assert content_corner(image, 900, Box(0, 600, 0, 600)) == (0, 0)        # kept inside the image
+
+
 def test_rescale_round_trip_keeps_size_and_content():
     image, labels = disks_image(24, shape=(203, 317))
     for factor in (0.37, 0.5, 2.0, 3.0):

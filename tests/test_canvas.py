@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+
+from nuclei_app.canvas import (MAX_CANVAS_VALUE_SHARE, MIN_FIELD_SIDE, Box, CanvasSurvey, blank_outside, content_box,
+                               corner_values, crop_sample)
+from nuclei_app.sampling import percentile_sample
+
+from .conftest import fluorescence_like, synthetic_labels
+
+
+def noisy_field(shape=(120, 160), seed=0, channels=3) -> np.ndarray:
+    """A field of view: nuclei on a noisy background, no two pixels alike by design."""
+    field = fluorescence_like(synthetic_labels(shape, seed=seed), seed=seed)
+    return np.repeat(field[..., None], channels, axis=-1) if channels > 1 else field
+
+
+def pasted(field: np.ndarray, shape: tuple[int, int], at: tuple[int, int], fill: float) -> np.ndarray:
+    canvas = np.full(shape + field.shape[2:], fill, field.dtype)
+    canvas[at[0]:at[0] + field.shape[0], at[1]:at[1] + field.shape[1]] = field
+    return canvas
+
+
+@pytest.mark.parametrize("fill", [0.0, 1.0, 0.5])
+@pytest.mark.parametrize("at", [(0, 0), (40, 70), (280, 340)])
+def test_the_field_is_found_on_a_canvas_of_any_value_anywhere(fill, at):
+    field = noisy_field()
+    image = pasted(field, (400, 500), at, fill)
+    assert content_box(image) == Box(at[0], at[0] + 120, at[1], at[1] + 160)
+    assert content_box(image[..., 0]) == Box(at[0], at[0] + 120, at[1], at[1] + 160)  # grey too
+
+
+def test_an_image_without_a_canvas_has_no_box():
+    assert content_box(noisy_field()) is None
+    assert content_box(np.full((64, 64), 0.3, np.float32)) is None     # one value: nothing to find
+    assert content_box(np.zeros((1, 64), np.float32)) is None          # a single row
+
+
+def test_a_clipped_background_is_not_taken_for_a_canvas():
+    """Nuclei on a background clipped to black reach the edges with black rows, but the
+    black is all around the nuclei inside their box too: the image is left whole."""
+    image = np.zeros((200, 200), np.float32)
+    rng = np.random.default_rng(1)
+    for top, left in [(60, 60), (60, 120), (120, 80)]:
+        image[top:top + 20, left:left + 20] = rng.uniform(0.5, 1.0, (20, 20))
+    share = (image[60:140, 60:140] == 0).mean()
+    assert share > MAX_CANVAS_VALUE_SHARE
+    assert content_box(image) is None
+
+
+def test_a_speck_is_not_a_field():
+    image = np.zeros((200, 200), np.float32)
+    image[90:90 + MIN_FIELD_SIDE - 1, 50:150] = np.random.default_rng(2).uniform(0.2, 1, (MIN_FIELD_SIDE - 1, 100))
+    assert content_box(image) is None
+    image[90:90 + MIN_FIELD_SIDE, 50:150] = np.random.default_rng(2).uniform(0.2, 1, (MIN_FIELD_SIDE, 100))
+    assert content_box(image) == Box(90, 90 + MIN_FIELD_SIDE, 50, 150)
+
+
+def test_the_canvas_value_is_that_of_the_first_uniform_outer_line():
+    """A white bar at the top, the field, then black below it: the top line is white, so
+    white is the canvas and the black rows belong to the content."""
+    image = np.zeros((300, 200, 3), np.float32)
+    image[:50] = 1.0
+    image[50:150, 20:180] = noisy_field((100, 160))
+    assert content_box(image) == Box(50, 300, 0, 200)
+
+
+@pytest.mark.parametrize("block", [(64, 64), (37, 500), (500, 23)])
+def test_a_survey_by_parts_finds_the_box_content_box_finds(block):
+    image = pasted(noisy_field((150, 170), channels=2), (330, 410), (101, 57), 0.0)
+    survey = CanvasSurvey(330, 410, corner_values(lambda t, b, l, r: image[t:b, l:r], 330, 410))
+    for top in range(0, 330, block[0]):
+        for left in range(0, 410, block[1]):
+            survey.add(image[top:top + block[0], left:left + block[1]], top, left)
+    assert survey.box(percentile_sample(image)) == content_box(image) == Box(101, 251, 57, 227)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 7])
+def test_a_sample_is_cropped_to_the_pixels_it_took_inside_the_box(stride):
+    image = np.arange(100 * 90, dtype=np.float32).reshape(100, 90)
+    box = Box(13, 71, 5, 88)
+    cropped = crop_sample(image[::stride, ::stride], box, stride)
+    rows, columns = np.arange(100)[::stride], np.arange(90)[::stride]
+    inside_rows = rows[(rows >= 13) & (rows < 71)]
+    inside_columns = columns[(columns >= 5) & (columns < 88)]
+    np.testing.assert_array_equal(cropped, image[np.ix_(inside_rows, inside_columns)])
+
+
+def test_a_box_between_samples_keeps_one_sample():
+    sample = np.arange(10 * 10).reshape(10, 10)   # image[::10, ::10] of a 100x100 image
+    assert crop_sample(sample, Box(41, 45, 95, 99), 10).shape == (1, 1)
+
+
+def test_blank_outside_sets_the_canvas_of_a_part_of_the_image():
+    box = Box(10, 30, 20, 50)
+    whole = np.ones((40, 70, 3), np.float32)
+    blank_outside(whole, box)
+    assert whole[box.slices].min() == 1.0 and whole.sum() == 20 * 30 * 3
+    part = np.ones((15, 25, 3), np.float32)                       # rows 25:40, columns 40:65
+    blank_outside(part, box, origin=(25, 40))
+    np.testing.assert_array_equal(part, whole[25:40, 40:65])
