@@ -47,7 +47,7 @@ import tifffile
 from scipy import ndimage
 
 from .calibration import PixelSize, tiff_resolution
-from .canvas import Box, CanvasSurvey, blank_outside, corner_values, crop_sample
+from .canvas import Box, CanvasSurvey, blank_outside, crop_sample
 from .channels import (ALL_CHANNELS, AUTO, SAMPLE_SIDE, as_channels, check_channel, choose_channel_of_sample,
                        display_rgb, intensity_image, network_rgb)
 from .config import PostprocessSettings, ReadLimits
@@ -451,8 +451,8 @@ class Overview:
     channels: np.ndarray    # image[::c, ::c] with channels._sample's stride (what choose_channel looks at)
     display: np.ndarray     # image[::d, ::d], longest side <= OVERVIEW_SIDE: the overlay's background
     display_stride: int
-    content: Box | None = None  # the field of view inside a blank canvas (canvas.content_box)
-    shape: tuple[int, int] = (0, 0)  # the image's (height, width)
+    content: Box | None     # the field of view inside a blank canvas (canvas.content_box)
+    shape: tuple[int, int]  # the image's (height, width)
 
     @property
     def channels_field(self) -> np.ndarray:
@@ -471,7 +471,7 @@ def survey(source: BlockSource) -> Overview:
     height, width = source.height, source.width
     strides = (percentile_stride(height, width), side_stride((height, width), SAMPLE_SIDE),
                side_stride((height, width), OVERVIEW_SIDE))
-    canvas = CanvasSurvey(height, width, corner_values(source.read, height, width))
+    canvas = CanvasSurvey(source.read(0, 1, 0, width)[0], source.read(height - 1, height, 0, width)[0], height)
     percentile, channels, display = gather_strided(source.read, height, width, strides, source.survey_block,
                                                    canvas.add)
     return Overview(percentile, channels, display, strides[2], canvas.box(percentile), (height, width))

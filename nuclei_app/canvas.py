@@ -61,7 +61,11 @@ def content_box(image: np.ndarray) -> Box | None:
     image = np.asarray(image)
     if image.ndim < 2 or min(image.shape[:2]) < 2:
         return None
-    survey = CanvasSurvey(image.shape[0], image.shape[1], _uniform_corners(image))
+    survey = CanvasSurvey(image[0], image[-1], image.shape[0])
+    # The outer columns first: most images have no outer line of one value, and the whole
+    # image is then compared with no value at all.
+    survey.add(image[:, :1], 0, 0)
+    survey.add(image[:, -1:], 0, image.shape[1] - 1)
     survey.add(image, 0, 0)
     return survey.box(percentile_sample(image))
 
@@ -91,69 +95,62 @@ def blank_outside(array: np.ndarray, box: Box | None, origin: tuple[int, int] = 
     return array
 
 
-def _corner_pixels(image: np.ndarray) -> dict[str, np.ndarray]:
-    return {"top-left": image[0, 0], "top-right": image[0, -1], "bottom-left": image[-1, 0],
-            "bottom-right": image[-1, -1]}
-
-
-def _uniform_corners(image: np.ndarray) -> dict[str, np.ndarray]:
-    """The corners from which an outer row or column of one value starts: only their values
-    can be the canvas (a cheap test of four lines, so that most images skip the full pass)."""
-    lines = {"top-left": (image[0], image[:, 0]), "top-right": (image[0], image[:, -1]),
-             "bottom-left": (image[-1], image[:, 0]), "bottom-right": (image[-1], image[:, -1])}
-    corners = _corner_pixels(image)
-    return {name: corners[name] for name, pair in lines.items()
-            if any(bool(np.all(line == corners[name])) for line in pair)}
-
-
-def corner_values(read, height: int, width: int) -> dict[str, np.ndarray]:
-    """The four corner pixels of an image read by windows (``read(top, bottom, left, right)``)."""
-    return {"top-left": read(0, 1, 0, 1)[0, 0], "top-right": read(0, 1, width - 1, width)[0, 0],
-            "bottom-left": read(height - 1, height, 0, 1)[0, 0],
-            "bottom-right": read(height - 1, height, width - 1, width)[0, 0]}
-
-
 # The outer lines in the order the canvas value is taken from, and the corner each starts at.
 OUTER_LINES = (("top", "top-left"), ("bottom", "bottom-left"), ("left", "top-left"), ("right", "top-right"))
 
 
 class CanvasSurvey:
-    """``content_box``, gathered over an image read part by part (``blocks.survey``): for each
-    corner's value, which rows and columns hold another value."""
+    """``content_box``, gathered over an image read part by part (``blocks.survey``): for the
+    value of each corner an outer line starts at, which rows and columns hold another value.
 
-    def __init__(self, height: int, width: int, corners: dict[str, np.ndarray]):
-        self.height, self.width = height, width
-        self.corners = corners
+    It starts from the image's top and bottom rows (cheap to read in any layout); a value is
+    no longer followed once every outer line it could fill is seen to hold another, for most
+    images after the first band of parts."""
+
+    def __init__(self, top_row: np.ndarray, bottom_row: np.ndarray, height: int):
+        corners = {"top-left": top_row[0], "top-right": top_row[-1], "bottom-left": bottom_row[0]}
+        self.height, self.width = height, top_row.shape[0]
         self._values: list[np.ndarray] = []
-        self._index: dict[str, int] = {}
-        for name, value in corners.items():  # corners of one value share one pass
-            same = [k for k, known in enumerate(self._values) if np.array_equal(known, value)]
+        self._line_value: dict[str, int] = {}  # each outer line: the index of the value it would hold
+        for line, corner in OUTER_LINES:
+            same = [k for k, known in enumerate(self._values) if np.array_equal(known, corners[corner])]
             if not same:
-                self._values.append(np.asarray(value))
-            self._index[name] = same[0] if same else len(self._values) - 1
+                self._values.append(np.asarray(corners[corner]))
+            self._line_value[line] = same[0] if same else len(self._values) - 1
         self._rows = [np.zeros(height, bool) for _ in self._values]
-        self._columns = [np.zeros(width, bool) for _ in self._values]
+        self._columns = [np.zeros(top_row.shape[0], bool) for _ in self._values]
+        self.add(top_row[None], 0, 0)
+        self.add(bottom_row[None], height - 1, 0)
 
     def add(self, part: np.ndarray, top: int, left: int) -> None:
-        for value, rows, columns in zip(self._values, self._rows, self._columns):
-            differs = part != value
+        for k in self._followed():
+            differs = part != self._values[k]
             differs = differs.any(axis=-1) if differs.ndim == 3 else differs
-            rows[top:top + part.shape[0]] |= differs.any(axis=1)
-            columns[left:left + part.shape[1]] |= differs.any(axis=0)
+            self._rows[k][top:top + part.shape[0]] |= differs.any(axis=1)
+            self._columns[k][left:left + part.shape[1]] |= differs.any(axis=0)
+
+    @property
+    def following(self) -> int:
+        """How many values are still compared with each part."""
+        return len(self._followed())
+
+    def _followed(self) -> list[int]:
+        return sorted({k for line, k in self._line_value.items() if self._uniform(line)})
+
+    def _uniform(self, line: str) -> bool:
+        """Whether ``line`` still holds its corner's value alone, as far as read."""
+        k = self._line_value[line]
+        rows, columns = self._rows[k], self._columns[k]
+        return not {"top": rows[0], "bottom": rows[-1], "left": columns[0], "right": columns[-1]}[line]
 
     def box(self, sample: np.ndarray) -> Box | None:
         """The content box, where it looks like a field of view; ``sample``: the image's
         ``sampling.percentile_sample``, on which the canvas value's share in it is counted."""
-        for line, corner in OUTER_LINES:
-            if corner not in self._index:
-                continue
-            index = self._index[corner]
-            rows, columns = self._rows[index], self._columns[index]
-            uniform = {"top": not rows[0], "bottom": not rows[-1], "left": not columns[0],
-                       "right": not columns[-1]}[line]
-            if uniform:
-                box = _bounding(rows, columns)
-                return box if box is not None and self._is_field(box, self._values[index], sample) else None
+        for line, _ in OUTER_LINES:
+            if self._uniform(line):
+                k = self._line_value[line]
+                box = _bounding(self._rows[k], self._columns[k])
+                return box if box is not None and self._is_field(box, self._values[k], sample) else None
         return None
 
     def _is_field(self, box: Box, value: np.ndarray, sample: np.ndarray) -> bool:

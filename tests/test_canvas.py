@@ -2,15 +2,15 @@ import numpy as np
 import pytest
 
 from nuclei_app.canvas import (MAX_CANVAS_VALUE_SHARE, MIN_FIELD_SIDE, Box, CanvasSurvey, blank_outside, content_box,
-                               corner_values, crop_sample)
+                               crop_sample)
 from nuclei_app.sampling import percentile_sample
 
 from .conftest import fluorescence_like, synthetic_labels
 
 
 def noisy_field(shape=(120, 160), seed=0, channels=3) -> np.ndarray:
-    """A field of view: nuclei on a noisy background, no two pixels alike by design."""
-    field = fluorescence_like(synthetic_labels(shape, seed=seed), seed=seed)
+    """A field of view: nuclei on a noisy background (8-bit levels, in [0, 1])."""
+    field = fluorescence_like(synthetic_labels(shape, seed=seed), seed=seed).astype(np.float32) / 255
     return np.repeat(field[..., None], channels, axis=-1) if channels > 1 else field
 
 
@@ -64,14 +64,34 @@ def test_the_canvas_value_is_that_of_the_first_uniform_outer_line():
     assert content_box(image) == Box(50, 300, 0, 200)
 
 
-@pytest.mark.parametrize("block", [(64, 64), (37, 500), (500, 23)])
-def test_a_survey_by_parts_finds_the_box_content_box_finds(block):
-    image = pasted(noisy_field((150, 170), channels=2), (330, 410), (101, 57), 0.0)
-    survey = CanvasSurvey(330, 410, corner_values(lambda t, b, l, r: image[t:b, l:r], 330, 410))
-    for top in range(0, 330, block[0]):
-        for left in range(0, 410, block[1]):
+def surveyed(image: np.ndarray, block: tuple[int, int]) -> CanvasSurvey:
+    survey = CanvasSurvey(image[0], image[-1], image.shape[0])
+    for top in range(0, image.shape[0], block[0]):
+        for left in range(0, image.shape[1], block[1]):
             survey.add(image[top:top + block[0], left:left + block[1]], top, left)
-    assert survey.box(percentile_sample(image)) == content_box(image) == Box(101, 251, 57, 227)
+    return survey
+
+
+@pytest.mark.parametrize("at", [(101, 57), (0, 0), (180, 240)])
+@pytest.mark.parametrize("block", [(64, 64), (37, 500), (500, 23)])
+def test_a_survey_by_parts_finds_the_box_content_box_finds(block, at):
+    image = pasted(noisy_field((150, 170), channels=2), (330, 410), at, 0.0)
+    survey = surveyed(image, block)
+    assert survey.box(percentile_sample(image)) == content_box(image) == Box(at[0], at[0] + 150, at[1], at[1] + 170)
+
+
+def test_a_survey_stops_comparing_once_no_outer_line_can_be_canvas():
+    image = noisy_field((300, 400))
+    assert CanvasSurvey(image[0], image[-1], 300).following == 0   # the four corners differ: no line can be
+    image[:, 0] = 0.0
+    image[200, 0] = 0.5                 # a black left column, but for one pixel
+    survey = CanvasSurvey(image[0], image[-1], 300)
+    assert survey.following == 1
+    survey.add(image[:64], 0, 0)
+    assert survey.following == 1
+    survey.add(image[192:256], 192, 0)
+    assert survey.following == 0
+    assert content_box(image) is None
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3, 7])
