@@ -47,7 +47,7 @@ import tifffile
 from scipy import ndimage
 
 from .calibration import PixelSize, tiff_resolution
-from .canvas import Box, CanvasSurvey, blank_outside, crop_sample
+from .canvas import Box, CanvasSurvey, blank_outside, canvas_note, crop_sample
 from .channels import (ALL_CHANNELS, AUTO, SAMPLE_SIDE, as_channels, check_channel, choose_channel_of_sample,
                        display_rgb, intensity_image, network_rgb)
 from .config import PostprocessSettings, ReadLimits
@@ -1139,9 +1139,11 @@ def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, blocks: li
             **extra) -> BlockResult:
     """The result, with its notes: how the file was read, an automatic diameter under what
     the model resolves, an image a few nuclei narrow (as every other route notes them)."""
+    field = plan.content or Box(0, source.height, 0, source.width)
     notes = list(source.notes) + list(filter(None, [
+        canvas_note(plan.content, (source.height, source.width)),
         too_small_note(plan.diameter, plan.diameter_source, model.diameter),
-        narrow_image_note((source.height, source.width), plan.diameter, plan.diameter_source)]))
+        narrow_image_note((field.bottom - field.top, field.right - field.left), plan.diameter, plan.diameter_source)]))
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
                        stitched.duplicates, channels=source.channels, notes=notes,

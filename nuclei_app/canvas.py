@@ -70,6 +70,16 @@ def content_box(image: np.ndarray) -> Box | None:
     return survey.box(percentile_sample(image))
 
 
+def canvas_note(box: Box | None, shape: tuple[int, ...]) -> str | None:
+    """What the user should know where a blank canvas was left out (None where there was none):
+    where the field is, so that a background taken for a canvas can be seen for what it is."""
+    if box is None:
+        return None
+    share = 1.0 - (box.bottom - box.top) * (box.right - box.left) / (shape[0] * shape[1])
+    return (f"the field of view, rows {box.top}-{box.bottom - 1} and columns {box.left}-{box.right - 1}, lies on a "
+            f"blank canvas of one value ({share:.0%} of the image): the canvas was left out and holds no nuclei")
+
+
 def crop(image: np.ndarray, box: Box | None) -> np.ndarray:
     return image if box is None else image[box.slices]
 

@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from .canvas import canvas_note
 from .pipeline import MAX_NETWORK_PIXELS, Segmentation, network_input
 from .scale import (ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, MAX_FACTOR, equivalent_diameters, estimate_diameter,
                     scale_factor)
@@ -51,15 +52,18 @@ CLI_BLOCKS_ADVICE = "--block-size 2048 segments it block by block at the full sc
 
 def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepared: np.ndarray | None = None,
                 advice: str = CLI_ADVICE, blocks_advice: str = CLI_BLOCKS_ADVICE) -> list[str]:
-    """``capped_scale_note`` or else ``diameter_note``, and ``narrow_image_note``: those that
-    apply (the app gives its own words for the advice)."""
+    """``canvas.canvas_note``, ``capped_scale_note`` or else ``diameter_note``, and
+    ``narrow_image_note`` (of the field of view): those that apply (the app gives its own
+    words for the advice)."""
     prediction = segmentation.prediction
-    narrow = narrow_image_note(segmentation.labels.shape, prediction.diameter, prediction.diameter_source)
+    field = prediction.field
+    shape = segmentation.labels.shape if field is None else (field.bottom - field.top, field.right - field.left)
+    narrow = narrow_image_note(shape, prediction.diameter, prediction.diameter_source)
     # Shrunk below its diameter, the image's nuclei measure larger than the diameter: that is
     # the cap's doing, not a wrong diameter.
     scale = capped_scale_note(prediction, blocks_advice) or diameter_note(model, channels, segmentation, prepared,
                                                                           advice)
-    return list(filter(None, [scale, narrow]))
+    return list(filter(None, [canvas_note(field, segmentation.labels.shape), scale, narrow]))
 
 
 def capped_scale_note(prediction, advice: str = CLI_BLOCKS_ADVICE) -> str | None:

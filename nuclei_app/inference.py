@@ -12,8 +12,8 @@ import numpy as np
 
 from .canvas import Box, blank_outside, content_box, crop_sample
 from .channelwise import channel_max
-from .sampling import percentile_sample, percentile_stride
 from .config import InferenceSettings, Normalisation
+from .sampling import percentile_sample, percentile_stride
 
 ProgressCallback = Callable[[int, int], None]  # (done, total) units of work
 

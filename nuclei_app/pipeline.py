@@ -38,6 +38,7 @@ class Prediction:
     channel: int | str          # the channel the network saw, or "all" (the image's colours)
     factor: float = 1.0         # how much the image was resized for the network
     canonical_diameter: float | None = None
+    field: Box | None = None    # the field of view segmented, on a blank canvas (canvas.content_box)
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,8 @@ def _predict_field(model, network: NetworkInput, tta, progress, diameter, channe
     field = network.field
     prediction, labels = _predict(model, None, tta, progress, diameter, channel,
                                   network._replace(image=network.field_image, field=None))
-    return (replace(prediction, probabilities=_on_canvas(prediction.probabilities, field, network.image.shape)),
+    return (replace(prediction, probabilities=_on_canvas(prediction.probabilities, field, network.image.shape),
+                    field=field),
             None if labels is None else _on_canvas(labels, field, network.image.shape))
 
 

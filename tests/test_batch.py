@@ -305,6 +305,21 @@ def test_a_strip_is_noted_in_its_line_and_row(bundled_model, tmp_path, block_siz
     assert "note: the image is only 24 px tall" in log.getvalue()
 
 
+@pytest.mark.parametrize("block_size", [None, 256])
+def test_a_field_on_a_blank_canvas_is_noted_with_where_it_is(bundled_model, tmp_path, block_size):
+    field = to_uint8(read_image(SAMPLES / "images" / "brightfield.png"))
+    canvas = np.zeros((2 * field.shape[0], 2 * field.shape[1], 3), np.uint8)
+    canvas[10:10 + field.shape[0], 20:20 + field.shape[1]] = field
+    Image.fromarray(canvas).save(tmp_path / "exported.png")
+    log = io.StringIO()
+    segment_paths(bundled_model, [tmp_path / "exported.png"], tmp_path / "out",
+                  ImageRequest(bundled_model.postprocess_settings, block_size=block_size), log=log)
+    notes = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False)["notes"][0]
+    where = f"rows 10-{9 + field.shape[0]} and columns 20-{19 + field.shape[1]}"
+    assert notes.startswith(f"the field of view, {where}, lies on a blank canvas of one value (75% of the image)")
+    assert "note: the field of view" in log.getvalue()
+
+
 def test_a_diameter_the_network_s_size_cap_overrides_is_noted_not_doubted(bundled_model, tmp_path, monkeypatch):
     """A user test: a 6000x6000 field at --diameter 8 was shrunk to fit the network, found a
     fifth of its nuclei and blamed the diameter. (The cap lowered here, for a 256x256 sample.)"""

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from nuclei_app.canvas import Box
 from nuclei_app.imageio import read_image
 from nuclei_app.pipeline import inference_for, segment, settings_for
 
@@ -146,3 +147,5 @@ def test_a_field_pasted_onto_a_blank_canvas_is_segmented_as_alone(bundled_model,
     np.testing.assert_array_equal(pasted.labels[field.shape[0] // 2:field.shape[0] // 2 + field.shape[0],
                                                  :field.shape[1]], alone.labels)
     assert pasted.count == alone.count
+    assert pasted.prediction.field == Box(field.shape[0] // 2, field.shape[0] // 2 + field.shape[0], 0, field.shape[1])
+    assert alone.prediction.field is None
