@@ -24,12 +24,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
-from .sampling import percentile_sample, percentile_stride
+from .sampling import percentile_sample, percentile_stride, side_stride
 
 NETWORK_BACKGROUND = 0.0  # preprocessed input: nuclei bright on dark
 MIN_FIELD_SIDE = 32
 MAX_CANVAS_VALUE_SHARE = 0.05
+# Where other pixels lie is also kept on a grid of at most this many cells a side: a scale bar
+# or a label on the canvas (a separate group of cells, under ``MAX_MARK_SHARE`` of the largest
+# group's cells) is left on the canvas, not taken into the field's box.
+GRID_SIDE = 512
+MAX_MARK_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,9 @@ class CanvasSurvey:
             self._line_value[line] = same[0] if same else len(self._values) - 1
         self._rows = [np.zeros(height, bool) for _ in self._values]
         self._columns = [np.zeros(top_row.shape[0], bool) for _ in self._values]
+        self._cell = side_stride((height, self.width), GRID_SIDE)
+        grid_shape = (-(-height // self._cell), -(-self.width // self._cell))
+        self._cells = [np.zeros(grid_shape, bool) for _ in self._values]
         self.add(top_row[None], 0, 0)
         self.add(bottom_row[None], height - 1, 0)
 
@@ -138,6 +147,14 @@ class CanvasSurvey:
             differs = differs.any(axis=-1) if differs.ndim == 3 else differs
             self._rows[k][top:top + part.shape[0]] |= differs.any(axis=1)
             self._columns[k][left:left + part.shape[1]] |= differs.any(axis=0)
+            self._mark_cells(self._cells[k], differs, top, left)
+
+    def _mark_cells(self, cells: np.ndarray, differs: np.ndarray, top: int, left: int) -> None:
+        rows = (top + np.arange(differs.shape[0])) // self._cell
+        columns = (left + np.arange(differs.shape[1])) // self._cell
+        row_starts, column_starts = _run_starts(rows), _run_starts(columns)
+        reduced = np.logical_or.reduceat(np.logical_or.reduceat(differs, row_starts, axis=0), column_starts, axis=1)
+        cells[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] |= reduced
 
     @property
     def following(self) -> int:
@@ -159,9 +176,25 @@ class CanvasSurvey:
         for line, _ in OUTER_LINES:
             if self._uniform(line):
                 k = self._line_value[line]
-                box = _bounding(self._rows[k], self._columns[k])
+                box = self._bounding(k)
                 return box if box is not None and self._is_field(box, self._values[k], sample) else None
         return None
+
+    def _bounding(self, k: int) -> Box | None:
+        """The bounding box of the pixels not of value ``k``, marks on the canvas left out."""
+        cells, rows, columns = self._cells[k], self._rows[k], self._columns[k]
+        groups, count = ndimage.label(cells, np.ones((3, 3), bool))
+        if count == 0:
+            return None  # one value everywhere: no field to find
+        sizes = np.bincount(groups.ravel())[1:]
+        kept = np.isin(groups, 1 + np.flatnonzero(sizes >= MAX_MARK_SHARE * sizes.max()))
+        held_rows, held_columns = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
+        # The kept cells' rows and columns of pixels, narrowed to those that hold another value.
+        top, bottom = held_rows[0] * self._cell, (held_rows[-1] + 1) * self._cell
+        left, right = held_columns[0] * self._cell, (held_columns[-1] + 1) * self._cell
+        inside_rows = top + np.flatnonzero(rows[top:bottom])
+        inside_columns = left + np.flatnonzero(columns[left:right])
+        return Box(int(inside_rows[0]), int(inside_rows[-1]) + 1, int(inside_columns[0]), int(inside_columns[-1]) + 1)
 
     def _is_field(self, box: Box, value: np.ndarray, sample: np.ndarray) -> bool:
         if min(box.bottom - box.top, box.right - box.left) < MIN_FIELD_SIDE:
@@ -172,9 +205,6 @@ class CanvasSurvey:
         return float(same.mean()) < MAX_CANVAS_VALUE_SHARE
 
 
-def _bounding(rows: np.ndarray, columns: np.ndarray) -> Box | None:
-    held_rows, held_columns = np.flatnonzero(rows), np.flatnonzero(columns)
-    if not held_rows.size:
-        return None  # one value everywhere: no field to find
-    return Box(int(held_rows[0]), int(held_rows[-1]) + 1, int(held_columns[0]), int(held_columns[-1]) + 1)
-
+def _run_starts(indices: np.ndarray) -> np.ndarray:
+    """Where each run of equal values in a non-decreasing ``indices`` starts."""
+    return np.flatnonzero(np.r_[True, indices[1:] != indices[:-1]])

@@ -55,6 +55,22 @@ def test_a_speck_is_not_a_field():
     assert content_box(image) == Box(90, 90 + MIN_FIELD_SIDE, 50, 150)
 
 
+@pytest.mark.parametrize("fill, mark", [(0.0, 1.0), (1.0, 0.0)])
+def test_a_scale_bar_and_a_label_on_the_canvas_are_left_on_it(fill, mark):
+    """A user test: a figure export with a scale bar below the field was not taken for a
+    field on a canvas at all (the bar widened the box until the canvas filled a third of it)."""
+    image = pasted(noisy_field((150, 170)), (400, 500), (40, 60), fill)
+    image[300:306, 380:480] = mark                     # a scale bar
+    image[330:342, 380:410] = mark * 0.8               # its label
+    assert content_box(image) == Box(40, 190, 60, 230)
+
+
+def test_two_fields_on_one_canvas_are_not_taken_for_a_field_and_a_mark():
+    image = pasted(noisy_field((150, 170)), (400, 500), (20, 20), 0.0)
+    image[220:370, 300:470] = noisy_field((150, 170), seed=1)
+    assert content_box(image) is None                   # segmented whole, canvas and all
+
+
 def test_the_canvas_value_is_that_of_the_first_uniform_outer_line():
     """A white bar at the top, the field, then black below it: the top line is white, so
     white is the canvas and the black rows belong to the content."""
@@ -76,6 +92,7 @@ def surveyed(image: np.ndarray, block: tuple[int, int]) -> CanvasSurvey:
 @pytest.mark.parametrize("block", [(64, 64), (37, 500), (500, 23)])
 def test_a_survey_by_parts_finds_the_box_content_box_finds(block, at):
     image = pasted(noisy_field((150, 170), channels=2), (330, 410), at, 0.0)
+    image[5:8, 5:40] = 1.0 if at == (101, 57) else 0.0  # a mark on the canvas, where it is one
     survey = surveyed(image, block)
     assert survey.box(percentile_sample(image)) == content_box(image) == Box(at[0], at[0] + 150, at[1], at[1] + 170)
 

@@ -149,3 +149,17 @@ def test_a_field_pasted_onto_a_blank_canvas_is_segmented_as_alone(bundled_model,
     assert pasted.count == alone.count
     assert pasted.prediction.field == Box(field.shape[0] // 2, field.shape[0] // 2 + field.shape[0], 0, field.shape[1])
     assert alone.prediction.field is None
+
+
+def test_a_scale_bar_on_the_canvas_holds_no_nucleus_and_leaves_the_field_as_alone(bundled_model):
+    """A user test: an H&E field on black with a white scale bar below it gave 7 nuclei at
+    104 px on channel 1 (the bar made the field's box a third canvas); 75 alone."""
+    field = read_image(SAMPLES / "images" / "tissue_he.png")
+    alone = segment(bundled_model, field)
+    height, width = field.shape[:2]
+    figure = np.zeros((height + 120, width + 60, 3), np.float32)
+    figure[30:30 + height, 30:30 + width] = field
+    figure[height + 70:height + 76, width - 100:width] = 1.0      # the bar
+    pasted = segment(bundled_model, figure)
+    np.testing.assert_array_equal(pasted.labels[30:30 + height, 30:30 + width], alone.labels)
+    assert pasted.count == alone.count and pasted.prediction.channel == alone.prediction.channel
