@@ -439,7 +439,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     image = display_rgb(channels, used)
     intensity = intensity_image(channels, used)
     table = session_cached(item, ("table", model.source, settings.tta, choices.key, settings.postprocess),
-                           lambda: measure_nuclei(labels, intensity))
+                           lambda: measure_nuclei(labels, intensity, prediction.field))
     return Analysis(item, image, prediction, labels, with_physical_sizes(table, pixel_size), image_kind(image),
                     notes + warnings, pixel_size, choices, channels, predicted_in + labelled_in)
 

@@ -212,7 +212,8 @@ def image_files(name: str, channels: np.ndarray, segmentation: Segmentation, req
     known) and files (contract names), from the same function as the app's downloads: the
     CLI, a Dask worker and the app give the same bytes."""
     used = segmentation.prediction.channel
-    table = with_physical_sizes(measure_nuclei(segmentation.labels, intensity_image(channels, used)), pixel_size)
+    table = measure_nuclei(segmentation.labels, intensity_image(channels, used), segmentation.prediction.field)
+    table = with_physical_sizes(table, pixel_size)
     overlay = (draw_overlay(display_rgb(channels, used), segmentation.labels, style="outlines", opacity=1.0)
                if "png" in request.formats else None)
     files = image_result_files(name, segmentation.labels, overlay, table, request.formats, measurements=False,
@@ -500,7 +501,7 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
         notes += outcome.notes
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
     prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,
-                            outcome.channel)
+                            outcome.channel, field=outcome.content)
     if huge:
         table = with_physical_sizes(outcome.table, pixel_size)
         table.insert(0, "image", name)

@@ -551,12 +551,13 @@ def stitch_blocks(source: BlockSource, segment_block: Segmenter | None, sink: La
                   intensity: Callable[[np.ndarray], np.ndarray] | None = None,
                   progress: ProgressCallback | None = None, tolerance: float = CENTROID_TOLERANCE,
                   start: Stitched | None = None, labelled: Iterable[np.ndarray] | None = None,
-                  intensities: bool = False) -> Stitched:
+                  intensities: bool = False, field: Box | None = None) -> Stitched:
     """Segments each block's window and writes the objects it keeps into ``sink`` with ids
     in block order, after those of ``start`` (blocks already written); measures each
     object once, in the block that writes it, and with ``intensities`` every channel's
     intensity in it too. ``labelled``: the blocks' labels, in order, computed elsewhere (a
-    cluster) instead of by ``segment_block``."""
+    cluster) instead of by ``segment_block``. ``field``: the field of view on a blank canvas,
+    whose edge cuts nuclei as the image's does (``measure.touches_border``)."""
     result = start or Stitched(pd.DataFrame(columns=COLUMNS), 0)
     tables = [result.table] if len(result.table) else []
     channel_tables = [result.intensities] if result.intensities is not None else []
@@ -571,7 +572,7 @@ def stitch_blocks(source: BlockSource, segment_block: Segmenter | None, sink: La
         sink.write(top, left, np.where(new, ids.astype(claimed.dtype)[local], claimed))
         ranks = np.where(ids > 0, ids - result.count, 0).astype(np.int32)  # 1..k: this block's objects
         fresh = np.where(new, ranks[local], 0)
-        table = measure_nuclei(fresh, intensity(pixels) if intensity else pixels)
+        table = measure_nuclei(fresh, intensity(pixels) if intensity else pixels, field and field.shifted(-top, -left))
         if intensities:
             measured = channel_intensities(fresh, pixels)
             measured["nucleus"] += result.count
@@ -735,7 +736,8 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
         # closing: a failed stitch stops the runner's blocks in flight now, not when collected.
         with closing(labelled) if labelled is not None else nullcontext():
             return stitch_blocks(source, segmenter, sink, blocks, lambda pixels: intensity_image(pixels, chosen),
-                                 report, start=start, labelled=labelled, intensities=intensities)
+                                 report, start=start, labelled=labelled, intensities=intensities,
+                                 field=overview.content)
 
     if diameter is not None:
         plan, blocks = plan_for(float(diameter), "given", float(diameter))
@@ -1009,6 +1011,7 @@ class BlockResult:
     preview: np.ndarray | None = None  # segment_to_files: the overlay's background, 8-bit RGB
     notes: list[str] = field(default_factory=list)  # how the file was read (a Z-stack's plane), a tiny diameter
     intensities: pd.DataFrame | None = None  # every channel's intensity per nucleus, where asked for
+    content: Box | None = None  # the field of view on a blank canvas (canvas.content_box)
 
 
 # The files segment_in_blocks writes, whatever --formats asks (the others need the whole label
@@ -1147,7 +1150,7 @@ def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, blocks: li
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
                        stitched.duplicates, channels=source.channels, notes=notes,
-                       intensities=stitched.intensities, **extra)
+                       intensities=stitched.intensities, content=plan.content, **extra)
 
 
 def label_dtype(count: int) -> np.dtype:

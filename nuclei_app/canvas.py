@@ -50,6 +50,9 @@ class Box:
     def slices(self) -> tuple[slice, slice]:
         return slice(self.top, self.bottom), slice(self.left, self.right)
 
+    def shifted(self, rows: int, columns: int) -> Box:
+        return Box(self.top + rows, self.bottom + rows, self.left + columns, self.right + columns)
+
     def strided(self, stride: int, shape: tuple[int, ...]) -> Box:
         """This box on ``image[::stride, ::stride]`` (of ``shape``): the sampled pixels inside
         it, and at least one row and column where the box falls between samples."""

@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .canvas import Box
 from .channelwise import channel_mean
 
 COLUMNS = ["nucleus", "area_px", "centroid_y", "centroid_x", "perimeter_px", "diameter_px", "major_axis_px",
@@ -27,8 +28,9 @@ def intensity_channel(image: np.ndarray) -> np.ndarray:
     return channel_mean(image) if image.ndim == 3 else image
 
 
-def measure_nuclei(labels: np.ndarray, image: np.ndarray) -> pd.DataFrame:
-    """A table with one row per nucleus, in label order; empty (with columns) if none."""
+def measure_nuclei(labels: np.ndarray, image: np.ndarray, field: Box | None = None) -> pd.DataFrame:
+    """A table with one row per nucleus, in label order; empty (with columns) if none.
+    ``field``: the field of view, where the image is one on a blank canvas."""
     if labels.max(initial=0) == 0:
         return pd.DataFrame(columns=COLUMNS)
     pixels = labelled_pixels(np.asarray(labels))
@@ -51,7 +53,7 @@ def measure_nuclei(labels: np.ndarray, image: np.ndarray) -> pd.DataFrame:
         "integrated_intensity": pixels.total(values)[ids],
         **shape_moments(pixels),
         "circularity": circularity(areas, perimeter),
-        "touches_border": touches_border(labels, ids),
+        "touches_border": touches_border(labels, ids, field),
     }
     # One frame from finished columns: pandas' per-column insertion cost more than the sums.
     return pd.DataFrame({name: columns[name] for name in COLUMNS})
@@ -261,8 +263,14 @@ def shape_moments(pixels: LabelledPixels) -> dict[str, np.ndarray]:
             "eccentricity": eccentricity, "orientation_rad": orientation}
 
 
-def touches_border(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Nuclei cut by the image edge: their area and shape are not the whole nucleus."""
+def touches_border(labels: np.ndarray, ids: np.ndarray, field: Box | None = None) -> np.ndarray:
+    """Nuclei cut by the image edge, or by the edge of the ``field`` of view (in ``labels``'
+    coordinates; the part of it inside them) on a blank canvas: their area and shape are not
+    the whole nucleus."""
+    if field is not None:
+        labels = labels[max(0, field.top):max(0, field.bottom), max(0, field.left):max(0, field.right)]
+        if labels.size == 0:
+            return np.zeros(len(ids), bool)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     return np.isin(ids, edge)
 

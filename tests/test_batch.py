@@ -311,13 +311,19 @@ def test_a_field_on_a_blank_canvas_is_noted_with_where_it_is(bundled_model, tmp_
     canvas = np.zeros((2 * field.shape[0], 2 * field.shape[1], 3), np.uint8)
     canvas[10:10 + field.shape[0], 20:20 + field.shape[1]] = field
     Image.fromarray(canvas).save(tmp_path / "exported.png")
+    Image.fromarray(field).save(tmp_path / "alone.png")
     log = io.StringIO()
-    segment_paths(bundled_model, [tmp_path / "exported.png"], tmp_path / "out",
+    segment_paths(bundled_model, [tmp_path / "exported.png", tmp_path / "alone.png"], tmp_path / "out",
                   ImageRequest(bundled_model.postprocess_settings, block_size=block_size), log=log)
-    notes = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False)["notes"][0]
+    notes = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False).set_index("image")["notes"]
     where = f"rows 10-{9 + field.shape[0]} and columns 20-{19 + field.shape[1]}"
-    assert notes.startswith(f"the field of view, {where}, lies on a blank canvas of one value (75% of the image)")
-    assert "note: the field of view" in log.getvalue()
+    assert notes["exported"].startswith(f"the field of view, {where}, lies on a blank canvas of one value (75% of "
+                                        "the image)")
+    assert "note: the field of view" in log.getvalue() and "field of view" not in notes["alone"]
+    # Nuclei cut by the field's edge are flagged as those cut by the image's edge alone.
+    table = pd.read_csv(tmp_path / "out" / "measurements.csv")
+    cut = table.groupby("image")["touches_border"].sum()
+    assert cut["exported"] == cut["alone"] > 0
 
 
 def test_a_diameter_the_network_s_size_cap_overrides_is_noted_not_doubted(bundled_model, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from nuclei_app.canvas import Box
 from nuclei_app.measure import COLUMNS, channel_intensities, measure_nuclei, summary
 
 
@@ -18,6 +19,21 @@ def test_square_nucleus_measurements():
     assert first["mean_intensity"] == pytest.approx(0.5) and first["integrated_intensity"] == pytest.approx(50.0)
     assert not first["touches_border"] and table.iloc[1]["touches_border"]
     assert 0.5 < first["circularity"] <= 1.0
+
+
+def test_a_nucleus_cut_by_the_edge_of_a_field_on_a_canvas_touches_its_border():
+    labels = np.zeros((50, 60), np.int32)
+    labels[10:20, 30:40] = 1          # cut by the field's top edge (row 10)
+    labels[25:30, 25:30] = 2          # inside
+    labels[0:5, 0:8] = 3              # on the canvas: touches the image's edge only
+    image = np.zeros((50, 60), np.float32)
+    flags = measure_nuclei(labels, image, Box(10, 40, 5, 55))["touches_border"].tolist()
+    assert flags == [True, False, False]
+    assert measure_nuclei(labels, image)["touches_border"].tolist() == [False, False, True]
+    # A window of the image (block by block): the field's edges beyond it are the window's.
+    window = labels[15:50, 20:45]
+    flags = measure_nuclei(window, image[15:50, 20:45], Box(10, 40, 5, 55).shifted(-15, -20))["touches_border"]
+    assert flags.tolist() == [True, False]      # nucleus 1's part meets the window's top edge
 
 
 def test_no_nuclei_gives_empty_table_with_columns():
