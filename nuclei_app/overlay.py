@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .canvas import content_box, crop
 from .sampling import percentile_sample
 
 OUTLINE_COLOUR = np.array([1.0, 0.9, 0.0], np.float32)   # yellow: reads on grey and black
@@ -50,7 +51,9 @@ DISPLAY_SAMPLE_PIXELS = 100_000
 
 
 def display_sample(image: np.ndarray) -> np.ndarray:
-    return percentile_sample(image, DISPLAY_SAMPLE_PIXELS)
+    """The sample, of the field of view alone where the image is one on a blank canvas (a
+    fluorescence field on white was shown dim, in the light backgrounds' palette)."""
+    return percentile_sample(crop(image, content_box(image)), DISPLAY_SAMPLE_PIXELS)
 
 
 def palette_for(image: np.ndarray) -> Palette:

@@ -3,8 +3,11 @@ import pytest
 
 from skimage.segmentation import find_boundaries
 
+from nuclei_app.imageio import read_image
 from nuclei_app.overlay import (DARK_PALETTE, LIGHT_PALETTE, comparison_overlay, draw_overlay, inner_boundaries,
                                 label_colours, outline_width, palette_for)
+
+from .conftest import SAMPLES
 
 
 def labels_and_image(light=False):
@@ -46,6 +49,18 @@ def test_light_backgrounds_get_colours_that_stand_out():
     missed = comparison_overlay(image, truth, np.zeros_like(labels))
     assert np.allclose(missed[5, 5], LIGHT_PALETTE.missed) and LIGHT_PALETTE.names[2] == "yellow"
     assert LIGHT_PALETTE.missed != LIGHT_PALETTE.outline  # a caption's "missed" colour is no found nucleus's
+
+
+@pytest.mark.parametrize("fill", [0.0, 1.0])
+def test_a_field_on_a_blank_canvas_is_shown_as_alone(fill):
+    """A user test: a fluorescence field on white was shown dim, with the light palette."""
+    field = read_image(SAMPLES / "images" / "fluorescence_dense.png")
+    labels = np.zeros(field.shape[:2], np.int32)
+    labels[100:130, 200:230] = 1
+    canvas = np.full((field.shape[0] + 200, field.shape[1] + 300, 3), fill, np.float32)
+    canvas[200:, 300:] = field
+    on_canvas = np.pad(labels, ((200, 0), (300, 0)))
+    np.testing.assert_array_equal(draw_overlay(canvas, on_canvas)[200:, 300:], draw_overlay(field, labels))
 
 
 def test_outline_colours_stay_bright_over_stained_nuclei():
