@@ -65,8 +65,9 @@ class Box:
 
 
 def content_box(image: np.ndarray) -> Box | None:
-    """The box around the image's content inside a canvas of one value, None where there is
-    no canvas (no outer row or column of one value) or nothing but canvas."""
+    """The box around the image's field of view inside a canvas of one value (marks on the
+    canvas left out), None where there is no canvas (no outer row or column of one value),
+    nothing but canvas, or a box that does not look like a field (module docstring)."""
     image = np.asarray(image)
     if image.ndim < 2 or min(image.shape[:2]) < 2:
         return None
@@ -98,19 +99,14 @@ def crop_sample(sample: np.ndarray, box: Box | None, stride: int) -> np.ndarray:
     return sample if box is None else sample[box.strided(stride, sample.shape).slices]
 
 
-def blank_outside(array: np.ndarray, box: Box | None, origin: tuple[int, int] = (0, 0),
-                  value: float = NETWORK_BACKGROUND) -> np.ndarray:
-    """Sets ``array``'s pixels outside ``box`` to ``value``, in place; ``array`` is the part of
-    the image whose top-left pixel is at ``origin``."""
+def blank_outside(array: np.ndarray, box: Box | None) -> np.ndarray:
+    """Sets ``array``'s pixels outside ``box`` to the network's background, in place."""
     if box is None:
         return array
-    height, width = array.shape[:2]
-    top, bottom = (int(np.clip(edge - origin[0], 0, height)) for edge in (box.top, box.bottom))
-    left, right = (int(np.clip(edge - origin[1], 0, width)) for edge in (box.left, box.right))
-    array[:top] = value
-    array[bottom:] = value
-    array[top:bottom, :left] = value
-    array[top:bottom, right:] = value
+    array[:box.top] = NETWORK_BACKGROUND
+    array[box.bottom:] = NETWORK_BACKGROUND
+    array[box.top:box.bottom, :box.left] = NETWORK_BACKGROUND
+    array[box.top:box.bottom, box.right:] = NETWORK_BACKGROUND
     return array
 
 
