@@ -17,6 +17,7 @@ import streamlit as st
 
 from nuclei_app.calibration import (GIVE_ONE, PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading, read_pixel_size,
                                     with_physical_sizes, with_resolution)
+from nuclei_app.canvas import canvas_note
 from nuclei_app.channels import (ALL_CHANNELS, AUTO, COLOUR_COUNTS, as_channels, choose_channel, display_rgb,
                                  intensity_image, is_grey)
 from nuclei_app.config import (BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings,
@@ -430,9 +431,13 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     # one is checked against the image's blob estimate; the cache holds few results per
     # image): an automatic one is checked from the diameter alone.
     warnings_for = lambda: image_notes(model, channels, Segmentation(prediction, labels),  # noqa: E731
-                                       advice=APP_DIAMETER_ADVICE, blocks_advice=APP_BLOCKS_ADVICE)
+                                       advice=APP_DIAMETER_ADVICE, blocks_advice=APP_BLOCKS_ADVICE, canvas=False)
     warnings = session_cached(item, ("image notes", model.source, settings.tta, choices.key, settings.postprocess),
                               warnings_for) if choices.diameter else warnings_for()
+    # Where a blank canvas was left out: information, as the notes on how the file was read.
+    field_notes = list(filter(None, [canvas_note(prediction.field, labels.shape)]))
+    for note in field_notes:
+        st.info(f"**{item.label}**: {note[0].upper()}{note[1:]}.")
     for warning in warnings:
         st.warning(f"**{item.label}**: {warning[0].upper()}{warning[1:]}.", icon="⚠️")
     used = prediction.channel
@@ -441,7 +446,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     table = session_cached(item, ("table", model.source, settings.tta, choices.key, settings.postprocess),
                            lambda: measure_nuclei(labels, intensity, prediction.field))
     return Analysis(item, image, prediction, labels, with_physical_sizes(table, pixel_size), image_kind(image),
-                    notes + warnings, pixel_size, choices, channels, predicted_in + labelled_in)
+                    notes + field_notes + warnings, pixel_size, choices, channels, predicted_in + labelled_in)
 
 
 def typed_size(pixel_size: PixelSize | None) -> float | None:

@@ -51,10 +51,10 @@ CLI_BLOCKS_ADVICE = "--block-size 2048 segments it block by block at the full sc
 
 
 def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepared: np.ndarray | None = None,
-                advice: str = CLI_ADVICE, blocks_advice: str = CLI_BLOCKS_ADVICE) -> list[str]:
-    """``canvas.canvas_note``, ``capped_scale_note`` or else ``diameter_note``, and
-    ``narrow_image_note`` (of the field of view): those that apply (the app gives its own
-    words for the advice)."""
+                advice: str = CLI_ADVICE, blocks_advice: str = CLI_BLOCKS_ADVICE, canvas: bool = True) -> list[str]:
+    """``canvas.canvas_note`` (where ``canvas``: the app shows it as information, not as a
+    warning), ``capped_scale_note`` or else ``diameter_note``, and ``narrow_image_note`` (of
+    the field of view): those that apply (the app gives its own words for the advice)."""
     prediction = segmentation.prediction
     field = prediction.field
     shape = segmentation.labels.shape if field is None else (field.bottom - field.top, field.right - field.left)
@@ -63,7 +63,7 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
     # the cap's doing, not a wrong diameter.
     scale = capped_scale_note(prediction, blocks_advice) or diameter_note(model, channels, segmentation, prepared,
                                                                           advice)
-    return list(filter(None, [canvas_note(field, segmentation.labels.shape), scale, narrow]))
+    return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), scale, narrow]))
 
 
 def capped_scale_note(prediction, advice: str = CLI_BLOCKS_ADVICE) -> str | None:

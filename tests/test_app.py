@@ -422,6 +422,24 @@ def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tm
     assert list(intensities.columns[1:4]) == ["mean_c0", "max_c0", "integrated_c0"]
 
 
+def test_a_field_on_a_blank_canvas_says_where_the_field_is_and_counts_as_alone(app):
+    field = to_uint8(read_image(SAMPLES / "images" / "tissue_he.png"))
+    canvas = np.zeros((field.shape[0] + 100, field.shape[1] + 200, 3), np.uint8)
+    canvas[100:, 200:] = field
+
+    def counted(name: str, image: np.ndarray) -> list[int]:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        app.file_uploader[0].set_value([(name, buffer.getvalue(), "image/png")]).run()
+        assert not app.exception and not app.error
+        return nuclei_count(app)
+
+    assert counted("alone.png", field) == counted("export.png", canvas)
+    (note,) = [i.value for i in app.info if "blank canvas" in i.value]
+    assert note.startswith(f"**export.png**: The field of view, rows 100-{99 + field.shape[0]} and columns 200-")
+    assert not [w for w in app.warning if "canvas" in w.value]
+
+
 def test_an_image_without_nuclei_shows_no_areas(app):
     buffer = io.BytesIO()
     Image.fromarray(np.full((96, 96), 12, np.uint8)).save(buffer, format="PNG")   # an empty, dark field
