@@ -3,6 +3,7 @@ import pytest
 
 from nuclei_app.canvas import (MAX_CANVAS_VALUE_SHARE, MIN_FIELD_SIDE, Box, CanvasSurvey, blank_outside, content_box,
                                crop_sample)
+from nuclei_app import blocks
 from nuclei_app.sampling import percentile_sample
 
 from .conftest import fluorescence_like, synthetic_labels
@@ -62,6 +63,27 @@ def test_a_scale_bar_and_a_label_on_the_canvas_are_left_on_it(fill, mark):
     image = pasted(noisy_field((150, 170)), (400, 500), (40, 60), fill)
     image[300:306, 380:480] = mark                     # a scale bar
     image[330:342, 380:410] = mark * 0.8               # its label
+    assert content_box(image) == Box(40, 190, 60, 230)
+
+
+@pytest.mark.parametrize("frame", [(2, 2, 2, 2), (1, 5, 3, 2)])
+def test_a_frame_around_the_field_on_the_canvas_is_left_out(frame):
+    """A user test: a brightfield field with a 2 px black frame on white was segmented at 7 px."""
+    top, bottom, left, right = frame
+    framed = np.zeros((150 + top + bottom, 170 + left + right, 3), np.float32)
+    framed[top:top + 150, left:left + 170] = noisy_field((150, 170))
+    image = pasted(framed, (400, 500), (40, 60), 1.0)
+    field = Box(40 + top, 40 + top + 150, 60 + left, 60 + left + 170)
+    assert content_box(image) == field
+    source = blocks.ArraySource(image)
+    assert blocks.survey(source).content == field                   # block by block too
+
+
+def test_a_clipped_background_at_a_field_s_edges_is_not_a_frame():
+    field = noisy_field((150, 170))
+    field[field < 0.1] = 0.0        # a background clipped to black, inside the field too
+    field[:20], field[-20:], field[:, :20], field[:, -20:] = 0.0, 0.0, 0.0, 0.0
+    image = pasted(field, (400, 500), (40, 60), 1.0)
     assert content_box(image) == Box(40, 190, 60, 230)
 
 

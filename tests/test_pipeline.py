@@ -163,3 +163,16 @@ def test_a_scale_bar_on_the_canvas_holds_no_nucleus_and_leaves_the_field_as_alon
     pasted = segment(bundled_model, figure)
     np.testing.assert_array_equal(pasted.labels[30:30 + height, 30:30 + width], alone.labels)
     assert pasted.count == alone.count and pasted.prediction.channel == alone.prediction.channel
+
+
+def test_a_frame_around_a_field_on_a_canvas_is_left_out(bundled_model):
+    """A user test: a brightfield field with a 2 px black frame on white was segmented at 7 px."""
+    field = read_image(SAMPLES / "images" / "brightfield.png")
+    alone = segment(bundled_model, field)
+    height, width = field.shape[:2]
+    figure = np.ones((height + 100, width + 100, 3), np.float32)
+    figure[48:52 + height, 48:52 + width] = 0.0
+    figure[50:50 + height, 50:50 + width] = field
+    framed = segment(bundled_model, figure)
+    np.testing.assert_array_equal(framed.labels[50:50 + height, 50:50 + width], alone.labels)
+    assert framed.count == alone.count and framed.prediction.diameter == alone.prediction.diameter
