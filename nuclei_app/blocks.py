@@ -47,7 +47,7 @@ import tifffile
 from scipy import ndimage
 
 from .calibration import PixelSize, tiff_resolution
-from .canvas import Box, CanvasSurvey, blank_outside, canvas_note, crop_sample, inside_frame
+from .canvas import Box, CanvasSurvey, blank_outside, canvas_note, crop_sample, field_box
 from .channels import (ALL_CHANNELS, AUTO, SAMPLE_SIDE, as_channels, check_channel, choose_channel_of_sample,
                        display_rgb, intensity_image, network_rgb)
 from .config import PostprocessSettings, ReadLimits
@@ -474,9 +474,8 @@ def survey(source: BlockSource) -> Overview:
     canvas = CanvasSurvey(source.read(0, 1, 0, width)[0], source.read(height - 1, height, 0, width)[0], height)
     percentile, channels, display = gather_strided(source.read, height, width, strides, source.survey_block,
                                                    canvas.add)
-    content = canvas.box(percentile)
-    content = content and inside_frame(source.read, content, percentile, strides[0])
-    return Overview(percentile, channels, display, strides[2], content, (height, width))
+    return Overview(percentile, channels, display, strides[2], field_box(canvas, source.read, percentile),
+                    (height, width))
 
 
 def gather_strided(read: Callable[[int, int, int, int], np.ndarray], height: int, width: int,

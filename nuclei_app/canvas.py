@@ -38,6 +38,8 @@ MAX_CANVAS_VALUE_SHARE = 0.05
 GRID_SIDE = 512
 MAX_MARK_SHARE = 0.05
 MAX_FRAME = 64  # px: the widest frame around a field looked for
+HALO_DEPTH = 16  # px: JPEG's largest block (16x16, colour subsampled), a compression halo's reach
+HALO_SHARE = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,27 @@ def content_box(image: np.ndarray) -> Box | None:
     survey.add(image[:, :1], 0, 0)
     survey.add(image[:, -1:], 0, image.shape[1] - 1)
     survey.add(image, 0, 0)
-    sample = percentile_sample(image)
-    box = survey.box(sample)
-    if box is None:
+    return field_box(survey, lambda top, bottom, left, right: image[top:bottom, left:right],
+                     percentile_sample(image))
+
+
+Reader = Callable[[int, int, int, int], np.ndarray]  # (top, bottom, left, right) -> the image's pixels
+
+
+def field_box(survey: CanvasSurvey, read: Reader, sample: np.ndarray) -> Box | None:
+    """The field of view the survey found, None where it found none or what it found does not
+    look like a field: the bounding box, without a compression halo around the field, if it
+    looks like a field (``looks_like_field``), without a frame around it. ``read``: the
+    image's pixels (the box's sides are read again); ``sample``: its percentile sample."""
+    found = survey.bounding()
+    if found is None:
         return None
-    return inside_frame(lambda top, bottom, left, right: image[top:bottom, left:right], box, sample,
-                        percentile_stride(*image.shape[:2]))
+    box, value = found
+    stride = percentile_stride(survey.height, survey.width)
+    box = without_halo(read, box, value, sample, stride)
+    if not looks_like_field(box, value, sample, stride):
+        return None
+    return inside_frame(read, box, sample, stride)
 
 
 def canvas_note(box: Box | None, shape: tuple[int, ...]) -> str | None:
@@ -176,14 +193,14 @@ class CanvasSurvey:
         rows, columns = self._rows[k], self._columns[k]
         return not {"top": rows[0], "bottom": rows[-1], "left": columns[0], "right": columns[-1]}[line]
 
-    def box(self, sample: np.ndarray) -> Box | None:
-        """The content box, where it looks like a field of view; ``sample``: the image's
-        ``sampling.percentile_sample``, on which the canvas value's share in it is counted."""
+    def bounding(self) -> tuple[Box, np.ndarray] | None:
+        """(the bounding box of the pixels of another value than the canvas's, marks on the
+        canvas left out; the canvas's value), None without a canvas or with nothing else."""
         for line, _ in OUTER_LINES:
             if self._uniform(line):
                 k = self._line_value[line]
                 box = self._bounding(k)
-                return box if box is not None and self._is_field(box, self._values[k], sample) else None
+                return None if box is None else (box, self._values[k])
         return None
 
     def _bounding(self, k: int) -> Box | None:
@@ -202,8 +219,6 @@ class CanvasSurvey:
         inside_columns = left + np.flatnonzero(columns[left:right])
         return Box(int(inside_rows[0]), int(inside_rows[-1]) + 1, int(inside_columns[0]), int(inside_columns[-1]) + 1)
 
-    def _is_field(self, box: Box, value: np.ndarray, sample: np.ndarray) -> bool:
-        return looks_like_field(box, value, sample, percentile_stride(self.height, self.width))
 
 
 def looks_like_field(box: Box, value: np.ndarray, sample: np.ndarray, stride: int) -> bool:
@@ -216,7 +231,7 @@ def looks_like_field(box: Box, value: np.ndarray, sample: np.ndarray, stride: in
     return float(same.mean()) < MAX_CANVAS_VALUE_SHARE
 
 
-def inside_frame(read: Callable[[int, int, int, int], np.ndarray], box: Box, sample: np.ndarray,
+def inside_frame(read: Reader, box: Box, sample: np.ndarray,
                  stride: int) -> Box:
     """``box`` without a frame of one value drawn along all four of its sides (a figure panel's
     border: a user test's brightfield field with a 2 px black frame on white was segmented
@@ -227,28 +242,51 @@ def inside_frame(read: Callable[[int, int, int, int], np.ndarray], box: Box, sam
     value = top_row[0]
     if not _all_equal(top_row, value) or not _all_equal(read(box.bottom - 1, box.bottom, box.left, box.right)[0], value):
         return box
-    depth = min(MAX_FRAME, (box.bottom - box.top) // 4, (box.right - box.left) // 4)
-    bands = {"top": read(box.top, box.top + depth, box.left, box.right),
-             "bottom": read(box.bottom - depth, box.bottom, box.left, box.right)[::-1],
-             "left": read(box.top, box.bottom, box.left, box.left + depth).swapaxes(0, 1),
-             "right": read(box.top, box.bottom, box.right - depth, box.right).swapaxes(0, 1)[::-1]}
-    widths = {side: _leading_lines(band, value) for side, band in bands.items()}
+    widths = {side: _leading_lines(band == value) for side, band in _side_bands(read, box, MAX_FRAME).items()}
     if min(widths.values()) == 0:
         return box
-    inner = Box(box.top + widths["top"], box.bottom - widths["bottom"], box.left + widths["left"],
-                box.right - widths["right"])
+    inner = _peeled(box, widths)
     return inner if looks_like_field(inner, value, sample, stride) else box
+
+
+def without_halo(read: Reader, box: Box, value: np.ndarray, sample: np.ndarray, stride: int) -> Box:
+    """``box`` without the lines along its sides that are all near the canvas's ``value``: the
+    halo lossy compression leaves around a field on a canvas. A user test's JPEG canvases
+    differed from their value by up to 12 levels of 255 in a band up to ``HALO_DEPTH`` px
+    wide, and by up to 54 in the line or two next to the field: the box was found that much
+    too large, or not at all (a brightfield field on white, whose box was then 5.08 % white).
+    Near is under ``HALO_SHARE`` of the way from the canvas's value to the field's median
+    (per channel), so a field's own edge rows count as halo only where they are as dark (or
+    as light) as that."""
+    median = np.median(crop_sample(sample, box, stride).reshape(-1, np.size(value)), axis=0)
+    tolerance = HALO_SHARE * np.abs(median - value).reshape(np.shape(value))
+    bands = _side_bands(read, box, HALO_DEPTH)
+    return _peeled(box, {side: _leading_lines(np.abs(band - value) < tolerance) for side, band in bands.items()})
+
+
+def _side_bands(read: Reader, box: Box, depth: int) -> dict[str, np.ndarray]:
+    """The box's four sides, ``depth`` lines deep (a quarter of the box at most), each as
+    (line, pixel along it[, channel]) from the outermost line in."""
+    depth = min(depth, (box.bottom - box.top) // 4, (box.right - box.left) // 4)
+    return {"top": read(box.top, box.top + depth, box.left, box.right),
+            "bottom": read(box.bottom - depth, box.bottom, box.left, box.right)[::-1],
+            "left": read(box.top, box.bottom, box.left, box.left + depth).swapaxes(0, 1),
+            "right": read(box.top, box.bottom, box.right - depth, box.right).swapaxes(0, 1)[::-1]}
+
+
+def _peeled(box: Box, widths: dict[str, int]) -> Box:
+    return Box(box.top + widths["top"], box.bottom - widths["bottom"], box.left + widths["left"],
+               box.right - widths["right"])
 
 
 def _all_equal(line: np.ndarray, value: np.ndarray) -> bool:
     return bool(np.all(line == value))
 
 
-def _leading_lines(band: np.ndarray, value: np.ndarray) -> int:
-    """How many of ``band``'s first lines (axis 0) hold ``value`` alone."""
-    same = band == value
-    same = same.reshape(band.shape[0], -1).all(axis=1)
-    return int(np.argmin(same)) if not same.all() else len(same)
+def _leading_lines(matches: np.ndarray) -> int:
+    """How many of the first lines (axis 0) match at every pixel."""
+    whole = matches.reshape(matches.shape[0], -1).all(axis=1)
+    return int(np.argmin(whole)) if not whole.all() else len(whole)
 
 
 def _run_starts(indices: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny real data sets on disk and a tiny real trained model folder."""
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import socket
@@ -63,6 +64,13 @@ def fluorescence_like(labels: np.ndarray, seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     image = 0.1 + 0.7 * (labels > 0) + rng.normal(0, 0.03, labels.shape)
     return (np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """``image`` (float RGB in [0, 1]) through an 8-bit JPEG file and back."""
+    buffer = io.BytesIO()
+    Image.fromarray((image * 255).round().astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())), np.float32) / 255
 
 
 def write_competition_dataset(root: Path, count=4) -> Path:
