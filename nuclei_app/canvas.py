@@ -18,6 +18,10 @@ a nucleus and the image reads as the opposite kind:
   the only six with such edges (embryo fields in black margins) hold that black in 20-49 % of
   their box, and are left as they are; a real field holds 0 % of its extreme values in half
   of them, 1 % or less in nine in ten.
+What else lies on the canvas stays there: marks (a scale bar, a label: ``CanvasSurvey``'s
+grid), a lossy file's halo around the field (``without_halo``), a frame drawn around it
+(``inside_frame``). ``field_box`` puts these together for both routes: ``content_box`` on an
+image in memory, ``blocks.survey`` on one read part by part.
 """
 from __future__ import annotations
 
@@ -97,6 +101,8 @@ def field_box(survey: CanvasSurvey, read: Reader, sample: np.ndarray) -> Box | N
     if found is None:
         return None
     box, value = found
+    if min(box.bottom - box.top, box.right - box.left) < MIN_FIELD_SIDE:
+        return None  # a speck on a blank image (and its sides would be no lines deep)
     stride = percentile_stride(survey.height, survey.width)
     box = without_halo(read, box, value, sample, stride)
     if not looks_like_field(box, value, sample, stride):
@@ -258,8 +264,9 @@ def without_halo(read: Reader, box: Box, value: np.ndarray, sample: np.ndarray, 
     Near is under ``HALO_SHARE`` of the way from the canvas's value to the field's median
     (per channel), so a field's own edge rows count as halo only where they are as dark (or
     as light) as that."""
-    median = np.median(crop_sample(sample, box, stride).reshape(-1, np.size(value)), axis=0)
-    tolerance = HALO_SHARE * np.abs(median - value).reshape(np.shape(value))
+    value = np.asarray(value, np.float64)  # integer pixels would wrap round in the differences
+    median = np.median(crop_sample(sample, box, stride).reshape(-1, value.size), axis=0)
+    tolerance = HALO_SHARE * np.abs(median - value).reshape(value.shape)
     bands = _side_bands(read, box, HALO_DEPTH)
     return _peeled(box, {side: _leading_lines(np.abs(band - value) < tolerance) for side, band in bands.items()})
 
@@ -285,6 +292,8 @@ def _all_equal(line: np.ndarray, value: np.ndarray) -> bool:
 
 def _leading_lines(matches: np.ndarray) -> int:
     """How many of the first lines (axis 0) match at every pixel."""
+    if matches.shape[0] == 0:
+        return 0
     whole = matches.reshape(matches.shape[0], -1).all(axis=1)
     return int(np.argmin(whole)) if not whole.all() else len(whole)
 

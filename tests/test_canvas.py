@@ -31,6 +31,11 @@ def test_the_field_is_found_on_a_canvas_of_any_value_anywhere(fill, at):
     assert content_box(image[..., 0]) == Box(at[0], at[0] + 120, at[1], at[1] + 160)  # grey too
 
 
+def test_integer_pixels_are_read_as_floats_are():
+    image = pasted(noisy_field(), (400, 500), (40, 60), 1.0)
+    assert content_box((image * 255).round().astype(np.uint8)) == content_box(image) == Box(40, 160, 60, 220)
+
+
 def test_an_image_without_a_canvas_has_no_box():
     assert content_box(noisy_field()) is None
     assert content_box(np.full((64, 64), 0.3, np.float32)) is None     # one value: nothing to find
@@ -46,6 +51,13 @@ def test_a_clipped_background_is_not_taken_for_a_canvas():
         image[top:top + 20, left:left + 20] = rng.uniform(0.5, 1.0, (20, 20))
     share = (image[60:140, 60:140] == 0).mean()
     assert share > MAX_CANVAS_VALUE_SHARE
+    assert content_box(image) is None
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 40), (40, 3), (2, 2)])
+def test_a_tiny_spot_on_a_blank_image_is_no_field(shape):
+    image = np.zeros((100, 120), np.float32)
+    image[50:50 + shape[0], 60:60 + shape[1]] = 1.0
     assert content_box(image) is None
 
 
