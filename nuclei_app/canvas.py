@@ -17,7 +17,9 @@ a nucleus and the image reads as the opposite kind:
 - the canvas's value covers under ``MAX_CANVAS_VALUE_SHARE`` of it. Of DSB2018's 664 images,
   the only six with such edges (embryo fields in black margins) hold that black in 20-49 % of
   their box, and are left as they are; a real field holds 0 % of its extreme values in half
-  of them, 1 % or less in nine in ten.
+  of them, 1 % or less in nine in ten. At 5 %, a review's dense grid of touching discs on a
+  background of exact black (4.2 % of their box) was taken for a light field on a canvas
+  and inverted.
 What else lies on the canvas stays there: marks (a scale bar, a label: ``CanvasSurvey``'s
 grid), a lossy file's halo around the field (``without_halo``), a frame drawn around it
 (``inside_frame``). ``field_box`` puts these together for both routes: ``content_box`` on an
@@ -35,11 +37,14 @@ from .sampling import percentile_sample, percentile_stride, side_stride
 
 NETWORK_BACKGROUND = 0.0  # preprocessed input: nuclei bright on dark
 MIN_FIELD_SIDE = 32
-MAX_CANVAS_VALUE_SHARE = 0.05
-# Where other pixels lie is also kept on a grid of at most this many cells a side: a scale bar
-# or a label on the canvas (a separate group of cells, under ``MAX_MARK_SHARE`` of the largest
-# group's cells) is left on the canvas, not taken into the field's box.
+MAX_CANVAS_VALUE_SHARE = 0.01
+# Where other pixels lie is also kept on a grid of at most this many cells a side, and cells
+# of at least MIN_CELL px: a scale bar or a label on the canvas (a separate group of cells,
+# under ``MAX_MARK_SHARE`` of the largest group's cells) is left on the canvas, not taken into
+# the field's box. (With 1 px cells, a review's line of the canvas's value across a field
+# near its edge cut the strip beyond it off as a mark.)
 GRID_SIDE = 512
+MIN_CELL = 8
 MAX_MARK_SHARE = 0.05
 MAX_FRAME = 64  # px: the widest frame around a field looked for
 HALO_DEPTH = 16  # px: JPEG's largest block (16x16, colour subsampled), a compression halo's reach
@@ -82,8 +87,8 @@ def content_box(image: np.ndarray) -> Box | None:
     survey = CanvasSurvey(image[0], image[-1], image.shape[0])
     # The outer columns first: most images have no outer line of one value, and the whole
     # image is then compared with no value at all.
-    survey.add(image[:, :1], 0, 0)
-    survey.add(image[:, -1:], 0, image.shape[1] - 1)
+    survey.add(image[:, :1], 0, 0, counted=False)
+    survey.add(image[:, -1:], 0, image.shape[1] - 1, counted=False)
     survey.add(image, 0, 0)
     return field_box(survey, lambda top, bottom, left, right: image[top:bottom, left:right],
                      percentile_sample(image))
@@ -164,26 +169,29 @@ class CanvasSurvey:
             self._line_value[line] = same[0] if same else len(self._values) - 1
         self._rows = [np.zeros(height, bool) for _ in self._values]
         self._columns = [np.zeros(top_row.shape[0], bool) for _ in self._values]
-        self._cell = side_stride((height, self.width), GRID_SIDE)
+        self._cell = max(MIN_CELL, side_stride((height, self.width), GRID_SIDE))
         grid_shape = (-(-height // self._cell), -(-self.width // self._cell))
-        self._cells = [np.zeros(grid_shape, bool) for _ in self._values]
-        self.add(top_row[None], 0, 0)
-        self.add(bottom_row[None], height - 1, 0)
+        self._cells = [np.zeros(grid_shape, np.int64) for _ in self._values]  # pixels of another value
+        self.add(top_row[None], 0, 0, counted=False)
+        self.add(bottom_row[None], height - 1, 0, counted=False)
 
-    def add(self, part: np.ndarray, top: int, left: int) -> None:
+    def add(self, part: np.ndarray, top: int, left: int, counted: bool = True) -> None:
+        """``part`` of the image, at (``top``, ``left``); ``counted``: its pixels are counted in
+        the grid (once each: the pass over every part, not the outer lines read ahead of it)."""
         for k in self._followed():
             differs = part != self._values[k]
             differs = differs.any(axis=-1) if differs.ndim == 3 else differs
             self._rows[k][top:top + part.shape[0]] |= differs.any(axis=1)
             self._columns[k][left:left + part.shape[1]] |= differs.any(axis=0)
-            self._mark_cells(self._cells[k], differs, top, left)
+            if counted:
+                self._mark_cells(self._cells[k], differs, top, left)
 
     def _mark_cells(self, cells: np.ndarray, differs: np.ndarray, top: int, left: int) -> None:
         rows = (top + np.arange(differs.shape[0])) // self._cell
         columns = (left + np.arange(differs.shape[1])) // self._cell
         row_starts, column_starts = _run_starts(rows), _run_starts(columns)
-        reduced = np.logical_or.reduceat(np.logical_or.reduceat(differs, row_starts, axis=0), column_starts, axis=1)
-        cells[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] |= reduced
+        counts = np.add.reduceat(np.add.reduceat(differs.astype(np.int64), row_starts, axis=0), column_starts, axis=1)
+        cells[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] += counts
 
     @property
     def following(self) -> int:
@@ -212,10 +220,10 @@ class CanvasSurvey:
     def _bounding(self, k: int) -> Box | None:
         """The bounding box of the pixels not of value ``k``, marks on the canvas left out."""
         cells, rows, columns = self._cells[k], self._rows[k], self._columns[k]
-        groups, count = ndimage.label(cells, np.ones((3, 3), bool))
+        groups, count = ndimage.label(cells > 0, np.ones((3, 3), bool))
         if count == 0:
             return None  # one value everywhere: no field to find
-        sizes = np.bincount(groups.ravel())[1:]
+        sizes = np.bincount(groups.ravel(), weights=cells.ravel())[1:]  # in pixels
         kept = np.isin(groups, 1 + np.flatnonzero(sizes >= MAX_MARK_SHARE * sizes.max()))
         held_rows, held_columns = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
         # The kept cells' rows and columns of pixels, narrowed to those that hold another value.
@@ -263,7 +271,10 @@ def without_halo(read: Reader, box: Box, value: np.ndarray, sample: np.ndarray, 
     too large, or not at all (a brightfield field on white, whose box was then 5.08 % white).
     Near is under ``HALO_SHARE`` of the way from the canvas's value to the field's median
     (per channel), so a field's own edge rows count as halo only where they are as dark (or
-    as light) as that."""
+    as light) as that. The line next to a light field on black is a third of the way (54
+    of 255): left in, it reads as a row of small bright nuclei once inverted (a JPEG'd H&E
+    field 2 px too large was segmented at 16.6 px against 23.6). The price: a review's field
+    (median 0.8) with dim nuclei (0.2) in a dark band along its edge lost them."""
     value = np.asarray(value, np.float64)  # integer pixels would wrap round in the differences
     median = np.median(crop_sample(sample, box, stride).reshape(-1, value.size), axis=0)
     tolerance = HALO_SHARE * np.abs(median - value).reshape(value.shape)

@@ -113,6 +113,33 @@ def test_a_jpeg_canvas_s_halo_is_left_out(name, fill, quality):
     assert box is not None and np.abs(np.subtract((box.top, box.bottom, box.left, box.right), truth)).max() <= 5
 
 
+@pytest.mark.parametrize("line", ["row", "column"])
+def test_a_line_of_the_canvas_s_value_across_the_field_does_not_cut_it(line):
+    """A review: a white row across a field on white, 5 px from its top, cut the 5 rows above
+    it off as a mark."""
+    image = pasted(noisy_field((150, 170)), (400, 500), (50, 80), 1.0)
+    if line == "row":
+        image[55, 80:250] = 1.0
+    else:
+        image[50:200, 88] = 1.0
+    assert content_box(image) == blocks.survey(blocks.ArraySource(image)).content == Box(50, 200, 80, 250)
+
+
+def test_a_dense_field_on_exact_black_is_not_taken_for_a_field_on_a_canvas():
+    """A review: touching discs on a background of exact black, 4.2 % of their box, were taken
+    for a light field on a black canvas and inverted."""
+    image = np.zeros((256, 256), np.float32)
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:256, :256]
+    for y in range(62, 197, 13):
+        for x in range(52, 200, 13):
+            image[(yy - y) ** 2 + (xx - x) ** 2 <= 81] = rng.uniform(0.4, 0.8)
+    rows, columns = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    share = (image[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] == 0).mean()
+    assert 0.01 < share < 0.05, share
+    assert content_box(image) is None
+
+
 def test_two_fields_on_one_canvas_are_not_taken_for_a_field_and_a_mark():
     image = pasted(noisy_field((150, 170)), (400, 500), (20, 20), 0.0)
     image[220:370, 300:470] = noisy_field((150, 170), seed=1)
