@@ -751,7 +751,8 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
         plan, blocks = plan_for(None, "none", estimate)
         return plan, overview, blocks, stitch(plan, blocks)
     plan, blocks = plan_for(estimate, "estimated", estimate)
-    checked, others = spread(in_field(blocks, overview.content), SCALE_CHECK_BLOCKS)
+    # The scale is checked on blocks spread over the field; every other block follows.
+    checked, _ = spread(in_field(blocks, overview.content), SCALE_CHECK_BLOCKS)
     checked_ids = {id(block) for block in checked}
     others = [block for block in blocks if id(block) not in checked_ids]
     check = ScaleCheck(model.postprocess_settings)
@@ -786,8 +787,7 @@ def in_field(blocks: list[Block], content: Box | None) -> list[Block]:
     on the canvas alone have no nuclei to check the scale with."""
     if content is None:
         return list(blocks)
-    return [b for b in blocks if b.top < content.bottom and content.top < b.bottom
-            and b.left < content.right and content.left < b.right]
+    return [b for b in blocks if not Box(b.top, b.bottom, b.left, b.right).intersection(content).empty]
 
 
 def check_arguments(source: BlockSource, diameter: float | None, channel: int | str, block_size: int) -> None:
@@ -810,9 +810,8 @@ def _diameter_window(source: BlockSource, overview: Overview, channel: int | str
     reduced = blank_outside(stretched_input(overview.display, channel, stretch), reduced_field)
     corner = content_corner(reduced, max(1, side // stride), reduced_field)
     top, left = min(corner[0] * stride, max(0, source.height - side)), min(corner[1] * stride, max(0, source.width - side))
-    window = source.read(max(top, field.top), min(top + side, field.bottom), max(left, field.left),
-                         min(left + side, field.right))
-    return stretched_input(window, channel, stretch)
+    window = Box(top, top + side, left, left + side).intersection(field)
+    return stretched_input(source.read(window.top, window.bottom, window.left, window.right), channel, stretch)
 
 
 @dataclass
@@ -952,7 +951,7 @@ def network_segmenter(model: NucleiModel, plan: ImagePlan, settings: Postprocess
     ``pipeline`` segments the field alone) and the canvas holds no nuclei."""
     inference = inference_for(model, tta, plan.stretch.invert)
     field = plan.content or Box(0, height, 0, width)
-    grid = NetworkGrid(field.bottom - field.top, field.right - field.left, plan.factor, model.size_multiple)
+    grid = NetworkGrid(*field.shape, plan.factor, model.size_multiple)
 
     def predict_window(pixels: np.ndarray, window: tuple[int, int, int, int]) -> Prediction:
         # Stretch and resampling work plane by plane: done before network_rgb copies a grey
@@ -966,9 +965,9 @@ def network_segmenter(model: NucleiModel, plan: ImagePlan, settings: Postprocess
 
     def segment_block(pixels: np.ndarray, block: Block) -> np.ndarray:
         top, bottom, left, right = block.window
-        inside = Box(max(top, field.top), min(bottom, field.bottom), max(left, field.left), min(right, field.right))
+        inside = Box(*block.window).intersection(field)
         shape = (bottom - top, right - left)
-        if inside.top >= inside.bottom or inside.left >= inside.right:
+        if inside.empty:
             return np.zeros(shape, np.int32)  # all canvas
         rows, columns = slice(inside.top - top, inside.bottom - top), slice(inside.left - left, inside.right - left)
         prediction = predict_window(pixels[rows, columns], (inside.top - field.top, inside.bottom - field.top,
@@ -1147,7 +1146,7 @@ def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, blocks: li
     notes = list(source.notes) + list(filter(None, [
         canvas_note(plan.content, (source.height, source.width)),
         too_small_note(plan.diameter, plan.diameter_source, model.diameter),
-        narrow_image_note((field.bottom - field.top, field.right - field.left), plan.diameter, plan.diameter_source)]))
+        narrow_image_note(field.shape, plan.diameter, plan.diameter_source)]))
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
                        stitched.duplicates, channels=source.channels, notes=notes,

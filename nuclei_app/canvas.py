@@ -63,6 +63,19 @@ class Box:
     def slices(self) -> tuple[slice, slice]:
         return slice(self.top, self.bottom), slice(self.left, self.right)
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.bottom - self.top, self.right - self.left
+
+    @property
+    def empty(self) -> bool:
+        return self.top >= self.bottom or self.left >= self.right
+
+    def intersection(self, other: Box) -> Box:
+        """The part of this box inside ``other`` (``empty`` where they do not meet)."""
+        return Box(max(self.top, other.top), min(self.bottom, other.bottom), max(self.left, other.left),
+                   min(self.right, other.right))
+
     def shifted(self, rows: int, columns: int) -> Box:
         return Box(self.top + rows, self.bottom + rows, self.left + columns, self.right + columns)
 
@@ -106,7 +119,7 @@ def field_box(survey: CanvasSurvey, read: Reader, sample: np.ndarray) -> Box | N
     if found is None:
         return None
     box, value = found
-    if min(box.bottom - box.top, box.right - box.left) < MIN_FIELD_SIDE:
+    if min(box.shape) < MIN_FIELD_SIDE:
         return None  # a speck on a blank image (and its sides would be no lines deep)
     stride = percentile_stride(survey.height, survey.width)
     box = without_halo(read, box, value, sample, stride)
@@ -120,7 +133,7 @@ def canvas_note(box: Box | None, shape: tuple[int, ...]) -> str | None:
     where the field is, so that a background taken for a canvas can be seen for what it is."""
     if box is None:
         return None
-    share = 1.0 - (box.bottom - box.top) * (box.right - box.left) / (shape[0] * shape[1])
+    share = 1.0 - box.shape[0] * box.shape[1] / (shape[0] * shape[1])
     return (f"the field of view, rows {box.top}-{box.bottom - 1} and columns {box.left}-{box.right - 1}, lies on a "
             f"blank canvas of one value ({share:.0%} of the image): the canvas was left out and holds no nuclei")
 
@@ -238,7 +251,7 @@ class CanvasSurvey:
 def looks_like_field(box: Box, value: np.ndarray, sample: np.ndarray, stride: int) -> bool:
     """At least ``MIN_FIELD_SIDE`` px a side, and ``value`` (the canvas's, or a frame's) in
     under ``MAX_CANVAS_VALUE_SHARE`` of it, counted on ``sample`` (``image[::stride, ::stride]``)."""
-    if min(box.bottom - box.top, box.right - box.left) < MIN_FIELD_SIDE:
+    if min(box.shape) < MIN_FIELD_SIDE:
         return False
     same = crop_sample(sample, box, stride) == value
     same = same.all(axis=-1) if same.ndim == 3 else same
@@ -285,7 +298,7 @@ def without_halo(read: Reader, box: Box, value: np.ndarray, sample: np.ndarray, 
 def _side_bands(read: Reader, box: Box, depth: int) -> dict[str, np.ndarray]:
     """The box's four sides, ``depth`` lines deep (a quarter of the box at most), each as
     (line, pixel along it[, channel]) from the outermost line in."""
-    depth = min(depth, (box.bottom - box.top) // 4, (box.right - box.left) // 4)
+    depth = min(depth, min(box.shape) // 4)
     return {"top": read(box.top, box.top + depth, box.left, box.right),
             "bottom": read(box.bottom - depth, box.bottom, box.left, box.right)[::-1],
             "left": read(box.top, box.bottom, box.left, box.left + depth).swapaxes(0, 1),

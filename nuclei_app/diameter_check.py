@@ -57,7 +57,7 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
     the field of view): those that apply (the app gives its own words for the advice)."""
     prediction = segmentation.prediction
     field = prediction.field
-    shape = segmentation.labels.shape if field is None else (field.bottom - field.top, field.right - field.left)
+    shape = segmentation.labels.shape if field is None else field.shape
     narrow = narrow_image_note(shape, prediction.diameter, prediction.diameter_source)
     # Shrunk below its diameter, the image's nuclei measure larger than the diameter: that is
     # the cap's doing, not a wrong diameter.

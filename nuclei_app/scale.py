@@ -215,8 +215,7 @@ def _refine_peak(log_diameters: np.ndarray, energies: np.ndarray, best: int) -> 
 
 def centre_corner(shape: tuple[int, ...], side: int, box: Box | None = None) -> tuple[int, int]:
     """(top, left) of the ``side`` px window centred on the image, or on ``box`` in it."""
-    if box is None:
-        return max(0, (shape[0] - side) // 2), max(0, (shape[1] - side) // 2)
+    box = box or Box(0, shape[0], 0, shape[1])
     return (int(np.clip((box.top + box.bottom - side) // 2, 0, max(0, shape[0] - side))),
             int(np.clip((box.left + box.right - side) // 2, 0, max(0, shape[1] - side))))
 
