@@ -26,8 +26,9 @@ from nuclei_app.diameter_check import image_notes
 from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
 from nuclei_app.batch import ImageRequest, failure_status, plural, settings_text
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
-from nuclei_app.imageio import ImageReadError, declared_layout, read_channels, read_labels
+from nuclei_app.imageio import ImageReadError, declared_layout, read_channels
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
+from nuclei_app.label_files import read_labels
 from nuclei_app.measure import measure_nuclei, summary
 from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
 from nuclei_app.metrics import image_scores

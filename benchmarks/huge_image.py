@@ -137,7 +137,8 @@ def matched_iou(reference: np.ndarray, candidate: np.ndarray) -> tuple[int, floa
 
 
 def huge_run(model, size: int, block_size: int, folder: Path) -> None:
-    from nuclei_app.blocks import needs_blocks, segment_in_blocks
+    from nuclei_app.block_sources import needs_blocks
+    from nuclei_app.blocks import segment_in_blocks
     from nuclei_app.machine import describe_machine
 
     print(f"machine: {describe_machine()}")

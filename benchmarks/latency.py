@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from nuclei_app.config import SAMPLES_DIR
-from nuclei_app.imageio import read_image, read_labels, to_uint8
+from nuclei_app.imageio import read_image, to_uint8
+from nuclei_app.label_files import read_labels
 from nuclei_app.machine import describe_machine
 from nuclei_app.pipeline import segment
 from nuclei_app.scale import median_diameter

@@ -1,4 +1,4 @@
-"""The batch CLI's work: find images, segment each, write the contract's files.
+"""The batch CLI's work: segment each image found (``inputs``), write the contract's files.
 
 Everything done for one image (read, segment, measure, write) is one unit: a failure in it is
 reported (file and reason), recorded in ``summary.csv`` and skipped; the run goes on and
@@ -13,7 +13,6 @@ bounded by three images.
 from __future__ import annotations
 
 import errno
-import os
 import sys
 import time
 import traceback
@@ -31,14 +30,16 @@ from .channels import AUTO, display_rgb, intensity_image, usable_channel
 from .config import IMAGE_SUFFIXES, PostprocessSettings
 from .diameter_check import image_notes
 from .imageio import ImageReadError, read_channels
+from .inputs import collect_images, output_names
 from .measure import measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
 from .planes import PlaneRequest, ZChoice
+from .progress import Progress
 from .records import (MEASUREMENT_COLUMNS, RunRecord, changed_settings, finished_huge, segmented_again,
                       summary_row)
-from .results import fitting_name, image_result_files, output_stem, write_atomically
+from .results import image_result_files, write_atomically
 
 
 @dataclass(frozen=True)
@@ -84,126 +85,6 @@ class BatchResult:
     @property
     def exit_status(self) -> int:
         return 1 if self.failed or self.found_nothing or self.stopped else 0
-
-
-def collect_images(paths: list[str | Path], skip_folders: tuple[Path, ...] = ()) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Image files from files and folders (recursive, image suffixes in any case), and the
-    (path, reason) of what can't be used: missing paths, broken links, unreadable folders,
-    file names that are not valid UTF-8 (summary.csv could not hold them).
-
-    Folders are walked with ``os.walk``, following links to folders but entering each real
-    folder once, so a link to a parent folder (a loop) or a second way to the same data
-    neither hangs the scan nor segments an image twice. Hidden files and folders (".", such
-    as macOS's "._name.png" metadata files) are not images and are passed over."""
-    found, problems = [], []
-    # The output folder is never searched: a run whose --out is inside an input folder would
-    # otherwise segment its own outputs on the next run.
-    entered = {os.path.realpath(folder) for folder in skip_folders}
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            images, trouble = _scan_folder(path, entered)
-            found += images
-            problems += trouble
-        elif path.is_file():
-            found.append(path)
-        elif path.is_symlink():
-            problems.append((str(path), _broken_link_reason(path)))
-        else:
-            problems.append((str(path), "no such file or folder"))
-    problems += [(str(p), "the file name is not valid UTF-8 text (it was probably written on a system with "
-                          "another encoding); rename the file.") for p in found if not _is_utf8(p)]
-    found = _first_of_each_file([p for p in found if _is_utf8(p)])
-    return found, [(_printable(path), reason) for path, reason in problems]
-
-
-def _scan_folder(folder: Path, entered: set[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Image files under ``folder``, skipping real folders already in ``entered`` (updated)."""
-    found, problems = [], []
-
-    def unreadable(error: OSError) -> None:
-        problems.append((error.filename or str(folder), f"the folder could not be read ({error.strerror or error})."))
-
-    for root, folders, files in os.walk(folder, onerror=unreadable, followlinks=True):
-        real = os.path.realpath(root)
-        if real in entered:  # a symlink loop, or another link to a folder already searched
-            folders[:] = []
-            continue
-        entered.add(real)
-        folders[:] = [name for name in folders if not name.startswith(".")]
-        for name in files:
-            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            path = Path(root, name)
-            if path.is_file():
-                found.append(path)
-            else:  # a link to a file that moved, or to itself
-                problems.append((str(path), _broken_link_reason(path)))
-    return sorted(found), problems
-
-
-def _first_of_each_file(paths: list[Path]) -> list[Path]:
-    """Without repeats: a file named twice (directly, or by a link) is segmented once."""
-    seen, unique = set(), []
-    for path in paths:
-        real = os.path.realpath(path)
-        if real not in seen:
-            seen.add(real)
-            unique.append(path)
-    return unique
-
-
-def _broken_link_reason(path: Path) -> str:
-    try:
-        target = os.readlink(path)
-    except OSError:
-        target = "?"
-    return f"broken symbolic link to {target}: the file it points to does not exist. Fix or remove the link."
-
-
-def _is_utf8(path: Path) -> bool:
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes of a POSIX file name, kept as surrogates
-        return False
-    return True
-
-
-def _printable(path: str) -> str:
-    """The path with undecodable bytes as \\xNN escapes: printable, and storable in summary.csv."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def output_names(images: list[Path], earlier: dict[str, str] | None = None) -> dict[Path, str]:
-    """NAME for each input: its stem, made safe and cut to fit a file system (``output_stem``);
-    inputs sharing a name, compared without case as Windows and macOS do, get their parent folders
-    prefixed, then _2, _3 ... ``earlier``: the resolved path -> NAME of every file a resumed
-    run named: those files keep their names, and no other file may take one of them (its
-    outputs would pass for the other file's)."""
-    earlier = earlier or {}
-    names, used = {}, {name.casefold() for name in earlier.values()}
-    for image in images:
-        name = earlier.get(str(image.resolve()))
-        if name:
-            names[image] = name
-    for image in images:
-        if image not in names:
-            names[image] = _free_name(image, used)
-            used.add(names[image].casefold())
-    return names
-
-
-def _free_name(image: Path, used: set[str]) -> str:
-    name = output_stem(image.name)
-    for parent in image.resolve().parents:
-        if name.casefold() not in used:
-            return name
-        # Cut from the front where too long: the file's own name is what tells files apart.
-        name = fitting_name(f"{parent.name}_{name}", keep_end=True)
-    number = 2
-    while fitting_name(name, f"_{number}").casefold() in used:
-        number += 1
-    return fitting_name(name, f"_{number}")
 
 
 def image_files(name: str, channels: np.ndarray, segmentation: Segmentation, request: ImageRequest,
@@ -395,7 +276,7 @@ def finish_run(paths: list, images: list[Path], problems: list[tuple[str, str]],
 
 
 def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], out: Path, request: ImageRequest,
-                 record: RunRecord, result: BatchResult, progress: "Progress", debug: bool, first: int = 1) -> None:
+                 record: RunRecord, result: BatchResult, progress: Progress, debug: bool, first: int = 1) -> None:
     """Reads image i+1 and writes image i-1 while image i is segmented (see the module doc).
     ``first``: the run's number for the first of them (block-wise images go first)."""
     with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
@@ -434,7 +315,7 @@ def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], o
 
 
 def is_huge(path: Path) -> bool:
-    from .blocks import needs_blocks
+    from .block_sources import needs_blocks
 
     try:
         return needs_blocks(path)
@@ -443,7 +324,7 @@ def is_huge(path: Path) -> bool:
 
 
 def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: dict[Path, str], out: Path,
-               request: ImageRequest, record: RunRecord, result: BatchResult, progress: "Progress",
+               request: ImageRequest, record: RunRecord, result: BatchResult, progress: Progress,
                debug: bool) -> None:
     """Images segmented block by block, one after another (each already uses every core):
     TIFFs over the in-memory limit (``huge``), read lazily, and with --block-size any image."""
@@ -466,7 +347,7 @@ def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: di
 
 def declared_size(path: Path) -> str:
     """'W x H px (N megapixels), ' from a TIFF's header; '' where it can't be read."""
-    from .blocks import tiff_size
+    from .block_sources import tiff_size
 
     size = tiff_size(path)
     if size is None:
@@ -511,7 +392,7 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
     return table, outcome.count, prediction, (outcome.height, outcome.width), pixel_size
 
 
-def _finished(item: InFlight, record: RunRecord, result: BatchResult, progress: "Progress", debug: bool) -> None:
+def _finished(item: InFlight, record: RunRecord, result: BatchResult, progress: Progress, debug: bool) -> None:
     try:
         table = item.writing.result()
     except Exception as error:  # measuring or writing failed: this image only
@@ -522,7 +403,7 @@ def _finished(item: InFlight, record: RunRecord, result: BatchResult, progress: 
 
 
 def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Prediction, shape: tuple[int, int],
-               tag: str, record: RunRecord, result: BatchResult, progress: "Progress") -> None:
+               tag: str, record: RunRecord, result: BatchResult, progress: Progress) -> None:
     height, width = shape
     seconds = time.time() - item.started
     row = summary_row(item.path, item.name, width=width, height=height, nuclei=count, diameter=prediction.diameter,
@@ -537,7 +418,7 @@ def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Pred
     item.channels = item.segmentation = None  # free the image now, not when the run ends
 
 
-def _failed(item: InFlight, error: Exception, record: RunRecord, result: BatchResult, progress: "Progress",
+def _failed(item: InFlight, error: Exception, record: RunRecord, result: BatchResult, progress: Progress,
             debug: bool) -> None:
     reason = failure_status(error, debug)
     if is_disk_full(error):  # every image after it would fail the same way
@@ -568,68 +449,6 @@ def put_on_record(record, result: BatchResult, row: dict, table: pd.DataFrame | 
         stop(result, f"stopped: the run's record (summary.csv, measurements.csv) can't be written: "
                      f"{describe_write_problem(error)}. Run the same command with --skip-existing once "
                      "that is fixed: images not on record are done again.")
-
-
-class Progress:
-    """A progress bar with count, rate and ETA (tqdm) on a terminal; plain lines otherwise.
-    Per-image lines are printed either way, above the bar."""
-
-    def __init__(self, total: int, log: TextIO):
-        self.total, self.log = total, log
-        self.bar = None
-        if total and _is_terminal(log):
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="image", file=log, dynamic_ncols=True, leave=False)
-
-    def __enter__(self) -> "Progress":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-    def done(self, line: str) -> None:
-        """An image's line, counted on the bar."""
-        self.note(line)
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def note(self, line: str) -> None:
-        """A line above the bar (no bar: a plain line), without counting an image."""
-        if self.bar is None:
-            print(line, file=self.log, flush=True)
-        else:
-            self.bar.write(line, file=self.log)
-
-    def tiles(self, name: str, blocks: bool = False):
-        """Tile (or block) progress of a large image: the bar's postfix on a terminal; plain
-        lines otherwise, at each tenth of an image of 20 tiles or more (a whole slide takes
-        long: the log shows it is moving). ``blocks``: a block-wise image, each of whose
-        blocks takes seconds, gets a line per block where it has fewer than 20 (a user test
-        waited two minutes on 9 blocks after a line saying their progress would follow)."""
-        shown = {"tiles": 0, "step": 0}
-        unit = "blocks" if blocks else "tiles"
-
-        def report(done: int, tiles: int) -> None:
-            if self.bar is not None and tiles > 1:
-                self.bar.set_postfix_str(f"{name}: {unit[:-1]} {done}/{tiles}")
-                return
-            steps = 10 if tiles >= 20 else tiles if blocks else 0   # lines per image
-            if self.bar is None and steps:
-                if tiles != shown["tiles"] or done * steps // tiles < shown["step"]:  # a new plan: count again
-                    shown.update(tiles=tiles, step=0)
-                if done * steps // tiles > shown["step"]:
-                    shown["step"] = done * steps // tiles
-                    print(f"  {name}: {done} of {tiles} {unit}", file=self.log, flush=True)
-        return report
-
-
-def _is_terminal(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def plural(count: int, one: str, many: str) -> str:

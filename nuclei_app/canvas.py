@@ -23,7 +23,7 @@ a nucleus and the image reads as the opposite kind:
 What else lies on the canvas stays there: marks (a scale bar, a label: ``CanvasSurvey``'s
 grid), a lossy file's halo around the field (``without_halo``), a frame drawn around it
 (``inside_frame``). ``field_box`` puts these together for both routes: ``content_box`` on an
-image in memory, ``blocks.survey`` on one read part by part.
+image in memory, ``overview.survey`` on one read part by part.
 """
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ OUTER_LINES = (("top", "top-left"), ("bottom", "bottom-left"), ("left", "top-lef
 
 
 class CanvasSurvey:
-    """``content_box``, gathered over an image read part by part (``blocks.survey``): for the
+    """``content_box``, gathered over an image read part by part (``overview.survey``): for the
     value of each corner an outer line starts at, which rows and columns hold another value.
 
     It starts from the image's top and bottom rows (cheap to read in any layout); a value is

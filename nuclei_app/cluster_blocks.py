@@ -22,10 +22,12 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .blocks import ArraySource, Block, BlockJob, BlockSource, ScaleCheck, TiffSource, job_segmenter
+from .block_network import BlockJob, ScaleCheck, job_segmenter
+from .block_sources import ArraySource, BlockSource, TiffSource
 from .config import PostprocessSettings
 from .imageio import read_channels
 from .planes import PlaneRequest
+from .stitching import Block
 
 # Blocks in flight per worker: one computing, one queued, so no worker waits for the client.
 BLOCKS_AHEAD_PER_WORKER = 2

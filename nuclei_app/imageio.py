@@ -1,10 +1,13 @@
-"""Reading any image a microscope (or a user) produces, and writing results.
+"""Reading any image a microscope (or a user) produces, and the 8-bit RGB of results
+(``to_uint8``, ``rgb_png_bytes``).
 
 Every reader returns float32 RGB in [0, 1] with shape (H, W, 3), whatever came in:
 8/16/32-bit, float (NaN and infinities included), greyscale, RGB, RGBA, palette, CMYK,
 multi-page TIFF and animated GIF or WebP (first page or frame). Every failure is an
 ``ImageReadError`` whose message says which file and what is wrong, so callers can show it
-as it is and carry on with the next file.
+as it is and carry on with the next file. What the pixels hold that the user should know
+(NaN values, a blank field, a mask given as the image) is noted by ``image_notes``; ground-truth
+label files are read by ``label_files``.
 """
 from __future__ import annotations
 
@@ -22,9 +25,9 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from .config import ReadLimits
+from .image_notes import content_notes
 from .planes import OTHER_PLANES, PlaneRequest, no_stack_note, read_planes, resolve
-from .png import png_bytes, write_png
-from .scale import centre_corner
+from .png import png_bytes
 
 ImageSource = Union[str, Path, bytes, BinaryIO]
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -57,7 +60,7 @@ def source_name(source: ImageSource, name: str | None = None) -> str:
     return getattr(source, "name", None) or "uploaded image"
 
 
-def _read_bytes(source: ImageSource, name: str, limits: ReadLimits) -> bytes:
+def source_bytes(source: ImageSource, name: str, limits: ReadLimits) -> bytes:
     if isinstance(source, (str, Path)):
         data = _read_file(Path(source), name, limits)
     elif isinstance(source, (bytes, bytearray)):
@@ -366,7 +369,7 @@ class UnitScale:
     """The pixel values' map to [0, 1], for a whole image: 8- and 16-bit integers by their
     type's range ("type"), other types by the image's finite min-max ("minmax"), floats
     already in [0, 1] as they are ("identity"). One rule for an image read whole here and for
-    a huge one read block by block (``blocks.TiffSource``, which scans its range first)."""
+    a huge one read block by block (``block_sources.TiffSource``, which scans its range first)."""
     low: float
     high: float
     kind: str = "type"
@@ -436,7 +439,7 @@ def decode_array(source: ImageSource, name: str | None = None, limits: ReadLimit
     plane of a Z-stack, the first frame of an animation, ...); ``plane``: a Z-stack's plane."""
     notes = [] if notes is None else notes
     name = source_name(source, name)
-    data = _read_bytes(source, name, limits)
+    data = source_bytes(source, name, limits)
     try:
         if data[:4] in TIFF_MAGIC:
             array = _decode_tiff(data, name, limits, notes, plane)
@@ -515,175 +518,16 @@ def read_raw_channels(source: ImageSource, name: str | None = None, limits: Read
                       plane: PlaneRequest = PlaneRequest()) -> tuple[np.ndarray, UnitScale]:
     """``read_channels`` in two halves: the (H, W, C) pixels as stored, and their map to [0, 1].
     A large image kept as stored (8-bit: a quarter of its float32 size) is converted a block
-    at a time (``blocks.ArraySource``)."""
+    at a time (``block_sources.ArraySource``)."""
     name = source_name(source, name)
     raw = _to_channels(decode_array(source, name, limits, notes, plane), name)
-    if notes is not None and np.issubdtype(raw.dtype, np.floating):
-        _note_non_finite(raw, notes)
     if notes is not None:
-        notes += filter(None, [flat_image_note(raw) or label_image_note(raw) or binary_mask_note(raw)])
+        notes += content_notes(raw)
     return raw, unit_scale_of(raw, name)
-
-
-def flat_image_note(raw: np.ndarray) -> str | None:
-    """A note where every pixel has the same value (a user test: a blank field gave "0 nuclei,
-    diameter 5.2 px (estimated)", a size the estimator makes up when it finds none)."""
-    if not raw.size or raw.min() != raw.max():
-        return None
-    low = raw.flat[0]
-    return f"every pixel has the same value ({low:g}): there is nothing to segment, and the diameter is no measure"
-
-
-# A label image (ids, each nucleus one flat region) given as the image to segment (a user
-# test: a ground-truth mask segmented into "12 nuclei", status ok, no word). On the DSB2018
-# training images (their first channel, 8-bit) at most 90 % of neighbouring pixels are equal
-# and each value forms 60 to 960 connected regions; label images from their masks: 96-99.5 %
-# and 1.0-1.07 regions per id.
-LABELS_FLAT_SHARE = 0.9
-LABELS_REGIONS_PER_ID = 2.0
-LABELS_CHECK_SIDE = 1024  # a centre crop this large tells, at a few ms
-
-
-def label_image_note(raw: np.ndarray) -> str | None:
-    """A note where (H, W, C) pixels look like a label image: one integer channel, nearly all
-    neighbours equal, about one connected region per non-zero value, at least 3 of them."""
-    if raw.shape[-1] != 1 or not np.issubdtype(raw.dtype, np.integer):
-        return None
-    crop, where = _checked_window(raw)
-    plane = crop[..., 0]
-    pairs = plane[1:].size + plane[:, 1:].size
-    equal = np.count_nonzero(plane[1:] == plane[:-1]) + np.count_nonzero(plane[:, 1:] == plane[:, :-1])
-    if not pairs or equal < LABELS_FLAT_SHARE * pairs:
-        return None
-    ids = np.count_nonzero(np.unique(plane))
-    regions = int(_components(plane).max())  # one per flat region of a value, 0 left as background
-    if ids < 3 or regions > LABELS_REGIONS_PER_ID * ids:
-        return None
-    return (f"this looks like a label image ({ids} ids{where}, each one flat region), not a microscopy image: "
-            "segment the image it labels")
-
-
-def _checked_window(raw: np.ndarray) -> tuple[np.ndarray, str]:
-    """The part of an image the label and mask notes look at, and the words that say so."""
-    top, left = centre_corner(raw.shape[:2], LABELS_CHECK_SIDE)
-    crop = raw[top:top + LABELS_CHECK_SIDE, left:left + LABELS_CHECK_SIDE]
-    return crop, "" if crop.shape[:2] == raw.shape[:2] else f" in its central {LABELS_CHECK_SIDE} px"
-
-
-# A mask's objects are blobs: its rarer value's regions average at least this many pixels.
-MASK_MIN_REGION = 9
-
-
-def binary_mask_note(raw: np.ndarray) -> str | None:
-    """A note where (H, W, C) pixels hold two values only, alike in every colour channel (an
-    alpha channel aside): a binary mask (a user's thresholded nuclei, a DSB2018 mask file),
-    which the network would segment as a micrograph. No 8- or 16-bit micrograph has so few
-    levels: the 664 DSB2018 training images have 30 to 256 in their first channel."""
-    if raw.shape[-1] not in (1, 3, 4) or not (np.issubdtype(raw.dtype, np.integer) or raw.dtype == bool):
-        return None
-    crop, where = _checked_window(raw)
-    colours = crop[..., :3]
-    if not (colours == colours[..., :1]).all():
-        return None
-    values, counts = np.unique(colours[..., 0], return_counts=True)
-    if values.size != 2:
-        return None
-    minority = colours[..., 0] == values[np.argmin(counts)]
-    if counts.min() < MASK_MIN_REGION * _components(minority).max():
-        return None   # specks or a line on a flat field: no objects drawn
-    return (f"this looks like a binary mask (only the values {values[0]:g} and {values[1]:g}{where}), not a "
-            "microscopy image: segment the image it was made from")
-
-
-def _note_non_finite(raw: np.ndarray, notes: list[str]) -> None:
-    """Float pixels that are NaN (a masked region, a failed stitch) or infinite are read as the
-    image's darkest value and its extremes (``UnitScale.apply``): say how many."""
-    bad = raw.size - int(np.count_nonzero(np.isfinite(raw)))
-    if bad:
-        share = 100 * bad / raw.size
-        notes.append(f"{bad:,} values are NaN or infinite ({f'{share:.1f}' if share >= 0.1 else 'under 0.1'} %): NaN "
-                     "read as the image's darkest value, infinities as its extremes")
-
-
-JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-def read_labels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
-    """A ground-truth file -> int32 instance labels (0 = background).
-
-    - a binary mask (background and one other value, in any bit depth) is split into
-      connected components: touching nuclei count as one;
-    - an image of ids (8/16-bit grey, 0 = background) keeps its ids, including one with no
-      background at all ({1, 2}: two nuclei filling the field);
-    - a colour label image (each nucleus its own colour) gets one id per colour, black the
-      background;
-    - a JPEG is lossy: its compression smears a mask's two levels into many, so a grey JPEG
-      is binarised at half its range, and a colour JPEG, whose colours can't be trusted as
-      ids, is refused with what to do instead.
-    """
-    name = source_name(source, name)
-    data = _read_bytes(source, name, limits)
-    array = decode_array(data, name, limits)
-    if array.ndim == 3:
-        array = _label_plane(array, name, lossy=data[:3] == JPEG_MAGIC)
-    if array.ndim != 2:
-        raise ImageReadError(name, f"a label image must be 2-D, got shape {tuple(array.shape)}.")
-    if data[:3] == JPEG_MAGIC:
-        return _components(array > (int(array.min()) + int(array.max())) / 2)
-    if np.issubdtype(array.dtype, np.floating):
-        array = np.rint(np.nan_to_num(array))
-    values = np.unique(array)
-    if values.size == 2 and values[0] == 0 or array.dtype == bool:  # a binary mask
-        return _components(array > 0)
-    if values.size == 1 and values[0] == 0:
-        return np.zeros(array.shape, np.int32)
-    if values.min() < 0 or values.max() > np.iinfo(np.int32).max:
-        raise ImageReadError(name, f"label values from {values.min()} to {values.max()}: ids must be 0 (background) "
-                                   "to 2^31. Save the labels as a 16-bit PNG or TIFF.")
-    return array.astype(np.int32)
-
-
-def _label_plane(array: np.ndarray, name: str, lossy: bool) -> np.ndarray:
-    """(H, W, C) ground truth -> (H, W): grey if its colour channels agree, else one id per colour."""
-    colour = array[..., :3] if array.shape[-1] in (3, 4) else array[..., :1]
-    if colour.shape[-1] == 1 or (np.all(colour[..., 0] == colour[..., 1]) and np.all(colour[..., 0] == colour[..., 2])):
-        return colour[..., 0]
-    if lossy:
-        raise ImageReadError(name, "a colour JPEG can't hold a label image: its compression changes the colours that "
-                                   "tell nuclei apart. Save the labels as PNG or TIFF (or a binary mask).")
-    # One integer per colour (8/16-bit channels fit side by side in 64 bits): np.unique on
-    # integers is many times faster than on rows.
-    packed = sum(colour[..., c].astype(np.int64) << (16 * (2 - c)) for c in range(3))
-    codes, ids = np.unique(packed, return_inverse=True)
-    ids = ids.reshape(array.shape[:2]).astype(np.int32) + (0 if codes[0] == 0 else 1)
-    return ids  # black (code 0, first when present) is the background
-
-
-def _components(mask: np.ndarray) -> np.ndarray:
-    from skimage.measure import label as connected_components
-
-    return connected_components(mask, connectivity=1).astype(np.int32)
-
-
-def write_labels_png(path: str | Path | BinaryIO, labels: np.ndarray) -> None:
-    """16-bit PNG: 0 background, 1..N one id per nucleus (more than 65535 is refused)."""
-    if labels.max(initial=0) > np.iinfo(np.uint16).max:
-        raise ValueError(f"{labels.max()} nuclei do not fit a 16-bit label image.")
-    write_png(path, labels.astype(np.uint16))
-
-
-def labels_png_bytes(labels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    write_labels_png(buffer, labels)
-    return buffer.getvalue()
 
 
 def rgb_png_bytes(rgb: np.ndarray) -> bytes:
     return png_bytes(to_uint8(rgb))
-
-
-def mask_png_bytes(labels: np.ndarray) -> bytes:
-    return png_bytes(((labels > 0) * 255).astype(np.uint8))
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

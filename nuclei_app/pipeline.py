@@ -94,7 +94,7 @@ def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AU
     diameter estimate (models that record a diameter). Pure numpy, no turn on the model
     needed: the batch prepares the next image in another thread while this one runs."""
     image = as_channels(image)
-    box = content_box(image)  # on every channel, as blocks.survey finds it
+    box = content_box(image)  # on every channel, as overview.survey finds it
     chosen = choose_channel_in(image, box) if channel == AUTO else channel
     check_channel(image, chosen)
     prepared, stretch = prepare_field(network_rgb(image, chosen), box, model.normalisation)

@@ -20,7 +20,8 @@ import pandas as pd
 
 from .calibration import PixelSize
 from .exports import export_files, fixed_time_entry
-from .imageio import labels_png_bytes, mask_png_bytes, rgb_png_bytes
+from .imageio import rgb_png_bytes
+from .label_files import labels_png_bytes, mask_png_bytes
 from .measure import channel_intensities
 
 FILE_SUFFIXES = {"_labels.png": "Labels (16-bit PNG)", "_mask.png": "Mask PNG", "_overlay.png": "Overlay PNG",

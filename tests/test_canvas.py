@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from nuclei_app import blocks
+from nuclei_app.block_sources import ArraySource
 from nuclei_app.canvas import (MAX_CANVAS_VALUE_SHARE, MIN_FIELD_SIDE, Box, CanvasSurvey, blank_outside, content_box,
                                crop_sample, field_box)
 from nuclei_app.imageio import read_image
+from nuclei_app.overview import survey
 from nuclei_app.sampling import percentile_sample
 
 from .conftest import SAMPLES, fluorescence_like, jpeg, synthetic_labels
@@ -88,8 +89,8 @@ def test_a_frame_around_the_field_on_the_canvas_is_left_out(frame):
     image = pasted(framed, (400, 500), (40, 60), 1.0)
     field = Box(40 + top, 40 + top + 150, 60 + left, 60 + left + 170)
     assert content_box(image) == field
-    source = blocks.ArraySource(image)
-    assert blocks.survey(source).content == field                   # block by block too
+    source = ArraySource(image)
+    assert survey(source).content == field                   # block by block too
 
 
 def test_a_clipped_background_at_a_field_s_edges_is_not_a_frame():
@@ -122,7 +123,7 @@ def test_a_line_of_the_canvas_s_value_across_the_field_does_not_cut_it(line):
         image[55, 80:250] = 1.0
     else:
         image[50:200, 88] = 1.0
-    assert content_box(image) == blocks.survey(blocks.ArraySource(image)).content == Box(50, 200, 80, 250)
+    assert content_box(image) == survey(ArraySource(image)).content == Box(50, 200, 80, 250)
 
 
 def test_a_dense_field_on_exact_black_is_not_taken_for_a_field_on_a_canvas():

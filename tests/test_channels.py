@@ -135,7 +135,8 @@ def test_composites_of_a_real_image_score_like_the_grey_image(bundled_model):
     """The sparse fluorescence sample (DSB2018, with its truth) as grey, as an RGB composite and
     as a 4-channel 16-bit stack: the default channel choice finds the nuclei in each."""
     from benchmarks.composites import four_channel_stack, rgb_composite
-    from nuclei_app.imageio import read_image, read_labels
+    from nuclei_app.imageio import read_image
+    from nuclei_app.label_files import read_labels
     from nuclei_app.metrics import image_scores
     from nuclei_app.pipeline import segment
 

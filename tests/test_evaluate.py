@@ -113,7 +113,8 @@ def test_a_real_run_is_rescored_with_every_shift_and_drawn(tiny_model_dir, tiny_
 
 
 def test_light_images_are_scored_under_every_stain_shift(tiny_model):
-    from nuclei_app.imageio import read_image, read_labels
+    from nuclei_app.imageio import read_image
+    from nuclei_app.label_files import read_labels
     from train.evaluate import LIGHT_SHIFTS, evaluate
 
     from .conftest import SAMPLES

@@ -8,7 +8,7 @@ import tifffile
 from PIL import Image
 
 from nuclei_app.config import ReadLimits
-from nuclei_app.imageio import ImageReadError, read_channels, read_image, read_labels, write_labels_png
+from nuclei_app.imageio import ImageReadError, read_channels, read_image
 from nuclei_app.planes import PlaneRequest
 
 from .awkward_files import bmp_bomb, encode, gif_bomb, png_bomb, tiff, tiff_bomb, webp_bomb, write_corpus
@@ -132,25 +132,6 @@ def test_unsupported_layout_is_explained(tmp_path):
         read_image(tmp_path / "six.tif")
 
 
-def test_read_labels_binary_mask_becomes_components(tmp_path):
-    mask = np.zeros((30, 30), np.uint8)
-    mask[2:8, 2:8] = 255
-    mask[20:25, 20:28] = 255
-    Image.fromarray(mask).save(tmp_path / "mask.png")
-    labels = read_labels(tmp_path / "mask.png")
-    assert labels.max() == 2 and set(np.unique(labels)) == {0, 1, 2}
-
-
-def test_label_png_round_trip(tmp_path):
-    labels = np.zeros((20, 30), np.int32)
-    labels[1:5, 1:5] = 1
-    labels[10:15, 10:15] = 300  # beyond 8 bits
-    labels[16:19, 2:9] = 2
-    write_labels_png(tmp_path / "labels.png", labels)
-    assert Image.open(tmp_path / "labels.png").mode.startswith("I;16")
-    np.testing.assert_array_equal(read_labels(tmp_path / "labels.png"), labels)
-
-
 @pytest.mark.parametrize("layout", ["CYX", "YXC", "ZCYX"])
 def test_channel_stacks_keep_every_channel(tmp_path, layout):
     from nuclei_app.imageio import read_channels
@@ -186,7 +167,7 @@ def test_many_channel_tiff_is_refused_from_its_header(tmp_path, monkeypatch):
 
 # --- awkward files: every one read, or refused with a reason that names it ----------------
 
-# Refused by the folder scan (batch.collect_images), not by the reader.
+# Refused by the folder scan (inputs.collect_images), not by the reader.
 SCAN_REASONS = ("broken symbolic link", "not valid UTF-8")
 
 
@@ -328,53 +309,6 @@ def test_links_and_folders_are_explained(tmp_path):
         read_image(tmp_path / "folder.png")
 
 
-def png_of(array) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def jpeg_of(array) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue()
-
-
-def two_touching_nuclei():
-    labels = np.zeros((40, 40), np.int32)
-    labels[5:20, 5:20] = 1
-    labels[5:20, 20:35] = 2
-    labels[25:35, 10:20] = 3
-    return labels
-
-
-def test_a_colour_label_image_gets_one_id_per_colour():
-    from nuclei_app.metrics import image_scores
-
-    labels = two_touching_nuclei()
-    palette = np.array([[0, 0, 0], [200, 30, 30], [200, 30, 31], [10, 250, 10]], np.uint8)
-    truth = read_labels(png_of(palette[labels]), name="colours.png")
-    assert len(np.unique(truth)) == 4 and (truth == 0).sum() == (labels == 0).sum()
-    assert image_scores(truth, labels).mean_ap == 1.0  # a perfect prediction scores perfectly
-
-
-def test_a_jpeg_mask_is_binarised_not_read_as_many_ids():
-    mask = (two_touching_nuclei() > 0).astype(np.uint8) * 255
-    truth = read_labels(jpeg_of(mask), name="mask.jpg")
-    assert truth.max() == 2  # the two touching squares are one blob, the third its own
-    with pytest.raises(ImageReadError, match="colour JPEG can't hold a label image"):
-        read_labels(jpeg_of(np.stack([mask, mask // 2, mask // 3], axis=-1)), name="labels.jpg")
-
-
-def test_ids_without_background_and_binary_masks_are_told_apart():
-    no_background = np.where(np.arange(40)[None, :] < 20, 1, 2).repeat(40, axis=0).astype(np.uint8)
-    assert sorted(np.unique(read_labels(png_of(no_background)))) == [1, 2]
-    binary = (two_touching_nuclei() > 0).astype(np.uint8)
-    assert read_labels(png_of(binary)).max() == 2 and read_labels(png_of(binary * 255)).max() == 2
-    ids = two_touching_nuclei().astype(np.uint16)
-    np.testing.assert_array_equal(read_labels(png_of(ids)), ids)
-
-
 def test_plain_multi_page_and_four_sample_stacks_keep_every_channel(tmp_path):
     planes = np.stack([np.full((30, 40), 1000 * (c + 1), np.uint16) for c in range(4)])
     planes[2, 10:20, 10:20] = 60000
@@ -507,7 +441,7 @@ def test_a_chosen_plane_is_read_plane_by_plane_within_one_plane_s_limits(tmp_pat
 def test_an_rgba_z_stack_drops_its_alpha_whichever_plane_is_chosen(tmp_path):
     """Review: with a plane chosen, the alpha of an RGBA stack was kept as a 4th channel (an H&E
     stack then read as fluorescence); the first plane and the block-wise reader dropped it."""
-    from nuclei_app.blocks import TiffSource
+    from nuclei_app.block_sources import TiffSource
 
     rng = np.random.default_rng(4)
     rgba = rng.integers(0, 255, (3, 30, 40, 4), dtype=np.uint8)
@@ -521,74 +455,3 @@ def test_an_rgba_z_stack_drops_its_alpha_whichever_plane_is_chosen(tmp_path):
             np.testing.assert_array_equal(source.read(0, 30, 0, 40), read)
 
 
-def test_nan_and_infinite_float_pixels_are_counted_in_a_note(tmp_path):
-    pixels = np.linspace(0, 5, 30 * 40, dtype=np.float32).reshape(30, 40)
-    pixels[:10] = np.nan
-    pixels[20, 0] = np.inf
-    tifffile.imwrite(tmp_path / "nan.tif", pixels)
-    notes = []
-    read = read_channels(tmp_path / "nan.tif", notes=notes)
-    assert np.isfinite(read).all() and read[:10].max() == 0.0
-    assert notes == ["401 values are NaN or infinite (33.4 %): NaN read as the image's darkest value, infinities "
-                     "as its extremes"]
-    tifffile.imwrite(tmp_path / "clean.tif", np.nan_to_num(pixels, posinf=5.0))
-    read_channels(tmp_path / "clean.tif", notes=(clean := []))
-    assert clean == []
-
-
-def test_a_label_image_given_as_the_image_is_noted(tmp_path):
-    """A user test: a ground-truth mask (uint16 ids) segmented as a micrograph gave "12 nuclei",
-    status ok, no word. The samples' own ground truth must be told; their images, a grey
-    micrograph and camera noise must not."""
-    from .conftest import SAMPLES
-
-    for truth in sorted((SAMPLES / "ground_truth").glob("*.png")):
-        labels = read_labels(truth)
-        tifffile.imwrite(tmp_path / "labels.tif", labels.astype(np.uint16))
-        read_channels(tmp_path / "labels.tif", notes=(notes := []))
-        count = len(np.unique(labels)) - 1
-        assert notes == [f"this looks like a label image ({count} ids, each one flat region), not a microscopy "
-                         "image: segment the image it labels"], truth.name
-        read_channels(SAMPLES / "images" / truth.name, notes=(image_notes := []))
-        assert image_notes == [], truth.name
-    grey = (read_image(SAMPLES / "images" / "fluorescence_sparse.png")[..., 0] * 255).astype(np.uint8)
-    noise = np.random.default_rng(0).normal(1000, 20, (256, 256)).astype(np.uint16)
-    for name, data in (("grey.png", encode(grey, "PNG")), ("noise.tif", tiff(noise))):
-        (tmp_path / name).write_bytes(data)
-        read_channels(tmp_path / name, notes=(notes := []))
-        assert notes == [], name
-
-
-def test_a_binary_mask_given_as_the_image_is_noted(tmp_path):
-    """A mask of 0 and 255 (what a user's thresholding or a DSB2018 mask file holds) had no
-    word: the label-image note asks for at least three ids."""
-    from .conftest import SAMPLES
-
-    truth = read_labels(SAMPLES / "ground_truth" / "fluorescence_sparse.png")
-    mask = Image.fromarray(((truth > 0) * 255).astype(np.uint8))
-    for mode in ("1", "L", "RGB", "RGBA"):
-        mask.convert(mode).save(tmp_path / f"mask_{mode}.png")
-        read_channels(tmp_path / f"mask_{mode}.png", notes=(notes := []))
-        assert notes == ["this looks like a binary mask (only the values 0 and 255), not a microscopy image: "
-                         "segment the image it was made from"], mode
-    tifffile.imwrite(tmp_path / "mask.tif", (truth > 0).astype(np.uint16) * 7)
-    read_channels(tmp_path / "mask.tif", notes=(notes := []))
-    assert notes == ["this looks like a binary mask (only the values 0 and 7), not a microscopy image: "
-                     "segment the image it was made from"]
-    # Two levels in different colours are a colour image, not a mask.
-    two_colours = np.zeros(truth.shape + (3,), np.uint8)
-    two_colours[truth > 0] = (255, 0, 0)
-    Image.fromarray(two_colours).save(tmp_path / "red.png")
-    read_channels(tmp_path / "red.png", notes=(notes := []))
-    assert notes == []
-
-
-def test_an_image_of_one_value_is_noted(tmp_path):
-    """A user test: a blank field gave 0 nuclei at a made-up 5.2 px diameter, with no word."""
-    Image.fromarray(np.full((40, 50), 12, np.uint8)).save(tmp_path / "blank.png")
-    read_channels(tmp_path / "blank.png", notes=(notes := []))
-    assert notes == ["every pixel has the same value (12): there is nothing to segment, and the diameter is no "
-                     "measure"]
-    Image.fromarray(np.full((40, 50), 12, np.uint8) + np.eye(40, 50, dtype=np.uint8)).save(tmp_path / "line.png")
-    read_channels(tmp_path / "line.png", notes=(one_line := []))
-    assert one_line == []

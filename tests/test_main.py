@@ -6,7 +6,7 @@ import sys
 
 from PIL import Image
 
-from nuclei_app.imageio import read_labels
+from nuclei_app.label_files import read_labels
 
 from .conftest import PROJECT, SAMPLES, fluorescence_like, synthetic_labels
 

@@ -25,7 +25,7 @@ def test_names_are_the_cli_s_for_the_same_file():
     """A user test: the app named 'Zellkern µ 1.tif' 'Zellkern_µ_1', the CLI 'Zellkern µ 1', so a
     ZIP's CSVs and a batch run's did not join on ``image``. A review: '_DSC0001.JPG', '-ctrl',
     macOS's decomposed accents and long names in a three-byte script differed too."""
-    from nuclei_app.batch import output_names
+    from nuclei_app.inputs import output_names
 
     files = ["Zellkern µ 1.tif", "noyaux été 1.png", "plate A01 (2).ome.tif", "核 1.png", "_DSC0001.JPG",
              "-ctrl.tif", "=A1.png", "noyaux e\u0301te\u0301.png", "核" * 100 + ".png", "notes. .tif", "con.tif"]

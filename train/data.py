@@ -20,9 +20,10 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from skimage.segmentation import find_boundaries
 
 from nuclei_app.config import IMAGE_SUFFIXES, Normalisation
-from nuclei_app.imageio import decode_array, read_image, read_labels
+from nuclei_app.imageio import decode_array, read_image
 from nuclei_app.inference import preprocess
 from nuclei_app.kinds import KINDS, image_kind
+from nuclei_app.label_files import read_labels
 from nuclei_app.scale import median_diameter, rescale_image, resize_image, resize_labels, scale_factor
 
 from .augment import Augmentation, augment_intensity, flip_rotate, random_scale, synthetic_stain

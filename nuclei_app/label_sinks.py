@@ -1,0 +1,113 @@
+"""Where block-wise labels go: the whole image's labels, written and read back by windows
+(in memory for ordinary images, in a sparse raw file on disk for huge ones), and the tiled
+label TIFF streamed from them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+import tifffile
+
+from .block_sources import SCRATCH_PREFIX, ContiguousArray, windows
+from .calibration import PixelSize, tiff_resolution
+from .results import partial_path
+
+LABEL_TILE = 512            # tile side of the label TIFF
+
+
+class LabelSink(Protocol):
+    def read(self, top: int, bottom: int, left: int, right: int) -> np.ndarray: ...
+
+    def write(self, top: int, left: int, labels: np.ndarray) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class ArraySink:
+    """Labels in memory (int32, as ``pipeline.segment`` returns them): for ordinary images."""
+
+    def __init__(self, height: int, width: int):
+        self.labels = np.zeros((height, width), np.int32)
+
+    def read(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        return self.labels[top:bottom, left:right].copy()
+
+    def write(self, top: int, left: int, labels: np.ndarray) -> None:
+        self.labels[top:top + labels.shape[0], left:left + labels.shape[1]] = labels
+
+    def clear(self) -> None:
+        self.labels[:] = 0
+
+
+class DiskSink:
+    """uint32 labels in a raw file: 4 bytes a pixel on disk, only the window at hand in
+    memory. The file starts sparse (all zeros) and fills as blocks are written."""
+
+    def __init__(self, path: Path, height: int, width: int):
+        self._path, self._size = path, height * width * 4
+        self.clear()
+        self._array = ContiguousArray(path, 0, (height, width), np.dtype("<u4"), y_axis=0, writable=True)
+
+    def clear(self) -> None:
+        """All zeros again, without writing them: a sparse file."""
+        with open(self._path, "wb") as handle:
+            handle.truncate(self._size)
+
+    def read(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        return self._array.read((slice(top, bottom), slice(left, right)))
+
+    def write(self, top: int, left: int, labels: np.ndarray) -> None:
+        self._array.write(top, left, labels)
+
+    def close(self) -> None:
+        self._array.close()
+
+
+@contextmanager
+def scratch_sink(folder: Path, height: int, width: int) -> Iterator[DiskSink]:
+    """A DiskSink in a hidden folder beside the outputs (not /tmp, which may be held in
+    memory), removed afterwards whatever happens."""
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=folder))
+    try:
+        sink = DiskSink(scratch / "labels.u32", height, width)
+        try:
+            yield sink
+        finally:
+            sink.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def label_dtype(count: int) -> np.dtype:
+    if count > np.iinfo(np.uint32).max:
+        raise ValueError(f"{count} nuclei do not fit in a 32-bit label TIFF.")
+    return np.dtype(np.uint16 if count <= np.iinfo(np.uint16).max else np.uint32)
+
+
+def write_label_tiff(path: Path, sink: LabelSink, height: int, width: int, count: int,
+                     pixel_size: PixelSize | None = None) -> Path:
+    """A tiled, deflate-compressed label TIFF streamed tile by tile from ``sink``; written
+    under a temporary name first, so that an interrupted run leaves no truncated file."""
+    dtype = label_dtype(count)
+    tiles = (sink.read(*window).astype(dtype) for window in windows(height, width, (LABEL_TILE, LABEL_TILE)))
+    partial = partial_path(path)
+    try:
+        # zlib is Adobe deflate, which Fiji, QuPath and napari read (as exports.labels_tiff_bytes).
+        tifffile.imwrite(partial, tiles, shape=(height, width), dtype=dtype, tile=(LABEL_TILE, LABEL_TILE),
+                         photometric="minisblack", compression="zlib",
+                         bigtiff=height * width * dtype.itemsize > 2**32 - 2**25, **tiff_resolution(pixel_size))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def strided_labels(sink: LabelSink, height: int, width: int, stride: int) -> np.ndarray:
+    """labels[::stride, ::stride], one row read at a time."""
+    return np.stack([sink.read(row, row + 1, 0, width)[0, ::stride] for row in range(0, height, stride)])
