@@ -2,12 +2,10 @@
 all image work happens in ``nuclei_app``."""
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -16,53 +14,35 @@ import pandas as pd
 import streamlit as st
 
 from nuclei_app.calibration import (GIVE_ONE, PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading, read_pixel_size,
-                                    with_physical_sizes, with_resolution)
+                                    with_physical_sizes)
 from nuclei_app.canvas import canvas_note
 from nuclei_app.channels import (ALL_CHANNELS, AUTO, COLOUR_COUNTS, as_channels, choose_channel, display_rgb,
                                  intensity_image, is_grey)
-from nuclei_app.config import (BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, PostprocessSettings,
-                               ReadLimits)
+from nuclei_app.config import BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, ReadLimits
 from nuclei_app.diameter_check import image_notes
-from nuclei_app.figures import MAX_DISPLAY_SIDE, area_histogram, overlay_figure
-from nuclei_app.batch import ImageRequest, failure_status, plural, settings_text
+from nuclei_app.figures import area_histogram, overlay_figure
+from nuclei_app.batch import failure_status, plural, settings_text
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
 from nuclei_app.imageio import ImageReadError, declared_layout, read_channels
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
 from nuclei_app.label_files import read_labels
-from nuclei_app.measure import measure_nuclei, summary
+from nuclei_app.measure import measure_nuclei
 from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
 from nuclei_app.metrics import image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
-from nuclei_app.overlay import (STRIP_ASPECT, STYLES, comparison_overlay, display_stride, draw_overlay, palette_for,
-                                probability_picture, shown_extent, strip_start, to_display, view_stride)
+from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for, probability_picture,
+                                to_display)
+from nuclei_app.page import (PAGE_COLUMN_PX, Analysis, Failure, FileFacts, ImageChoices, InputImage, LargeAnalysis,
+                             PageView, Settings, area_text, channel_name, file_builders, headline_numbers, image_request,
+                             input_images, is_colour_file, large_file_builders, page_row, page_view, plane_request,
+                             record_row, sample_label, segmented_with, timed, typed_size, used_channel_name)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
 from nuclei_app.records import SUMMARY_COLUMNS, summary_row, with_settings
-from nuclei_app.results import (FILE_SUFFIXES, combined_measurements, csv_bytes, image_result_files,
-                                unique_names, zip_bytes)
+from nuclei_app.results import FILE_SUFFIXES, combined_measurements, csv_bytes, zip_bytes
 from nuclei_app.sources import describe, resolve_model
 
 LIMITS = AppLimits()
-FORMATS = ("png", "tiff", "rois", "geojson", "intensities")  # every download the CLI can write
-PAGE_COLUMN_PX = 700  # about how wide one of two side-by-side images is on a laptop screen
-
-
-@dataclass(frozen=True)
-class InputImage:
-    name: str              # safe, unique on this page: the stem of every output file
-    label: str             # the file name as the user knows it, for messages
-    data: bytes
-    key: str               # content digest + occurrence: widget keys and cached results
-    truth: bytes | None = None
-
-
-@dataclass(frozen=True)
-class Settings:
-    postprocess: PostprocessSettings
-    tta: bool | None  # None: the model's default (flips for light-background images)
-    style: str
-    opacity: float
-    stretch: bool = True
 
 
 # -- model ----------------------------------------------------------------------------
@@ -164,10 +144,6 @@ def settings_ui(model: NucleiModel) -> Settings:
 
 
 # -- inputs -----------------------------------------------------------------------------
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
 def sample_paths() -> list[Path]:
     return sorted(p for p in (SAMPLES_DIR / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
@@ -200,24 +176,6 @@ def inputs_ui() -> list[InputImage]:
     return input_images(files)
 
 
-def input_images(files: list[tuple[str, bytes, bytes | None]]) -> list[InputImage]:
-    """Page items with names safe for downloads and unique on the page (two 'cells.*' files
-    become 'cells' and 'cells_2'), and keys unique even for the same content twice."""
-    names = unique_names(name for name, _, _ in files)
-    seen: dict[str, int] = {}
-    items = []
-    for (label, data, truth), name in zip(files, names):
-        content = digest(data)
-        seen[content] = seen.get(content, 0) + 1
-        items.append(InputImage(name, label, data, f"{content}_{seen[content]}", truth))
-    return items
-
-
-def sample_label(stem: str) -> str:
-    """'tissue_he' -> 'tissue H&E': a file name can't hold the '&' (a user test read 'he')."""
-    return " ".join("H&E" if word == "he" else word for word in stem.split("_"))
-
-
 def samples_gallery() -> list[Path]:
     st.caption("Validation images from DSB2018 (CC0), with ground truth: tick one or more.")
     paths = sample_paths()
@@ -241,16 +199,6 @@ def sample_thumbnail(path: str, side: int = 240) -> np.ndarray:
 
 
 # -- per-session result cache --------------------------------------------------------------
-def timed(compute: Callable[[], object]) -> Callable[[], tuple[object, float]]:
-    """``compute`` returning its result and the seconds it took: cached with the result, the
-    ZIP's summary.csv says how long the image took to segment, however often the page reran."""
-    def run() -> tuple[object, float]:
-        started = time.perf_counter()
-        value = compute()
-        return value, time.perf_counter() - started
-    return run
-
-
 def session_cached(item: InputImage, key: tuple, compute):
     """Results of this session, per image on the page: moving a display slider never
     recomputes, however many images there are. Each image keeps its few latest results
@@ -271,21 +219,6 @@ def drop_unshown(items: list[InputImage]) -> None:
     results = st.session_state.setdefault("_results", {})
     for key in set(results) - {item.key for item in items}:
         del results[key]
-
-
-@dataclass(frozen=True)
-class ImageChoices:
-    """Per-image choices: ``diameter`` None = estimate it, ``channel`` 'auto', 'all' or an index,
-    ``z`` a Z-stack's plane (``planes``; None: the first, by default)."""
-    diameter: float | None = None
-    channel: int | str = AUTO
-    z: ZChoice = None
-
-    @property
-    def key(self) -> tuple:
-        # A plain tuple: Streamlit re-runs this file, so this class is a new object on every
-        # rerun and its instances never compare equal to the previous run's.
-        return (self.diameter, self.channel, self.z)
 
 
 def prediction_for(model: NucleiModel, item: InputImage, image: np.ndarray, settings: Settings,
@@ -318,34 +251,6 @@ def labels_cached(item: InputImage, prediction: Prediction, settings: Settings, 
 
 
 # -- results ----------------------------------------------------------------------------
-@dataclass
-class Analysis:
-    item: InputImage
-    image: np.ndarray          # what the user sees: RGB, or the nuclear channel of a stack
-    prediction: Prediction
-    labels: np.ndarray
-    table: pd.DataFrame
-    kind: str
-    notes: list[str] = field(default_factory=list)  # how the file was read, a diameter that looks wrong
-    pixel_size: PixelSize | None = None             # the page's (the file's own unless typed): µm columns
-    choices: ImageChoices = field(default_factory=ImageChoices)  # as segmented: the ZIP's settings column
-    channels: np.ndarray | None = None  # the image as read (cached anyway): every channel's intensities
-    seconds: float | None = None  # to segment it (network and watershed): the ZIP's summary.csv
-
-    @property
-    def probabilities(self) -> np.ndarray:
-        return self.prediction.probabilities
-
-
-@dataclass
-class Failure:
-    """An image the page could not segment. Its row in the ZIP's summary.csv says why, as a
-    failed input's row does in the CLI's (a user test: the ZIP listed only the images that
-    worked, so a later reader could not tell two of six uploads were never analysed)."""
-    item: InputImage
-    reason: str   # summary.csv's status: what went wrong, without the file's name
-
-
 def failed(item: InputImage, reason: str, shown: str | None = None) -> Failure:
     """Shows the problem on the image's card (``shown``, or the file and ``reason``)."""
     st.error(shown or f"**{item.label}** was not processed: {reason}")
@@ -397,11 +302,6 @@ def chosen_z(item: InputImage) -> ZChoice:
     return st.session_state.get(f"z_plane_{item.key}")
 
 
-def plane_request(choices: ImageChoices) -> PlaneRequest:
-    """A Z-stack's plane as chosen, judged (for the sharpest) on the channel chosen."""
-    return PlaneRequest(choices.z, choices.channel)
-
-
 def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,
             position: str = "") -> Analysis | LargeAnalysis | Failure:
     pixels = file_facts(item).pixels
@@ -450,20 +350,6 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
                     notes + field_notes + warnings, pixel_size, choices, channels, predicted_in + labelled_in)
 
 
-def typed_size(pixel_size: PixelSize | None) -> float | None:
-    """The pixel size typed on the page (the CLI's --pixel-size); None where it is the file's or none."""
-    return pixel_size.um if pixel_size and pixel_size.source == "given" else None
-
-
-@dataclass(frozen=True)
-class FileFacts:
-    """What an upload's header says (no pixel decoded): its pixels (None: unreadable, the
-    reader says why), its Z planes, its pixel size."""
-    pixels: int | None
-    z_planes: int
-    pixel_size: Reading
-
-
 def file_facts(item: InputImage) -> FileFacts:
     """Read once per image, in one of its cache's slots."""
     return session_cached(item, ("header",),
@@ -499,28 +385,6 @@ APP_DIAMETER_ADVICE = ("Type it in pixels (not µm), or turn off \"Set the nucle
 APP_BLOCKS_ADVICE = "the command line segments it block by block at the full scale: `--block-size 2048`"
 
 
-@dataclass
-class LargeAnalysis:
-    """An image over ``AppLimits.max_image_pixels``, segmented block by block as the CLI
-    segments huge images: the page keeps its table and a preview; the label TIFF and the
-    overlay stay on disk, in a folder removed when the session's results are dropped."""
-    item: InputImage
-    result: BlockResult
-    folder: tempfile.TemporaryDirectory
-    pixel_size: PixelSize | None = None  # the page's (the file's own unless typed)
-    choices: ImageChoices = field(default_factory=ImageChoices)  # as segmented: the ZIP's settings column
-    notes: list[str] = field(default_factory=list)  # how the file was read, the pixel size: as the CLI's
-    seconds: float | None = None  # to read, segment and write it block by block
-
-    @property
-    def table(self) -> pd.DataFrame:
-        return with_physical_sizes(self.result.table, self.pixel_size)
-
-    @property
-    def kind(self) -> str:
-        return image_kind(self.result.preview.astype(np.float32) / 255)
-
-
 def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixels: int,
                   position: str) -> LargeAnalysis | Failure:
     if pixels > LIMITS.max_blockwise_pixels:
@@ -544,9 +408,8 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
             bar.empty()
         return result, folder
     try:
-        # The cache holds the package's result, not a LargeAnalysis: Streamlit redefines this
-        # file's classes on every rerun, and a cached instance of the first run's class failed
-        # the next run's isinstance checks (a large image's card broke on any rerun).
+        # The cache holds the block-wise result and its folder; the LargeAnalysis is built on
+        # every run around them, with the pixel size and notes the page has now.
         key = ("timed blocks, intensities", model.source, settings.tta, choices.key, settings.postprocess)
         (result, folder), seconds = session_cached(item, key, timed(compute))
     except ImageReadError as error:
@@ -575,15 +438,6 @@ def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
              width="stretch")
     measurements_ui(analysis)
     downloads_ui(item, large_file_builders(analysis))
-
-
-def large_file_builders(analysis: LargeAnalysis) -> dict[str, Callable[[], bytes]]:
-    name, files = analysis.item.name, analysis.result.files
-    # Written with the file's own pixel size; the page's (typed) is set on the way out.
-    return {f"{name}_labels.tif": lambda: with_resolution(files["labels"].read_bytes(), analysis.pixel_size),
-            f"{name}_overlay.png": files["overlay"].read_bytes,
-            f"{name}_measurements.csv": lambda: csv_bytes(analysis.table),
-            f"{name}_intensities.csv": files["intensities"].read_bytes}
 
 
 def image_choices_ui(item: InputImage, model: NucleiModel, count: int, reading: Reading,
@@ -625,25 +479,6 @@ def image_choices_ui(item: InputImage, model: NucleiModel, count: int, reading: 
         z_plane_ui(item)
         pixel_size = pixel_size_ui(item, reading)
     return ImageChoices(diameter, channel, chosen_z(item)), pixel_size
-
-
-COLOUR_NAMES = ("red", "green", "blue")
-# Files whose three channels are red, green and blue by their format (a TIFF's may be any stains).
-COLOUR_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-
-
-def is_colour_file(item: InputImage, count: int) -> bool:
-    return count == 3 and Path(item.label).suffix.lower() in COLOUR_FORMATS
-
-
-def channel_name(channel: int | str, count: int, rgb: bool, grey: bool = False) -> str:
-    """A channel as the page names it: its number, with its colour in an RGB file (a user
-    test: "Channel 2" of an RGB composite read as green); all of them, or the grey image."""
-    if channel == AUTO:
-        return "automatic"
-    if channel == ALL_CHANNELS:
-        return "grey" if grey or count == 1 else ("RGB" if count == 3 else f"all {count}")  # fits its metric's box
-    return f"{channel} ({COLOUR_NAMES[channel]})" if rgb else str(channel)
 
 
 Z_NAMES = {FOCUS: "The sharpest plane", MAX: "Maximum-intensity projection"}
@@ -702,42 +537,6 @@ def screen_view(array: np.ndarray, max_side: int = 1200) -> np.ndarray:
     return array[::step, ::step]
 
 
-@dataclass(frozen=True)
-class PageView:
-    """How the page shows an image's results: strided to screen size, and a strip (more than
-    ``STRIP_ASPECT`` times as long as wide) by its start, ``overlay.shown_extent``; the
-    interactive view pans along the rest."""
-    step: int                   # the stride of ``strided``
-    window: tuple[slice, slice]  # of the strided view: what the still images show
-    note: str                   # for their captions: "" for a whole image
-    width: int | str            # st.image's: "stretch", or px for a tall strip's narrow window
-    start: int = 0              # px along a strip where its window begins (overlay.strip_start)
-
-    def strided(self, array: np.ndarray) -> np.ndarray:
-        return array[::self.step, ::self.step]
-
-    def still(self, array: np.ndarray) -> np.ndarray:
-        """The part of the image-sized ``array`` the still images show, strided."""
-        return self.strided(array)[self.window]
-
-
-def page_view(labels: np.ndarray) -> PageView:
-    """The view of an image whose labels are ``labels``: a strip's window opens on its nuclei."""
-    shape = labels.shape
-    step = view_stride(shape, MAX_DISPLAY_SIDE)
-    height, width = shown_extent(shape)
-    if (height, width) == tuple(shape[:2]):
-        return PageView(step, (slice(None), slice(None)), "", "stretch")
-    start = strip_start(labels)
-    along, tall = (width, False) if width < shape[1] else (height, True)
-    span = slice(start // step, -(-(start + along) // step))
-    part = f"the first {along} px" if start == 0 else f"px {start}-{start + along}"
-    # A tall strip's window fills the column's height, not its width (eight times taller).
-    return PageView(step, (span, slice(None)) if tall else (slice(None), span),
-                    f"; shown: {part} of {max(shape[:2])}, the interactive view pans along the strip",
-                    PAGE_COLUMN_PX // STRIP_ASPECT if tall else "stretch", start)
-
-
 def pannable_chart(picture: np.ndarray, analysis: Analysis, view: PageView, key: str) -> None:
     """``picture`` (drawn on ``view.strided``) as the zoomable figure, hovering the nuclei."""
     st.plotly_chart(overlay_figure(picture, analysis.table, step=view.step, shape=analysis.labels.shape,
@@ -771,18 +570,6 @@ def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
     columns[5].metric("Channel", used_channel_name(analysis),
                       help="The channel the network saw, numbered from 0 ('RGB': the image's colours as they "
                            "are).")
-
-
-def used_channel_name(analysis: Analysis | LargeAnalysis) -> str:
-    used = segmented_with(analysis)
-    count = used.channels if isinstance(used, BlockResult) else as_channels(analysis.channels).shape[-1]
-    grey = isinstance(analysis, Analysis) and is_grey(analysis.channels)
-    return channel_name(used.channel, count, is_colour_file(analysis.item, count), grey)
-
-
-def area_text(area_px: float, pixel_size: PixelSize | None) -> str:
-    """An area as the page shows it: µm² where the pixel size is known, else px."""
-    return f"{area_px * pixel_size.um ** 2:.1f} µm²" if pixel_size else f"{area_px:.0f} px"
 
 
 DIAMETER_SOURCES = {
@@ -841,21 +628,6 @@ def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> Non
     with truth:
         ground_truth_ui(analysis, settings, view)
     downloads_ui(item, file_builders(analysis, settings))
-
-
-def file_builders(analysis: Analysis, settings: Settings) -> dict[str, Callable[[], bytes]]:
-    """Every download of one image, built only when clicked (no PNG encoding on reruns)."""
-    built: dict[str, bytes] = {}
-
-    def build_all() -> dict[str, bytes]:  # once for all of this image's files (ZIP included)
-        if not built:
-            overlay = draw_overlay(analysis.image, analysis.labels, style=settings.style, opacity=settings.opacity,
-                                   stretch=settings.stretch)
-            built.update(image_result_files(analysis.item.name, analysis.labels, overlay, analysis.table, FORMATS,
-                                            pixel_size=analysis.pixel_size, channels=analysis.channels))
-        return built
-    names = [analysis.item.name + suffix for suffix in FILE_SUFFIXES]
-    return {name: (lambda name=name: build_all()[name]) for name in names}
 
 
 def measurements_ui(analysis: Analysis) -> None:
@@ -959,50 +731,6 @@ def batch_ui(outcomes: list[Analysis | LargeAnalysis | Failure], builders: dict[
         files["summary.csv"] = csv_bytes(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
         return zip_bytes(files)
     offer("Download everything (ZIP)", "nuclei_results.zip", build_zip, key="dl_zip", type="primary")
-
-
-def headline_numbers(analysis: Analysis | LargeAnalysis) -> dict:
-    """Count, coverage and sizes from the table (a large image's labels are not in memory)."""
-    result = analysis.result if isinstance(analysis, LargeAnalysis) else None
-    return summary(analysis.table, result.height * result.width if result else analysis.labels.size)
-
-
-def segmented_with(analysis: Analysis | LargeAnalysis) -> Prediction | BlockResult:
-    """What records the diameter, its source and the channel the image was segmented with."""
-    return analysis.result if isinstance(analysis, LargeAnalysis) else analysis.prediction
-
-
-def page_row(analysis: Analysis | LargeAnalysis) -> dict:
-    """One image's headline numbers, with units, as the card shows them (coverage in %)."""
-    stats = headline_numbers(analysis)
-    used = segmented_with(analysis)
-    return {"Image": analysis.item.name, "File": analysis.item.label, "Nuclei": stats["count"],
-            "Coverage (%)": 100 * stats["coverage"], "Mean area (px)": stats["mean_area"],
-            "Median area (px)": stats["median_area"], "Area SD (px)": stats["std_area"],
-            "Diameter used (px)": used.diameter, "Channel": used_channel_name(analysis),
-            # Text: a number column shows a missing size as the word "None" (a user test).
-            "Pixel size (µm)": f"{analysis.pixel_size.um:g}" if analysis.pixel_size else ""}
-
-
-def image_request(settings: Settings, analysis: Analysis | LargeAnalysis) -> ImageRequest:
-    """The page's settings for one image as the CLI would be asked for them (summary.csv's
-    settings column; a pixel size typed is --pixel-size), as it was segmented: the ZIP is
-    built when clicked, outside the page's run, where the widgets' state can't be read."""
-    choices = analysis.choices
-    return ImageRequest(settings.postprocess, tta=settings.tta, diameter=choices.diameter, channel=choices.channel,
-                        pixel_size=typed_size(analysis.pixel_size), z_plane=choices.z)
-
-
-def record_row(analysis: Analysis | LargeAnalysis) -> dict:
-    """The CLI's summary.csv row for one image, so that the ZIP's summary.csv reads (and
-    concatenates) like a batch run's."""
-    used = segmented_with(analysis)
-    result = analysis.result if isinstance(analysis, LargeAnalysis) else None
-    height, width = (result.height, result.width) if result else analysis.labels.shape
-    return summary_row(analysis.item.label, analysis.item.name, width=width, height=height,
-                       nuclei=headline_numbers(analysis)["count"], diameter=used.diameter,
-                       source=used.diameter_source, channel=used.channel, seconds=analysis.seconds,
-                       notes=analysis.notes, pixel_size=analysis.pixel_size)
 
 
 def card_ui(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,

@@ -1,0 +1,69 @@
+"""The web page's data without Streamlit: inputs named and keyed, channel names, the view of a
+strip, and an analysed image's rows and downloads (the page itself: test_app, test_app_browser)."""
+import io
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from nuclei_app.calibration import PixelSize
+from nuclei_app.channels import ALL_CHANNELS, AUTO
+from nuclei_app.imageio import read_channels
+from nuclei_app.measure import measure_nuclei
+from nuclei_app.page import (FORMATS, Analysis, ImageChoices, InputImage, Settings, channel_name, file_builders,
+                             input_images, page_row, page_view, record_row)
+from nuclei_app.pipeline import segment
+from nuclei_app.results import FILE_SUFFIXES
+
+from .conftest import SAMPLES
+
+
+def test_inputs_get_unique_names_and_keys_even_for_the_same_file_twice():
+    data = (SAMPLES / "images" / "fluorescence_sparse.png").read_bytes()
+    items = input_images([("cells.png", data, None), ("cells.tif", data, None), ("other.png", b"x", None)])
+    assert [item.name for item in items] == ["cells", "cells_2", "other"]
+    assert [item.label for item in items] == ["cells.png", "cells.tif", "other.png"]
+    assert items[0].key != items[1].key and items[0].key.split("_")[0] == items[1].key.split("_")[0]
+
+
+def test_channels_are_named_as_the_page_shows_them():
+    assert channel_name(AUTO, 3, rgb=True) == "automatic"
+    assert channel_name(2, 3, rgb=True) == "2 (blue)"
+    assert channel_name(2, 4, rgb=False) == "2"
+    assert channel_name(ALL_CHANNELS, 3, rgb=True) == "RGB"
+    assert channel_name(ALL_CHANNELS, 3, rgb=True, grey=True) == "grey"
+    assert channel_name(ALL_CHANNELS, 5, rgb=False) == "all 5"
+
+
+def test_a_strip_is_shown_by_a_window_on_its_nuclei_and_a_field_whole():
+    field = page_view(np.zeros((300, 400), np.int32))
+    assert (field.note, field.width, field.step) == ("", "stretch", 1)
+    strip = np.zeros((60, 6000), np.int32)
+    strip[20:40, 3000:3020] = 1  # the only nucleus, far along the strip
+    view = page_view(strip)
+    assert "the interactive view pans along the strip" in view.note and view.start > 0
+    assert view.still(strip).any()  # the window opens on the nucleus
+    assert view.still(strip).shape[1] < strip.shape[1] // view.step
+
+
+def test_an_analysed_image_gives_the_cli_s_summary_row_and_every_download(bundled_model):
+    path = SAMPLES / "images" / "fluorescence_sparse.png"
+    channels = read_channels(path)
+    segmentation = segment(bundled_model, channels)
+    table = measure_nuclei(segmentation.labels, channels[..., 0])
+    item = InputImage("sparse", path.name, path.read_bytes(), "key_1")
+    analysis = Analysis(item, channels, segmentation.prediction, segmentation.labels, table, "fluorescence",
+                        pixel_size=PixelSize(0.5, "given"), choices=ImageChoices(), channels=channels, seconds=1.25)
+    row = record_row(analysis)
+    height, width = segmentation.labels.shape
+    assert (row["image"], row["width"], row["height"], row["nuclei"]) == ("sparse", width, height, segmentation.count)
+    assert row["status"] == "ok" and row["diameter_source"] == segmentation.prediction.diameter_source
+    shown = page_row(analysis)
+    assert shown["Nuclei"] == segmentation.count > 0 and shown["Pixel size (µm)"] == "0.5"
+    assert 0 < shown["Coverage (%)"] < 100
+    settings = Settings(bundled_model.postprocess_settings, None, "outlines", 0.6)
+    builders = file_builders(analysis, settings)
+    assert set(builders) == {"sparse" + suffix for suffix in FILE_SUFFIXES} and "intensities" in FORMATS
+    labels = np.asarray(Image.open(io.BytesIO(builders["sparse_labels.png"]())))
+    np.testing.assert_array_equal(labels, segmentation.labels)
+    assert len(pd.read_csv(io.BytesIO(builders["sparse_measurements.csv"]()))) == segmentation.count
