@@ -431,13 +431,14 @@ def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
     confidence_ui(analysis, model)
     blocks = "one block" if result.blocks == 1 else f"{result.blocks} overlapping blocks"
     st.info(f"A large image: segmented block by block ({blocks}), as the command line does, so that it fits "
-            "this server's memory. The page shows a reduced overview; the label TIFF has every "
-            "pixel. Changing the threshold, minimum size or TTA segments it again. ImageJ ROIs and QuPath GeoJSON "
-            "are not made here for images this large (the command-line tool makes them).", icon="ℹ️")
+            "this server's memory. The page shows a reduced overview, with outlines whatever the overlay style "
+            "(the overlay PNG is that overview); the label TIFF has every pixel. Changing the threshold, minimum "
+            "size or TTA segments it again. ImageJ ROIs and QuPath GeoJSON are not made here for images this large "
+            "(the command-line tool makes them).", icon="ℹ️")
     st.image(result.files["overlay"].read_bytes(), caption=f"{result.count} nuclei (reduced overview)",
              width="stretch")
     measurements_ui(analysis)
-    downloads_ui(item, large_file_builders(analysis))
+    downloads_ui(item, large_file_builders(analysis), {"_overlay.png": "Overlay PNG (reduced)"})
 
 
 def image_choices_ui(item: InputImage, model: NucleiModel, count: int, reading: Reading,
@@ -692,7 +693,9 @@ def offer(label: str, file_name: str, build: Callable[[], bytes], key: str, **kw
                        mime=MIME_TYPES.get(Path(file_name).suffix, "application/octet-stream"), **kwargs)
 
 
-def downloads_ui(item: InputImage, builders: dict[str, Callable[[], bytes]]) -> None:
+def downloads_ui(item: InputImage, builders: dict[str, Callable[[], bytes]],
+                 labels: dict[str, str] | None = None) -> None:
+    """``labels``: a button's label by file suffix, where it is not ``FILE_SUFFIXES``'s."""
     # What each file is for, in the reader's words (a user test: "--formats all" meant nothing).
     opens_in = ("the label TIFF opens in Fiji, napari and CellProfiler, the ROIs in Fiji's ROI Manager, the GeoJSON "
                 "in QuPath" if f"{item.name}_rois.zip" in builders else
@@ -704,7 +707,8 @@ def downloads_ui(item: InputImage, builders: dict[str, Callable[[], bytes]]) -> 
     for index, (file_name, build) in enumerate(builders.items()):
         suffix = file_name[len(item.name):]
         with columns[index % 4]:
-            offer(FILE_SUFFIXES[suffix], file_name, build, key=f"dl_{item.key}{suffix}", width="stretch")
+            offer((labels or {}).get(suffix, FILE_SUFFIXES[suffix]), file_name, build, key=f"dl_{item.key}{suffix}",
+                  width="stretch")
 
 
 def batch_ui(outcomes: list[Analysis | LargeAnalysis | Failure], builders: dict[str, Callable[[], bytes]],

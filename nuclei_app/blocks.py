@@ -61,7 +61,7 @@ SCALE_CHECK_BLOCKS = 16
 # Segments an image's blocks elsewhere (``cluster_blocks.ClusterBlocks``: on Dask workers):
 # (job, blocks, scale check or None) -> each block's window labels, in the blocks' order; the
 # nuclei the check needs are added to it as the labels arrive.
-BlockRunner = Callable[[BlockJob, Sequence[Block], "ScaleCheck | None"], Iterator[np.ndarray]]
+BlockRunner = Callable[[BlockJob, Sequence[Block], ScaleCheck | None], Iterator[np.ndarray]]
 
 
 def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, settings: PostprocessSettings | None,

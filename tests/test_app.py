@@ -401,7 +401,9 @@ def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tm
     at.run()
     at.file_uploader[0].set_value(("plate field.tif", buffer.getvalue(), "image/tiff")).run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
-    assert any("block by block" in i.value for i in at.info)
+    assert any("block by block" in i.value and "outlines whatever the overlay style" in i.value for i in at.info)
+    labels_shown = [b.proto.label for b in at.get("download_button")]
+    assert "Overlay PNG (reduced)" in labels_shown and "Overlay PNG" not in labels_shown   # a user test: not full size
     (count,) = nuclei_count(at)
     at.run()   # any rerun (a slider moved): the card broke here once (a cached object of a redefined class)
     assert not at.exception and not at.error and nuclei_count(at) == [count], [e.value for e in at.error]

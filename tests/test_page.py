@@ -10,8 +10,8 @@ from nuclei_app.calibration import PixelSize
 from nuclei_app.channels import ALL_CHANNELS, AUTO
 from nuclei_app.imageio import read_channels
 from nuclei_app.measure import measure_nuclei
-from nuclei_app.page import (FORMATS, Analysis, ImageChoices, InputImage, Settings, channel_name, file_builders,
-                             input_images, page_row, page_view, record_row)
+from nuclei_app.page import (FORMATS, Analysis, ImageChoices, InputImage, Settings, area_text, channel_name,
+                             file_builders, input_images, page_row, page_view, record_row)
 from nuclei_app.pipeline import segment
 from nuclei_app.results import FILE_SUFFIXES
 
@@ -67,3 +67,9 @@ def test_an_analysed_image_gives_the_cli_s_summary_row_and_every_download(bundle
     labels = np.asarray(Image.open(io.BytesIO(builders["sparse_labels.png"]())))
     np.testing.assert_array_equal(labels, segmentation.labels)
     assert len(pd.read_csv(io.BytesIO(builders["sparse_measurements.csv"]()))) == segmentation.count
+
+
+def test_areas_round_half_up_as_the_batch_table_shows_them():
+    """A user test: a median of 240.5 px read 240 on the card and 241 in the batch table."""
+    assert [area_text(a, None) for a in (240.5, 241.5, 240.49, 0.0)] == ["241 px", "242 px", "240 px", "0 px"]
+    assert area_text(100.0, PixelSize(0.5, "given")) == "25.0 µm²"
