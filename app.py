@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from nuclei_app.batch import failure_status, plural, settings_text
+from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
 from nuclei_app.calibration import (GIVE_ONE, PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading, read_pixel_size,
                                     with_physical_sizes)
 from nuclei_app.canvas import canvas_note
@@ -21,8 +23,6 @@ from nuclei_app.channels import (ALL_CHANNELS, AUTO, COLOUR_COUNTS, as_channels,
 from nuclei_app.config import BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, ReadLimits
 from nuclei_app.diameter_check import image_notes
 from nuclei_app.figures import area_histogram, overlay_figure
-from nuclei_app.batch import failure_status, plural, settings_text
-from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
 from nuclei_app.imageio import ImageReadError, declared_layout, read_channels
 from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
 from nuclei_app.label_files import read_labels

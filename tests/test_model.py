@@ -137,7 +137,6 @@ def test_a_whole_image_is_segmented_in_one_turn(tiny_model):
     tiles (and memory holds one image's working set at a time)."""
     import itertools
     from concurrent.futures import ThreadPoolExecutor
-    from dataclasses import replace
 
     import numpy as np
 
