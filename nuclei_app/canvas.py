@@ -247,7 +247,6 @@ class CanvasSurvey:
         return Box(int(inside_rows[0]), int(inside_rows[-1]) + 1, int(inside_columns[0]), int(inside_columns[-1]) + 1)
 
 
-
 def looks_like_field(box: Box, value: np.ndarray, sample: np.ndarray, stride: int) -> bool:
     """At least ``MIN_FIELD_SIDE`` px a side, and ``value`` (the canvas's, or a frame's) in
     under ``MAX_CANVAS_VALUE_SHARE`` of it, counted on ``sample`` (``image[::stride, ::stride]``)."""

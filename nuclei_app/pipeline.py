@@ -98,8 +98,10 @@ def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AU
     chosen = choose_channel_in(image, box) if channel == AUTO else channel
     check_channel(image, chosen)
     prepared, stretch = prepare_field(network_rgb(image, chosen), box, model.normalisation)
-    guess = estimate_diameter(crop(prepared, box)) if with_estimate and model.diameter is not None else None
-    return NetworkInput(prepared, chosen, stretch.invert, guess, box)
+    network = NetworkInput(prepared, chosen, stretch.invert, None, box)
+    if with_estimate and model.diameter is not None:
+        return network._replace(estimate=estimate_diameter(network.field_image))
+    return network
 
 
 def predict(model: NucleiModel, image: np.ndarray, tta: bool | None = None,

@@ -66,6 +66,13 @@ def fluorescence_like(labels: np.ndarray, seed=0) -> np.ndarray:
     return (np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
+def on_canvas(field: np.ndarray, shape: tuple[int, int], at: tuple[int, int], fill: float) -> np.ndarray:
+    """``field`` pasted onto a blank canvas of ``shape`` and value ``fill``, its corner at ``at``."""
+    canvas = np.full(shape + field.shape[2:], fill, field.dtype)
+    canvas[at[0]:at[0] + field.shape[0], at[1]:at[1] + field.shape[1]] = field
+    return canvas
+
+
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     """``image`` (float RGB in [0, 1]) through an 8-bit JPEG file and back."""
     buffer = io.BytesIO()

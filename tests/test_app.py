@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from nuclei_app.imageio import read_image, to_uint8
 
-from .conftest import PROJECT, SAMPLES
+from .conftest import PROJECT, SAMPLES, on_canvas
 
 APP = str(PROJECT / "app.py")
 
@@ -426,8 +426,7 @@ def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tm
 
 def test_a_field_on_a_blank_canvas_says_where_the_field_is_and_counts_as_alone(app):
     field = to_uint8(read_image(SAMPLES / "images" / "tissue_he.png"))
-    canvas = np.zeros((field.shape[0] + 100, field.shape[1] + 200, 3), np.uint8)
-    canvas[100:, 200:] = field
+    canvas = on_canvas(field, (field.shape[0] + 100, field.shape[1] + 200), (100, 200), 0)
 
     def counted(name: str, image: np.ndarray) -> list[int]:
         buffer = io.BytesIO()

@@ -19,7 +19,7 @@ from nuclei_app.pipeline import segment
 from nuclei_app.scale import estimate_diameter
 from nuclei_app.stitching import plan_blocks
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, on_canvas
 
 
 def test_the_scale_is_checked_on_blocks_spread_over_the_image():
@@ -106,12 +106,6 @@ def test_a_block_wise_result_notes_an_automatic_diameter_under_what_the_model_re
     assert result.diameter < 4 and any("noise on an empty field" in note for note in result.notes), result.notes
     given = segment_array_in_blocks(bundled_model, noise, diameter=18.0, block_size=256)
     assert not any("empty field" in note for note in given.notes)
-
-
-def on_canvas(field: np.ndarray, shape: tuple[int, int], at: tuple[int, int], fill: float) -> np.ndarray:
-    canvas = np.full(shape + field.shape[2:], fill, np.float32)
-    canvas[at[0]:at[0] + field.shape[0], at[1]:at[1] + field.shape[1]] = field
-    return canvas
 
 
 @pytest.mark.parametrize("fill", [0.0, 1.0])

@@ -8,7 +8,7 @@ from nuclei_app.imageio import read_image
 from nuclei_app.overview import survey
 from nuclei_app.sampling import percentile_sample
 
-from .conftest import SAMPLES, fluorescence_like, jpeg, synthetic_labels
+from .conftest import SAMPLES, fluorescence_like, jpeg, on_canvas, synthetic_labels
 
 
 def noisy_field(shape=(120, 160), seed=0, channels=3) -> np.ndarray:
@@ -17,23 +17,17 @@ def noisy_field(shape=(120, 160), seed=0, channels=3) -> np.ndarray:
     return np.repeat(field[..., None], channels, axis=-1) if channels > 1 else field
 
 
-def pasted(field: np.ndarray, shape: tuple[int, int], at: tuple[int, int], fill: float) -> np.ndarray:
-    canvas = np.full(shape + field.shape[2:], fill, field.dtype)
-    canvas[at[0]:at[0] + field.shape[0], at[1]:at[1] + field.shape[1]] = field
-    return canvas
-
-
 @pytest.mark.parametrize("fill", [0.0, 1.0, 0.5])
 @pytest.mark.parametrize("at", [(0, 0), (40, 70), (280, 340)])
 def test_the_field_is_found_on_a_canvas_of_any_value_anywhere(fill, at):
     field = noisy_field()
-    image = pasted(field, (400, 500), at, fill)
+    image = on_canvas(field, (400, 500), at, fill)
     assert content_box(image) == Box(at[0], at[0] + 120, at[1], at[1] + 160)
     assert content_box(image[..., 0]) == Box(at[0], at[0] + 120, at[1], at[1] + 160)  # grey too
 
 
 def test_integer_pixels_are_read_as_floats_are():
-    image = pasted(noisy_field(), (400, 500), (40, 60), 1.0)
+    image = on_canvas(noisy_field(), (400, 500), (40, 60), 1.0)
     assert content_box((image * 255).round().astype(np.uint8)) == content_box(image) == Box(40, 160, 60, 220)
 
 
@@ -74,7 +68,7 @@ def test_a_speck_is_not_a_field():
 def test_a_scale_bar_and_a_label_on_the_canvas_are_left_on_it(fill, mark):
     """A user test: a figure export with a scale bar below the field was not taken for a
     field on a canvas at all (the bar widened the box until the canvas filled a third of it)."""
-    image = pasted(noisy_field((150, 170)), (400, 500), (40, 60), fill)
+    image = on_canvas(noisy_field((150, 170)), (400, 500), (40, 60), fill)
     image[300:306, 380:480] = mark                     # a scale bar
     image[330:342, 380:410] = mark * 0.8               # its label
     assert content_box(image) == Box(40, 190, 60, 230)
@@ -86,7 +80,7 @@ def test_a_frame_around_the_field_on_the_canvas_is_left_out(frame):
     top, bottom, left, right = frame
     framed = np.zeros((150 + top + bottom, 170 + left + right, 3), np.float32)
     framed[top:top + 150, left:left + 170] = noisy_field((150, 170))
-    image = pasted(framed, (400, 500), (40, 60), 1.0)
+    image = on_canvas(framed, (400, 500), (40, 60), 1.0)
     field = Box(40 + top, 40 + top + 150, 60 + left, 60 + left + 170)
     assert content_box(image) == field
     source = ArraySource(image)
@@ -97,7 +91,7 @@ def test_a_clipped_background_at_a_field_s_edges_is_not_a_frame():
     field = noisy_field((150, 170))
     field[field < 0.1] = 0.0        # a background clipped to black, inside the field too
     field[:20], field[-20:], field[:, :20], field[:, -20:] = 0.0, 0.0, 0.0, 0.0
-    image = pasted(field, (400, 500), (40, 60), 1.0)
+    image = on_canvas(field, (400, 500), (40, 60), 1.0)
     assert content_box(image) == Box(40, 190, 60, 230)
 
 
@@ -108,7 +102,7 @@ def test_a_jpeg_canvas_s_halo_is_left_out(name, fill, quality):
     the field (an H&E field on black gave 52 nuclei at 29.4 px against 73 at 23.6 alone), or
     was not found at all (brightfield on white: the halo made the box 5.08 % white)."""
     field = read_image(SAMPLES / "images" / f"{name}.png")
-    image = jpeg(pasted(field, (700, 900), (203, 301), fill), quality)   # not on JPEG's 8 px grid
+    image = jpeg(on_canvas(field, (700, 900), (203, 301), fill), quality)   # not on JPEG's 8 px grid
     box = content_box(image)
     truth = (203, 203 + field.shape[0], 301, 301 + field.shape[1])
     assert box is not None and np.abs(np.subtract((box.top, box.bottom, box.left, box.right), truth)).max() <= 5
@@ -118,7 +112,7 @@ def test_a_jpeg_canvas_s_halo_is_left_out(name, fill, quality):
 def test_a_line_of_the_canvas_s_value_across_the_field_does_not_cut_it(line):
     """A review: a white row across a field on white, 5 px from its top, cut the 5 rows above
     it off as a mark."""
-    image = pasted(noisy_field((150, 170)), (400, 500), (50, 80), 1.0)
+    image = on_canvas(noisy_field((150, 170)), (400, 500), (50, 80), 1.0)
     if line == "row":
         image[55, 80:250] = 1.0
     else:
@@ -142,7 +136,7 @@ def test_a_dense_field_on_exact_black_is_not_taken_for_a_field_on_a_canvas():
 
 
 def test_two_fields_on_one_canvas_are_not_taken_for_a_field_and_a_mark():
-    image = pasted(noisy_field((150, 170)), (400, 500), (20, 20), 0.0)
+    image = on_canvas(noisy_field((150, 170)), (400, 500), (20, 20), 0.0)
     image[220:370, 300:470] = noisy_field((150, 170), seed=1)
     assert content_box(image) is None                   # segmented whole, canvas and all
 
@@ -167,7 +161,7 @@ def surveyed(image: np.ndarray, block: tuple[int, int]) -> CanvasSurvey:
 @pytest.mark.parametrize("at", [(101, 57), (0, 0), (180, 240)])
 @pytest.mark.parametrize("block", [(64, 64), (37, 500), (500, 23)])
 def test_a_survey_by_parts_finds_the_box_content_box_finds(block, at):
-    image = pasted(noisy_field((150, 170), channels=2), (330, 410), at, 0.0)
+    image = on_canvas(noisy_field((150, 170), channels=2), (330, 410), at, 0.0)
     image[5:8, 5:40] = 1.0 if at == (101, 57) else 0.0  # a mark on the canvas, where it is one
     survey = surveyed(image, block)
     read = lambda top, bottom, left, right: image[top:bottom, left:right]  # noqa: E731

@@ -9,7 +9,7 @@ from nuclei_app.channels import (ALL_CHANNELS, AUTO, channel_score, check_channe
                                  parse_channel)
 from nuclei_app.imageio import read_channels
 
-from .conftest import SAMPLES, synthetic_labels
+from .conftest import SAMPLES, on_canvas, synthetic_labels
 
 
 def nuclei_and_cytoplasm(seed=0):
@@ -91,15 +91,13 @@ def test_colour_and_grey_images_use_all_channels():
 def test_the_channel_is_chosen_on_the_field_not_on_a_blank_canvas_around_it(fill):
     """An H&E field on black took the canvas for a dark background: read as a fluorescence
     composite, it was segmented on one colour (channel 1) and nothing was found."""
-    def on_canvas(image):
-        canvas = np.full((image.shape[0] * 2, image.shape[1] * 2, image.shape[2]), fill, np.float32)
-        canvas[:image.shape[0], :image.shape[1]] = image
-        return canvas
+    def in_a_corner(image):   # of a canvas twice its height and width
+        return on_canvas(image.astype(np.float32), (image.shape[0] * 2, image.shape[1] * 2), (0, 0), fill)
 
     for name in ("tissue_he", "brightfield"):
-        assert choose_channel(on_canvas(read_channels(SAMPLES / "images" / f"{name}.png"))) == ALL_CHANNELS
+        assert choose_channel(in_a_corner(read_channels(SAMPLES / "images" / f"{name}.png"))) == ALL_CHANNELS
     nuclei, cytoplasm, _ = nuclei_and_cytoplasm()
-    assert choose_channel(on_canvas(np.stack([cytoplasm, nuclei, np.zeros_like(nuclei)], axis=-1))) == 1
+    assert choose_channel(in_a_corner(np.stack([cytoplasm, nuclei, np.zeros_like(nuclei)], axis=-1))) == 1
 
 
 def test_noise_has_low_separability_and_objects_high():

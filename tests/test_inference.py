@@ -5,6 +5,8 @@ from nuclei_app.config import InferenceSettings, Normalisation
 from nuclei_app.inference import (balanced_tile, blend_ramp, is_light_background, pad_to_multiple, predict_preprocessed,
                                   preprocess, tile_starts)
 
+from .conftest import on_canvas
+
 
 @pytest.fixture(scope="module")
 def small_unet():
@@ -41,8 +43,7 @@ def test_a_field_on_a_blank_canvas_is_stretched_as_alone_and_the_canvas_is_backg
     rng = np.random.default_rng(4)
     field = rng.normal(0.85 if light else 0.1, 0.03, (150, 170, 3)).astype(np.float32)
     field[40:60, 50:75] = 0.3 if light else 0.7                    # a nucleus
-    canvas = np.full((400, 380, 3), fill, np.float32)
-    canvas[200:350, 30:200] = field
+    canvas = on_canvas(field, (400, 380), (200, 30), fill)
     out = preprocess(canvas)
     np.testing.assert_array_equal(out[200:350, 30:200], preprocess(field))
     out[200:350, 30:200] = 0.0

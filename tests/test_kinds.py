@@ -3,7 +3,7 @@ import numpy as np
 from nuclei_app.imageio import read_image
 from nuclei_app.kinds import image_kind, kind_confidence
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, on_canvas
 
 
 def test_image_kinds_of_synthetic_and_sample_images():
@@ -20,8 +20,7 @@ def test_the_kind_is_the_field_s_on_a_blank_canvas():
     for name, kind in (("fluorescence_dense", "fluorescence"), ("brightfield", "brightfield"), ("tissue_he", "tissue")):
         image = read_image(SAMPLES / "images" / f"{name}.png")
         for fill in (0.0, 1.0):
-            canvas = np.full((3 * image.shape[0], 2 * image.shape[1], 3), fill, np.float32)
-            canvas[image.shape[0]:2 * image.shape[0], :image.shape[1]] = image
+            canvas = on_canvas(image, (3 * image.shape[0], 2 * image.shape[1]), (image.shape[0], 0), fill)
             assert image_kind(canvas) == kind, (name, fill)
 
 

@@ -7,7 +7,7 @@ from nuclei_app.imageio import read_image
 from nuclei_app.overlay import (DARK_PALETTE, LIGHT_PALETTE, comparison_overlay, draw_overlay, inner_boundaries,
                                 label_colours, outline_width, palette_for)
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, on_canvas
 
 
 def labels_and_image(light=False):
@@ -57,10 +57,9 @@ def test_a_field_on_a_blank_canvas_is_shown_as_alone(fill):
     field = read_image(SAMPLES / "images" / "fluorescence_dense.png")
     labels = np.zeros(field.shape[:2], np.int32)
     labels[100:130, 200:230] = 1
-    canvas = np.full((field.shape[0] + 200, field.shape[1] + 300, 3), fill, np.float32)
-    canvas[200:, 300:] = field
-    on_canvas = np.pad(labels, ((200, 0), (300, 0)))
-    np.testing.assert_array_equal(draw_overlay(canvas, on_canvas)[200:, 300:], draw_overlay(field, labels))
+    canvas = on_canvas(field, (field.shape[0] + 200, field.shape[1] + 300), (200, 300), fill)
+    labels_on_canvas = np.pad(labels, ((200, 0), (300, 0)))
+    np.testing.assert_array_equal(draw_overlay(canvas, labels_on_canvas)[200:, 300:], draw_overlay(field, labels))
 
 
 def test_outline_colours_stay_bright_over_stained_nuclei():

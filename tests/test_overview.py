@@ -10,8 +10,7 @@ from nuclei_app.canvas import Box, content_box
 from nuclei_app.imageio import ImageReadError, read_channels
 from nuclei_app.overview import survey
 
-from .conftest import SAMPLES
-from .test_blocks import on_canvas
+from .conftest import SAMPLES, on_canvas
 
 
 @pytest.mark.parametrize("shape", [(5000, 40, 2), (700, 900, 3), (300, 200, 1)])

@@ -5,7 +5,7 @@ from nuclei_app.canvas import Box
 from nuclei_app.imageio import read_image
 from nuclei_app.pipeline import inference_for, segment, settings_for
 
-from .conftest import SAMPLES, jpeg
+from .conftest import SAMPLES, jpeg, on_canvas
 from .test_scale import disks_image
 
 
@@ -139,8 +139,7 @@ def test_a_field_pasted_onto_a_blank_canvas_is_segmented_as_alone(bundled_model,
     segmented as if alone and the canvas holds no nuclei."""
     field = read_image(SAMPLES / "images" / f"{name}.png")
     alone = segment(bundled_model, field)
-    canvas = np.full((2 * field.shape[0], 2 * field.shape[1], 3), fill, np.float32)
-    canvas[field.shape[0] // 2:field.shape[0] // 2 + field.shape[0], :field.shape[1]] = field
+    canvas = on_canvas(field, (2 * field.shape[0], 2 * field.shape[1]), (field.shape[0] // 2, 0), fill)
     pasted = segment(bundled_model, canvas)
     assert pasted.prediction.diameter == alone.prediction.diameter
     assert pasted.prediction.channel == alone.prediction.channel
@@ -182,8 +181,7 @@ def test_a_field_on_a_jpeg_canvas_is_segmented_near_as_alone(bundled_model):
     """The JPEG's halo around the field stays on the canvas: no strips of "nuclei" along it, and
     the field's scale (a user test: 52 nuclei at 29.4 px against 73 at 23.6 alone)."""
     field = read_image(SAMPLES / "images" / "tissue_he.png")
-    canvas = np.zeros((700, 900, 3), np.float32)
-    canvas[203:203 + field.shape[0], 301:301 + field.shape[1]] = field
+    canvas = on_canvas(field, (700, 900), (203, 301), 0.0)
     alone, exported = segment(bundled_model, jpeg(field, 90)), segment(bundled_model, jpeg(canvas, 90))
     assert abs(exported.prediction.diameter / alone.prediction.diameter - 1) < 0.1
     assert abs(exported.count - alone.count) <= 0.1 * alone.count
