@@ -241,8 +241,8 @@ def metadata_problems(metadata) -> list[str]:
     if not isinstance(normalisation, dict):
         problems.append("input.normalisation is missing")
     outputs = metadata.get("outputs")
-    if not (isinstance(outputs, list) and outputs and outputs[0] == "body"):
-        problems.append("outputs must list the output channels, starting with 'body'")
+    if not (isinstance(outputs, list) and outputs[:2] == ["body", "boundary"] and outputs[2:] in ([], ["centre"])):
+        problems.append("outputs must list the output channels: 'body', 'boundary' and optionally 'centre'")
     if not isinstance(metadata.get("postprocess", {}), dict):
         problems.append("postprocess must be an object")
     for section in ("scale", "inference"):

@@ -1,8 +1,10 @@
 """Probabilities -> binary mask -> one label per nucleus.
 
-Touching nuclei share one foreground blob; the boundary channel separates their interiors.
-Each interior becomes a marker, and a watershed grows the markers back over the blob, so
-every nucleus keeps its full extent and neighbours meet at the predicted boundary.
+Touching nuclei share one foreground blob. The marker score separates their interiors: the
+centre map where the network has one (a third output, ``centre`` in nuclei.json), else the
+body minus the boundary channel. Each interior becomes a marker, and a watershed grows the
+markers back over the blob, so every nucleus keeps its full extent and neighbours meet
+where the score is lowest between them.
 """
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ def foreground_mask(probabilities: np.ndarray, settings: PostprocessSettings) ->
 
 
 def marker_score(probabilities: np.ndarray) -> np.ndarray:
-    """High inside a nucleus, low on its boundary and outside."""
+    """High inside a nucleus, low on its boundary and outside: the centre map (channel 2)
+    where there is one, else body minus boundary."""
+    if probabilities.shape[-1] > 2:
+        return probabilities[..., 2]
     return np.clip(probabilities[..., 0] - probabilities[..., 1], 0.0, 1.0)
 
 

@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"draw images by 1/count(kind)**B: 0 by image, 1 each kind equally (default {defaults.kind_balance})")
     parser.add_argument("--gap-weight", type=non_negative,
                         help=f"extra loss weight where two nuclei meet (default {defaults.gap_weight}: none)")
+    parser.add_argument("--markers", choices=["centre", "boundary"],
+                        help="what seeds each nucleus: centre, a third output (each nucleus's centre map); "
+                             f"boundary, the body minus boundary probability (default {defaults.markers})")
     parser.add_argument("--synthetic-stain", type=probability,
                         help="probability that a fluorescence crop is rendered as a stained light-background "
                              f"image (default {defaults.synthetic_stain}; 0: off)")

@@ -52,6 +52,13 @@ class TrainConfig:
     # light images level or lower; with synthetic stain (runs/synth_gap3, 2026-11-27),
     # fluorescence level and light images lower in every condition: 0 stays.
     gap_weight: float = 0.0
+    # What seeds one nucleus in the watershed. "boundary": the body minus the boundary
+    # probability (two outputs); "centre": a third output, each nucleus's centre map
+    # (train/data.py centre_map), 1 at its centre whatever its size. Merged neighbours are the
+    # commonest error where nuclei touch (15 % of tissue and 7 % of fluorescence nuclei on the
+    # validation split, experiments/marker_split/), and cutting the body-minus-boundary
+    # markers at their necks made it worse: the network has to say where centres are.
+    markers: str = "centre"
     # Probability that a fluorescence crop is rendered as a stained light-background image
     # (train/augment.py synthetic_stain): DSB2018 has few light-image sources, fluorescence
     # many, and the held-out set is weakest on light images. 0.25 (the bundled model,
@@ -96,6 +103,11 @@ class TrainConfig:
     # batch is seeded by epoch and index).
     loader_workers: int = 1
 
+    @property
+    def outputs(self) -> list[str]:
+        """The network's output channels, in order (nuclei.json ``outputs``)."""
+        return ["body", "boundary"] + (["centre"] if self.markers == "centre" else [])
+
     def to_json(self) -> dict:
         # Paths relative to the project, so a run record means the same in anyone's clone.
         return {k: (_portable(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -129,7 +141,7 @@ def with_preset(config: TrainConfig, preset: str | None) -> TrainConfig:
 
 # Settings whose default is not what the code did before they existed: a run recorded before
 # one of them ran as this.
-BEFORE_IT_EXISTED = {"synthetic_stain": 0.0, "synthetic_tissue": 0.0, "precision": "float32"}
+BEFORE_IT_EXISTED = {"synthetic_stain": 0.0, "synthetic_tissue": 0.0, "precision": "float32", "markers": "boundary"}
 
 
 class NothingToResume(ValueError):

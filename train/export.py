@@ -14,12 +14,13 @@ from pathlib import Path
 from nuclei_app.config import InferenceSettings, Normalisation
 from nuclei_app.model import FORMAT, METADATA_FILE, MODEL_CARD, ModelLoadError, verify_folder
 
-OUTPUTS = ["body", "boundary"]
 METRIC_KEYS = ("validation", "validation_tta", "validation_true_diameter", "shift", "diameter_estimate",
                "validation_images", "holdout", "postprocess_scoring")
 OUTPUT_MEANING = {
     "body": "probability that the pixel belongs to a nucleus",
     "boundary": "probability that the pixel is on the inner boundary of a nucleus",
+    "centre": "how central the pixel is in its nucleus: distance to its edge over the largest in that nucleus "
+              "(1 at the centre); the watershed's seeds",
 }
 
 
@@ -29,8 +30,8 @@ def build_metadata(report: dict, run: dict, normalisation: Normalisation, config
         "name": "nuclei-unet",
         "input": {"channels": "RGB", "dtype": "float32", "normalisation": asdict(normalisation),
                   "size_multiple": multiple},
-        "outputs": OUTPUTS,
-        "output_meaning": OUTPUT_MEANING,
+        "outputs": config.outputs,
+        "output_meaning": {name: OUTPUT_MEANING[name] for name in config.outputs},
         "scale": {"diameter": config.diameter,
                   "meaning": "median nucleus diameter (px) the network was trained at; images are "
                              "rescaled so that their nuclei have it"},
@@ -73,6 +74,13 @@ def export_model_folder(model, folder: Path, report: dict, run: dict, normalisat
     (folder / MODEL_CARD).write_text(model_card(metadata))
     verify_folder(folder)
     return folder
+
+
+def maps_text(outputs: list[str]) -> str:
+    if "centre" in outputs:
+        return ("It predicts three maps: nucleus **body**, nucleus **boundary**, and each nucleus's **centre** "
+                "(1 at its centre, falling to 0 at its edge), whose peaks seed the nuclei")
+    return "It predicts two maps, nucleus **body** and nucleus **boundary**"
 
 
 def _fmt(value) -> str:
@@ -196,9 +204,9 @@ def model_card(metadata: dict) -> str:
 # nuclei-unet
 
 A small U-Net that finds every cell nucleus in a microscopy image: fluorescence, brightfield
-and H&E-stained tissue. It predicts two maps, nucleus **body** and nucleus **boundary**; a
-marker-controlled watershed turns them into one label per nucleus, so touching nuclei are
-split. Made for the Nuclei app (Streamlit) and its batch CLI.
+and H&E-stained tissue. {maps_text(metadata['outputs'])}; a marker-controlled watershed turns them
+into one label per nucleus, so touching nuclei are split. Made for the Nuclei app (Streamlit)
+and its batch CLI.
 
 ## Intended use
 Counting and measuring nuclei in 2-D fluorescence, brightfield and H&E images. Not a

@@ -1,4 +1,5 @@
-"""BCE + soft Dice on each output channel (nucleus body, nucleus boundary).
+"""BCE + soft Dice on each output channel (nucleus body, nucleus boundary, and the centre map
+where the network has it: its targets are soft, 0-1, which BCE and soft Dice both take).
 
 BCE gives well-calibrated per-pixel probabilities (thresholds mean something); Dice keeps
 the thin, rare boundary channel from collapsing to all-background. With ``--gap-weight`` the
@@ -20,12 +21,13 @@ def soft_dice(y_true, y_pred, smooth: float = 1.0):
 
 @keras.saving.register_keras_serializable(package="nuclei")
 def bce_dice_loss(y_true, y_pred):
-    """``y_true``: body and boundary, and optionally a third channel of per-pixel BCE weights
-    (``train.data.contact_weights``; Dice stays unweighted)."""
-    truth = y_true[..., :2]
+    """``y_true``: one channel per output, and optionally after them a channel of per-pixel
+    BCE weights (``train.data.contact_weights``; Dice stays unweighted)."""
+    outputs = y_pred.shape[-1]
+    truth = y_true[..., :outputs]
     bce = keras.losses.binary_crossentropy(truth[..., None], y_pred[..., None])
-    if y_true.shape[-1] > 2:
-        bce = bce * y_true[..., 2:3]
+    if y_true.shape[-1] > outputs:
+        bce = bce * y_true[..., outputs:outputs + 1]
     return ops.mean(bce) + ops.mean(1.0 - soft_dice(truth, y_pred))
 
 

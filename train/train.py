@@ -138,6 +138,10 @@ def panel_samples(validation_set, count: int):
     return chosen[:count] or validation_set[:count]
 
 
+def unet_config(config: TrainConfig) -> UNetConfig:
+    return UNetConfig(base_filters=config.base_filters, depth=config.depth, out_channels=len(config.outputs))
+
+
 def compile_model(model: keras.Model, config: TrainConfig) -> None:
     # Cosine decay over the whole run: large steps early, fine ones when it counts.
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -152,7 +156,7 @@ def build_or_resume(config: TrainConfig, checkpoints: Path) -> tuple[keras.Model
         start = epochs_done(checkpoints)
         log.info("resuming after epoch %d from %s", start, checkpoints / "last.keras")
         return model, start
-    model = build_unet(UNetConfig(base_filters=config.base_filters, depth=config.depth))
+    model = build_unet(unet_config(config))
     if precision.resolve(config.precision) == "bfloat16":
         # The float32 network's initial weights in a mixed_bfloat16 copy: the seed draws the
         # same start in either arithmetic. A checkpoint keeps the layers' policy on --resume.
@@ -168,8 +172,8 @@ def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int,
                                                       synthetic_tissue_probability=config.synthetic_tissue),
                             first_epoch=start_epoch,
                             workers=config.loader_workers, kind_balance=config.kind_balance,
-                            gap_weight=config.gap_weight)
-    validation = validation_crops(validation_set, config.crop_size, config.gap_weight)
+                            gap_weight=config.gap_weight, centre=config.markers == "centre")
+    validation = validation_crops(validation_set, config.crop_size, config.gap_weight, config.markers == "centre")
     callbacks = [
         keras.callbacks.CSVLogger(str(folder / "log.csv"), append=start_epoch > 0),
         LastState(checkpoints),
@@ -214,7 +218,7 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
 def without_optimizer(model: keras.Model, config: TrainConfig) -> keras.Model:
     """The same weights in an uncompiled copy: what is exported (the optimizer state would
     triple the file and means nothing at inference)."""
-    clean = build_unet(UNetConfig(base_filters=config.base_filters, depth=config.depth))
+    clean = build_unet(unet_config(config))
     clean.set_weights(model.get_weights())
     return clean
 

@@ -17,7 +17,7 @@ class UNetConfig:
     base_filters: int = 16      # filters of the first level; doubled at each level down
     depth: int = 4              # number of 2x down-samplings (input must be a multiple of 2**depth)
     in_channels: int = 3
-    out_channels: int = 2       # nucleus body, nucleus boundary
+    out_channels: int = 2       # nucleus body, nucleus boundary (3: and the centre map)
     dropout: float = 0.1        # at the bottleneck only: cheap regularisation for a small data set
 
 
