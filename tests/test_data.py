@@ -144,6 +144,25 @@ def test_targets_body_and_boundary():
     assert targets[10, 7, 1] == 0  # an interior pixel
 
 
+def test_centre_map_peaks_at_one_in_every_nucleus_and_is_zero_where_they_meet():
+    labels = np.zeros((40, 60), np.int32)
+    labels[5:25, 5:25] = 1            # 20 px square
+    labels[5:25, 25:35] = 2           # touches 1: 10 px wide
+    labels[30:33, 50:53] = 3          # 3 px: one interior pixel
+    targets = targets_from_labels(labels, centre=True)
+    centre = targets[..., 2]
+    assert targets.shape == (40, 60, 3)
+    np.testing.assert_array_equal(targets[..., :2], targets_from_labels(labels))
+    for label in (1, 2, 3):           # small and large nuclei alike peak at 1
+        assert centre[labels == label].max() == 1.0
+    assert centre[15, 15] == 1.0 and centre[31, 51] == 1.0
+    assert np.all(centre[:, 24:26] == 0) and np.all(centre[labels == 0] == 0)   # the shared border, outside
+    assert 0 < centre[15, 7] < centre[15, 10] < centre[15, 14]   # rising towards the centre
+    weighted = targets_from_labels(labels, gap_weight=2.0, centre=True)
+    assert weighted.shape == (40, 60, 4)  # the loss weights come after every output
+    np.testing.assert_array_equal(weighted[..., :3], targets)
+
+
 def test_gap_weight_marks_where_nuclei_meet_and_nothing_else():
     labels = np.zeros((30, 40), np.int32)
     labels[5:15, 5:10] = 1

@@ -23,11 +23,20 @@ def test_model_card_of_a_run_from_before_synthetic_stain_does_not_claim_it():
     assert "10% of the fluorescence crops" in synthetic_stain_text({"config": {"synthetic_stain": 0.1}})
 
 
+def test_model_card_names_the_maps_the_network_predicts():
+    from train.export import maps_text
+
+    assert "three maps" in maps_text(["body", "boundary", "centre"]) and "**centre**" in maps_text(
+        ["body", "boundary", "centre"])
+    assert "two maps" in maps_text(["body", "boundary"]) and "centre" not in maps_text(["body", "boundary"])
+
+
 def test_exported_folder_satisfies_the_contract(tiny_model_dir):
     names = {p.name for p in tiny_model_dir.iterdir()}
     assert {"config.json", "metadata.json", "model.weights.h5", "nuclei.json", "README.md"} <= names
     metadata = verify_folder(tiny_model_dir)
-    assert metadata["outputs"] == ["body", "boundary"]
+    assert metadata["outputs"] == ["body", "boundary"]   # the default --markers boundary
+    assert set(metadata["output_meaning"]) == set(metadata["outputs"])
     assert {"command", "code_version", "split_seed", "crop_size"} <= set(metadata["training"])
 
 

@@ -33,6 +33,15 @@ def test_invalid_nuclei_json(model_copy):
         verify_folder(model_copy)
 
 
+@pytest.mark.parametrize("outputs", [["body"], ["body", "centre"], ["body", "boundary", "distance"], "body"])
+def test_outputs_other_than_body_boundary_and_centre_are_refused(model_copy, outputs):
+    """Post-processing reads channel 2 as the centre map: a folder saying otherwise is refused."""
+    metadata = json.loads((model_copy / "nuclei.json").read_text())
+    (model_copy / "nuclei.json").write_text(json.dumps({**metadata, "outputs": outputs}))
+    with pytest.raises(ModelLoadError, match="'body', 'boundary' and optionally 'centre'"):
+        verify_folder(model_copy)
+
+
 @pytest.mark.parametrize("path,value,expected", [
     (("input", "size_multiple"), 0, "input.size_multiple must be between 1 and 256"),
     (("inference", "tile_size"), 10**7, "inference.tile_size must be between 64 and 4096"),

@@ -36,6 +36,24 @@ def test_touching_disks_are_split_in_two():
         assert max(overlap) > 0.9
 
 
+def test_a_centre_map_seeds_touching_nuclei_the_boundary_missed():
+    """A third channel is the centre map (nuclei.json outputs body, boundary, centre): with no
+    boundary predicted between two touching disks, body minus boundary seeds them as one
+    nucleus, and their centre map's two peaks as two."""
+    from train.data import targets_from_labels
+
+    labels = touching_disks()
+    no_boundary = probabilities_for(labels)
+    no_boundary[..., 1] = 0.0
+    assert instance_labels(no_boundary).max() == 1
+    centre = targets_from_labels(labels, centre=True)[..., 2:3]
+    result = instance_labels(np.concatenate([no_boundary, centre], -1), PostprocessSettings(marker_threshold=0.6))
+    assert result.max() == 2
+    for label in (1, 2):
+        overlap = [((result == label) & (labels == t)).sum() / ((result == label) | (labels == t)).sum() for t in (1, 2)]
+        assert max(overlap) > 0.9
+
+
 def test_labels_are_sequential_and_min_size_drops_specks():
     labels = touching_disks()
     labels[disk(SHAPE, (10, 90), 2)] = 3  # 13 px

@@ -149,6 +149,38 @@ def test_a_gap_weighted_run_trains_on_weighted_targets_and_records_the_weight(ti
     assert config_from_args(parse_args(["--gap-weight", "5"])).gap_weight == 5.0
 
 
+def test_a_centre_marker_run_exports_a_three_output_folder_that_loads_and_segments(tiny_dataset, tmp_path):
+    """--markers centre: the network learns each nucleus's centre map as a third output, the
+    folder says so, and the pipeline seeds the watershed on it; the default stays two outputs."""
+    from nuclei_app.imageio import read_image
+    from nuclei_app.model import load_model_folder
+    from nuclei_app.pipeline import segment
+    from train.train import train
+
+    from .conftest import SAMPLES
+
+    config = replace(replace(TrainConfig(), **TINY_PRESET), data=tiny_dataset, out=tmp_path / "run")
+    assert config.markers == "boundary" and config.outputs == ["body", "boundary"]
+    config = replace(config, markers="centre")
+    assert config.outputs == ["body", "boundary", "centre"]
+    train(config)
+    model = load_model_folder(tmp_path / "run" / "model")
+    assert model.metadata["outputs"] == ["body", "boundary", "centre"] and model.keras_model.output_shape[-1] == 3
+    assert "centre" in model.metadata["output_meaning"]
+    result = segment(model, read_image(next((SAMPLES / "images").glob("*.png"))))
+    assert result.probabilities.shape[-1] == 3 and result.labels.shape == result.probabilities.shape[:2]
+    assert config_from_args(parse_args(["--markers", "centre"])).markers == "centre"
+
+
+def test_a_run_from_before_the_centre_map_had_boundary_markers():
+    from train.train import config_differences
+
+    now = TrainConfig().to_json()
+    original = {key: value for key, value in now.items() if key != "markers"}
+    assert config_differences(original, now) == []
+    assert config_differences(original, {**now, "markers": "centre"}) == ["markers: 'boundary' then, 'centre' now"]
+
+
 def test_a_setting_added_since_a_run_started_counts_as_its_default_then():
     from train.train import config_differences
 

@@ -2,7 +2,9 @@
 image's own size, as the pipeline makes them by default), so that post-processing variants
 can be scored without running the network again. ~5 min on 2 cores:
 
-    .venv/bin/python experiments/marker_split/cache.py /tmp/marker_split     (from the project root)
+    .venv/bin/python experiments/marker_split/cache.py /tmp/marker_split [MODEL_FOLDER]     (from the project root)
+
+MODEL_FOLDER: default the bundled model, assets/model.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ DATA = Path("../shared/data/dsb2018/stage1_train")
 
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    model = resolve_model("assets/model", fallback=False)
+    model = resolve_model(sys.argv[2] if len(sys.argv) > 2 else "assets/model", fallback=False)
     wanted = set(model.metadata["training"]["validation_ids"])
     samples = load_samples([f for f in find_samples(DATA) if f.sample_id in wanted], model.normalisation,
                            model.diameter)

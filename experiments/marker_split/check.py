@@ -1,7 +1,7 @@
 """Where the shipped post-processing loses nuclei, and whether splitting markers by their
-shape helps (run cache.py first; ~N min on 2 cores):
+shape helps (run cache.py first, with the same MODEL_FOLDER, default assets/model; ~1 min on 2 cores):
 
-    .venv/bin/python experiments/marker_split/check.py /tmp/marker_split     (from the project root)
+    .venv/bin/python experiments/marker_split/check.py /tmp/marker_split [MODEL_FOLDER]     (from the project root)
 
 1. Error kinds, per image kind: every true nucleus without a prediction at IoU > 0.5 is
    "merged" (its best-overlapping prediction covers most of another true nucleus too),
@@ -99,7 +99,7 @@ def error_kinds(truth: np.ndarray, predicted: np.ndarray) -> collections.Counter
 
 
 def main(folder: Path) -> None:
-    model = resolve_model("assets/model", fallback=False)
+    model = resolve_model(sys.argv[2] if len(sys.argv) > 2 else "assets/model", fallback=False)
     scores = collections.defaultdict(lambda: collections.defaultdict(list))
     errors = collections.defaultdict(collections.Counter)
     for path in sorted(folder.glob("*.pkl")):
