@@ -58,8 +58,8 @@ class TrainConfig:
     # commonest error where nuclei touch (15 % of tissue and 7 % of fluorescence nuclei on the
     # validation split), and cutting the body-minus-boundary markers at their necks made it
     # worse. "centre" (runs/default of 2026-12-06, scored the same way as the bundled model):
-    # every kind and condition within the run-to-run noise but tissue x3 (0.373 vs 0.399) and
-    # brightfield, lower (experiments/centre_map/): "boundary" stays.
+    # every kind and condition within the run-to-run noise but tissue x3, lower (0.373 vs
+    # 0.399), and as many merged tissue nuclei (experiments/centre_map/): "boundary" stays.
     markers: str = "boundary"
     # Probability that a fluorescence crop is rendered as a stained light-background image
     # (train/augment.py synthetic_stain): DSB2018 has few light-image sources, fluorescence
