@@ -34,10 +34,20 @@ def instance_labels(probabilities: np.ndarray, settings: PostprocessSettings = P
     if not foreground.any():
         return np.zeros(foreground.shape, np.int32)
     score = marker_score(probabilities)
+    return grown_labels(score, seed_markers(score, foreground, settings), foreground, settings)
+
+
+def seed_markers(score: np.ndarray, foreground: np.ndarray, settings: PostprocessSettings) -> np.ndarray:
+    """One labelled marker per nucleus interior: the score above the marker threshold."""
     markers, _ = ndimage.label((score > settings.marker_threshold) & foreground)
     # Tiny specks of marker would each make a nucleus; a quarter of the minimum size is
     # enough to be a real interior.
-    markers = remove_small(markers, settings.min_size // 4)
+    return remove_small(markers, settings.min_size // 4)
+
+
+def grown_labels(score: np.ndarray, markers: np.ndarray, foreground: np.ndarray,
+                 settings: PostprocessSettings) -> np.ndarray:
+    """The markers flooded over the foreground; blobs without one kept; small ones dropped."""
     labels = flood(score, markers, foreground)
     labels = _add_unseeded_blobs(labels, foreground)
     return large_ones_numbered(labels, settings.min_size)

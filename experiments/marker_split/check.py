@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from nuclei_app.metrics import image_scores  # noqa: E402
 from nuclei_app.pipeline import scaled_settings  # noqa: E402
-from nuclei_app.postprocess import (_add_unseeded_blobs, flood, foreground_mask, instance_labels,  # noqa: E402
-                                    large_ones_numbered, marker_score, remove_small)
+from nuclei_app.postprocess import (foreground_mask, grown_labels, instance_labels, marker_score,  # noqa: E402
+                                    seed_markers)
 from nuclei_app.sources import resolve_model  # noqa: E402
 
 VARIANTS = [(h, gate) for h in (1.0, 2.0) for gate in (1.5, 2.0, 3.0)]   # h px at the network's scale
@@ -60,12 +60,8 @@ def labels_with_split(probabilities: np.ndarray, settings, h_image_px: float, ga
     if not foreground.any():
         return np.zeros(foreground.shape, np.int32)
     score = marker_score(probabilities)
-    markers, _ = ndimage.label((score > settings.marker_threshold) & foreground)
-    markers = remove_small(markers, settings.min_size // 4)
-    markers = split_markers(markers, h_image_px, gate)
-    labels = flood(score, markers, foreground)
-    labels = _add_unseeded_blobs(labels, foreground)
-    return large_ones_numbered(labels, settings.min_size)
+    markers = split_markers(seed_markers(score, foreground, settings), h_image_px, gate)
+    return grown_labels(score, markers, foreground, settings)
 
 
 def error_kinds(truth: np.ndarray, predicted: np.ndarray) -> collections.Counter:
