@@ -59,7 +59,7 @@ class InferenceSettings:
 @dataclass(frozen=True)
 class PostprocessSettings:
     threshold: float = 0.5         # nucleus-body probability that counts as foreground
-    marker_threshold: float = 0.6  # body minus boundary score that seeds one nucleus
+    marker_threshold: float = 0.6  # marker score (postprocess.marker_score) that seeds one nucleus
     min_size: int = 12             # pixels; smaller objects are noise at DSB resolutions
     # Which pixels min_size counts: the model's tuned value counts pixels at the model's
     # nucleus diameter and is scaled to each image's nuclei (pipeline.scaled_settings); a

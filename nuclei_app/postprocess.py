@@ -22,7 +22,7 @@ def foreground_mask(probabilities: np.ndarray, settings: PostprocessSettings) ->
 def marker_score(probabilities: np.ndarray) -> np.ndarray:
     """High inside a nucleus, low on its boundary and outside: the centre map (channel 2)
     where there is one, else body minus boundary."""
-    if probabilities.shape[-1] > 2:
+    if probabilities.shape[-1] == 3:
         return probabilities[..., 2]
     return np.clip(probabilities[..., 0] - probabilities[..., 1], 0.0, 1.0)
 
@@ -119,7 +119,7 @@ def large_ones_numbered(labels: np.ndarray, min_size: int) -> np.ndarray:
 
 def _check_channels(probabilities: np.ndarray) -> None:
     if probabilities.ndim != 3 or probabilities.shape[-1] < 2:
-        raise ValueError(f"expected (H, W, 2) body + boundary probabilities, got shape {probabilities.shape}")
+        raise ValueError(f"expected (H, W, 2) body + boundary (+ centre) probabilities, got shape {probabilities.shape}")
 
 
 def _add_unseeded_blobs(labels: np.ndarray, foreground: np.ndarray) -> np.ndarray:

@@ -31,6 +31,16 @@ def test_model_card_names_the_maps_the_network_predicts():
     assert "two maps" in maps_text(["body", "boundary"]) and "centre" not in maps_text(["body", "boundary"])
 
 
+def test_model_card_s_loss_counts_the_outputs(tiny_model_dir):
+    from train.export import each_output, model_card
+
+    assert each_output(["body", "boundary"]) == "both outputs"
+    assert each_output(["body", "boundary", "centre"]) == "all 3 outputs"
+    metadata = json.loads((tiny_model_dir / "nuclei.json").read_text())
+    three = model_card({**metadata, "outputs": ["body", "boundary", "centre"]})
+    assert "BCE + Dice on\nall 3 outputs" in three and "three maps" in three and "both outputs" not in three
+
+
 def test_exported_folder_satisfies_the_contract(tiny_model_dir):
     names = {p.name for p in tiny_model_dir.iterdir()}
     assert {"config.json", "metadata.json", "model.weights.h5", "nuclei.json", "README.md"} <= names

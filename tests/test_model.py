@@ -33,6 +33,12 @@ def test_invalid_nuclei_json(model_copy):
         verify_folder(model_copy)
 
 
+def test_a_folder_with_the_centre_map_output_passes_the_check(model_copy):
+    metadata = json.loads((model_copy / "nuclei.json").read_text())
+    (model_copy / "nuclei.json").write_text(json.dumps({**metadata, "outputs": ["body", "boundary", "centre"]}))
+    assert verify_folder(model_copy)["outputs"] == ["body", "boundary", "centre"]
+
+
 @pytest.mark.parametrize("outputs", [["body"], ["body", "centre"], ["body", "boundary", "distance"], "body"])
 def test_outputs_other_than_body_boundary_and_centre_are_refused(model_copy, outputs):
     """Post-processing reads channel 2 as the centre map: a folder saying otherwise is refused."""

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
 from nuclei_app.config import PostprocessSettings
@@ -17,6 +18,14 @@ def probabilities_for(labels: np.ndarray) -> np.ndarray:
     return np.stack([body, boundary], axis=-1)
 
 
+def centre_map(labels: np.ndarray) -> np.ndarray:
+    """(H, W, 1): each nucleus's distance to its edge over its largest (train.data.centre_map)."""
+    interior = (labels > 0) & ~find_boundaries(labels, mode="inner")
+    distance = ndimage.distance_transform_edt(interior)
+    peaks = ndimage.maximum(distance, labels, np.arange(labels.max() + 1))
+    return (distance / np.maximum(np.asarray(peaks)[labels], 1.0))[..., None].astype(np.float32)
+
+
 def touching_disks() -> np.ndarray:
     labels = np.zeros(SHAPE, np.int32)
     labels[disk(SHAPE, (40, 35), 14)] = 1
@@ -27,7 +36,6 @@ def touching_disks() -> np.ndarray:
 def test_touching_disks_are_split_in_two():
     labels = touching_disks()
     assert (labels > 0).sum() > 0
-    from scipy import ndimage
     assert ndimage.label(labels > 0)[1] == 1  # one blob in the binary mask...
     result = instance_labels(probabilities_for(labels))
     assert result.max() == 2  # ...two nuclei after post-processing
@@ -40,14 +48,11 @@ def test_a_centre_map_seeds_touching_nuclei_the_boundary_missed():
     """A third channel is the centre map (nuclei.json outputs body, boundary, centre): with no
     boundary predicted between two touching disks, body minus boundary seeds them as one
     nucleus, and their centre map's two peaks as two."""
-    from train.data import targets_from_labels
-
     labels = touching_disks()
     no_boundary = probabilities_for(labels)
     no_boundary[..., 1] = 0.0
     assert instance_labels(no_boundary).max() == 1
-    centre = targets_from_labels(labels, centre=True)[..., 2:3]
-    result = instance_labels(np.concatenate([no_boundary, centre], -1), PostprocessSettings(marker_threshold=0.6))
+    result = instance_labels(np.concatenate([no_boundary, centre_map(labels)], -1))
     assert result.max() == 2
     for label in (1, 2):
         overlap = [((result == label) & (labels == t)).sum() / ((result == label) | (labels == t)).sum() for t in (1, 2)]
@@ -91,7 +96,6 @@ def test_rejects_single_channel():
 def test_flood_is_the_plain_watershed():
     """Blobs with one marker, several, or none, markers reaching outside the foreground and
     ids in two blobs, on random smooth score maps: the watershed's labels pixel for pixel."""
-    from scipy import ndimage
     from skimage.segmentation import watershed
 
     from nuclei_app.postprocess import flood
@@ -114,7 +118,6 @@ def test_flood_is_the_plain_watershed():
 def test_flood_with_tied_scores_splits_each_blob_among_its_own_markers():
     """Ties are where flood and the watershed may differ: each labels every pixel of a
     marked blob with one of that blob's markers, each marker keeps its own pixels."""
-    from scipy import ndimage
 
     from nuclei_app.postprocess import flood
 

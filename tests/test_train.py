@@ -172,13 +172,24 @@ def test_a_centre_marker_run_exports_a_three_output_folder_that_loads_and_segmen
     assert config_from_args(parse_args(["--markers", "centre"])).markers == "centre"
 
 
-def test_a_run_from_before_the_centre_map_had_boundary_markers():
-    from train.train import config_differences
+def test_a_run_from_before_the_centre_map_resumes_with_boundary_markers(tmp_path):
+    """A run.json written before --markers existed trained two outputs: it resumes so."""
+    from train.config import recorded_config
 
-    now = TrainConfig().to_json()
-    original = {key: value for key, value in now.items() if key != "markers"}
-    assert config_differences(original, now) == []
-    assert config_differences(original, {**now, "markers": "centre"}) == ["markers: 'boundary' then, 'centre' now"]
+    recorded = {key: value for key, value in TrainConfig().to_json().items() if key != "markers"}
+    (tmp_path / "run.json").write_text(json.dumps({"config": recorded}))
+    assert recorded_config(tmp_path).markers == "boundary"
+    assert recorded_config(tmp_path).outputs == ["body", "boundary"]
+
+
+def test_markers_must_be_boundary_or_centre(capsys):
+    import pytest
+
+    with pytest.raises(ValueError, match="markers must be one of boundary, centre, not 'distance'"):
+        TrainConfig(markers="distance").outputs
+    with pytest.raises(SystemExit):
+        parse_args(["--markers", "distance"])
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_a_setting_added_since_a_run_started_counts_as_its_default_then():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nuclei_app.precision import PRECISIONS
 
-from .config import NothingToResume, TrainConfig, recorded_config, with_preset
+from .config import MARKERS, NothingToResume, TrainConfig, recorded_config, with_preset
 from .data import DatasetError
 
 
@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"draw images by 1/count(kind)**B: 0 by image, 1 each kind equally (default {defaults.kind_balance})")
     parser.add_argument("--gap-weight", type=non_negative,
                         help=f"extra loss weight where two nuclei meet (default {defaults.gap_weight}: none)")
-    parser.add_argument("--markers", choices=["centre", "boundary"],
+    parser.add_argument("--markers", choices=MARKERS,
                         help="what seeds each nucleus: centre, a third output (each nucleus's centre map); "
                              f"boundary, the body minus boundary probability (default {defaults.markers})")
     parser.add_argument("--synthetic-stain", type=probability,

@@ -9,6 +9,9 @@ from pathlib import Path
 from .locations import SAMPLES_DATA_DIR, default_data_dir
 
 
+MARKERS = ("boundary", "centre")   # --markers: what seeds each nucleus (TrainConfig.markers)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     data: Path = field(default_factory=default_data_dir)
@@ -56,8 +59,8 @@ class TrainConfig:
     # probability (two outputs); "centre": a third output, each nucleus's centre map
     # (train/data.py centre_map), 1 at its centre whatever its size. Merged neighbours are the
     # commonest error where nuclei touch (15 % of tissue and 7 % of fluorescence nuclei on the
-    # validation split), and cutting the body-minus-boundary markers at their necks made it
-    # worse. "centre" (runs/default of 2026-12-06, scored the same way as the bundled model):
+    # validation split), and cutting the body-minus-boundary markers at their necks gained
+    # nothing. "centre" (runs/default of 2026-12-06, scored the same way as the bundled model):
     # every kind and condition within the run-to-run noise but tissue x3, lower (0.373 vs
     # 0.399), and as many merged tissue nuclei (experiments/centre_map/): "boundary" stays.
     markers: str = "boundary"
@@ -108,6 +111,8 @@ class TrainConfig:
     @property
     def outputs(self) -> list[str]:
         """The network's output channels, in order (nuclei.json ``outputs``)."""
+        if self.markers not in MARKERS:
+            raise ValueError(f"markers must be one of {', '.join(MARKERS)}, not {self.markers!r}")
         return ["body", "boundary"] + (["centre"] if self.markers == "centre" else [])
 
     def to_json(self) -> dict:
@@ -143,7 +148,7 @@ def with_preset(config: TrainConfig, preset: str | None) -> TrainConfig:
 
 # Settings whose default is not what the code did before they existed: a run recorded before
 # one of them ran as this.
-BEFORE_IT_EXISTED = {"synthetic_stain": 0.0, "synthetic_tissue": 0.0, "precision": "float32", "markers": "boundary"}
+BEFORE_IT_EXISTED = {"synthetic_stain": 0.0, "synthetic_tissue": 0.0, "precision": "float32"}
 
 
 class NothingToResume(ValueError):

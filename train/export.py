@@ -83,6 +83,10 @@ def maps_text(outputs: list[str]) -> str:
     return "It predicts two maps, nucleus **body** and nucleus **boundary**"
 
 
+def each_output(outputs: list[str]) -> str:
+    return "both outputs" if len(outputs) == 2 else f"all {len(outputs)} outputs"
+
+
 def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -246,7 +250,7 @@ U-Net, {training['depth']} levels, {training['base_filters']} base filters, tran
 every training image rescaled by its own ground-truth median diameter to {metadata['scale']['diameter']:g} px;
 {training['epochs']} epochs x {training['steps_per_epoch']} steps x batch {training['batch_size']} random {training['crop_size']}x{training['crop_size']} crops
 (scale jitter x0.7-1.4 around the canonical diameter), Adam with cosine decay, BCE + Dice on
-both outputs; rare image kinds over-sampled; H&E stain jitter in HED space, hue/saturation,
+{each_output(metadata['outputs'])}; rare image kinds over-sampled; H&E stain jitter in HED space, hue/saturation,
 colour, greyscale, gamma, contrast, blur, noise and inversion augmentation{synthetic_stain_text(training)}. The final
 weights are shipped{averaged_text(training)} (no checkpoint is picked on validation).
 {timing}

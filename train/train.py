@@ -172,8 +172,8 @@ def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int,
                                                       synthetic_tissue_probability=config.synthetic_tissue),
                             first_epoch=start_epoch,
                             workers=config.loader_workers, kind_balance=config.kind_balance,
-                            gap_weight=config.gap_weight, centre=config.markers == "centre")
-    validation = validation_crops(validation_set, config.crop_size, config.gap_weight, config.markers == "centre")
+                            gap_weight=config.gap_weight, centre="centre" in config.outputs)
+    validation = validation_crops(validation_set, config.crop_size, config.gap_weight, "centre" in config.outputs)
     callbacks = [
         keras.callbacks.CSVLogger(str(folder / "log.csv"), append=start_epoch > 0),
         LastState(checkpoints),

@@ -1,6 +1,6 @@
 """Cache the bundled model's predictions on the validation split (probabilities at each
 image's own size, as the pipeline makes them by default), so that post-processing variants
-can be scored without running the network again. ~5 min on 2 cores:
+can be scored without running the network again. ~2 min on 2 cores:
 
     .venv/bin/python experiments/marker_split/cache.py /tmp/marker_split [MODEL_FOLDER]     (from the project root)
 
