@@ -167,13 +167,14 @@ def build_or_resume(config: TrainConfig, checkpoints: Path) -> tuple[keras.Model
 
 def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int, folder: Path):
     checkpoints = folder / "checkpoints"
+    centre = "centre" in config.outputs
     sequence = CropSequence(train_set, config.batch_size, config.crop_size, config.steps_per_epoch,
                             config.seed, Augmentation(synthetic_stain_probability=config.synthetic_stain,
                                                       synthetic_tissue_probability=config.synthetic_tissue),
                             first_epoch=start_epoch,
                             workers=config.loader_workers, kind_balance=config.kind_balance,
-                            gap_weight=config.gap_weight, centre="centre" in config.outputs)
-    validation = validation_crops(validation_set, config.crop_size, config.gap_weight, "centre" in config.outputs)
+                            gap_weight=config.gap_weight, centre=centre)
+    validation = validation_crops(validation_set, config.crop_size, config.gap_weight, centre)
     callbacks = [
         keras.callbacks.CSVLogger(str(folder / "log.csv"), append=start_epoch > 0),
         LastState(checkpoints),
