@@ -3,7 +3,7 @@ from PIL import Image
 
 from nuclei_app.config import Normalisation
 from train.augment import Augmentation
-from train.data import (CropSequence, Sample, assign_groups, augmented_example, find_samples, load_samples,
+from train.data import (CropSequence, Sample, Targets, assign_groups, augmented_example, find_samples, load_samples,
                         read_instance_labels, sampling_weights, split_train_validation, targets_from_labels)
 import pytest
 
@@ -149,7 +149,7 @@ def test_centre_map_peaks_at_one_in_every_nucleus_and_is_zero_where_they_meet():
     labels[5:25, 5:25] = 1            # 20 px square
     labels[5:25, 25:35] = 2           # touches 1: 10 px wide
     labels[30:33, 50:53] = 3          # 3 px: one interior pixel
-    targets = targets_from_labels(labels, centre=True)
+    targets = targets_from_labels(labels, Targets(centre=True))
     centre = targets[..., 2]
     assert targets.shape == (40, 60, 3)
     np.testing.assert_array_equal(targets[..., :2], targets_from_labels(labels))
@@ -158,7 +158,7 @@ def test_centre_map_peaks_at_one_in_every_nucleus_and_is_zero_where_they_meet():
     assert centre[15, 15] == 1.0 and centre[31, 51] == 1.0
     assert np.all(centre[:, 24:26] == 0) and np.all(centre[labels == 0] == 0)   # the shared border, outside
     assert 0 < centre[15, 7] < centre[15, 10] < centre[15, 14]   # rising towards the centre
-    weighted = targets_from_labels(labels, gap_weight=2.0, centre=True)
+    weighted = targets_from_labels(labels, Targets(centre=True, gap_weight=2.0))
     assert weighted.shape == (40, 60, 4)  # the loss weights come after every output
     np.testing.assert_array_equal(weighted[..., :3], targets)
 
@@ -168,7 +168,7 @@ def test_gap_weight_marks_where_nuclei_meet_and_nothing_else():
     labels[5:15, 5:10] = 1
     labels[5:15, 11:16] = 2          # 1 px of background between 1 and 2
     labels[20:28, 28:36] = 3         # alone
-    targets = targets_from_labels(labels, gap_weight=4.0)
+    targets = targets_from_labels(labels, Targets(gap_weight=4.0))
     assert targets.shape == (30, 40, 3)
     np.testing.assert_array_equal(targets[..., :2], targets_from_labels(labels))  # body and boundary unchanged
     weights = targets[..., 2]

@@ -217,14 +217,23 @@ def sampling_weights(samples: list[Sample], power: float = 0.7) -> np.ndarray:
     return weights / weights.sum()
 
 
-def targets_from_labels(labels: np.ndarray, gap_weight: float = 0.0, centre: bool = False) -> np.ndarray:
+@dataclass(frozen=True)
+class Targets:
+    """What the network learns from a crop's labels beside its body and boundary, and the loss
+    weights that travel with them (``targets_from_labels``): one recipe choice, carried whole
+    from ``fit`` to every crop."""
+    centre: bool = False       # a third output, each nucleus's centre map (--markers centre)
+    gap_weight: float = 0.0    # extra loss weight where two nuclei meet (contact_weights); 0: none
+
+
+def targets_from_labels(labels: np.ndarray, targets: Targets = Targets()) -> np.ndarray:
     """(H, W, C) float32: nucleus body, and the inner boundary of each nucleus; with
-    ``centre``, each nucleus's centre map (``centre_map``); with a ``gap_weight``, last, each
-    pixel's loss weight (``contact_weights``)."""
+    ``targets.centre``, each nucleus's centre map (``centre_map``); with a gap weight, last,
+    each pixel's loss weight (``contact_weights``)."""
     body = labels > 0
     boundary = find_boundaries(labels, mode="inner") & body
-    channels = [body, boundary] + ([centre_map(labels, body & ~boundary)] if centre else []) + \
-        ([contact_weights(labels, gap_weight)] if gap_weight else [])
+    channels = [body, boundary] + ([centre_map(labels, body & ~boundary)] if targets.centre else []) + \
+        ([contact_weights(labels, targets.gap_weight)] if targets.gap_weight else [])
     return np.stack(channels, axis=-1).astype(np.float32)
 
 
@@ -274,7 +283,7 @@ def random_crop(sample: Sample, crop: int, scale: float, rng: np.random.Generato
 
 
 def augmented_example(sample: Sample, crop: int, aug: Augmentation, rng: np.random.Generator,
-                      gap_weight: float = 0.0, centre: bool = False):
+                      targets: Targets = Targets()):
     image, labels = random_crop(sample, crop, random_scale(aug, rng), rng)
     if aug.flip_rotate:
         image, labels = flip_rotate(image, labels, rng)
@@ -282,7 +291,7 @@ def augmented_example(sample: Sample, crop: int, aug: Augmentation, rng: np.rand
     # Guarded so a recipe without it draws the very same random numbers as before it existed.
     if not stained and aug.synthetic_stain_probability and rng.random() < aug.synthetic_stain_probability:
         image, stained = synthetic_stain(image, aug, rng, labels), True
-    return augment_intensity(image, aug, rng, stained=stained), targets_from_labels(labels, gap_weight, centre)
+    return augment_intensity(image, aug, rng, stained=stained), targets_from_labels(labels, targets)
 
 
 class CropSequence(keras.utils.PyDataset):
@@ -294,12 +303,12 @@ class CropSequence(keras.utils.PyDataset):
 
     def __init__(self, samples: list[Sample], batch_size: int, crop: int, steps: int,
                  seed: int, aug: Augmentation = Augmentation(), first_epoch: int = 0, workers: int = 1,
-                 kind_balance: float = 0.7, gap_weight: float = 0.0, centre: bool = False):
+                 kind_balance: float = 0.7, targets: Targets = Targets()):
         # One worker: two threads beside the training step (the crops' NumPy and SciPy work
         # releases the GIL), so the network does not wait for each batch; more: processes.
         super().__init__(workers=max(2, workers), use_multiprocessing=workers > 1, max_queue_size=4)
         self.samples, self.batch_size, self.crop, self.steps = samples, batch_size, crop, steps
-        self.gap_weight, self.centre = gap_weight, centre
+        self.targets = targets
         self.seed, self.aug, self.epoch = seed, aug, first_epoch
         self.weights = sampling_weights(samples, kind_balance)
 
@@ -309,7 +318,7 @@ class CropSequence(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         picks = rng.choice(len(self.samples), size=self.batch_size, p=self.weights)
-        pairs = [augmented_example(self.samples[i], self.crop, self.aug, rng, self.gap_weight, self.centre)
+        pairs = [augmented_example(self.samples[i], self.crop, self.aug, rng, self.targets)
                  for i in picks]
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
@@ -317,11 +326,11 @@ class CropSequence(keras.utils.PyDataset):
         self.epoch += 1
 
 
-def validation_crops(samples: list[Sample], crop: int, gap_weight: float = 0.0,
-                     centre: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def validation_crops(samples: list[Sample], crop: int,
+                     targets: Targets = Targets()) -> tuple[np.ndarray, np.ndarray]:
     """One fixed centre crop per validation image (mirrored where the image is smaller):
     a cheap, stable validation loss."""
-    images, targets = [], []
+    images, maps = [], []
     for sample in samples:
         image, labels = sample.image, sample.labels
         pad_h, pad_w = max(0, crop - labels.shape[0]), max(0, crop - labels.shape[1])
@@ -330,5 +339,5 @@ def validation_crops(samples: list[Sample], crop: int, gap_weight: float = 0.0,
             labels = np.pad(labels, ((0, pad_h), (0, pad_w)), mode="symmetric")
         top, left = (labels.shape[0] - crop) // 2, (labels.shape[1] - crop) // 2
         images.append(image[top:top + crop, left:left + crop].astype(np.float32))
-        targets.append(targets_from_labels(labels[top:top + crop, left:left + crop], gap_weight, centre))
-    return np.stack(images), np.stack(targets)
+        maps.append(targets_from_labels(labels[top:top + crop, left:left + crop], targets))
+    return np.stack(images), np.stack(maps)

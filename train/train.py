@@ -26,7 +26,8 @@ from nuclei_app.machine import describe_machine
 from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, read_state
 from .config import BEFORE_IT_EXISTED, TrainConfig
 from .augment import Augmentation
-from .data import CropSequence, find_samples, holdout_source, load_samples, split_train_validation, validation_crops
+from .data import (CropSequence, Targets, find_samples, holdout_source, load_samples, split_train_validation,
+                   validation_crops)
 from .losses import bce_dice_loss, body_dice
 from .unet import UNetConfig, build_unet
 
@@ -167,14 +168,14 @@ def build_or_resume(config: TrainConfig, checkpoints: Path) -> tuple[keras.Model
 
 def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int, folder: Path):
     checkpoints = folder / "checkpoints"
-    centre = "centre" in config.outputs
+    targets = Targets(centre="centre" in config.outputs, gap_weight=config.gap_weight)
     sequence = CropSequence(train_set, config.batch_size, config.crop_size, config.steps_per_epoch,
                             config.seed, Augmentation(synthetic_stain_probability=config.synthetic_stain,
                                                       synthetic_tissue_probability=config.synthetic_tissue),
                             first_epoch=start_epoch,
                             workers=config.loader_workers, kind_balance=config.kind_balance,
-                            gap_weight=config.gap_weight, centre=centre)
-    validation = validation_crops(validation_set, config.crop_size, config.gap_weight, centre)
+                            targets=targets)
+    validation = validation_crops(validation_set, config.crop_size, targets)
     callbacks = [
         keras.callbacks.CSVLogger(str(folder / "log.csv"), append=start_epoch > 0),
         LastState(checkpoints),
