@@ -24,7 +24,7 @@ from nuclei_app.config import BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, Ap
 from nuclei_app.diameter_check import image_notes
 from nuclei_app.figures import area_histogram, overlay_figure
 from nuclei_app.imageio import ImageReadError, declared_layout, read_channels
-from nuclei_app.kinds import KIND_NAMES, image_kind, kind_confidence
+from nuclei_app.kinds import KIND_NAMES, kind_confidence
 from nuclei_app.label_files import read_labels
 from nuclei_app.measure import measure_nuclei
 from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
@@ -332,7 +332,8 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     # one is checked against the image's blob estimate; the cache holds few results per
     # image): an automatic one is checked from the diameter alone.
     warnings_for = lambda: image_notes(model, channels, Segmentation(prediction, labels),  # noqa: E731
-                                       advice=APP_DIAMETER_ADVICE, blocks_advice=APP_BLOCKS_ADVICE, canvas=False)
+                                       advice=APP_DIAMETER_ADVICE, blocks_advice=APP_BLOCKS_ADVICE, canvas=False,
+                                       kind=False)
     warnings = session_cached(item, ("image notes", model.source, settings.tta, choices.key, settings.postprocess),
                               warnings_for) if choices.diameter else warnings_for()
     # Where a blank canvas was left out: information, as the notes on how the file was read.
@@ -346,7 +347,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     intensity = intensity_image(channels, used)
     table = session_cached(item, ("table", model.source, settings.tta, choices.key, settings.postprocess),
                            lambda: measure_nuclei(labels, intensity, prediction.field))
-    return Analysis(item, image, prediction, labels, with_physical_sizes(table, pixel_size), image_kind(image),
+    return Analysis(item, image, prediction, labels, with_physical_sizes(table, pixel_size), prediction.kind,
                     notes + field_notes + warnings, pixel_size, choices, channels, predicted_in + labelled_in)
 
 

@@ -29,6 +29,7 @@ from .calibration import PixelSize, pixel_size_for, with_physical_sizes
 from .channels import AUTO, display_rgb, intensity_image, usable_channel
 from .config import IMAGE_SUFFIXES, PostprocessSettings
 from .diameter_check import image_notes
+from .kinds import kind_caution
 from .imageio import ImageReadError, read_channels
 from .inputs import collect_images, output_names
 from .measure import measure_nuclei
@@ -380,9 +381,10 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
         channels, options["channel"], pixel_size = read_input(path, request, notes, name=label)
         outcome = segment_array_in_blocks(model, channels, **options)
         notes += outcome.notes
+    notes += filter(None, [kind_caution(model.validation_metrics, outcome.kind)])  # as image_notes adds it
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
     prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,
-                            outcome.channel, field=outcome.content)
+                            outcome.channel, field=outcome.content, kind=outcome.kind)
     if huge:
         table = with_physical_sizes(outcome.table, pixel_size)
         table.insert(0, "image", name)
@@ -408,7 +410,7 @@ def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Pred
     seconds = time.time() - item.started
     row = summary_row(item.path, item.name, width=width, height=height, nuclei=count, diameter=prediction.diameter,
                       source=prediction.diameter_source, channel=prediction.channel, seconds=seconds, status="ok",
-                      notes=item.notes, pixel_size=item.pixel_size)
+                      notes=item.notes, pixel_size=item.pixel_size, kind=prediction.kind)
     put_on_record(record, result, row, table)
     result.summary.append(row)
     result.processed.append(str(item.path))

@@ -33,6 +33,7 @@ from .diameter_check import narrow_image_note, too_small_note
 from .exports import FORMATS
 from .imageio import rgb_png_bytes, to_uint8
 from .inference import ProgressCallback, Stretch
+from .kinds import image_kind
 from .label_sinks import ArraySink, LabelSink, scratch_sink, strided_labels, write_label_tiff
 from .model import NucleiModel
 from .overlay import draw_overlay
@@ -218,6 +219,7 @@ class BlockResult:
     notes: list[str] = field(default_factory=list)  # how the file was read (a Z-stack's plane), a tiny diameter
     intensities: pd.DataFrame | None = None  # every channel's intensity per nucleus, where asked for
     content: Box | None = None  # the field of view on a blank canvas (canvas.content_box)
+    kind: str = ""              # kinds.image_kind of the overview, as the app shows it
 
 
 # The files segment_in_blocks writes, whatever --formats asks (the others need the whole label
@@ -286,7 +288,8 @@ def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Pat
     files = {"labels": labels_path, "overlay": out_dir / f"{name}{OVERVIEW_SUFFIX}"}
     if stitched.intensities is not None:
         files["intensities"] = out_dir / f"{name}{INTENSITIES_SUFFIX}"
-    return _result(model, source, plan, blocks, stitched, files=files, preview=to_uint8(preview))
+    return _result(model, source, plan, blocks, stitched, files=files, preview=to_uint8(preview),
+                   kind=image_kind(preview))
 
 
 def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: PostprocessSettings | None = None,
@@ -297,9 +300,10 @@ def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: 
     block by block (``--block-size``); ``result.labels`` holds the int32 labels."""
     source = ArraySource(channels)
     sink = ArraySink(source.height, source.width)
-    plan, _, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta, block_size,
-                                               progress, runner)
-    return _result(model, source, plan, blocks, stitched, labels=sink.labels)
+    plan, overview, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta,
+                                                      block_size, progress, runner)
+    return _result(model, source, plan, blocks, stitched, labels=sink.labels,
+                   kind=image_kind(display_rgb(overview.display, plan.channel)))
 
 
 def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, blocks: list[Block], stitched: Stitched,

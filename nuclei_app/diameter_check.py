@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .canvas import canvas_note
+from .kinds import kind_caution
 from .pipeline import MAX_NETWORK_PIXELS, Segmentation, network_input
 from .scale import (ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, MAX_FACTOR, equivalent_diameters, estimate_diameter,
                     scale_factor)
@@ -51,10 +52,12 @@ CLI_BLOCKS_ADVICE = "--block-size 2048 segments it block by block at the full sc
 
 
 def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepared: np.ndarray | None = None,
-                advice: str = CLI_ADVICE, blocks_advice: str = CLI_BLOCKS_ADVICE, canvas: bool = True) -> list[str]:
+                advice: str = CLI_ADVICE, blocks_advice: str = CLI_BLOCKS_ADVICE, canvas: bool = True,
+                kind: bool = True) -> list[str]:
     """``canvas.canvas_note`` (where ``canvas``: the app shows it as information, not as a
-    warning), ``capped_scale_note`` or else ``diameter_note``, and ``narrow_image_note`` (of
-    the field of view): those that apply (the app gives its own words for the advice)."""
+    warning), ``capped_scale_note`` or else ``diameter_note``, ``narrow_image_note`` (of
+    the field of view), and where ``kind``, ``kinds.kind_caution`` (the app shows the kind's
+    score on the page): those that apply (the app gives its own words for the advice)."""
     prediction = segmentation.prediction
     field = prediction.field
     shape = segmentation.labels.shape if field is None else field.shape
@@ -63,7 +66,8 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
     # the cap's doing, not a wrong diameter.
     scale = capped_scale_note(prediction, blocks_advice) or diameter_note(model, channels, segmentation, prepared,
                                                                           advice)
-    return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), scale, narrow]))
+    caution = kind and kind_caution(model.validation_metrics, prediction.kind)
+    return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), scale, narrow, caution]))
 
 
 def capped_scale_note(prediction, advice: str = CLI_BLOCKS_ADVICE) -> str | None:

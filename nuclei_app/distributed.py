@@ -305,7 +305,7 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
             row = summary_row(task.given, task.name, width=width, height=height, nuclei=count,
                               diameter=prediction.diameter, source=prediction.diameter_source,
                               channel=prediction.channel, seconds=time.time() - started, status="ok", notes=notes,
-                              pixel_size=pixel_size)
+                              pixel_size=pixel_size, kind=prediction.kind)
             outcome = ImageOutcome(row, table, f"{plural(count, 'nucleus', 'nuclei')}, "
                                                f"{describe_scale(prediction, pixel_size)}, "
                                                f"channel {prediction.channel} [block-wise]{noted(notes)}")
@@ -463,7 +463,8 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     height, width = channels.shape[:2]
     row = summary_row(task.given, task.name, width=width, height=height, nuclei=segmentation.count,
                       diameter=prediction.diameter, source=prediction.diameter_source, channel=prediction.channel,
-                      seconds=time.time() - started, status="ok", notes=notes, pixel_size=pixel_size)
+                      seconds=time.time() - started, status="ok", notes=notes, pixel_size=pixel_size,
+                      kind=prediction.kind)
     description = (f"{plural(segmentation.count, 'nucleus', 'nuclei')}, {describe_scale(prediction, pixel_size)}, "
                    f"channel {prediction.channel}{noted(notes)}")
     return ImageOutcome(row, table, description)

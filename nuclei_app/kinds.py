@@ -34,3 +34,13 @@ def kind_confidence(metrics: dict, kind: str) -> tuple[float | None, int, bool]:
     if not scores:
         return None, 0, True
     return float(scores["mean_ap"]), int(scores["images"]), float(scores["mean_ap"]) < WEAK_MEAN_AP
+
+
+def kind_caution(metrics: dict, kind: str) -> str | None:
+    """The CLI's note where the model is weak on this kind of image (the app shows
+    ``kind_confidence`` on the page instead); None where it is not, or has no score for it."""
+    mean_ap, images, weak = kind_confidence(metrics, kind)
+    if mean_ap is None or not weak:
+        return None
+    return (f"looks like {KIND_NAMES[kind]}, on which the model's validation mean AP is only {mean_ap:.2f} "
+            f"({images} images): expect missed or merged nuclei, and check the result by eye")

@@ -23,7 +23,6 @@ from .calibration import PixelSize, Reading, with_physical_sizes, with_resolutio
 from .channels import ALL_CHANNELS, AUTO, as_channels, is_grey
 from .config import PostprocessSettings
 from .figures import MAX_DISPLAY_SIDE
-from .kinds import image_kind
 from .measure import summary
 from .overlay import STRIP_ASPECT, draw_overlay, shown_extent, strip_start, view_stride
 from .pipeline import Prediction
@@ -147,7 +146,7 @@ class LargeAnalysis:
 
     @property
     def kind(self) -> str:
-        return image_kind(self.result.preview.astype(np.float32) / 255)
+        return self.result.kind
 
 
 @dataclass(frozen=True)
@@ -305,4 +304,4 @@ def record_row(analysis: Analysis | LargeAnalysis) -> dict:
     return summary_row(analysis.item.label, analysis.item.name, width=width, height=height,
                        nuclei=headline_numbers(analysis)["count"], diameter=used.diameter,
                        source=used.diameter_source, channel=used.channel, seconds=analysis.seconds,
-                       notes=analysis.notes, pixel_size=analysis.pixel_size)
+                       notes=analysis.notes, pixel_size=analysis.pixel_size, kind=analysis.kind)

@@ -12,9 +12,10 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .canvas import Box, content_box, crop
-from .channels import AUTO, as_channels, check_channel, choose_channel_in, network_rgb
+from .channels import AUTO, as_channels, check_channel, choose_channel_in, display_rgb, network_rgb
 from .config import InferenceSettings, PostprocessSettings
 from .inference import ProgressCallback, predict_preprocessed, prepare_field
+from .kinds import image_kind
 from .model import NucleiModel
 from .postprocess import instance_labels
 from .scale import estimate_diameter, median_diameter, rescale_image, resize_image, scale_factor
@@ -39,6 +40,7 @@ class Prediction:
     factor: float = 1.0         # how much the image was resized for the network
     canonical_diameter: float | None = None
     field: Box | None = None    # the field of view segmented, on a blank canvas (canvas.content_box)
+    kind: str = ""              # what the image looks like (kinds.image_kind); "" where not known
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class NetworkInput(NamedTuple):
     light: bool             # a light background (inverted): brightfield, H&E
     estimate: float | None = None  # estimate_diameter(image), where asked for
     field: Box | None = None  # the field of view inside a blank canvas (canvas.content_box)
+    kind: str = ""            # kinds.image_kind of the image as the user sees it
 
     @property
     def field_image(self) -> np.ndarray:
@@ -98,7 +101,8 @@ def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AU
     chosen = choose_channel_in(image, box) if channel == AUTO else channel
     check_channel(image, chosen)
     prepared, stretch = prepare_field(network_rgb(image, chosen), box, model.normalisation)
-    network = NetworkInput(prepared, chosen, stretch.invert, None, box)
+    # The kind on the image as the app shows it (display_rgb), as the app's note always had it.
+    network = NetworkInput(prepared, chosen, stretch.invert, None, box, image_kind(display_rgb(image, chosen)))
     if with_estimate and model.diameter is not None:
         return network._replace(estimate=estimate_diameter(network.field_image))
     return network
@@ -123,11 +127,16 @@ def _predict(model, image, tta, progress, diameter, channel, prepared=None) -> t
     already computed them, else None). ``prepared``: ``network_input``'s result, if done."""
     if diameter is not None and not (math.isfinite(diameter) and diameter > 0):
         raise ValueError(f"diameter must be a positive number of pixels, got {diameter}.")
-    prepared = prepared or network_input(model, image, channel)
-    if prepared.field is not None:
-        return _predict_field(model, prepared, tta, progress, diameter, channel)
-    prepared, chosen, light, estimate, _ = prepared
-    tta = inference_for(model, tta, light).tta
+    network = prepared or network_input(model, image, channel)
+    prediction, labels = _predict_input(model, network, tta, progress, diameter)
+    return replace(prediction, kind=network.kind), labels
+
+
+def _predict_input(model, network: NetworkInput, tta, progress, diameter) -> tuple[Prediction, np.ndarray | None]:
+    if network.field is not None:
+        return _predict_field(model, network, tta, progress, diameter)
+    prepared, chosen, estimate = network.image, network.channel, network.estimate
+    tta = inference_for(model, tta, network.light).tta
     if model.diameter is None:
         probabilities = _predict_at(model, prepared, 1.0, tta, progress)
         return Prediction(probabilities, None, "none", chosen), None
@@ -150,12 +159,12 @@ def _predict(model, image, tta, progress, diameter, channel, prepared=None) -> t
     return first, labels
 
 
-def _predict_field(model, network: NetworkInput, tta, progress, diameter, channel) -> tuple[Prediction, np.ndarray | None]:
+def _predict_field(model, network: NetworkInput, tta, progress, diameter) -> tuple[Prediction, np.ndarray | None]:
     """An image pasted onto a blank canvas: its field of view segmented as if alone (the
     network sees the field's own edges, mirrored, not the canvas), nothing on the canvas."""
     field = network.field
-    prediction, labels = _predict(model, None, tta, progress, diameter, channel,
-                                  network._replace(image=network.field_image, field=None))
+    prediction, labels = _predict_input(model, network._replace(image=network.field_image, field=None), tta,
+                                        progress, diameter)
     return (replace(prediction, probabilities=_on_canvas(prediction.probabilities, field, network.image.shape),
                     field=field),
             None if labels is None else _on_canvas(labels, field, network.image.shape))

@@ -29,18 +29,20 @@ from .results import csv_bytes, unquoted
 MEASUREMENTS_FILE = "measurements.csv"
 SUMMARY_FILE = "summary.csv"
 SUMMARY_COLUMNS = ["image", "file", "width", "height", "nuclei", "diameter_px", "diameter_source", "channel",
-                   "pixel_size_um", "pixel_size_source", "seconds", "status", "notes", "settings"]
+                   "kind", "pixel_size_um", "pixel_size_source", "seconds", "status", "notes", "settings"]
 # measurements.csv: the image's name, then the measurements in pixels, then in µm (empty
 # where the pixel size is unknown).
 MEASUREMENT_COLUMNS = ["image"] + COLUMNS + UM_COLUMNS
 
 
 def summary_row(path, name: str, width=None, height=None, nuclei=None, diameter=None, source="", channel="",
-                seconds=None, status="ok", notes: Sequence[str] = (), pixel_size: PixelSize | None = None) -> dict:
+                seconds=None, status="ok", notes: Sequence[str] = (), pixel_size: PixelSize | None = None,
+                kind: str = "") -> dict:
     """One input's row of summary.csv (the CLI's, and the app's ZIP); ``notes``: what the user
     should know about the image (how it was read, a diameter given that looks wrong), as the
-    log line says them; ``pixel_size``: what its µm measurements were computed with."""
-    return dict(zip(SUMMARY_COLUMNS, [name, str(path), width, height, nuclei, diameter, source, channel,
+    log line says them; ``pixel_size``: what its µm measurements were computed with; ``kind``:
+    what the image looks like (``kinds.image_kind``), to sort out those the model is weak on."""
+    return dict(zip(SUMMARY_COLUMNS, [name, str(path), width, height, nuclei, diameter, source, channel, kind,
                                       pixel_size.um if pixel_size else None, pixel_size.source if pixel_size else "",
                                       None if seconds is None else round(seconds, 2), status, "; ".join(notes)]))
 

@@ -774,3 +774,38 @@ def ndimage_blur(plane):
     from scipy import ndimage
 
     return ndimage.gaussian_filter(plane, 8) * 0.8 + 0.1
+
+
+@pytest.mark.parametrize("route", ["whole", "blocks", "huge", "cluster"])
+def test_each_row_says_what_the_image_looks_like_and_cautions_where_the_model_is_weak(bundled_model, tmp_path,
+                                                                                     monkeypatch, route):
+    """A user test: the app said "brightfield scores low", the CLI's log and summary.csv said
+    nothing, so a batch could not sort out the images to check by eye. Every route."""
+    from nuclei_app import batch
+    from nuclei_app.distributed import run_on_cluster
+    from nuclei_app.kinds import kind_confidence
+
+    (tmp_path / "in").mkdir()
+    for name in ("brightfield", "fluorescence_sparse"):
+        tifffile.imwrite(tmp_path / "in" / f"{name}.tif", to_uint8(read_image(SAMPLES / "images" / f"{name}.png")))
+    request = ImageRequest(bundled_model.postprocess_settings, formats=("tiff",), diameter=16.0,
+                           block_size=256 if route == "blocks" else None)
+    if route == "huge":
+        monkeypatch.setattr(batch, "is_huge", lambda path: True)
+    log = io.StringIO()
+    if route == "cluster":
+        result = run_on_cluster([tmp_path / "in"], str(tmp_path / "out"), request, str(bundled_model.folder),
+                                workers=1, log=log)
+    else:
+        result = segment_paths(bundled_model, [tmp_path / "in"], tmp_path / "out", request, log=log)
+    assert result.exit_status == 0
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False).set_index("image")
+    assert summary.loc["brightfield", "kind"] == "brightfield"
+    assert summary.loc["fluorescence_sparse", "kind"] == "fluorescence"
+    weak_score, _, weak = kind_confidence(bundled_model.validation_metrics, "brightfield")
+    assert weak and not kind_confidence(bundled_model.validation_metrics, "fluorescence")[2]
+    caution = f"looks like brightfield, on which the model's validation mean AP is only {weak_score:.2f}"
+    assert caution in summary.loc["brightfield", "notes"]
+    assert "looks like" not in summary.loc["fluorescence_sparse", "notes"]
+    (line,) = [line for line in log.getvalue().splitlines() if "brightfield.tif:" in line and " nuclei" in line]
+    assert caution in line

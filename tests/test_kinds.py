@@ -1,7 +1,7 @@
 import numpy as np
 
 from nuclei_app.imageio import read_image
-from nuclei_app.kinds import image_kind, kind_confidence
+from nuclei_app.kinds import image_kind, kind_caution, kind_confidence
 
 from .conftest import SAMPLES, on_canvas
 
@@ -29,3 +29,12 @@ def test_confidence_reads_the_model_metrics():
     assert kind_confidence(metrics, "tissue") == (0.3, 21, True)
     assert kind_confidence(metrics, "fluorescence") == (0.6, 100, False)
     assert kind_confidence(metrics, "brightfield") == (None, 0, True)
+
+
+def test_the_cli_cautions_only_where_a_kind_scores_low():
+    metrics = {"validation": {"tissue": {"mean_ap": 0.3, "images": 21}, "fluorescence": {"mean_ap": 0.6, "images": 100}}}
+    assert kind_caution(metrics, "tissue") == ("looks like stained tissue (H&E or similar), on which the model's "
+                                               "validation mean AP is only 0.30 (21 images): expect missed or "
+                                               "merged nuclei, and check the result by eye")
+    assert kind_caution(metrics, "fluorescence") is None
+    assert kind_caution(metrics, "brightfield") is None   # no score: the app says so; no note for every image
