@@ -149,3 +149,32 @@ def test_a_field_found_empty_at_the_estimate_is_segmented_at_the_agreeing_probe(
     blockwise = segment_array_in_blocks(bundled_model, image, block_size=256)   # the same decision
     assert blockwise.diameter == 10.5 and blockwise.diameter_source == "measured"
     assert abs(blockwise.count - whole.count) <= 2
+
+
+def test_nuclei_that_emerge_at_their_size_hold_over_a_later_crossing(monkeypatch, bundled_model):
+    # What the bundled model's probes measured on brightfield smear 08275a5b (nuclei 17.9 px):
+    # nothing told 8 or 11 px, then a plateau at 16-21 px; the only crossing from above is the
+    # cells' (~96 px), which the search took before.
+    measured = {8.0: None, 11.0: None, 16.0: 15.8, 22.0: 20.9, 32.0: 21.4, 45.0: 25.4, 64.0: 54.0,
+                90.0: 94.4, 128.0: 103.5}
+    asked = fake_probes(monkeypatch, measured.get)
+    assert search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)) == 15.8
+    assert asked == [8.0, 11.0, 16.0, 22.0, 32.0]
+
+
+def test_texture_that_emerges_and_holds_one_step_only_is_not_taken_for_nuclei(monkeypatch, bundled_model):
+    # Tissue validation image 13f2bec0 enlarged x3 (nuclei 180 px): texture emerges at 22 px
+    # measuring 20.9 and holds a step up (21.6), then grows (47.8); no crossing: the estimate stands.
+    measured = {8.0: None, 11.0: None, 16.0: None, 22.0: 20.9, 32.0: 21.6, 45.0: 47.8, 64.0: 74.6,
+                90.0: 113.0, 128.0: 140.2}
+    fake_probes(monkeypatch, measured.get)
+    assert search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)) is None
+
+
+def test_emerging_nuclei_that_grow_a_step_up_leave_the_crossings_to_decide(monkeypatch, bundled_model):
+    # Fluorescence validation image f29fd9c5 (nuclei 18.2 px): 10.1 px found told 11, but 16.4
+    # told 16; the crossing near 16 stands, as before emerging nuclei were looked for.
+    measured = {8.0: None, 11.0: 10.1, 16.0: 16.4, 22.0: 16.3, 32.0: 23.9, 45.0: 29.0, 64.0: None,
+                90.0: None, 128.0: None}
+    fake_probes(monkeypatch, measured.get)
+    assert math.isclose(search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)), 16.4, rel_tol=0.02)
