@@ -4,8 +4,9 @@
     python -m benchmarks.channels --choice-only
 
 For each fluorescence image of the model's validation split (ids in its nuclei.json): the
-grey image, an RGB composite (nuclei in blue, a cytoplasm-like stain in green) and a 4-channel
-16-bit stack (nuclei in channel 2) are segmented with defaults; mean AP against the truth.
+grey image, an RGB composite (nuclei in blue, a cytoplasm-like stain in green), the same with
+the stain's brightness varying from cell to cell, and a 4-channel 16-bit stack (nuclei in
+channel 2) are segmented with defaults; mean AP against the truth.
 ``--choice-only``: no network; the default channel choice alone, on the composites of every
 fluorescence image of the data folder (training and validation), with the images it missed.
 """
@@ -37,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ids = set(model.metadata["training"].get("validation_ids", []))
     files = [f for f in find_samples(args.data) if f.sample_id in ids]
     started = time.time()
-    scores = {"grey": [], "RGB composite": [], "4-channel 16-bit": []}
-    picked = {"RGB composite": [], "4-channel 16-bit": []}
+    scores = {"grey": [], **{name: [] for name in COMPOSITES}}
+    picked = {name: [] for name in COMPOSITES}
     used = 0
     for index, files_ in enumerate(files):
         image = read_image(files_.image_path)
@@ -60,10 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+COMPOSITES = ("RGB composite", "RGB, uneven stain", "4-channel 16-bit")
+
+
 def composites(image: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """The image's nuclei in an RGB composite and in a 4-channel 16-bit stack (channel 2 both)."""
+    """The image's nuclei in ``COMPOSITES``: RGB composites and a 4-channel 16-bit stack
+    (channel 2 all)."""
     nuclei = image.mean(axis=-1)
     return {"RGB composite": rgb_composite(nuclei, labels, seed),
+            "RGB, uneven stain": rgb_composite(nuclei, labels, seed, uneven=True),
             "4-channel 16-bit": np.round(four_channel_stack(nuclei, labels, seed) * 65535) / 65535}
 
 
@@ -75,7 +81,7 @@ def count_choices(data) -> int:
     from nuclei_app.channels import choose_channel
 
     started = time.time()
-    missed: dict[str, list[str]] = {"RGB composite": [], "4-channel 16-bit": []}
+    missed: dict[str, list[str]] = {name: [] for name in COMPOSITES}
     count = 0
     for index, files in enumerate(find_samples(data)):
         image = read_image(files.image_path)

@@ -25,9 +25,21 @@ def cytoplasm_stain(labels: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.clip(stain, 0.0, 1.0).astype(np.float32)
 
 
-def rgb_composite(nuclei: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Nuclei in blue, the cytoplasm stain in green, red empty: the usual DAPI + FITC overlay."""
-    return np.stack([np.zeros_like(nuclei), cytoplasm_stain(labels, seed), nuclei], axis=-1).astype(np.float32)
+def uneven_cytoplasm(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``cytoplasm_stain`` with each cell's brightness drawn from a log-normal (sigma 0.8), as a
+    transfected or variably expressed marker looks: a few cells bright, most dim."""
+    rng = np.random.default_rng(seed + 7)
+    diameter = median_diameter(labels) or 10.0
+    owner = ndimage.grey_dilation(labels, size=max(3, int(diameter)) | 1)
+    brightness = np.r_[0.0, rng.lognormal(0.0, 0.8, int(labels.max()))]
+    return np.clip(cytoplasm_stain(labels, seed) * brightness[owner] / 2, 0.0, 1.0).astype(np.float32)
+
+
+def rgb_composite(nuclei: np.ndarray, labels: np.ndarray, seed: int = 0, uneven: bool = False) -> np.ndarray:
+    """Nuclei in blue, the cytoplasm stain in green (``uneven``: ``uneven_cytoplasm``), red
+    empty: the usual DAPI + FITC overlay."""
+    cytoplasm = uneven_cytoplasm(labels, seed) if uneven else cytoplasm_stain(labels, seed)
+    return np.stack([np.zeros_like(nuclei), cytoplasm, nuclei], axis=-1).astype(np.float32)
 
 
 def four_channel_stack(nuclei: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:

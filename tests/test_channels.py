@@ -130,8 +130,9 @@ def test_all_channels_of_a_stack_is_refused_with_what_to_do(count):
 
 
 def test_composites_of_a_real_image_score_like_the_grey_image(bundled_model):
-    """The sparse fluorescence sample (DSB2018, with its truth) as grey, as an RGB composite and
-    as a 4-channel 16-bit stack: the default channel choice finds the nuclei in each."""
+    """The sparse fluorescence sample (DSB2018, with its truth) as grey, as RGB composites (the
+    cytoplasm stain even and uneven) and as a 4-channel 16-bit stack: the default channel
+    choice finds the nuclei in each."""
     from benchmarks.composites import four_channel_stack, rgb_composite
     from nuclei_app.imageio import read_image
     from nuclei_app.label_files import read_labels
@@ -141,7 +142,23 @@ def test_composites_of_a_real_image_score_like_the_grey_image(bundled_model):
     image = read_image(SAMPLES / "images" / "fluorescence_sparse.png")
     truth = read_labels(SAMPLES / "ground_truth" / "fluorescence_sparse.png")
     grey = image_scores(truth, segment(bundled_model, image).labels).mean_ap
-    for composite in (rgb_composite(image.mean(-1), truth), four_channel_stack(image.mean(-1), truth)):
+    for composite in (rgb_composite(image.mean(-1), truth), rgb_composite(image.mean(-1), truth, uneven=True),
+                      four_channel_stack(image.mean(-1), truth)):
         result = segment(bundled_model, np.round(composite * 65535) / 65535)
         assert result.prediction.channel == 2
         assert image_scores(truth, result.labels).mean_ap >= grey - 0.05
+
+
+def test_a_cytoplasm_stain_bright_in_a_few_cells_is_not_taken_for_the_nuclei():
+    """A user test: a stain bright in a few cells and dim in most (as a transfected marker is)
+    has less area above Otsu's threshold than the nuclei; its objects are still cells, larger."""
+    from benchmarks.composites import rgb_composite
+    from nuclei_app.imageio import read_image
+    from nuclei_app.label_files import read_labels
+
+    image = read_image(SAMPLES / "images" / "fluorescence_dense.png")
+    truth = read_labels(SAMPLES / "ground_truth" / "fluorescence_dense.png")
+    composite = rgb_composite(image.mean(-1), truth, uneven=True)
+    stain, nuclei = channel_score(composite[..., 1]), channel_score(composite[..., 2])
+    assert stain[1] < nuclei[1]                # the area alone would take the stain
+    assert choose_channel(composite) == 2
