@@ -40,7 +40,7 @@ from .overlay import draw_overlay
 from .overview import Overview, survey
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE
 from .planes import PlaneRequest
-from .results import csv_bytes, write_atomically
+from .results import intensities_csv, write_atomically
 from .scale import ESTIMATOR_MAX_SIDE, content_corner, estimate_diameter, scale_factor
 from .size_search import checked_estimate, fallback_diameter
 from .stitching import Block, Stitched, plan_blocks, stitch_blocks
@@ -283,7 +283,7 @@ def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Pat
     overlay = draw_overlay(preview, small, style="outlines", opacity=1.0)
     written = {f"{name}{OVERVIEW_SUFFIX}": rgb_png_bytes(overlay)}
     if stitched.intensities is not None:
-        written[f"{name}{INTENSITIES_SUFFIX}"] = csv_bytes(stitched.intensities)
+        written[f"{name}{INTENSITIES_SUFFIX}"] = intensities_csv(name, stitched.intensities)
     write_atomically(out_dir, written)
     files = {"labels": labels_path, "overlay": out_dir / f"{name}{OVERVIEW_SUFFIX}"}
     if stitched.intensities is not None:

@@ -125,6 +125,13 @@ def csv_bytes(frame: pd.DataFrame, header: bool = True) -> bytes:
     return neutralise_formulas(frame).to_csv(index=False, header=header, float_format=CSV_FLOAT_FORMAT).encode()
 
 
+def intensities_csv(name: str, table: pd.DataFrame) -> bytes:
+    """``NAME_intensities.csv``: ``measure.channel_intensities``'s table with the image's name
+    first, as in measurements.csv, so that a run's files concatenate and join on (image,
+    nucleus)."""
+    return csv_bytes(pd.concat([pd.DataFrame({"image": [name] * len(table)}, index=table.index), table], axis=1))
+
+
 def image_result_files(name: str, labels: np.ndarray, overlay: np.ndarray | None, table: pd.DataFrame,
                        formats: tuple[str, ...] = ("png",), measurements: bool = True,
                        pixel_size: PixelSize | None = None, channels: np.ndarray | None = None) -> dict[str, bytes]:
@@ -139,7 +146,7 @@ def image_result_files(name: str, labels: np.ndarray, overlay: np.ndarray | None
     if measurements:
         files[f"{name}_measurements.csv"] = csv_bytes(table)
     if "intensities" in formats and channels is not None:
-        files[f"{name}_intensities.csv"] = csv_bytes(channel_intensities(labels, channels))
+        files[f"{name}_intensities.csv"] = intensities_csv(name, channel_intensities(labels, channels))
     files.update(export_files(name, labels, table, formats, pixel_size))
     return files
 

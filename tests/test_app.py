@@ -421,7 +421,7 @@ def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tm
     assert files["plate field_measurements.csv"]().count(b"\n") == count + 1
     intensities = downloaded_csv(at, "plate field_intensities.csv")
     assert list(intensities["nucleus"]) == list(range(1, count + 1))
-    assert list(intensities.columns[1:4]) == ["mean_c0", "max_c0", "integrated_c0"]
+    assert list(intensities.columns[:5]) == ["image", "nucleus", "mean_c0", "max_c0", "integrated_c0"]
 
 
 def test_a_field_on_a_blank_canvas_says_where_the_field_is_and_counts_as_alone(app):

@@ -176,8 +176,10 @@ def test_a_huge_tiff_gets_its_channel_intensities_measured_block_by_block(tiny_m
     written = pd.read_csv(out / "slide_intensities.csv")
     segmented = tifffile.imread(out / "slide_labels.tif").astype(np.int32)
     expected = channel_intensities(segmented, read_channels(tmp_path / "in" / "slide.tif"))
-    assert list(written.columns) == list(expected.columns) and len(written) == segmented.max() > 0
-    np.testing.assert_allclose(written.sort_values("nucleus").to_numpy(float), expected.to_numpy(float), rtol=1e-6)
+    assert list(written.columns) == ["image", *expected.columns] and len(written) == segmented.max() > 0
+    assert set(written["image"]) == {"slide"}
+    np.testing.assert_allclose(written.drop(columns="image").sort_values("nucleus").to_numpy(float),
+                               expected.to_numpy(float), rtol=1e-6)
     # --skip-existing wants the intensities too where this run asks for them.
     (out / "slide_intensities.csv").unlink()
     log = io.StringIO()
@@ -766,6 +768,7 @@ def test_formats_intensities_gives_every_channel_s_intensity_per_nucleus(bundled
     measured = pd.read_csv(tmp_path / "out" / "measurements.csv")
     assert len(channels) == len(measured) > 10
     np.testing.assert_array_equal(channels["nucleus"], measured["nucleus"])
+    assert (channels["image"] == measured["image"]).all()   # the two join on (image, nucleus)
     np.testing.assert_allclose(channels["mean_c2"], measured["mean_intensity"], rtol=1e-6)
     np.testing.assert_allclose(channels["integrated_c1"], channels["integrated_c0"] * 0.5, rtol=0.02)
 
