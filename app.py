@@ -565,8 +565,11 @@ def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
         resized = (f" The image was resized ×{used.factor:.2f} so its nuclei match the {used.canonical_diameter:g} "
                    "px the network was trained at; results are at the original size."
                    if isinstance(used, Prediction) else "")
-        columns[4].metric("Diameter used", f"{used.diameter:.1f} px",
-                          help=DIAMETER_SOURCES[used.diameter_source] + resized)
+        # In µm where the pixel size is known, as the areas beside it and the CLI's log line.
+        in_px = f"{used.diameter:.1f} px"
+        shown = f"{used.diameter * analysis.pixel_size.um:.1f} µm" if analysis.pixel_size else in_px
+        columns[4].metric("Diameter used", shown, help=(f"{in_px}. " if shown != in_px else "")
+                          + DIAMETER_SOURCES[used.diameter_source] + resized)
     else:
         columns[4].metric("Diameter used", "image scale")
     columns[5].metric("Channel", used_channel_name(analysis),

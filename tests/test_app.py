@@ -502,6 +502,7 @@ def test_the_file_s_pixel_size_gives_areas_in_um_and_a_typed_one_replaces_it(app
     assert [f.value for f in fields] == [0.325, None]
     medians = [m.value for m in app.metric if m.label == "Median area"]
     assert medians[0].endswith(" µm²") and medians[1].endswith(" px")
+    assert [m.value for m in app.metric if m.label == "Diameter used"][1].endswith(" px")   # no pixel size yet
     table = downloaded_csv(app, "dapi_measurements.csv")
     assert len(table) > 50 and np.allclose(table["area_um2"], table["area_px"] * 0.325 ** 2)
     assert downloaded_csv(app, "plain_measurements.csv")["area_um2"].isna().all()
@@ -513,6 +514,8 @@ def test_the_file_s_pixel_size_gives_areas_in_um_and_a_typed_one_replaces_it(app
     fields[1].set_value(0.5).run()   # typed for the PNG
     assert not app.exception
     assert [m.value for m in app.metric if m.label == "Median area"][1].endswith(" µm²")
+    diameters = [m.value for m in app.metric if m.label == "Diameter used"]
+    assert diameters[0].endswith(" µm") and diameters[1].endswith(" µm")   # as the areas, and the CLI's log
     table = downloaded_csv(app, "plain_measurements.csv")
     assert len(table) > 10 and np.allclose(table["diameter_um"], table["diameter_px"] * 0.5)
     assert read_pixel_size(app.session_state["_downloads"]["plain_labels.tif"]()).size.um == pytest.approx(0.5)
