@@ -238,7 +238,7 @@ def prediction_for(model: NucleiModel, item: InputImage, image: np.ndarray, sett
         return result, seconds
     # Keys name what they hold: a session kept across a reload of this file finds none of the
     # older entries, which held the prediction alone.
-    return session_cached(item, ("timed prediction", model.source, settings.tta, choices.key), compute)
+    return session_cached(item, ("timed prediction and kind", model.source, settings.tta, choices.key), compute)
 
 
 def labels_cached(item: InputImage, prediction: Prediction, settings: Settings, choices: ImageChoices,
@@ -333,7 +333,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     # image): an automatic one is checked from the diameter alone.
     warnings_for = lambda: image_notes(model, channels, Segmentation(prediction, labels),  # noqa: E731
                                        advice=APP_DIAMETER_ADVICE, blocks_advice=APP_BLOCKS_ADVICE, canvas=False,
-                                       kind=False)
+                                       caution=False)
     warnings = session_cached(item, ("image notes", model.source, settings.tta, choices.key, settings.postprocess),
                               warnings_for) if choices.diameter else warnings_for()
     # Where a blank canvas was left out: information, as the notes on how the file was read.
@@ -411,7 +411,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
     try:
         # The cache holds the block-wise result and its folder; the LargeAnalysis is built on
         # every run around them, with the pixel size and notes the page has now.
-        key = ("timed blocks, intensities", model.source, settings.tta, choices.key, settings.postprocess)
+        key = ("timed blocks, intensities, kind", model.source, settings.tta, choices.key, settings.postprocess)
         (result, folder), seconds = session_cached(item, key, timed(compute))
     except ImageReadError as error:
         return failed(item, failure_status(error), f"Skipped. {error}")

@@ -144,9 +144,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # tifffile logs what it repairs in damaged files (StripByteCounts, ...); the reader says what
-    # matters about a file itself (its error, or its note), so only tifffile's errors get through.
-    logging.getLogger("tifffile").setLevel(logging.ERROR)
+    # tifffile logs what it repairs or steps over in damaged files (StripByteCounts, a tag whose
+    # value lies past the end: "<TiffTag.fromfile> raised ...", at level error, twice, between
+    # the progress lines in a user test). The reader says what matters about a file itself: its
+    # error, or its note; what tifffile can't get past raises. --debug shows them all.
+    logging.getLogger("tifffile").setLevel(logging.NOTSET if args.debug else logging.CRITICAL)
     try:
         return run(args)
     except KeyboardInterrupt:

@@ -29,9 +29,9 @@ from .calibration import PixelSize, pixel_size_for, with_physical_sizes
 from .channels import AUTO, display_rgb, intensity_image, usable_channel
 from .config import IMAGE_SUFFIXES, PostprocessSettings
 from .diameter_check import image_notes
-from .kinds import kind_caution
 from .imageio import ImageReadError, read_channels
 from .inputs import collect_images, output_names
+from .kinds import kind_caution
 from .measure import measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay

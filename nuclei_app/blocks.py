@@ -33,12 +33,12 @@ from .diameter_check import narrow_image_note, too_small_note
 from .exports import FORMATS
 from .imageio import rgb_png_bytes, to_uint8
 from .inference import ProgressCallback, Stretch
-from .kinds import image_kind
+from .kinds import input_kind
 from .label_sinks import ArraySink, LabelSink, scratch_sink, strided_labels, write_label_tiff
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .overview import Overview, survey
-from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE
+from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, refined_stands
 from .planes import PlaneRequest
 from .results import intensities_csv, write_atomically
 from .scale import ESTIMATOR_MAX_SIDE, content_corner, estimate_diameter, scale_factor
@@ -131,7 +131,11 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
     measured = check.median() or fallback_diameter(probed)
     if measured and abs(math.log(measured / estimate)) > math.log(REFINE_TOLERANCE):
         sink.clear()
-        plan, blocks = plan_for(measured, "measured", measured)
+        refined_plan, refined_blocks = plan_for(measured, "measured", measured)
+        refined = stitch(refined_plan, refined_blocks)
+        if refined_stands(refined.count, stitched.count):
+            return refined_plan, overview, refined_blocks, refined
+        sink.clear()  # the estimate's pass stands, as for a whole image: all its blocks again
         return plan, overview, blocks, stitch(plan, blocks)
     return plan, overview, blocks, stitch(plan, others, start=stitched, done=len(checked), total=len(blocks))
 
@@ -219,7 +223,7 @@ class BlockResult:
     notes: list[str] = field(default_factory=list)  # how the file was read (a Z-stack's plane), a tiny diameter
     intensities: pd.DataFrame | None = None  # every channel's intensity per nucleus, where asked for
     content: Box | None = None  # the field of view on a blank canvas (canvas.content_box)
-    kind: str = ""              # kinds.image_kind of the overview, as the app shows it
+    kind: str = ""              # what the image looks like (kinds.input_kind, on the overview)
 
 
 # The files segment_in_blocks writes, whatever --formats asks (the others need the whole label
@@ -288,8 +292,7 @@ def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Pat
     files = {"labels": labels_path, "overlay": out_dir / f"{name}{OVERVIEW_SUFFIX}"}
     if stitched.intensities is not None:
         files["intensities"] = out_dir / f"{name}{INTENSITIES_SUFFIX}"
-    return _result(model, source, plan, blocks, stitched, files=files, preview=to_uint8(preview),
-                   kind=image_kind(preview))
+    return _result(model, source, plan, overview, blocks, stitched, files=files, preview=to_uint8(preview))
 
 
 def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: PostprocessSettings | None = None,
@@ -302,14 +305,14 @@ def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: 
     sink = ArraySink(source.height, source.width)
     plan, overview, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta,
                                                       block_size, progress, runner)
-    return _result(model, source, plan, blocks, stitched, labels=sink.labels,
-                   kind=image_kind(display_rgb(overview.display, plan.channel)))
+    return _result(model, source, plan, overview, blocks, stitched, labels=sink.labels)
 
 
-def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, blocks: list[Block], stitched: Stitched,
-            **extra) -> BlockResult:
+def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, overview: Overview, blocks: list[Block],
+            stitched: Stitched, **extra) -> BlockResult:
     """The result, with its notes: how the file was read, an automatic diameter under what
-    the model resolves, an image a few nuclei narrow (as every other route notes them)."""
+    the model resolves, an image a few nuclei narrow (as every other route notes them); and
+    its kind, on the overview."""
     field = plan.content or Box(0, source.height, 0, source.width)
     notes = list(source.notes) + list(filter(None, [
         canvas_note(plan.content, (source.height, source.width)),
@@ -318,4 +321,5 @@ def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, blocks: li
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
                        stitched.duplicates, channels=source.channels, notes=notes,
-                       intensities=stitched.intensities, content=plan.content, **extra)
+                       intensities=stitched.intensities, content=plan.content,
+                       kind=input_kind(overview.display, plan.channel), **extra)

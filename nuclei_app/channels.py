@@ -104,11 +104,12 @@ def choose_channel_of_sample(sample: np.ndarray) -> int | str:
     # than the nuclei. Composites of DSB2018's 541 fluorescence images: the nuclear channel
     # chosen in 528 against 425; as often or more in every other composite,
     # ``python -m benchmarks.channels --choice-only``.)
-    return min(solid, key=lambda c: mean_object_area(scores[c]))
+    return min(solid, key=lambda c: foreground_per_object(scores[c]))
 
 
-def mean_object_area(score: tuple[float, float, float, int]) -> float:
-    """A ``channel_score``'s foreground fraction per object that survives the opening."""
+def foreground_per_object(score: tuple[float, float, float, int]) -> float:
+    """A ``channel_score``'s foreground fraction over the objects that survive its opening:
+    the mean object's share of the image."""
     return score[1] / max(score[3], 1)
 
 

@@ -53,10 +53,10 @@ CLI_BLOCKS_ADVICE = "--block-size 2048 segments it block by block at the full sc
 
 def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepared: np.ndarray | None = None,
                 advice: str = CLI_ADVICE, blocks_advice: str = CLI_BLOCKS_ADVICE, canvas: bool = True,
-                kind: bool = True) -> list[str]:
+                caution: bool = True) -> list[str]:
     """``canvas.canvas_note`` (where ``canvas``: the app shows it as information, not as a
     warning), ``capped_scale_note`` or else ``diameter_note``, ``narrow_image_note`` (of
-    the field of view), and where ``kind``, ``kinds.kind_caution`` (the app shows the kind's
+    the field of view), and where ``caution``, ``kinds.kind_caution`` (the app shows the kind's
     score on the page): those that apply (the app gives its own words for the advice)."""
     prediction = segmentation.prediction
     field = prediction.field
@@ -66,8 +66,8 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
     # the cap's doing, not a wrong diameter.
     scale = capped_scale_note(prediction, blocks_advice) or diameter_note(model, channels, segmentation, prepared,
                                                                           advice)
-    caution = kind and kind_caution(model.validation_metrics, prediction.kind)
-    return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), scale, narrow, caution]))
+    weak_kind = caution and kind_caution(model.validation_metrics, prediction.kind)
+    return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), scale, narrow, weak_kind]))
 
 
 def capped_scale_note(prediction, advice: str = CLI_BLOCKS_ADVICE) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import logging
 import math
 import os
 import warnings
@@ -31,12 +30,6 @@ from .planes import OTHER_PLANES, PlaneRequest, no_stack_note, read_planes, reso
 from .png import png_bytes
 
 ImageSource = Union[str, Path, bytes, BinaryIO]
-# tifffile logs each damaged tag it steps over ("<TiffTag.fromfile> raised TiffFileError(...)",
-# at level error) to stderr, between the CLI's progress lines and before the file's own
-# message, which says what is wrong and what to do (a user test). What it can't get past
-# raises, and is reported as the file's failure; what it gets past is no news to the user.
-logging.getLogger("tifffile").setLevel(logging.CRITICAL)
-
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 SUPPORTED_FORMATS = "PNG, JPEG, TIFF, BMP, GIF, WebP"
 # Nuclei a few pixels across need an image of about this size for the network to find them;

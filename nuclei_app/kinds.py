@@ -9,12 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 from .canvas import content_box, crop
+from .channels import display_rgb
 from .channelwise import channel_max, channel_mean, channel_min
+from .sampling import side_stride
 
 KINDS = ("fluorescence", "brightfield", "tissue")
 KIND_NAMES = {"fluorescence": "fluorescence", "brightfield": "brightfield", "tissue": "stained tissue (H&E or similar)"}
 # Below this validation mean AP a kind's results need checking by eye.
 WEAK_MEAN_AP = 0.45
+# An input's kind is decided on a strided sample at most this many px a side (the block-wise
+# path's overview is no larger): a whole slide's kind needs no copy of the whole slide.
+KIND_SAMPLE_SIDE = 2048
 
 
 def image_kind(image: np.ndarray) -> str:
@@ -26,6 +31,13 @@ def image_kind(image: np.ndarray) -> str:
         return "fluorescence"
     colourfulness = float(np.mean(channel_max(image) - channel_min(image)))
     return "tissue" if colourfulness > 0.08 else "brightfield"
+
+
+def input_kind(channels: np.ndarray, channel: int | str) -> str:
+    """``image_kind`` of an input (H, W[, C]) as the page shows it (``channels.display_rgb``:
+    RGB as it is, another stack's nuclear channel), on a strided sample."""
+    stride = side_stride(channels.shape, KIND_SAMPLE_SIDE)
+    return image_kind(display_rgb(channels[::stride, ::stride], channel))
 
 
 def kind_confidence(metrics: dict, kind: str) -> tuple[float | None, int, bool]:

@@ -12,10 +12,10 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .canvas import Box, content_box, crop
-from .channels import AUTO, as_channels, check_channel, choose_channel_in, display_rgb, network_rgb
+from .channels import AUTO, as_channels, check_channel, choose_channel_in, network_rgb
 from .config import InferenceSettings, PostprocessSettings
 from .inference import ProgressCallback, predict_preprocessed, prepare_field
-from .kinds import image_kind
+from .kinds import input_kind
 from .model import NucleiModel
 from .postprocess import instance_labels
 from .scale import estimate_diameter, median_diameter, rescale_image, resize_image, scale_factor
@@ -40,7 +40,7 @@ class Prediction:
     factor: float = 1.0         # how much the image was resized for the network
     canonical_diameter: float | None = None
     field: Box | None = None    # the field of view segmented, on a blank canvas (canvas.content_box)
-    kind: str = ""              # what the image looks like (kinds.image_kind); "" where not known
+    kind: str = ""              # what the image looks like (kinds.input_kind); "" where not known
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class NetworkInput(NamedTuple):
     light: bool             # a light background (inverted): brightfield, H&E
     estimate: float | None = None  # estimate_diameter(image), where asked for
     field: Box | None = None  # the field of view inside a blank canvas (canvas.content_box)
-    kind: str = ""            # kinds.image_kind of the image as the user sees it
+    kind: str = ""            # what the image looks like (kinds.input_kind)
 
     @property
     def field_image(self) -> np.ndarray:
@@ -101,8 +101,7 @@ def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AU
     chosen = choose_channel_in(image, box) if channel == AUTO else channel
     check_channel(image, chosen)
     prepared, stretch = prepare_field(network_rgb(image, chosen), box, model.normalisation)
-    # The kind on the image as the app shows it (display_rgb), as the app's note always had it.
-    network = NetworkInput(prepared, chosen, stretch.invert, None, box, image_kind(display_rgb(image, chosen)))
+    network = NetworkInput(prepared, chosen, stretch.invert, None, box, input_kind(image, chosen))
     if with_estimate and model.diameter is not None:
         return network._replace(estimate=estimate_diameter(network.field_image))
     return network
@@ -133,6 +132,8 @@ def _predict(model, image, tta, progress, diameter, channel, prepared=None) -> t
 
 
 def _predict_input(model, network: NetworkInput, tta, progress, diameter) -> tuple[Prediction, np.ndarray | None]:
+    """``_predict`` for the network's input: at the diameter given, or estimated, checked and
+    where the nuclei found measure otherwise, refined."""
     if network.field is not None:
         return _predict_field(model, network, tta, progress, diameter)
     prepared, chosen, estimate = network.image, network.channel, network.estimate
@@ -151,12 +152,17 @@ def _predict_input(model, network: NetworkInput, tta, progress, diameter) -> tup
     if measured and abs(math.log(measured / first.diameter)) > math.log(REFINE_TOLERANCE):
         refined = _predict_for_diameter(model, prepared, measured, "measured", chosen, tta, progress)
         refined_labels = labels_for(model, refined)
-        # Objects that vanish when segmented at their own size were not nuclei of that size
-        # (a 3 px strip's cut edges: 4 objects of 3.4 px, none at 3.4 px): the first pass
-        # stands rather than an empty result said to be measured on what it found.
-        if refined_labels.max(initial=0) or not labels.max(initial=0):
+        if refined_stands(int(refined_labels.max(initial=0)), int(labels.max(initial=0))):
             return refined, refined_labels
     return first, labels
+
+
+def refined_stands(refined_count: int, first_count: int) -> bool:
+    """Whether the pass at the measured diameter replaces the first, given the nuclei each
+    found. Objects that vanish when segmented at their own size were not nuclei of that size
+    (a 3 px strip's cut edges: 4 objects of 3.4 px, none at 3.4 px): an empty refined pass
+    leaves the first standing, not an empty result said to be measured on what it found."""
+    return refined_count > 0 or first_count == 0
 
 
 def _predict_field(model, network: NetworkInput, tta, progress, diameter) -> tuple[Prediction, np.ndarray | None]:

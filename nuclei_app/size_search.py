@@ -15,8 +15,8 @@ first crossing that holds: real nuclei still measure about the same when the net
 told they are a step larger, while texture read as small nuclei grows with the told size
 (stained tissue, experiments/combined_shifts/). It runs only where the blob estimate is
 large (``SEARCH_ABOVE``): 33 of the 664 DSB2018 images, whose mean AP it lifts from 0.047 to
-0.31 (brightfield smears 0.001 -> 0.33), with the shift validation level or higher
-(experiments/size_search/).
+0.33 (brightfield smears 0.001 -> 0.36), with the shift validation level or higher
+(experiments/size_search/, compare_output.txt).
 """
 from __future__ import annotations
 
@@ -63,11 +63,12 @@ def checked_estimate(model, prepared: np.ndarray, estimate: float, probed: dict 
 
 def search_diameter(model, prepared: np.ndarray, probed: dict | None = None) -> float | None:
     """The smallest diameter at which the nuclei found measure what the network was told
-    (interpolated between probes) and still about that a probe step higher; the smallest
-    crossing where none holds; None where none crossed."""
+    (interpolated between probes) and still about that a probe step higher; before any, the
+    nuclei that emerge where the smaller probes found none, where they hold two steps
+    (``_emerging``); the smallest crossing where none holds; None where none crossed."""
     measured = _cached_probes(model, prepared, {} if probed is None else probed)
     emerged = _emerging(measured)
-    if emerged is not None and all(_holds(measured, emerged[0] + step, emerged[1]) for step in (1, 2)):
+    if emerged is not None and _holds_two_steps(measured, *emerged):
         return emerged[1]
     first = None
     for upper in range(1, len(PROBE_DIAMETERS)):
@@ -98,6 +99,13 @@ def _emerging(measured) -> tuple[int, float] | None:
         if found:
             return (index, found) if index and found <= told else None
     return None
+
+
+def _holds_two_steps(measured, index: int, found: float) -> bool:
+    """Whether the two probes above ``index`` both measure about ``found``; not where the grid
+    ends before them (``_holds`` lets a crossing at the grid's end stand: not so here)."""
+    steps = (index + 1, index + 2)
+    return steps[-1] < len(PROBE_DIAMETERS) and all(_holds(measured, step, found) for step in steps)
 
 
 def _cached_probes(model, prepared: np.ndarray, probed: dict):

@@ -273,6 +273,8 @@ def test_same_stems_duplicates_and_hostile_names_keep_every_result_apart(app, mo
     assert sorted(unquoted(summary["image"])) == sorted(stems) and list(summary["nuclei"]) == nuclei_count(app)
     assert (summary["status"] == "ok").all() and (summary["width"] > 0).all()
     assert set(summary["diameter_source"]) <= {"estimated", "measured"}
+    kinds = dict(zip(unquoted(summary["image"]), summary["kind"]))   # as the CLI's column says it
+    assert (kinds["cells"], kinds["cells_2"], kinds["cells_3"]) == ("fluorescence", "brightfield", "tissue")
     from nuclei_app.model import model_digest
 
     digest = model_digest(PROJECT / "assets" / "model")

@@ -257,3 +257,35 @@ def test_workers_without_dask_say_what_to_install_before_loading_a_model(tmp_pat
                      "--workers", "1", env={"PYTHONPATH": python_path})
     assert result.returncode == 2 and "pip install -r requirements-cli.txt" in result.stderr, result.stderr
     assert "no_model" not in result.stderr and "Traceback" not in result.stderr
+
+
+def damaged_tag_tiff(path) -> None:
+    """A TIFF whose ImageDescription points past the end of the file; its pixels all there."""
+    import io
+    import struct
+
+    import numpy as np
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, fluorescence_like(synthetic_labels()), description="x" * 500, metadata=None)
+    data = bytearray(buffer.getvalue())
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (entries,) = struct.unpack_from("<H", data, ifd)
+    for entry in range(ifd + 2, ifd + 2 + 12 * entries, 12):
+        if struct.unpack_from("<H", data, entry)[0] == 270:
+            struct.pack_into("<I", data, entry + 8, len(data) + 1000)
+    path.write_bytes(bytes(data))
+    assert np.asarray(tifffile.imread(path)).size   # tifffile steps over the tag, logging it
+
+
+def test_tifffile_s_own_log_lines_stay_out_of_the_cli_s_stderr_unless_debug(tiny_model_dir, tmp_path):
+    """A user test: "<TiffTag.fromfile> raised TiffFileError(...)" twice, between the progress
+    lines, for a tag tifffile stepped over."""
+    (tmp_path / "in").mkdir()
+    damaged_tag_tiff(tmp_path / "in" / "tag.tif")
+    quiet = run_cli("segment", tmp_path / "in", "--out", tmp_path / "out", "--model", tiny_model_dir)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "tag.tif" in quiet.stderr and "TiffTag" not in quiet.stderr
+    debug = run_cli("segment", tmp_path / "in", "--out", tmp_path / "out2", "--model", tiny_model_dir, "--debug")
+    assert "<TiffTag.fromfile> raised" in debug.stderr

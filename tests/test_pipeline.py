@@ -195,6 +195,10 @@ def test_a_field_on_a_jpeg_canvas_is_segmented_near_as_alone(bundled_model):
 def test_a_refined_pass_that_finds_nothing_leaves_the_first_pass_standing(bundled_model):
     # Three rows of DSB2018 image 07fb37aafa66 (CC0), tiled to 2000 px: the first pass finds
     # a few cut objects of ~3 px, which vanish when segmented at 3 px.
+    from nuclei_app.blocks import segment_array_in_blocks
+
     strip = read_image(Path(__file__).parent / "data" / "strip_3x2000.png")
     result = segment(bundled_model, strip)
     assert result.count > 0 and result.prediction.diameter_source == "estimated"
+    blocks = segment_array_in_blocks(bundled_model, strip, block_size=256)   # --block-size: the same rule
+    assert blocks.count > 0 and blocks.diameter_source == "estimated"

@@ -162,6 +162,16 @@ def test_nuclei_that_emerge_at_their_size_hold_over_a_later_crossing(monkeypatch
     assert asked == [8.0, 11.0, 16.0, 22.0, 32.0]
 
 
+def test_nuclei_that_emerge_too_near_the_grid_s_end_for_two_steps_are_not_taken(monkeypatch, bundled_model):
+    # Nothing until 90 px, then objects at or under their told size: one step is all there is
+    # to check them against, and the grid's end is no second.
+    fake_probes(monkeypatch, {8.0: None, 11.0: None, 16.0: None, 22.0: None, 32.0: None, 45.0: None, 64.0: None,
+                              90.0: 85.0, 128.0: 90.0}.get)
+    assert search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)) is None
+    fake_probes(monkeypatch, {**{d: None for d in PROBE_DIAMETERS}, 128.0: 100.0}.get)
+    assert search_diameter(bundled_model, np.zeros((64, 64, 3), np.float32)) is None
+
+
 def test_texture_that_emerges_and_holds_one_step_only_is_not_taken_for_nuclei(monkeypatch, bundled_model):
     # Tissue validation image 13f2bec0 enlarged x3 (nuclei 180 px): texture emerges at 22 px
     # measuring 20.9 and holds a step up (21.6), then grows (47.8); no crossing: the estimate stands.

@@ -24,7 +24,8 @@ TRACED = ("13f2bec0", "45f059cf", "52a6b8ae")   # tissue images more than 30 % o
 
 
 def trace(model, original, label: str) -> str:
-    prepared, chosen, _, estimate = network_input(model, original.image)
+    network = network_input(model, original.image)
+    prepared, chosen, estimate = network.image, network.channel, network.estimate
     estimate = estimate if estimate is not None else estimate_diameter(prepared)
     probes = {}
     if estimate > size_search.SEARCH_ABOVE:

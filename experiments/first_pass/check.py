@@ -43,8 +43,9 @@ GROWTH_PX = (0.5, 1.0, 1.5)   # at the network's scale (16 px nuclei)
 def passes(model, original) -> dict:
     """The first pass at the checked estimate and two refinements, each pass's mean AP and
     the median diameter of what it found."""
-    prepared, chosen, light, estimate, _ = network_input(model, original.image)
-    tta = inference_for(model, None, light).tta
+    network = network_input(model, original.image)
+    prepared, chosen, estimate = network.image, network.channel, network.estimate
+    tta = inference_for(model, None, network.light).tta
     probed: dict = {}
     diameter = size_search.checked_estimate(model, prepared, estimate or estimate_diameter(prepared), probed)
     steps = []
