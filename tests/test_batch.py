@@ -640,29 +640,36 @@ def write_calibrated(path, pixel_um, seed=0):
     return path
 
 
+def run_by_route(route: str, model, inputs, out, request: ImageRequest, monkeypatch, huge=lambda path: True):
+    """(result, log text) of the batch over ``inputs`` by one route an image can take: "whole"
+    in-process, "blocks" (the request's --block-size), "huge" (the files ``huge`` picks, read
+    lazily) or "cluster" (a Dask worker)."""
+    from nuclei_app import batch
+    from nuclei_app.distributed import run_on_cluster
+
+    if route == "huge":
+        monkeypatch.setattr(batch, "is_huge", huge)
+    log = io.StringIO()
+    if route == "cluster":
+        result = run_on_cluster([inputs], str(out), request, str(model.folder), workers=1, log=log)
+    else:
+        result = segment_paths(model, [inputs], out, request, log=log)
+    return result, log.getvalue()
+
+
 @pytest.mark.parametrize("route", ["whole", "blocks", "huge", "cluster"])
 def test_a_noise_only_field_is_noted_as_holding_no_nuclei_the_model_resolves(bundled_model, tmp_path, monkeypatch,
                                                                              route):
     """A user test: empty wells and noise came back as hundreds of 2-3 px "nuclei" with no word.
     Every route an image can take says so in its log line and the summary's notes."""
-    from nuclei_app import batch
-    from nuclei_app.distributed import run_on_cluster
-
     (tmp_path / "in").mkdir()
     noise = (np.random.default_rng(0).random((96, 96)) * 40).astype(np.uint8)
     tifffile.imwrite(tmp_path / "in" / "empty_well.tif", noise)
     request = ImageRequest(bundled_model.postprocess_settings, formats=("tiff",),
                            block_size=256 if route == "blocks" else None)
-    if route == "huge":
-        monkeypatch.setattr(batch, "is_huge", lambda path: True)
-    log = io.StringIO()
-    if route == "cluster":
-        result = run_on_cluster([tmp_path / "in"], str(tmp_path / "out"), request, str(bundled_model.folder),
-                                workers=1, log=log)
-    else:
-        result = segment_paths(bundled_model, [tmp_path / "in"], tmp_path / "out", request, log=log)
+    result, log = run_by_route(route, bundled_model, tmp_path / "in", tmp_path / "out", request, monkeypatch)
     assert result.exit_status == 0
-    (line,) = [line for line in log.getvalue().splitlines() if "empty_well.tif:" in line and " nuclei" in line]
+    (line,) = [line for line in log.splitlines() if "empty_well.tif:" in line and " nuclei" in line]
     assert "px nuclei this model can resolve: noise on an empty field" in line, line
     notes = pd.read_csv(tmp_path / "out" / "summary.csv").loc[0, "notes"]
     assert "noise on an empty field" in notes
@@ -673,24 +680,17 @@ def test_measurements_are_in_um_where_the_file_records_its_pixel_size(bundled_mo
     """An OME-TIFF's PhysicalSizeX gives µm columns, the summary's pixel size and a label TIFF
     Fiji reads calibrated; a PNG (no calibration) has the same columns, empty. Every route an
     image can take: whole in-process, --block-size, a huge TIFF read lazily, a Dask worker."""
-    from nuclei_app import batch
     from nuclei_app.calibration import UM_COLUMNS, read_pixel_size
-    from nuclei_app.distributed import run_on_cluster
 
     write_calibrated(tmp_path / "in" / "cal.ome.tif", 0.325)
     write_image(tmp_path / "in" / "plain.png", seed=1)
     out = tmp_path / "out"
     request = ImageRequest(bundled_model.postprocess_settings, formats=("tiff",),
                            block_size=256 if route == "blocks" else None)
-    if route == "huge":
-        monkeypatch.setattr(batch, "is_huge", lambda path: path.suffix == ".tif")
-    log = io.StringIO()
-    if route == "cluster":
-        result = run_on_cluster([tmp_path / "in"], str(out), request, str(bundled_model.folder), workers=1, log=log)
-    else:
-        result = segment_paths(bundled_model, [tmp_path / "in"], out, request, log=log)
+    result, log = run_by_route(route, bundled_model, tmp_path / "in", out, request, monkeypatch,
+                               huge=lambda path: path.suffix == ".tif")
     assert result.exit_status == 0
-    (line,) = [line for line in log.getvalue().splitlines() if "cal.ome.tif:" in line and " nuclei" in line]
+    (line,) = [line for line in log.splitlines() if "cal.ome.tif:" in line and " nuclei" in line]
     assert re.search(r"diameter \d+\.\d px = \d+\.\d µm \(", line), line   # the diameter in µm too
     summary = pd.read_csv(out / "summary.csv").set_index("image")
     assert summary.loc["cal", "pixel_size_um"] == 0.325
@@ -787,8 +787,6 @@ def test_each_row_says_what_the_image_looks_like_and_cautions_where_the_model_is
                                                                                      monkeypatch, route):
     """A user test: the app said "brightfield scores low", the CLI's log and summary.csv said
     nothing, so a batch could not sort out the images to check by eye. Every route."""
-    from nuclei_app import batch
-    from nuclei_app.distributed import run_on_cluster
     from nuclei_app.kinds import kind_confidence
 
     (tmp_path / "in").mkdir()
@@ -796,14 +794,7 @@ def test_each_row_says_what_the_image_looks_like_and_cautions_where_the_model_is
         tifffile.imwrite(tmp_path / "in" / f"{name}.tif", to_uint8(read_image(SAMPLES / "images" / f"{name}.png")))
     request = ImageRequest(bundled_model.postprocess_settings, formats=("tiff",), diameter=16.0,
                            block_size=256 if route == "blocks" else None)
-    if route == "huge":
-        monkeypatch.setattr(batch, "is_huge", lambda path: True)
-    log = io.StringIO()
-    if route == "cluster":
-        result = run_on_cluster([tmp_path / "in"], str(tmp_path / "out"), request, str(bundled_model.folder),
-                                workers=1, log=log)
-    else:
-        result = segment_paths(bundled_model, [tmp_path / "in"], tmp_path / "out", request, log=log)
+    result, log = run_by_route(route, bundled_model, tmp_path / "in", tmp_path / "out", request, monkeypatch)
     assert result.exit_status == 0
     summary = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False).set_index("image")
     assert summary.loc["brightfield", "kind"] == "brightfield"
@@ -813,5 +804,5 @@ def test_each_row_says_what_the_image_looks_like_and_cautions_where_the_model_is
     caution = f"looks like brightfield, on which the model's validation mean AP is only {weak_score:.2f}"
     assert caution in summary.loc["brightfield", "notes"]
     assert "looks like" not in summary.loc["fluorescence_sparse", "notes"]
-    (line,) = [line for line in log.getvalue().splitlines() if "brightfield.tif:" in line and " nuclei" in line]
+    (line,) = [line for line in log.splitlines() if "brightfield.tif:" in line and " nuclei" in line]
     assert caution in line
