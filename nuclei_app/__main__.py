@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     # tifffile logs what it repairs or steps over in damaged files (StripByteCounts, a tag whose
     # value lies past the end: "<TiffTag.fromfile> raised ...", at level error, twice, between
     # the progress lines in a user test). The reader says what matters about a file itself: its
-    # error, or its note; what tifffile can't get past raises. --debug shows them all.
-    logging.getLogger("tifffile").setLevel(logging.NOTSET if args.debug else logging.CRITICAL)
+    # error, or its note; what tifffile can't get past raises. segment --debug shows them all.
+    logging.getLogger("tifffile").setLevel(logging.NOTSET if getattr(args, "debug", False) else logging.CRITICAL)
     try:
         return run(args)
     except KeyboardInterrupt:
