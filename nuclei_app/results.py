@@ -129,7 +129,12 @@ def intensities_csv(name: str, table: pd.DataFrame) -> bytes:
     """``NAME_intensities.csv``: ``measure.channel_intensities``'s table with the image's name
     first, as in measurements.csv, so that a run's files concatenate and join on (image,
     nucleus)."""
-    return csv_bytes(pd.concat([pd.DataFrame({"image": [name] * len(table)}, index=table.index), table], axis=1))
+    return csv_bytes(with_image(table, name))
+
+
+def with_image(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``table`` with the image's name as its first column (replacing one it had)."""
+    return table.assign(image=name)[["image"] + [c for c in table.columns if c != "image"]]
 
 
 def image_result_files(name: str, labels: np.ndarray, overlay: np.ndarray | None, table: pd.DataFrame,
@@ -152,8 +157,7 @@ def image_result_files(name: str, labels: np.ndarray, overlay: np.ndarray | None
 
 
 def combined_measurements(tables: dict[str, pd.DataFrame]) -> bytes:
-    frames = [table.assign(image=name)[["image"] + [c for c in table.columns if c != "image"]]
-              for name, table in tables.items()]
+    frames = [with_image(table, name) for name, table in tables.items()]
     return csv_bytes(pd.concat(frames, ignore_index=True)) if frames else b""
 
 
