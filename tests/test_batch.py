@@ -786,12 +786,15 @@ def ndimage_blur(plane):
 def test_each_row_says_what_the_image_looks_like_and_cautions_where_the_model_is_weak(bundled_model, tmp_path,
                                                                                      monkeypatch, route):
     """A user test: the app said "brightfield scores low", the CLI's log and summary.csv said
-    nothing, so a batch could not sort out the images to check by eye. Every route."""
+    nothing, so a batch could not sort out the images to check by eye. Every route; the
+    brightfield as a 12-bit camera saves it, in a 16-bit TIFF (it was taken for fluorescence)."""
     from nuclei_app.kinds import kind_confidence
 
     (tmp_path / "in").mkdir()
-    for name in ("brightfield", "fluorescence_sparse"):
-        tifffile.imwrite(tmp_path / "in" / f"{name}.tif", to_uint8(read_image(SAMPLES / "images" / f"{name}.png")))
+    brightfield = read_image(SAMPLES / "images" / "brightfield.png")
+    tifffile.imwrite(tmp_path / "in" / "brightfield.tif", np.round(brightfield * 4095).astype(np.uint16))
+    fluorescence = read_image(SAMPLES / "images" / "fluorescence_sparse.png")
+    tifffile.imwrite(tmp_path / "in" / "fluorescence_sparse.tif", to_uint8(fluorescence))
     request = ImageRequest(bundled_model.postprocess_settings, formats=("tiff",), diameter=16.0,
                            block_size=256 if route == "blocks" else None)
     result, log = run_by_route(route, bundled_model, tmp_path / "in", tmp_path / "out", request, monkeypatch)

@@ -24,6 +24,16 @@ def test_the_kind_is_the_field_s_on_a_blank_canvas():
             assert image_kind(canvas) == kind, (name, fill)
 
 
+def test_the_kind_of_a_12_bit_or_8_bit_image_in_a_16_bit_file_is_judged_on_the_range_it_fills():
+    """16-bit files map by the type's range, so a 12-bit brightfield reads as [0, 1/16]: dark,
+    and was taken for fluorescence (no caution, no flips)."""
+    for name, kind in (("fluorescence_dense", "fluorescence"), ("brightfield", "brightfield"), ("tissue_he", "tissue")):
+        image = read_image(SAMPLES / "images" / f"{name}.png")
+        for bits in (8, 12, 14):
+            in_16_bits = (np.round(image * (2 ** bits - 1)) / 65535).astype(np.float32)
+            assert image_kind(in_16_bits) == kind, (name, bits)
+
+
 def test_confidence_reads_the_model_metrics():
     metrics = {"validation": {"tissue": {"mean_ap": 0.3, "images": 21}, "fluorescence": {"mean_ap": 0.6, "images": 100}}}
     assert kind_confidence(metrics, "tissue") == (0.3, 21, True)
