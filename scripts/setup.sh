@@ -8,3 +8,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -r "$requirements"
+# The project itself, editable: `.venv/bin/python -m nuclei_app` then runs from any folder.
+# (PYTHONWARNINGS: setuptools warns about flat layouts on every editable install.)
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install --quiet --no-deps --editable .

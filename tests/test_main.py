@@ -94,6 +94,19 @@ def test_default_model_is_the_bundled_one(tmp_path):
     assert "assets/model" in result.stderr and (tmp_path / "tissue_he_labels.png").exists()
 
 
+def test_the_cli_runs_from_the_user_s_data_folder_on_the_bundled_model(tmp_path):
+    """A user test: `cd data && .venv/bin/python -m nuclei_app segment ...` said "No module
+    named nuclei_app" (scripts/setup.sh now installs the project, editable)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "field.png").write_bytes((SAMPLES / "images" / "tissue_he.png").read_bytes())
+    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "NUCLEI_MODEL")}
+    result = subprocess.run([sys.executable, "-m", "nuclei_app", "segment", "field.png", "--out", "run1/"],
+                            cwd=tmp_path / "data", capture_output=True, text=True, timeout=300, env=environment)
+    assert result.returncode == 0, result.stderr
+    assert f"model: {PROJECT / 'assets' / 'model'} (bundled)" in result.stderr
+    assert (tmp_path / "data" / "run1" / "field_labels.png").exists()
+
+
 def test_a_mistyped_local_model_folder_exits_2(tmp_path):
     missing = tmp_path / "no_model"
     for extra in ((), ("--no-fallback",)):
