@@ -27,7 +27,7 @@ from .block_network import BlockJob, ImagePlan, ScaleCheck, job_segmenter, stret
 from .block_sources import ArraySource, BlockSource, TiffSource, upload_source
 from .calibration import PixelSize
 from .canvas import Box, blank_outside, canvas_note
-from .channels import AUTO, check_channel, choose_channel_of_sample, display_rgb, intensity_image, network_rgb
+from .channels import AUTO, all_colours_note, check_channel, choose_channel_of_sample, display_rgb, intensity_image, network_rgb
 from .config import PostprocessSettings
 from .diameter_check import narrow_image_note, too_small_note
 from .exports import FORMATS
@@ -310,12 +310,14 @@ def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: 
 
 def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, overview: Overview, blocks: list[Block],
             stitched: Stitched, **extra) -> BlockResult:
-    """The result, with its notes: how the file was read, an automatic diameter under what
+    """The result, with its notes: how the file was read, all colours of a fluorescence
+    composite segmented (on the overview's sample), an automatic diameter under what
     the model resolves, an image a few nuclei narrow (as every other route notes them); and
     its kind, on the overview."""
     field = plan.content or Box(0, source.height, 0, source.width)
     notes = list(source.notes) + list(filter(None, [
         canvas_note(plan.content, (source.height, source.width)),
+        all_colours_note(overview.channels_field, plan.channel),
         too_small_note(plan.diameter, plan.diameter_source, model.diameter),
         narrow_image_note(field.shape, plan.diameter, plan.diameter_source)]))
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,

@@ -165,6 +165,21 @@ def usable_channel(image: np.ndarray, channel: int | str, notes: list[str]) -> i
     return channel
 
 
+def all_colours_note(image: np.ndarray, channel: int | str) -> str | None:
+    """A note where an image was segmented on all its colours (``--channel all``, the app's
+    "All colours") that the automatic choice would segment on one channel: a fluorescence
+    composite, whose colours averaged dim its nuclei under the other stains (a user test: an
+    RGB composite gave 1 nucleus, no word, where the automatic choice found 107)."""
+    if channel != ALL_CHANNELS:
+        return None
+    chosen = choose_channel(image)
+    if chosen == ALL_CHANNELS:
+        return None
+    return (f"segmented on all its colours averaged, but it looks like a fluorescence composite (dark in at least "
+            f"one colour almost everywhere), whose nuclei are in one channel: channel {chosen}, the automatic "
+            "choice, looks like the nuclear one")
+
+
 def check_channel(image: np.ndarray, channel: int | str, name: str | None = None) -> None:
     """The message says what is wrong and what to do; the file's name only if given (callers
     that report the file themselves leave it out, so it is not said twice)."""

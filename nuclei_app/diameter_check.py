@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .canvas import canvas_note
+from .channels import all_colours_note
 from .kinds import kind_caution
 from .pipeline import MAX_NETWORK_PIXELS, Segmentation, network_input
 from .scale import (ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, MAX_FACTOR, equivalent_diameters, estimate_diameter,
@@ -55,8 +56,8 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
                 advice: str = CLI_ADVICE, blocks_advice: str = CLI_BLOCKS_ADVICE, canvas: bool = True,
                 caution: bool = True) -> list[str]:
     """``canvas.canvas_note`` (where ``canvas``: the app shows it as information, not as a
-    warning), ``capped_scale_note`` or else ``diameter_note``, ``narrow_image_note`` (of
-    the field of view), and where ``caution``, ``kinds.kind_caution`` (the app shows the kind's
+    warning), ``channels.all_colours_note``, ``capped_scale_note`` or else ``diameter_note``,
+    ``narrow_image_note`` (of the field of view), and where ``caution``, ``kinds.kind_caution`` (the app shows the kind's
     score on the page): those that apply (the app gives its own words for the advice)."""
     prediction = segmentation.prediction
     field = prediction.field
@@ -67,7 +68,8 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
     scale = capped_scale_note(prediction, blocks_advice) or diameter_note(model, channels, segmentation, prepared,
                                                                           advice)
     weak_kind = caution and kind_caution(model.validation_metrics, prediction.kind)
-    return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), scale, narrow, weak_kind]))
+    return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape),
+                              all_colours_note(channels, prediction.channel), scale, narrow, weak_kind]))
 
 
 def capped_scale_note(prediction, advice: str = CLI_BLOCKS_ADVICE) -> str | None:

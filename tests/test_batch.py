@@ -783,6 +783,26 @@ def ndimage_blur(plane):
 
 
 @pytest.mark.parametrize("route", ["whole", "blocks", "huge", "cluster"])
+def test_all_colours_of_a_fluorescence_composite_are_segmented_with_a_note(bundled_model, tmp_path, monkeypatch,
+                                                                          route):
+    """A user test: --channel all on an RGB composite (nuclei in blue, a cytoplasm stain in
+    green) gave 1 nucleus, exit 0, no word; the automatic choice found 107. Every route."""
+    from .test_channels import nuclei_and_cytoplasm
+
+    (tmp_path / "in").mkdir()
+    nuclei, cytoplasm, _ = nuclei_and_cytoplasm()
+    composite = np.stack([np.zeros_like(nuclei), cytoplasm, nuclei], axis=-1)
+    tifffile.imwrite(tmp_path / "in" / "composite.tif", to_uint8(composite), photometric="rgb")
+    request = ImageRequest(bundled_model.postprocess_settings, formats=("tiff",), diameter=16.0, channel="all",
+                           block_size=96 if route == "blocks" else None)
+    result, log = run_by_route(route, bundled_model, tmp_path / "in", tmp_path / "out", request, monkeypatch)
+    assert result.exit_status == 0
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False).set_index("image")
+    assert "channel 2, the automatic choice, looks like the nuclear one" in summary.loc["composite", "notes"]
+    assert "fluorescence composite" in log
+
+
+@pytest.mark.parametrize("route", ["whole", "blocks", "huge", "cluster"])
 def test_each_row_says_what_the_image_looks_like_and_cautions_where_the_model_is_weak(bundled_model, tmp_path,
                                                                                      monkeypatch, route):
     """A user test: the app said "brightfield scores low", the CLI's log and summary.csv said

@@ -5,8 +5,8 @@ import pytest
 import tifffile
 from scipy import ndimage
 
-from nuclei_app.channels import (ALL_CHANNELS, AUTO, channel_score, check_channel, choose_channel, network_rgb,
-                                 parse_channel)
+from nuclei_app.channels import (ALL_CHANNELS, AUTO, all_colours_note, channel_score, check_channel, choose_channel,
+                                 network_rgb, parse_channel)
 from nuclei_app.imageio import read_channels
 
 from .conftest import SAMPLES, on_canvas, synthetic_labels
@@ -85,6 +85,16 @@ def test_colour_and_grey_images_use_all_channels():
     grey = read_channels(SAMPLES / "images" / "fluorescence_sparse.png")
     assert choose_channel(he) == ALL_CHANNELS and choose_channel(grey) == ALL_CHANNELS
     assert network_rgb(read_channels(SAMPLES / "images" / "brightfield.png"), ALL_CHANNELS).shape[-1] == 3
+
+
+def test_all_colours_of_a_fluorescence_composite_get_a_note_naming_the_nuclear_channel():
+    nuclei, cytoplasm, _ = nuclei_and_cytoplasm()
+    composite = np.stack([np.zeros_like(nuclei), cytoplasm, nuclei], axis=-1)
+    note = all_colours_note(composite, ALL_CHANNELS)
+    assert note is not None and "fluorescence composite" in note and "channel 2, the automatic choice" in note
+    assert all_colours_note(composite, 2) is None  # a channel chosen: nothing averaged
+    for name in ("tissue_he", "brightfield", "fluorescence_sparse"):  # all colours is right for these
+        assert all_colours_note(read_channels(SAMPLES / "images" / f"{name}.png"), ALL_CHANNELS) is None
 
 
 @pytest.mark.parametrize("fill", [0.0, 1.0])
