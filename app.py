@@ -34,8 +34,9 @@ from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw
                                 to_display)
 from nuclei_app.page import (PAGE_COLUMN_PX, Analysis, Failure, FileFacts, ImageChoices, InputImage, LargeAnalysis,
                              PageView, Settings, area_text, channel_name, file_builders, headline_numbers, image_request,
-                             input_images, is_colour_file, large_file_builders, page_row, page_view, plane_request,
-                             record_row, sample_label, segmented_with, timed, typed_size, used_channel_name)
+                             input_images, is_colour_file, large_file_builders, merged_truth_warning, page_row, page_view,
+                             plane_request, record_row, sample_label, segmented_with, timed, typed_size,
+                             used_channel_name)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
 from nuclei_app.records import SUMMARY_COLUMNS, summary_row, with_settings
@@ -656,8 +657,9 @@ def ground_truth_ui(analysis: Analysis, settings: Settings, view: PageView) -> N
     if data is None:
         st.caption("Upload a ground truth to see IoU, Dice, DSB mean AP and AP@0.5. Samples come with theirs.")
         return
+    truth_notes: list[str] = []
     try:
-        truth = read_labels(data, name=upload.name if upload else f"{item.name} ground truth")
+        truth = read_labels(data, name=upload.name if upload else f"{item.name} ground truth", notes=truth_notes)
     except ImageReadError as error:
         st.error(str(error))
         return
@@ -671,6 +673,9 @@ def ground_truth_ui(analysis: Analysis, settings: Settings, view: PageView) -> N
                                                 ("IoU", scores.iou), ("Dice", scores.dice),
                                                 ("True / found", f"{scores.n_true} / {scores.n_predicted}"))):
         column.metric(label, value if isinstance(value, str) else f"{value:.3f}")
+    merged = merged_truth_warning(truth_notes, truth, analysis.labels)
+    if merged:
+        st.warning(merged)
     match, false_positive, missed = palette_for(analysis.image).names
     key = f"{match.capitalize()}: matched (IoU > 0.5) · {false_positive}: false positive · {missed}: missed nucleus"
     if not view.note:

@@ -17,7 +17,12 @@ from .png import png_bytes, write_png
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def read_labels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
+# What a binary ground truth means for the scores (the app says it beside them).
+BINARY_TRUTH_NOTE = "a binary mask: touching nuclei in it are one object"
+
+
+def read_labels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits(),
+                notes: list[str] | None = None) -> np.ndarray:
     """A ground-truth file -> int32 instance labels (0 = background).
 
     - a binary mask (background and one other value, in any bit depth) is split into
@@ -29,6 +34,8 @@ def read_labels(source: ImageSource, name: str | None = None, limits: ReadLimits
     - a JPEG is lossy: its compression smears a mask's two levels into many, so a grey JPEG
       is binarised at half its range, and a colour JPEG, whose colours can't be trusted as
       ids, is refused with what to do instead.
+
+    ``notes`` gets ``BINARY_TRUTH_NOTE`` where the file was a mask (a JPEG's included).
     """
     name = source_name(source, name)
     data = source_bytes(source, name, limits)
@@ -38,18 +45,24 @@ def read_labels(source: ImageSource, name: str | None = None, limits: ReadLimits
     if array.ndim != 2:
         raise ImageReadError(name, f"a label image must be 2-D, got shape {tuple(array.shape)}.")
     if data[:3] == JPEG_MAGIC:
-        return connected_regions(array > (int(array.min()) + int(array.max())) / 2)
+        return _mask_labels(array > (int(array.min()) + int(array.max())) / 2, notes)
     if np.issubdtype(array.dtype, np.floating):
         array = np.rint(np.nan_to_num(array))
     values = np.unique(array)
     if values.size == 2 and values[0] == 0 or array.dtype == bool:  # a binary mask
-        return connected_regions(array > 0)
+        return _mask_labels(array > 0, notes)
     if values.size == 1 and values[0] == 0:
         return np.zeros(array.shape, np.int32)
     if values.min() < 0 or values.max() > np.iinfo(np.int32).max:
         raise ImageReadError(name, f"label values from {values.min()} to {values.max()}: ids must be 0 (background) "
                                    "to 2^31. Save the labels as a 16-bit PNG or TIFF.")
     return array.astype(np.int32)
+
+
+def _mask_labels(mask: np.ndarray, notes: list[str] | None) -> np.ndarray:
+    if notes is not None:
+        notes.append(BINARY_TRUTH_NOTE)
+    return connected_regions(mask)
 
 
 def _label_plane(array: np.ndarray, name: str, lossy: bool) -> np.ndarray:

@@ -68,6 +68,15 @@ def iou_matrix(true_labels: np.ndarray, predicted_labels: np.ndarray) -> np.ndar
 
 def _iou_table(true_labels: np.ndarray, predicted_labels: np.ndarray):
     """(IoU matrix, true object ids, predicted object ids), background excluded."""
+    overlap, true_area, pred_area, true_ids, pred_ids = _overlap_table(true_labels, predicted_labels)
+    union = true_area[:, None] + pred_area[None, :] - overlap
+    ious = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
+    return ious, true_ids, pred_ids
+
+
+def _overlap_table(true_labels: np.ndarray, predicted_labels: np.ndarray):
+    """(pixels shared by every (true, predicted) pair, true areas, predicted areas, true
+    object ids, predicted object ids), background excluded."""
     _check_shapes(true_labels, predicted_labels)
     true_index, true_ids = _object_index(np.asarray(true_labels))
     pred_index, pred_ids = _object_index(np.asarray(predicted_labels))
@@ -79,9 +88,19 @@ def _iou_table(true_labels: np.ndarray, predicted_labels: np.ndarray):
     both = (true_index > 0) & (pred_index > 0)
     pairs = (true_index[both] - 1) * n_pred + (pred_index[both] - 1)
     overlap = np.bincount(pairs, minlength=n_true * n_pred).reshape(n_true, n_pred).astype(np.float64)
-    union = true_area[:, None] + pred_area[None, :] - overlap
-    ious = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
-    return ious, true_ids, pred_ids
+    return overlap, true_area, pred_area, true_ids, pred_ids
+
+
+def objects_holding_several(true_labels: np.ndarray, predicted_labels: np.ndarray) -> int:
+    """How many true objects each hold most of two or more predicted objects: in a binary
+    ground truth, where touching nuclei are one object, those it merged (or the prediction
+    split)."""
+    overlap, _, pred_area, _, _ = _overlap_table(true_labels, predicted_labels)
+    if not overlap.size:
+        return 0
+    held = overlap.max(axis=0) > 0.5 * pred_area     # the predicted objects mostly inside one true object
+    holders = np.bincount(overlap.argmax(axis=0)[held], minlength=overlap.shape[0])
+    return int(np.count_nonzero(holders >= 2))
 
 
 def _object_index(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from nuclei_app.imageio import ImageReadError
-from nuclei_app.label_files import read_labels, write_labels_png
+from nuclei_app.label_files import BINARY_TRUTH_NOTE, read_labels, write_labels_png
 
 
 def test_read_labels_binary_mask_becomes_components(tmp_path):
@@ -65,6 +65,14 @@ def test_a_jpeg_mask_is_binarised_not_read_as_many_ids():
     assert truth.max() == 2  # the two touching squares are one blob, the third its own
     with pytest.raises(ImageReadError, match="colour JPEG can't hold a label image"):
         read_labels(jpeg_of(np.stack([mask, mask // 2, mask // 3], axis=-1)), name="labels.jpg")
+
+
+def test_a_binary_mask_is_noted_as_one_an_id_image_is_not():
+    binary, ids, jpeg = [], [], []
+    read_labels(png_of((two_touching_nuclei() > 0).astype(np.uint8) * 255), notes=binary)
+    read_labels(png_of(two_touching_nuclei().astype(np.uint16)), notes=ids)
+    read_labels(jpeg_of((two_touching_nuclei() > 0).astype(np.uint8) * 255), name="mask.jpg", notes=jpeg)
+    assert binary == jpeg == [BINARY_TRUTH_NOTE] and ids == []
 
 
 def test_ids_without_background_and_binary_masks_are_told_apart():

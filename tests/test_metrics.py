@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from nuclei_app.metrics import (DSB_THRESHOLDS, image_scores, iou_matrix, match_at_thresholds, mean_scores,
-                                pixel_scores)
+                                objects_holding_several, pixel_scores)
 
 from .conftest import disk
 
@@ -85,6 +85,21 @@ def test_merged_prediction_matches_at_most_one():
     truth[square(10, 20, 10)] = 2
     prediction = (truth > 0).astype(np.int32)  # both merged into one: IoU 0.5 with each
     assert image_scores(truth, prediction).ap50 == 0.0  # 0.5 is not *above* 0.5
+
+
+def test_true_objects_holding_several_found_ones_are_counted():
+    truth = np.zeros(SHAPE, np.int32)
+    truth[square(10, 10, 10) | square(10, 20, 10)] = 1      # two touching nuclei made one by a binary mask
+    truth[square(50, 50, 10)] = 2
+    prediction = np.zeros(SHAPE, np.int32)
+    prediction[square(10, 10, 10)], prediction[square(10, 20, 10)], prediction[square(50, 50, 10)] = 1, 2, 3
+    assert objects_holding_several(truth, prediction) == 1
+    assert objects_holding_several(prediction, prediction) == 0
+    assert objects_holding_several(truth, np.zeros(SHAPE, np.int32)) == 0
+    assert objects_holding_several(np.zeros(SHAPE, np.int32), prediction) == 0
+    straddling = np.zeros(SHAPE, np.int32)
+    straddling[square(50, 45, 10)], straddling[square(50, 55, 10)] = 1, 2   # each half in object 2: not "most"
+    assert objects_holding_several(truth, straddling) == 0
 
 
 def test_mean_scores_average_images():
