@@ -30,7 +30,7 @@ from .overlay import STRIP_ASPECT, draw_overlay, shown_extent, strip_start, view
 from .pipeline import Prediction
 from .planes import PlaneRequest, ZChoice
 from .records import summary_row
-from .results import FILE_SUFFIXES, csv_bytes, image_result_files, unique_names
+from .results import FILE_SUFFIXES, csv_bytes, image_result_files, measurements_csv, unique_names
 
 
 FORMATS = ("png", "tiff", "rois", "geojson", "intensities")  # every download the CLI can write
@@ -276,7 +276,7 @@ def large_file_builders(analysis: LargeAnalysis) -> dict[str, Callable[[], bytes
     # Written with the file's own pixel size; the page's (typed) is set on the way out.
     return {f"{name}_labels.tif": lambda: with_resolution(files["labels"].read_bytes(), analysis.pixel_size),
             f"{name}_overlay.png": files["overlay"].read_bytes,
-            f"{name}_measurements.csv": lambda: csv_bytes(analysis.table),
+            f"{name}_measurements.csv": lambda: measurements_csv(name, analysis.table),
             f"{name}_intensities.csv": files["intensities"].read_bytes}
 
 

@@ -132,6 +132,12 @@ def intensities_csv(name: str, table: pd.DataFrame) -> bytes:
     return csv_bytes(with_image(table, name))
 
 
+def measurements_csv(name: str, table: pd.DataFrame) -> bytes:
+    """The app's ``NAME_measurements.csv``: the image's rows of a run's measurements.csv, its
+    name first (a user test: per-image downloads put together could not tell their images apart)."""
+    return csv_bytes(with_image(table, name))
+
+
 def with_image(table: pd.DataFrame, name: str) -> pd.DataFrame:
     """``table`` with the image's name as its first column (replacing one it had)."""
     return table.assign(image=name)[["image"] + [c for c in table.columns if c != "image"]]
@@ -149,7 +155,7 @@ def image_result_files(name: str, labels: np.ndarray, overlay: np.ndarray | None
         files.update({f"{name}_labels.png": labels_png_bytes(labels), f"{name}_mask.png": mask_png_bytes(labels),
                       f"{name}_overlay.png": rgb_png_bytes(overlay)})
     if measurements:
-        files[f"{name}_measurements.csv"] = csv_bytes(table)
+        files[f"{name}_measurements.csv"] = measurements_csv(name, table)
     if "intensities" in formats and channels is not None:
         files[f"{name}_intensities.csv"] = intensities_csv(name, channel_intensities(labels, channels))
     files.update(export_files(name, labels, table, formats, pixel_size))

@@ -71,6 +71,10 @@ def test_one_images_files_and_a_reproducible_zip():
     assert sorted(files) == sorted(["cells_labels.png", "cells_mask.png", "cells_overlay.png",
                                     "cells_measurements.csv", "cells_labels.tif", "cells_rois.zip", "cells.geojson"])
     assert "cells_measurements.csv" not in image_result_files("cells", labels, overlay, table, measurements=False)
+    # The image's own CSV is its rows of a run's measurements.csv: put together, they concatenate.
+    combined = combined_measurements({"cells": table, "more cells": table})
+    assert files["cells_measurements.csv"].startswith(b"image,nucleus,area_px\n")
+    assert combined.startswith(files["cells_measurements.csv"])
     archive = zip_bytes(files)
     assert archive == zip_bytes(files)  # no timestamps: same files, same bytes
     assert zipfile.ZipFile(io.BytesIO(archive)).read("cells_labels.tif") == files["cells_labels.tif"]
