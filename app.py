@@ -722,17 +722,11 @@ def downloads_ui(item: InputImage, builders: dict[str, Callable[[], bytes]],
 
 def batch_ui(outcomes: list[Analysis | LargeAnalysis | Failure], builders: dict[str, Callable[[], bytes]],
              model: NucleiModel, settings: Settings) -> None:
+    """The ZIP of everything, with the run's summary.csv (one image's too: a user test found no
+    record of its settings and diameter); for several images, their table above it."""
     analyses = [outcome for outcome in outcomes if not isinstance(outcome, Failure)]
-    failures = [outcome.item.label for outcome in outcomes if isinstance(outcome, Failure)]
-    st.subheader(plural(len(analyses), "image", "images") + " segmented")
-    if failures:
-        st.caption(f"Not segmented: {', '.join(failures)} (the ZIP's summary.csv says why).")
-    st.dataframe(pd.DataFrame([page_row(a) for a in analyses]), hide_index=True, width="stretch",
-                 column_config={"Coverage (%)": st.column_config.NumberColumn(format="%.1f"),
-                                "Mean area (px)": st.column_config.NumberColumn(format="%.0f"),
-                                "Median area (px)": st.column_config.NumberColumn(format="%.0f"),
-                                "Area SD (px)": st.column_config.NumberColumn(format="%.0f"),
-                                "Diameter used (px)": st.column_config.NumberColumn(format="%.1f")})
+    if len(outcomes) > 1:
+        batch_table_ui(outcomes, analyses)
 
     def build_zip() -> bytes:
         files = {name: build() for name, build in builders.items()}
@@ -743,7 +737,23 @@ def batch_ui(outcomes: list[Analysis | LargeAnalysis | Failure], builders: dict[
                 for o in outcomes]
         files["summary.csv"] = csv_bytes(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
         return zip_bytes(files)
-    offer("Download everything (ZIP)", "nuclei_results.zip", build_zip, key="dl_zip", type="primary")
+    offer("Download everything (ZIP)", "nuclei_results.zip", build_zip, key="dl_zip", type="primary",
+          help="Every file below, with measurements.csv and summary.csv (the run's record: diameter used and how, "
+               "channel, kind, settings, model), as the command line writes them.")
+
+
+def batch_table_ui(outcomes: list[Analysis | LargeAnalysis | Failure],
+                   analyses: list[Analysis | LargeAnalysis]) -> None:
+    failures = [outcome.item.label for outcome in outcomes if isinstance(outcome, Failure)]
+    st.subheader(plural(len(analyses), "image", "images") + " segmented")
+    if failures:
+        st.caption(f"Not segmented: {', '.join(failures)} (the ZIP's summary.csv says why).")
+    st.dataframe(pd.DataFrame([page_row(a) for a in analyses]), hide_index=True, width="stretch",
+                 column_config={"Coverage (%)": st.column_config.NumberColumn(format="%.1f"),
+                                "Mean area (px)": st.column_config.NumberColumn(format="%.0f"),
+                                "Median area (px)": st.column_config.NumberColumn(format="%.0f"),
+                                "Area SD (px)": st.column_config.NumberColumn(format="%.0f"),
+                                "Diameter used (px)": st.column_config.NumberColumn(format="%.1f")})
 
 
 def card_ui(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,
@@ -804,7 +814,7 @@ def main() -> None:
             if not isinstance(outcome, Failure):
                 builders.update(large_file_builders(outcome) if isinstance(outcome, LargeAnalysis)
                                 else file_builders(outcome, settings))
-    if len(outcomes) > 1 and builders:  # several images, one segmented at least: the batch's table and ZIP
+    if builders:  # one image segmented at least: the ZIP, and for several images the batch's table
         with batch_area:
             batch_ui(outcomes, builders, model, settings)
 

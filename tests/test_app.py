@@ -188,6 +188,14 @@ def test_downloads_are_offered(app):
     assert "Download everything (ZIP)" in labels
 
 
+def test_one_image_has_its_zip_with_the_run_s_summary_and_no_batch_table(app):
+    app.checkbox(key="sample_brightfield").check().run()
+    assert "Download everything (ZIP)" in [b.proto.label for b in app.get("download_button")]
+    summary = zip_summary(app)
+    assert list(summary.index) == ["brightfield"] and summary.loc["brightfield", "diameter_source"] == "estimated"
+    assert not [s for s in app.subheader if s.value.endswith("segmented")]   # no one-row table repeating the card
+
+
 def test_hub_failure_shows_a_notice_and_uses_the_bundled_model(hub, repo_id, monkeypatch):
     monkeypatch.setenv("NUCLEI_MODEL", f"hf://{repo_id}@main")
     at = AppTest.from_file(APP, default_timeout=180)
