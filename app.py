@@ -437,8 +437,8 @@ def large_result_ui(analysis: LargeAnalysis, model: NucleiModel) -> None:
             "(the overlay PNG is that overview); the label TIFF has every pixel. Changing the threshold, minimum "
             "size or TTA segments it again. ImageJ ROIs and QuPath GeoJSON are not made here for images this large "
             "(the command-line tool makes them).", icon="ℹ️")
-    st.image(result.files["overlay"].read_bytes(), caption=f"{result.count} nuclei (reduced overview)",
-             width="stretch")
+    st.image(result.files["overlay"].read_bytes(), width="stretch",
+             caption=f"{plural(result.count, 'nucleus', 'nuclei')} (reduced overview)")
     measurements_ui(analysis)
     downloads_ui(item, large_file_builders(analysis), {"_overlay.png": "Overlay PNG (reduced)"})
 
@@ -612,13 +612,13 @@ def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> Non
                            display_side=PAGE_COLUMN_PX, stretch=settings.stretch)
     stretched = " (contrast-stretched)" if settings.stretch else ""
     left, right = st.columns(2)
-    captions = (f"Original{stretched}{view.note}", f"{labels.max()} nuclei{view.note}")
+    captions = (f"Original{stretched}{view.note}", f"{plural(int(labels.max()), 'nucleus', 'nuclei')}{view.note}")
     narrow = view.width != "stretch"  # a tall strip's window: a caption that wide wraps word by word (a user test)
     left.image(to_display(shown_image, settings.stretch)[view.window], caption=None if narrow else captions[0],
                width=view.width, clamp=True)
     right.image(overlay[view.window], caption=None if narrow else captions[1], width=view.width, clamp=True)
     if narrow:
-        st.caption(f"Left: original{stretched}; right: {labels.max()} nuclei{view.note}.")
+        st.caption(f"Left: original{stretched}; right: {plural(int(labels.max()), 'nucleus', 'nuclei')}{view.note}.")
     # Keyed and tracked: uploading a ground truth reruns the page, and an untracked tab set
     # jumped back to its first tab, away from the scores it had just computed.
     interactive, probability, measurements, truth = st.tabs(
