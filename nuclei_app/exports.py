@@ -38,6 +38,10 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "intensities": ("_intensities.csv",),
 }
 ALL = "all"
+# Significant digits of the measurements' numbers, in the CSVs and the GeoJSON alike: a
+# centroid 49,999.53 px into a whole-slide image keeps its hundredths, an area of 9,999,999 px
+# all its digits (4 digits put nuclei 10,000 px from the origin on a 10 px grid).
+CSV_FLOAT_FORMAT = "%.7g"
 
 Ring = np.ndarray  # (n, 2) int64 corner points (x, y), closed implicitly (last != first)
 
@@ -171,14 +175,17 @@ def _nucleus_masks(labels: np.ndarray) -> Iterator[tuple[int, np.ndarray, tuple[
 
 
 def _measurements_by_label(table: pd.DataFrame | None) -> dict[int, dict[str, float]]:
-    """label -> {column: finite float}; QuPath measurements are numbers, missing means NaN."""
+    """label -> {column: finite float}; QuPath measurements are numbers (touches_border 0 or
+    1), missing means NaN (the µm sizes where the pixel size is unknown). Rounded to the CSVs'
+    significant digits, so both files hold the same values (a float32 intensity is not
+    written as 0.062745101749897 beside the CSV's 0.0627451)."""
     if table is None or len(table) == 0 or "nucleus" not in table:
         return {}
     columns = [c for c in table.columns if c != "nucleus"
                and (pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c]))]
     result = {}
     for row in table[["nucleus", *columns]].itertuples(index=False):
-        values = {column: float(value) for column, value in zip(columns, row[1:])}
+        values = {column: float(CSV_FLOAT_FORMAT % value) for column, value in zip(columns, row[1:])}
         result[int(row[0])] = {k: v for k, v in values.items() if math.isfinite(v)}
     return result
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .calibration import PixelSize
-from .exports import export_files, fixed_time_entry
+from .exports import CSV_FLOAT_FORMAT, export_files, fixed_time_entry
 from .imageio import rgb_png_bytes
 from .label_files import labels_png_bytes, mask_png_bytes
 from .measure import channel_intensities
@@ -113,12 +113,6 @@ def unquoted(cells: pd.Series) -> pd.Series:
     text = cells.astype(str)
     quoted = text.str.startswith("'") & text.str[1:2].isin(FORMULA_STARTS)
     return text.where(~quoted, text.str[1:])
-
-
-# Significant digits of the CSVs' numbers: a centroid 49,999.53 px into a whole-slide image
-# keeps its hundredths, an area of 9,999,999 px all its digits (4 digits put nuclei 10,000 px
-# from the origin on a 10 px grid).
-CSV_FLOAT_FORMAT = "%.7g"
 
 
 def csv_bytes(frame: pd.DataFrame, header: bool = True) -> bytes:
