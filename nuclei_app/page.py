@@ -181,11 +181,13 @@ def is_colour_file(item: InputImage, count: int) -> bool:
 
 def channel_name(channel: int | str, count: int, rgb: bool, grey: bool = False) -> str:
     """A channel as the page names it: its number, with its colour in an RGB file (a user
-    test: "Channel 2" of an RGB composite read as green); all of them, or the grey image."""
+    test: "Channel 2" of an RGB composite read as green); all of them, said as summary.csv
+    and --channel say it, with what they are (a user test: the page's "grey" and "RGB" were
+    "all" in the files)."""
     if channel == AUTO:
         return "automatic"
     if channel == ALL_CHANNELS:
-        return "grey" if grey or count == 1 else ("RGB" if count == 3 else f"all {count}")  # fits its metric's box
+        return f"all ({'grey' if grey or count == 1 else ('RGB' if count == 3 else count)})"  # fits its metric's box
     return f"{channel} ({COLOUR_NAMES[channel]})" if rgb else str(channel)
 
 

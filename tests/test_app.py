@@ -611,7 +611,7 @@ def test_the_channel_picker_names_the_automatic_choice_and_rgb_colours(app):
 
 def test_a_grey_image_s_channel_reads_grey(app):
     app.checkbox(key="sample_fluorescence_sparse").check().run()
-    assert [m.value for m in app.metric if m.label == "Channel"] == ["grey"]
+    assert [m.value for m in app.metric if m.label == "Channel"] == ["all (grey)"]
 
 
 def test_a_strip_is_noted_and_shown_by_its_start(app):
