@@ -30,7 +30,7 @@ from .overlay import STRIP_ASPECT, draw_overlay, shown_extent, strip_start, view
 from .pipeline import Prediction
 from .planes import PlaneRequest, ZChoice
 from .records import summary_row
-from .results import FILE_SUFFIXES, csv_bytes, image_result_files, measurements_csv, unique_names
+from .results import FILE_SUFFIXES, image_result_files, measurements_csv, unique_names
 
 
 FORMATS = ("png", "tiff", "rois", "geojson", "intensities")  # every download the CLI can write
