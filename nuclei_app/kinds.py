@@ -6,8 +6,6 @@ score on images the rule put in that kind.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .canvas import content_box, crop
@@ -22,6 +20,8 @@ WEAK_MEAN_AP = 0.45
 # An input's kind is decided on a strided sample at most this many px a side (the block-wise
 # path's overview is no larger): a whole slide's kind needs no copy of the whole slide.
 KIND_SAMPLE_SIDE = 2048
+# Cameras' bit depths (``filled_range``), the last the 16-bit file's own.
+CAMERA_BITS = (8, 10, 12, 14, 16)
 
 
 def image_kind(image: np.ndarray) -> str:
@@ -29,7 +29,8 @@ def image_kind(image: np.ndarray) -> str:
     from the field of view, not a blank canvas around it."""
     image = image if image.ndim == 3 else image[..., None]
     image = crop(image, content_box(image))
-    image = image / filled_range(image)
+    camera_range = filled_range(image)
+    image = image if camera_range == 1.0 else image / camera_range
     if float(np.median(channel_mean(image))) < 0.5:
         return "fluorescence"
     colourfulness = float(np.mean(channel_max(image) - channel_min(image)))
@@ -37,13 +38,19 @@ def image_kind(image: np.ndarray) -> str:
 
 
 def filled_range(image: np.ndarray) -> float:
-    """The part of [0, 1] the data can fill: the smallest power of two holding the brightest
-    value. A 12-bit camera's image in a 16-bit file reads as [0, 1/16] (16-bit values map by
-    the type's range), so its light background judged against 1 looked like fluorescence; 8-bit
-    data in a 16-bit file likewise. On DSB2018's 664 training images (8-bit) it sorts every one
-    as before: the dim ones' background stays below 0.18 of their filled range."""
-    brightest = float(image.max(initial=0.0))
-    return 1.0 if brightest <= 0.0 else min(1.0, 2.0 ** math.ceil(math.log2(brightest)))
+    """The camera's range within [0, 1]: 16-bit files map by the type's range, so a 12-bit
+    camera's image reads as [0, 1/16], and its light background, judged against 1, looked like
+    fluorescence. The range is the smallest of 8, 10, 12, 14 or 16 bits that holds the
+    brightest value: a 12-bit image is judged on 12 bits, as an 8-bit one on 8 (an image
+    exposed to under half its camera's range reads dark in either). 8-bit files that fill more
+    than a quarter of their range (DSB2018's 664 training images: every one sorts as before,
+    the dim ones' background below 0.18 of their range) are judged as they are."""
+    brightest = float(image.max(initial=0.0)) if image.size else 0.0
+    if not 0.0 < brightest <= 1.0:   # black, or not in [0, 1]: judged as it is
+        return 1.0
+    level = round(brightest * 65535)   # in the 16-bit file's units (float32 rounding undone)
+    bits = next(bits for bits in CAMERA_BITS if level < 2 ** bits)
+    return (2 ** bits - 1) / 65535
 
 
 def input_kind(channels: np.ndarray, channel: int | str) -> str:

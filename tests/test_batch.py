@@ -807,12 +807,14 @@ def test_each_row_says_what_the_image_looks_like_and_cautions_where_the_model_is
                                                                                      monkeypatch, route):
     """A user test: the app said "brightfield scores low", the CLI's log and summary.csv said
     nothing, so a batch could not sort out the images to check by eye. Every route; the
-    brightfield as a 12-bit camera saves it, in a 16-bit TIFF (it was taken for fluorescence)."""
+    brightfield at 8 bits and as a 12-bit camera saves it, in a 16-bit TIFF (that one was
+    taken for fluorescence)."""
     from nuclei_app.kinds import kind_confidence
 
     (tmp_path / "in").mkdir()
     brightfield = read_image(SAMPLES / "images" / "brightfield.png")
     tifffile.imwrite(tmp_path / "in" / "brightfield.tif", np.round(brightfield * 4095).astype(np.uint16))
+    tifffile.imwrite(tmp_path / "in" / "brightfield_8bit.tif", to_uint8(brightfield))
     fluorescence = read_image(SAMPLES / "images" / "fluorescence_sparse.png")
     tifffile.imwrite(tmp_path / "in" / "fluorescence_sparse.tif", to_uint8(fluorescence))
     request = ImageRequest(bundled_model.postprocess_settings, formats=("tiff",), diameter=16.0,
@@ -820,7 +822,7 @@ def test_each_row_says_what_the_image_looks_like_and_cautions_where_the_model_is
     result, log = run_by_route(route, bundled_model, tmp_path / "in", tmp_path / "out", request, monkeypatch)
     assert result.exit_status == 0
     summary = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False).set_index("image")
-    assert summary.loc["brightfield", "kind"] == "brightfield"
+    assert summary.loc["brightfield", "kind"] == summary.loc["brightfield_8bit", "kind"] == "brightfield"
     assert summary.loc["fluorescence_sparse", "kind"] == "fluorescence"
     weak_score, _, weak = kind_confidence(bundled_model.validation_metrics, "brightfield")
     assert weak and not kind_confidence(bundled_model.validation_metrics, "fluorescence")[2]
