@@ -8,6 +8,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -r "$requirements"
-# The project itself, editable: `.venv/bin/python -m nuclei_app` then runs from any folder.
-# (PYTHONWARNINGS: setuptools warns about flat layouts on every editable install.)
-PYTHONWARNINGS=ignore .venv/bin/python -m pip install --quiet --no-deps --editable .
+# The project on the venv's import path, so `.venv/bin/python -m nuclei_app` runs from any
+# folder, beside the user's data: a .pth file (no build, no network; rewritten each time, so
+# a moved project follows).
+site_packages=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+pwd > "$site_packages/nuclei_project.pth"

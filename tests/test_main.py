@@ -96,7 +96,7 @@ def test_default_model_is_the_bundled_one(tmp_path):
 
 def test_the_cli_runs_from_the_user_s_data_folder_on_the_bundled_model(tmp_path):
     """A user test: `cd data && .venv/bin/python -m nuclei_app segment ...` said "No module
-    named nuclei_app" (scripts/setup.sh now installs the project, editable)."""
+    named nuclei_app" (scripts/setup.sh now puts the project on the venv's import path)."""
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "field.png").write_bytes((SAMPLES / "images" / "tissue_he.png").read_bytes())
     environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "NUCLEI_MODEL")}
