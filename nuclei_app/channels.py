@@ -166,18 +166,19 @@ def usable_channel(image: np.ndarray, channel: int | str, notes: list[str]) -> i
 
 
 def all_colours_note(image: np.ndarray, channel: int | str) -> str | None:
-    """A note where an image was segmented on all its colours (``--channel all``, the app's
-    "All colours") that the automatic choice would segment on one channel: a fluorescence
-    composite, whose colours averaged dim its nuclei under the other stains (a user test: an
-    RGB composite gave 1 nucleus, no word, where the automatic choice found 107)."""
-    if channel != ALL_CHANNELS:
+    """A note where an RGB image was segmented on all its colours (``--channel all``, the
+    app's "All colours") that the automatic choice would segment on one channel: a
+    fluorescence composite, whose cytoplasm or membrane stain the network, shown the colours,
+    takes for large nuclei or background (a user test: 1 nucleus, no word, where the automatic
+    choice found 107). Costs a channel choice (a few ms) on RGB images segmented on all colours."""
+    if channel != ALL_CHANNELS or as_channels(image).shape[-1] != 3:
         return None
     chosen = choose_channel(image)
     if chosen == ALL_CHANNELS:
         return None
-    return (f"segmented on all its colours averaged, but it looks like a fluorescence composite (dark in at least "
-            f"one colour almost everywhere), whose nuclei are in one channel: channel {chosen}, the automatic "
-            "choice, looks like the nuclear one")
+    return (f"segmented on all its colours, but it looks like a fluorescence composite (dark in at least one colour "
+            f"almost everywhere), whose other stains hide its nuclei or pass for them: channel {chosen}, the "
+            "automatic choice, looks like the nuclear one")
 
 
 def check_channel(image: np.ndarray, channel: int | str, name: str | None = None) -> None:

@@ -604,7 +604,7 @@ def test_the_channel_picker_names_the_automatic_choice_and_rgb_colours(app):
     picker.set_value(0).run()   # red: empty
     assert nuclei_count(app) == [0]
     assert any("try the automatic channel, a lower threshold" in i.value for i in app.info)
-    picker.set_value("all").run()   # its colours averaged: said to be the wrong choice here
+    picker.set_value("all").run()   # all its colours: said to be the wrong choice here
     assert any("fluorescence composite" in w.value and "channel 2, the automatic choice" in w.value
                for w in app.warning), [w.value for w in app.warning]
 

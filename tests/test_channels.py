@@ -92,7 +92,7 @@ def test_all_colours_of_a_fluorescence_composite_get_a_note_naming_the_nuclear_c
     composite = np.stack([np.zeros_like(nuclei), cytoplasm, nuclei], axis=-1)
     note = all_colours_note(composite, ALL_CHANNELS)
     assert note is not None and "fluorescence composite" in note and "channel 2, the automatic choice" in note
-    assert all_colours_note(composite, 2) is None  # a channel chosen: nothing averaged
+    assert all_colours_note(composite, 2) is None  # a channel chosen: nothing to say
     for name in ("tissue_he", "brightfield", "fluorescence_sparse"):  # all colours is right for these
         assert all_colours_note(read_channels(SAMPLES / "images" / f"{name}.png"), ALL_CHANNELS) is None
 
