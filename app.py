@@ -25,7 +25,7 @@ from nuclei_app.diameter_check import image_notes
 from nuclei_app.figures import area_histogram, overlay_figure
 from nuclei_app.imageio import ImageReadError, declared_layout, read_channels
 from nuclei_app.kinds import KIND_NAMES, kind_confidence
-from nuclei_app.label_files import read_labels
+from nuclei_app.label_files import read_ground_truth
 from nuclei_app.measure import measure_nuclei
 from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
 from nuclei_app.metrics import image_scores
@@ -34,8 +34,8 @@ from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw
                                 to_display)
 from nuclei_app.page import (PAGE_COLUMN_PX, Analysis, Failure, FileFacts, ImageChoices, InputImage, LargeAnalysis,
                              PageView, Settings, area_text, channel_name, file_builders, headline_numbers, image_request,
-                             input_images, is_colour_file, large_file_builders, merged_truth_warning, page_row, page_view,
-                             plane_request, record_row, sample_label, segmented_with, timed, typed_size,
+                             input_images, is_colour_file, large_file_builders, merged_truth_warning, page_row,
+                             page_view, plane_request, record_row, sample_label, segmented_with, timed, typed_size,
                              used_channel_name)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
@@ -657,12 +657,12 @@ def ground_truth_ui(analysis: Analysis, settings: Settings, view: PageView) -> N
     if data is None:
         st.caption("Upload a ground truth to see IoU, Dice, DSB mean AP and AP@0.5. Samples come with theirs.")
         return
-    truth_notes: list[str] = []
     try:
-        truth = read_labels(data, name=upload.name if upload else f"{item.name} ground truth", notes=truth_notes)
+        ground_truth = read_ground_truth(data, name=upload.name if upload else f"{item.name} ground truth")
     except ImageReadError as error:
         st.error(str(error))
         return
+    truth = ground_truth.labels
     if truth.shape != analysis.labels.shape:
         st.error(f"The ground truth is {truth.shape[1]}×{truth.shape[0]} but the image is "
                  f"{analysis.labels.shape[1]}×{analysis.labels.shape[0]}: they must match.")
@@ -673,7 +673,7 @@ def ground_truth_ui(analysis: Analysis, settings: Settings, view: PageView) -> N
                                                 ("IoU", scores.iou), ("Dice", scores.dice),
                                                 ("True / found", f"{scores.n_true} / {scores.n_predicted}"))):
         column.metric(label, value if isinstance(value, str) else f"{value:.3f}")
-    merged = merged_truth_warning(truth_notes, truth, analysis.labels)
+    merged = merged_truth_warning(ground_truth, analysis.labels)
     if merged:
         st.warning(merged)
     match, false_positive, missed = palette_for(analysis.image).names

@@ -27,7 +27,8 @@ from .block_network import BlockJob, ImagePlan, ScaleCheck, job_segmenter, stret
 from .block_sources import ArraySource, BlockSource, TiffSource, upload_source
 from .calibration import PixelSize
 from .canvas import Box, blank_outside, canvas_note
-from .channels import AUTO, all_colours_note, check_channel, choose_channel_of_sample, display_rgb, intensity_image, network_rgb
+from .channels import (AUTO, all_colours_note, check_channel, choose_channel_of_sample, display_rgb, intensity_image,
+                       network_rgb)
 from .config import PostprocessSettings
 from .diameter_check import narrow_image_note, too_small_note
 from .exports import FORMATS
@@ -40,7 +41,7 @@ from .overlay import draw_overlay
 from .overview import Overview, survey
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, refined_stands
 from .planes import PlaneRequest
-from .results import intensities_csv, write_atomically
+from .results import image_csv, write_atomically
 from .scale import ESTIMATOR_MAX_SIDE, content_corner, estimate_diameter, scale_factor
 from .size_search import checked_estimate, fallback_diameter
 from .stitching import Block, Stitched, plan_blocks, stitch_blocks
@@ -287,7 +288,7 @@ def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Pat
     overlay = draw_overlay(preview, small, style="outlines", opacity=1.0)
     written = {f"{name}{OVERVIEW_SUFFIX}": rgb_png_bytes(overlay)}
     if stitched.intensities is not None:
-        written[f"{name}{INTENSITIES_SUFFIX}"] = intensities_csv(name, stitched.intensities)
+        written[f"{name}{INTENSITIES_SUFFIX}"] = image_csv(name, stitched.intensities)
     write_atomically(out_dir, written)
     files = {"labels": labels_path, "overlay": out_dir / f"{name}{OVERVIEW_SUFFIX}"}
     if stitched.intensities is not None:

@@ -57,8 +57,9 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
                 caution: bool = True) -> list[str]:
     """``canvas.canvas_note`` (where ``canvas``: the app shows it as information, not as a
     warning), ``channels.all_colours_note``, ``capped_scale_note`` or else ``diameter_note``,
-    ``narrow_image_note`` (of the field of view), and where ``caution``, ``kinds.kind_caution`` (the app shows the kind's
-    score on the page): those that apply (the app gives its own words for the advice)."""
+    ``narrow_image_note`` (of the field of view), and where ``caution``, ``kinds.kind_caution``
+    (the app shows the kind's score on the page): those that apply (the app gives its own words
+    for the advice)."""
     prediction = segmentation.prediction
     field = prediction.field
     shape = segmentation.labels.shape if field is None else field.shape

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -17,13 +17,18 @@ from .png import png_bytes, write_png
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-# What a binary ground truth means for the scores (the app says it beside them).
-BINARY_TRUTH_NOTE = "a binary mask: touching nuclei in it are one object"
+class GroundTruth(NamedTuple):
+    labels: np.ndarray   # int32 instance labels, 0 = background
+    from_mask: bool      # read from a binary mask (a JPEG's too): touching nuclei in it are one object
 
 
-def read_labels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits(),
-                notes: list[str] | None = None) -> np.ndarray:
-    """A ground-truth file -> int32 instance labels (0 = background).
+def read_labels(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> np.ndarray:
+    """``read_ground_truth``'s labels."""
+    return read_ground_truth(source, name, limits).labels
+
+
+def read_ground_truth(source: ImageSource, name: str | None = None, limits: ReadLimits = ReadLimits()) -> GroundTruth:
+    """A ground-truth file -> int32 instance labels (0 = background), and whether it was a mask.
 
     - a binary mask (background and one other value, in any bit depth) is split into
       connected components: touching nuclei count as one;
@@ -34,8 +39,6 @@ def read_labels(source: ImageSource, name: str | None = None, limits: ReadLimits
     - a JPEG is lossy: its compression smears a mask's two levels into many, so a grey JPEG
       is binarised at half its range, and a colour JPEG, whose colours can't be trusted as
       ids, is refused with what to do instead.
-
-    ``notes`` gets ``BINARY_TRUTH_NOTE`` where the file was a mask (a JPEG's included).
     """
     name = source_name(source, name)
     data = source_bytes(source, name, limits)
@@ -45,24 +48,18 @@ def read_labels(source: ImageSource, name: str | None = None, limits: ReadLimits
     if array.ndim != 2:
         raise ImageReadError(name, f"a label image must be 2-D, got shape {tuple(array.shape)}.")
     if data[:3] == JPEG_MAGIC:
-        return _mask_labels(array > (int(array.min()) + int(array.max())) / 2, notes)
+        return GroundTruth(connected_regions(array > (int(array.min()) + int(array.max())) / 2), True)
     if np.issubdtype(array.dtype, np.floating):
         array = np.rint(np.nan_to_num(array))
     values = np.unique(array)
     if values.size == 2 and values[0] == 0 or array.dtype == bool:  # a binary mask
-        return _mask_labels(array > 0, notes)
+        return GroundTruth(connected_regions(array > 0), True)
     if values.size == 1 and values[0] == 0:
-        return np.zeros(array.shape, np.int32)
+        return GroundTruth(np.zeros(array.shape, np.int32), False)
     if values.min() < 0 or values.max() > np.iinfo(np.int32).max:
         raise ImageReadError(name, f"label values from {values.min()} to {values.max()}: ids must be 0 (background) "
                                    "to 2^31. Save the labels as a 16-bit PNG or TIFF.")
-    return array.astype(np.int32)
-
-
-def _mask_labels(mask: np.ndarray, notes: list[str] | None) -> np.ndarray:
-    if notes is not None:
-        notes.append(BINARY_TRUTH_NOTE)
-    return connected_regions(mask)
+    return GroundTruth(array.astype(np.int32), False)
 
 
 def _label_plane(array: np.ndarray, name: str, lossy: bool) -> np.ndarray:

@@ -68,15 +68,6 @@ def iou_matrix(true_labels: np.ndarray, predicted_labels: np.ndarray) -> np.ndar
 
 def _iou_table(true_labels: np.ndarray, predicted_labels: np.ndarray):
     """(IoU matrix, true object ids, predicted object ids), background excluded."""
-    overlap, true_area, pred_area, true_ids, pred_ids = _overlap_table(true_labels, predicted_labels)
-    union = true_area[:, None] + pred_area[None, :] - overlap
-    ious = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
-    return ious, true_ids, pred_ids
-
-
-def _overlap_table(true_labels: np.ndarray, predicted_labels: np.ndarray):
-    """(pixels shared by every (true, predicted) pair, true areas, predicted areas, true
-    object ids, predicted object ids), background excluded."""
     _check_shapes(true_labels, predicted_labels)
     true_index, true_ids = _object_index(np.asarray(true_labels))
     pred_index, pred_ids = _object_index(np.asarray(predicted_labels))
@@ -88,19 +79,9 @@ def _overlap_table(true_labels: np.ndarray, predicted_labels: np.ndarray):
     both = (true_index > 0) & (pred_index > 0)
     pairs = (true_index[both] - 1) * n_pred + (pred_index[both] - 1)
     overlap = np.bincount(pairs, minlength=n_true * n_pred).reshape(n_true, n_pred).astype(np.float64)
-    return overlap, true_area, pred_area, true_ids, pred_ids
-
-
-def objects_holding_several(true_labels: np.ndarray, predicted_labels: np.ndarray) -> int:
-    """How many true objects each hold most of two or more predicted objects: in a binary
-    ground truth, where touching nuclei are one object, those it merged (or the prediction
-    split)."""
-    overlap, _, pred_area, _, _ = _overlap_table(true_labels, predicted_labels)
-    if not overlap.size:
-        return 0
-    held = overlap.max(axis=0) > 0.5 * pred_area     # the predicted objects mostly inside one true object
-    holders = np.bincount(overlap.argmax(axis=0)[held], minlength=overlap.shape[0])
-    return int(np.count_nonzero(holders >= 2))
+    union = true_area[:, None] + pred_area[None, :] - overlap
+    ious = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
+    return ious, true_ids, pred_ids
 
 
 def _object_index(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,6 +101,22 @@ def _object_index(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     objects = ids != 0
     position = np.cumsum(objects) * objects     # 1..n for the objects, 0 for the background
     return position[inverse.reshape(labels.shape)], ids[objects]
+
+
+def objects_holding_several(true_labels: np.ndarray, predicted_labels: np.ndarray) -> int:
+    """How many true objects each hold most of two or more predicted objects: in a binary
+    ground truth, where touching nuclei are one object, those it merged (or nuclei the
+    prediction split). From the overlapping pixel pairs alone, no object-by-object table."""
+    _check_shapes(true_labels, predicted_labels)
+    true_index, true_ids = _object_index(np.asarray(true_labels))
+    pred_index, _ = _object_index(np.asarray(predicted_labels))
+    both = (true_index > 0) & (pred_index > 0)
+    pairs, shared = np.unique(pred_index[both].astype(np.int64) * (len(true_ids) + 1) + true_index[both],
+                              return_counts=True)
+    predicted, true = np.divmod(pairs, len(true_ids) + 1)
+    # More than half of a prediction lies in at most one true object.
+    held = shared > 0.5 * np.bincount(pred_index.ravel())[predicted]
+    return int(np.count_nonzero(np.bincount(true[held]) >= 2))
 
 
 def match_at_thresholds(true_labels: np.ndarray, predicted_labels: np.ndarray,

@@ -23,14 +23,14 @@ from .calibration import PixelSize, Reading, with_physical_sizes, with_resolutio
 from .channels import ALL_CHANNELS, AUTO, as_channels, is_grey
 from .config import PostprocessSettings
 from .figures import MAX_DISPLAY_SIDE
-from .label_files import BINARY_TRUTH_NOTE
+from .label_files import GroundTruth
 from .measure import summary
 from .metrics import objects_holding_several
 from .overlay import STRIP_ASPECT, draw_overlay, shown_extent, strip_start, view_stride
 from .pipeline import Prediction
 from .planes import PlaneRequest, ZChoice
 from .records import summary_row
-from .results import FILE_SUFFIXES, image_result_files, measurements_csv, unique_names
+from .results import FILE_SUFFIXES, image_csv, image_result_files, unique_names
 
 
 FORMATS = ("png", "tiff", "rois", "geojson", "intensities")  # every download the CLI can write
@@ -187,7 +187,7 @@ def channel_name(channel: int | str, count: int, rgb: bool, grey: bool = False) 
     if channel == AUTO:
         return "automatic"
     if channel == ALL_CHANNELS:
-        return f"all ({'grey' if grey or count == 1 else ('RGB' if count == 3 else count)})"  # fits its metric's box
+        return "all (grey)" if grey or count == 1 else "all (RGB)"  # a stack's "all" is refused (check_channel)
     return f"{channel} ({COLOUR_NAMES[channel]})" if rgb else str(channel)
 
 
@@ -234,19 +234,19 @@ def used_channel_name(analysis: Analysis | LargeAnalysis) -> str:
     return channel_name(used.channel, count, is_colour_file(analysis.item, count), grey)
 
 
-def merged_truth_warning(truth_notes: list[str], truth: np.ndarray, labels: np.ndarray) -> str | None:
+def merged_truth_warning(truth: GroundTruth, labels: np.ndarray) -> str | None:
     """Where the ground truth is a binary mask and some of its objects each hold several of the
     nuclei found: touching nuclei merged by the mask understate the scores (a user test: the
     same truth scored mean AP 0.33 as a mask, 0.44 as a label image, and only a tooltip said
     why)."""
-    if BINARY_TRUTH_NOTE not in truth_notes:
-        return None
-    merged = objects_holding_several(truth, labels)
+    merged = objects_holding_several(truth.labels, labels) if truth.from_mask else 0
     if not merged:
         return None
-    return (f"The ground truth is {BINARY_TRUTH_NOTE}: {merged} of its {int(truth.max(initial=0))} objects each hold "
-            "two or more of the nuclei found, so where those are touching nuclei the scores are understated. A label "
-            "image (one id per nucleus) scores exactly.")
+    objects = int(truth.labels.max(initial=0))
+    holding = "its one object holds" if objects == 1 else f"{merged} of its {objects} objects each hold"
+    return (f"The ground truth is a binary mask, in which touching nuclei are one object: {holding} two or more of "
+            "the nuclei found, so where those are touching nuclei the scores are understated. A label image (one id "
+            "per nucleus) scores exactly.")
 
 
 def area_text(area_px: float, pixel_size: PixelSize | None) -> str:
@@ -278,7 +278,7 @@ def large_file_builders(analysis: LargeAnalysis) -> dict[str, Callable[[], bytes
     # Written with the file's own pixel size; the page's (typed) is set on the way out.
     return {f"{name}_labels.tif": lambda: with_resolution(files["labels"].read_bytes(), analysis.pixel_size),
             f"{name}_overlay.png": files["overlay"].read_bytes,
-            f"{name}_measurements.csv": lambda: measurements_csv(name, analysis.table),
+            f"{name}_measurements.csv": lambda: image_csv(name, analysis.table),
             f"{name}_intensities.csv": files["intensities"].read_bytes}
 
 

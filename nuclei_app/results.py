@@ -119,16 +119,11 @@ def csv_bytes(frame: pd.DataFrame, header: bool = True) -> bytes:
     return neutralise_formulas(frame).to_csv(index=False, header=header, float_format=CSV_FLOAT_FORMAT).encode()
 
 
-def intensities_csv(name: str, table: pd.DataFrame) -> bytes:
-    """``NAME_intensities.csv``: ``measure.channel_intensities``'s table with the image's name
-    first, as in measurements.csv, so that a run's files concatenate and join on (image,
-    nucleus)."""
-    return csv_bytes(with_image(table, name))
-
-
-def measurements_csv(name: str, table: pd.DataFrame) -> bytes:
-    """The app's ``NAME_measurements.csv``: the image's rows of a run's measurements.csv, its
-    name first (a user test: per-image downloads put together could not tell their images apart)."""
+def image_csv(name: str, table: pd.DataFrame) -> bytes:
+    """One image's table as CSV with the image's name first, as in a run's measurements.csv, so
+    that files concatenate and join on (image, nucleus): ``NAME_intensities.csv``, and the app's
+    ``NAME_measurements.csv`` (a user test: per-image downloads put together could not tell
+    their images apart)."""
     return csv_bytes(with_image(table, name))
 
 
@@ -149,9 +144,9 @@ def image_result_files(name: str, labels: np.ndarray, overlay: np.ndarray | None
         files.update({f"{name}_labels.png": labels_png_bytes(labels), f"{name}_mask.png": mask_png_bytes(labels),
                       f"{name}_overlay.png": rgb_png_bytes(overlay)})
     if measurements:
-        files[f"{name}_measurements.csv"] = measurements_csv(name, table)
+        files[f"{name}_measurements.csv"] = image_csv(name, table)
     if "intensities" in formats and channels is not None:
-        files[f"{name}_intensities.csv"] = intensities_csv(name, channel_intensities(labels, channels))
+        files[f"{name}_intensities.csv"] = image_csv(name, channel_intensities(labels, channels))
     files.update(export_files(name, labels, table, formats, pixel_size))
     return files
 

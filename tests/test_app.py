@@ -59,7 +59,7 @@ def test_a_binary_ground_truth_that_merged_touching_nuclei_is_warned_of(app):
     uploader.set_value(("mask.png", buffer.getvalue(), "image/png")).run()
     assert not app.exception and not app.error
     (warning,) = [w.value for w in app.warning]
-    assert warning.startswith("The ground truth is a binary mask: touching nuclei in it are one object: ")
+    assert warning.startswith("The ground truth is a binary mask, in which touching nuclei are one object: ")
     assert "each hold two or more of the nuclei found" in warning
 
 

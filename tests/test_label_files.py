@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from nuclei_app.imageio import ImageReadError
-from nuclei_app.label_files import BINARY_TRUTH_NOTE, read_labels, write_labels_png
+from nuclei_app.label_files import read_ground_truth, read_labels, write_labels_png
 
 
 def test_read_labels_binary_mask_becomes_components(tmp_path):
@@ -67,12 +67,11 @@ def test_a_jpeg_mask_is_binarised_not_read_as_many_ids():
         read_labels(jpeg_of(np.stack([mask, mask // 2, mask // 3], axis=-1)), name="labels.jpg")
 
 
-def test_a_binary_mask_is_noted_as_one_an_id_image_is_not():
-    binary, ids, jpeg = [], [], []
-    read_labels(png_of((two_touching_nuclei() > 0).astype(np.uint8) * 255), notes=binary)
-    read_labels(png_of(two_touching_nuclei().astype(np.uint16)), notes=ids)
-    read_labels(jpeg_of((two_touching_nuclei() > 0).astype(np.uint8) * 255), name="mask.jpg", notes=jpeg)
-    assert binary == jpeg == [BINARY_TRUTH_NOTE] and ids == []
+def test_a_ground_truth_says_whether_it_was_a_mask():
+    mask = (two_touching_nuclei() > 0).astype(np.uint8) * 255
+    assert read_ground_truth(png_of(mask)).from_mask
+    assert read_ground_truth(jpeg_of(mask), name="mask.jpg").from_mask
+    assert not read_ground_truth(png_of(two_touching_nuclei().astype(np.uint16))).from_mask
 
 
 def test_ids_without_background_and_binary_masks_are_told_apart():

@@ -32,7 +32,6 @@ def test_channels_are_named_as_the_page_shows_them():
     assert channel_name(2, 4, rgb=False) == "2"
     assert channel_name(ALL_CHANNELS, 3, rgb=True) == "all (RGB)"   # "all", as summary.csv and --channel say
     assert channel_name(ALL_CHANNELS, 3, rgb=True, grey=True) == "all (grey)"
-    assert channel_name(ALL_CHANNELS, 5, rgb=False) == "all (5)"
 
 
 def test_a_strip_is_shown_by_a_window_on_its_nuclei_and_a_field_whole():
