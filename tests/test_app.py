@@ -441,7 +441,8 @@ def test_a_large_upload_is_segmented_block_by_block_like_the_cli(monkeypatch, tm
     assert whole_count > 100 and abs(count - whole_count) <= 0.03 * whole_count
     files = at.session_state["_downloads"]
     assert set(files) == {"plate field_labels.tif", "plate field_overlay.png", "plate field_measurements.csv",
-                          "plate field_intensities.csv"}
+                          "plate field_intensities.csv", "nuclei_results.zip"}
+    assert list(zip_summary(at).index) == ["plate field"]   # one image's ZIP, with its record
     labels = tifffile.imread(io.BytesIO(files["plate field_labels.tif"]()))
     assert labels.shape == (600, 600) and len(np.unique(labels)) - 1 == count
     assert files["plate field_measurements.csv"]().count(b"\n") == count + 1
@@ -571,7 +572,7 @@ def test_a_large_upload_s_measurements_use_its_pixel_size(monkeypatch):
     assert not at.exception and any("block by block" in i.value for i in at.info)
     assert [n.value for n in at.number_input if n.label == "Pixel size (µm)"] == [0.2]
     assert set(at.session_state["_downloads"]) == {"big_labels.tif", "big_overlay.png", "big_measurements.csv",
-                                                   "big_intensities.csv"}
+                                                   "big_intensities.csv", "nuclei_results.zip"}
     table = downloaded_csv(at, "big_measurements.csv")
     assert len(table) > 50 and np.allclose(table["area_um2"], table["area_px"] * 0.04)
     assert read_pixel_size(at.session_state["_downloads"]["big_labels.tif"]()).size.um == pytest.approx(0.2)
