@@ -93,6 +93,25 @@ def test_relative_paths_are_recorded_relative_to_the_project(tmp_path, monkeypat
     assert (PROJECT_DIR / recorded).resolve() == (tmp_path / "mydata").resolve()
 
 
+def test_a_new_run_into_a_run_s_folder_and_a_resume_to_fewer_epochs_are_refused(tiny_run, tiny_dataset, tmp_path,
+                                                                               capsys):
+    """A user test: without --resume, a run's checkpoint, log and run.json were overwritten
+    without a word; --resume --epochs 5 on a 25-epoch run re-exported it as a 5-epoch model."""
+    import shutil
+
+    from train.__main__ import main
+
+    shutil.copytree(tiny_run, tmp_path / "run")
+    before = {name: (tmp_path / "run" / name).read_bytes() for name in ("run.json", "log.csv", "checkpoints/state.json")}
+    common = ["--preset", "tiny", "--data", str(tiny_dataset), "--out", str(tmp_path / "run")]
+    assert main(common) == 2
+    assert "holds a run with 1 epochs done: add --resume to continue it" in capsys.readouterr().err
+    assert main(common + ["--resume", "--epochs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "has 1 epochs done: --epochs 0 would stop before them" in err and "Traceback" not in err
+    assert {name: (tmp_path / "run" / name).read_bytes() for name in before} == before
+
+
 def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, capsys):
     from train.__main__ import main
 

@@ -106,11 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     except NothingToResume as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from .train import ConfigMismatch, train  # TensorFlow loads only once the arguments are valid
+    from .train import ConfigMismatch, RunInTheWay, train  # TensorFlow loads only once the arguments are valid
 
     try:
         model_folder = train(config)
-    except (DatasetError, ConfigMismatch) as error:
+    except (DatasetError, ConfigMismatch, RunInTheWay) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"model folder: {model_folder}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -65,10 +66,17 @@ class LastState(keras.callbacks.Callback):
         self.epoch_started = time.time()
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        # Written beside and renamed into place: a run killed while saving (SIGTERM from a
+        # scheduler, a user test) kept a truncated last.keras, its only checkpoint, and every
+        # --resume then failed. A rename is atomic; the state follows the checkpoint.
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.model.save(self.folder / "last.keras")
+        saving = self.folder / "saving.keras"   # Keras wants the .keras suffix
+        self.model.save(saving)
+        os.replace(saving, self.folder / "last.keras")
         seconds = read_state(self.folder)["train_seconds"] + time.time() - self.epoch_started
-        (self.folder / "state.json").write_text(json.dumps({"epochs_done": epoch + 1, "train_seconds": seconds}))
+        state = self.folder / "state.json.partial"
+        state.write_text(json.dumps({"epochs_done": epoch + 1, "train_seconds": seconds}))
+        os.replace(state, self.folder / "state.json")
 
 
 def read_state(folder: Path) -> dict:

@@ -55,6 +55,22 @@ class ConfigMismatch(RuntimeError):
     """``--resume`` was asked with settings other than the run's own."""
 
 
+class RunInTheWay(RuntimeError):
+    """A new run asked for in a folder holding one (a user test: without --resume, a
+    55-minute run's checkpoint and log were overwritten without a word), or a resume asked
+    to stop before the epochs its run has done."""
+
+
+def check_run_folder(config: TrainConfig, checkpoints: Path) -> None:
+    done = epochs_done(checkpoints)
+    if not config.resume and done:
+        raise RunInTheWay(f"{config.out} holds a run with {done} epochs done: add --resume to continue it, or "
+                          "choose another --out for a new run (or delete the folder).")
+    if config.resume and config.epochs < done:
+        raise RunInTheWay(f"the run in {config.out} has {done} epochs done: --epochs {config.epochs} would stop "
+                          f"before them; give --epochs {done} or more (or leave it out).")
+
+
 def record_run(config: TrainConfig, folder: Path) -> dict:
     """Writes run.json on a fresh run; on ``--resume`` checks the settings match the
     original ones (another seed would change the split mid-run) and keeps the original
@@ -203,6 +219,7 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     in it measure the run-to-run noise a recipe change has to beat."""
     folder = Path(config.out)
     checkpoints = folder / "checkpoints"
+    check_run_folder(config, checkpoints)
     checkpoints.mkdir(parents=True, exist_ok=True)
     make_reproducible(config.seed if init_seed is None else init_seed)
     normalisation = Normalisation()
