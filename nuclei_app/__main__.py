@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .config import ReadLimits
+from .interrupts import sigterm_as_interrupt
 
 
 ENGINE_NAMES = {"xnnpack": "XNNPACK (TensorFlow Lite)", "tensorflow": "TensorFlow's"}
@@ -150,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     # error, or its note; what tifffile can't get past raises. segment --debug shows them all.
     logging.getLogger("tifffile").setLevel(logging.NOTSET if getattr(args, "debug", False) else logging.CRITICAL)
     try:
-        return run(args)
+        with sigterm_as_interrupt():
+            return run(args)
     except KeyboardInterrupt:
         print("\ninterrupted: the images finished so far are in summary.csv and measurements.csv; "
               "run the same command with --skip-existing to go on from there.", file=sys.stderr)

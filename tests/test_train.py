@@ -327,3 +327,17 @@ def test_training_asks_for_onednn_unless_told_otherwise():
 
     assert setting_after_import() == "1"
     assert setting_after_import(TF_ENABLE_ONEDNN_OPTS="0") == "0"
+
+
+def test_an_interrupted_run_says_how_to_resume_it(monkeypatch, tmp_path, capsys):
+    """Ctrl-C, or SIGTERM from a scheduler (handled alike), ends with the resume command."""
+    import train.train
+    from train.__main__ import main
+
+    def stopped(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.train, "train", stopped)
+    assert main(["--preset", "tiny", "--out", str(tmp_path / "run")]) == 130
+    err = capsys.readouterr().err
+    assert f"continue it with python -m train --resume --out {tmp_path / 'run'}" in err and "Traceback" not in err

@@ -7,6 +7,7 @@ import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
+from nuclei_app.interrupts import sigterm_as_interrupt
 from nuclei_app.precision import PRECISIONS
 
 from .config import MARKERS, NothingToResume, TrainConfig, recorded_config, with_preset
@@ -109,10 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     from .train import ConfigMismatch, RunInTheWay, train  # TensorFlow loads only once the arguments are valid
 
     try:
-        model_folder = train(config)
+        with sigterm_as_interrupt():
+            model_folder = train(config)
     except (DatasetError, ConfigMismatch, RunInTheWay) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the run keeps its last finished epoch; continue it with "
+              f"python -m train --resume --out {config.out}", file=sys.stderr)
+        return 130
     print(f"model folder: {model_folder}")
     if args.push_to_hub:
         from .export import push_to_hub
