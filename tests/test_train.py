@@ -341,3 +341,18 @@ def test_an_interrupted_run_says_how_to_resume_it(monkeypatch, tmp_path, capsys)
     assert main(["--preset", "tiny", "--out", str(tmp_path / "run")]) == 130
     err = capsys.readouterr().err
     assert f"continue it with python -m train --resume --out {tmp_path / 'run'}" in err and "Traceback" not in err
+
+
+def test_bad_sizes_are_argument_errors_not_keras_tracebacks(tmp_path, capsys):
+    import pytest
+
+    from train.__main__ import main
+
+    for flags in (["--epochs", "0"], ["--batch-size", "0"], ["--steps-per-epoch", "-3"], ["--epochs", "2.5"]):
+        with pytest.raises(SystemExit) as stopped:
+            main(["--preset", "tiny", "--out", str(tmp_path / "run"), *flags])
+        assert stopped.value.code == 2, flags
+    capsys.readouterr()
+    assert main(["--preset", "tiny", "--out", str(tmp_path / "run"), "--crop-size", "50"]) == 2
+    assert "--crop-size 50 must be a multiple of" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -19,10 +19,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m train", description="Train the nuclei U-Net and export a model folder.")
     parser.add_argument("--data", type=Path, help=f"dataset folder (default: {defaults.data})")
     parser.add_argument("--out", type=Path, help=f"run folder (default: {defaults.out})")
-    parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}")
-    parser.add_argument("--steps-per-epoch", type=int, help=f"default {defaults.steps_per_epoch}")
-    parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
-    parser.add_argument("--crop-size", type=int, help=f"default {defaults.crop_size}")
+    parser.add_argument("--epochs", type=positive_int, help=f"default {defaults.epochs}")
+    parser.add_argument("--steps-per-epoch", type=positive_int, help=f"default {defaults.steps_per_epoch}")
+    parser.add_argument("--batch-size", type=positive_int, help=f"default {defaults.batch_size}")
+    parser.add_argument("--crop-size", type=positive_int, help=f"default {defaults.crop_size}")
     parser.add_argument("--learning-rate", type=float, help=f"default {defaults.learning_rate}")
     parser.add_argument("--weight-average", type=momentum, metavar="M",
                         help="export a moving average of the weights with momentum M, e.g. 0.995 (about the "
@@ -73,6 +73,17 @@ def momentum(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    """--epochs 0 or --batch-size 0 reached Keras and ended in its traceback (a user test)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
 def non_negative(text: str) -> float:
     value = float(text)
     if not value >= 0:  # also NaN
@@ -106,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
     except NothingToResume as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    if config.crop_size % 2 ** config.depth:   # the U-Net halves it depth times (a Keras error otherwise)
+        print(f"error: --crop-size {config.crop_size} must be a multiple of {2 ** config.depth} "
+              f"(2 to the U-Net's depth, {config.depth}).", file=sys.stderr)
         return 2
     from .train import ConfigMismatch, RunInTheWay, train  # TensorFlow loads only once the arguments are valid
 
