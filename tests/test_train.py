@@ -102,13 +102,15 @@ def test_a_new_run_into_a_run_s_folder_and_a_resume_to_fewer_epochs_are_refused(
     from train.__main__ import main
 
     shutil.copytree(tiny_run, tmp_path / "run")
+    state = tmp_path / "run" / "checkpoints" / "state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "epochs_done": 3}))   # as after 3 epochs
     before = {name: (tmp_path / "run" / name).read_bytes() for name in ("run.json", "log.csv", "checkpoints/state.json")}
     common = ["--preset", "tiny", "--data", str(tiny_dataset), "--out", str(tmp_path / "run")]
     assert main(common) == 2
-    assert "holds a run with 1 epochs done: add --resume to continue it" in capsys.readouterr().err
-    assert main(common + ["--resume", "--epochs", "0"]) == 2
+    assert "holds a run with 3 epochs done: add --resume to continue it" in capsys.readouterr().err
+    assert main(common + ["--resume", "--epochs", "2"]) == 2
     err = capsys.readouterr().err
-    assert "has 1 epochs done: --epochs 0 would stop before them" in err and "Traceback" not in err
+    assert "has 3 epochs done: --epochs 2 would stop before them" in err and "Traceback" not in err
     assert {name: (tmp_path / "run" / name).read_bytes() for name in before} == before
 
 
