@@ -7,6 +7,7 @@ import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
+from nuclei_app.__main__ import number_argument
 from nuclei_app.interrupts import sigterm_as_interrupt
 from nuclei_app.precision import PRECISIONS
 
@@ -73,15 +74,8 @@ def momentum(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """--epochs 0 or --batch-size 0 reached Keras and ended in its traceback (a user test)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value
+# --epochs 0 or --batch-size 0 reached Keras and ended in its traceback (a user test).
+positive_int = number_argument(int, lambda v: v >= 1, "must be 1 or more")
 
 
 def non_negative(text: str) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 from nuclei_app.inference import predict_preprocessed
 from nuclei_app.overlay import label_colours
 from nuclei_app.postprocess import instance_labels
+from nuclei_app.results import write_atomically
 
 from .data import Sample
 
@@ -74,9 +75,8 @@ class LastState(keras.callbacks.Callback):
         self.model.save(saving)
         os.replace(saving, self.folder / "last.keras")
         seconds = read_state(self.folder)["train_seconds"] + time.time() - self.epoch_started
-        state = self.folder / "state.json.partial"
-        state.write_text(json.dumps({"epochs_done": epoch + 1, "train_seconds": seconds}))
-        os.replace(state, self.folder / "state.json")
+        write_atomically(self.folder, {"state.json": json.dumps({"epochs_done": epoch + 1,
+                                                                 "train_seconds": seconds}).encode()})
 
 
 def read_state(folder: Path) -> dict:
