@@ -334,7 +334,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     # image): an automatic one is checked from the diameter alone.
     warnings_for = lambda: image_notes(model, channels, Segmentation(prediction, labels),  # noqa: E731
                                        advice=APP_DIAMETER_ADVICE, blocks_advice=APP_BLOCKS_ADVICE, canvas=False,
-                                       caution=False)
+                                       caution=False, asked_channel=choices.channel)
     warnings = session_cached(item, ("image notes", model.source, settings.tta, choices.key, settings.postprocess),
                               warnings_for) if choices.diameter else warnings_for()
     # Where a blank canvas was left out: information, as the notes on how the file was read.

@@ -164,7 +164,7 @@ def label_and_finish(model: NucleiModel, out: Path, item: InFlight, prediction, 
     """Stage 3: the watershed (unless the diameter check did it), notes where the diameter
     looks wrong or the image is too narrow for it (``image_notes``), measurements, files."""
     item.segmentation = Segmentation(prediction, final_labels(model, prediction, tuned_labels, request.settings))
-    item.notes += image_notes(model, item.channels, item.segmentation, prepared)
+    item.notes += image_notes(model, item.channels, item.segmentation, prepared, asked_channel=request.channel)
     return finish_image(out, item.name, item.channels, item.segmentation, request, item.pixel_size)
 
 

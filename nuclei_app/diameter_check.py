@@ -54,12 +54,14 @@ CLI_BLOCKS_ADVICE = "--block-size 2048 segments it block by block at the full sc
 
 def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepared: np.ndarray | None = None,
                 advice: str = CLI_ADVICE, blocks_advice: str = CLI_BLOCKS_ADVICE, canvas: bool = True,
-                caution: bool = True) -> list[str]:
+                caution: bool = True, asked_channel: int | str | None = None) -> list[str]:
     """``canvas.canvas_note`` (where ``canvas``: the app shows it as information, not as a
     warning), ``channels.all_colours_note``, ``capped_scale_note`` or else ``diameter_note``,
     ``narrow_image_note`` (of the field of view), and where ``caution``, ``kinds.kind_caution``
     (the app shows the kind's score on the page): those that apply (the app gives its own words
-    for the advice)."""
+    for the advice). ``asked_channel``: the channel asked for (None: the one used), so that
+    the all-colours note chooses a channel again only where "all" was asked for, not where the
+    automatic choice already gave it."""
     prediction = segmentation.prediction
     field = prediction.field
     shape = segmentation.labels.shape if field is None else field.shape
@@ -69,8 +71,9 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
     scale = capped_scale_note(prediction, blocks_advice) or diameter_note(model, channels, segmentation, prepared,
                                                                           advice)
     weak_kind = caution and kind_caution(model.validation_metrics, prediction.kind)
-    return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape),
-                              all_colours_note(channels, prediction.channel), scale, narrow, weak_kind]))
+    colours = all_colours_note(channels, prediction.channel if asked_channel is None else asked_channel)
+    return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), colours, scale, narrow,
+                              weak_kind]))
 
 
 def capped_scale_note(prediction, advice: str = CLI_BLOCKS_ADVICE) -> str | None:

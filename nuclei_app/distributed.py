@@ -449,7 +449,7 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
         # Messages name the file as the user did.
         channels, channel, pixel_size = read_input(task.path, request, notes, name=task.given)
         segmentation = segment_channels(model, channels, replace(request, channel=channel))
-        notes += image_notes(model, channels, segmentation)
+        notes += image_notes(model, channels, segmentation, asked_channel=channel)
         table, files = image_files(task.name, channels, segmentation, request, pixel_size)
         write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))
     except Exception as error:  # one image's failure, whatever it is, must not end the run
