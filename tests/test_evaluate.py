@@ -141,3 +141,21 @@ def test_write_needs_a_local_folder_and_a_full_evaluation(capsys):
         with pytest.raises(SystemExit) as stop:
             main(argv)
         assert stop.value.code == 2 and "--write stores a full evaluation" in capsys.readouterr().err
+
+
+def test_data_without_the_models_validation_images_is_a_clear_error(tiny_model_dir, tiny_dataset, tmp_path, capsys):
+    """A --data folder holding none of the ids nuclei.json recorded (another subset, another data
+    set): a message naming the folder, not a KeyError from an empty score table."""
+    import json
+    import shutil
+
+    from train.evaluate import main
+
+    validation = set(json.loads((tiny_model_dir / "nuclei.json").read_text())["training"]["validation_ids"])
+    others = [folder for folder in tiny_dataset.iterdir() if folder.name not in validation]
+    assert validation and others
+    for folder in others:
+        shutil.copytree(folder, tmp_path / folder.name)
+    assert main(["--model", str(tiny_model_dir), "--data", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "none of the model's" in error and str(tmp_path) in error and "Traceback" not in error

@@ -338,30 +338,46 @@ def evaluate_folder(model_source: str, data: Path, precision: str = "float32") -
     the network computing in ``precision`` (float32, bfloat16)."""
     from nuclei_app.sources import resolve_model
 
-    from .data import find_samples, load_samples, split_train_validation
+    from .data import find_samples, load_samples
 
     model = resolve_model(model_source, fallback=False)
     model.set_precision(precision)
-    training = model.metadata["training"]
     samples = load_samples(find_samples(data), model.normalisation, model.diameter)
-    validation = split_train_validation(samples, training["validation_fraction"], training["split_seed"])[1]
-    recorded = training.get("validation_ids")
-    if recorded and sorted(recorded) != sorted(s.sample_id for s in validation):
-        wanted = set(recorded)
-        validation = [s for s in samples if s.sample_id in wanted]
-        log.warning("the split differs from the one recorded in nuclei.json; using the recorded ids")
+    validation = validation_samples(samples, model.metadata["training"], data)
     return evaluate(model, originals(validation), shipped=model.postprocess_settings)
+
+
+def validation_samples(samples: list[Sample], training: dict, data: Path) -> list[Sample]:
+    """A model's validation images among ``samples``: the ids its nuclei.json recorded (folders
+    from before they were recorded: the split its seed gives)."""
+    from .data import DatasetError, split_train_validation
+
+    recorded = training.get("validation_ids")
+    if not recorded:
+        return split_train_validation(samples, training["validation_fraction"], training["split_seed"])[1]
+    wanted = set(recorded)
+    validation = [s for s in samples if s.sample_id in wanted]
+    if not validation:
+        raise DatasetError(f"none of the model's {len(wanted)} validation images (ids in its nuclei.json) is in "
+                           f"{data}: give --data the DSB2018 stage1_train folder the model was trained on")
+    if len(validation) < len(wanted):
+        log.warning("only %d of the model's %d validation images are in %s: the scores are theirs alone",
+                    len(validation), len(wanted), data)
+    return validation
 
 
 def score_ids(model_source: str, data: Path, ids: list[str]) -> dict:
     """A model folder's scores on given training-set images (e.g. another run's held-out group)."""
     from nuclei_app.sources import resolve_model
 
-    from .data import find_samples, load_samples
+    from .data import DatasetError, find_samples, load_samples
 
     model = resolve_model(model_source, fallback=False)
     wanted = set(ids)
     samples = load_samples([f for f in find_samples(data) if f.sample_id in wanted], model.normalisation)
+    if not samples:
+        raise DatasetError(f"none of the run's {len(wanted)} held-out images is in {data}: give --data the "
+                           "DSB2018 stage1_train folder it was trained on")
     images = originals(samples)
     settings = model.postprocess_settings
     return score_labels(images, labels_with(model, predict_all(model, images), [settings] * len(images)))
