@@ -123,6 +123,18 @@ def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, capsys):
     assert not (tmp_path / "typo").exists()
 
 
+def test_a_start_that_fails_on_its_data_leaves_no_run_record(tmp_path, capsys):
+    """A wrong --data used to leave run.json behind: a later --resume took it for a run and
+    failed on the same wrong folder, and a fixed new run was refused as resuming nothing."""
+    from train.__main__ import main
+
+    out = tmp_path / "run"
+    assert main(["--preset", "tiny", "--data", str(tmp_path / "no_such_data"), "--out", str(out)]) == 2
+    assert "no_such_data" in capsys.readouterr().err and not (out / "run.json").exists()
+    assert main(["--resume", "--out", str(out)]) == 2
+    assert "nothing to resume in" in capsys.readouterr().err
+
+
 def test_long_preset_is_longer_and_writes_elsewhere():
     config = config_from_args(parse_args(["--preset", "long"]))
     assert config.epochs > TrainConfig().epochs and config.out != TrainConfig().out

@@ -71,10 +71,10 @@ def check_run_folder(config: TrainConfig, checkpoints: Path) -> None:
                           f"before them; give --epochs {done} or more (or leave it out).")
 
 
-def record_run(config: TrainConfig, folder: Path) -> dict:
-    """Writes run.json on a fresh run; on ``--resume`` checks the settings match the
-    original ones (another seed would change the split mid-run) and keeps the original
-    command, adding the resume to its history."""
+def run_record(config: TrainConfig, folder: Path) -> dict:
+    """run.json's content: a fresh run's settings; on ``--resume`` the original record,
+    once the settings are checked to match it (another seed would change the split
+    mid-run), with the resume added to its history."""
     path = folder / "run.json"
     if config.resume and path.exists():
         run = json.loads(path.read_text())
@@ -95,7 +95,6 @@ def record_run(config: TrainConfig, folder: Path) -> dict:
             "python": platform.python_version(),
             "machine": describe_machine(),
         }
-    path.write_text(json.dumps(run, indent=2))
     return run
 
 
@@ -223,8 +222,11 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     checkpoints.mkdir(parents=True, exist_ok=True)
     make_reproducible(config.seed if init_seed is None else init_seed)
     normalisation = Normalisation()
-    run = record_run(config, folder)
+    run = run_record(config, folder)
     train_set, validation_set, holdout_set = prepare_data(config, normalisation)
+    # Written once the data is read: a start that fails on it (a wrong --data) leaves no record
+    # that a later --resume would take for a run.
+    (folder / "run.json").write_text(json.dumps(run, indent=2))
     model, start_epoch = build_or_resume(config, checkpoints)
     if start_epoch < config.epochs:
         fit(model, config, train_set, validation_set, start_epoch, folder)

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
     offset, argv = init_offset(argv)
     config = config_from_args(parse_args(argv))
     fitted = training.fit_run(config, init_seed=config.seed + offset)
-    # record_run names `python -m train`; this run was fitted by this script.
+    # run_record names `python -m train`; this run was fitted by this script.
     run = fitted.run
     run["command"] = run["command"].replace("python -m train", "PYTHONPATH=. python experiments/gpu_recipes/fit_only.py", 1)
     run["experiment"] = {"init_seed": config.seed + offset}
