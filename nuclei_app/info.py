@@ -11,7 +11,9 @@ def model_record(model: NucleiModel) -> dict:
     return {"model": describe(model), "source": model.source, "revision": model.revision,
             "folder": str(model.folder), "digest": model.digest(), "code_version": training.get("code_version"),
             "command": training.get("command"), "diameter_px": model.diameter,
-            "postprocess": model.metadata.get("postprocess"), "metrics": model.validation_metrics}
+            "postprocess": model.metadata.get("postprocess"), "metrics": model.validation_metrics,
+            # A script must see that the source it asked for was not the one used (as stderr tells a person).
+            "fallback_from": model.fallback_from, "notice": model.notice}
 
 
 def model_summary(model: NucleiModel) -> str:

@@ -220,7 +220,10 @@ def verify_folder(folder: Path, label: str | None = None) -> dict:
         raise ModelLoadError(f"model folder {label} does not exist.")
     missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
     if missing:
-        raise ModelLoadError(f"model folder {label} is incomplete: missing {', '.join(missing)}.")
+        inside = folder / "model"   # a training run's folder holds its exported model there
+        hint = (f" It looks like a training run: its model folder is {inside}." if (inside / METADATA_FILE).is_file()
+                else "")
+        raise ModelLoadError(f"model folder {label} is incomplete: missing {', '.join(missing)}.{hint}")
     try:
         metadata = json.loads((folder / METADATA_FILE).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:

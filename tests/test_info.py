@@ -31,3 +31,11 @@ def test_cli_prints_the_summary_or_json():
     machine = run_cli("info", "--json")
     record = json.loads(machine.stdout)
     assert record["code_version"] and record["metrics"]["validation"]["all"]["mean_ap"] > 0
+
+
+def test_json_names_a_fallback_to_the_bundled_model(hub, repo_id):
+    """A script reading info --json saw the bundled model's record with nothing saying the
+    source it asked for (a Hub repository that is gone) was not the one used."""
+    record = json.loads(run_cli("info", "--json", "--model", f"hf://{repo_id}").stdout)
+    assert record["fallback_from"] == f"hf://{repo_id}" and "could not be used" in record["notice"]
+    assert json.loads(run_cli("info", "--json").stdout)["fallback_from"] is None

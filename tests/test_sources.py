@@ -131,3 +131,8 @@ def test_hub_failure_falls_back_to_bundled_with_notice(hub, repo_id):
     model = resolve_model(f"hf://{repo_id}@main")
     assert model.folder.parent.name == "assets"
     assert f"hf://{repo_id}@main" in model.notice and "repository not found" in model.notice
+
+
+def test_a_training_run_folder_given_as_the_model_points_at_its_model_folder(tiny_run):
+    with pytest.raises(ModelLoadError, match="looks like a training run: its model folder is .*model"):
+        resolve_model(str(tiny_run))
