@@ -376,7 +376,7 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
         outcome = segment_in_blocks(model, path, out, name, label=label, pixel_size=pixel_size,
                                     plane=plane_request(request), intensities="intensities" in request.formats,
                                     **options)
-        notes += outcome.notes + size_notes
+        notes += outcome.notes + size_notes + list(filter(None, [formats_left_out(request.formats)]))
     else:
         channels, options["channel"], pixel_size = read_input(path, request, notes, name=label)
         outcome = segment_array_in_blocks(model, channels, **options)
@@ -392,6 +392,20 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
         table, files = image_files(name, channels, Segmentation(prediction, outcome.labels), request, pixel_size)
         write_atomically(out, files)
     return table, outcome.count, prediction, (outcome.height, outcome.width), pixel_size
+
+
+# What a huge image does not get: these formats need every label in memory at once.
+WHOLE_LABEL_FORMATS = ("png", "rois", "geojson")
+
+
+def formats_left_out(formats: tuple[str, ...]) -> str | None:
+    """The note that a huge image's --formats were not all written (they were left out
+    without a word in a user test of --formats all)."""
+    left_out = [name for name in formats if name in WHOLE_LABEL_FORMATS]
+    if not left_out:
+        return None
+    return (f"too large for --formats {','.join(left_out)} (they need every label in memory): it has its label "
+            "TIFF (Fiji, QuPath, napari), an overview PNG and its measurements instead")
 
 
 def _finished(item: InFlight, record: RunRecord, result: BatchResult, progress: Progress, debug: bool) -> None:

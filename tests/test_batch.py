@@ -147,6 +147,9 @@ def test_skip_existing_counts_a_huge_tiff_finished_with_the_files_it_gets(tiny_m
     out = tmp_path / "out"
     segment_paths(tiny_model, [tmp_path / "in"], out, tiny_model.postprocess_settings, log=io.StringIO())
     assert (out / "slide_labels.tif").is_file() and not (out / "slide_labels.png").exists()
+    notes = dict(pd.read_csv(out / "summary.csv", keep_default_na=False)[["image", "notes"]].values)
+    assert "too large for --formats png (they need every label in memory)" in notes["slide"]
+    assert "too large" not in notes["small"]
     log = io.StringIO()
     again = segment_paths(tiny_model, [tmp_path / "in"], out, tiny_model.postprocess_settings, log=log,
                           skip_existing=True)
