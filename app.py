@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from nuclei_app.batch import failure_status, plural, settings_text
+from nuclei_app.batch import failure_status, settings_text
 from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
 from nuclei_app.calibration import (GIVE_ONE, PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading, read_pixel_size,
                                     with_physical_sizes)
@@ -42,6 +42,7 @@ from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
 from nuclei_app.records import SUMMARY_COLUMNS, summary_row, with_settings
 from nuclei_app.results import FILE_SUFFIXES, combined_measurements, csv_bytes, zip_bytes
 from nuclei_app.sources import describe, resolve_model
+from nuclei_app.wording import plural
 
 LIMITS = AppLimits()
 
@@ -594,10 +595,11 @@ def confidence_ui(analysis: Analysis, model: NucleiModel) -> None:
         st.caption(f"Looks like {name}. The model has no validation score for this kind: check the result by eye.")
     elif weak:
         st.warning(f"Looks like **{name}**: the model's validation mean AP on this kind is only {mean_ap:.2f} "
-                   f"({images} validation images). Expect missed or merged nuclei, and check the result by eye.",
+                   f"({plural(images, 'validation image', 'validation images')}). Expect missed or merged nuclei, and check the result by eye.",
                    icon="⚠️")
     else:
-        st.caption(f"Looks like {name}: validation mean AP on this kind {mean_ap:.2f} ({images} images).")
+        st.caption(f"Looks like {name}: validation mean AP on this kind {mean_ap:.2f} "
+                   f"({plural(images, 'image', 'images')}).")
 
 
 def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> None:

@@ -41,6 +41,7 @@ from .progress import Progress
 from .records import (MEASUREMENT_COLUMNS, RunRecord, changed_settings, finished_huge, segmented_again,
                       summary_row)
 from .results import image_result_files, write_atomically
+from .wording import plural
 
 
 @dataclass(frozen=True)
@@ -465,10 +466,6 @@ def put_on_record(record, result: BatchResult, row: dict, table: pd.DataFrame | 
         stop(result, f"stopped: the run's record (summary.csv, measurements.csv) can't be written: "
                      f"{describe_write_problem(error)}. Run the same command with --skip-existing once "
                      "that is fixed: images not on record are done again.")
-
-
-def plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
 
 
 def describe_scale(prediction, pixel_size: PixelSize | None = None) -> str:

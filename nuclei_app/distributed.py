@@ -42,7 +42,7 @@ from typing import Iterator, Sequence, TextIO
 import pandas as pd
 
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, describe_scale, failure_status, finish_run, image_files,
-                    is_disk_full, is_huge, noted, plane_request, plural, put_in_order, put_on_record, read_input,
+                    is_disk_full, is_huge, noted, plane_request, put_in_order, put_on_record, read_input,
                     segment_channels, settings_text, start_run, stop)
 from .diameter_check import image_notes
 from .inputs import collect_images
@@ -52,6 +52,7 @@ from .output_folder import (local_folder, output_url, remove_leftovers, run_reco
 from .progress import Progress
 from .records import summary_row
 from .sources import HF_PREFIX, parse_hub_source, resolve_model
+from .wording import plural
 
 # A task raises only for what is not the image's fault (the model unusable on that worker, a
 # download that failed): one more try, possibly on another worker, before the run stops.

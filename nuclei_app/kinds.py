@@ -12,6 +12,7 @@ from .canvas import content_box, crop
 from .channels import display_rgb
 from .channelwise import channel_max, channel_mean, channel_min
 from .sampling import side_stride
+from .wording import plural
 
 KINDS = ("fluorescence", "brightfield", "tissue")
 KIND_NAMES = {"fluorescence": "fluorescence", "brightfield": "brightfield", "tissue": "stained tissue (H&E or similar)"}
@@ -70,9 +71,14 @@ def kind_confidence(metrics: dict, kind: str) -> tuple[float | None, int, bool]:
 
 def kind_caution(metrics: dict, kind: str) -> str | None:
     """The CLI's note where the model is weak on this kind of image (the app shows
-    ``kind_confidence`` on the page instead); None where it is not, or has no score for it."""
+    ``kind_confidence`` on the page instead); None where it is not. A model scored on other
+    kinds but never on this one (trained without it) gets a note as the page's; one with no
+    scores at all (``info`` says so) does not, or every image would carry it."""
     mean_ap, images, weak = kind_confidence(metrics, kind)
-    if mean_ap is None or not weak:
+    if mean_ap is None:
+        return (f"looks like {KIND_NAMES[kind]}, on which the model has no validation score: check the result by eye"
+                if metrics.get("validation") else None)
+    if not weak:
         return None
     return (f"looks like {KIND_NAMES[kind]}, on which the model's validation mean AP is only {mean_ap:.2f} "
-            f"({images} images): expect missed or merged nuclei, and check the result by eye")
+            f"({plural(images, 'image', 'images')}): expect missed or merged nuclei, and check the result by eye")

@@ -48,4 +48,8 @@ def test_the_cli_cautions_only_where_a_kind_scores_low():
                                                "validation mean AP is only 0.30 (21 images): expect missed or "
                                                "merged nuclei, and check the result by eye")
     assert kind_caution(metrics, "fluorescence") is None
-    assert kind_caution(metrics, "brightfield") is None   # no score: the app says so; no note for every image
+    assert kind_caution(metrics, "brightfield") == ("looks like brightfield, on which the model has no validation "
+                                                    "score: check the result by eye")
+    assert kind_caution({}, "brightfield") is None   # a model with no scores: not a note on every image
+    one = {"validation": {"tissue": {"mean_ap": 0.3, "images": 1}}}
+    assert "(1 image)" in kind_caution(one, "tissue")
