@@ -130,7 +130,7 @@ def test_a_start_that_fails_on_its_data_leaves_no_run_record(tmp_path, capsys):
 
     out = tmp_path / "run"
     assert main(["--preset", "tiny", "--data", str(tmp_path / "no_such_data"), "--out", str(out)]) == 2
-    assert "no_such_data" in capsys.readouterr().err and not (out / "run.json").exists()
+    assert "no_such_data" in capsys.readouterr().err and not out.exists()
     assert main(["--resume", "--out", str(out)]) == 2
     assert "nothing to resume in" in capsys.readouterr().err
 

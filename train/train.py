@@ -219,13 +219,13 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     folder = Path(config.out)
     checkpoints = folder / "checkpoints"
     check_run_folder(config, checkpoints)
-    checkpoints.mkdir(parents=True, exist_ok=True)
     make_reproducible(config.seed if init_seed is None else init_seed)
     normalisation = Normalisation()
     run = run_record(config, folder)
     train_set, validation_set, holdout_set = prepare_data(config, normalisation)
-    # Written once the data is read: a start that fails on it (a wrong --data) leaves no record
-    # that a later --resume would take for a run.
+    # Written once the data is read: a start that fails on it (a wrong --data) leaves no run
+    # folder, and no record that a later --resume would take for a run.
+    checkpoints.mkdir(parents=True, exist_ok=True)
     (folder / "run.json").write_text(json.dumps(run, indent=2))
     model, start_epoch = build_or_resume(config, checkpoints)
     if start_epoch < config.epochs:
