@@ -355,6 +355,42 @@ def test_an_interrupted_run_says_how_to_resume_it(monkeypatch, tmp_path, capsys)
     assert main(["--preset", "tiny", "--out", str(tmp_path / "run")]) == 130
     err = capsys.readouterr().err
     assert f"continue it with python -m train --resume --out {tmp_path / 'run'}" in err and "Traceback" not in err
+    assert "had finished no epoch yet" in err
+
+
+def test_a_resume_to_more_epochs_is_the_target_of_the_next_plain_resume(tiny_run, tmp_path, capsys):
+    """A user test: --resume --epochs 40, interrupted at 17, then the printed `--resume --out
+    RUN` was refused as "--epochs 1 would stop before them" (run.json kept the first target)."""
+    import shutil
+
+    from train.__main__ import main
+
+    shutil.copytree(tiny_run, tmp_path / "run")
+    assert main(["--resume", "--out", str(tmp_path / "run"), "--epochs", "2"]) == 0
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["epochs"] == 2
+    assert config_from_args(parse_args(["--resume", "--out", str(tmp_path / "run")])).epochs == 2
+    assert main(["--resume", "--out", str(tmp_path / "run"), "--seed", "1"]) == 2
+    assert "seed: 42 then, 1 now" in capsys.readouterr().err   # the mismatch, not an epochs complaint
+
+
+def test_a_new_run_never_overwrites_a_model_folder(tiny_dataset, tmp_path, capsys):
+    """A user test: --out assets replaced the bundled model (no checkpoints there to refuse on)."""
+    from train.__main__ import main
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "nuclei.json").write_text("{}")
+    assert main(["--preset", "tiny", "--data", str(tiny_dataset), "--out", str(tmp_path)]) == 2
+    assert "holds a model folder" in capsys.readouterr().err
+    assert (tmp_path / "model" / "nuclei.json").read_text() == "{}"
+
+
+def test_log_rows_of_epochs_not_in_the_checkpoint_are_dropped(tmp_path):
+    from train.train import keep_logged_epochs
+
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n")
+    keep_logged_epochs(log, 2)
+    assert log.read_text() == "epoch,loss\n0,1.0\n1,0.9\n"
 
 
 def test_bad_sizes_are_argument_errors_not_keras_tracebacks(tmp_path, capsys):

@@ -10,6 +10,7 @@ from pathlib import Path
 from nuclei_app.__main__ import number_argument
 from nuclei_app.interrupts import sigterm_as_interrupt
 from nuclei_app.precision import PRECISIONS
+from nuclei_app.wording import plural
 
 from .config import MARKERS, NothingToResume, TrainConfig, recorded_config, with_preset
 from .data import DatasetError
@@ -125,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted: the run keeps its last finished epoch; continue it with "
-              f"python -m train --resume --out {config.out}", file=sys.stderr)
+        from .callbacks import epochs_done
+
+        done = epochs_done(Path(config.out) / "checkpoints")
+        kept = f"keeps its {plural(done, 'finished epoch', 'finished epochs')}" if done else "had finished no epoch yet"
+        print(f"\ninterrupted: the run {kept}; continue it with python -m train --resume --out {config.out}",
+              file=sys.stderr)
         return 130
     print(f"model folder: {model_folder}")
     if args.push_to_hub:

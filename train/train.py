@@ -66,6 +66,12 @@ def check_run_folder(config: TrainConfig, checkpoints: Path) -> None:
     if not config.resume and done:
         raise RunInTheWay(f"{config.out} holds a run with {done} epochs done: add --resume to continue it, or "
                           "choose another --out for a new run (or delete the folder).")
+    exported = Path(config.out) / "model"
+    if not config.resume and (exported.exists() or (Path(config.out) / "run.json").exists()):
+        # A user test: --out assets replaced the bundled model (its checkpoints were elsewhere).
+        what = f"a model folder ({exported})" if exported.exists() else "a run's record (run.json)"
+        raise RunInTheWay(f"{config.out} holds {what} that a new run would overwrite: choose another --out for a "
+                          "new run (or delete it).")
     if config.resume and config.epochs < done:
         raise RunInTheWay(f"the run in {config.out} has {done} epochs done: --epochs {config.epochs} would stop "
                           f"before them; give --epochs {done} or more (or leave it out).")
@@ -85,6 +91,9 @@ def run_record(config: TrainConfig, folder: Path) -> dict:
                 f"out to resume with the run's own settings (recorded in {path}), or start a new run with "
                 f"another --out.")
         run.setdefault("resumed", []).append({"command": current_command(), "code_version": code_version()})
+        # The target this resume trains to is the run's from now on: a plain --resume after an
+        # interruption goes on to it (it was refused as "stopping before" the epochs done).
+        run["config"]["epochs"] = config.epochs
     else:
         run = {
             "command": current_command(),
@@ -191,6 +200,7 @@ def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int,
                             workers=config.loader_workers, kind_balance=config.kind_balance,
                             targets=targets)
     validation = validation_crops(validation_set, config.crop_size, targets)
+    keep_logged_epochs(folder / "log.csv", start_epoch)
     callbacks = [
         keras.callbacks.CSVLogger(str(folder / "log.csv"), append=start_epoch > 0),
         LastState(checkpoints),
@@ -198,6 +208,17 @@ def fit(model, config: TrainConfig, train_set, validation_set, start_epoch: int,
     ]
     model.fit(sequence, validation_data=validation, epochs=config.epochs, initial_epoch=start_epoch,
               callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+
+
+def keep_logged_epochs(log_file: Path, epochs: int) -> None:
+    """Drops log.csv's rows of epochs not in the checkpoint: an interruption while an epoch
+    was being saved left its row, and the resume that trains it again logged it twice."""
+    if not log_file.exists():
+        return
+    lines = log_file.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < epochs]
+    if len(kept) < len(lines):
+        log_file.write_text("".join(kept))
 
 
 @dataclass
@@ -218,10 +239,10 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     in it measure the run-to-run noise a recipe change has to beat."""
     folder = Path(config.out)
     checkpoints = folder / "checkpoints"
+    run = run_record(config, folder)   # first: another --seed is told as such, not as an epochs problem
     check_run_folder(config, checkpoints)
     make_reproducible(config.seed if init_seed is None else init_seed)
     normalisation = Normalisation()
-    run = run_record(config, folder)
     train_set, validation_set, holdout_set = prepare_data(config, normalisation)
     # Written once the data is read: a start that fails on it (a wrong --data) leaves no run
     # folder, and no record that a later --resume would take for a run.
