@@ -34,8 +34,9 @@ def default_source() -> str:
 
 def parse_hub_source(source: str) -> HubSource:
     spec = source[len(HF_PREFIX):]
-    repo_id, _, revision = spec.partition("@")
-    if not REPO_RE.match(repo_id):
+    repo_id, at, revision = spec.partition("@")
+    # "@" with nothing after it is a revision left out by mistake, not the default branch.
+    if not REPO_RE.match(repo_id) or (at and not revision.strip()):
         raise ModelLoadError(f"{source}: expected hf://OWNER/NAME or hf://OWNER/NAME@REVISION.")
     return HubSource(repo_id, revision or None)
 

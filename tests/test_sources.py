@@ -8,8 +8,9 @@ def test_parse_hub_sources():
     assert parse_hub_source("hf://owner/name") == HubSource("owner/name", None)
     assert parse_hub_source("hf://owner/name@v1.0") == HubSource("owner/name", "v1.0")
     assert str(parse_hub_source("hf://o/n@abc")) == "hf://o/n@abc"
-    with pytest.raises(ModelLoadError, match="expected hf://OWNER/NAME"):
-        parse_hub_source("hf://just-a-name")
+    for typo in ("hf://just-a-name", "hf://owner/name@", "hf://owner/name@ "):
+        with pytest.raises(ModelLoadError, match="expected hf://OWNER/NAME"):
+            parse_hub_source(typo)
 
 
 def test_local_folder_source(tiny_model_dir):
