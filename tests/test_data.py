@@ -34,6 +34,9 @@ def test_missing_data_folder_says_where_to_get_it(tmp_path):
 
     with pytest.raises(DatasetError, match="python -m train.download"):
         find_samples(tmp_path / "nothing")
+    (tmp_path / "README.md").write_text("not a folder")
+    with pytest.raises(DatasetError, match="README.md is a file: give --data the folder"):
+        find_samples(tmp_path / "README.md")
 
 
 def test_the_bundled_samples_are_a_dataset(tmp_path):

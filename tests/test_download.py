@@ -55,10 +55,26 @@ def test_other_content_is_refused_with_what_differs(archive_server, tmp_path):
 
 def test_unreachable_url_and_wrong_layout_are_clear(archive_server, tmp_path, capsys):
     url, digest = archive_server
-    assert main(["--url", url.replace("master.zip", "missing.zip"), "--to", str(tmp_path / "a")]) == 1
+    assert main(["--url", url.replace("master.zip", "missing.zip"), "--to", str(tmp_path / "a")]) == 2
     assert "could not download" in capsys.readouterr().err
     with pytest.raises(DownloadError, match="no folder named 'stage2_test'"):
         download(DatasetSource(url, "stage2_test", digest, 3), tmp_path / "b")
+
+
+def test_a_network_failure_is_told_by_its_system_reason():
+    """A user test: the 200-character cut ended the message mid-word: "[Errn)."."""
+    import requests
+
+    from train.download import download_problem
+
+    host = "x" * 150
+    error = requests.exceptions.ConnectionError(
+        f"HTTPSConnectionPool(host='{host}.com', port=443): Max retries exceeded with url: /a.zip (Caused by "
+        "NameResolutionError(\"<urllib3.connection.HTTPSConnection object>: Failed to resolve 'x.com' "
+        "([Errno -3] Temporary failure in name resolution)\"))")
+    assert download_problem(error) == "[Errno -3] Temporary failure in name resolution"
+    assert download_problem(OSError("short")) == "short"
+    assert download_problem(ValueError("word " * 60)).endswith("word ...")
 
 
 def test_digest_changes_with_any_file(tmp_path):

@@ -60,11 +60,14 @@ class Sample:
 def find_samples(root: str | Path) -> list[SampleFiles]:
     """Competition layout (<id>/images/<id>.png + <id>/masks/*.png) or flat (inputs/ + masks/)."""
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"Data folder {root} is a file: give --data the folder that holds the images "
+                           "(<id>/images/<id>.png with <id>/masks/*.png, or inputs/ and masks/).")
     if not root.is_dir():
         raise DatasetError(
-            f"Data folder {root} not found. Run `python -m train.download` to download and verify the "
-            "DSB2018 training set (CC0) into the cache, where training finds it, or pass --data PATH "
-            "(or set NUCLEI_DATA)."
+            f"Data folder {root} not found. Check the path given to --data (or NUCLEI_DATA); to get the DSB2018 "
+            "training set (CC0), run `python -m train.download`: it downloads and verifies it into the cache, "
+            "where training finds it."
         )
     flat = _flat_layout(root)
     if flat:

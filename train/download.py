@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -50,6 +51,17 @@ def content_digest(folder: Path) -> str:
     return total.hexdigest()
 
 
+def download_problem(error: Exception) -> str:
+    """The cause a person can act on: requests nests the system's reason ("[Errno -3] Temporary
+    failure in name resolution") deep in a long message, which a cut at 200 characters lost."""
+    text = str(error)
+    system = re.search(r"\[Errno [^\]]*\][^'\")]*", text)
+    if system:
+        return system.group(0).strip()
+    first_line = text.splitlines()[0] if text else type(error).__name__
+    return first_line if len(first_line) <= 200 else first_line[:200].rsplit(" ", 1)[0] + " ..."
+
+
 def find_training_folder(root: Path, name: str) -> Path:
     """The folder called ``name`` wherever the archive nests it (GitHub adds a top folder)."""
     found = sorted((p for p in root.rglob(name) if p.is_dir()), key=lambda p: len(p.parts))
@@ -71,9 +83,9 @@ def download(source: DatasetSource = DSB2018, target: Path = CACHE_DATA_DIR, ver
                        processor=pooch.Unzip(extract_dir="unpacked"))
     except Exception as error:  # requests' and zipfile's many error types: all mean "not fetched"
         shutil.rmtree(work, ignore_errors=True)  # nothing half-fetched left in the cache
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DownloadError(f"could not download {source.url} ({first_line[:200]}). Check the network, or "
-                            "pass --url with a mirror, or --data PATH to train on a copy you have.") from None
+        raise DownloadError(f"could not download {source.url} ({download_problem(error)}). Check the network, or "
+                            "pass --url with a mirror; or train on a copy you have: python -m train --data "
+                            "PATH.") from None
     folder = find_training_folder(work / "unpacked", source.folder)
     if verify:
         check(folder, source)
@@ -110,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = download(source, args.to)
     except DownloadError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2
     print(f"training set ready: {folder} (python -m train finds it there)")
     return 0
 
