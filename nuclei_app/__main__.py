@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .config import ReadLimits
-from .interrupts import sigterm_as_interrupt
+from .interrupts import exit_status, sigterm_as_interrupt
 
 
 ENGINE_NAMES = {"xnnpack": "XNNPACK (TensorFlow Lite)", "tensorflow": "TensorFlow's"}
@@ -153,10 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with sigterm_as_interrupt():
             return run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         print("\ninterrupted: the images finished so far are in summary.csv and measurements.csv; "
               "run the same command with --skip-existing to go on from there.", file=sys.stderr)
-        return 130
+        return exit_status(interrupt)
     except BrokenPipeError:  # `... | head`: the reader has gone, nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

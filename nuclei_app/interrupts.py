@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 @contextmanager
 def sigterm_as_interrupt():
-    """SIGTERM raises KeyboardInterrupt inside the block (the main thread's, where Python runs
+    """SIGTERM raises KeyboardInterrupt (``Terminated``) inside the block (the main thread's, where Python runs
     signal handlers); the handler before is put back after it."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -22,5 +22,15 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C but told apart in the exit status."""
+
+
+def exit_status(interrupt: KeyboardInterrupt) -> int:
+    """The shell's convention, 128 + the signal: 130 for Ctrl-C (SIGINT), 143 for SIGTERM, so a
+    scheduler's log tells a stop it sent from a user's Ctrl-C."""
+    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+
+
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    raise Terminated

@@ -8,7 +8,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from nuclei_app.__main__ import number_argument
-from nuclei_app.interrupts import sigterm_as_interrupt
+from nuclei_app.interrupts import exit_status, sigterm_as_interrupt
 from nuclei_app.precision import PRECISIONS
 from nuclei_app.wording import plural
 
@@ -125,14 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, ConfigMismatch, RunInTheWay) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         from .callbacks import epochs_done
 
         done = epochs_done(Path(config.out) / "checkpoints")
         kept = f"keeps its {plural(done, 'finished epoch', 'finished epochs')}" if done else "had finished no epoch yet"
         print(f"\ninterrupted: the run {kept}; continue it with python -m train --resume --out {config.out}",
               file=sys.stderr)
-        return 130
+        return exit_status(interrupt)
     print(f"model folder: {model_folder}")
     if args.push_to_hub:
         from .export import push_to_hub
