@@ -32,8 +32,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     seg.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                      help="flip test-time augmentation: 4 passes, 4x the network time (default: on for light-"
                           "background images, brightfield and H&E, where it helps most; off for fluorescence)")
-    seg.add_argument("--diameter", type=diameter_pixels, metavar="PX",
-                     help="typical nucleus diameter in pixels (default: estimated per image)")
+    seg.add_argument("--diameter", type=diameter_argument, metavar="PX",
+                     help="typical nucleus diameter in pixels, or in µm with a unit (8um, 8µm): each image's pixel "
+                          "size (--pixel-size, or its file's) turns it into pixels (default: estimated per image)")
     seg.add_argument("--pixel-size", type=pixel_size_argument, metavar="UM",
                      help="side of one pixel in µm, for measurements in µm (default: each file's own, from its "
                           "OME-TIFF, ImageJ or Aperio metadata or TIFF resolution in cm; where unknown the µm columns "
@@ -90,6 +91,17 @@ def number_argument(kind: type, accept, requirement: str):
 
 
 diameter_pixels = number_argument(float, lambda v: 0 < v < 10_000, "must be a number of pixels above 0 and below 10000")
+diameter_microns = number_argument(float, lambda v: 0 < v < 1_000, "must be a number of µm above 0 and below 1000")
+MICRON_UNITS = ("µm", "um", "μm")   # the micro sign, u, and the Greek mu people type
+
+
+def diameter_argument(text: str) -> tuple[float, str]:
+    """(value, "px" or "µm"): --diameter 17 or 17px in pixels, --diameter 8um in µm."""
+    number = text.strip()
+    for unit in MICRON_UNITS:
+        if number.lower().endswith(unit):
+            return diameter_microns(number[: -len(unit)].strip()), "µm"
+    return diameter_pixels(number.removesuffix("px").strip()), "px"
 block_size = number_argument(int, lambda v: 256 <= v <= 16384, "must be 256 to 16384 px")
 worker_count = number_argument(int, lambda v: v >= 1, "must be 1 or more workers")
 probability = number_argument(float, lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
@@ -185,14 +197,16 @@ def output_folder_problem(out_text: str, on_cluster: bool) -> str | None:
     return None
 
 
-def diameter_out_of_reach(diameter: float, canonical: float | None) -> str | None:
-    """What --diameter does when the image would be resized past the limits (``scale.py``)."""
+def diameter_out_of_reach(diameter: float, canonical: float | None, asked: str | None = None) -> str | None:
+    """What --diameter does when the image would be resized past the limits (``scale.py``);
+    ``asked``: the value as given, where it was not in px."""
     from .scale import MAX_FACTOR, MIN_FACTOR
 
     if not canonical or MIN_FACTOR <= canonical / diameter <= MAX_FACTOR:
         return None
     nearest = canonical / MAX_FACTOR if canonical / diameter > MAX_FACTOR else canonical / MIN_FACTOR
-    return (f"--diameter {diameter:g}: images are resized at most {MAX_FACTOR:g}x up and {1 / MIN_FACTOR:g}x down "
+    given = f"{asked} = {diameter:g} px" if asked else f"{diameter:g}"
+    return (f"--diameter {given}: images are resized at most {MAX_FACTOR:g}x up and {1 / MIN_FACTOR:g}x down "
             f"(the model sees {canonical:g} px nuclei), so nuclei are treated as {nearest:g} px across.")
 
 
@@ -239,11 +253,15 @@ def run(args: argparse.Namespace) -> int:
     if not (args.workers or args.scheduler):  # workers prepare their own
         model.prepare()
     print(f"network: {model.precision} on {ENGINE_NAMES[model.runs_on]} kernels", file=sys.stderr)
-    reach = diameter_out_of_reach(args.diameter, model.diameter) if args.diameter else None
+    value, unit = args.diameter or (None, "px")
+    in_pixels = value if unit == "px" else (value / args.pixel_size if value and args.pixel_size else None)
+    reach = diameter_out_of_reach(in_pixels, model.diameter, None if unit == "px" else f"{value:g} µm") \
+        if in_pixels else None
     if reach:
         print(f"warning: {reach}", file=sys.stderr)
-    request = ImageRequest(settings, args.tta, args.diameter, args.channel, args.formats, args.block_size,
-                           model.precision, args.engine, args.pixel_size, args.z_plane)
+    request = ImageRequest(settings, args.tta, value if unit == "px" else None, args.channel, args.formats,
+                           args.block_size, model.precision, args.engine, args.pixel_size, args.z_plane,
+                           diameter_um=value if unit == "µm" else None)
     if args.workers or args.scheduler:
         from .distributed import ClusterError, cluster_model_source, run_on_cluster
 

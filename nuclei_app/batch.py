@@ -18,7 +18,7 @@ import time
 import traceback
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence, TextIO
 
@@ -58,6 +58,23 @@ class ImageRequest:
     engine: str = "auto"            # --engine: whose kernels run the network (model.py ENGINES), on every worker too
     pixel_size: float | None = None  # --pixel-size, µm (None: each file's own, where its metadata has one)
     z_plane: ZChoice = None          # --z-plane: a Z-stack's plane, 'focus' or 'max' (None: the first; planes.py)
+    diameter_um: float | None = None  # --diameter in µm: each image's pixel size turns it into ``diameter`` px
+
+
+def for_image(request: ImageRequest, pixel_size: PixelSize | None) -> ImageRequest:
+    """The request for one image: a diameter asked in µm in this image's pixels."""
+    if request.diameter_um is None:
+        return request
+    if pixel_size is None:
+        raise ValueError(f"--diameter {request.diameter_um:g}µm needs the image's pixel size, which its file does "
+                         "not record: give --pixel-size UM, or the diameter in pixels")
+    return replace(request, diameter=request.diameter_um / pixel_size.um)
+
+
+def diameter_asked(request: ImageRequest) -> str:
+    if request.diameter_um is not None:
+        return f"{request.diameter_um:g} µm"
+    return "auto" if request.diameter is None else f"{request.diameter:g} px"
 
 
 def settings_text(request: ImageRequest, model_identity: str) -> str:
@@ -67,7 +84,7 @@ def settings_text(request: ImageRequest, model_identity: str) -> str:
     tta = "auto" if request.tta is None else ("on" if request.tta else "off")
     parts = [f"model {model_identity}", f"threshold {settings.threshold:g}",
              f"min size {f'{settings.min_size} px' if settings.min_size_in_image_pixels else 'auto'}", f"tta {tta}",
-             f"diameter {'auto' if request.diameter is None else f'{request.diameter:g} px'}",
+             f"diameter {diameter_asked(request)}",
              f"channel {request.channel}", f"precision {request.precision}"]
     extra = ([f"block size {request.block_size}"] if request.block_size else []) + (
         [f"pixel size {request.pixel_size:g} µm"] if request.pixel_size else []) + (
@@ -154,10 +171,11 @@ def noted(notes: list[str]) -> str:
 def read_and_prepare(model: NucleiModel, path: Path, request: ImageRequest):
     """Stage 1: (channels as read, the network's input and channel, and the diameter estimate
     where the diameter is not given: done here, off the network's turn; the reading notes;
-    the pixel size)."""
+    the pixel size; the diameter asked, in this image's pixels)."""
     notes: list[str] = []
     channels, channel, pixel_size = read_input(path, request, notes)
-    return channels, network_input(model, channels, channel, with_estimate=request.diameter is None), notes, pixel_size
+    diameter = for_image(request, pixel_size).diameter
+    return channels, network_input(model, channels, channel, with_estimate=diameter is None), notes, pixel_size, diameter
 
 
 def label_and_finish(model: NucleiModel, out: Path, item: InFlight, prediction, tuned_labels,
@@ -299,9 +317,9 @@ def run_pipeline(model: NucleiModel, todo: list[Path], names: dict[Path, str], o
                 item, reading = reads.popleft()
                 read_ahead()
                 try:
-                    item.channels, prepared, item.notes, item.pixel_size = reading.result()
+                    item.channels, prepared, item.notes, item.pixel_size, diameter = reading.result()
                     prediction, tuned_labels = predict_labels(model, None, request.tta, progress.tiles(item.path.name),
-                                                              request.diameter, request.channel, prepared)
+                                                              diameter, request.channel, prepared)
                     item.writing = writer.submit(label_and_finish, model, out, item, prediction, tuned_labels,
                                                  request, prepared.field_image)
                     writes.append(item)
@@ -369,18 +387,19 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
     from .blocks import DEFAULT_BLOCK, segment_array_in_blocks, segment_in_blocks
 
     notes = [] if notes is None else notes
-    options = dict(settings=request.settings, diameter=request.diameter, channel=request.channel, tta=request.tta,
+    options = dict(settings=request.settings, channel=request.channel, tta=request.tta,
                    block_size=request.block_size or DEFAULT_BLOCK, progress=progress, runner=runner)
     if huge:
         size_notes: list[str] = []  # after the reading's notes, as on every other route
         pixel_size = pixel_size_for(path, request.pixel_size, size_notes)
         outcome = segment_in_blocks(model, path, out, name, label=label, pixel_size=pixel_size,
                                     plane=plane_request(request), intensities="intensities" in request.formats,
-                                    **options)
+                                    diameter=for_image(request, pixel_size).diameter, **options)
         notes += outcome.notes + size_notes + list(filter(None, [formats_left_out(request.formats)]))
     else:
         channels, options["channel"], pixel_size = read_input(path, request, notes, name=label)
-        outcome = segment_array_in_blocks(model, channels, **options)
+        outcome = segment_array_in_blocks(model, channels, diameter=for_image(request, pixel_size).diameter,
+                                          **options)
         notes += outcome.notes
     notes += filter(None, [kind_caution(model.validation_metrics, outcome.kind)])  # as image_notes adds it
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).

@@ -41,9 +41,9 @@ from typing import Iterator, Sequence, TextIO
 
 import pandas as pd
 
-from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, describe_scale, failure_status, finish_run, image_files,
-                    is_disk_full, is_huge, noted, plane_request, put_in_order, put_on_record, read_input,
-                    segment_channels, settings_text, start_run, stop)
+from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, describe_scale, failure_status, finish_run, for_image,
+                    image_files, is_disk_full, is_huge, noted, plane_request, put_in_order, put_on_record,
+                    read_input, segment_channels, settings_text, start_run, stop)
 from .diameter_check import image_notes
 from .inputs import collect_images
 from .model import ModelLoadError, NucleiModel, model_digest
@@ -449,7 +449,7 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     try:
         # Messages name the file as the user did.
         channels, channel, pixel_size = read_input(task.path, request, notes, name=task.given)
-        segmentation = segment_channels(model, channels, replace(request, channel=channel))
+        segmentation = segment_channels(model, channels, replace(for_image(request, pixel_size), channel=channel))
         notes += image_notes(model, channels, segmentation, asked_channel=channel)
         table, files = image_files(task.name, channels, segmentation, request, pixel_size)
         write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))

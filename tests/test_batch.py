@@ -710,6 +710,25 @@ def test_measurements_are_in_um_where_the_file_records_its_pixel_size(bundled_mo
     assert read_pixel_size(out / "plain_labels.tif").size is None
 
 
+@pytest.mark.parametrize("route", ["whole", "blocks", "huge", "cluster"])
+def test_a_diameter_in_um_is_each_image_s_own_pixels(tiny_model, tmp_path, monkeypatch, route):
+    """--diameter 10um: 20 px on a 0.5 µm file; a file with no pixel size fails alone, saying
+    what to give. Every route an image can take."""
+    write_calibrated(tmp_path / "in" / "cal.ome.tif", 0.5)
+    write_image(tmp_path / "in" / "plain.png", seed=1)
+    request = ImageRequest(tiny_model.postprocess_settings, diameter_um=10.0,
+                           block_size=256 if route == "blocks" else None)
+    result, log = run_by_route(route, tiny_model, tmp_path / "in", tmp_path / "out", request, monkeypatch,
+                               huge=lambda path: path.suffix == ".tif")
+    (line,) = [line for line in log.splitlines() if "cal.ome.tif:" in line and " nuclei" in line]
+    assert "diameter 20.0 px = 10.0 µm (given)" in line, line
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("image")
+    assert summary.loc["cal", "status"] == "ok" and summary.loc["cal", "diameter_px"] == 20.0
+    assert "needs the image's pixel size, which its file does not record: give --pixel-size UM" in \
+        summary.loc["plain", "status"]
+    assert "diameter 10 µm" in summary.loc["cal", "settings"] and len(result.failed) == 1
+
+
 def test_a_pixel_size_given_applies_to_every_image_and_a_different_file_value_is_noted(bundled_model, tmp_path):
     write_calibrated(tmp_path / "in" / "cal.ome.tif", 0.325)
     write_image(tmp_path / "in" / "plain.png", seed=1)

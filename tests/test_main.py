@@ -177,6 +177,25 @@ def test_diameter_and_channel_flags_are_used_and_reported(tiny_model_dir, tmp_pa
     assert "channel 5" in pd.read_csv(tmp_path / "o2" / "summary.csv").iloc[0]["status"]
 
 
+def test_a_diameter_takes_pixels_or_microns():
+    from nuclei_app.__main__ import diameter_argument
+
+    assert [diameter_argument(text) for text in ("17", "17px", "8um", "8 µm", "8μm", "8UM")] == \
+        [(17.0, "px"), (17.0, "px"), (8.0, "µm"), (8.0, "µm"), (8.0, "µm"), (8.0, "µm")]
+
+
+def test_a_diameter_in_microns_with_a_pixel_size_given_is_warned_as_pixels_are(tiny_model_dir, tmp_path):
+    """--diameter 2um at --pixel-size 1: 2 px, past what images are resized for: the same
+    warning as --diameter 2 (and the image's line gives the px and µm)."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes((SAMPLES / "images" / "fluorescence_sparse.png").read_bytes())
+    result = run_cli("segment", tmp_path / "in", "--out", tmp_path / "out", "--model", tiny_model_dir,
+                     "--diameter", "2um", "--pixel-size", "1")
+    assert result.returncode == 0, result.stderr
+    assert "warning: --diameter 2 µm = 2 px: images are resized at most" in result.stderr
+    assert "diameter 2.0 px = 2.0 µm (given)" in result.stderr
+
+
 def test_bad_flag_values_are_usage_errors(tmp_path):
     for flags in (["--diameter", "-3"], ["--diameter", "big"], ["--channel", "blue"], ["--precision", "half"]):
         result = run_cli("segment", tmp_path, "--out", tmp_path / "o", *flags)
@@ -184,6 +203,8 @@ def test_bad_flag_values_are_usage_errors(tmp_path):
     result = run_cli("segment", tmp_path, "--out", tmp_path / "o", "--diameter", "1e9")
     assert "must be a number of pixels above 0 and below 10000, got 1e9" in result.stderr  # the rule it broke
     for flags, rule in ((["--pixel-size", "100"], "the side of one pixel in µm, between 0.005 and 50 (e.g. 0.65"),
+                        (["--diameter", "8mm"], "not a number: '8mm'"),
+                        (["--diameter", "0um"], "must be a number of µm above 0 and below 1000, got 0"),
                         (["--pixel-size", "0.3um"], "not a number: '0.3um'"),
                         (["--z-plane", "best"], "must be a plane number from 0, 'focus' (the sharpest plane) or "
                                                 "'max'")):
