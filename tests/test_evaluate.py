@@ -158,4 +158,36 @@ def test_data_without_the_models_validation_images_is_a_clear_error(tiny_model_d
         shutil.copytree(folder, tmp_path / folder.name)
     assert main(["--model", str(tiny_model_dir), "--data", str(tmp_path)]) == 2
     error = capsys.readouterr().err
-    assert "none of the model's" in error and str(tmp_path) in error and "Traceback" not in error
+    assert f"0 of the model's {len(validation)} validation images" in error and str(tmp_path) in error
+    assert f"give --data the folder the model was trained on ({tiny_dataset.resolve()})" in error
+    assert "Traceback" not in error
+
+
+def test_write_needs_every_validation_image(tiny_run, tiny_dataset, tmp_path, capsys):
+    """A user test: --write with a --data folder holding 1 of 135 validation images replaced the
+    bundled model's recorded scores with that one image's."""
+    import json
+    import shutil
+
+    from train.evaluate import main
+
+    shutil.copytree(tiny_run / "model", tmp_path / "model")
+    metadata = json.loads((tmp_path / "model" / "nuclei.json").read_text())
+    metadata["training"]["validation_ids"] += ["an_image_not_in_the_folder"]
+    (tmp_path / "model" / "nuclei.json").write_text(json.dumps(metadata))
+    before = (tmp_path / "model" / "nuclei.json").read_bytes()
+    assert main(["--model", str(tmp_path / "model"), "--data", str(tiny_dataset), "--write"]) == 2
+    assert "all are needed here" in capsys.readouterr().err
+    assert (tmp_path / "model" / "nuclei.json").read_bytes() == before
+
+
+def test_holdout_of_mistakes_are_clear_errors(tiny_run, tiny_model_dir, tiny_dataset, capsys):
+    """A user test: the run's folder, a typo, or a run without a held-out group gave tracebacks."""
+    from train.evaluate import main
+
+    common = ["--model", str(tiny_model_dir), "--data", str(tiny_dataset), "--holdout-of"]
+    for folder, message in ((tiny_run, "its model folder is"), (tiny_run / "modle", "does not exist"),
+                            (tiny_model_dir, "was not trained with --holdout-group")):
+        assert main(common + [str(folder)]) == 2
+        error = capsys.readouterr().err
+        assert message in error and "Traceback" not in error, error

@@ -333,52 +333,63 @@ def plot_learning_curves(csv_path: Path, out: Path) -> None:
     plt.close(figure)
 
 
-def evaluate_folder(model_source: str, data: Path, precision: str = "float32") -> dict:
+def evaluate_folder(model_source: str, data: Path, precision: str = "float32", complete: bool = False) -> dict:
     """Re-scores a model folder on its own validation split (ids from its nuclei.json), with
-    the network computing in ``precision`` (float32, bfloat16)."""
+    the network computing in ``precision`` (float32, bfloat16). ``complete``: every one of
+    those images must be in ``data`` (scores that replace the recorded ones)."""
+    from nuclei_app.sources import resolve_model
+
+    model = resolve_model(model_source, fallback=False)
+    model.set_precision(precision)
+    validation = validation_samples(model, data, complete)
+    return evaluate(model, originals(validation), shipped=model.postprocess_settings)
+
+
+def validation_samples(model: NucleiModel, data: Path, complete: bool = False) -> list[Sample]:
+    """A model's validation images in ``data``: the ids its nuclei.json recorded (only those are
+    read), or for folders from before they were recorded, the split its seed gives."""
+    from .data import find_samples, load_samples, split_train_validation
+
+    training = model.metadata["training"]
+    recorded = set(training.get("validation_ids") or [])
+    if not recorded:
+        samples = load_samples(find_samples(data), model.normalisation, model.diameter)
+        return split_train_validation(samples, training["validation_fraction"], training["split_seed"])[1]
+    files = [f for f in find_samples(data) if f.sample_id in recorded]
+    found_all_of(len(files), recorded, data, training, complete, "validation images")
+    return load_samples(files, model.normalisation, model.diameter)
+
+
+def found_all_of(found: int, wanted: set[str], data: Path, training: dict, complete: bool, what: str) -> None:
+    """Refuses a ``data`` folder holding none of the ``wanted`` images (or, ``complete``, not all),
+    naming the folder the model was trained on; warns where it holds only some."""
+    from .data import DatasetError
+
+    if found == len(wanted):
+        return
+    from nuclei_app.config import PROJECT_DIR
+
+    trained_on = training.get("data") or (training.get("config") or {}).get("data")   # relative to the project
+    where = (f"the folder the model was trained on ({(PROJECT_DIR / trained_on).resolve()})" if trained_on
+             else "the folder the model was trained on")
+    if not found or complete:
+        raise DatasetError(f"{found} of the model's {len(wanted)} {what} (ids in its nuclei.json) are in {data}"
+                           f"{'; all are needed here' if found else ''}: give --data {where}")
+    log.warning("only %d of the model's %d %s are in %s: the scores are theirs alone", found, len(wanted), what, data)
+
+
+def score_ids(model_source: str, data: Path, ids: list[str], training: dict) -> dict:
+    """A model folder's scores on given training-set images (e.g. another run's held-out group,
+    ``training`` that run's record)."""
     from nuclei_app.sources import resolve_model
 
     from .data import find_samples, load_samples
 
     model = resolve_model(model_source, fallback=False)
-    model.set_precision(precision)
-    samples = load_samples(find_samples(data), model.normalisation, model.diameter)
-    validation = validation_samples(samples, model.metadata["training"], data)
-    return evaluate(model, originals(validation), shipped=model.postprocess_settings)
-
-
-def validation_samples(samples: list[Sample], training: dict, data: Path) -> list[Sample]:
-    """A model's validation images among ``samples``: the ids its nuclei.json recorded (folders
-    from before they were recorded: the split its seed gives)."""
-    from .data import DatasetError, split_train_validation
-
-    recorded = training.get("validation_ids")
-    if not recorded:
-        return split_train_validation(samples, training["validation_fraction"], training["split_seed"])[1]
-    wanted = set(recorded)
-    validation = [s for s in samples if s.sample_id in wanted]
-    if not validation:
-        raise DatasetError(f"none of the model's {len(wanted)} validation images (ids in its nuclei.json) is in "
-                           f"{data}: give --data the DSB2018 stage1_train folder the model was trained on")
-    if len(validation) < len(wanted):
-        log.warning("only %d of the model's %d validation images are in %s: the scores are theirs alone",
-                    len(validation), len(wanted), data)
-    return validation
-
-
-def score_ids(model_source: str, data: Path, ids: list[str]) -> dict:
-    """A model folder's scores on given training-set images (e.g. another run's held-out group)."""
-    from nuclei_app.sources import resolve_model
-
-    from .data import DatasetError, find_samples, load_samples
-
-    model = resolve_model(model_source, fallback=False)
     wanted = set(ids)
-    samples = load_samples([f for f in find_samples(data) if f.sample_id in wanted], model.normalisation)
-    if not samples:
-        raise DatasetError(f"none of the run's {len(wanted)} held-out images is in {data}: give --data the "
-                           "DSB2018 stage1_train folder it was trained on")
-    images = originals(samples)
+    files = [f for f in find_samples(data) if f.sample_id in wanted]
+    found_all_of(len(files), wanted, data, training, False, "held-out images")
+    images = originals(load_samples(files, model.normalisation))
     settings = model.postprocess_settings
     return score_labels(images, labels_with(model, predict_all(model, images), [settings] * len(images)))
 
@@ -407,18 +418,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.write and (args.holdout_of or not Path(args.model).is_dir() or args.precision != "float32"):
         parser.error("--write stores a full evaluation (float32) in a local model folder: give --model a folder, "
                      "without --holdout-of or --precision")
-    import json
-
     from nuclei_app.model import ModelLoadError
 
     from .export import metrics_table
 
     try:
         if args.holdout_of:
-            ids = json.loads((args.holdout_of / "nuclei.json").read_text())["metrics"]["holdout"]["ids"]
-            print(metrics_table(score_ids(args.model, args.data, ids)))
+            ids, training = held_out_by(args.holdout_of)
+            print(metrics_table(score_ids(args.model, args.data, ids, training)))
             return 0
-        report = evaluate_folder(args.model, args.data, args.precision)
+        report = evaluate_folder(args.model, args.data, args.precision, complete=args.write)
     except (DatasetError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -430,6 +439,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         print(f"scores written to {rewrite_metrics(Path(args.model), report)}")
     return 0
+
+
+def held_out_by(folder: Path) -> tuple[list[str], dict]:
+    """(the ids of the source group a model folder's run held out, its training record)."""
+    from nuclei_app.model import ModelLoadError, verify_folder
+
+    metadata = verify_folder(Path(folder))   # the run's folder itself: "its model folder is ..."
+    holdout = (metadata.get("metrics") or {}).get("holdout")
+    if not holdout:
+        raise ModelLoadError(f"{folder} was not trained with --holdout-group, so it held no source group out: give "
+                             "--holdout-of the model folder of a run that was (python -m train --holdout-group N).")
+    return holdout["ids"], metadata.get("training", {})
 
 
 def rewrite_metrics(folder: Path, report: dict) -> Path:
