@@ -351,7 +351,16 @@ def test_an_interrupted_run_says_how_to_resume_it(monkeypatch, tmp_path, capsys)
     def stopped(config):
         raise KeyboardInterrupt
 
+    def stopped_in_the_first_epoch(config):
+        (config.out / "checkpoints").mkdir(parents=True)
+        (config.out / "run.json").write_text("{}")
+        raise KeyboardInterrupt
+
     monkeypatch.setattr(train.train, "train", stopped)
+    assert main(["--preset", "tiny", "--out", str(tmp_path / "run")]) == 130
+    err = capsys.readouterr().err   # stopped while reading the data: nothing to resume
+    assert "interrupted before the run started: nothing was written; run the same command again" in err
+    monkeypatch.setattr(train.train, "train", stopped_in_the_first_epoch)
     assert main(["--preset", "tiny", "--out", str(tmp_path / "run")]) == 130
     err = capsys.readouterr().err
     assert f"continue it with python -m train --resume --out {tmp_path / 'run'}" in err and "Traceback" not in err
@@ -388,9 +397,9 @@ def test_log_rows_of_epochs_not_in_the_checkpoint_are_dropped(tmp_path):
     from train.train import keep_logged_epochs
 
     log = tmp_path / "log.csv"
-    log.write_text("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n")
+    log.write_bytes(b"epoch,loss\r\n0,1.0\r\n1,0.9\r\n2,0.8\r\n\r\n")
     keep_logged_epochs(log, 2)
-    assert log.read_text() == "epoch,loss\n0,1.0\n1,0.9\n"
+    assert log.read_bytes() == b"epoch,loss\r\n0,1.0\r\n1,0.9\r\n\r\n"
 
 
 def test_bad_sizes_are_argument_errors_not_keras_tracebacks(tmp_path, capsys):

@@ -128,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as interrupt:
         from .callbacks import epochs_done
 
+        if not (Path(config.out) / "run.json").exists():   # stopped while reading the data
+            print("\ninterrupted before the run started: nothing was written; run the same command again.",
+                  file=sys.stderr)
+            return exit_status(interrupt)
         done = epochs_done(Path(config.out) / "checkpoints")
         kept = f"keeps its {plural(done, 'finished epoch', 'finished epochs')}" if done else "had finished no epoch yet"
         print(f"\ninterrupted: the run {kept}; continue it with python -m train --resume --out {config.out}",

@@ -67,11 +67,11 @@ def check_run_folder(config: TrainConfig, checkpoints: Path) -> None:
         raise RunInTheWay(f"{config.out} holds a run with {done} epochs done: add --resume to continue it, or "
                           "choose another --out for a new run (or delete the folder).")
     exported = Path(config.out) / "model"
-    if not config.resume and (exported.exists() or (Path(config.out) / "run.json").exists()):
-        # A user test: --out assets replaced the bundled model (its checkpoints were elsewhere).
-        what = f"a model folder ({exported})" if exported.exists() else "a run's record (run.json)"
-        raise RunInTheWay(f"{config.out} holds {what} that a new run would overwrite: choose another --out for a "
-                          "new run (or delete it).")
+    if not config.resume and exported.exists():
+        # A user test: --out assets replaced the bundled model (no checkpoints there to refuse on).
+        # A run stopped before its first epoch holds nothing to lose: a new one may replace it.
+        raise RunInTheWay(f"{config.out} holds a model folder ({exported}) that a new run would overwrite: choose "
+                          "another --out for the new run.")
     if config.resume and config.epochs < done:
         raise RunInTheWay(f"the run in {config.out} has {done} epochs done: --epochs {config.epochs} would stop "
                           f"before them; give --epochs {done} or more (or leave it out).")
@@ -215,10 +215,15 @@ def keep_logged_epochs(log_file: Path, epochs: int) -> None:
     was being saved left its row, and the resume that trains it again logged it twice."""
     if not log_file.exists():
         return
-    lines = log_file.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < epochs]
+    lines = log_file.read_bytes().splitlines(keepends=True)   # bytes: CSVLogger's \r\n endings kept
+
+    def later_epoch(line: bytes) -> bool:   # anything but an epoch's row (a blank line) stays
+        first = line.split(b",", 1)[0].strip()
+        return first.isdigit() and int(first) >= epochs
+
+    kept = lines[:1] + [line for line in lines[1:] if not later_epoch(line)]
     if len(kept) < len(lines):
-        log_file.write_text("".join(kept))
+        log_file.write_bytes(b"".join(kept))
 
 
 @dataclass
