@@ -348,11 +348,14 @@ def evaluate_folder(model_source: str, data: Path, precision: str = "float32", c
 def validation_samples(model: NucleiModel, data: Path, complete: bool = False) -> list[Sample]:
     """A model's validation images in ``data``: the ids its nuclei.json recorded (only those are
     read), or for folders from before they were recorded, the split its seed gives."""
-    from .data import find_samples, load_samples, split_train_validation
+    from .data import DatasetError, find_samples, load_samples, split_train_validation
 
     training = model.metadata["training"]
     recorded = set(training.get("validation_ids") or [])
     if not recorded:
+        if complete:
+            raise DatasetError("the model's nuclei.json records no validation ids, so it can't be checked that "
+                               f"{data} holds all its validation images: its scores are not rewritten")
         samples = load_samples(find_samples(data), model.normalisation, model.diameter)
         return split_train_validation(samples, training["validation_fraction"], training["split_seed"])[1]
     files = [f for f in find_samples(data) if f.sample_id in recorded]
@@ -360,22 +363,22 @@ def validation_samples(model: NucleiModel, data: Path, complete: bool = False) -
     return load_samples(files, model.normalisation, model.diameter)
 
 
-def found_all_of(found: int, wanted: set[str], data: Path, training: dict, complete: bool, what: str) -> None:
+def found_all_of(found: int, wanted: set[str], data: Path, training: dict, complete: bool, what: str,
+                 whose: str = "the model") -> None:
     """Refuses a ``data`` folder holding none of the ``wanted`` images (or, ``complete``, not all),
-    naming the folder the model was trained on; warns where it holds only some."""
+    naming the folder ``whose`` training ran on; warns where it holds only some."""
+    from nuclei_app.config import PROJECT_DIR
+
     from .data import DatasetError
 
     if found == len(wanted):
         return
-    from nuclei_app.config import PROJECT_DIR
-
     trained_on = training.get("data") or (training.get("config") or {}).get("data")   # relative to the project
-    where = (f"the folder the model was trained on ({(PROJECT_DIR / trained_on).resolve()})" if trained_on
-             else "the folder the model was trained on")
+    where = f"the folder {whose} was trained on" + (f" ({(PROJECT_DIR / trained_on).resolve()})" if trained_on else "")
     if not found or complete:
-        raise DatasetError(f"{found} of the model's {len(wanted)} {what} (ids in its nuclei.json) are in {data}"
+        raise DatasetError(f"{found} of {whose}'s {len(wanted)} {what} (ids in its nuclei.json) are in {data}"
                            f"{'; all are needed here' if found else ''}: give --data {where}")
-    log.warning("only %d of the model's %d %s are in %s: the scores are theirs alone", found, len(wanted), what, data)
+    log.warning("only %d of %s's %d %s are in %s: the scores are theirs alone", found, whose, len(wanted), what, data)
 
 
 def score_ids(model_source: str, data: Path, ids: list[str], training: dict) -> dict:
@@ -388,7 +391,7 @@ def score_ids(model_source: str, data: Path, ids: list[str], training: dict) -> 
     model = resolve_model(model_source, fallback=False)
     wanted = set(ids)
     files = [f for f in find_samples(data) if f.sample_id in wanted]
-    found_all_of(len(files), wanted, data, training, False, "held-out images")
+    found_all_of(len(files), wanted, data, training, False, "held-out images", whose="the --holdout-of run")
     images = originals(load_samples(files, model.normalisation))
     settings = model.postprocess_settings
     return score_labels(images, labels_with(model, predict_all(model, images), [settings] * len(images)))
