@@ -35,8 +35,9 @@ def default_source() -> str:
 def parse_hub_source(source: str) -> HubSource:
     spec = source[len(HF_PREFIX):]
     repo_id, at, revision = spec.partition("@")
+    revision = revision.strip()
     # "@" with nothing after it is a revision left out by mistake, not the default branch.
-    if not REPO_RE.match(repo_id) or (at and not revision.strip()):
+    if not REPO_RE.match(repo_id) or (at and not revision):
         raise ModelLoadError(f"{source}: expected hf://OWNER/NAME or hf://OWNER/NAME@REVISION.")
     return HubSource(repo_id, revision or None)
 

@@ -74,6 +74,7 @@ def test_a_network_failure_is_told_by_its_system_reason():
         "([Errno -3] Temporary failure in name resolution)\"))")
     assert download_problem(error) == "[Errno -3] Temporary failure in name resolution"
     assert download_problem(OSError("short")) == "short"
+    assert download_problem(PermissionError(13, "Permission denied", "/cache/a.zip")) == "Permission denied: /cache/a.zip"
     assert download_problem(ValueError("word " * 60)).endswith("word ...")
 
 

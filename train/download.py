@@ -54,6 +54,8 @@ def content_digest(folder: Path) -> str:
 def download_problem(error: Exception) -> str:
     """The cause a person can act on: requests nests the system's reason ("[Errno -3] Temporary
     failure in name resolution") deep in a long message, which a cut at 200 characters lost."""
+    if isinstance(error, OSError) and error.filename:   # a local file: which one
+        return f"{error.strerror or error}: {error.filename}"
     text = str(error)
     system = re.search(r"\[Errno [^\]]*\][^'\")]*", text)
     if system:
