@@ -91,17 +91,25 @@ def number_argument(kind: type, accept, requirement: str):
 
 
 diameter_pixels = number_argument(float, lambda v: 0 < v < 10_000, "must be a number of pixels above 0 and below 10000")
-diameter_microns = number_argument(float, lambda v: 0 < v < 1_000, "must be a number of µm above 0 and below 1000")
-MICRON_UNITS = ("µm", "um", "μm")   # the micro sign, u, and the Greek mu people type
 
 
 def diameter_argument(text: str) -> tuple[float, str]:
-    """(value, "px" or "µm"): --diameter 17 or 17px in pixels, --diameter 8um in µm."""
-    number = text.strip()
-    for unit in MICRON_UNITS:
-        if number.lower().endswith(unit):
-            return diameter_microns(number[: -len(unit)].strip()), "µm"
-    return diameter_pixels(number.removesuffix("px").strip()), "px"
+    """(value, "px" or "µm"): --diameter 17 or 17px in pixels; 8um, 8 µm, 0.008mm (the length
+    units OME and ImageJ write, ``calibration.UNIT_UM``) in µm."""
+    from .calibration import UNIT_UM_LOWER, number_and_unit
+
+    try:
+        number, unit = number_and_unit(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if unit in ("", "px"):
+        return diameter_pixels(text.strip().lower().removesuffix("px").strip()), "px"   # told as typed
+    value = number * UNIT_UM_LOWER[unit]
+    if not 0 < value < 1_000:
+        raise argparse.ArgumentTypeError(f"must be a length above 0 and below 1000 µm, got {text}")
+    return value, "µm"
+
+
 block_size = number_argument(int, lambda v: 256 <= v <= 16384, "must be 256 to 16384 px")
 worker_count = number_argument(int, lambda v: v >= 1, "must be 1 or more workers")
 probability = number_argument(float, lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
@@ -109,14 +117,18 @@ pixel_count = number_argument(int, lambda v: v >= 0, "must be 0 or more pixels")
 
 
 def pixel_size_argument(text: str) -> float:
-    from .calibration import check_given
+    """µm: a plain number (0.65), or with a length unit (0.65um, 325nm)."""
+    from .calibration import UNIT_UM_LOWER, check_given, number_and_unit
 
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        number, unit = number_and_unit(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if unit == "px":
+        raise argparse.ArgumentTypeError(f"a pixel's size is a length: µm as a plain number (0.65) or with a unit "
+                                         f"(325nm), got {text}")
     try:
-        return check_given(value)
+        return check_given(number * UNIT_UM_LOWER.get(unit, 1.0))
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{error}, got {text}") from None
 
@@ -197,22 +209,22 @@ def output_folder_problem(out_text: str, on_cluster: bool) -> str | None:
     return None
 
 
-def diameter_out_of_reach(diameter: float, canonical: float | None, asked: str | None = None) -> str | None:
-    """What --diameter does when the image would be resized past the limits (``scale.py``);
-    ``asked``: the value as given, where it was not in px."""
-    from .scale import MAX_FACTOR, MIN_FACTOR
+def stray_unit(paths: list[str]) -> str | None:
+    """`--diameter 8 um mag/`: argparse takes "um" for an input, and every image ran at 8 px (a
+    user test); a unit among the inputs that is no file is the value's, cut off by the space."""
+    from .calibration import UNIT_UM_LOWER
 
-    if not canonical or MIN_FACTOR <= canonical / diameter <= MAX_FACTOR:
-        return None
-    nearest = canonical / MAX_FACTOR if canonical / diameter > MAX_FACTOR else canonical / MIN_FACTOR
-    given = f"{asked} = {diameter:g} px" if asked else f"{diameter:g}"
-    return (f"--diameter {given}: images are resized at most {MAX_FACTOR:g}x up and {1 / MIN_FACTOR:g}x down "
-            f"(the model sees {canonical:g} px nuclei), so nuclei are treated as {nearest:g} px across.")
+    for path in paths:
+        if (path.strip().lower() in UNIT_UM_LOWER or path.strip().lower() == "px") and not Path(path).exists():
+            return (f"{path!r} is not a file or folder: a unit cut off by a space? Write the value and its unit "
+                    f"together (--diameter 8{path.strip()}, --pixel-size 0.65{path.strip()}).")
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "segment":
-        problem = output_folder_problem(args.out, on_cluster=bool(args.workers or args.scheduler))
+        problem = output_folder_problem(args.out, on_cluster=bool(args.workers or args.scheduler)) or \
+            stray_unit(args.paths)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -240,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(model_record(model), indent=2) if args.json else model_summary(model))
         return 0
     from .batch import ImageRequest, segment_paths
+    from .diameter_check import diameter_out_of_reach
     from .pipeline import settings_for
 
     print(f"model: {describe(model)}", file=sys.stderr)
@@ -254,9 +267,8 @@ def run(args: argparse.Namespace) -> int:
         model.prepare()
     print(f"network: {model.precision} on {ENGINE_NAMES[model.runs_on]} kernels", file=sys.stderr)
     value, unit = args.diameter or (None, "px")
-    in_pixels = value if unit == "px" else (value / args.pixel_size if value and args.pixel_size else None)
-    reach = diameter_out_of_reach(in_pixels, model.diameter, None if unit == "px" else f"{value:g} µm") \
-        if in_pixels else None
+    # In µm it is each image's own number of pixels: its note says so where it is out of reach.
+    reach = diameter_out_of_reach(value, model.diameter) if value and unit == "px" else None
     if reach:
         print(f"warning: {reach}", file=sys.stderr)
     request = ImageRequest(settings, args.tta, value if unit == "px" else None, args.channel, args.formats,

@@ -28,7 +28,7 @@ import pandas as pd
 from .calibration import PixelSize, pixel_size_for, with_physical_sizes
 from .channels import AUTO, display_rgb, intensity_image, usable_channel
 from .config import IMAGE_SUFFIXES, PostprocessSettings
-from .diameter_check import image_notes
+from .diameter_check import diameter_out_of_reach, image_notes
 from .imageio import ImageReadError, read_channels
 from .inputs import collect_images, output_names
 from .kinds import kind_caution
@@ -61,14 +61,19 @@ class ImageRequest:
     diameter_um: float | None = None  # --diameter in µm: each image's pixel size turns it into ``diameter`` px
 
 
-def for_image(request: ImageRequest, pixel_size: PixelSize | None) -> ImageRequest:
-    """The request for one image: a diameter asked in µm in this image's pixels."""
+def for_image(request: ImageRequest, pixel_size: PixelSize | None, model_diameter: float | None,
+              notes: list[str]) -> ImageRequest:
+    """The request for one image: a diameter asked in µm in this image's pixels, with a note
+    where they are past what images are resized for (as the CLI warns of a diameter in px)."""
     if request.diameter_um is None:
         return request
     if pixel_size is None:
-        raise ValueError(f"--diameter {request.diameter_um:g}µm needs the image's pixel size, which its file does "
-                         "not record: give --pixel-size UM, or the diameter in pixels")
-    return replace(request, diameter=request.diameter_um / pixel_size.um)
+        # Not starting with "--": spreadsheets would take the status for a formula (quoted then).
+        raise ValueError(f"a diameter in µm ({request.diameter_um:g} µm) needs the image's pixel size, and it has no "
+                         "usable one: give the diameter in pixels, or --pixel-size UM (which sets every image's).")
+    pixels = request.diameter_um / pixel_size.um
+    notes += filter(None, [diameter_out_of_reach(pixels, model_diameter, f"{request.diameter_um:g} µm")])
+    return replace(request, diameter=pixels)
 
 
 def diameter_asked(request: ImageRequest) -> str:
@@ -174,7 +179,7 @@ def read_and_prepare(model: NucleiModel, path: Path, request: ImageRequest):
     the pixel size; the diameter asked, in this image's pixels)."""
     notes: list[str] = []
     channels, channel, pixel_size = read_input(path, request, notes)
-    diameter = for_image(request, pixel_size).diameter
+    diameter = for_image(request, pixel_size, model.diameter, notes).diameter
     return channels, network_input(model, channels, channel, with_estimate=diameter is None), notes, pixel_size, diameter
 
 
@@ -394,11 +399,13 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
         pixel_size = pixel_size_for(path, request.pixel_size, size_notes)
         outcome = segment_in_blocks(model, path, out, name, label=label, pixel_size=pixel_size,
                                     plane=plane_request(request), intensities="intensities" in request.formats,
-                                    diameter=for_image(request, pixel_size).diameter, **options)
+                                    diameter=for_image(request, pixel_size, model.diameter, size_notes).diameter,
+                                    **options)
         notes += outcome.notes + size_notes + list(filter(None, [formats_left_out(request.formats)]))
     else:
         channels, options["channel"], pixel_size = read_input(path, request, notes, name=label)
-        outcome = segment_array_in_blocks(model, channels, diameter=for_image(request, pixel_size).diameter,
+        outcome = segment_array_in_blocks(model, channels,
+                                          diameter=for_image(request, pixel_size, model.diameter, notes).diameter,
                                           **options)
         notes += outcome.notes
     notes += filter(None, [kind_caution(model.validation_metrics, outcome.kind)])  # as image_notes adds it
@@ -414,14 +421,15 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
     return table, outcome.count, prediction, (outcome.height, outcome.width), pixel_size
 
 
-# What a huge image does not get: these formats need every label in memory at once.
-WHOLE_LABEL_FORMATS = ("png", "rois", "geojson")
+# The formats a huge image gets (``segment_in_blocks``: its label TIFF, measured by blocks);
+# the others need every label in memory at once.
+HUGE_IMAGE_FORMATS = ("tiff", "intensities")
 
 
 def formats_left_out(formats: tuple[str, ...]) -> str | None:
     """The note that a huge image's --formats were not all written (they were left out
     without a word in a user test of --formats all)."""
-    left_out = [name for name in formats if name in WHOLE_LABEL_FORMATS]
+    left_out = [name for name in formats if name not in HUGE_IMAGE_FORMATS]
     if not left_out:
         return None
     return (f"too large for --formats {','.join(left_out)} (they need every label in memory): it has its label "

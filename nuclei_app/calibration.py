@@ -54,6 +54,7 @@ UNIT_UM = {
     "mm": 1e3, "millimeter": 1e3, "millimetre": 1e3, "cm": 1e4, "centimeter": 1e4,
     "centimetre": 1e4, "m": 1e6, "meter": 1e6, "metre": 1e6,
 }
+UNIT_UM_LOWER = {name.lower(): factor for name, factor in UNIT_UM.items()}   # as people type them
 
 # The measurements in pixels that have a size in µm, and how they scale: (µm column, px column, power).
 PHYSICAL_COLUMNS = [
@@ -87,6 +88,19 @@ class Reading:
         if not self.said or (self.size and math.isclose(self.size.um, given, rel_tol=SAME_SIZE_TOLERANCE)):
             return []
         return [f"the pixel size given, {given:g} µm, is used; the file says {self.said}"]
+
+
+def number_and_unit(text: str) -> tuple[float, str]:
+    """'8um' -> (8.0, 'um'), '0.65' -> (0.65, ''): a typed length and its unit, lower case
+    (ValueError says what is wrong: not a number, or a unit that is not a length's)."""
+    number, unit = re.fullmatch(r"\s*(.*?)\s*([^\d\s.,]*)", text.strip()).groups()
+    unit = unit.lower()
+    if unit and unit != "px" and unit not in UNIT_UM_LOWER:
+        raise ValueError(f"unknown unit {unit!r} in {text!r}: a length's (um, µm, nm, mm) or none")
+    try:
+        return float(number), unit
+    except ValueError:
+        raise ValueError(f"not a number: {number!r}" + (" (use a decimal point)" if "," in number else "")) from None
 
 
 def check_given(value: float) -> float:

@@ -2,7 +2,7 @@
 
 An estimated diameter is checked against the nuclei found at it (``pipeline``); one the user
 gives is taken as told, which is right: it is how a user overrides a wrong estimate. But a
-diameter typed in µm, or one left over from another magnification, wrecks the result without
+diameter in µm typed as pixels, or one left over from another magnification, wrecks the result without
 a word (a user test: 22 px nuclei segmented at 66 px gave 1 nucleus of 22, at 7 px 22 objects
 with 7 right). So the result is compared with what the image says. The network follows the
 size it is told, so the nuclei found measure between the truth and the given size; the
@@ -25,8 +25,8 @@ from .canvas import canvas_note
 from .channels import all_colours_note
 from .kinds import kind_caution
 from .pipeline import MAX_NETWORK_PIXELS, Segmentation, network_input
-from .scale import (ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, MAX_FACTOR, equivalent_diameters, estimate_diameter,
-                    scale_factor)
+from .scale import (ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, MAX_FACTOR, MIN_FACTOR, equivalent_diameters,
+                    estimate_diameter, scale_factor)
 from .size_search import SEARCH_ABOVE
 
 # Nuclei found within this factor of the given diameter: it fits, nothing more is computed.
@@ -44,7 +44,7 @@ LOWEST_ESTIMATE = ESTIMATOR_DIAMETERS[0] / ESTIMATOR_BIAS * 1.001
 # 5000x20 strip into 45 objects without a word.
 NARROW_DIAMETERS = 3.0
 # What to do about it, on the command line (the app says it its own way).
-CLI_ADVICE = "Give --diameter in pixels (not µm), or leave it out to have it estimated"
+CLI_ADVICE = "Give --diameter in pixels (or in µm with its unit: 8um), or leave it out to have it estimated"
 
 
 # Where a whole image enlarged to its diameter would be too large for the network: the
@@ -166,8 +166,19 @@ def diameter_doubt(given: float, labels: np.ndarray, blob_estimate: Callable[[],
     found = (f"the {count} nuclei found at it measure {measured:.0f} px" if measured is not None
              else f"{count} {'nucleus' if count == 1 else 'nuclei'} found at it")
     seen = f", the image's own estimate is {blob:.0f} px" if blob_counts else ""
-    return f"the diameter given, {given:g} px, looks wrong for this image: {found}{seen}. {advice}"
+    return f"the diameter given, {round(given, 1):g} px, looks wrong for this image: {found}{seen}. {advice}"
 
 
 def _within(value: float, reference: float, factor: float) -> bool:
     return abs(math.log(value / reference)) <= math.log(factor)
+
+
+def diameter_out_of_reach(diameter: float, canonical: float | None, asked: str | None = None) -> str | None:
+    """What --diameter does when the image would be resized past the limits (``scale.py``);
+    ``asked``: the value as given, where it was not in px."""
+    if not canonical or MIN_FACTOR <= canonical / diameter <= MAX_FACTOR:
+        return None
+    nearest = canonical / MAX_FACTOR if canonical / diameter > MAX_FACTOR else canonical / MIN_FACTOR
+    given = f"{asked} = {diameter:g} px" if asked else f"{diameter:g}"
+    return (f"--diameter {given}: images are resized at most {MAX_FACTOR:g}x up and {1 / MIN_FACTOR:g}x down "
+            f"(the model sees {canonical:g} px nuclei), so nuclei are treated as {nearest:g} px across.")

@@ -449,7 +449,8 @@ def segment_on_worker(task: ImageTask, model_source: str, request: ImageRequest,
     try:
         # Messages name the file as the user did.
         channels, channel, pixel_size = read_input(task.path, request, notes, name=task.given)
-        segmentation = segment_channels(model, channels, replace(for_image(request, pixel_size), channel=channel))
+        image_request = for_image(request, pixel_size, model.diameter, notes)
+        segmentation = segment_channels(model, channels, replace(image_request, channel=channel))
         notes += image_notes(model, channels, segmentation, asked_channel=channel)
         table, files = image_files(task.name, channels, segmentation, request, pixel_size)
         write_files(out_url, files, run_id, pause=float(os.environ.get(PAUSE_ENV_VAR) or 0))

@@ -38,6 +38,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "intensities": ("_intensities.csv",),
 }
 ALL = "all"
+ALIASES = {"tif": "tiff", "roi": "rois"}   # the spellings people type for them
 # Significant digits of the measurements' numbers, in the CSVs and the GeoJSON alike: a
 # centroid 49,999.53 px into a whole-slide image keeps its hundredths, an area of 9,999,999 px
 # all its digits (4 digits put nuclei 10,000 px from the origin on a 10 px grid).
@@ -52,7 +53,7 @@ Ring = np.ndarray  # (n, 2) int64 corner points (x, y), closed implicitly (last 
 
 def parse_formats(text: str) -> tuple[str, ...]:
     """'png,tiff' or 'all' (any case, spaces allowed) -> format names in FORMATS order."""
-    entries = [entry.strip().lower() for entry in text.split(",") if entry.strip()]
+    entries = [ALIASES.get(entry, entry) for entry in (part.strip().lower() for part in text.split(",")) if entry]
     valid = ", ".join([*FORMATS, ALL])
     if not entries:
         raise ValueError(f"no export format given; choose from {valid}")

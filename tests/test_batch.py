@@ -716,6 +716,7 @@ def test_a_diameter_in_um_is_each_image_s_own_pixels(tiny_model, tmp_path, monke
     what to give. Every route an image can take."""
     write_calibrated(tmp_path / "in" / "cal.ome.tif", 0.5)
     write_image(tmp_path / "in" / "plain.png", seed=1)
+    write_image(tmp_path / "in" / "plain_tiff.tif", seed=2)   # huge on the huge route, as cal.ome.tif
     request = ImageRequest(tiny_model.postprocess_settings, diameter_um=10.0,
                            block_size=256 if route == "blocks" else None)
     result, log = run_by_route(route, tiny_model, tmp_path / "in", tmp_path / "out", request, monkeypatch,
@@ -724,9 +725,10 @@ def test_a_diameter_in_um_is_each_image_s_own_pixels(tiny_model, tmp_path, monke
     assert "diameter 20.0 px = 10.0 µm (given)" in line, line
     summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("image")
     assert summary.loc["cal", "status"] == "ok" and summary.loc["cal", "diameter_px"] == 20.0
-    assert "needs the image's pixel size, which its file does not record: give --pixel-size UM" in \
-        summary.loc["plain", "status"]
-    assert "diameter 10 µm" in summary.loc["cal", "settings"] and len(result.failed) == 1
+    for uncalibrated in ("plain", "plain_tiff"):
+        assert "a diameter in µm (10 µm) needs the image's pixel size, and it has no usable one: give the " \
+            "diameter in pixels, or --pixel-size UM" in summary.loc[uncalibrated, "status"]
+    assert "diameter 10 µm" in summary.loc["cal", "settings"] and len(result.failed) == 2
 
 
 def test_a_pixel_size_given_applies_to_every_image_and_a_different_file_value_is_noted(bundled_model, tmp_path):

@@ -35,7 +35,7 @@ def test_nuclei_found_far_from_the_given_diameter_are_told(disks_20):
     assert calls == [21.0]
     assert note.startswith("the diameter given, 60 px, looks wrong for this image: the 49 nuclei found at it "
                            "measure 20 px, the image's own estimate is 21 px.")
-    assert "--diameter in pixels (not µm)" in note
+    assert "--diameter in pixels (or in µm with its unit: 8um)" in note
 
 
 def test_a_mild_disagreement_the_estimate_does_not_confirm_is_no_doubt(disks_20):

@@ -248,13 +248,14 @@ def test_geojson_leaves_out_measurements_that_are_not_numbers(labels, table):
     ("GeoJSON, tiff", ("tiff", "geojson")),
     ("rois,png,rois,", ("png", "rois")),
     ("png,all", ("png", "tiff", "rois", "geojson", "intensities")),
+    ("tif,roi", ("tiff", "rois")),   # the spellings people type
 ])
 def test_parse_formats(text, expected):
     assert parse_formats(text) == expected
 
 
 @pytest.mark.parametrize("text, bad", [
-    ("png,tif", "'tif'"), ("json", "'json'"), ("", "no export format"), (" , ", "no export format"),
+    ("png,tiff8", "'tiff8'"), ("json", "'json'"), ("", "no export format"), (" , ", "no export format"),
 ])
 def test_parse_formats_names_the_bad_entry_and_the_valid_ones(text, bad):
     with pytest.raises(ValueError) as error:

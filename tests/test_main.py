@@ -178,22 +178,34 @@ def test_diameter_and_channel_flags_are_used_and_reported(tiny_model_dir, tmp_pa
 
 
 def test_a_diameter_takes_pixels_or_microns():
-    from nuclei_app.__main__ import diameter_argument
+    from nuclei_app.__main__ import diameter_argument, pixel_size_argument
 
-    assert [diameter_argument(text) for text in ("17", "17px", "8um", "8 µm", "8μm", "8UM")] == \
-        [(17.0, "px"), (17.0, "px"), (8.0, "µm"), (8.0, "µm"), (8.0, "µm"), (8.0, "µm")]
+    assert [diameter_argument(text) for text in ("17", "17px", "17 PX", "8um", "8 µm", "8μm", "8micron")] == \
+        [(17.0, "px")] * 3 + [(8.0, "µm")] * 4
+    import pytest
+
+    assert diameter_argument("0.008mm")[0] == pytest.approx(8.0) and diameter_argument("8000nm")[0] == pytest.approx(8.0)
+    assert [pixel_size_argument(text) for text in ("0.65", "0.65um", "0.65 µm")] == [0.65] * 3
+    assert pixel_size_argument("325nm") == pytest.approx(0.325)
 
 
-def test_a_diameter_in_microns_with_a_pixel_size_given_is_warned_as_pixels_are(tiny_model_dir, tmp_path):
-    """--diameter 2um at --pixel-size 1: 2 px, past what images are resized for: the same
-    warning as --diameter 2 (and the image's line gives the px and µm)."""
+def test_a_diameter_in_microns_past_what_images_are_resized_for_is_noted(tiny_model_dir, tmp_path):
+    """--diameter 2um at --pixel-size 1: 2 px, past what images are resized for: the image's
+    note says so, as the warning does for --diameter 2 (and its line gives the px and µm)."""
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.png").write_bytes((SAMPLES / "images" / "fluorescence_sparse.png").read_bytes())
     result = run_cli("segment", tmp_path / "in", "--out", tmp_path / "out", "--model", tiny_model_dir,
                      "--diameter", "2um", "--pixel-size", "1")
     assert result.returncode == 0, result.stderr
-    assert "warning: --diameter 2 µm = 2 px: images are resized at most" in result.stderr
+    assert "note: --diameter 2 µm = 2 px: images are resized at most" in result.stderr
     assert "diameter 2.0 px = 2.0 µm (given)" in result.stderr
+
+
+def test_a_unit_cut_off_by_a_space_is_an_error_not_an_input(tmp_path):
+    """A user test: `--diameter 8 um folder/` segmented every image at 8 px, "um" a missing input."""
+    result = run_cli("segment", "--diameter", "8", "um", SAMPLES / "images", "--out", tmp_path / "o")
+    assert result.returncode == 2 and "'um' is not a file or folder: a unit cut off by a space?" in result.stderr
+    assert not (tmp_path / "o" / "summary.csv").exists()
 
 
 def test_bad_flag_values_are_usage_errors(tmp_path):
@@ -203,9 +215,10 @@ def test_bad_flag_values_are_usage_errors(tmp_path):
     result = run_cli("segment", tmp_path, "--out", tmp_path / "o", "--diameter", "1e9")
     assert "must be a number of pixels above 0 and below 10000, got 1e9" in result.stderr  # the rule it broke
     for flags, rule in ((["--pixel-size", "100"], "the side of one pixel in µm, between 0.005 and 50 (e.g. 0.65"),
-                        (["--diameter", "8mm"], "not a number: '8mm'"),
-                        (["--diameter", "0um"], "must be a number of µm above 0 and below 1000, got 0"),
-                        (["--pixel-size", "0.3um"], "not a number: '0.3um'"),
+                        (["--diameter", "8mm"], "must be a length above 0 and below 1000 µm, got 8mm"),
+                        (["--diameter", "8 inches"], "unknown unit 'inches' in '8 inches'"),
+                        (["--diameter", "8,5um"], "not a number: '8,5' (use a decimal point)"),
+                        (["--pixel-size", "5px"], "a pixel's size is a length"),
                         (["--z-plane", "best"], "must be a plane number from 0, 'focus' (the sharpest plane) or "
                                                 "'max'")):
         result = run_cli("segment", tmp_path, "--out", tmp_path / "o", *flags)
