@@ -358,7 +358,7 @@ def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: di
             break
         item = InFlight(index, path, names[path], time.time())
         size = declared_size(path) if path in huge else ""
-        progress.note(f"[block-wise] {path.name}: {size}segmented block by block (each block's progress follows)")
+        progress.note(f"[block-wise] {path.name}: {size}segmenting block by block (each block's progress follows)")
         try:
             table, count, prediction, shape, item.pixel_size = segment_by_blocks(
                 model, path, path in huge, item.name, out, request, progress.tiles(path.name, blocks=True),

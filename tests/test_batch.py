@@ -625,7 +625,7 @@ def test_block_size_gives_the_same_files_as_a_whole_image_run(bundled_model, tmp
     log = io.StringIO()
     segment_paths(bundled_model, [image], tmp_path / "whole", whole, log=io.StringIO())
     result = segment_paths(bundled_model, [image], tmp_path / "blocks", blocks, log=log)
-    assert result.exit_status == 0 and "[block-wise] fluorescence_dense.png: segmented block by block" in log.getvalue()
+    assert result.exit_status == 0 and "[block-wise] fluorescence_dense.png: segmenting block by block" in log.getvalue()
     counts = [read_labels(tmp_path / folder / "fluorescence_dense_labels.png").max() for folder in ("whole", "blocks")]
     assert abs(int(counts[0]) - int(counts[1])) <= max(2, 0.02 * counts[0]), counts
     features = json.loads((tmp_path / "blocks" / "fluorescence_dense.geojson").read_text())["features"]
