@@ -90,9 +90,6 @@ def number_argument(kind: type, accept, requirement: str):
     return parse
 
 
-diameter_pixels = number_argument(float, lambda v: 0 < v < 10_000, "must be a number of pixels above 0 and below 10000")
-
-
 def diameter_argument(text: str) -> tuple[float, str]:
     """(value, "px" or "µm"): --diameter 17 or 17px in pixels; 8um, 8 µm, 0.008mm (the length
     units OME and ImageJ write, ``calibration.UNIT_UM``) in µm."""
@@ -103,7 +100,9 @@ def diameter_argument(text: str) -> tuple[float, str]:
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     if unit in ("", "px"):
-        return diameter_pixels(text.strip().lower().removesuffix("px").strip()), "px"   # told as typed
+        if not 0 < number < 10_000:
+            raise argparse.ArgumentTypeError(f"must be a number of pixels above 0 and below 10000, got {text}")
+        return number, "px"
     value = number * UNIT_UM_LOWER[unit]
     if not 0 < value < 1_000:
         raise argparse.ArgumentTypeError(f"must be a length above 0 and below 1000 µm, got {text}")
@@ -212,10 +211,10 @@ def output_folder_problem(out_text: str, on_cluster: bool) -> str | None:
 def stray_unit(paths: list[str]) -> str | None:
     """`--diameter 8 um mag/`: argparse takes "um" for an input, and every image ran at 8 px (a
     user test); a unit among the inputs that is no file is the value's, cut off by the space."""
-    from .calibration import UNIT_UM_LOWER
+    from .calibration import TYPED_UNITS
 
     for path in paths:
-        if (path.strip().lower() in UNIT_UM_LOWER or path.strip().lower() == "px") and not Path(path).exists():
+        if path.strip().lower() in TYPED_UNITS and not Path(path).exists():
             return (f"{path!r} is not a file or folder: a unit cut off by a space? Write the value and its unit "
                     f"together (--diameter 8{path.strip()}, --pixel-size 0.65{path.strip()}).")
     return None

@@ -55,6 +55,7 @@ UNIT_UM = {
     "centimetre": 1e4, "m": 1e6, "meter": 1e6, "metre": 1e6,
 }
 UNIT_UM_LOWER = {name.lower(): factor for name, factor in UNIT_UM.items()}   # as people type them
+TYPED_UNITS = {"px", *UNIT_UM_LOWER}   # what may follow a number typed on the command line
 
 # The measurements in pixels that have a size in µm, and how they scale: (µm column, px column, power).
 PHYSICAL_COLUMNS = [
@@ -95,7 +96,7 @@ def number_and_unit(text: str) -> tuple[float, str]:
     (ValueError says what is wrong: not a number, or a unit that is not a length's)."""
     number, unit = re.fullmatch(r"\s*(.*?)\s*([^\d\s.,]*)", text.strip()).groups()
     unit = unit.lower()
-    if unit and unit != "px" and unit not in UNIT_UM_LOWER:
+    if unit and unit not in TYPED_UNITS:
         raise ValueError(f"unknown unit {unit!r} in {text!r}: a length's (um, µm, nm, mm) or none")
     try:
         return float(number), unit

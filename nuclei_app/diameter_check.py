@@ -28,6 +28,7 @@ from .pipeline import MAX_NETWORK_PIXELS, Segmentation, network_input
 from .scale import (ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, MAX_FACTOR, MIN_FACTOR, equivalent_diameters,
                     estimate_diameter, scale_factor)
 from .size_search import SEARCH_ABOVE
+from .wording import plural
 
 # Nuclei found within this factor of the given diameter: it fits, nothing more is computed.
 # At right diameters the nuclei found measured 0.94-1.14x of it (fluorescence, H&E,
@@ -164,7 +165,7 @@ def diameter_doubt(given: float, labels: np.ndarray, blob_estimate: Callable[[],
             or (blob_counts and not _within(blob, given, DOUBT_BEYOND))):
         return None
     found = (f"the {count} nuclei found at it measure {measured:.0f} px" if measured is not None
-             else f"{count} {'nucleus' if count == 1 else 'nuclei'} found at it")
+             else f"{plural(count, 'nucleus', 'nuclei')} found at it")
     seen = f", the image's own estimate is {blob:.0f} px" if blob_counts else ""
     return f"the diameter given, {round(given, 1):g} px, looks wrong for this image: {found}{seen}. {advice}"
 

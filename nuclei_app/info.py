@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .model import NucleiModel
 from .sources import describe
+from .wording import plural
 
 
 def model_record(model: NucleiModel) -> dict:
@@ -55,4 +56,4 @@ def _metric_lines(metrics: dict) -> list[tuple[str, str]]:
 
 
 def _count(number, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}" if number is not None else f"? {noun}s"
+    return plural(number, noun, noun + "s") if number is not None else f"? {noun}s"
