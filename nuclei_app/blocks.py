@@ -32,6 +32,7 @@ from .channels import (AUTO, all_colours_note, check_channel, choose_channel_of_
 from .config import PostprocessSettings
 from .diameter_check import narrow_image_note, too_small_note
 from .exports import FORMATS
+from .image_notes import quiet_field_note
 from .imageio import rgb_png_bytes, to_uint8
 from .inference import ProgressCallback, Stretch
 from .kinds import input_kind
@@ -39,7 +40,7 @@ from .label_sinks import ArraySink, LabelSink, scratch_sink, strided_labels, wri
 from .model import NucleiModel
 from .overlay import draw_overlay
 from .overview import Overview, survey
-from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, refined_stands
+from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, quiet_field_start, refined_stands
 from .planes import PlaneRequest
 from .results import image_csv, write_atomically
 from .scale import ESTIMATOR_MAX_SIDE, content_corner, estimate_diameter, scale_factor
@@ -115,10 +116,13 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
     if diameter is not None:
         plan, blocks = plan_for(float(diameter), "given", float(diameter))
         return plan, overview, blocks, stitch(plan, blocks)
-    window = _diameter_window(source, overview, chosen, stretch, ESTIMATOR_MAX_SIDE)
     probed: dict = {}
-    estimate = checked_estimate(model, window, estimate_diameter(window), probed)
-    del window
+    if stretch.quiet and model.diameter is not None:
+        estimate = quiet_field_start(model)
+    else:
+        window = _diameter_window(source, overview, chosen, stretch, ESTIMATOR_MAX_SIDE)
+        estimate = checked_estimate(model, window, estimate_diameter(window), probed)
+        del window
     if model.diameter is None:  # no scale in the model: the image's own; the estimate sizes the margin
         plan, blocks = plan_for(None, "none", estimate)
         return plan, overview, blocks, stitch(plan, blocks)
@@ -319,10 +323,11 @@ def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, overview: 
     notes = list(source.notes) + list(filter(None, [
         canvas_note(plan.content, (source.height, source.width)),
         all_colours_note(overview.channels_field, plan.channel),
+        quiet_field_note(plan.stretch.quiet),
         too_small_note(plan.diameter, plan.diameter_source, model.diameter),
         narrow_image_note(field.shape, plan.diameter, plan.diameter_source)]))
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
                        stitched.duplicates, channels=source.channels, notes=notes,
                        intensities=stitched.intensities, content=plan.content,
-                       kind=input_kind(overview.display, plan.channel), **extra)
+                       kind=input_kind(overview.display, plan.channel, plan.stretch.invert), **extra)

@@ -23,6 +23,7 @@ import numpy as np
 
 from .canvas import canvas_note
 from .channels import all_colours_note
+from .image_notes import quiet_field_note
 from .kinds import kind_caution
 from .pipeline import MAX_NETWORK_PIXELS, Segmentation, network_input
 from .scale import (ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, MAX_FACTOR, MIN_FACTOR, equivalent_diameters,
@@ -73,8 +74,8 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
                                                                           advice)
     weak_kind = caution and kind_caution(model.validation_metrics, prediction.kind)
     colours = all_colours_note(channels, prediction.channel if asked_channel is None else asked_channel)
-    return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), colours, scale, narrow,
-                              weak_kind]))
+    return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), colours,
+                              quiet_field_note(prediction.quiet), scale, narrow, weak_kind]))
 
 
 def capped_scale_note(prediction, advice: str = CLI_BLOCKS_ADVICE) -> str | None:

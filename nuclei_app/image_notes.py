@@ -36,6 +36,15 @@ def flat_image_note(raw: np.ndarray) -> str | None:
     return f"every pixel has the same value ({low:g}): there is nothing to segment, and the diameter is no measure"
 
 
+def quiet_field_note(quiet: bool) -> str | None:
+    """A note where the image's contrast hardly rises above its noise (``inference.Stretch.quiet``:
+    a plate's empty well, an out-of-focus field, a channel without stain)."""
+    if not quiet:
+        return None
+    return ("hardly any contrast above the image's noise (an empty field?): the noise is not taken for nuclei, "
+            "and an automatic diameter is no measure; very dim nuclei may be missed, check by eye")
+
+
 # A label image (ids, each nucleus one flat region) given as the image to segment (a user
 # test: a ground-truth mask segmented into "12 nuclei", status ok, no word). On the DSB2018
 # training images (their first channel, 8-bit) at most 90 % of neighbouring pixels are equal

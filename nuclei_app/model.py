@@ -277,6 +277,7 @@ FIELD_RULES = {
     ("input", "normalisation", "high_percentile"): Rule(float, 50, 100),
     ("input", "normalisation", "invert_light_background"): Rule(bool),
     ("input", "normalisation", "light_background_level"): Rule(float, 0, 1),
+    ("input", "normalisation", "noise_span"): Rule(float, 0, 100),
     ("inference", "tile_size"): Rule(int, 64, 4096),
     ("inference", "tile_overlap"): Rule(int, 0, 512),
     ("inference", "tta"): Rule(bool),

@@ -41,6 +41,7 @@ class Prediction:
     canonical_diameter: float | None = None
     field: Box | None = None    # the field of view segmented, on a blank canvas (canvas.content_box)
     kind: str = ""              # what the image looks like (kinds.input_kind); "" where not known
+    quiet: bool = False         # hardly any contrast above the noise (inference.Stretch.quiet)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class NetworkInput(NamedTuple):
     estimate: float | None = None  # estimate_diameter(image), where asked for
     field: Box | None = None  # the field of view inside a blank canvas (canvas.content_box)
     kind: str = ""            # what the image looks like (kinds.input_kind)
+    quiet: bool = False       # its stretch was the noise floor's (inference.Stretch.quiet)
 
     @property
     def field_image(self) -> np.ndarray:
@@ -101,8 +103,9 @@ def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AU
     chosen = choose_channel_in(image, box) if channel == AUTO else channel
     check_channel(image, chosen)
     prepared, stretch = prepare_field(network_rgb(image, chosen), box, model.normalisation)
-    network = NetworkInput(prepared, chosen, stretch.invert, None, box, input_kind(image, chosen))
-    if with_estimate and model.diameter is not None:
+    network = NetworkInput(prepared, chosen, stretch.invert, None, box, input_kind(image, chosen, stretch.invert),
+                           stretch.quiet)
+    if with_estimate and model.diameter is not None and not network.quiet:  # quiet: quiet_field_start
         return network._replace(estimate=estimate_diameter(network.field_image))
     return network
 
@@ -128,7 +131,7 @@ def _predict(model, image, tta, progress, diameter, channel, prepared=None) -> t
         raise ValueError(f"diameter must be a positive number of pixels, got {diameter}.")
     network = prepared or network_input(model, image, channel)
     prediction, labels = _predict_input(model, network, tta, progress, diameter)
-    return replace(prediction, kind=network.kind), labels
+    return replace(prediction, kind=network.kind, quiet=network.quiet), labels
 
 
 def _predict_input(model, network: NetworkInput, tta, progress, diameter) -> tuple[Prediction, np.ndarray | None]:
@@ -144,8 +147,11 @@ def _predict_input(model, network: NetworkInput, tta, progress, diameter) -> tup
     if diameter is not None:
         return _predict_for_diameter(model, prepared, diameter, "given", chosen, tta, progress), None
     probed: dict = {}
-    estimate = checked_estimate(model, prepared, estimate if estimate is not None else estimate_diameter(prepared),
-                                probed)
+    if network.quiet:
+        estimate = quiet_field_start(model)
+    else:
+        estimate = checked_estimate(model, prepared, estimate if estimate is not None else estimate_diameter(prepared),
+                                    probed)
     first = _predict_for_diameter(model, prepared, estimate, "estimated", chosen, tta, progress)
     labels = labels_for(model, first)
     measured = median_diameter(labels) or fallback_diameter(probed)
@@ -155,6 +161,15 @@ def _predict_input(model, network: NetworkInput, tta, progress, diameter) -> tup
         if refined_stands(int(refined_labels.max(initial=0)), int(labels.max(initial=0))):
             return refined, refined_labels
     return first, labels
+
+
+def quiet_field_start(model: NucleiModel) -> float:
+    """The diameter a field with hardly any contrast above its noise (``Stretch.quiet``) is
+    first segmented at: the model's own. The blob estimator measures the noise there (every
+    empty field came out at 5.2 px, its smallest size, and was enlarged 3x), and a sparse
+    well's one or two nuclei were then missed; the nuclei found at the model's scale
+    measure the diameter for the second pass, as everywhere."""
+    return float(model.diameter)
 
 
 def refined_stands(refined_count: int, first_count: int) -> bool:

@@ -291,6 +291,29 @@ def test_a_field_on_a_blank_canvas_is_noted_with_where_it_is(bundled_model, tmp_
     assert cut["exported"] == cut["alone"] > 0
 
 
+@pytest.mark.parametrize("block_size", [None, 256])
+def test_an_empty_16_bit_well_gives_no_nuclei_and_says_why(bundled_model, tmp_path, block_size):
+    """A user test: a plate's empty well (camera offset 200, read noise 4, every value under
+    256) gave 9 "nuclei" of 2 px, enlarged 4x to find them (8.5 s), and a caution that it
+    looked like brightfield; a well with three nuclei beside it gives its three."""
+    rng = np.random.default_rng(0)
+    empty = np.round(200 + rng.normal(0, 4, (384, 384))).astype(np.uint16)
+    sparse = empty.copy()
+    yy, xx = np.mgrid[:384, :384]
+    for cy, cx in ((80, 90), (200, 260), (300, 120)):
+        sparse[(yy - cy) ** 2 + (xx - cx) ** 2 < 9 ** 2] += 400
+    tifffile.imwrite(tmp_path / "empty.tif", empty)
+    tifffile.imwrite(tmp_path / "three.tif", sparse)
+    log = io.StringIO()
+    segment_paths(bundled_model, [tmp_path / "empty.tif", tmp_path / "three.tif"], tmp_path / "out",
+                  ImageRequest(bundled_model.postprocess_settings, block_size=block_size), log=log)
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False).set_index("image")
+    assert summary.loc["empty", "nuclei"] == 0 and summary.loc["three", "nuclei"] == 3
+    assert summary.loc["empty", "notes"].startswith("hardly any contrast above the image's noise (an empty field?)")
+    assert list(summary["kind"]) == ["fluorescence", "fluorescence"] and summary.loc["three", "notes"] == ""
+    assert "empty.tif: 0 nuclei" in log.getvalue() and "note: hardly any contrast" in log.getvalue()
+
+
 def test_a_diameter_the_network_s_size_cap_overrides_is_noted_not_doubted(bundled_model, tmp_path, monkeypatch):
     """A user test: a 6000x6000 field at --diameter 8 was shrunk to fit the network, found a
     fifth of its nuclei and blamed the diameter. (The cap lowered here, for a 256x256 sample.)"""
@@ -661,10 +684,11 @@ def run_by_route(route: str, model, inputs, out, request: ImageRequest, monkeypa
 
 
 @pytest.mark.parametrize("route", ["whole", "blocks", "huge", "cluster"])
-def test_a_noise_only_field_is_noted_as_holding_no_nuclei_the_model_resolves(bundled_model, tmp_path, monkeypatch,
-                                                                             route):
-    """A user test: empty wells and noise came back as hundreds of 2-3 px "nuclei" with no word.
-    Every route an image can take says so in its log line and the summary's notes."""
+def test_a_noise_only_field_gives_no_nuclei_and_is_noted(bundled_model, tmp_path, monkeypatch, route):
+    """A user test: empty wells and noise came back as hundreds of 2-3 px "nuclei" with no word
+    (later with a note that they were under what the model resolves). Now the noise is not
+    stretched into nuclei: none, and every route an image can take says why in its log line and
+    the summary's notes."""
     (tmp_path / "in").mkdir()
     noise = (np.random.default_rng(0).random((96, 96)) * 40).astype(np.uint8)
     tifffile.imwrite(tmp_path / "in" / "empty_well.tif", noise)
@@ -673,9 +697,10 @@ def test_a_noise_only_field_is_noted_as_holding_no_nuclei_the_model_resolves(bun
     result, log = run_by_route(route, bundled_model, tmp_path / "in", tmp_path / "out", request, monkeypatch)
     assert result.exit_status == 0
     (line,) = [line for line in log.splitlines() if "empty_well.tif:" in line and " nuclei" in line]
-    assert "px nuclei this model can resolve: noise on an empty field" in line, line
-    notes = pd.read_csv(tmp_path / "out" / "summary.csv").loc[0, "notes"]
-    assert "noise on an empty field" in notes
+    assert "empty_well.tif: 0 nuclei" in line and "note: hardly any contrast above the image's noise" in line, line
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert summary.loc[0, "nuclei"] == 0
+    assert summary.loc[0, "notes"].startswith("hardly any contrast above the image's noise (an empty field?)")
 
 
 @pytest.mark.parametrize("route", ["whole", "blocks", "huge", "cluster"])

@@ -20,6 +20,16 @@ def test_throughput_benchmark_runs_on_a_few_small_images(capsys):
     assert ("bfloat16, diameter given" in printed) == cpu_has_bf16()
 
 
+def test_noise_floor_benchmark_runs_on_the_samples(capsys):
+    from benchmarks import noise_floor
+    from train.locations import SAMPLES_DATA_DIR
+
+    assert noise_floor.main(["--data", str(SAMPLES_DATA_DIR), "--side", "256"]) == 0
+    printed = capsys.readouterr().out
+    assert "stretch changed by the floor: 0 []" in printed and "light/dark unlike the camera-range rule: 0" in printed
+    assert "4 nuclei, 10x the noise" in printed
+
+
 def test_stage_profile_names_every_stage_of_a_batch_image(capsys):
     from benchmarks import stages
 

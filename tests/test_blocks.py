@@ -99,13 +99,21 @@ def test_bad_arguments_are_refused_before_any_work(bundled_model, arguments, mes
 
 
 def test_a_block_wise_result_notes_an_automatic_diameter_under_what_the_model_resolves(bundled_model):
-    """The note every route gives an empty field, carried by the result itself (batch, Dask
-    and the app's large-image route read it from there)."""
-    noise = np.random.default_rng(0).random((96, 96)).astype(np.float32) * 0.15
-    result = segment_array_in_blocks(bundled_model, noise, block_size=256)
+    """The note every route gives objects under the smallest diameter the model resolves
+    (here dots of 2x2 px), carried by the result itself (batch, Dask and the app's large-image
+    route read it from there); and an empty field's, which has no such objects any more."""
+    rng = np.random.default_rng(0)
+    dots = rng.random((96, 96)).astype(np.float32) * 0.02
+    for dy in (2, 3):
+        for dx in (2, 3):
+            dots[dy::8, dx::8] = 0.5
+    result = segment_array_in_blocks(bundled_model, dots, block_size=256)
     assert result.diameter < 4 and any("noise on an empty field" in note for note in result.notes), result.notes
-    given = segment_array_in_blocks(bundled_model, noise, diameter=18.0, block_size=256)
+    given = segment_array_in_blocks(bundled_model, dots, diameter=18.0, block_size=256)
     assert not any("empty field" in note for note in given.notes)
+    noise = rng.random((96, 96)).astype(np.float32) * 0.15
+    empty = segment_array_in_blocks(bundled_model, noise, block_size=256)
+    assert empty.count == 0 and empty.notes[0].startswith("hardly any contrast above the image's noise"), empty.notes
 
 
 @pytest.mark.parametrize("fill", [0.0, 1.0])

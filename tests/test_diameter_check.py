@@ -3,8 +3,9 @@ smallest nuclei the model resolves: a note where it looks wrong."""
 import numpy as np
 import pytest
 
-from nuclei_app.diameter_check import (LOWEST_ESTIMATE, diameter_doubt, diameter_note, given_diameter_note,
+from nuclei_app.diameter_check import (LOWEST_ESTIMATE, diameter_doubt, diameter_note, given_diameter_note, image_notes,
                                        too_small_note)
+from nuclei_app.image_notes import quiet_field_note
 from nuclei_app.pipeline import segment
 from nuclei_app.size_search import SEARCH_ABOVE
 
@@ -103,16 +104,31 @@ def test_an_automatic_diameter_under_the_smallest_the_model_resolves_is_noted():
     assert too_small_note(3.0, "estimated", None) is None
 
 
-def test_noise_segmented_with_an_automatic_diameter_is_told_it_holds_no_nuclei(bundled_model):
+def test_objects_under_the_smallest_diameter_resolved_are_told_so(bundled_model):
     """A user test: an empty well and a noise-only field each came back as hundreds of 2-3 px
-    "nuclei", status ok, no note; the percentile stretch gives noise full contrast."""
-    noise = np.random.default_rng(0).random((96, 96, 3)).astype(np.float32)
-    segmentation = segment(bundled_model, noise)
+    "nuclei", status ok, no note. Dots of 2x2 px, above a quiet background, still do."""
+    dots = np.random.default_rng(0).random((96, 96, 3)).astype(np.float32) * 0.02
+    for dy in (2, 3):
+        for dx in (2, 3):
+            dots[dy::8, dx::8] = 0.5
+    segmentation = segment(bundled_model, dots)
     assert segmentation.prediction.diameter < 4
-    note = diameter_note(bundled_model, noise, segmentation)
+    note = diameter_note(bundled_model, dots, segmentation)
     assert note and "noise on an empty field" in note
     image, _ = disks_image(20, shape=(256, 256))
     assert diameter_note(bundled_model, image, segment(bundled_model, image)) is None
+
+
+def test_noise_alone_gives_no_nuclei_and_is_told_why(bundled_model):
+    """The percentile stretch gave noise full contrast; now it spans at least
+    ``Normalisation.noise_span`` times the noise, and the field is segmented at the model's
+    own diameter, not at the blob estimator's smallest (which measured the noise)."""
+    noise = np.random.default_rng(0).random((96, 96, 3)).astype(np.float32)
+    segmentation = segment(bundled_model, noise)
+    assert segmentation.count == 0 and segmentation.prediction.quiet
+    assert segmentation.prediction.diameter == bundled_model.diameter
+    notes = image_notes(bundled_model, noise, segmentation)
+    assert notes == [quiet_field_note(True)] and notes[0].startswith("hardly any contrast above the image's noise")
 
 
 def test_an_image_a_few_nuclei_narrow_is_noted():

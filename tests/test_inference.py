@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from nuclei_app.config import InferenceSettings, Normalisation
-from nuclei_app.inference import (balanced_tile, blend_ramp, is_light_background, pad_to_multiple, predict_preprocessed,
-                                  preprocess, tile_starts)
+from nuclei_app.inference import (Stretch, balanced_tile, blend_ramp, is_light_background, noise_level, pad_to_multiple,
+                                  predict_preprocessed, preprocess, tile_starts)
 
 from .conftest import on_canvas
 
@@ -20,9 +20,38 @@ def small_unet():
 
 def test_preprocess_stretches_percentiles():
     rng = np.random.default_rng(0)
-    dim = rng.uniform(0.0, 0.05, (64, 64, 3)).astype(np.float32)  # a dim 16-bit-like image
+    dim = rng.normal(0.003, 0.0005, (64, 64, 3)).astype(np.float32)  # a dim 16-bit-like image
+    dim[10:20, 10:20] = dim[40:50, 30:40] = 0.04                      # two nuclei
     out = preprocess(dim)
     assert out.dtype == np.float32 and out.min() == 0.0 and out.max() == 1.0
+
+
+def test_noise_level_measures_the_pixel_noise_whatever_the_nuclei():
+    rng = np.random.default_rng(2)
+    field = rng.normal(0.2, 0.01, (256, 256, 3)).astype(np.float32)
+    assert noise_level(field) == pytest.approx(0.01, rel=0.1)
+    field[::32, :] += 0.5   # bright rows and edges: a minority of the neighbours
+    field[40:90, 40:90] += 0.3
+    assert noise_level(field) == pytest.approx(0.01, rel=0.1)
+    assert noise_level(np.full((8, 8, 1), 0.5)) == 0.0 and noise_level(np.zeros((8, 1, 1))) == 0.0
+
+
+def test_an_empty_field_s_noise_is_not_stretched_into_nuclei():
+    """A 16-bit empty well (camera offset 200, read noise 4) was stretched until its noise
+    filled the range, and the network found nuclei of 2 px in it. Its stretch now spans
+    ``noise_span`` times its noise; nuclei 10x the noise above it are stretched as before."""
+    rng = np.random.default_rng(3)
+    empty = ((200 + rng.normal(0, 4, (128, 128, 1))) / 65535).repeat(3, -1).astype(np.float32)
+    stretch = Stretch.fit(empty)
+    assert stretch.quiet and not stretch.invert
+    assert np.percentile(stretch.apply(empty), 99.8) < 0.6   # 5 noise sigmas of the 10 the floor spans
+    bare = Stretch.fit(empty, Normalisation(noise_span=0))
+    assert not bare.quiet and np.percentile(bare.apply(empty), 99.8) == pytest.approx(1.0, abs=0.01)
+    with_nuclei = empty.copy()
+    with_nuclei[20:40, 20:40] += 40 / 65535
+    with_nuclei[70:90, 60:80] += 40 / 65535
+    stretch = Stretch.fit(with_nuclei)
+    assert not stretch.quiet and stretch == Stretch.fit(with_nuclei, Normalisation(noise_span=0))
 
 
 def test_light_background_is_inverted_so_nuclei_are_bright():

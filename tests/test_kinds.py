@@ -35,6 +35,19 @@ def test_the_kind_of_a_12_bit_or_8_bit_image_in_a_16_bit_file_is_judged_on_its_c
             assert image_kind(in_16_bits) == kind, (name, brightest)
 
 
+def test_a_dim_16_bit_fluorescence_field_under_256_is_fluorescence():
+    """A camera offset of 200 and a dim stain keep every value under 256: judged on 8 bits
+    its background sat at 0.8 of the range, and every such image was cautioned as
+    brightfield. The kind follows the network's own light/dark decision (the stretch)."""
+    rng = np.random.default_rng(1)
+    field = 200 + rng.normal(0, 3, (128, 128))
+    field[30:45, 30:45] += 40
+    field[80:95, 60:75] += 40
+    in_16_bits = (np.round(field) / 65535).astype(np.float32)
+    assert image_kind(in_16_bits) == "fluorescence"
+    assert image_kind(in_16_bits, light=True) == "brightfield"   # the network's decision, where given
+
+
 def test_confidence_reads_the_model_metrics():
     metrics = {"validation": {"tissue": {"mean_ap": 0.3, "images": 21}, "fluorescence": {"mean_ap": 0.6, "images": 100}}}
     assert kind_confidence(metrics, "tissue") == (0.3, 21, True)

@@ -56,6 +56,7 @@ def test_outputs_other_than_body_boundary_and_centre_are_refused(model_copy, out
     (("inference", "tta"), "yes", "inference.tta must be true or false"),
     (("input", "normalisation", "high_percentile"), float("nan"), "high_percentile must be a number"),
     (("input", "normalisation", "high_percentile"), 0.5, "high_percentile must be between 50 and 100"),
+    (("input", "normalisation", "noise_span"), -1, "noise_span must be between 0 and 100"),
 ])
 def test_every_setting_is_type_and_range_checked(model_copy, path, value, expected):
     metadata = json.loads((model_copy / "nuclei.json").read_text())
