@@ -69,9 +69,15 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
     shape = segmentation.labels.shape if field is None else field.shape
     narrow = narrow_image_note(shape, prediction.diameter, prediction.diameter_source)
     # Shrunk below its diameter, the image's nuclei measure larger than the diameter: that is
-    # the cap's doing, not a wrong diameter.
-    scale = capped_scale_note(prediction, blocks_advice) or diameter_note(model, channels, segmentation, prepared,
-                                                                          advice)
+    # the cap's doing, not a wrong diameter. But a diameter given far from the image's own
+    # estimate is still wrong, and its note goes first: the cap's advice (the full scale, block
+    # by block) would segment at the wrong size (a user test: 6 px given for 25 px nuclei on a
+    # 2000x2000 image, 856 nuclei of 2885, and only the cap's note).
+    capped = capped_scale_note(prediction, blocks_advice)
+    if capped and prediction.diameter_source == "given":
+        scale = given_diameter_note(model, channels, segmentation, prepared, advice, found_counts=False) or capped
+    else:
+        scale = capped or diameter_note(model, channels, segmentation, prepared, advice)
     weak_kind = caution and kind_caution(model.validation_metrics, prediction.kind)
     colours = all_colours_note(channels, prediction.channel if asked_channel is None else asked_channel)
     return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), colours,
@@ -134,7 +140,8 @@ def too_small_note(diameter: float | None, source: str, canonical: float | None)
 
 
 def given_diameter_note(model, channels: np.ndarray, segmentation: Segmentation,
-                        prepared: np.ndarray | None = None, advice: str = CLI_ADVICE) -> str | None:
+                        prepared: np.ndarray | None = None, advice: str = CLI_ADVICE,
+                        found_counts: bool = True) -> str | None:
     """``diameter_doubt`` of an image segmented at a diameter the user gave (None for the
     others); ``prepared``: the network's input (its field of view), where the caller still has it."""
     prediction = segmentation.prediction
@@ -144,18 +151,19 @@ def given_diameter_note(model, channels: np.ndarray, segmentation: Segmentation,
     def blob_estimate() -> float:
         image = prepared if prepared is not None else network_input(model, channels, prediction.channel).field_image
         return estimate_diameter(image)
-    return diameter_doubt(prediction.diameter, segmentation.labels, blob_estimate, advice)
+    return diameter_doubt(prediction.diameter, segmentation.labels, blob_estimate, advice, found_counts)
 
 
 def diameter_doubt(given: float, labels: np.ndarray, blob_estimate: Callable[[], float],
-                   advice: str = CLI_ADVICE) -> str | None:
+                   advice: str = CLI_ADVICE, found_counts: bool = True) -> str | None:
     """What to tell the user where ``given`` px looks wrong for the image segmented into
     ``labels`` at it, else None. ``blob_estimate`` (``scale.estimate_diameter`` of the
     network's input) is called only where the nuclei found don't fit ``given``; it counts
-    between its smallest answer and ``SEARCH_ABOVE``."""
+    between its smallest answer and ``SEARCH_ABOVE``. ``found_counts`` False: the sizes of
+    the nuclei found don't tell (segmented at another scale than given), the estimate alone does."""
     diameters = equivalent_diameters(labels)
     count = diameters.size
-    measured = float(np.median(diameters)) if count >= MIN_MEASURED else None
+    measured = float(np.median(diameters)) if count >= MIN_MEASURED and found_counts else None
     if measured is not None and _within(measured, given, FITS_WITHIN):
         return None
     blob = blob_estimate()

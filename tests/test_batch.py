@@ -328,6 +328,21 @@ def test_a_diameter_the_network_s_size_cap_overrides_is_noted_not_doubted(bundle
     assert "--block-size 2048" in notes and "looks wrong" not in notes
 
 
+def test_a_diameter_far_from_the_image_s_own_is_doubted_even_where_the_cap_applies(bundled_model, tmp_path,
+                                                                                     monkeypatch):
+    """A user test: 6 px given for ~25 px nuclei on a 2000x2000 image: 856 nuclei of 2885, and
+    only the cap's note, whose advice (block by block at the full scale) would segment at the
+    wrong size. The image's own estimate tells (the cap lowered here, for a sample)."""
+    import nuclei_app.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_NETWORK_PIXELS", 200_000)
+    segment_paths(bundled_model, [SAMPLES / "images" / "fluorescence_dense.png"], tmp_path,
+                  ImageRequest(bundled_model.postprocess_settings, diameter=6.0))
+    notes = pd.read_csv(tmp_path / "summary.csv", keep_default_na=False)["notes"][0]
+    assert notes.startswith("the diameter given, 6 px, looks wrong for this image:"), notes
+    assert "the image's own estimate is" in notes and "--block-size" not in notes
+
+
 def test_channel_n_on_a_folder_with_single_channel_images_segments_those_too(tiny_model, tmp_path):
     """DAPI-only fields beside composites, one --channel for the folder: the single-channel
     images give their one channel, with a note; a channel a multi-channel image lacks is
