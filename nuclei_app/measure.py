@@ -278,12 +278,13 @@ def touches_border(labels: np.ndarray, ids: np.ndarray, field: Box | None = None
 def summary(table: pd.DataFrame, pixels: int) -> dict:
     """Count, coverage and size statistics for the headline numbers, from the measurements
     alone (a large image's labels are never in memory): coverage is the nuclei's total area
-    over the image's ``pixels``, which is exactly the labelled fraction of the image."""
+    over ``pixels`` (the image's, or its field of view's on a blank canvas), which is exactly
+    the labelled fraction of it. No nuclei: the sizes are NaN, not 0 px (a table showed 0)."""
     areas = table["area_px"].to_numpy(dtype=float) if len(table) else np.zeros(0)
     return {
         "count": int(len(table)),
-        "coverage": float(areas.sum() / pixels),
-        "mean_area": float(areas.mean()) if areas.size else 0.0,
-        "median_area": float(np.median(areas)) if areas.size else 0.0,
-        "std_area": float(areas.std()) if areas.size else 0.0,
+        "coverage": float(areas.sum() / pixels) if pixels else 0.0,
+        "mean_area": float(areas.mean()) if areas.size else math.nan,
+        "median_area": float(np.median(areas)) if areas.size else math.nan,
+        "std_area": float(areas.std()) if areas.size else math.nan,
     }

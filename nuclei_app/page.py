@@ -283,9 +283,14 @@ def large_file_builders(analysis: LargeAnalysis) -> dict[str, Callable[[], bytes
 
 
 def headline_numbers(analysis: Analysis | LargeAnalysis) -> dict:
-    """Count, coverage and sizes from the table (a large image's labels are not in memory)."""
+    """Count, coverage and sizes from the table (a large image's labels are not in memory);
+    coverage of the field of view where it lies on a blank canvas (a user test: 11.6 % of the
+    canvas for a field's 31.8 %, beside a note that the canvas holds no nuclei)."""
     result = analysis.result if isinstance(analysis, LargeAnalysis) else None
-    return summary(analysis.table, result.height * result.width if result else analysis.labels.size)
+    field = result.content if result else analysis.prediction.field
+    height, width = field.shape if field is not None else (
+        (result.height, result.width) if result else analysis.labels.shape)
+    return summary(analysis.table, height * width)
 
 
 def segmented_with(analysis: Analysis | LargeAnalysis) -> Prediction | BlockResult:

@@ -39,7 +39,8 @@ def test_a_nucleus_cut_by_the_edge_of_a_field_on_a_canvas_touches_its_border():
 def test_no_nuclei_gives_empty_table_with_columns():
     table = measure_nuclei(np.zeros((10, 10), np.int32), np.zeros((10, 10, 3), np.float32))
     assert len(table) == 0 and list(table.columns) == COLUMNS
-    assert summary(table, 100)["count"] == 0
+    stats = summary(table, 100)
+    assert stats["count"] == 0 and stats["coverage"] == 0 and np.isnan(stats["mean_area"])
 
 
 def test_summary_counts_and_coverage():

@@ -4,6 +4,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from nuclei_app.calibration import PixelSize
@@ -66,6 +67,30 @@ def test_an_analysed_image_gives_the_cli_s_summary_row_and_every_download(bundle
     labels = np.asarray(Image.open(io.BytesIO(builders["sparse_labels.png"]())))
     np.testing.assert_array_equal(labels, segmentation.labels)
     assert len(pd.read_csv(io.BytesIO(builders["sparse_measurements.csv"]()))) == segmentation.count
+
+
+def test_coverage_on_a_blank_canvas_is_the_field_s_and_no_nuclei_have_no_sizes(bundled_model):
+    """A user test: a field on a blank canvas covered 11.6 % (of the canvas) against its 31.8 %
+    alone, beside a note that the canvas holds no nuclei; and an image without nuclei showed
+    areas of 0 px in the table."""
+    from .conftest import on_canvas
+
+    field = read_channels(SAMPLES / "images" / "fluorescence_sparse.png")
+
+    def row(image, name):
+        segmentation = segment(bundled_model, image)
+        table = measure_nuclei(segmentation.labels, image[..., 0])
+        item = InputImage(name, f"{name}.png", b"", f"key_{name}")
+        return page_row(Analysis(item, image, segmentation.prediction, segmentation.labels, table, "fluorescence",
+                                 channels=image))
+
+    alone = row(field, "alone")
+    framed = row(on_canvas(field, (3 * field.shape[0], 2 * field.shape[1]), (10, 20), 0.0), "framed")
+    assert framed["Nuclei"] == alone["Nuclei"] > 0
+    assert framed["Coverage (%)"] == pytest.approx(alone["Coverage (%)"], rel=0.02)
+    empty = row(np.zeros((64, 64, 1), np.float32), "empty")
+    assert empty["Nuclei"] == 0 and empty["Coverage (%)"] == 0
+    assert all(np.isnan(empty[column]) for column in ("Mean area (px)", "Median area (px)", "Area SD (px)"))
 
 
 def test_areas_round_half_up_as_the_batch_table_shows_them():
