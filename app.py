@@ -34,8 +34,8 @@ from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw
                                 to_display)
 from nuclei_app.page import (PAGE_COLUMN_PX, Analysis, Failure, FileFacts, ImageChoices, InputImage, LargeAnalysis,
                              PageView, Settings, area_text, channel_name, file_builders, headline_numbers, image_request,
-                             input_images, is_colour_file, large_file_builders, merged_truth_warning, page_row,
-                             page_view, plane_request, record_row, sample_label, segmented_with, timed, typed_size,
+                             input_images, is_colour_file, large_file_builders, page_row, page_view, plane_request,
+                             record_row, sample_label, segmented_with, timed, truth_warning, typed_size,
                              used_channel_name)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
@@ -676,9 +676,9 @@ def ground_truth_ui(analysis: Analysis, settings: Settings, view: PageView) -> N
                                                 ("IoU", scores.iou), ("Dice", scores.dice),
                                                 ("True / found", f"{scores.n_true} / {scores.n_predicted}"))):
         column.metric(label, value if isinstance(value, str) else f"{value:.3f}")
-    merged = merged_truth_warning(ground_truth, analysis.labels)
-    if merged:
-        st.warning(merged)
+    warning = truth_warning(ground_truth, analysis.labels)
+    if warning:
+        st.warning(warning)
     match, false_positive, missed = palette_for(analysis.image).names
     key = f"{match.capitalize()}: matched (IoU > 0.5) · {false_positive}: false positive · {missed}: missed nucleus"
     if not view.note:

@@ -23,6 +23,7 @@ from .calibration import PixelSize, Reading, with_physical_sizes, with_resolutio
 from .channels import ALL_CHANNELS, AUTO, as_channels, is_grey
 from .config import PostprocessSettings
 from .figures import MAX_DISPLAY_SIDE
+from .image_notes import micrograph_truth_note
 from .label_files import GroundTruth
 from .measure import summary
 from .metrics import objects_holding_several
@@ -234,12 +235,15 @@ def used_channel_name(analysis: Analysis | LargeAnalysis) -> str:
     return channel_name(used.channel, count, is_colour_file(analysis.item, count), grey)
 
 
-def merged_truth_warning(truth: GroundTruth, labels: np.ndarray) -> str | None:
+def truth_warning(truth: GroundTruth, labels: np.ndarray) -> str | None:
     """Where the ground truth is a binary mask and some of its objects each hold several of the
     nuclei found: touching nuclei merged by the mask understate the scores (a user test: the
     same truth scored mean AP 0.33 as a mask, 0.44 as a label image, and only a tooltip said
-    why)."""
-    merged = objects_holding_several(truth.labels, labels) if truth.from_mask else 0
+    why). Where it is no mask, whether it reads as a label image at all
+    (``image_notes.micrograph_truth_note``)."""
+    if not truth.from_mask:
+        return micrograph_truth_note(truth.labels)
+    merged = objects_holding_several(truth.labels, labels)
     if not merged:
         return None
     objects = int(truth.labels.max(initial=0))

@@ -81,3 +81,16 @@ def test_an_image_of_one_value_is_noted(tmp_path):
     Image.fromarray(np.full((40, 50), 12, np.uint8) + np.eye(40, 50, dtype=np.uint8)).save(tmp_path / "line.png")
     read_channels(tmp_path / "line.png", notes=(one_line := []))
     assert one_line == []
+
+
+def test_a_micrograph_given_as_ground_truth_is_told_apart_from_labels():
+    from nuclei_app.image_notes import micrograph_truth_note
+
+    from .conftest import SAMPLES
+
+    truth = read_labels(SAMPLES / "ground_truth" / "fluorescence_dense.png")
+    assert micrograph_truth_note(truth) is None
+    micrograph = read_image(SAMPLES / "images" / "fluorescence_dense.png")
+    as_ids = (micrograph[..., 0] * 255).round().astype(np.int32)   # every grey level an "id"
+    note = micrograph_truth_note(as_ids)
+    assert note.startswith("The ground truth does not look like a label image: its ") and "the scores mean nothing" in note
