@@ -26,6 +26,19 @@ def test_overlay_figure_keeps_image_coordinates_when_subsampled():
         assert len(hover.customdata) == len(table)
 
 
+def test_hover_gives_areas_in_um2_where_the_pixel_size_is_known():
+    """A user test: the card and the histogram said µm², the hover px only."""
+    from nuclei_app.calibration import PixelSize, with_physical_sizes
+
+    table = table_for(synthetic_labels((96, 96)))
+    plain = overlay_figure(np.zeros((96, 96, 3), np.float32), table).data[1]
+    assert "px" in plain.hovertemplate and "µm²" not in plain.hovertemplate
+    calibrated = with_physical_sizes(table, PixelSize(0.5, "given"))
+    hover = overlay_figure(np.zeros((96, 96, 3), np.float32), calibrated).data[1]
+    assert "µm²" in hover.hovertemplate
+    np.testing.assert_allclose(hover.customdata[:, 1], table["area_px"] * 0.25)
+
+
 def test_a_strip_opens_zoomed_on_its_start_at_full_resolution():
     """A user test: a 5000x20 strip was shown whole, a line 3 px thick."""
     from nuclei_app.overlay import display_stride, view_stride
