@@ -33,9 +33,9 @@ from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for, probability_picture,
                                 to_display)
 from nuclei_app.page import (PAGE_COLUMN_PX, Analysis, Failure, FileFacts, ImageChoices, InputImage, LargeAnalysis,
-                             PageView, Settings, area_text, channel_name, file_builders, headline_numbers, image_request,
-                             input_images, is_colour_file, large_file_builders, page_row, page_view, plane_request,
-                             record_row, sample_label, segmented_with, timed, truth_warning, typed_size,
+                             PageView, Settings, area_text, card_title, channel_name, file_builders, headline_numbers,
+                             image_request, input_images, is_colour_file, large_file_builders, page_row, page_view,
+                             plane_request, record_row, sample_label, segmented_with, timed, truth_warning, typed_size,
                              used_channel_name)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
@@ -317,7 +317,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     if refusal:
         return failed(item, refusal)
     height, width = channels.shape[:2]
-    st.subheader(f"{item.label}  ·  {width}×{height}")
+    st.subheader(card_title(item, width, height))
     reading = file_facts(item).pixel_size
     notes_area = st.container()  # above the controls, filled once the pixel size field is read
     choices, pixel_size = image_choices_ui(item, model, as_channels(channels).shape[-1], reading, channels)
@@ -419,7 +419,7 @@ def analyse_large(model: NucleiModel, item: InputImage, settings: Settings, pixe
         return failed(item, failure_status(error), f"Skipped. {error}")
     except ValueError as error:  # e.g. a channel the image does not have
         return failed(item, failure_status(error), f"**{item.label}**: {error}")
-    st.subheader(f"{item.label}  ·  {result.width}×{result.height}")
+    st.subheader(card_title(item, result.width, result.height))
     notes_area = st.container()
     _, pixel_size = image_choices_ui(item, model, result.channels, reading)
     notes = [page_note(note) for note in result.notes + reading.notes(typed_size(pixel_size))]

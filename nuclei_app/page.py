@@ -87,6 +87,14 @@ def input_images(files: list[tuple[str, bytes, bytes | None]]) -> list[InputImag
     return items
 
 
+def card_title(item: InputImage, width: int, height: int) -> str:
+    """An image's card title: its file name and size, and the name its downloads carry where
+    that is not the file's own (a user test: two 'cells.png' from two folders had the same
+    title, their files 'cells_*' and 'cells_2_*')."""
+    name = item.label if item.name == Path(item.label).stem else f"{item.label} (files: {item.name}_…)"
+    return f"{name}  ·  {width}×{height}"
+
+
 def sample_label(stem: str) -> str:
     """'tissue_he' -> 'tissue H&E': a file name can't hold the '&' (a user test read 'he')."""
     return " ".join("H&E" if word == "he" else word for word in stem.split("_"))

@@ -11,8 +11,8 @@ from nuclei_app.calibration import PixelSize
 from nuclei_app.channels import ALL_CHANNELS, AUTO
 from nuclei_app.imageio import read_channels
 from nuclei_app.measure import measure_nuclei
-from nuclei_app.page import (FORMATS, Analysis, ImageChoices, InputImage, Settings, area_text, channel_name,
-                             file_builders, input_images, page_row, page_view, record_row)
+from nuclei_app.page import (FORMATS, Analysis, ImageChoices, InputImage, Settings, area_text, card_title,
+                             channel_name, file_builders, input_images, page_row, page_view, record_row)
 from nuclei_app.pipeline import segment
 from nuclei_app.results import FILE_SUFFIXES
 
@@ -25,6 +25,10 @@ def test_inputs_get_unique_names_and_keys_even_for_the_same_file_twice():
     assert [item.name for item in items] == ["cells", "cells_2", "other"]
     assert [item.label for item in items] == ["cells.png", "cells.tif", "other.png"]
     assert items[0].key != items[1].key and items[0].key.split("_")[0] == items[1].key.split("_")[0]
+    # Cards: two files of one name from two folders are told apart by their downloads' names.
+    twins = input_images([("cells.png", data, None), ("cells.png", b"y", None)])
+    assert [card_title(item, 30, 20) for item in twins] == ["cells.png  ·  30×20",
+                                                              "cells.png (files: cells_2_…)  ·  30×20"]
 
 
 def test_channels_are_named_as_the_page_shows_them():
