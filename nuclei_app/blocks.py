@@ -35,7 +35,7 @@ from .exports import FORMATS
 from .image_notes import quiet_field_note
 from .imageio import rgb_png_bytes, to_uint8
 from .inference import ProgressCallback, Stretch
-from .kinds import input_kind
+from .kinds import input_kind, network_light
 from .label_sinks import ArraySink, LabelSink, scratch_sink, strided_labels, write_label_tiff
 from .model import NucleiModel
 from .overlay import draw_overlay
@@ -320,14 +320,14 @@ def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, overview: 
     the model resolves, an image a few nuclei narrow (as every other route notes them); and
     its kind, on the overview."""
     field = plan.content or Box(0, source.height, 0, source.width)
+    kind = input_kind(overview.display, plan.channel, network_light(plan.stretch, model.normalisation))
     notes = list(source.notes) + list(filter(None, [
         canvas_note(plan.content, (source.height, source.width)),
         all_colours_note(overview.channels_field, plan.channel),
-        quiet_field_note(plan.stretch.quiet),
+        quiet_field_note(plan.stretch.quiet, stitched.count, plan.diameter_source != "given"),
         too_small_note(plan.diameter, plan.diameter_source, model.diameter),
         narrow_image_note(field.shape, plan.diameter, plan.diameter_source)]))
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
                        stitched.duplicates, channels=source.channels, notes=notes,
-                       intensities=stitched.intensities, content=plan.content,
-                       kind=input_kind(overview.display, plan.channel, plan.stretch.invert), **extra)
+                       intensities=stitched.intensities, content=plan.content, kind=kind, **extra)

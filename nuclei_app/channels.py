@@ -34,7 +34,8 @@ SOLID_FRACTION = 0.5
 # an unused channel that only carries uneven illumination is one smooth blob that survives
 # the opening too, and a dense nuclear field covers more area than it does.
 MIN_OBJECTS = 3
-STRETCH_ONLY = Normalisation(invert_light_background=False)
+# Without the noise floor too: the channel scores compare shapes, and were measured without it.
+STRETCH_ONLY = Normalisation(invert_light_background=False, noise_span=0.0)
 
 
 def as_channels(image: np.ndarray) -> np.ndarray:
@@ -207,8 +208,8 @@ def parse_channel(text: str) -> int | str:
 
 
 def _stretch(values: np.ndarray) -> np.ndarray:
-    """The shared percentile stretch of ``inference.preprocess``, without its inversion (on a
-    sample already inside the content box: not looked for a canvas again)."""
+    """The shared percentile stretch of ``inference.preprocess``, without its inversion or its
+    noise floor (on a sample already inside the content box: not looked for a canvas again)."""
     return Stretch.fitted(values, STRETCH_ONLY)[1]
 
 

@@ -58,7 +58,8 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
                 advice: str = CLI_ADVICE, blocks_advice: str = CLI_BLOCKS_ADVICE, canvas: bool = True,
                 caution: bool = True, asked_channel: int | str | None = None) -> list[str]:
     """``canvas.canvas_note`` (where ``canvas``: the app shows it as information, not as a
-    warning), ``channels.all_colours_note``, ``capped_scale_note`` or else ``diameter_note``,
+    warning), ``channels.all_colours_note``, ``image_notes.quiet_field_note``, a given diameter's
+    doubt (``given_diameter_note``) or else ``capped_scale_note`` or else ``diameter_note``,
     ``narrow_image_note`` (of the field of view), and where ``caution``, ``kinds.kind_caution``
     (the app shows the kind's score on the page): those that apply (the app gives its own words
     for the advice). ``asked_channel``: the channel asked for (None: the one used), so that
@@ -74,14 +75,16 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
     # by block) would segment at the wrong size (a user test: 6 px given for 25 px nuclei on a
     # 2000x2000 image, 856 nuclei of 2885, and only the cap's note).
     capped = capped_scale_note(prediction, blocks_advice)
-    if capped and prediction.diameter_source == "given":
+    given = prediction.diameter_source == "given"
+    if capped and given:
         scale = given_diameter_note(model, channels, segmentation, prepared, advice, found_counts=False) or capped
     else:
         scale = capped or diameter_note(model, channels, segmentation, prepared, advice)
     weak_kind = caution and kind_caution(model.validation_metrics, prediction.kind)
     colours = all_colours_note(channels, prediction.channel if asked_channel is None else asked_channel)
     return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), colours,
-                              quiet_field_note(prediction.quiet), scale, narrow, weak_kind]))
+                              quiet_field_note(prediction.quiet, segmentation.count, not given), scale, narrow,
+                              weak_kind]))
 
 
 def capped_scale_note(prediction, advice: str = CLI_BLOCKS_ADVICE) -> str | None:
@@ -174,7 +177,7 @@ def diameter_doubt(given: float, labels: np.ndarray, blob_estimate: Callable[[],
             or (blob_counts and not _within(blob, given, DOUBT_BEYOND))):
         return None
     found = (f"the {count} nuclei found at it measure {measured:.0f} px" if measured is not None
-             else f"{plural(count, 'nucleus', 'nuclei')} found at it")
+             else f"{plural(count, 'nucleus', 'nuclei')} found{' at it' if found_counts else ''}")
     seen = f", the image's own estimate is {blob:.0f} px" if blob_counts else ""
     return f"the diameter given, {round(given, 1):g} px, looks wrong for this image: {found}{seen}. {advice}"
 

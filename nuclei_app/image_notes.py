@@ -36,13 +36,16 @@ def flat_image_note(raw: np.ndarray) -> str | None:
     return f"every pixel has the same value ({low:g}): there is nothing to segment, and the diameter is no measure"
 
 
-def quiet_field_note(quiet: bool) -> str | None:
-    """A note where the image's contrast hardly rises above its noise (``inference.Stretch.quiet``:
-    a plate's empty well, an out-of-focus field, a channel without stain)."""
-    if not quiet:
+def quiet_field_note(quiet: bool, count: int, automatic: bool) -> str | None:
+    """A note where nothing was found in an image whose contrast hardly rises above its noise
+    (``inference.Stretch.quiet``: a plate's empty well, an out-of-focus field, a channel without
+    stain); ``automatic``: its diameter was not given. (A quiet field's one bright nucleus, too
+    small a share of it to reach the stretch's percentile, is found, and not noted.)"""
+    if not quiet or count:
         return None
-    return ("hardly any contrast above the image's noise (an empty field?): the noise is not taken for nuclei, "
-            "and an automatic diameter is no measure; very dim nuclei may be missed, check by eye")
+    diameter = ", and an automatic diameter is no measure" if automatic else ""
+    return (f"hardly any contrast above the image's noise (an empty field?): the noise is not taken for nuclei"
+            f"{diameter}; very dim nuclei may be missed, check by eye")
 
 
 # A label image (ids, each nucleus one flat region) given as the image to segment (a user

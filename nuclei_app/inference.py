@@ -67,14 +67,18 @@ class Stretch:
         """``fit``, and the sample stretched (not inverted) on the way."""
         sample = np.asarray(sample, dtype=np.float32)
         low, high = np.percentile(sample, (normalisation.low_percentile, normalisation.high_percentile))
-        floor = normalisation.noise_span * noise_level(sample)
-        quiet = high - low < floor
-        # 1e-6: a flat image has nothing to stretch; not dividing by ~0.
-        high = max(high, low + floor, low + 1e-6)
+        if high - low < 1e-6:  # a flat image: nothing to stretch, avoid dividing by ~0
+            high = low + 1e-6
         stretched = cls(low, high, False).apply(sample)
         # The sample is already the one is_light_background would take: not subsampled again.
         invert = normalisation.invert_light_background and _background_level(stretched) > normalisation.light_background_level
-        return cls(low, high, bool(invert), bool(quiet)), stretched
+        floor = normalisation.noise_span * noise_level(sample)
+        if high - low >= floor:
+            return cls(low, high, bool(invert)), stretched
+        # The floor widens the range away from the background, which keeps its side: a sparse
+        # brightfield well's few dark nuclei are still inverted into bright ones.
+        low, high = (high - floor, high) if invert else (low, low + floor)
+        return cls(low, high, bool(invert), True), cls(low, high, False).apply(sample)
 
     def apply(self, rgb: np.ndarray) -> np.ndarray:
         scaled = np.clip((np.asarray(rgb, dtype=np.float32) - self.low) / (self.high - self.low), 0.0, 1.0)
@@ -83,7 +87,7 @@ class Stretch:
         return scaled.astype(np.float32, copy=False)
 
 
-# Every 4th row of the sample is enough to measure its noise (a 512x512 image: 130,000
+# Every 4th row of the sample is enough to measure its noise (a 512x512 RGB image: 196,000
 # differences), at a quarter of the cost: this runs on every image.
 NOISE_ROW_STRIDE = 4
 
@@ -91,13 +95,18 @@ NOISE_ROW_STRIDE = 4
 def noise_level(sample: np.ndarray) -> float:
     """The standard deviation of the pixel noise, from the median absolute difference of
     horizontal neighbours (Gaussian noise: 0.6745 * sqrt(2) sigma). Nuclei and their edges are
-    a minority of the pairs, so the median sees the background's noise. 0 where most
-    neighbours are equal (a quiet 8-bit image, a flat one): no floor then."""
-    rows = np.asarray(sample)[::NOISE_ROW_STRIDE]
+    a minority of the pairs, so the median sees the background's noise. Where most neighbours
+    are equal (noise under one grey level: a quiet 8-bit empty well), half the smallest step
+    between them, the most that rounding to it hides; 0 for a flat image."""
+    rows = np.asarray(sample, dtype=np.float32)[::NOISE_ROW_STRIDE]   # float: no unsigned wrap-around
     if rows.shape[1] < 2:
         return 0.0
     differences = np.abs(np.diff(rows, axis=1))
-    return float(np.median(differences)) / (0.6745 * np.sqrt(2.0))
+    median = float(np.median(differences))
+    if median > 0:
+        return median / (0.6745 * np.sqrt(2.0))
+    steps = differences[differences > 0]
+    return float(steps.min()) / 2 if steps.size else 0.0
 
 
 def is_light_background(scaled: np.ndarray, normalisation: Normalisation = Normalisation()) -> bool:

@@ -36,7 +36,7 @@ def image_kind(image: np.ndarray, light: bool | None = None) -> str:
     field whose values all sit under 256 (a camera offset of 200, a dim stain) was judged on
     8 bits, its dark background at 0.8 of them, and every such image was cautioned as
     brightfield. On the 664 DSB2018 training images the two rules sort every image alike.
-    A field with no contrast at all has no background to judge: its level decides."""
+    Decided here, a flat field (no contrast, no background to judge) goes by its level."""
     image = image if image.ndim == 3 else image[..., None]
     image = crop(image, content_box(image))
     camera_range = filled_range(image)
@@ -71,6 +71,13 @@ def filled_range(image: np.ndarray) -> float:
     level = round(brightest * 65535)   # in the 16-bit file's units (float32 rounding undone)
     bits = next(bits for bits in CAMERA_BITS if level < 2 ** bits)
     return (2 ** bits - 1) / 65535
+
+
+def network_light(stretch, normalisation) -> bool | None:
+    """``image_kind``'s ``light`` from the network's stretch (``inference.Stretch``), where the
+    model inverts light backgrounds; None (decided by ``image_kind`` itself) where it never
+    does, or every image would be fluorescence."""
+    return stretch.invert if normalisation.invert_light_background else None
 
 
 def input_kind(channels: np.ndarray, channel: int | str, light: bool | None = None) -> str:

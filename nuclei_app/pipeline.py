@@ -15,7 +15,7 @@ from .canvas import Box, content_box, crop
 from .channels import AUTO, as_channels, check_channel, choose_channel_in, network_rgb
 from .config import InferenceSettings, PostprocessSettings
 from .inference import ProgressCallback, predict_preprocessed, prepare_field
-from .kinds import input_kind
+from .kinds import input_kind, network_light
 from .model import NucleiModel
 from .postprocess import instance_labels
 from .scale import estimate_diameter, median_diameter, rescale_image, resize_image, scale_factor
@@ -103,8 +103,8 @@ def network_input(model: NucleiModel, image: np.ndarray, channel: int | str = AU
     chosen = choose_channel_in(image, box) if channel == AUTO else channel
     check_channel(image, chosen)
     prepared, stretch = prepare_field(network_rgb(image, chosen), box, model.normalisation)
-    network = NetworkInput(prepared, chosen, stretch.invert, None, box, input_kind(image, chosen, stretch.invert),
-                           stretch.quiet)
+    kind = input_kind(image, chosen, network_light(stretch, model.normalisation))
+    network = NetworkInput(prepared, chosen, stretch.invert, None, box, kind, stretch.quiet)
     if with_estimate and model.diameter is not None and not network.quiet:  # quiet: quiet_field_start
         return network._replace(estimate=estimate_diameter(network.field_image))
     return network

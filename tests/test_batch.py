@@ -295,22 +295,34 @@ def test_a_field_on_a_blank_canvas_is_noted_with_where_it_is(bundled_model, tmp_
 def test_an_empty_16_bit_well_gives_no_nuclei_and_says_why(bundled_model, tmp_path, block_size):
     """A user test: a plate's empty well (camera offset 200, read noise 4, every value under
     256) gave 9 "nuclei" of 2 px, enlarged 4x to find them (8.5 s), and a caution that it
-    looked like brightfield; a well with three nuclei beside it gives its three."""
+    looked like brightfield; wells with three nuclei and with one (too small a share of the
+    field to reach the stretch's percentile: a quiet field, segmented first at the model's own
+    diameter) give theirs, as does a sparse brightfield well (quiet too: still inverted)."""
     rng = np.random.default_rng(0)
     empty = np.round(200 + rng.normal(0, 4, (384, 384))).astype(np.uint16)
-    sparse = empty.copy()
     yy, xx = np.mgrid[:384, :384]
-    for cy, cx in ((80, 90), (200, 260), (300, 120)):
-        sparse[(yy - cy) ** 2 + (xx - cx) ** 2 < 9 ** 2] += 400
+
+    def disks(image, centres, add, radius=9):
+        image = image.copy()
+        for cy, cx in centres:
+            image[(yy - cy) ** 2 + (xx - cx) ** 2 < radius ** 2] += add
+        return image
+
     tifffile.imwrite(tmp_path / "empty.tif", empty)
-    tifffile.imwrite(tmp_path / "three.tif", sparse)
+    tifffile.imwrite(tmp_path / "three.tif", disks(empty, ((80, 90), (200, 260), (300, 120)), 400))
+    tifffile.imwrite(tmp_path / "one.tif", disks(empty, ((200, 160),), 400))
+    light = rng.normal(205, 3, (384, 384))   # four dark nuclei, 1.2 % of it: 6x the noise below the background
+    bright_field = disks(light, ((90, 100), (260, 250), (100, 280), (300, 90)), -18, radius=12)
+    Image.fromarray(np.round(np.repeat(bright_field[..., None], 3, -1)).astype(np.uint8)).save(tmp_path / "brightfield.png")
+    names = ("empty.tif", "three.tif", "one.tif", "brightfield.png")
     log = io.StringIO()
-    segment_paths(bundled_model, [tmp_path / "empty.tif", tmp_path / "three.tif"], tmp_path / "out",
+    segment_paths(bundled_model, [tmp_path / name for name in names], tmp_path / "out",
                   ImageRequest(bundled_model.postprocess_settings, block_size=block_size), log=log)
     summary = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False).set_index("image")
-    assert summary.loc["empty", "nuclei"] == 0 and summary.loc["three", "nuclei"] == 3
+    assert list(summary["nuclei"]) == [0, 3, 1, 4]
     assert summary.loc["empty", "notes"].startswith("hardly any contrast above the image's noise (an empty field?)")
-    assert list(summary["kind"]) == ["fluorescence", "fluorescence"] and summary.loc["three", "notes"] == ""
+    assert list(summary["kind"]) == ["fluorescence"] * 3 + ["brightfield"]
+    assert (summary.loc[["three", "one"], "notes"] == "").all()
     assert "empty.tif: 0 nuclei" in log.getvalue() and "note: hardly any contrast" in log.getvalue()
 
 

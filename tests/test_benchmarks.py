@@ -28,6 +28,8 @@ def test_noise_floor_benchmark_runs_on_the_samples(capsys):
     printed = capsys.readouterr().out
     assert "stretch changed by the floor: 0 []" in printed and "light/dark unlike the camera-range rule: 0" in printed
     assert "4 nuclei, 10x the noise" in printed
+    (empty,) = [line.split() for line in printed.splitlines() if line.startswith("empty ")]
+    assert empty[1] == "0"   # nothing found in an empty field with the floor
 
 
 def test_stage_profile_names_every_stage_of_a_batch_image(capsys):

@@ -123,12 +123,14 @@ def test_noise_alone_gives_no_nuclei_and_is_told_why(bundled_model):
     """The percentile stretch gave noise full contrast; now it spans at least
     ``Normalisation.noise_span`` times the noise, and the field is segmented at the model's
     own diameter, not at the blob estimator's smallest (which measured the noise)."""
-    noise = np.random.default_rng(0).random((96, 96, 3)).astype(np.float32)
+    noise = np.random.default_rng(0).random((96, 96, 1)).repeat(3, -1).astype(np.float32)   # a grey empty well
     segmentation = segment(bundled_model, noise)
     assert segmentation.count == 0 and segmentation.prediction.quiet
     assert segmentation.prediction.diameter == bundled_model.diameter
     notes = image_notes(bundled_model, noise, segmentation)
-    assert notes == [quiet_field_note(True)] and notes[0].startswith("hardly any contrast above the image's noise")
+    assert notes == [quiet_field_note(True, 0, True)] and notes[0].startswith("hardly any contrast above the image's noise")
+    given = image_notes(bundled_model, noise, segment(bundled_model, noise, diameter=16.0))
+    assert given == [quiet_field_note(True, 0, False)] and "diameter" not in given[0]
 
 
 def test_an_image_a_few_nuclei_narrow_is_noted():

@@ -36,6 +36,16 @@ def test_noise_level_measures_the_pixel_noise_whatever_the_nuclei():
     assert noise_level(np.full((8, 8, 1), 0.5)) == 0.0 and noise_level(np.zeros((8, 1, 1))) == 0.0
 
 
+def test_noise_under_one_grey_level_is_half_a_step_not_none():
+    """A quiet 8-bit empty well (values 100 and 101): most neighbours are equal, the median
+    difference 0, and the floor was off: its two grey levels were stretched over the whole range."""
+    rng = np.random.default_rng(5)
+    well = (100 + (rng.random((64, 64, 1)) < 0.2)).astype(np.uint8)
+    assert noise_level(well) == 0.5                       # in the file's units, no uint8 wrap-around
+    assert noise_level(well / np.float32(255)) == pytest.approx(0.5 / 255)
+    assert Stretch.fit(well / np.float32(255)).quiet
+
+
 def test_an_empty_field_s_noise_is_not_stretched_into_nuclei():
     """A 16-bit empty well (camera offset 200, read noise 4) was stretched until its noise
     filled the range, and the network found nuclei of 2 px in it. Its stretch now spans
@@ -52,6 +62,19 @@ def test_an_empty_field_s_noise_is_not_stretched_into_nuclei():
     with_nuclei[70:90, 60:80] += 40 / 65535
     stretch = Stretch.fit(with_nuclei)
     assert not stretch.quiet and stretch == Stretch.fit(with_nuclei, Normalisation(noise_span=0))
+
+
+def test_a_quiet_light_field_is_still_inverted_its_floor_on_the_dark_side():
+    """A sparse brightfield well: two dark nuclei 5x the noise below a light background. The
+    floor widens the range away from the background, so the nuclei still come out bright."""
+    rng = np.random.default_rng(6)
+    well = rng.normal(0.8, 0.01, (128, 128, 3)).astype(np.float32)
+    well[20:32, 20:32] -= 0.05
+    well[80:92, 60:72] -= 0.05
+    stretch = Stretch.fit(well)
+    assert stretch.quiet and stretch.invert and stretch.low < stretch.high - 0.09
+    out = stretch.apply(well)
+    assert out[26, 26].mean() > 0.5 > 0.3 > np.median(out)
 
 
 def test_light_background_is_inverted_so_nuclei_are_bright():
