@@ -110,6 +110,7 @@ class TiffSource:
         self.path, self.name, self._plane = Path(path), name or str(path), plane
         self.notes: list[str] = []  # how it was read (the Z plane), as imageio's notes
         self._contiguous: ContiguousArray | None = None
+        self._reading = False   # a window's read under way (left set by an interrupt: ``close``)
         try:
             self._tif = tifffile.TiffFile(self.path)
         except Exception as error:  # noqa: BLE001 - any parsing failure is the file's
@@ -226,13 +227,17 @@ class TiffSource:
     def _read_plane(self, plane: int, top: int, bottom: int, left: int, right: int) -> np.ndarray:
         index = tuple(slice(top, bottom) if a == "Y" else slice(left, right) if a == "X"
                       else slice(None) if a == self._channel_axis else plane if a == "Z" else 0 for a in self._axes)
+        self._reading = True
         try:
             raw = np.asarray(self._reader(index))
         except ImageReadError:
+            self._reading = False
             raise
         except Exception as error:  # noqa: BLE001 - decoders fail with many types; it is the file
+            self._reading = False
             raise ImageReadError(self.name, f"the file is damaged or truncated, or uses a compression this "
                                             f"installation can't decode ({_describe(error)}).") from None
+        self._reading = False
         raw = np.transpose(raw, self._to_yxc)
         raw = raw[..., None] if raw.ndim == 2 else raw
         return raw[..., : raw.shape[-1] - self._alpha] if self._alpha else raw
@@ -243,6 +248,12 @@ class TiffSource:
     def close(self) -> None:
         if self._contiguous is not None:
             self._contiguous.close()
+        if self._reading:
+            # An interrupt (Ctrl-C, SIGTERM) left zarr's read of a window going on in its own
+            # thread: closed under it, the file failed that read, and its traceback ("I/O
+            # operation on closed file") was printed after the run had stopped (a CI run). The
+            # process ends moments later, and the file with it.
+            return
         self._tif.close()
 
     def __enter__(self) -> TiffSource:

@@ -154,3 +154,26 @@ def test_an_upload_with_many_bytes_of_pixels_is_read_lazily_even_under_the_pixel
     with block_sources.upload_source(data, "heavy.tif", tmp_path) as source:
         assert isinstance(source, TiffSource) and (source.height, source.width, source.channels) == (64, 80, 3)
     assert not list(tmp_path.iterdir())  # the upload's copy is removed afterwards
+
+
+def test_a_read_cut_short_by_an_interrupt_leaves_the_file_to_zarr_s_read_in_flight(tmp_path):
+    """A CI run: SIGTERM mid-read, the source closed while zarr's read of the window went on
+    in its own thread, which failed ("I/O operation on closed file") and printed a traceback
+    after the run had stopped. A completed or failed read closes as before."""
+    tifffile.imwrite(tmp_path / "tiled.tif", np.zeros((512, 512), np.uint8), tile=(256, 256))
+    source = TiffSource(tmp_path / "tiled.tif")
+    source.read(0, 10, 0, 10)
+    reader = source._reader
+
+    def interrupted(index):
+        raise KeyboardInterrupt
+
+    source._reader = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        source.read(0, 10, 0, 10)
+    source.close()
+    assert not source._tif.filehandle.closed
+    source._reader = reader
+    source.read(0, 10, 0, 10)   # a read that completes
+    source.close()
+    assert source._tif.filehandle.closed
