@@ -68,7 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="segment block by block (overlapping blocks of PX, stitched); automatic, and read "
                           f"lazily, for TIFFs over {ReadLimits().max_pixels / 1e6:g} megapixels")
     seg.add_argument("--skip-existing", action="store_true",
-                     help="resume an interrupted run: skip images whose files and summary row are already in DIR")
+                     help="resume an interrupted run: skip images whose files and summary row are already in DIR "
+                          "(an input changed since, in size or modification time, is segmented again)")
     seg.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
     info = commands.add_parser("info", help="show which model a source resolves to, and its validation metrics")
     add_model_arguments(info)

@@ -38,8 +38,8 @@ from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
 from .planes import PlaneRequest, ZChoice
 from .progress import Progress
-from .records import (MEASUREMENT_COLUMNS, RunRecord, changed_settings, finished_huge, segmented_again,
-                      summary_row)
+from .records import (MEASUREMENT_COLUMNS, RunRecord, changed_inputs, changed_settings, finished_huge,
+                      segmented_again, summary_row)
 from .results import image_result_files, write_atomically
 from .wording import plural
 
@@ -221,10 +221,12 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
     replaces), report and record the inputs that can't be used, count images finished before
     (--skip-existing) as done; returns each image's output name and the images still to segment."""
     names = output_names(images, record.earlier_names)
+    changed = []
     if record.resume:  # huge TIFFs have files of their own: only those not yet counted read a TIFF header
         again = set(segmented_again(record.earlier, record.done, [names[path] for path in images]))
         huge = [names[path] for path in images if names[path] in again and is_huge(path)]
         record.done.update(finished_huge(record.earlier, record.present, huge, record.formats))
+        changed = redo_changed(record, {names[path]: path for path in images}, log)
     todo = [path for path in images if not record.is_done(names[path])]
     if record.earlier.unreadable:
         print(f"The output folder's summary.csv or measurements.csv could not be read "
@@ -246,8 +248,21 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
         record.add(row)
         result.summary.append(row)
     if record.resume:
-        report_resume(record, images, names, len(todo), result, log)
+        report_resume(record, images, names, len(todo), result, log, changed)
     return names, todo
+
+
+def redo_changed(record, files: dict[str, Path], log: TextIO) -> list[str]:
+    """--skip-existing: images finished before whose input file changed since (another size or
+    modification time) are segmented again, not kept with results of the file as it was;
+    returns their names."""
+    changed = changed_inputs(record.done, files)
+    for name in changed:
+        del record.done[name]
+    if changed:
+        print(f"--skip-existing: segmenting again {plural(len(changed), 'image', 'images')} whose file changed since "
+              f"it was segmented (another size or modification time: {a_few(changed)}).", file=log)
+    return changed
 
 
 def put_in_order(record, names: list[str], log: TextIO) -> None:
@@ -262,12 +277,13 @@ def put_in_order(record, names: list[str], log: TextIO) -> None:
 
 
 def report_resume(record, images: list[Path], names_of: dict[Path, str], todo: int, result: BatchResult,
-                  log: TextIO) -> None:
+                  log: TextIO, changed: Sequence[str] = ()) -> None:
     """--skip-existing: says how many images it keeps, which of them were segmented with other
-    settings, and which it segments again because this run's formats are missing; counts the
-    kept ones as done."""
+    settings, and which it segments again because this run's formats are missing (``changed``:
+    those it segments again because their file changed, said already); counts the kept ones
+    as done."""
     names = [names_of[path] for path in images]
-    lacking = segmented_again(record.earlier, record.done, names)
+    lacking = [name for name in segmented_again(record.earlier, record.done, names) if name not in changed]
     if lacking:
         print(f"--skip-existing: segmenting again {plural(len(lacking), 'image', 'images')} finished before "
               f"whose files for --formats {','.join(record.formats)} are not all there ({a_few(lacking)}).",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Callable, NamedTuple, Sequence
 
@@ -29,7 +30,8 @@ from .results import csv_bytes, unquoted
 MEASUREMENTS_FILE = "measurements.csv"
 SUMMARY_FILE = "summary.csv"
 SUMMARY_COLUMNS = ["image", "file", "width", "height", "nuclei", "diameter_px", "diameter_source", "channel",
-                   "kind", "pixel_size_um", "pixel_size_source", "seconds", "status", "notes", "settings"]
+                   "kind", "pixel_size_um", "pixel_size_source", "seconds", "status", "notes", "settings",
+                   "file_bytes", "file_modified"]
 # measurements.csv: the image's name, then the measurements in pixels, then in µm (empty
 # where the pixel size is unknown).
 MEASUREMENT_COLUMNS = ["image"] + COLUMNS + UM_COLUMNS
@@ -121,9 +123,41 @@ def _lies_under(file: str, folders: Sequence[str]) -> bool:
 
 def on_record(summary: dict) -> dict:
     """A summary row as the output folder's record keeps it: ``file`` absolute, so that a
-    later run started from another folder still knows the input (the app's rows name the
-    upload instead, and don't come here)."""
-    return {**summary, "file": os.path.abspath(summary["file"])} if summary.get("file") else summary
+    later run started from another folder still knows the input, and the input's size and
+    modification time, so that --skip-existing knows a file changed since (the app's rows
+    name the upload instead, and don't come here)."""
+    if not summary.get("file"):
+        return summary
+    file = os.path.abspath(summary["file"])
+    size, modified = input_stamp(file)
+    return {**summary, "file": file, "file_bytes": size, "file_modified": modified}
+
+
+def input_stamp(file: str | Path) -> tuple[int | None, str]:
+    """(size in bytes, modification time as ISO 8601 UTC to the microsecond) of an input
+    file; (None, "") where it can't be read."""
+    try:
+        status = os.stat(file)
+    except OSError:
+        return None, ""
+    modified = datetime.fromtimestamp(status.st_mtime, timezone.utc).isoformat(timespec="microseconds")
+    return status.st_size, modified
+
+
+def changed_inputs(done: dict[str, dict], files: dict[str, Path]) -> list[str]:
+    """The names among ``files`` (NAME -> the input file this run gives it) finished before
+    (``done``) whose file is no longer what was segmented: another size or modification time
+    than their summary row records (an image exported again, or replaced under the same
+    name). Rows from before the record kept these say nothing: not counted."""
+    changed = []
+    for name, file in files.items():
+        row = done.get(name)
+        if row is None or row.get("file_bytes") in ("", None) or not row.get("file_modified"):
+            continue
+        size, modified = input_stamp(file)
+        if size is None or str(size) != str(row["file_bytes"]) or modified != row["file_modified"]:
+            changed.append(name)
+    return changed
 
 
 class Earlier(NamedTuple):
@@ -174,7 +208,8 @@ def finished_before(summary_file, measurements_file, outputs_present: Callable[[
     rows; and every named input's NAME, so that names stay put on resuming. Reads and closes
     the two open files."""
     with summary_file, measurements_file:
-        summary = pd.read_csv(summary_file, dtype={"image": str, "file": str, "status": str}, keep_default_na=False)
+        summary = pd.read_csv(summary_file, dtype={"image": str, "file": str, "status": str, "file_bytes": str,
+                                                   "file_modified": str}, keep_default_na=False)
         measurements = pd.read_csv(measurements_file, dtype={"image": str}, keep_default_na=False)
     if "file" not in summary:  # a summary.csv edited by hand: nothing to keep names by
         summary = summary.assign(file="")

@@ -47,6 +47,37 @@ def test_skip_existing_keeps_each_file_s_name_when_files_are_added(tiny_model, t
     assert (out / "well_labels.png").read_bytes() == well_labels and (out / "plate_well_labels.png").is_file()
 
 
+def test_skip_existing_segments_again_an_image_whose_file_changed_since(tiny_model, tmp_path):
+    """A user's resumed run kept the results of an image exported again (another field under
+    the same name) since it was segmented: the record now keeps each input's size and
+    modification time, and a file that differs is segmented again; rows written before the
+    record kept them say nothing, and are kept."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    paths = [write_image(inputs / f"{name}.png", seed=seed) for seed, name in enumerate(("a", "b", "c"))]
+    segment_paths(tiny_model, [inputs], out, tiny_model.postprocess_settings, log=io.StringIO())
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("image")
+    assert summary.loc["a", "file_bytes"] == paths[0].stat().st_size and summary.loc["a", "file_modified"]
+    summary = summary.astype({"file_bytes": str})
+    summary.loc["c", ["file_bytes", "file_modified"]] = ""   # c's row as an older version wrote it
+    summary.reset_index().to_csv(out / "summary.csv", index=False)
+    b_labels, c_labels = (out / "b_labels.png").read_bytes(), (out / "c_labels.png").read_bytes()
+    write_image(paths[1], seed=7)                             # b exported again: another field
+    os.utime(paths[2], (1e9, 1e9))                            # c touched: no stamp to compare with
+    log = io.StringIO()
+    again = segment_paths(tiny_model, [inputs], out, tiny_model.postprocess_settings, log=log, skip_existing=True)
+    text = log.getvalue()
+    assert again.exit_status == 0 and again.kept == 2
+    assert "segmenting again 1 image whose file changed since it was segmented" in text and "(another size or " \
+        "modification time: b)" in text and "2 of 3 images finished before; 1 to do" in text
+    assert "not all there" not in text                       # not also reported as missing files
+    assert (out / "b_labels.png").read_bytes() != b_labels and (out / "c_labels.png").read_bytes() == c_labels
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("image")
+    assert str(summary.loc["b", "file_bytes"]) == str(paths[1].stat().st_size) and len(summary) == 3
+    log = io.StringIO()
+    segment_paths(tiny_model, [inputs], out, tiny_model.postprocess_settings, log=log, skip_existing=True)
+    assert "changed since" not in log.getvalue() and "3 of 3 images finished before; 0 to do" in log.getvalue()
+
+
 def test_a_run_into_a_used_folder_keeps_the_rows_of_the_images_it_does_not_redo(tiny_model, tmp_path):
     """User test: segmenting one image of a batch again into the same folder dropped every
     other image from summary.csv and measurements.csv, their files left without rows."""
