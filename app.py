@@ -585,6 +585,7 @@ DIAMETER_SOURCES = {
     "given": "Set by hand.",
     "estimated": "Estimated from the image.",
     "measured": "Estimated, then corrected to the median size of the nuclei found.",
+    "model": "The model's own: the image has hardly any contrast above its noise, nothing to estimate from.",
     "none": "",
 }
 

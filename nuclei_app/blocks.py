@@ -117,8 +117,9 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
         plan, blocks = plan_for(float(diameter), "given", float(diameter))
         return plan, overview, blocks, stitch(plan, blocks)
     probed: dict = {}
+    estimate_source = "estimated"
     if stretch.quiet and model.diameter is not None:
-        estimate = quiet_field_start(model)
+        estimate, estimate_source = quiet_field_start(model), "model"
     else:
         window = _diameter_window(source, overview, chosen, stretch, ESTIMATOR_MAX_SIDE)
         estimate = checked_estimate(model, window, estimate_diameter(window), probed)
@@ -126,7 +127,7 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
     if model.diameter is None:  # no scale in the model: the image's own; the estimate sizes the margin
         plan, blocks = plan_for(None, "none", estimate)
         return plan, overview, blocks, stitch(plan, blocks)
-    plan, blocks = plan_for(estimate, "estimated", estimate)
+    plan, blocks = plan_for(estimate, estimate_source, estimate)
     # The scale is checked on blocks spread over the field; every other block follows.
     checked, _ = spread(in_field(blocks, overview.content), SCALE_CHECK_BLOCKS)
     checked_ids = {id(block) for block in checked}

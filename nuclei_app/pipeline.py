@@ -35,7 +35,9 @@ MAX_NETWORK_PIXELS = 16_000_000
 class Prediction:
     probabilities: np.ndarray   # (H, W, C) float32 at the input's size; channel 0 is the nucleus body
     diameter: float | None      # nucleus diameter (px of the input) the image was segmented at
-    diameter_source: str        # "given", "estimated", "measured" (refined) or "none" (no scale in the model)
+    # "given", "estimated", "measured" (refined), "model" (the model's own: a field with hardly
+    # any contrast above its noise, nothing to estimate from) or "none" (no scale in the model)
+    diameter_source: str
     channel: int | str          # the channel the network saw, or "all" (the image's colours)
     factor: float = 1.0         # how much the image was resized for the network
     canonical_diameter: float | None = None
@@ -148,11 +150,12 @@ def _predict_input(model, network: NetworkInput, tta, progress, diameter) -> tup
         return _predict_for_diameter(model, prepared, diameter, "given", chosen, tta, progress), None
     probed: dict = {}
     if network.quiet:
-        estimate = quiet_field_start(model)
+        estimate, source = quiet_field_start(model), "model"
     else:
         estimate = checked_estimate(model, prepared, estimate if estimate is not None else estimate_diameter(prepared),
                                     probed)
-    first = _predict_for_diameter(model, prepared, estimate, "estimated", chosen, tta, progress)
+        source = "estimated"
+    first = _predict_for_diameter(model, prepared, estimate, source, chosen, tta, progress)
     labels = labels_for(model, first)
     measured = median_diameter(labels) or fallback_diameter(probed)
     if measured and abs(math.log(measured / first.diameter)) > math.log(REFINE_TOLERANCE):
@@ -168,7 +171,8 @@ def quiet_field_start(model: NucleiModel) -> float:
     first segmented at: the model's own. The blob estimator measures the noise there (every
     empty field came out at 5.2 px, its smallest size, and was enlarged 3x), and a sparse
     well's one or two nuclei were then missed; the nuclei found at the model's scale
-    measure the diameter for the second pass, as everywhere."""
+    measure the diameter for the second pass, as everywhere. Reported as the model's (an
+    empty field said "16 px (estimated)", a size it never measured)."""
     return float(model.diameter)
 
 

@@ -251,6 +251,8 @@ def test_a_noise_only_upload_is_told_it_holds_no_nuclei(app):
     (note,) = [w.value for w in app.warning if "empty field" in w.value]
     assert note.startswith("**empty well.png**: Hardly any contrast above the image's noise (an empty field?)")
     assert nuclei_count(app)[0] == 0
+    (diameter,) = [m for m in app.metric if m.label == "Diameter used"]
+    assert diameter.proto.help.startswith("The model's own: the image has hardly any contrast")
 
 
 def test_minimum_size_is_automatic_until_typed_and_then_counts_image_pixels(app):

@@ -383,7 +383,7 @@ def test_a_diameter_far_from_the_image_s_own_is_doubted_even_where_the_cap_appli
                   ImageRequest(bundled_model.postprocess_settings, diameter=6.0))
     notes = pd.read_csv(tmp_path / "summary.csv", keep_default_na=False)["notes"][0]
     assert notes.startswith("the diameter given, 6 px, looks wrong for this image:"), notes
-    assert "the image's own estimate is" in notes and "--block-size" not in notes
+    assert "a quick estimate from the image says about" in notes and "--block-size" not in notes
 
 
 def test_channel_n_on_a_folder_with_single_channel_images_segments_those_too(tiny_model, tmp_path):
@@ -759,6 +759,8 @@ def test_a_noise_only_field_gives_no_nuclei_and_is_noted(bundled_model, tmp_path
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert summary.loc[0, "nuclei"] == 0
     assert summary.loc[0, "notes"].startswith("hardly any contrast above the image's noise (an empty field?)")
+    # Segmented at the model's own diameter, and said so: not a size "estimated" from nothing.
+    assert summary.loc[0, "diameter_source"] == "model" and f"px ({'model'})" in line
 
 
 @pytest.mark.parametrize("route", ["whole", "blocks", "huge", "cluster"])
