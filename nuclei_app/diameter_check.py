@@ -178,7 +178,9 @@ def diameter_doubt(given: float, labels: np.ndarray, blob_estimate: Callable[[],
         return None
     found = (f"the {count} nuclei found at it measure {measured:.0f} px" if measured is not None
              else f"{plural(count, 'nucleus', 'nuclei')} found{' at it' if found_counts else ''}")
-    seen = f", the image's own estimate is {blob:.0f} px" if blob_counts else ""
+    # "About": the automatic diameter measures the nuclei it finds after this quick estimate,
+    # and may settle elsewhere (a user test: 25 px here, 28.8 px once automatic).
+    seen = f", a quick estimate from the image says about {blob:.0f} px" if blob_counts else ""
     return f"the diameter given, {round(given, 1):g} px, looks wrong for this image: {found}{seen}. {advice}"
 
 

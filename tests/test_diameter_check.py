@@ -35,7 +35,7 @@ def test_nuclei_found_far_from_the_given_diameter_are_told(disks_20):
     note = diameter_doubt(60.0, disks_20, asked(21.0, calls))
     assert calls == [21.0]
     assert note.startswith("the diameter given, 60 px, looks wrong for this image: the 49 nuclei found at it "
-                           "measure 20 px, the image's own estimate is 21 px.")
+                           "measure 20 px, a quick estimate from the image says about 21 px.")
     assert "--diameter in pixels (or in µm with its unit: 8um)" in note
 
 
@@ -49,14 +49,14 @@ def test_too_few_nuclei_to_measure_fall_back_on_the_estimate():
     labels = np.zeros((64, 64), np.int32)
     labels[10:20, 10:20] = 1
     note = diameter_doubt(66.0, labels, lambda: 22.0)
-    assert "1 nucleus found at it, the image's own estimate is 22 px" in note
+    assert "1 nucleus found at it, a quick estimate from the image says about 22 px" in note
     assert diameter_doubt(66.0, np.zeros((64, 64), np.int32), lambda: 60.0) is None   # the estimate agrees
 
 
 def test_an_estimate_that_may_measure_whole_cells_does_not_count(disks_20):
     assert diameter_doubt(66.0, np.zeros((64, 64), np.int32), lambda: SEARCH_ABOVE + 40) is None
     note = diameter_doubt(45.0, disks_20, lambda: SEARCH_ABOVE + 40)   # the nuclei found alone: 2.25x
-    assert "measure 20 px." in note and "own estimate" not in note
+    assert "measure 20 px." in note and "quick estimate" not in note
 
 
 def test_the_advice_is_the_callers(disks_20):
@@ -70,7 +70,7 @@ def test_a_real_segmentation_at_a_diameter_three_times_too_large_is_noted(bundle
     wrong = segment(bundled_model, image, diameter=60.0)
     note = given_diameter_note(bundled_model, image, wrong)
     assert note and "60 px, looks wrong" in note
-    estimate = float(note.split("own estimate is ")[1].split(" px")[0])
+    estimate = float(note.split("image says about ")[1].split(" px")[0])
     assert 12 <= estimate <= 25   # the disks are 20 px across
 
 
