@@ -27,7 +27,7 @@ from .block_network import BlockJob, ImagePlan, ScaleCheck, job_segmenter, stret
 from .block_sources import ArraySource, BlockSource, TiffSource, upload_source
 from .calibration import PixelSize
 from .canvas import Box, blank_outside, canvas_note
-from .channels import (AUTO, all_colours_note, check_channel, choose_channel_of_sample, display_rgb, intensity_image,
+from .channels import (AUTO, channel_note, check_channel, choose_channel_of_sample, display_rgb, intensity_image,
                        network_rgb)
 from .config import PostprocessSettings
 from .diameter_check import narrow_image_note, too_small_note
@@ -324,7 +324,7 @@ def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, overview: 
     kind = input_kind(overview.display, plan.channel, network_light(plan.stretch, model.normalisation))
     notes = list(source.notes) + list(filter(None, [
         canvas_note(plan.content, (source.height, source.width)),
-        all_colours_note(overview.channels_field, plan.channel),
+        channel_note(overview.channels_field, plan.channel),
         quiet_field_note(plan.stretch.quiet, stitched.count, plan.diameter_source != "given"),
         too_small_note(plan.diameter, plan.diameter_source, model.diameter),
         narrow_image_note(field.shape, plan.diameter, plan.diameter_source)]))

@@ -166,20 +166,32 @@ def usable_channel(image: np.ndarray, channel: int | str, notes: list[str]) -> i
     return channel
 
 
-def all_colours_note(image: np.ndarray, channel: int | str) -> str | None:
-    """A note where an RGB image was segmented on all its colours (``--channel all``, the
-    app's "All colours") that the automatic choice would segment on one channel: a
-    fluorescence composite, whose cytoplasm or membrane stain the network, shown the colours,
-    takes for large nuclei or background (a user test: 1 nucleus, no word, where the automatic
-    choice found 107). Costs a channel choice (a few ms) on RGB images segmented on all colours."""
-    if channel != ALL_CHANNELS or as_channels(image).shape[-1] != 3:
+def channel_note(image: np.ndarray, channel: int | str) -> str | None:
+    """A note where the channel asked for is not the automatic choice: all the colours of an
+    RGB image (``--channel all``, the app's "All colours") that looks like a fluorescence
+    composite, whose cytoplasm or membrane stain the network, shown the colours, takes for
+    large nuclei or background (a user test: 1 nucleus, no word, where the automatic choice
+    found 107); or one channel picked by hand where another looks like the nuclei (a trial:
+    the cytoplasm channel picked gave whole cells as "nuclei", with no word). Costs a channel
+    choice (a few ms) where a channel was asked for."""
+    count = as_channels(image).shape[-1]
+    if channel == ALL_CHANNELS and count == 3:
+        chosen = choose_channel(image)
+        if chosen == ALL_CHANNELS:
+            return None
+        return (f"segmented on all its colours, but it looks like a fluorescence composite (dark in at least one "
+                f"colour almost everywhere), whose other stains hide its nuclei or pass for them: channel {chosen}, "
+                "the automatic choice, looks like the nuclear one")
+    if not isinstance(channel, int) or count < 2:
         return None
     chosen = choose_channel(image)
-    if chosen == ALL_CHANNELS:
+    if chosen == channel or (chosen == ALL_CHANNELS and not is_light_rgb(image)):  # copies of one grey plane
         return None
-    return (f"segmented on all its colours, but it looks like a fluorescence composite (dark in at least one colour "
-            f"almost everywhere), whose other stains hide its nuclei or pass for them: channel {chosen}, the "
-            "automatic choice, looks like the nuclear one")
+    automatic = ("all its colours: it looks like brightfield or H&E, which the model reads in colour"
+                 if chosen == ALL_CHANNELS else
+                 f"channel {chosen}: its objects look more like nuclei (compact, filled, the smallest of the channels)")
+    return (f"segmented on channel {channel}, as asked; the automatic choice would be {automatic}. If the nuclei "
+            "found look like whole cells, outlines or noise, use the automatic choice")
 
 
 def check_channel(image: np.ndarray, channel: int | str, name: str | None = None) -> None:

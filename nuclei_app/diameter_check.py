@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .canvas import canvas_note
-from .channels import all_colours_note
+from .channels import channel_note
 from .image_notes import quiet_field_note
 from .kinds import kind_caution
 from .pipeline import MAX_NETWORK_PIXELS, Segmentation, network_input
@@ -58,12 +58,12 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
                 advice: str = CLI_ADVICE, blocks_advice: str = CLI_BLOCKS_ADVICE, canvas: bool = True,
                 caution: bool = True, asked_channel: int | str | None = None) -> list[str]:
     """``canvas.canvas_note`` (where ``canvas``: the app shows it as information, not as a
-    warning), ``channels.all_colours_note``, ``image_notes.quiet_field_note``, a given diameter's
+    warning), ``channels.channel_note``, ``image_notes.quiet_field_note``, a given diameter's
     doubt (``given_diameter_note``) or else ``capped_scale_note`` or else ``diameter_note``,
     ``narrow_image_note`` (of the field of view), and where ``caution``, ``kinds.kind_caution``
     (the app shows the kind's score on the page): those that apply (the app gives its own words
     for the advice). ``asked_channel``: the channel asked for (None: the one used), so that
-    the all-colours note chooses a channel again only where "all" was asked for, not where the
+    the channel note chooses a channel again only where one was asked for, not where the
     automatic choice already gave it."""
     prediction = segmentation.prediction
     field = prediction.field
@@ -81,7 +81,7 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
     else:
         scale = capped or diameter_note(model, channels, segmentation, prepared, advice)
     weak_kind = caution and kind_caution(model.validation_metrics, prediction.kind)
-    colours = all_colours_note(channels, prediction.channel if asked_channel is None else asked_channel)
+    colours = channel_note(channels, prediction.channel if asked_channel is None else asked_channel)
     return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), colours,
                               quiet_field_note(prediction.quiet, segmentation.count, not given), scale, narrow,
                               weak_kind]))

@@ -912,6 +912,25 @@ def test_all_colours_of_a_fluorescence_composite_are_segmented_with_a_note(bundl
 
 
 @pytest.mark.parametrize("route", ["whole", "blocks", "huge", "cluster"])
+def test_a_cytoplasm_channel_picked_by_hand_is_segmented_with_a_note(bundled_model, tmp_path, monkeypatch, route):
+    """--channel 1, a composite's cytoplasm stain: segmented as asked, and every route says
+    which channel the automatic choice would take."""
+    from .test_channels import nuclei_and_cytoplasm
+
+    (tmp_path / "in").mkdir()
+    nuclei, cytoplasm, _ = nuclei_and_cytoplasm()
+    tifffile.imwrite(tmp_path / "in" / "stack.tif", to_uint8(np.stack([nuclei, cytoplasm])), imagej=True,
+                     metadata={"axes": "CYX"})
+    request = ImageRequest(bundled_model.postprocess_settings, formats=("tiff",), diameter=16.0, channel=1,
+                           block_size=96 if route == "blocks" else None)
+    result, log = run_by_route(route, bundled_model, tmp_path / "in", tmp_path / "out", request, monkeypatch)
+    assert result.exit_status == 0
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False).set_index("image")
+    assert summary.loc["stack", "channel"] == 1
+    assert "segmented on channel 1, as asked; the automatic choice would be channel 0" in summary.loc["stack", "notes"]
+
+
+@pytest.mark.parametrize("route", ["whole", "blocks", "huge", "cluster"])
 def test_each_row_says_what_the_image_looks_like_and_cautions_where_the_model_is_weak(bundled_model, tmp_path,
                                                                                      monkeypatch, route):
     """A user test: the app said "brightfield scores low", the CLI's log and summary.csv said

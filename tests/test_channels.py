@@ -5,8 +5,8 @@ import pytest
 import tifffile
 from scipy import ndimage
 
-from nuclei_app.channels import (ALL_CHANNELS, AUTO, all_colours_note, channel_score, check_channel, choose_channel,
-                                 network_rgb, parse_channel)
+from nuclei_app.channels import (ALL_CHANNELS, AUTO, as_channels, channel_note, channel_score, check_channel,
+                                 choose_channel, network_rgb, parse_channel)
 from nuclei_app.imageio import read_channels
 
 from .conftest import SAMPLES, on_canvas, synthetic_labels
@@ -90,11 +90,25 @@ def test_colour_and_grey_images_use_all_channels():
 def test_all_colours_of_a_fluorescence_composite_get_a_note_naming_the_nuclear_channel():
     nuclei, cytoplasm, _ = nuclei_and_cytoplasm()
     composite = np.stack([np.zeros_like(nuclei), cytoplasm, nuclei], axis=-1)
-    note = all_colours_note(composite, ALL_CHANNELS)
+    note = channel_note(composite, ALL_CHANNELS)
     assert note is not None and "fluorescence composite" in note and "channel 2, the automatic choice" in note
-    assert all_colours_note(composite, 2) is None  # a channel chosen: nothing to say
+    assert channel_note(composite, 2) is None  # the nuclear channel chosen: nothing to say
     for name in ("tissue_he", "brightfield", "fluorescence_sparse"):  # all colours is right for these
-        assert all_colours_note(read_channels(SAMPLES / "images" / f"{name}.png"), ALL_CHANNELS) is None
+        assert channel_note(read_channels(SAMPLES / "images" / f"{name}.png"), ALL_CHANNELS) is None
+
+
+def test_a_channel_picked_by_hand_that_does_not_look_like_nuclei_gets_a_note_naming_the_automatic_choice():
+    """A trial: the cytoplasm channel of a composite picked by hand gave whole cells as
+    nuclei, with no word."""
+    nuclei, cytoplasm, _ = nuclei_and_cytoplasm()
+    composite = np.stack([np.zeros_like(nuclei), cytoplasm, nuclei], axis=-1)
+    note = channel_note(composite, 1)
+    assert note.startswith("segmented on channel 1, as asked; the automatic choice would be channel 2: its objects")
+    he = read_channels(SAMPLES / "images" / "tissue_he.png")
+    assert "would be all its colours: it looks like brightfield or H&E" in channel_note(he, 0)
+    grey = read_channels(SAMPLES / "images" / "fluorescence_sparse.png")
+    assert channel_note(np.repeat(as_channels(grey)[..., :1], 3, axis=-1), 1) is None  # copies of one plane
+    assert channel_note(grey, AUTO) is None
 
 
 @pytest.mark.parametrize("fill", [0.0, 1.0])
