@@ -24,7 +24,7 @@ from nuclei_app.config import BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, Ap
 from nuclei_app.diameter_check import image_notes
 from nuclei_app.figures import area_histogram, overlay_figure
 from nuclei_app.imageio import ImageReadError, declared_layout, read_channels
-from nuclei_app.kinds import KIND_NAMES, kind_confidence
+from nuclei_app.kinds import KIND_NAMES, kind_confidence, kind_tells
 from nuclei_app.label_files import read_ground_truth
 from nuclei_app.measure import measure_nuclei
 from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
@@ -590,8 +590,13 @@ DIAMETER_SOURCES = {
 }
 
 
-def confidence_ui(analysis: Analysis, model: NucleiModel) -> None:
-    """Which kind of image this looks like, and how well the model did on that kind."""
+def confidence_ui(analysis: Analysis | LargeAnalysis, model: NucleiModel) -> None:
+    """Which kind of image this looks like, and how well the model did on that kind (not for
+    an empty field of noise, whose note says so)."""
+    quiet, count = ((analysis.result.quiet, analysis.result.count) if isinstance(analysis, LargeAnalysis)
+                    else (analysis.prediction.quiet, int(analysis.labels.max(initial=0))))
+    if not kind_tells(quiet, count):
+        return
     mean_ap, images, weak = kind_confidence(model.validation_metrics, analysis.kind)
     name = KIND_NAMES[analysis.kind]
     if mean_ap is None:

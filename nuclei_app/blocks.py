@@ -230,6 +230,7 @@ class BlockResult:
     intensities: pd.DataFrame | None = None  # every channel's intensity per nucleus, where asked for
     content: Box | None = None  # the field of view on a blank canvas (canvas.content_box)
     kind: str = ""              # what the image looks like (kinds.input_kind, on the overview)
+    quiet: bool = False         # hardly any contrast above its noise (inference.Stretch.quiet)
 
 
 # The files segment_in_blocks writes, whatever --formats asks (the others need the whole label
@@ -331,4 +332,5 @@ def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, overview: 
     return BlockResult(stitched.table, source.height, source.width, stitched.count, plan.diameter,
                        plan.diameter_source, plan.channel, plan.core, plan.margin, len(blocks), stitched.oversized,
                        stitched.duplicates, channels=source.channels, notes=notes,
-                       intensities=stitched.intensities, content=plan.content, kind=kind, **extra)
+                       intensities=stitched.intensities, content=plan.content, kind=kind, quiet=plan.stretch.quiet,
+                       **extra)

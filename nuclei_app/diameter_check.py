@@ -24,7 +24,7 @@ import numpy as np
 from .canvas import canvas_note
 from .channels import channel_note
 from .image_notes import quiet_field_note
-from .kinds import kind_caution
+from .kinds import kind_caution, kind_tells
 from .pipeline import MAX_NETWORK_PIXELS, Segmentation, network_input
 from .scale import (ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, MAX_FACTOR, MIN_FACTOR, equivalent_diameters,
                     estimate_diameter, scale_factor)
@@ -80,7 +80,8 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
         scale = given_diameter_note(model, channels, segmentation, prepared, advice, found_counts=False) or capped
     else:
         scale = capped or diameter_note(model, channels, segmentation, prepared, advice)
-    weak_kind = caution and kind_caution(model.validation_metrics, prediction.kind)
+    weak_kind = (caution and kind_tells(prediction.quiet, segmentation.count)
+                 and kind_caution(model.validation_metrics, prediction.kind))
     colours = channel_note(channels, prediction.channel if asked_channel is None else asked_channel)
     return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), colours,
                               quiet_field_note(prediction.quiet, segmentation.count, not given), scale, narrow,

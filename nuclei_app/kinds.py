@@ -88,6 +88,14 @@ def input_kind(channels: np.ndarray, channel: int | str, light: bool | None = No
     return image_kind(display_rgb(channels[::stride, ::stride], channel), light)
 
 
+def kind_tells(quiet: bool, count: int) -> bool:
+    """Whether an image's kind says anything about the result: not for a field of noise where
+    nothing was found (``inference.Stretch.quiet``; its note says so), whose kind is the
+    noise's (an empty RGB field with noise in each colour read as light, and was cautioned as
+    tissue beside the empty-field note)."""
+    return not (quiet and count == 0)
+
+
 def kind_confidence(metrics: dict, kind: str) -> tuple[float | None, int, bool]:
     """(validation mean AP on this kind, number of validation images, weak?) from nuclei.json."""
     scores = metrics.get("validation", {}).get(kind)

@@ -251,6 +251,9 @@ def test_a_noise_only_upload_is_told_it_holds_no_nuclei(app):
     (note,) = [w.value for w in app.warning if "empty field" in w.value]
     assert note.startswith("**empty well.png**: Hardly any contrast above the image's noise (an empty field?)")
     assert nuclei_count(app)[0] == 0
+    # No kind, and no caution, made up from the noise (it was cautioned as brightfield).
+    assert not [text for text in [w.value for w in app.warning] + [c.value for c in app.caption]
+                if "Looks like" in text]
     (diameter,) = [m for m in app.metric if m.label == "Diameter used"]
     assert diameter.proto.help.startswith("The model's own: the image has hardly any contrast")
 

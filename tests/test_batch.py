@@ -750,17 +750,22 @@ def test_a_noise_only_field_gives_no_nuclei_and_is_noted(bundled_model, tmp_path
     (tmp_path / "in").mkdir()
     noise = (np.random.default_rng(0).random((96, 96)) * 40).astype(np.uint8)
     tifffile.imwrite(tmp_path / "in" / "empty_well.tif", noise)
+    # Noise in each colour reads as light (their maximum): it was cautioned as tissue too.
+    colour_noise = (np.random.default_rng(1).random((96, 96, 3)) * 40).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "in" / "empty_rgb.tif", colour_noise, photometric="rgb")
     request = ImageRequest(bundled_model.postprocess_settings, formats=("tiff",),
                            block_size=256 if route == "blocks" else None)
     result, log = run_by_route(route, bundled_model, tmp_path / "in", tmp_path / "out", request, monkeypatch)
     assert result.exit_status == 0
-    (line,) = [line for line in log.splitlines() if "empty_well.tif:" in line and " nuclei" in line]
-    assert "empty_well.tif: 0 nuclei" in line and "note: hardly any contrast above the image's noise" in line, line
-    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
-    assert summary.loc[0, "nuclei"] == 0
-    assert summary.loc[0, "notes"].startswith("hardly any contrast above the image's noise (an empty field?)")
-    # Segmented at the model's own diameter, and said so: not a size "estimated" from nothing.
-    assert summary.loc[0, "diameter_source"] == "model" and f"px ({'model'})" in line
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("image")
+    for name in ("empty_well", "empty_rgb"):
+        (line,) = [line for line in log.splitlines() if f"{name}.tif:" in line and " nuclei" in line]
+        assert f"{name}.tif: 0 nuclei" in line and "note: hardly any contrast above the image's noise" in line, line
+        assert "looks like" not in line, line  # no caution for a kind the noise made up
+        assert summary.loc[name, "nuclei"] == 0
+        assert summary.loc[name, "notes"].startswith("hardly any contrast above the image's noise (an empty field?)")
+        # Segmented at the model's own diameter, and said so: not a size "estimated" from nothing.
+        assert summary.loc[name, "diameter_source"] == "model" and f"px ({'model'})" in line
 
 
 @pytest.mark.parametrize("route", ["whole", "blocks", "huge", "cluster"])
