@@ -469,7 +469,10 @@ def image_choices_ui(item: InputImage, model: NucleiModel, count: int, reading: 
             # said "Automatic" without saying which channel that was).
             automatic = "Automatic" if channels is None else \
                 f"Automatic: {channel_name(automatic_channel(item, channels), count, rgb, is_grey(channels))}"
-            names = {AUTO: automatic, ALL_CHANNELS: "All colours (H&E, brightfield)"}
+            # A 3-channel TIFF may be an RGB image or a stack of three stains (a trial: a
+            # fluorescence stack was offered "All colours (H&E, brightfield)").
+            names = {AUTO: automatic, ALL_CHANNELS: "All colours (H&E, brightfield)" if rgb else
+                     "All three as colours (an RGB image: H&E, brightfield)"}
             colours = [ALL_CHANNELS] if count in COLOUR_COUNTS else []  # a stack's "all" would be its first
             channel = st.selectbox("Channel holding the nuclei", [AUTO] + colours + list(range(count)),
                                    key=f"channel_{item.key}",

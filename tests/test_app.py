@@ -624,9 +624,30 @@ def test_the_channel_picker_names_the_automatic_choice_and_rgb_colours(app):
     picker.set_value(0).run()   # red: empty
     assert nuclei_count(app) == [0]
     assert any("try the automatic channel, a lower threshold" in i.value for i in app.info)
+    picker.set_value(1).run()   # green, the cytoplasm: segmented as asked, with a note naming the automatic choice
+    assert [m.value for m in app.metric if m.label == "Channel"] == ["1 (green)"]
+    assert any("Segmented on channel 1, as asked; the automatic choice would be channel 2" in w.value
+               for w in app.warning), [w.value for w in app.warning]
     picker.set_value("all").run()   # all its colours: said to be the wrong choice here
     assert any("fluorescence composite" in w.value and "channel 2, the automatic choice" in w.value
                for w in app.warning), [w.value for w in app.warning]
+
+
+def test_a_three_channel_tiff_stack_is_not_offered_as_an_rgb_photograph(app):
+    """A trial: a 16-bit stack of three stains offered "All colours (H&E, brightfield)"."""
+    import tifffile
+    from scipy import ndimage
+
+    nuclei = np.asarray(Image.open(SAMPLES / "images" / "fluorescence_sparse.png").convert("L")).astype(np.uint16)
+    cytoplasm = ndimage.grey_dilation(nuclei, size=(15, 15)) // 2
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.stack([cytoplasm, np.zeros_like(nuclei), nuclei]) * 200, imagej=True,
+                     metadata={"axes": "CYX"})
+    app.file_uploader[0].set_value(("stack.tif", buffer.getvalue(), "image/tiff")).run()
+    assert not app.exception
+    (picker,) = [s for s in app.selectbox if s.label == "Channel holding the nuclei"]
+    assert picker.options[:2] == ["Automatic: 2", "All three as colours (an RGB image: H&E, brightfield)"]
+    assert [m.value for m in app.metric if m.label == "Channel"] == ["2"]
 
 
 def test_a_grey_image_s_channel_reads_grey(app):
