@@ -1,7 +1,7 @@
 import numpy as np
 
 from nuclei_app.imageio import read_image
-from nuclei_app.kinds import image_kind, kind_caution, kind_confidence
+from nuclei_app.kinds import image_kind, kind_caution, kind_confidence, kind_tells
 
 from .conftest import SAMPLES, on_canvas
 
@@ -66,3 +66,8 @@ def test_the_cli_cautions_only_where_a_kind_scores_low():
     assert kind_caution({}, "brightfield") is None   # a model with no scores: not a note on every image
     one = {"validation": {"tissue": {"mean_ap": 0.3, "images": 1}}}
     assert "(1 image)" in kind_caution(one, "tissue")
+
+
+def test_a_field_of_noise_with_nothing_found_has_no_kind_to_tell():
+    assert not kind_tells(quiet=True, count=0)
+    assert kind_tells(quiet=True, count=1) and kind_tells(quiet=False, count=0)

@@ -1,7 +1,9 @@
 """The run's record (summary.csv, measurements.csv): rows put back in input order."""
 import pandas as pd
 
-from nuclei_app.records import MEASUREMENT_COLUMNS, RunRecord, in_order
+import os
+
+from nuclei_app.records import MEASUREMENT_COLUMNS, RunRecord, changed_inputs, in_order, input_stamp, on_record
 
 
 def nuclei_of(name: str, count: int) -> pd.DataFrame:
@@ -86,3 +88,25 @@ def test_spans_are_copied_a_chunk_at_a_time(tmp_path):
     source, target = io.BytesIO(data), io.BytesIO()
     _copy_span(source, target, 5, 2000, chunk=7)
     assert target.getvalue() == data[5:2000]
+
+
+def test_the_record_stamps_each_input_and_tells_which_changed_since(tmp_path):
+    """--skip-existing segments again an input whose size or modification time is not the one
+    recorded; a row without a stamp (an older run's), or an input gone, says nothing."""
+    same, edited, touched, old = (tmp_path / f"{name}.png" for name in ("same", "edited", "touched", "old"))
+    for path in (same, edited, touched, old):
+        path.write_bytes(b"12345")
+    rows = {path.stem: on_record({"image": path.stem, "file": str(path), "status": "ok"})
+            for path in (same, edited, touched)}
+    rows["old"] = {"image": "old", "file": str(old), "file_bytes": "", "file_modified": ""}
+    assert rows["same"]["file_bytes"] == 5 and rows["same"]["file_modified"].endswith("+00:00")
+    edited.write_bytes(b"123456")
+    os.utime(touched, (1e9, 1e9))
+    os.utime(old, (1e9, 1e9))
+    files = {path.stem: path for path in (same, edited, touched, old)}
+    assert changed_inputs(rows, files) == ["edited", "touched"]
+    # as read back from summary.csv: every cell a string
+    as_read = {name: {key: str(value) for key, value in row.items()} for name, row in rows.items()}
+    assert changed_inputs(as_read, files) == ["edited", "touched"]
+    assert input_stamp(tmp_path / "gone.png") == (None, "")
+    assert changed_inputs(rows, {"same": tmp_path / "gone.png"}) == ["same"]
