@@ -22,7 +22,8 @@ import tifffile
 from .channels import as_channels
 from .config import ReadLimits
 from .imageio import (MAX_CHANNELS, TIFF_MAGIC, ImageReadError, UnitScale, alpha_sample_count, note_planes,
-                      read_raw_channels, tiff_plane_shape, unnamed_channel_stack, unnamed_channels_note)
+                      read_raw_channels, rows_as_pages, rows_as_pages_note, tiff_plane_shape, unnamed_channel_stack,
+                      unnamed_channels_note)
 from .planes import PlaneRequest, no_stack_note, read_planes, resolve
 
 FOCUS_WINDOW = 1024         # side of the central window a huge Z-stack's sharpest plane is judged on
@@ -123,7 +124,10 @@ class TiffSource:
 
     def _open(self, level) -> None:
         axes, shape = level.axes, tuple(level.shape)
-        if unnamed_channel_stack(level):  # as imageio reads it whole (a huge one read as planes had one channel)
+        if rows_as_pages(level):  # as imageio reads it whole
+            axes = "YXC"
+            self.notes.append(rows_as_pages_note(shape[-1]))
+        elif unnamed_channel_stack(level):  # as imageio reads it whole (a huge one read as planes had one channel)
             axes = "C" + axes[1:]
             self.notes.append(unnamed_channels_note(shape[0]))
         if "Y" not in axes or "X" not in axes:

@@ -132,6 +132,9 @@ def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str],
             return _read_channel_series(series, name, limits, notes, plane=plane)
         if chosen:  # pages that are not one plane each: the whole series, within the size check
             return _read_channel_series(series, name, limits, notes, axes=series.axes.replace("S", "C"), plane=plane)
+        if series is not None and rows_as_pages(series):
+            notes.append(rows_as_pages_note(series.shape[-1]))
+            return _read_channel_series(series, name, limits, notes, axes="YXC")
         if series is not None and unnamed_channel_stack(series):
             notes.append(unnamed_channels_note(series.shape[0]))
             return _read_channel_series(series, name, limits, notes, axes="C" + series.axes[1:])
@@ -145,6 +148,20 @@ def unnamed_channel_stack(series) -> bool:
     to 8 pages is a channel stack, as fluorescence cameras save them; more pages are more
     likely a Z-stack or time series, read at their first plane. (A tifffile series or level.)"""
     return series.axes in ("QYX", "IYX") and 2 <= series.shape[0] <= MAX_CHANNELS
+
+
+def rows_as_pages(series) -> bool:
+    """A (Y, X, C) image of 2 or 5-8 channels saved one row per page: tifffile (and
+    scikit-image's imsave, which calls it) writes such an array as Y pages of X by C pixels,
+    a plain 'QYX' stack whose pages are only 2-8 px wide (a trial: read as 520 planes of
+    696x2, its first segmented, "0 nuclei", status ok)."""
+    return (series.axes in ("QYX", "IYX") and 2 <= series.shape[-1] <= MAX_CHANNELS
+            and min(series.shape[:2]) > MAX_CHANNELS)
+
+
+def rows_as_pages_note(count: int) -> str:
+    return (f"pages {count} px wide, one per row: read as an image of {count} channels, (Y, X, C), as tifffile and "
+            "scikit-image save such an array")
 
 
 def unnamed_channels_note(count: int) -> str:
@@ -476,6 +493,8 @@ def _describe(error: Exception) -> str:
 def tiff_plane_shape(level) -> tuple[int, int]:
     """(height, width) of one plane of a tifffile series level."""
     axes, shape = level.axes, level.shape
+    if rows_as_pages(level):
+        return shape[0], shape[1]
     if "Y" not in axes or "X" not in axes:
         page = level.keyframe
         return page.imagelength, page.imagewidth

@@ -42,6 +42,8 @@ def write_layout(path, layout: str) -> np.ndarray:
         tifffile.imwrite(path, np.moveaxis(rgb, -1, 0)[:2])
     elif layout == "pages without axes, tiled":
         tifffile.imwrite(path, np.moveaxis(rgb, -1, 0), tile=(64, 64), compression="zlib")
+    elif layout == "(Y, X, 2) one row per page":   # tifffile's and skimage's default for such an array
+        tifffile.imwrite(path, np.ascontiguousarray(rgb[..., :2]))
     elif layout == "pyramid":
         with tifffile.TiffWriter(path, bigtiff=True) as writer:
             writer.write(rgb, subifds=1, tile=(64, 64), compression="zlib", photometric="rgb")
@@ -56,7 +58,8 @@ def write_layout(path, layout: str) -> np.ndarray:
 @pytest.mark.parametrize("layout", ["tiled grey 16-bit", "stripped RGB", "uncompressed one strip",
                                     "uncompressed RGBA one strip", "OME channels, tiled", "ImageJ Z stack of channels",
                                     "16-bit 4 samples, the 4th tagged alpha", "pages without axes",
-                                    "pages without axes, tiled", "pyramid", "float with NaN"])
+                                    "pages without axes, tiled", "(Y, X, 2) one row per page", "pyramid",
+                                    "float with NaN"])
 def test_windows_read_as_the_whole_image_is_read(tmp_path, layout):
     path = tmp_path / "image.tif"
     expected = write_layout(path, layout)

@@ -324,6 +324,22 @@ def test_plain_multi_page_and_four_sample_stacks_keep_every_channel(tmp_path):
     assert read_channels(tmp_path / "z.tif").shape == (30, 40, 1)  # 20 planes: a Z-stack, first plane
 
 
+@pytest.mark.parametrize("count", [2, 5, 8])
+def test_a_yxc_array_saved_one_row_per_page_reads_as_its_channels(tmp_path, count):
+    """A trial: tifffile's default (and scikit-image's imsave) writes a (Y, X, 2) array as 30
+    pages of 40x2 pixels; it was read as 30 planes, the first segmented as a 40x2 strip."""
+    image = np.random.default_rng(count).integers(0, 65535, (30, 40, count), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "yxc.tif", image)
+    with tifffile.TiffFile(tmp_path / "yxc.tif") as tif:
+        assert tif.series[0].axes == "QYX" and len(tif.pages) == 30   # as the trial's file
+    notes = []
+    channels = read_channels(tmp_path / "yxc.tif", notes=notes)
+    assert channels.shape == (30, 40, count) and np.allclose(channels, image / 65535)
+    assert any(f"pages {count} px wide, one per row: read as an image of {count} channels" in n for n in notes)
+    tifffile.imwrite(tmp_path / "z.tif", np.zeros((9, 30, 40), np.uint8))   # 9 pages of 30x40: a stack still
+    assert read_channels(tmp_path / "z.tif").shape == (30, 40, 1)
+
+
 def png_48bit(rgb16: np.ndarray) -> bytes:
     """A 16-bit-per-channel RGB PNG (Pillow writes none), unfiltered rows."""
     import struct
