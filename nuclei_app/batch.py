@@ -197,7 +197,8 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
                   skip_existing: bool = False) -> BatchResult:
     request = settings if isinstance(settings, ImageRequest) else ImageRequest(settings, tta)
     out.mkdir(parents=True, exist_ok=True)
-    images, problems = collect_images(paths, skip_folders=(out,))
+    images, problems = collect_images(paths, skip_folders=(out,), notes=(input_notes := []))
+    report_input_notes(input_notes, log)
     record = RunRecord(out, MEASUREMENT_COLUMNS, request.formats, resume=skip_existing,
                        settings=settings_text(request, model.identity()))
     result = BatchResult(failed=list(problems))
@@ -304,6 +305,11 @@ def report_resume(record, images: list[Path], names_of: dict[Path, str], todo: i
 
 def a_few(names: list[str]) -> str:
     return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def report_input_notes(notes: list[str], log: TextIO) -> None:
+    for note in notes:
+        print(f"note: {note}.", file=log)
 
 
 def finish_run(paths: list, images: list[Path], problems: list[tuple[str, str]], result: BatchResult,

@@ -43,7 +43,7 @@ import pandas as pd
 
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, describe_scale, failure_status, finish_run, for_image,
                     image_files, is_disk_full, is_huge, noted, plane_request, put_in_order, put_on_record,
-                    read_input, segment_channels, settings_text, start_run, stop)
+                    read_input, report_input_notes, segment_channels, settings_text, start_run, stop)
 from .diameter_check import image_notes
 from .inputs import collect_images
 from .model import ModelLoadError, NucleiModel, model_digest
@@ -133,7 +133,9 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
     out_url = output_url(out)
     prepare_output(out_url)
     local_out = local_folder(out_url)
-    images, problems = collect_images(paths, skip_folders=(local_out,) if local_out else ())
+    images, problems = collect_images(paths, skip_folders=(local_out,) if local_out else (),
+                                      notes=(input_notes := []))
+    report_input_notes(input_notes, log)
     result = BatchResult(failed=list(problems))
     run_id = uuid.uuid4().hex[:12]
     # The cluster first: an unreachable one fails before the record (maybe a previous run's,

@@ -9,10 +9,18 @@ from .config import IMAGE_SUFFIXES
 from .results import fitting_name, output_stem
 
 
-def collect_images(paths: list[str | Path], skip_folders: tuple[Path, ...] = ()) -> tuple[list[Path], list[tuple[str, str]]]:
+# The first columns of summary.csv (records.SUMMARY_COLUMNS): a folder holding one with them
+# is an output folder of this tool.
+RESULTS_HEADER = b"image,file,width,height,nuclei,"
+
+
+def collect_images(paths: list[str | Path], skip_folders: tuple[Path, ...] = (), notes: list[str] | None = None
+                   ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Image files from files and folders (recursive, image suffixes in any case), and the
     (path, reason) of what can't be used: missing paths, broken links, unreadable folders,
-    file names that are not valid UTF-8 (summary.csv could not hold them).
+    file names that are not valid UTF-8 (summary.csv could not hold them). ``notes`` gets
+    what the user should know about the folders: one of several given that holds no image,
+    and results folders of earlier runs passed over (``is_results_folder``).
 
     Folders are walked with ``os.walk``, following links to folders but entering each real
     folder once, so a link to a parent folder (a loop) or a second way to the same data
@@ -22,12 +30,15 @@ def collect_images(paths: list[str | Path], skip_folders: tuple[Path, ...] = ())
     # The output folder is never searched: a run whose --out is inside an input folder would
     # otherwise segment its own outputs on the next run.
     entered = {os.path.realpath(folder) for folder in skip_folders}
+    notes = notes if notes is not None else []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            images, trouble = _scan_folder(path, entered)
+            images, trouble = _scan_folder(path, entered, notes)
             found += images
             problems += trouble
+            if not images and not trouble and len(paths) > 1:  # alone, the run says it found nothing
+                notes.append(f"{path}: no image files in this folder")
         elif path.is_file():
             found.append(path)
         elif path.is_symlink():
@@ -40,8 +51,9 @@ def collect_images(paths: list[str | Path], skip_folders: tuple[Path, ...] = ())
     return found, [(_printable(path), reason) for path, reason in problems]
 
 
-def _scan_folder(folder: Path, entered: set[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Image files under ``folder``, skipping real folders already in ``entered`` (updated)."""
+def _scan_folder(folder: Path, entered: set[str], notes: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files under ``folder``, skipping real folders already in ``entered`` (updated)
+    and results folders of this tool below it (said in ``notes``)."""
     found, problems = [], []
 
     def unreadable(error: OSError) -> None:
@@ -54,6 +66,11 @@ def _scan_folder(folder: Path, entered: set[str]) -> tuple[list[Path], list[tupl
             continue
         entered.add(real)
         folders[:] = [name for name in folders if not name.startswith(".")]
+        results = [name for name in folders if is_results_folder(Path(root, name))]
+        if results:
+            folders[:] = [name for name in folders if name not in results]
+            notes += [f"{Path(root, name)}: passed over, an earlier run's results (its summary.csv); name its "
+                      "files to segment them" for name in results]
         for name in files:
             if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
@@ -63,6 +80,17 @@ def _scan_folder(folder: Path, entered: set[str]) -> tuple[list[Path], list[tupl
             else:  # a link to a file that moved, or to itself
                 problems.append((str(path), _broken_link_reason(path)))
     return sorted(found), problems
+
+
+def is_results_folder(folder: Path) -> bool:
+    """A folder this tool wrote results into (its summary.csv's header): its label, mask and
+    overlay PNGs are outputs, not micrographs (a trial: results kept beside the data were
+    segmented as images on the next run over the data, 65 "nuclei" found in an overlay)."""
+    try:
+        with open(folder / "summary.csv", "rb") as summary:
+            return summary.read(len(RESULTS_HEADER)) == RESULTS_HEADER
+    except OSError:
+        return False
 
 
 def _first_of_each_file(paths: list[Path]) -> list[Path]:

@@ -19,6 +19,35 @@ def test_collects_recursively_and_reports_missing(tmp_path):
     assert problems == [(str(tmp_path / "missing.png"), "no such file or folder")]
 
 
+def test_results_folders_inside_the_data_are_passed_over_and_empty_folders_told(tmp_path, tiny_model):
+    """A trial: results kept beside the data (data/results/) were segmented as images on the
+    next run over data/ (an overlay gave 65 "nuclei"); an empty folder among several inputs
+    was passed over without a word."""
+    import io
+
+    from nuclei_app.batch import segment_paths
+
+    write_image(tmp_path / "data" / "well.png")
+    segment_paths(tiny_model, [tmp_path / "data"], tmp_path / "data" / "results", tiny_model.postprocess_settings,
+                  log=io.StringIO())
+    assert (tmp_path / "data" / "results" / "well_overlay.png").is_file()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "data" / "other").mkdir()
+    (tmp_path / "data" / "other" / "summary.csv").write_text("name,count\n")   # someone else's: searched
+    write_image(tmp_path / "data" / "other" / "b.png")
+    notes = []
+    found, problems = collect_images([tmp_path / "data", tmp_path / "empty"], notes=notes)
+    assert sorted(p.name for p in found) == ["b.png", "well.png"] and not problems
+    assert notes == [f"{tmp_path / 'data' / 'results'}: passed over, an earlier run's results (its summary.csv); "
+                     "name its files to segment them", f"{tmp_path / 'empty'}: no image files in this folder"]
+    found, _ = collect_images([tmp_path / "data" / "results"])   # named: its files are searched
+    assert "well_overlay.png" in [p.name for p in found]
+    log = io.StringIO()
+    result = segment_paths(tiny_model, [tmp_path / "data", tmp_path / "empty"], tmp_path / "out",
+                           tiny_model.postprocess_settings, log=log)
+    assert "note: " + notes[0] + "." in log.getvalue() and len(result.processed) == 2 and result.exit_status == 0
+
+
 def test_an_ome_tiff_s_outputs_are_named_after_its_name_without_ome(tmp_path):
     names = output_names([tmp_path / "plate A1.ome.tif", tmp_path / "b.ome.tiff"])
     assert list(names.values()) == ["plate A1", "b"]
