@@ -39,7 +39,7 @@ from .pipeline import Prediction, Segmentation, final_labels, network_input, pre
 from .planes import PlaneRequest, ZChoice
 from .progress import Progress
 from .records import (MEASUREMENT_COLUMNS, RunRecord, changed_inputs, changed_settings, finished_huge,
-                      segmented_again, summary_row)
+                      segmented_again, stale_files, summary_row)
 from .results import image_result_files, write_atomically
 from .wording import plural
 
@@ -229,6 +229,7 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
         record.done.update(finished_huge(record.earlier, record.present, huge, record.formats))
         changed = redo_changed(record, {names[path]: path for path in images}, log)
     todo = [path for path in images if not record.is_done(names[path])]
+    remove_stale(record, [names[path] for path in todo], log)
     if record.earlier.unreadable:
         print(f"The output folder's summary.csv or measurements.csv could not be read "
               f"({record.earlier.unreadable}); both are started afresh.", file=log)
@@ -251,6 +252,16 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
     if record.resume:
         report_resume(record, images, names, len(todo), result, log, changed)
     return names, todo
+
+
+def remove_stale(record, names: list[str], log: TextIO) -> None:
+    """Removes the files of other formats that an earlier run wrote for images segmented again
+    (``records.stale_files``), and says so."""
+    stale = stale_files(record.earlier, names, record.formats, record.present)
+    if stale:
+        record.remove_files(stale)
+        print(f"Removed {plural(len(stale), 'file', 'files')} of other --formats that an earlier run wrote for images "
+              f"segmented again, which would not match their new results ({a_few(stale)}).", file=log)
 
 
 def redo_changed(record, files: dict[str, Path], log: TextIO) -> list[str]:

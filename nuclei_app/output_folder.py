@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 import pandas as pd
 
 from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, in_order,
-                      on_record, record_in, resumed, split_kept, with_settings, without_redone)
+                      on_record_with, record_in, resumed, split_kept, without_redone)
 from .results import csv_bytes, last_part
 
 
@@ -172,7 +172,7 @@ class UrlRecord:
 
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
         table = measurements.reindex(columns=self.columns) if measurements is not None and len(measurements) else None
-        self.added.append((summary.get("image") or "", table, on_record(with_settings(summary, self.settings))))
+        self.added.append((summary.get("image") or "", table, on_record_with(summary, self.settings, self.formats)))
 
     def put_in_order(self, names: Sequence[str]) -> None:
         """``RunRecord.put_in_order``."""
@@ -184,6 +184,14 @@ class UrlRecord:
         summary = rows + [row for _, _, row in self.added]
         write_files(self.out_url, {MEASUREMENTS_FILE: csv_bytes(pd.concat(tables, ignore_index=True)),
                                    SUMMARY_FILE: csv_bytes(pd.DataFrame(summary, columns=SUMMARY_COLUMNS))})
+
+    def remove_files(self, files: Sequence[str]) -> None:
+        """``RunRecord.remove_files``."""
+        for file in files:
+            try:
+                self.fs.rm(f"{self.root}/{file}")
+            except (OSError, FileNotFoundError):
+                pass
 
     def _present(self) -> set[str]:
         """Names of the files in the output folder."""

@@ -31,7 +31,7 @@ MEASUREMENTS_FILE = "measurements.csv"
 SUMMARY_FILE = "summary.csv"
 SUMMARY_COLUMNS = ["image", "file", "width", "height", "nuclei", "diameter_px", "diameter_source", "channel",
                    "kind", "pixel_size_um", "pixel_size_source", "seconds", "status", "notes", "settings",
-                   "file_bytes", "file_modified"]
+                   "file_bytes", "file_modified", "formats"]
 # measurements.csv: the image's name, then the measurements in pixels, then in µm (empty
 # where the pixel size is unknown).
 MEASUREMENT_COLUMNS = ["image"] + COLUMNS + UM_COLUMNS
@@ -65,6 +65,28 @@ def finished_huge(earlier: Earlier, present: set[str], names: Sequence[str],
     redid it every time (a user test)."""
     suffixes = HUGE_IMAGE_SUFFIXES + ((INTENSITIES_SUFFIX,) if "intensities" in formats else ())
     return {name: earlier.done[name] for name in names if all(name + suffix in present for suffix in suffixes)}
+
+
+def stale_files(earlier: Earlier, names: Sequence[str], formats: tuple[str, ...], present: set[str]) -> list[str]:
+    """The files of ``names`` (images this run segments again) that the run that segmented
+    them before wrote (its row's ``formats``) in formats this run does not write: they would
+    not match the new results (a trial: a run with --formats png after --formats all left the
+    ROIs and GeoJSON of the old labels beside the new PNGs and measurements, and
+    --skip-existing then took them for done). A file of such a name that run did not write
+    (the user's own ground truth, say), or any where its row predates the column, stays."""
+    stale = []
+    for name in names:
+        written = str(earlier.done.get(name, {}).get("formats") or "").split(",")
+        others = tuple(fmt for fmt in written if fmt in FORMATS and fmt not in formats)
+        stale += [file for file in expected_files(name, others) if file in present]
+    return stale
+
+
+def on_record_with(summary: dict, settings: str, formats: tuple[str, ...]) -> dict:
+    """A row as the output folder's record keeps it (``on_record``), with the run's settings
+    and, for an image segmented, the formats of the files written for it."""
+    row = on_record(with_settings(summary, settings))
+    return {**row, "formats": ",".join(formats)} if row.get("status") == "ok" else row
 
 
 def with_settings(summary: dict, settings: str) -> dict:
@@ -209,7 +231,7 @@ def finished_before(summary_file, measurements_file, outputs_present: Callable[[
     the two open files."""
     with summary_file, measurements_file:
         summary = pd.read_csv(summary_file, dtype={"image": str, "file": str, "status": str, "file_bytes": str,
-                                                   "file_modified": str}, keep_default_na=False)
+                                                   "file_modified": str, "formats": str}, keep_default_na=False)
         measurements = pd.read_csv(measurements_file, dtype={"image": str}, keep_default_na=False)
     if "file" not in summary:  # a summary.csv edited by hand: nothing to keep names by
         summary = summary.assign(file="")
@@ -268,7 +290,7 @@ class RunRecord:
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
         if not self.begun:
             self.begin()
-        summary = on_record(with_settings(summary, self.settings))
+        summary = on_record_with(summary, self.settings, self.formats)
         if summary.get("status") != "ok" and summary.get("image"):
             self.remove_outputs(summary["image"])
         self._record(summary, measurements)
@@ -300,7 +322,11 @@ class RunRecord:
         its failed row. Only this run's formats: a file of another format by the same name may
         be the user's own (a ground truth named X_labels.tif). Best effort: what can't be
         removed stays."""
-        for file in expected_files(name, self.formats):
+        self.remove_files(expected_files(name, self.formats))
+
+    def remove_files(self, files: Sequence[str]) -> None:
+        """Removes ``files`` of the output folder; best effort: what can't be removed stays."""
+        for file in files:
             try:
                 (self.out / file).unlink(missing_ok=True)
             except OSError:

@@ -12,6 +12,7 @@ import tifffile
 from PIL import Image
 
 from nuclei_app.batch import ImageRequest, segment_paths
+from nuclei_app.exports import FORMATS
 from nuclei_app.imageio import read_image, to_uint8
 from nuclei_app.kinds import kind_caution
 from nuclei_app.label_files import read_labels
@@ -76,6 +77,30 @@ def test_skip_existing_segments_again_an_image_whose_file_changed_since(tiny_mod
     log = io.StringIO()
     segment_paths(tiny_model, [inputs], out, tiny_model.postprocess_settings, log=log, skip_existing=True)
     assert "changed since" not in log.getvalue() and "3 of 3 images finished before; 0 to do" in log.getvalue()
+
+
+def test_an_image_segmented_again_loses_its_files_of_other_formats(tiny_model, tmp_path):
+    """A trial: --formats png (another threshold) after --formats all left the old labels' ROIs,
+    GeoJSON, label TIFF and intensities beside the new PNGs and measurements, and a later
+    --skip-existing --formats all took the mixture for done."""
+    from dataclasses import replace
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    for seed, name in enumerate(("a", "b")):
+        write_image(inputs / f"{name}.png", seed=seed)
+    segment_paths(tiny_model, [inputs], out, ImageRequest(tiny_model.postprocess_settings, formats=tuple(FORMATS)),
+                  log=io.StringIO())
+    assert (out / "a_rois.zip").is_file() and (out / "b.geojson").is_file()
+    log = io.StringIO()
+    other = ImageRequest(replace(tiny_model.postprocess_settings, threshold=0.3), formats=("png",))
+    segment_paths(tiny_model, [inputs / "a.png"], out, other, log=log)
+    assert "Removed 4 files of other --formats that an earlier run wrote for images segmented again" in log.getvalue()
+    assert not [f for f in ("a_labels.tif", "a_rois.zip", "a.geojson", "a_intensities.csv") if (out / f).exists()]
+    assert (out / "a_labels.png").is_file() and (out / "b_rois.zip").is_file()   # b was not segmented again
+    log = io.StringIO()
+    again = segment_paths(tiny_model, [inputs], out, replace(other, formats=tuple(FORMATS)), log=log, skip_existing=True)
+    assert "segmenting again 1 image finished before whose files for --formats" in log.getvalue()
+    assert again.kept == 1 and (out / "a_rois.zip").is_file()
 
 
 def test_a_run_into_a_used_folder_keeps_the_rows_of_the_images_it_does_not_redo(tiny_model, tmp_path):
