@@ -91,6 +91,10 @@ def number_argument(kind: type, accept, requirement: str):
     return parse
 
 
+# The smallest nucleus diameter taken as meant (yeast nuclei are 1-2 µm): below it, a unit typo.
+SMALLEST_NUCLEUS_UM = 0.5
+
+
 def diameter_argument(text: str) -> tuple[float, str]:
     """(value, "px" or "µm"): --diameter 17 or 17px in pixels; 8um, 8 µm, 0.008mm (the length
     units OME and ImageJ write, ``calibration.UNIT_UM``) in µm."""
@@ -107,6 +111,10 @@ def diameter_argument(text: str) -> tuple[float, str]:
     value = number * UNIT_UM_LOWER[unit]
     if not 0 < value < 1_000:
         raise argparse.ArgumentTypeError(f"must be a length above 0 and below 1000 µm, got {text}")
+    if value < SMALLEST_NUCLEUS_UM:
+        # A trial: 8nm for 8um ran a whole folder at "0.0 px", each image resized to its limit.
+        raise argparse.ArgumentTypeError(f"{text} is {value:g} µm, smaller than any nucleus (they measure about "
+                                         f"{SMALLEST_NUCLEUS_UM:g} to 100 µm): a unit typed wrong ({number:g}um?)")
     return value, "µm"
 
 
@@ -270,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     # In µm it is each image's own number of pixels: its note says so where it is out of reach.
     reach = diameter_out_of_reach(value, model.diameter) if value and unit == "px" else None
     if reach:
-        print(f"warning: {reach}", file=sys.stderr)
+        print(f"warning: {reach}.", file=sys.stderr)
     request = ImageRequest(settings, args.tta, value if unit == "px" else None, args.channel, args.formats,
                            args.block_size, model.precision, args.engine, args.pixel_size, args.z_plane,
                            diameter_um=value if unit == "µm" else None)

@@ -197,4 +197,4 @@ def diameter_out_of_reach(diameter: float, canonical: float | None, asked: str |
     nearest = canonical / MAX_FACTOR if canonical / diameter > MAX_FACTOR else canonical / MIN_FACTOR
     given = f"{asked} = {diameter:g} px" if asked else f"{diameter:g}"
     return (f"--diameter {given}: images are resized at most {MAX_FACTOR:g}x up and {1 / MIN_FACTOR:g}x down "
-            f"(the model sees {canonical:g} px nuclei), so nuclei are treated as {nearest:g} px across.")
+            f"(the model sees {canonical:g} px nuclei), so nuclei are treated as {nearest:g} px across")

@@ -218,6 +218,8 @@ def test_bad_flag_values_are_usage_errors(tmp_path):
                         (["--diameter", "8mm"], "must be a length above 0 and below 1000 µm, got 8mm"),
                         (["--diameter", "8 inches"], "unknown unit 'inches' in '8 inches'"),
                         (["--diameter", "8,5um"], "not a number: '8,5' (use a decimal point)"),
+                        (["--diameter", "8nm"], "8nm is 0.008 µm, smaller than any nucleus (they measure about 0.5 "
+                                                "to 100 µm): a unit typed wrong (8um?)"),
                         (["--pixel-size", "5px"], "a pixel's size is a length"),
                         (["--z-plane", "best"], "must be a plane number from 0, 'focus' (the sharpest plane) or "
                                                 "'max'")):
