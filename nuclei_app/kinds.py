@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .canvas import content_box, crop
-from .channels import display_rgb
+from .channels import network_rgb
 from .channelwise import channel_max, channel_mean, channel_min
 from .inference import Stretch
 from .sampling import percentile_sample, side_stride
@@ -81,11 +81,13 @@ def network_light(stretch, normalisation) -> bool | None:
 
 
 def input_kind(channels: np.ndarray, channel: int | str, light: bool | None = None) -> str:
-    """``image_kind`` of an input (H, W[, C]) as the page shows it (``channels.display_rgb``:
-    RGB as it is, another stack's nuclear channel), on a strided sample; ``light``: the
-    network's input was inverted (``image_kind``)."""
+    """``image_kind`` of an input (H, W[, C]) as the network sees it (``channels.network_rgb``:
+    the colours where all are used, else the channel segmented), on a strided sample;
+    ``light``: the network's input was inverted (``image_kind``). (As the page shows it, a
+    3-channel stack segmented on one channel was judged on its three stains as colours: H&E
+    "tissue", where the same channel saved alone, or in a 2-channel stack, was not.)"""
     stride = side_stride(channels.shape, KIND_SAMPLE_SIDE)
-    return image_kind(display_rgb(channels[::stride, ::stride], channel), light)
+    return image_kind(network_rgb(channels[::stride, ::stride], channel), light)
 
 
 def kind_tells(quiet: bool, count: int) -> bool:

@@ -1,7 +1,7 @@
 import numpy as np
 
 from nuclei_app.imageio import read_image
-from nuclei_app.kinds import image_kind, kind_caution, kind_confidence, kind_tells
+from nuclei_app.kinds import image_kind, input_kind, kind_caution, kind_confidence, kind_tells
 
 from .conftest import SAMPLES, on_canvas
 
@@ -71,3 +71,15 @@ def test_the_cli_cautions_only_where_a_kind_scores_low():
 def test_a_field_of_noise_with_nothing_found_has_no_kind_to_tell():
     assert not kind_tells(quiet=True, count=0)
     assert kind_tells(quiet=True, count=1) and kind_tells(quiet=False, count=0)
+
+
+def test_a_stack_s_kind_is_that_of_the_channel_the_network_sees_whatever_the_layout():
+    """A trial: one channel segmented from a 3-channel stack was judged on the three stains as
+    colours ("tissue"), the same channel in a 2-channel stack or alone on itself."""
+    from .test_channels import nuclei_and_cytoplasm
+
+    nuclei, cytoplasm, _ = nuclei_and_cytoplasm()
+    stacks = [np.stack([cytoplasm, np.zeros_like(nuclei), nuclei], -1), np.stack([cytoplasm, nuclei], -1),
+              cytoplasm[..., None]]
+    for light in (None, True, False):
+        assert len({input_kind(stack, 0, light) for stack in stacks}) == 1, light
