@@ -3,6 +3,7 @@ said, with the reason), and each image's NAME for its output files, unique in th
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 from .config import IMAGE_SUFFIXES
@@ -128,29 +129,48 @@ def _printable(path: str) -> str:
 def output_names(images: list[Path], earlier: dict[str, str] | None = None) -> dict[Path, str]:
     """NAME for each input: its stem, made safe and cut to fit a file system (``output_stem``);
     inputs sharing a name, compared without case as Windows and macOS do, get their parent folders
-    prefixed, then _2, _3 ... ``earlier``: the resolved path -> NAME of every file a resumed
-    run named: those files keep their names, and no other file may take one of them (its
-    outputs would pass for the other file's)."""
+    prefixed (files of one folder that differ by their extension only, that extension), then
+    _2, _3 ... ``earlier``: the resolved path -> NAME of every file a resumed run named: those
+    files keep their names, and no other file may take one of them (its outputs would pass
+    for the other file's)."""
     earlier = earlier or {}
     names, used = {}, {name.casefold() for name in earlier.values()}
     for image in images:
         name = earlier.get(str(image.resolve()))
         if name:
             names[image] = name
+    siblings = Counter(_folder_and_stem(image) for image in images)
     for image in images:
         if image not in names:
-            names[image] = _free_name(image, used)
+            names[image] = _free_name(image, used, siblings[_folder_and_stem(image)] > 1)
             used.add(names[image].casefold())
     return names
 
 
-def _free_name(image: Path, used: set[str]) -> str:
+def _folder_and_stem(image: Path) -> tuple[str, str]:
+    return str(image.resolve().parent), output_stem(image.name).casefold()
+
+
+def _free_name(image: Path, used: set[str], has_siblings: bool) -> str:
+    """``has_siblings``: files of the same folder share its NAME (img.gif beside img.bmp), which
+    their folders' names don't tell apart: the extension does, then a number (a trial:
+    img, in2_img and t_in2_img, the last from a folder two levels up)."""
     name = output_stem(image.name)
+    if has_siblings:
+        extension = image.suffix.lstrip(".").lower()
+        for candidate in (name, fitting_name(name, f"_{extension}")):
+            if candidate.casefold() not in used:
+                return candidate
+        return _numbered(name, used)
     for parent in image.resolve().parents:
         if name.casefold() not in used:
             return name
         # Cut from the front where too long: the file's own name is what tells files apart.
         name = fitting_name(f"{parent.name}_{name}", keep_end=True)
+    return _numbered(name, used)
+
+
+def _numbered(name: str, used: set[str]) -> str:
     number = 2
     while fitting_name(name, f"_{number}").casefold() in used:
         number += 1

@@ -59,6 +59,16 @@ def test_output_names_disambiguate_same_file_names(tmp_path):
     assert names[first] == "img" and names[second] == "day2_img"
 
 
+def test_files_of_one_folder_differing_by_extension_are_told_apart_by_it(tmp_path):
+    """A trial: img.bmp, img.gif and img.webp of one folder became img, in2_img and t_in2_img
+    (folder names that tell nothing); x?.jpg and x_.jpg (one safe name) x_ and names_x_."""
+    files = [tmp_path / "in2" / f"img.{ext}" for ext in ("bmp", "gif", "webp")]
+    assert list(output_names(files).values()) == ["img", "img_gif", "img_webp"]
+    same = [tmp_path / "names" / "x?.jpg", tmp_path / "names" / "x_.jpg"]
+    assert list(output_names(same).values()) == ["x_", "x__jpg"]
+    assert list(output_names(same + [tmp_path / "names" / "x_.JPG"]).values()) == ["x_", "x__jpg", "x__2"]
+
+
 def test_output_names_differ_without_case_and_fit_the_file_system(tmp_path):
     """Windows and macOS would write x_labels.png and X_labels.png into one file; a 240-character
     stem plus "_measurements.csv" is past the 255 bytes a file name may have."""
@@ -66,9 +76,9 @@ def test_output_names_differ_without_case_and_fit_the_file_system(tmp_path):
     long = tmp_path / "a" / ("n" * 240 + ".png")
     names = output_names([lower, upper, long])
     assert names[lower] == "x" and names[upper] == "c_X" and names[long] == "n" * 100
-    # Past the parent folders, _2, _3 ... still within 100 characters; UTF-8 bytes count too.
-    same = [tmp_path / ("n" * 240 + ".png"), tmp_path / ("n" * 240 + ".tif")]
-    assert list(output_names(same).values()) == ["n" * 100, "n" * 98 + "_2"]
+    # The extension, then _2, _3 ... still within 100 characters; UTF-8 bytes count too.
+    same = [tmp_path / ("n" * 240 + ".png"), tmp_path / ("n" * 240 + ".tif"), tmp_path / ("n" * 240 + ".TIF")]
+    assert list(output_names(same).values()) == ["n" * 100, "n" * 96 + "_tif", "n" * 98 + "_2"]
     cut = tmp_path / "plate_with_a_long_name" / ("m" * 90 + ".png")
     assert output_names([tmp_path / ("m" * 90 + ".png"), cut])[cut] == "long_name_" + "m" * 90  # its own name kept
     wide = tmp_path / ("核" * 90 + ".png")  # 3 bytes a character
