@@ -119,7 +119,9 @@ def _decode_tiff(data: bytes, name: str, limits: ReadLimits, notes: list[str],
     their first plane. Sizes are checked from the header."""
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         if not tif.pages:
-            raise ImageReadError(name, "the TIFF file has no pages.")
+            # A header and then garbage (a trial's corrupt.tif): the first page is not there.
+            raise ImageReadError(name, "a TIFF header but no image after it: the file is damaged or truncated (an "
+                                       "interrupted copy or download?). Copy or export it again.")
         series = tif.series[0] if tif.series else None
         z_planes = _z_planes(series) if series is not None else 1
         if z_planes <= 1:

@@ -107,6 +107,14 @@ def test_truncated_png(tmp_path):
         read_image(path)
 
 
+def test_a_tiff_header_followed_by_garbage_is_called_damaged(tmp_path):
+    """A trial: it said "the TIFF file has no pages"."""
+    path = tmp_path / "corrupt.tif"
+    path.write_bytes(b"II*\x00" + np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8).tobytes())
+    with pytest.raises(ImageReadError, match="no image after it: the file is damaged or truncated"):
+        read_image(path)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ImageReadError, match="not found"):
         read_image(tmp_path / "nowhere.png")
