@@ -588,7 +588,8 @@ DIAMETER_SOURCES = {
     "given": "Set by hand.",
     "estimated": "Estimated from the image.",
     "measured": "Estimated, then corrected to the median size of the nuclei found.",
-    "model": "The model's own: the image has hardly any contrast above its noise, nothing to estimate from.",
+    "model": "The model's own: the image has hardly any contrast above its noise, so no size was estimated from "
+             "it; the nuclei found there, if any, fit it.",
     "none": "",
 }
 

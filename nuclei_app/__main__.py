@@ -113,8 +113,9 @@ def diameter_argument(text: str) -> tuple[float, str]:
         raise argparse.ArgumentTypeError(f"must be a length above 0 and below 1000 µm, got {text}")
     if value < SMALLEST_NUCLEUS_UM:
         # A trial: 8nm for 8um ran a whole folder at "0.0 px", each image resized to its limit.
+        typo = f"{number:g}um?" if UNIT_UM_LOWER[unit] < 1 else "give it in µm (8um) or px"
         raise argparse.ArgumentTypeError(f"{text} is {value:g} µm, smaller than any nucleus (they measure about "
-                                         f"{SMALLEST_NUCLEUS_UM:g} to 100 µm): a unit typed wrong ({number:g}um?)")
+                                         f"{SMALLEST_NUCLEUS_UM:g} to 100 µm): a unit typed wrong ({typo})")
     return value, "µm"
 
 

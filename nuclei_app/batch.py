@@ -39,7 +39,7 @@ from .pipeline import Prediction, Segmentation, final_labels, network_input, pre
 from .planes import PlaneRequest, ZChoice
 from .progress import Progress
 from .records import (MEASUREMENT_COLUMNS, RunRecord, changed_inputs, changed_settings, finished_huge,
-                      segmented_again, stale_files, summary_row)
+                      segmented_again, summary_row)
 from .results import image_result_files, write_atomically
 from .wording import plural
 
@@ -211,6 +211,7 @@ def segment_paths(model: NucleiModel, paths: list[str | Path], out: Path, settin
         run_pipeline(model, whole, names, out, request, record, result, progress, debug, first=len(in_blocks) + 1)
     if not result.stopped:  # block-wise images went first: rows in input order again
         put_in_order(record, [names[path] for path in images], log)
+    report_removed(record, log)
     finish_run(paths, images, problems, result, log)
     return result
 
@@ -229,7 +230,6 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
         record.done.update(finished_huge(record.earlier, record.present, huge, record.formats))
         changed = redo_changed(record, {names[path]: path for path in images}, log)
     todo = [path for path in images if not record.is_done(names[path])]
-    remove_stale(record, [names[path] for path in todo], log)
     if record.earlier.unreadable:
         print(f"The output folder's summary.csv or measurements.csv could not be read "
               f"({record.earlier.unreadable}); both are started afresh.", file=log)
@@ -254,14 +254,13 @@ def start_run(images: list[Path], problems: list[tuple[str, str]], record, resul
     return names, todo
 
 
-def remove_stale(record, names: list[str], log: TextIO) -> None:
-    """Removes the files of other formats that an earlier run wrote for images segmented again
-    (``records.stale_files``), and says so."""
-    stale = stale_files(record.earlier, names, record.formats, record.present)
-    if stale:
-        record.remove_files(stale)
-        print(f"Removed {plural(len(stale), 'file', 'files')} of other --formats that an earlier run wrote for images "
-              f"segmented again, which would not match their new results ({a_few(stale)}).", file=log)
+def report_removed(record, log: TextIO) -> None:
+    """Says which files of other formats an earlier run wrote were removed as their images were
+    segmented again (``records.stale_files``: they would not match the new results)."""
+    if record.removed:
+        print(f"Removed {plural(len(record.removed), 'file', 'files')} of other --formats that an earlier run wrote "
+              f"for images segmented again, which would not match their new results ({a_few(record.removed)}).",
+              file=log)
 
 
 def redo_changed(record, files: dict[str, Path], log: TextIO) -> list[str]:
@@ -303,10 +302,10 @@ def report_resume(record, images: list[Path], names_of: dict[Path, str], todo: i
     if todo == len(names):
         return
     print(f"--skip-existing: {len(names) - todo} of {len(names)} images finished before; {todo} to do.", file=log)
-    changed = changed_settings(record.done, names, record.settings)
-    if changed:
-        print(f"--skip-existing: {plural(len(changed), 'image', 'images')} finished before with other settings "
-              f"({a_few(changed)}) are kept as they are; summary.csv's settings column says which. "
+    other_settings = changed_settings(record.done, names, record.settings)
+    if other_settings:
+        print(f"--skip-existing: {plural(len(other_settings), 'image', 'images')} finished before with other "
+              f"settings ({a_few(other_settings)}) are kept as they are; summary.csv's settings column says which. "
               "Run without --skip-existing to segment them again.", file=log)
     kept = [path for path in images if record.is_done(names_of[path])]
     result.summary += [record.done[names_of[path]] for path in kept]
@@ -400,7 +399,7 @@ def run_blocks(model: NucleiModel, paths: list[Path], huge: set[Path], names: di
             _failed(item, error, record, result, progress, debug)
             continue
         _succeeded(item, table, count, prediction, shape, f"[{index}/{progress.total}] [block-wise]", record, result,
-                   progress)
+                   progress, written=huge_written(request.formats) if path in huge else "")
 
 
 def declared_size(path: Path) -> str:
@@ -460,6 +459,12 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
 HUGE_IMAGE_FORMATS = ("tiff", "intensities")
 
 
+def huge_written(formats: tuple[str, ...]) -> str:
+    """The formats a huge TIFF's summary row records as written (``records.on_record_with``):
+    its label TIFF whatever was asked, and of the others those it can have."""
+    return ",".join(["tiff"] + [name for name in HUGE_IMAGE_FORMATS if name in formats and name != "tiff"])
+
+
 def formats_left_out(formats: tuple[str, ...]) -> str | None:
     """The note that a huge image's --formats were not all written (they were left out
     without a word in a user test of --formats all)."""
@@ -481,12 +486,15 @@ def _finished(item: InFlight, record: RunRecord, result: BatchResult, progress: 
 
 
 def _succeeded(item: InFlight, table: pd.DataFrame, count: int, prediction: Prediction, shape: tuple[int, int],
-               tag: str, record: RunRecord, result: BatchResult, progress: Progress) -> None:
+               tag: str, record: RunRecord, result: BatchResult, progress: Progress, written: str = "") -> None:
+    """``written``: the formats written where they are not the run's (a huge TIFF's)."""
     height, width = shape
     seconds = time.time() - item.started
     row = summary_row(item.path, item.name, width=width, height=height, nuclei=count, diameter=prediction.diameter,
                       source=prediction.diameter_source, channel=prediction.channel, seconds=seconds, status="ok",
                       notes=item.notes, pixel_size=item.pixel_size, kind=prediction.kind)
+    if written:
+        row["formats"] = written
     put_on_record(record, result, row, table)
     result.summary.append(row)
     result.processed.append(str(item.path))

@@ -299,7 +299,7 @@ def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Pat
     files = {"labels": labels_path, "overlay": out_dir / f"{name}{OVERVIEW_SUFFIX}"}
     if stitched.intensities is not None:
         files["intensities"] = out_dir / f"{name}{INTENSITIES_SUFFIX}"
-    return _result(model, source, plan, overview, blocks, stitched, files=files, preview=to_uint8(preview))
+    return _result(model, source, plan, overview, blocks, stitched, channel, files=files, preview=to_uint8(preview))
 
 
 def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: PostprocessSettings | None = None,
@@ -312,20 +312,21 @@ def segment_array_in_blocks(model: NucleiModel, channels: np.ndarray, settings: 
     sink = ArraySink(source.height, source.width)
     plan, overview, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta,
                                                       block_size, progress, runner)
-    return _result(model, source, plan, overview, blocks, stitched, labels=sink.labels)
+    return _result(model, source, plan, overview, blocks, stitched, channel, labels=sink.labels)
 
 
 def _result(model: NucleiModel, source: BlockSource, plan: ImagePlan, overview: Overview, blocks: list[Block],
-            stitched: Stitched, **extra) -> BlockResult:
-    """The result, with its notes: how the file was read, all colours of a fluorescence
-    composite segmented (on the overview's sample), an automatic diameter under what
+            stitched: Stitched, asked_channel: int | str, **extra) -> BlockResult:
+    """The result, with its notes: how the file was read, a channel asked for that the
+    automatic choice would not take (``asked_channel``; on the overview's sample: all colours
+    of a fluorescence composite, a cytoplasm channel), an automatic diameter under what
     the model resolves, an image a few nuclei narrow (as every other route notes them); and
     its kind, on the overview."""
     field = plan.content or Box(0, source.height, 0, source.width)
     kind = input_kind(overview.display, plan.channel, network_light(plan.stretch, model.normalisation))
     notes = list(source.notes) + list(filter(None, [
         canvas_note(plan.content, (source.height, source.width)),
-        channel_note(overview.channels_field, plan.channel),
+        channel_note(overview.channels_field, asked_channel),
         quiet_field_note(plan.stretch.quiet, stitched.count, plan.diameter_source != "given"),
         too_small_note(plan.diameter, plan.diameter_source, model.diameter),
         narrow_image_note(field.shape, plan.diameter, plan.diameter_source)]))

@@ -185,7 +185,7 @@ def channel_note(image: np.ndarray, channel: int | str) -> str | None:
     if not isinstance(channel, int) or count < 2:
         return None
     chosen = choose_channel(image)
-    if chosen == channel or (chosen == ALL_CHANNELS and not is_light_rgb(image)):  # copies of one grey plane
+    if chosen == channel or (chosen == ALL_CHANNELS and is_grey(image)):  # copies of one grey plane
         return None
     automatic = ("all its colours: it looks like brightfield or H&E, which the model reads in colour"
                  if chosen == ALL_CHANNELS else

@@ -42,8 +42,8 @@ from typing import Iterator, Sequence, TextIO
 import pandas as pd
 
 from .batch import (DISK_FULL_STOP, BatchResult, ImageRequest, describe_scale, failure_status, finish_run, for_image,
-                    image_files, is_disk_full, is_huge, noted, plane_request, put_in_order, put_on_record,
-                    read_input, report_input_notes, segment_channels, settings_text, start_run, stop)
+                    huge_written, image_files, is_disk_full, is_huge, noted, plane_request, put_in_order, put_on_record,
+                    read_input, report_input_notes, report_removed, segment_channels, settings_text, start_run, stop)
 from .diameter_check import image_notes
 from .inputs import collect_images
 from .model import ModelLoadError, NucleiModel, model_digest
@@ -160,6 +160,7 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
                 remove_leftovers(out_url, run_id)
         if not result.stopped:  # rows in input order, not in the order the workers finished
             put_in_order(record, order, log)
+        report_removed(record, log)
     finish_run(paths, images, problems, result, log)
     return result
 
@@ -309,6 +310,8 @@ def run_blocks_on_cluster(client, model: NucleiModel, tasks: list[tuple[ImageTas
                               diameter=prediction.diameter, source=prediction.diameter_source,
                               channel=prediction.channel, seconds=time.time() - started, status="ok", notes=notes,
                               pixel_size=pixel_size, kind=prediction.kind)
+            if huge:
+                row["formats"] = huge_written(request.formats)
             outcome = ImageOutcome(row, table, f"{plural(count, 'nucleus', 'nuclei')}, "
                                                f"{describe_scale(prediction, pixel_size)}, "
                                                f"channel {prediction.channel} [block-wise]{noted(notes)}")

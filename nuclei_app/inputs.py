@@ -35,10 +35,11 @@ def collect_images(paths: list[str | Path], skip_folders: tuple[Path, ...] = (),
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
+            searched = os.path.realpath(path) in entered  # the output folder, or inside a folder given before
             images, trouble = _scan_folder(path, entered, notes)
             found += images
             problems += trouble
-            if not images and not trouble and len(paths) > 1:  # alone, the run says it found nothing
+            if not (images or trouble or searched) and len(paths) > 1:  # alone, the run says it found nothing
                 notes.append(f"{path}: no image files in this folder")
         elif path.is_file():
             found.append(path)
@@ -67,7 +68,9 @@ def _scan_folder(folder: Path, entered: set[str], notes: list[str]) -> tuple[lis
             continue
         entered.add(real)
         folders[:] = [name for name in folders if not name.startswith(".")]
-        results = [name for name in folders if is_results_folder(Path(root, name))]
+        # Not the output folder (``entered``: it is passed over without a word, as it always was).
+        results = [name for name in folders if os.path.realpath(Path(root, name)) not in entered
+                   and is_results_folder(Path(root, name))]
         if results:
             folders[:] = [name for name in folders if name not in results]
             notes += [f"{Path(root, name)}: passed over, an earlier run's results (its summary.csv); name its "
@@ -140,9 +143,12 @@ def output_names(images: list[Path], earlier: dict[str, str] | None = None) -> d
         if name:
             names[image] = name
     siblings = Counter(_folder_and_stem(image) for image in images)
+    same_extension = Counter(_folder_and_stem(image) + (image.suffix.lower(),) for image in images)
     for image in images:
         if image not in names:
-            names[image] = _free_name(image, used, siblings[_folder_and_stem(image)] > 1)
+            key = _folder_and_stem(image)
+            by_extension = siblings[key] > 1 and same_extension[key + (image.suffix.lower(),)] == 1
+            names[image] = _free_name(image, used, siblings[key] > 1, by_extension)
             used.add(names[image].casefold())
     return names
 
@@ -151,14 +157,15 @@ def _folder_and_stem(image: Path) -> tuple[str, str]:
     return str(image.resolve().parent), output_stem(image.name).casefold()
 
 
-def _free_name(image: Path, used: set[str], has_siblings: bool) -> str:
+def _free_name(image: Path, used: set[str], has_siblings: bool, by_extension: bool) -> str:
     """``has_siblings``: files of the same folder share its NAME (img.gif beside img.bmp), which
-    their folders' names don't tell apart: the extension does, then a number (a trial:
-    img, in2_img and t_in2_img, the last from a folder two levels up)."""
+    their folders' names don't tell apart: the extension does where theirs differ
+    (``by_extension``), else a number (a trial: img, in2_img and t_in2_img, the last from a
+    folder two levels up)."""
     name = output_stem(image.name)
     if has_siblings:
-        extension = image.suffix.lstrip(".").lower()
-        for candidate in (name, fitting_name(name, f"_{extension}")):
+        extension = fitting_name(name, f"_{image.suffix.lstrip('.').lower()}")
+        for candidate in [name] + ([extension] if by_extension else []):
             if candidate.casefold() not in used:
                 return candidate
         return _numbered(name, used)

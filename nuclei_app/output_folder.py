@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 import pandas as pd
 
 from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, in_order,
-                      on_record_with, record_in, resumed, split_kept, without_redone)
+                      on_record_with, record_in, resumed, split_kept, stale_files, without_redone)
 from .results import csv_bytes, last_part
 
 
@@ -155,6 +155,7 @@ class UrlRecord:
         self.done, self.earlier_names = resumed(self.earlier, formats, self.present, resume)
         self.kept: tuple[list[dict], pd.DataFrame] = ([], pd.DataFrame(columns=measurement_columns))
         self.added: list[tuple[str, pd.DataFrame | None, dict]] = []  # (name, measurements, summary row)
+        self.removed: list[str] = []  # as RunRecord's
         self.begin()
 
     def begin(self, redone: Sequence[tuple[str, str]] = (), covered: Sequence[str] = (),
@@ -172,6 +173,9 @@ class UrlRecord:
 
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
         table = measurements.reindex(columns=self.columns) if measurements is not None and len(measurements) else None
+        if summary.get("status") == "ok" and summary.get("image"):  # as RunRecord.add
+            self.removed += self.remove_files(stale_files(self.earlier, [summary["image"]], self.formats,
+                                                          self.present))
         self.added.append((summary.get("image") or "", table, on_record_with(summary, self.settings, self.formats)))
 
     def put_in_order(self, names: Sequence[str]) -> None:
@@ -185,13 +189,16 @@ class UrlRecord:
         write_files(self.out_url, {MEASUREMENTS_FILE: csv_bytes(pd.concat(tables, ignore_index=True)),
                                    SUMMARY_FILE: csv_bytes(pd.DataFrame(summary, columns=SUMMARY_COLUMNS))})
 
-    def remove_files(self, files: Sequence[str]) -> None:
+    def remove_files(self, files: Sequence[str]) -> list[str]:
         """``RunRecord.remove_files``."""
+        removed = []
         for file in files:
             try:
                 self.fs.rm(f"{self.root}/{file}")
-            except (OSError, FileNotFoundError):
+                removed.append(file)
+            except Exception:  # noqa: BLE001 - best effort; an object store raises its own errors
                 pass
+        return removed
 
     def _present(self) -> set[str]:
         """Names of the files in the output folder."""

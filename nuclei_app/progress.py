@@ -54,8 +54,8 @@ class Progress:
             if self.bar is None and steps:
                 if tiles != shown["tiles"] or done * steps // tiles < shown["step"]:  # a new plan: count again
                     if shown["step"]:  # said, or a trial's log counted the blocks twice with no word why
-                        print(f"  {name}: its {unit} again, at the diameter the first pass settled on (the image's "
-                              "line gives it)", file=self.log, flush=True)
+                        print(f"  {name}: its {unit} again, at another diameter (the image's line gives the one "
+                              "used)", file=self.log, flush=True)
                     shown.update(tiles=tiles, step=0)
                 if done * steps // tiles > shown["step"]:
                     shown["step"] = done * steps // tiles

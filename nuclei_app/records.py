@@ -84,9 +84,10 @@ def stale_files(earlier: Earlier, names: Sequence[str], formats: tuple[str, ...]
 
 def on_record_with(summary: dict, settings: str, formats: tuple[str, ...]) -> dict:
     """A row as the output folder's record keeps it (``on_record``), with the run's settings
-    and, for an image segmented, the formats of the files written for it."""
+    and, for an image segmented, the formats of the files written for it (the run's, unless
+    the row says: a huge TIFF gets its label TIFF whatever was asked, ``batch.huge_written``)."""
     row = on_record(with_settings(summary, settings))
-    return {**row, "formats": ",".join(formats)} if row.get("status") == "ok" else row
+    return {**row, "formats": row.get("formats") or ",".join(formats)} if row.get("status") == "ok" else row
 
 
 def with_settings(summary: dict, settings: str) -> dict:
@@ -155,15 +156,17 @@ def on_record(summary: dict) -> dict:
     return {**summary, "file": file, "file_bytes": size, "file_modified": modified}
 
 
-def input_stamp(file: str | Path) -> tuple[int | None, str]:
+def input_stamp(file: str | Path) -> tuple[str, str]:
     """(size in bytes, modification time as ISO 8601 UTC to the microsecond) of an input
-    file; (None, "") where it can't be read."""
+    file, as text; ("", "") where it can't be read. Text, not numbers: a summary written whole
+    with an empty size beside the others made the column float, written as 1.234568e+08,
+    and every large input then read as changed (a review)."""
     try:
         status = os.stat(file)
     except OSError:
-        return None, ""
+        return "", ""
     modified = datetime.fromtimestamp(status.st_mtime, timezone.utc).isoformat(timespec="microseconds")
-    return status.st_size, modified
+    return str(status.st_size), modified
 
 
 def changed_inputs(done: dict[str, dict], files: dict[str, Path]) -> list[str]:
@@ -176,8 +179,7 @@ def changed_inputs(done: dict[str, dict], files: dict[str, Path]) -> list[str]:
         row = done.get(name)
         if row is None or row.get("file_bytes") in ("", None) or not row.get("file_modified"):
             continue
-        size, modified = input_stamp(file)
-        if size is None or str(size) != str(row["file_bytes"]) or modified != row["file_modified"]:
+        if input_stamp(file) != (str(row["file_bytes"]), row["file_modified"]):
             changed.append(name)
     return changed
 
@@ -264,6 +266,7 @@ class RunRecord:
         # image name -> its earlier summary row; input path -> the name it had
         self.done, self.earlier_names = resumed(self.earlier, formats, self.present, resume)
         self.begun = False
+        self.removed: list[str] = []  # files of other formats an earlier run wrote, removed (``add``)
         # Where this run's rows are in the two files: (image name, measurements' byte span or
         # None, summary's byte span), in the order they were appended.
         self.appended: list[tuple[str, tuple[int, int] | None, tuple[int, int]]] = []
@@ -293,6 +296,9 @@ class RunRecord:
         summary = on_record_with(summary, self.settings, self.formats)
         if summary.get("status") != "ok" and summary.get("image"):
             self.remove_outputs(summary["image"])
+        elif summary.get("image"):  # its new files are written: the earlier run's of other formats go
+            self.removed += self.remove_files(stale_files(self.earlier, [summary["image"]], self.formats,
+                                                          self.present))
         self._record(summary, measurements)
 
     def _record(self, summary: dict, measurements: pd.DataFrame | None) -> None:
@@ -324,13 +330,17 @@ class RunRecord:
         removed stays."""
         self.remove_files(expected_files(name, self.formats))
 
-    def remove_files(self, files: Sequence[str]) -> None:
-        """Removes ``files`` of the output folder; best effort: what can't be removed stays."""
+    def remove_files(self, files: Sequence[str]) -> list[str]:
+        """Removes ``files`` of the output folder; best effort: what can't be removed (a file
+        held open on Windows) stays. Returns those removed."""
+        removed = []
         for file in files:
             try:
-                (self.out / file).unlink(missing_ok=True)
+                (self.out / file).unlink()
+                removed.append(file)
             except OSError:
                 pass
+        return removed
 
     @staticmethod
     def _start(path: Path, rows: pd.DataFrame) -> None:

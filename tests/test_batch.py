@@ -44,8 +44,8 @@ def test_skip_existing_keeps_each_file_s_name_when_files_are_added(tiny_model, t
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
     assert sorted(summary["file"].map(lambda f: Path(f.lstrip("'")).name)) == ["-ctrl.png", "well.bmp", "well.png"]
     names = dict(zip(summary["file"].map(lambda f: Path(f).name), summary["image"]))
-    assert names["well.png"] == "well" and names["well.bmp"] == "plate_well" and names["-ctrl.png"] == "'-ctrl"
-    assert (out / "well_labels.png").read_bytes() == well_labels and (out / "plate_well_labels.png").is_file()
+    assert names["well.png"] == "well" and names["well.bmp"] == "well_bmp" and names["-ctrl.png"] == "'-ctrl"
+    assert (out / "well_labels.png").read_bytes() == well_labels and (out / "well_bmp_labels.png").is_file()
 
 
 def test_skip_existing_segments_again_an_image_whose_file_changed_since(tiny_model, tmp_path):
@@ -98,7 +98,8 @@ def test_an_image_segmented_again_loses_its_files_of_other_formats(tiny_model, t
     assert not [f for f in ("a_labels.tif", "a_rois.zip", "a.geojson", "a_intensities.csv") if (out / f).exists()]
     assert (out / "a_labels.png").is_file() and (out / "b_rois.zip").is_file()   # b was not segmented again
     log = io.StringIO()
-    again = segment_paths(tiny_model, [inputs], out, replace(other, formats=tuple(FORMATS)), log=log, skip_existing=True)
+    again = segment_paths(tiny_model, [inputs], out, replace(other, formats=tuple(FORMATS)), log=log,
+                          skip_existing=True)
     assert "segmenting again 1 image finished before whose files for --formats" in log.getvalue()
     assert again.kept == 1 and (out / "a_rois.zip").is_file()
 
@@ -206,6 +207,9 @@ def test_skip_existing_counts_a_huge_tiff_finished_with_the_files_it_gets(tiny_m
     notes = dict(pd.read_csv(out / "summary.csv", keep_default_na=False)[["image", "notes"]].values)
     assert "too large for --formats png (they need every label in memory)" in notes["slide"]
     assert "too large" not in notes["small"]
+    # What was written, for an image segmented again to remove of its earlier files: its label TIFF.
+    formats = dict(pd.read_csv(out / "summary.csv", keep_default_na=False)[["image", "formats"]].values)
+    assert formats == {"slide": "tiff", "small": "png"}
     log = io.StringIO()
     again = segment_paths(tiny_model, [tmp_path / "in"], out, tiny_model.postprocess_settings, log=log,
                           skip_existing=True)

@@ -107,7 +107,8 @@ def test_a_channel_picked_by_hand_that_does_not_look_like_nuclei_gets_a_note_nam
     he = read_channels(SAMPLES / "images" / "tissue_he.png")
     assert "would be all its colours: it looks like brightfield or H&E" in channel_note(he, 0)
     grey = read_channels(SAMPLES / "images" / "fluorescence_sparse.png")
-    assert channel_note(np.repeat(as_channels(grey)[..., :1], 3, axis=-1), 1) is None  # copies of one plane
+    copies = np.repeat(as_channels(grey)[..., :1], 3, axis=-1)
+    assert channel_note(copies, 1) is None and channel_note(1 - copies, 0) is None  # copies of one plane, dark or light
     assert channel_note(grey, AUTO) is None
 
 

@@ -220,6 +220,7 @@ def test_bad_flag_values_are_usage_errors(tmp_path):
                         (["--diameter", "8,5um"], "not a number: '8,5' (use a decimal point)"),
                         (["--diameter", "8nm"], "8nm is 0.008 µm, smaller than any nucleus (they measure about 0.5 "
                                                 "to 100 µm): a unit typed wrong (8um?)"),
+                        (["--diameter", "0.3um"], "a unit typed wrong (give it in µm (8um) or px)"),
                         (["--pixel-size", "5px"], "a pixel's size is a length"),
                         (["--z-plane", "best"], "must be a plane number from 0, 'focus' (the sharpest plane) or "
                                                 "'max'")):

@@ -1,9 +1,13 @@
 """The run's record (summary.csv, measurements.csv): rows put back in input order."""
-import pandas as pd
-
+import io
 import os
 
-from nuclei_app.records import MEASUREMENT_COLUMNS, RunRecord, changed_inputs, in_order, input_stamp, on_record
+import pandas as pd
+
+from nuclei_app.inputs import RESULTS_HEADER
+from nuclei_app.records import (MEASUREMENT_COLUMNS, SUMMARY_COLUMNS, RunRecord, changed_inputs, finished_before,
+                                in_order, input_stamp, on_record)
+from nuclei_app.results import csv_bytes
 
 
 def nuclei_of(name: str, count: int) -> pd.DataFrame:
@@ -92,14 +96,14 @@ def test_spans_are_copied_a_chunk_at_a_time(tmp_path):
 
 def test_the_record_stamps_each_input_and_tells_which_changed_since(tmp_path):
     """--skip-existing segments again an input whose size or modification time is not the one
-    recorded; a row without a stamp (an older run's), or an input gone, says nothing."""
+    recorded, or that can't be read now; a row without a stamp (an older run's) says nothing."""
     same, edited, touched, old = (tmp_path / f"{name}.png" for name in ("same", "edited", "touched", "old"))
     for path in (same, edited, touched, old):
         path.write_bytes(b"12345")
     rows = {path.stem: on_record({"image": path.stem, "file": str(path), "status": "ok"})
             for path in (same, edited, touched)}
     rows["old"] = {"image": "old", "file": str(old), "file_bytes": "", "file_modified": ""}
-    assert rows["same"]["file_bytes"] == 5 and rows["same"]["file_modified"].endswith("+00:00")
+    assert rows["same"]["file_bytes"] == "5" and rows["same"]["file_modified"].endswith("+00:00")
     edited.write_bytes(b"123456")
     os.utime(touched, (1e9, 1e9))
     os.utime(old, (1e9, 1e9))
@@ -108,5 +112,25 @@ def test_the_record_stamps_each_input_and_tells_which_changed_since(tmp_path):
     # as read back from summary.csv: every cell a string
     as_read = {name: {key: str(value) for key, value in row.items()} for name, row in rows.items()}
     assert changed_inputs(as_read, files) == ["edited", "touched"]
-    assert input_stamp(tmp_path / "gone.png") == (None, "")
+    assert input_stamp(tmp_path / "gone.png") == ("", "")
     assert changed_inputs(rows, {"same": tmp_path / "gone.png"}) == ["same"]
+
+
+def test_a_large_input_s_stamp_reads_back_the_same_from_a_summary_written_whole(tmp_path):
+    """A review: with a failed row's empty size beside it, a summary written whole (a URL
+    output folder's) made the column float, written as 1.234568e+08: every input of 10 MB or
+    more read as changed on each resume."""
+    large = tmp_path / "slide.tif"
+    with open(large, "wb") as handle:
+        handle.truncate(123_456_789)   # sparse: no disk used
+    rows = [on_record({"image": "slide", "file": str(large), "status": "ok"}),
+            on_record({"image": "", "file": str(tmp_path / "typo.tif"), "status": "no such file or folder"})]
+    summary = io.BytesIO(csv_bytes(pd.DataFrame(rows, columns=SUMMARY_COLUMNS)))
+    measurements = io.BytesIO(csv_bytes(pd.DataFrame(columns=MEASUREMENT_COLUMNS)))
+    earlier = finished_before(summary, measurements, lambda name: True)
+    assert earlier.done["slide"]["file_bytes"] == "123456789"
+    assert changed_inputs(earlier.done, {"slide": large}) == []
+
+
+def test_the_results_folder_header_is_the_summary_s_first_columns():
+    assert RESULTS_HEADER.decode() == ",".join(SUMMARY_COLUMNS[:5]) + ","
