@@ -39,7 +39,7 @@ from nuclei_app.page import (PAGE_COLUMN_PX, Analysis, Failure, FileFacts, Image
                              used_channel_name)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
-from nuclei_app.records import SUMMARY_COLUMNS, summary_row, with_settings
+from nuclei_app.records import SUMMARY_COLUMNS, formats_among, summary_row, with_settings
 from nuclei_app.results import FILE_SUFFIXES, combined_measurements, csv_bytes, zip_bytes
 from nuclei_app.sources import describe, resolve_model
 from nuclei_app.wording import plural
@@ -748,7 +748,8 @@ def batch_ui(outcomes: list[Analysis | LargeAnalysis | Failure], builders: dict[
         files["measurements.csv"] = combined_measurements({a.item.name: a.table for a in analyses})
         identity = model.identity()
         rows = [summary_row(o.item.label, o.item.name, status=o.reason) if isinstance(o, Failure)
-                else with_settings(record_row(o), settings_text(image_request(settings, o), identity))
+                else {**with_settings(record_row(o), settings_text(image_request(settings, o), identity)),
+                      "formats": formats_among(o.item.name, files)}
                 for o in outcomes]
         files["summary.csv"] = csv_bytes(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
         return zip_bytes(files)

@@ -337,7 +337,9 @@ def record_row(analysis: Analysis | LargeAnalysis) -> dict:
     used = segmented_with(analysis)
     result = analysis.result if isinstance(analysis, LargeAnalysis) else None
     height, width = (result.height, result.width) if result else analysis.labels.shape
-    return summary_row(analysis.item.label, analysis.item.name, width=width, height=height,
-                       nuclei=headline_numbers(analysis)["count"], diameter=used.diameter,
-                       source=used.diameter_source, channel=used.channel, seconds=analysis.seconds,
-                       notes=analysis.notes, pixel_size=analysis.pixel_size, kind=analysis.kind)
+    row = summary_row(analysis.item.label, analysis.item.name, width=width, height=height,
+                      nuclei=headline_numbers(analysis)["count"], diameter=used.diameter,
+                      source=used.diameter_source, channel=used.channel, seconds=analysis.seconds,
+                      notes=analysis.notes, pixel_size=analysis.pixel_size, kind=analysis.kind)
+    # The upload's size, as the CLI stamps its inputs (a browser gives no modification time).
+    return {**row, "file_bytes": str(len(analysis.item.data))}

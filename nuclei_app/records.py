@@ -58,6 +58,12 @@ def expected_files(name: str, formats: tuple[str, ...]) -> list[str]:
     return [name + suffix for fmt in formats for suffix in FORMATS[fmt]]
 
 
+def formats_among(name: str, files) -> str:
+    """The formats whose files for image ``name`` are all among ``files`` (names), as the
+    summary's ``formats`` column says them: what the app's ZIP holds for it."""
+    return ",".join(fmt for fmt in FORMATS if all(file in files for file in expected_files(name, (fmt,))))
+
+
 def finished_huge(earlier: Earlier, present: set[str], names: Sequence[str],
                   formats: tuple[str, ...] = ()) -> dict[str, dict]:
     """Of ``names`` (huge TIFFs' finished before), those whose files for ``formats`` are

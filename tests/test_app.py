@@ -316,6 +316,8 @@ def test_same_stems_duplicates_and_hostile_names_keep_every_result_apart(app, mo
     assert sorted(unquoted(summary["image"])) == sorted(stems) and list(summary["nuclei"]) == nuclei_count(app)
     assert (summary["status"] == "ok").all() and (summary["width"] > 0).all()
     assert set(summary["diameter_source"]) <= {"estimated", "measured"}
+    assert (summary["formats"] == "png,tiff,rois,geojson,intensities").all()   # what the ZIP holds for each
+    assert (summary["file_bytes"] > 0).all() and summary["file_modified"].isna().all()   # the upload's size
     kinds = dict(zip(unquoted(summary["image"]), summary["kind"]))   # as the CLI's column says it
     assert (kinds["cells"], kinds["cells_2"], kinds["cells_3"]) == ("fluorescence", "brightfield", "tissue")
     from nuclei_app.model import model_digest
