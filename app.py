@@ -571,11 +571,13 @@ def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
         st.session_state[f"estimate_{analysis.item.key}"] = round(used.diameter, 1)
         resized = (f" The image was resized ×{used.factor:.2f} so its nuclei match the {used.canonical_diameter:g} "
                    "px the network was trained at; results are at the original size."
-                   if isinstance(used, Prediction) else "")
+                   if isinstance(used, Prediction) and abs(used.factor - 1) > 0.005 else "")
         # In µm where the pixel size is known, as the areas beside it and the CLI's log line.
         in_px = f"{used.diameter:.1f} px"
         shown = f"{used.diameter * analysis.pixel_size.um:.1f} µm" if analysis.pixel_size else in_px
-        columns[4].metric("Diameter used", shown, help=(f"{in_px}. " if shown != in_px else "")
+        if used.diameter_source == "model":  # not a size measured on the image (a trial took it for one)
+            shown += " (model's)"
+        columns[4].metric("Diameter used", shown, help=(f"{in_px}. " if analysis.pixel_size else "")
                           + DIAMETER_SOURCES[used.diameter_source] + resized)
     else:
         columns[4].metric("Diameter used", "image scale")
@@ -655,7 +657,10 @@ def measurements_ui(analysis: Analysis) -> None:
     if analysis.table.empty:
         # A channel chosen by hand comes first: the wrong one finds nothing whatever the threshold.
         hand_picked = "the automatic channel, " if analysis.choices.channel != AUTO else ""
-        st.info(f"No nuclei found with these settings: try {hand_picked}a lower threshold or minimum size.")
+        if analysis.prediction.quiet:  # lowering the threshold on noise only finds the noise (a trial)
+            st.info("No nuclei found: the field has hardly any contrast above its noise (an empty field?).")
+        else:
+            st.info(f"No nuclei found with these settings: try {hand_picked}a lower threshold or minimum size.")
         return
     # The µm columns stay in the downloads (every file has the same columns), empty where unknown.
     shown = analysis.table if analysis.pixel_size else analysis.table.drop(columns=UM_COLUMNS)
@@ -763,7 +768,7 @@ def batch_table_ui(outcomes: list[Analysis | LargeAnalysis | Failure],
     failures = [outcome.item.label for outcome in outcomes if isinstance(outcome, Failure)]
     st.subheader(plural(len(analyses), "image", "images") + " segmented")
     if failures:
-        st.caption(f"Not segmented: {', '.join(failures)} (the ZIP's summary.csv says why).")
+        st.caption(f"Not segmented: {', '.join(failures)} (each card below says why, as the ZIP's summary.csv does).")
     st.dataframe(pd.DataFrame([page_row(a) for a in analyses]), hide_index=True, width="stretch",
                  column_config={"Coverage (%)": st.column_config.NumberColumn(format="%.1f"),
                                 "Mean area (px)": st.column_config.NumberColumn(format="%.0f"),

@@ -481,7 +481,8 @@ def decode_array(source: ImageSource, name: str | None = None, limits: ReadLimit
     except Exception as error:  # noqa: BLE001
         # Decoders report damaged data with an open-ended set of types (OSError, SyntaxError,
         # zlib.error, struct.error, ...): only the file's bytes were handled here, so it is the file.
-        raise ImageReadError(name, f"the file is damaged or truncated ({_describe(error)}).") from None
+        raise ImageReadError(name, f"the file is damaged or truncated ({_describe(error)}): copy, download or "
+                                   "export it again.") from None
     if array.size == 0:
         raise ImageReadError(name, "the image has no pixels.")
     return array

@@ -256,6 +256,9 @@ def test_a_noise_only_upload_is_told_it_holds_no_nuclei(app):
                 if "Looks like" in text]
     (diameter,) = [m for m in app.metric if m.label == "Diameter used"]
     assert diameter.proto.help.startswith("The model's own: the image has hardly any contrast")
+    assert diameter.value == "16.0 px (model's)" and "resized" not in diameter.proto.help
+    assert any(i.value.startswith("No nuclei found: the field has hardly any contrast") for i in app.info)
+    assert not [i.value for i in app.info if "lower threshold" in i.value]   # not advice that finds the noise
 
 
 def test_minimum_size_is_automatic_until_typed_and_then_counts_image_pixels(app):
