@@ -18,8 +18,8 @@ from nuclei_app.blocks import BlockResult, segment_upload_in_blocks
 from nuclei_app.calibration import (GIVE_ONE, PLAUSIBLE_UM, UM_COLUMNS, PixelSize, Reading, read_pixel_size,
                                     with_physical_sizes)
 from nuclei_app.canvas import canvas_note
-from nuclei_app.channels import (ALL_CHANNELS, AUTO, COLOUR_COUNTS, as_channels, choose_channel, display_rgb,
-                                 intensity_image, is_grey)
+from nuclei_app.channels import (ALL_CHANNELS, AUTO, COLOUR_COUNTS, as_channels, choose_channel, intensity_image,
+                                 is_grey)
 from nuclei_app.config import BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, AppLimits, ReadLimits
 from nuclei_app.diameter_check import image_notes
 from nuclei_app.figures import area_histogram, overlay_figure
@@ -35,8 +35,8 @@ from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw
 from nuclei_app.page import (PAGE_COLUMN_PX, Analysis, Failure, FileFacts, ImageChoices, InputImage, LargeAnalysis,
                              PageView, Settings, area_text, card_title, channel_name, file_builders, headline_numbers,
                              image_request, input_images, is_colour_file, large_file_builders, page_row, page_view,
-                             plane_request, record_row, sample_label, segmented_with, timed, truth_warning, typed_size,
-                             used_channel_name)
+                             plane_request, record_row, sample_label, segmented_with, shown_image, timed, truth_warning,
+                             typed_size, used_channel_name)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
 from nuclei_app.records import SUMMARY_COLUMNS, formats_among, summary_row, with_settings
@@ -345,7 +345,7 @@ def analyse(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
     for warning in warnings:
         st.warning(f"**{item.label}**: {warning[0].upper()}{warning[1:]}.", icon="⚠️")
     used = prediction.channel
-    image = display_rgb(channels, used)
+    image = shown_image(channels, used, choices.channel)
     intensity = intensity_image(channels, used)
     table = session_cached(item, ("table", model.source, settings.tta, choices.key, settings.postprocess),
                            lambda: measure_nuclei(labels, intensity, prediction.field))

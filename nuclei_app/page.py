@@ -20,7 +20,7 @@ import pandas as pd
 from .batch import ImageRequest
 from .blocks import BlockResult
 from .calibration import PixelSize, Reading, with_physical_sizes, with_resolution
-from .channels import ALL_CHANNELS, AUTO, as_channels, is_grey
+from .channels import ALL_CHANNELS, AUTO, as_channels, display_rgb, is_grey, network_rgb
 from .config import PostprocessSettings
 from .figures import MAX_DISPLAY_SIDE
 from .image_notes import micrograph_truth_note
@@ -329,6 +329,15 @@ def image_request(settings: Settings, analysis: Analysis | LargeAnalysis) -> Ima
     choices = analysis.choices
     return ImageRequest(settings.postprocess, tta=settings.tta, diameter=choices.diameter, channel=choices.channel,
                         pixel_size=typed_size(analysis.pixel_size), z_plane=choices.z)
+
+
+def shown_image(channels: np.ndarray, used: int | str, asked: int | str) -> np.ndarray:
+    """What the page shows under the overlay: a channel picked by hand as the network saw it
+    (a trial: the cytoplasm channel of a 3-channel stack, picked, was shown as the three
+    channels' colour composite, so what was segmented could not be judged by eye); otherwise
+    as ``channels.display_rgb`` (an RGB composite as its colours, another stack's nuclear
+    channel)."""
+    return network_rgb(channels, used) if isinstance(asked, int) else display_rgb(channels, used)
 
 
 def record_row(analysis: Analysis | LargeAnalysis) -> dict:

@@ -12,7 +12,7 @@ from nuclei_app.channels import ALL_CHANNELS, AUTO
 from nuclei_app.imageio import read_channels
 from nuclei_app.measure import measure_nuclei
 from nuclei_app.page import (FORMATS, Analysis, ImageChoices, InputImage, Settings, area_text, card_title,
-                             channel_name, file_builders, input_images, page_row, page_view, record_row)
+                             channel_name, file_builders, input_images, page_row, page_view, record_row, shown_image)
 from nuclei_app.pipeline import segment
 from nuclei_app.results import FILE_SUFFIXES
 
@@ -101,3 +101,13 @@ def test_areas_round_half_up_as_the_batch_table_shows_them():
     """A user test: a median of 240.5 px read 240 on the card and 241 in the batch table."""
     assert [area_text(a, None) for a in (240.5, 241.5, 240.49, 0.0)] == ["241 px", "242 px", "240 px", "0 px"]
     assert area_text(100.0, PixelSize(0.5, "given")) == "25.0 µm²"
+
+
+def test_a_channel_picked_by_hand_is_shown_as_the_network_saw_it():
+    """A trial: the cytoplasm channel of a 3-channel stack, picked, was shown as the colour
+    composite of all three; the automatic choice keeps an RGB composite's colours."""
+    stack = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
+    picked = shown_image(stack, 0, 0)
+    assert picked.shape == (20, 30, 3) and np.array_equal(picked[..., 1], stack[..., 0])
+    assert np.array_equal(shown_image(stack, 2, AUTO), stack)             # automatic: the composite
+    assert np.array_equal(shown_image(stack, ALL_CHANNELS, ALL_CHANNELS), stack)
