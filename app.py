@@ -468,7 +468,7 @@ def image_choices_ui(item: InputImage, model: NucleiModel, count: int, reading: 
             # The automatic choice named, where the pixels are here (a user test: the picker
             # said "Automatic" without saying which channel that was).
             automatic = "Automatic" if channels is None else \
-                f"Automatic: {channel_name(automatic_channel(item, channels), count, rgb, is_grey(channels))}"
+                f"Automatic: channel {channel_name(automatic_channel(item, channels), count, rgb, is_grey(channels))}"
             # A 3-channel TIFF may be an RGB image or a stack of three stains (a trial: a
             # fluorescence stack was offered "All colours (H&E, brightfield)").
             names = {AUTO: automatic, ALL_CHANNELS: "All colours (H&E, brightfield)" if rgb else

@@ -623,7 +623,7 @@ def test_the_channel_picker_names_the_automatic_choice_and_rgb_colours(app):
     app.file_uploader[0].set_value(("composite.png", buffer.getvalue(), "image/png")).run()
     assert not app.exception
     (picker,) = [s for s in app.selectbox if s.label == "Channel holding the nuclei"]
-    assert picker.options[0] == "Automatic: 2 (blue)" and "Channel 1 (green)" in picker.options
+    assert picker.options[0] == "Automatic: channel 2 (blue)" and "Channel 1 (green)" in picker.options
     assert [m.value for m in app.metric if m.label == "Channel"] == ["2 (blue)"]
     assert nuclei_count(app)[0] > 20
     picker.set_value(0).run()   # red: empty
@@ -651,7 +651,7 @@ def test_a_three_channel_tiff_stack_is_not_offered_as_an_rgb_photograph(app):
     app.file_uploader[0].set_value(("stack.tif", buffer.getvalue(), "image/tiff")).run()
     assert not app.exception
     (picker,) = [s for s in app.selectbox if s.label == "Channel holding the nuclei"]
-    assert picker.options[:2] == ["Automatic: 2", "All three as colours (an RGB image: H&E, brightfield)"]
+    assert picker.options[:2] == ["Automatic: channel 2", "All three as colours (an RGB image: H&E, brightfield)"]
     assert [m.value for m in app.metric if m.label == "Channel"] == ["2"]
 
 
