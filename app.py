@@ -582,8 +582,8 @@ def headline_ui(analysis: Analysis | LargeAnalysis) -> None:
     else:
         columns[4].metric("Diameter used", "image scale")
     columns[5].metric("Channel", used_channel_name(analysis),
-                      help="The channel the network saw, numbered from 0 ('RGB': the image's colours as they "
-                           "are).")
+                      help="The channel the network saw, numbered from 0 ('all (RGB)': the image's colours as "
+                           "they are; 'all (grey)': a grey image's one channel; summary.csv says 'all' for both).")
 
 
 DIAMETER_SOURCES = {
