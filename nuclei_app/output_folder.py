@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 import pandas as pd
 
 from .records import (MEASUREMENT_COLUMNS, MEASUREMENTS_FILE, SUMMARY_COLUMNS, SUMMARY_FILE, RunRecord, in_order,
-                      on_record_with, record_in, resumed, split_kept, stale_files, without_redone)
+                      on_record_with, record_in, remove_stale, resumed, split_kept, without_redone)
 from .results import csv_bytes, last_part
 
 
@@ -173,9 +173,7 @@ class UrlRecord:
 
     def add(self, summary: dict, measurements: pd.DataFrame | None = None) -> None:
         table = measurements.reindex(columns=self.columns) if measurements is not None and len(measurements) else None
-        if summary.get("status") == "ok" and summary.get("image"):  # as RunRecord.add
-            self.removed += self.remove_files(stale_files(self.earlier, [summary["image"]], self.formats,
-                                                          self.present))
+        remove_stale(self, summary)  # as RunRecord.add
         self.added.append((summary.get("image") or "", table, on_record_with(summary, self.settings, self.formats)))
 
     def put_in_order(self, names: Sequence[str]) -> None:

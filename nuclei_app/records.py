@@ -73,19 +73,25 @@ def finished_huge(earlier: Earlier, present: set[str], names: Sequence[str],
     return {name: earlier.done[name] for name in names if all(name + suffix in present for suffix in suffixes)}
 
 
-def stale_files(earlier: Earlier, names: Sequence[str], formats: tuple[str, ...], present: set[str]) -> list[str]:
-    """The files of ``names`` (images this run segments again) that the run that segmented
-    them before wrote (its row's ``formats``) in formats this run does not write: they would
+def stale_files(earlier: Earlier, name: str, formats: tuple[str, ...], present: set[str]) -> list[str]:
+    """The files of image ``name`` (segmented again by this run) that the run that segmented
+    it before wrote (its row's ``formats``) in formats this run does not write: they would
     not match the new results (a trial: a run with --formats png after --formats all left the
     ROIs and GeoJSON of the old labels beside the new PNGs and measurements, and
     --skip-existing then took them for done). A file of such a name that run did not write
     (the user's own ground truth, say), or any where its row predates the column, stays."""
-    stale = []
-    for name in names:
-        written = str(earlier.done.get(name, {}).get("formats") or "").split(",")
-        others = tuple(fmt for fmt in written if fmt in FORMATS and fmt not in formats)
-        stale += [file for file in expected_files(name, others) if file in present]
-    return stale
+    written = str(earlier.done.get(name, {}).get("formats") or "").split(",")
+    others = tuple(fmt for fmt in written if fmt in FORMATS and fmt not in formats)
+    return [file for file in expected_files(name, others) if file in present]
+
+
+def remove_stale(record, summary: dict) -> None:
+    """``add`` of both records (``RunRecord``, ``output_folder.UrlRecord``): for an image
+    segmented (an "ok" row), removes its ``stale_files`` and keeps their names in
+    ``record.removed``, for the run to say."""
+    if summary.get("status") == "ok" and summary.get("image"):
+        record.removed += record.remove_files(stale_files(record.earlier, summary["image"], record.formats,
+                                                          record.present))
 
 
 def on_record_with(summary: dict, settings: str, formats: tuple[str, ...]) -> dict:
@@ -302,9 +308,7 @@ class RunRecord:
         summary = on_record_with(summary, self.settings, self.formats)
         if summary.get("status") != "ok" and summary.get("image"):
             self.remove_outputs(summary["image"])
-        elif summary.get("image"):  # its new files are written: the earlier run's of other formats go
-            self.removed += self.remove_files(stale_files(self.earlier, [summary["image"]], self.formats,
-                                                          self.present))
+        remove_stale(self, summary)  # its new files are written: the earlier run's of other formats go
         self._record(summary, measurements)
 
     def _record(self, summary: dict, measurements: pd.DataFrame | None) -> None:
