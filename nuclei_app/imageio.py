@@ -542,10 +542,19 @@ def read_raw_channels(source: ImageSource, name: str | None = None, limits: Read
     A large image kept as stored (8-bit: a quarter of its float32 size) is converted a block
     at a time (``block_sources.ArraySource``)."""
     name = source_name(source, name)
-    raw = _to_channels(decode_array(source, name, limits, notes, plane), name)
+    raw = grey_if_copies(_to_channels(decode_array(source, name, limits, notes, plane), name))
     if notes is not None:
         notes += content_notes(raw)
     return raw, unit_scale_of(raw, name)
+
+
+def grey_if_copies(raw: np.ndarray) -> np.ndarray:
+    """A colour image whose three channels are one grey, copied (a grey image exported as RGB,
+    a grey GIF's palette): its one channel, as a grey file reads. Not three identical channels
+    to pick from and three identical intensity columns per nucleus (an app trial)."""
+    if raw.shape[-1] == 3 and np.array_equal(raw[..., 0], raw[..., 1]) and np.array_equal(raw[..., 1], raw[..., 2]):
+        return raw[..., :1]
+    return raw
 
 
 def rgb_png_bytes(rgb: np.ndarray) -> bytes:

@@ -155,6 +155,24 @@ def test_channel_stacks_keep_every_channel(tmp_path, layout):
     np.testing.assert_allclose(channels[0, 0], [1000 * (c + 1) / 65535 for c in range(4)], rtol=1e-5)
 
 
+def test_a_grey_image_saved_as_colour_reads_as_its_one_channel(tmp_path):
+    """RGB, RGBA and a palette GIF whose colours are copies of one grey: one channel, as the
+    grey file; a colour image differing in one pixel keeps its three."""
+    grey = np.random.default_rng(3).integers(0, 256, (24, 32)).astype(np.uint8)
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "rgb.png")
+    Image.fromarray(np.stack([grey] * 3 + [np.full_like(grey, 255)], axis=-1)).save(tmp_path / "rgba.png")
+    Image.fromarray(grey).convert("P").save(tmp_path / "grey.gif")
+    for name in ("rgb.png", "rgba.png", "grey.gif"):
+        read = read_channels(tmp_path / name)
+        assert read.shape == (24, 32, 1), name
+        np.testing.assert_allclose(read[..., 0], grey / 255, atol=1e-6, err_msg=name)
+    colour = np.stack([grey] * 3, axis=-1)
+    colour[5, 7, 2] ^= 1
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    assert read_channels(tmp_path / "colour.png").shape == (24, 32, 3)
+    assert read_image(tmp_path / "rgb.png").shape == (24, 32, 3)  # the network's RGB, as for a grey file
+
+
 def test_png_decompression_bomb_is_a_clear_error():
     buffer = io.BytesIO()
     Image.new("1", (40000, 40000)).save(buffer, "PNG")  # a few kB on disk, 1.6 gigapixels
@@ -419,7 +437,8 @@ def test_a_z_stack_gives_the_plane_chosen_by_number_sharpness_or_projection(tmp_
     tifffile.imwrite(tmp_path / "zyx.tif", planes, imagej=True, metadata={"axes": "ZYX"})
     tifffile.imwrite(tmp_path / "tzcyx.tif", np.stack([np.stack([planes, 255 - planes], axis=1)] * 2), imagej=True,
                      metadata={"axes": "TZCYX"})
-    tifffile.imwrite(tmp_path / "rgb.tif", np.stack([planes] * 3, axis=-1), imagej=True, metadata={"axes": "ZYXS"})
+    # Channels that differ: identical ones read as grey (grey_if_copies).
+    tifffile.imwrite(tmp_path / "rgb.tif", np.stack([planes, 255 - planes, planes], axis=-1), imagej=True, metadata={"axes": "ZYXS"})
     for name, channels in (("zyx.tif", 1), ("tzcyx.tif", 2), ("rgb.tif", 3)):
         for z, index in ((1, 1), (2, 2), ("focus", 1)):
             notes = []

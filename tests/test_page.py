@@ -56,7 +56,8 @@ def test_an_analysed_image_gives_the_cli_s_summary_row_and_every_download(bundle
     segmentation = segment(bundled_model, channels)
     table = measure_nuclei(segmentation.labels, channels[..., 0])
     item = InputImage("sparse", path.name, path.read_bytes(), "key_1")
-    analysis = Analysis(item, channels, segmentation.prediction, segmentation.labels, table, "fluorescence",
+    displayed = shown_image(channels, segmentation.prediction.channel, AUTO)  # as the app shows it: RGB
+    analysis = Analysis(item, displayed, segmentation.prediction, segmentation.labels, table, "fluorescence",
                         pixel_size=PixelSize(0.5, "given"), choices=ImageChoices(), channels=channels, seconds=1.25)
     row = record_row(analysis)
     height, width = segmentation.labels.shape
