@@ -6,9 +6,14 @@ from nuclei_app.model import verify_folder
 def test_model_card_has_hub_front_matter_and_real_metrics(tiny_model_dir):
     card = (tiny_model_dir / "README.md").read_text()
     front, body = card.split("---\n")[1], card.split("---\n", 2)[2]
-    for key in ("license:", "library_name: keras", "tags:", "datasets:", "model-index:"):
+    for key in ("license:", "library_name: keras", "tags:", "model-index:"):
         assert key in front
     metadata = json.loads((tiny_model_dir / "nuclei.json").read_text())
+    # A run on DSB2018 names it as its dataset; this one (its own tiny images) must not.
+    from train.export import card_front_matter
+
+    dsb = {**metadata, "training": {**metadata["training"], "data": "../shared/data/dsb2018/stage1_train"}}
+    assert "datasets:\n- dsb2018" in card_front_matter(dsb) and "datasets:" not in front
     mean_ap = metadata["metrics"]["validation"]["all"]["mean_ap"]
     assert f"value: {round(mean_ap, 4)}" in front
     assert "## Validation metrics" in body and "## Limitations" in body
@@ -82,5 +87,21 @@ def test_the_card_says_what_the_model_was_trained_on():
 
     smoke = training_data_text({"data": "assets/samples", "split_seed": 42})
     real = training_data_text({"data": "../shared/data/dsb2018/stage1_train", "split_seed": 42})
+    own = training_data_text({"data": "../lab/nuclei", "split_seed": 42, "validation_fraction": 0.2,
+                              "images": {"train": 40, "validation": 9, "validation_is_training": False}})
     assert "smoke-test model" in smoke and "DSB2018" not in smoke
-    assert "DSB2018" in real and "stage1_train" in real
+    assert "DSB2018" in real and "stage1_train" in real and "not DSB2018" not in real
+    assert "`../lab/nuclei` (not DSB2018's training set): 40 training and 9 validation images" in own
+    assert "trained on" not in own
+
+
+def test_an_upload_that_can_t_reach_the_hub_is_one_clear_message(tiny_model_dir, monkeypatch, capsys):
+    """A new-user trial without network: huggingface_hub's connection error came out as a
+    75-line traceback. Here HF_ENDPOINT points at a port nothing serves (no stand-in started)."""
+    from train.export import main
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_checked")
+    assert main(["--model", str(tiny_model_dir), "--push-to-hub", "o/n"]) == 1
+    err = capsys.readouterr().err
+    assert "upload to o/n failed: the Hugging Face Hub could not be reached" in err and "Traceback" not in err
+    assert f"publish it later with: python -m train.export --push-to-hub o/n --model {tiny_model_dir}" in err

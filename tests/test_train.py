@@ -20,6 +20,17 @@ def test_tiny_run_writes_a_loadable_model_folder(tiny_run):
     assert output.shape == (1, 64, 64, 2)
 
 
+def test_the_card_of_a_run_on_one_s_own_few_images_says_so(tiny_run):
+    """A new-user trial: a 4-image run on the user's own folder had a card claiming DSB2018 and
+    its 20 % split, though it validated on a training image."""
+    metadata = load_model_folder(tiny_run / "model").metadata
+    assert metadata["training"]["images"] == {"train": 4, "validation": 1, "validation_is_training": True}
+    card = (tiny_run / "model" / "README.md").read_text()
+    assert "not DSB2018's training set" in card and "dsb2018" not in card.split("---")[1]
+    assert "validated on an image it trained on" in card and "4 training and 1 validation images" in card
+    assert "1 epoch x 2 steps" in card   # not "1 epochs"
+
+
 def test_tiny_run_records_everything(tiny_run):
     for name in ("run.json", "log.csv", "checkpoints/last.keras", "panels/epoch_001.png",
                  "figures/learning_curves.png", "figures/predictions.png", "figures/shift_validation.png"):
@@ -39,6 +50,10 @@ def test_resume_continues_from_the_last_epoch(tiny_run, tiny_dataset, tmp_path):
         epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
     assert epochs == [0, 1]  # epoch 0 from the first run, epoch 1 from the resumed one
     assert json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())["epochs_done"] == 2
+    # The card's command alone would train 1 epoch: the resume that made this model is named too.
+    training = load_model_folder(tmp_path / "run" / "model").metadata["training"]
+    assert training["epochs"] == 2 and len(training["resumed"]) == 1
+    assert f"continued with `{training['resumed'][0]}`" in (tmp_path / "run" / "model" / "README.md").read_text()
 
 
 def test_resume_refuses_other_settings_and_keeps_the_original_command(tiny_run, tiny_dataset, tmp_path):
@@ -120,7 +135,57 @@ def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, capsys):
     assert main(["--preset", "tiny", "--resume", "--out", str(tmp_path / "typo")]) == 2
     err = capsys.readouterr().err
     assert "nothing to resume in" in err and "typo" in err and "Traceback" not in err
+    assert "the folder does not exist" in err   # not "it holds no run.json" (a new-user trial)
     assert not (tmp_path / "typo").exists()
+
+
+def test_a_resume_with_a_preset_the_run_did_not_start_with_is_refused(tiny_run, tmp_path, capsys):
+    """A new-user trial: --resume --preset long on a 7-epoch run trained nothing and said nothing."""
+    import shutil
+
+    from train.__main__ import main
+
+    shutil.copytree(tiny_run, tmp_path / "run")
+    before = (tmp_path / "run" / "run.json").read_bytes()
+    assert main(["--resume", "--out", str(tmp_path / "run"), "--preset", "long"]) == 2
+    err = capsys.readouterr().err
+    assert "was not started with --preset long (epochs: 1 in the run, 72 in the preset" in err
+    assert "--epochs 72 to train it longer" in err and "Traceback" not in err
+    assert (tmp_path / "run" / "run.json").read_bytes() == before
+
+
+def test_a_new_run_into_a_model_folder_is_refused(tiny_dataset, tiny_model_dir, tmp_path, capsys):
+    """A new-user trial: --out at an exported model folder filled it with checkpoints, a run
+    record and a nested model/, and it still passed as a model folder to upload."""
+    import shutil
+
+    from train.__main__ import main
+
+    shutil.copytree(tiny_model_dir, tmp_path / "model_copy")
+    before = sorted(p.name for p in (tmp_path / "model_copy").iterdir())
+    assert main(["--preset", "tiny", "--data", str(tiny_dataset), "--out", str(tmp_path / "model_copy")]) == 2
+    assert "is a model folder (it holds nuclei.json)" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "model_copy").iterdir()) == before
+
+
+def test_hub_flags_are_checked_before_training(tiny_dataset, tmp_path, monkeypatch, capsys):
+    """An upload that can't happen is told at the start, not after the run: --private alone, a
+    smoke-test model, no token (a trial learnt it from a traceback at the end)."""
+    import pytest
+
+    from train.__main__ import main
+
+    for flags, expected in ((["--private"], "only apply to an upload"),
+                            (["--push-to-hub", "o/n"], "smoke-test model, not one to publish")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--preset", "tiny", "--data", str(tiny_dataset), "--out", str(tmp_path / "run")] + flags)
+        assert exit_.value.code == 2 and expected in capsys.readouterr().err
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))   # no stored login either
+    assert main(["--epochs", "1", "--data", str(tiny_dataset), "--out", str(tmp_path / "run"),
+                 "--push-to-hub", "o/n"]) == 2
+    assert "needs a Hugging Face token with write access: set HF_TOKEN" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_start_that_fails_on_its_data_leaves_no_run_record(tmp_path, capsys):

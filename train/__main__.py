@@ -12,7 +12,7 @@ from nuclei_app.interrupts import exit_status, sigterm_as_interrupt
 from nuclei_app.precision import PRECISIONS
 from nuclei_app.wording import plural
 
-from .config import MARKERS, NothingToResume, TrainConfig, recorded_config, with_preset
+from .config import MARKERS, PRESETS, NothingToResume, PresetMismatch, TrainConfig, recorded_config, with_preset
 from .data import DatasetError
 
 
@@ -65,7 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--push-to-hub", metavar="OWNER/NAME", help="upload the exported model folder to the Hugging Face Hub")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     parser.add_argument("--revision-message", help="commit message for the Hub upload")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.private or args.revision_message) and not args.push_to_hub:
+        parser.error("--private and --revision-message only apply to an upload: add --push-to-hub OWNER/NAME")
+    if args.push_to_hub and args.preset == "tiny":
+        parser.error("--preset tiny trains a smoke-test model, not one to publish: leave out --push-to-hub")
+    return args
 
 
 def momentum(text: str) -> float:
@@ -102,7 +107,22 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
              if getattr(args, f.name, None) is not None and getattr(args, f.name) is not False}
     if args.resume:  # the preset only says where the run is (runs/long); its settings are recorded
         config = recorded_config(given.get("out", config.out))
+        check_preset_of(config, args.preset, given)
     return replace(config, **given)
+
+
+def check_preset_of(run: TrainConfig, preset: str | None, given: dict) -> None:
+    """A preset named with --resume must be the run's own: a trial's --resume --preset long on a
+    7-epoch run trained nothing and said nothing (the preset only locates the run). Its data
+    folder is not compared (a tiny run may use other images), nor epochs the run has gone past."""
+    differences = [f"{key}: {getattr(run, key)!r} in the run, {value!r} in the preset"
+                   for key, value in PRESETS.get(preset, {}).items()
+                   if key not in ("out", "data", *given) and getattr(run, key) != value
+                   and not (key == "epochs" and getattr(run, key) >= value)]
+    if differences:
+        longer = f" (or --epochs {PRESETS[preset]['epochs']} to train it longer)" if "epochs" in PRESETS[preset] else ""
+        raise PresetMismatch(f"the run in {run.out} was not started with --preset {preset} "
+                             f"({'; '.join(differences)}): leave out --preset to resume it as it was{longer}.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,13 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = config_from_args(args)
-    except NothingToResume as error:
+    except (NothingToResume, PresetMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if config.crop_size % 2 ** config.depth:   # the U-Net halves it depth times (a Keras error otherwise)
         print(f"error: --crop-size {config.crop_size} must be a multiple of {2 ** config.depth} "
               f"(2 to the U-Net's depth, {config.depth}).", file=sys.stderr)
         return 2
+    if args.push_to_hub:
+        from .export import hub_token_problem
+
+        problem = hub_token_problem()
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     from .train import ConfigMismatch, RunInTheWay, train  # TensorFlow loads only once the arguments are valid
 
     try:
@@ -139,10 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         return exit_status(interrupt)
     print(f"model folder: {model_folder}")
     if args.push_to_hub:
-        from .export import push_to_hub
+        from .export import publish
 
-        commit = push_to_hub(model_folder, args.push_to_hub, private=args.private, message=args.revision_message)
-        print(f"pushed to hf://{args.push_to_hub}@{commit}")
+        return publish(model_folder, args.push_to_hub, args.private, args.revision_message)
     return 0
 
 

@@ -155,6 +155,10 @@ class NothingToResume(ValueError):
     """``--resume`` named a folder holding no run."""
 
 
+class PresetMismatch(ValueError):
+    """``--resume`` with a preset the run was not started with."""
+
+
 def recorded_config(folder: Path) -> TrainConfig:
     """The settings a run folder's run.json recorded (what ``--resume`` continues with): paths
     are taken relative to the project, as recorded; a setting added since is at what the code
@@ -162,6 +166,9 @@ def recorded_config(folder: Path) -> TrainConfig:
     from nuclei_app.config import PROJECT_DIR
 
     path = Path(folder) / "run.json"
+    if not Path(folder).exists():
+        raise NothingToResume(f"nothing to resume in {folder}: the folder does not exist. Check --out, or leave "
+                              "out --resume to start a new run.")
     if not path.is_file():
         raise NothingToResume(f"nothing to resume in {folder}: it holds no run.json (no run was started there). "
                               "Check --out, or leave out --resume to start a new run.")

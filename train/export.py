@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nuclei_app.config import InferenceSettings, Normalisation
 from nuclei_app.model import FORMAT, METADATA_FILE, MODEL_CARD, ModelLoadError, verify_folder
+from nuclei_app.wording import plural
 
 METRIC_KEYS = ("validation", "validation_tta", "validation_true_diameter", "shift", "diameter_estimate",
                "validation_images", "holdout", "postprocess_scoring")
@@ -47,6 +48,8 @@ def build_metadata(report: dict, run: dict, normalisation: Normalisation, config
             "data": config.to_json()["data"],
             "validation_ids": report.get("validation_ids", []),
             "command": run["command"],
+            # Each --resume's command: the first alone may not make this model (--epochs raised).
+            "resumed": [entry["command"] for entry in run.get("resumed", [])],
             "code_version": run["code_version"],
             "versions": {k: run[k] for k in ("tensorflow", "keras", "python")},
             "machine": run["machine"],
@@ -143,30 +146,55 @@ def card_front_matter(metadata: dict) -> str:
     from huggingface_hub import EvalResult, ModelCardData
 
     overall = metadata["metrics"]["validation"]["all"]
+    training = metadata["training"]
+    dsb = trained_on_dsb2018(training)
+    split = f"{training.get('validation_fraction', 0.2):.0%} validation split"
     names = {"mean_ap": "DSB mean AP (IoU 0.50-0.95)", "ap50": "AP@0.5", "dice": "Dice", "iou": "IoU",
              "pixel_accuracy": "pixel accuracy"}
     results = [
         EvalResult(task_type="image-segmentation", task_name="Nuclei instance segmentation",
-                   dataset_type="dsb2018", dataset_name="DSB2018 stage1_train, 20% validation split",
+                   dataset_type="dsb2018" if dsb else "custom",
+                   dataset_name=f"DSB2018 stage1_train, {split}" if dsb else f"{training_data_path(training)}, {split}",
                    dataset_split="validation", metric_type=key, metric_name=name, metric_value=round(overall[key], 4))
         for key, name in names.items()
     ]
     data = ModelCardData(license="mit", library_name="keras", model_name="nuclei-unet",
-                         pipeline_tag="image-segmentation", datasets=["dsb2018"], eval_results=results,
+                         pipeline_tag="image-segmentation", datasets=["dsb2018"] if dsb else None, eval_results=results,
                          tags=["microscopy", "nuclei", "cell-segmentation", "u-net", "biology"])
     return f"---\n{data.to_yaml()}\n---\n"
 
 
+def training_data_path(training: dict) -> str:
+    return str(training.get("data") or training.get("config", {}).get("data", ""))  # older folders: the run config
+
+
+def trained_on_dsb2018(training: dict) -> bool:
+    """Whether the record names DSB2018's stage 1 training set (its folder, as ``train.download``
+    and ``../shared`` hold it), not a folder of the user's own: the card claims only what it is."""
+    return Path(training_data_path(training)).name == "stage1_train"
+
+
 def training_data_text(training: dict) -> str:
-    """What the model was trained on, from its own record (a smoke run must not claim DSB2018)."""
-    data = str(training.get("data") or training.get("config", {}).get("data", ""))  # older folders: the run config
+    """What the model was trained on, from its own record (a smoke run, or a run on one's own
+    images, must not claim DSB2018's 80:20 split: a new-user trial's 4-image run did)."""
+    data = training_data_path(training)
     if Path(data).parts[-2:] == ("assets", "samples"):
         return ("The four bundled sample images (`assets/samples`): a smoke-test model from `--preset tiny`, "
                 "for checking the pipeline, not for use.")
-    return (f"DSB2018 stage 1 training set (BBBC038v1, Broad Institute, CC0) with annotation fixes, from "
-            f"`{data}`. Split 80:20 by **source group**, per image kind, seed {training['split_seed']}: DSB2018 "
-            "holds many tiles of one mosaic or experiment, so images are grouped by size, kind and appearance and "
-            "whole groups go to one side. The validation ids are listed in `nuclei.json`.")
+    images = training.get("images")   # older folders did not record it
+    counts = f" {images['train']} training and {images['validation']} validation images," if images else ""
+    if trained_on_dsb2018(training):
+        source = f"DSB2018 stage 1 training set (BBBC038v1, Broad Institute, CC0) with annotation fixes, from `{data}`"
+    else:
+        source = f"The images and masks in `{data}` (not DSB2018's training set)"
+    text = (f"{source}:{counts} split {training.get('validation_fraction', 0.2):.0%} for validation by **source group**, per "
+            f"image kind, seed {training['split_seed']}: images are grouped by size, kind and appearance (DSB2018 "
+            "holds many tiles of one mosaic or experiment) and whole groups go to one side. The validation ids are "
+            "listed in `nuclei.json`.")
+    if images and images.get("validation_is_training"):
+        text += (" **Too few images for a validation split: the model was validated on an image it trained on, "
+                 "so its scores below say nothing about new images.**")
+    return text
 
 
 def scoring_text(metrics: dict) -> str:
@@ -178,6 +206,23 @@ def scoring_text(metrics: dict) -> str:
         return f"Post-processing settings: {scoring} (too few images or groups to cross-tune)."
     return ("The post-processing thresholds are cross-tuned: each validation image is scored with the "
             "settings tuned on the other half of the validation groups.")
+
+
+def rescoring_text(metrics: dict) -> str:
+    """How to get these numbers again. A new-user trial reran the command the card gave and
+    read other numbers (0.088 for 0.091): ``train.evaluate`` scores with the shipped settings."""
+    if metrics.get("postprocess_scoring", "cross-tuned") == "cross-tuned":
+        return ("`python -m train.evaluate --model PATH` rescores with the folder's shipped settings instead "
+                "(tuned on the whole validation split, so a little higher: they were tuned on the images "
+                "scored); `--write` stores those here.")
+    return "Reproduce with `python -m train.evaluate --model PATH`."
+
+
+def resumed_text(training: dict) -> str:
+    resumed = training.get("resumed") or []
+    if not resumed:
+        return ""
+    return f", continued with {', then '.join(f'`{command}`' for command in resumed)}"
 
 
 def synthetic_stain_text(training: dict) -> str:
@@ -248,19 +293,18 @@ Tuned post-processing: body threshold {post['threshold']}, marker threshold
 ## Recipe
 U-Net, {training['depth']} levels, {training['base_filters']} base filters, transposed-convolution up-sampling;
 every training image rescaled by its own ground-truth median diameter to {metadata['scale']['diameter']:g} px;
-{training['epochs']} epochs x {training['steps_per_epoch']} steps x batch {training['batch_size']} random {training['crop_size']}x{training['crop_size']} crops
+{plural(training['epochs'], 'epoch', 'epochs')} x {plural(training['steps_per_epoch'], 'step', 'steps')} x batch {training['batch_size']} random {training['crop_size']}x{training['crop_size']} crops
 (scale jitter x0.7-1.4 around the canonical diameter), Adam with cosine decay, BCE + Dice on
 {each_output(metadata['outputs'])}; rare image kinds over-sampled; H&E stain jitter in HED space, hue/saturation,
 colour, greyscale, gamma, contrast, blur, noise and inversion augmentation{synthetic_stain_text(training)}. The final
 weights are shipped{averaged_text(training)} (no checkpoint is picked on validation).
 {timing}
 
-Command: `{training['command']}` (code {training['code_version']}).
+Command: `{training['command']}` (code {training['code_version']}){resumed_text(training)}.
 
 ## Validation metrics
 Every number goes through the same pipeline as a user's image (original file, automatic
-diameter, rescaling, tiling, watershed). {scoring_text(metrics)} Reproduce with
-`python -m train.evaluate --model PATH`.
+diameter, rescaling, tiling, watershed). {scoring_text(metrics)} {rescoring_text(metrics)}
 
 {report_tables(metrics)}
 
@@ -289,6 +333,52 @@ def push_to_hub(folder: Path, repo_id: str, private: bool = False, message: str 
     return info.oid
 
 
+def publish(folder: Path, repo_id: str, private: bool = False, message: str | None = None) -> int:
+    """``push_to_hub`` with its outcome told, as both commands tell it; the exit status. A
+    new-user trial without network got huggingface_hub's connection error as a 75-line
+    traceback (only HTTP errors and OSError were caught)."""
+    try:
+        commit = push_to_hub(folder, repo_id, private, message)
+    except ModelLoadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - every Hub failure becomes one clear message
+        print(f"error: upload to {repo_id} failed: {describe_upload_error(error)} The model folder {folder} is "
+              f"unchanged; publish it later with: python -m train.export --push-to-hub {repo_id} --model {folder}",
+              file=sys.stderr)
+        return 1
+    print(f"pushed {folder} to hf://{repo_id}@{commit}")
+    return 0
+
+
+def describe_upload_error(error: BaseException) -> str:
+    from huggingface_hub import errors
+
+    from nuclei_app.sources import root_cause
+
+    error = root_cause(error)
+    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, errors.OfflineModeIsEnabled):
+        return "HF_HUB_OFFLINE is set (unset it to upload)."
+    if isinstance(error, errors.HfHubHTTPError):
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        if status in (401, 403):
+            return f"the Hub refused the token ({status}): set HF_TOKEN to a token with write access to the repo."
+        return f"the Hub answered with an error ({status or 'no status'}): {first_line}."
+    return f"the Hugging Face Hub could not be reached ({type(error).__name__}: {first_line})."
+
+
+def hub_token_problem() -> str | None:
+    """Why an upload can't start, checked before a training run (a trial's run learnt at its
+    end that it had no token); None where a token is set."""
+    from huggingface_hub import get_token
+
+    if get_token():
+        return None
+    return ("--push-to-hub needs a Hugging Face token with write access: set HF_TOKEN (or log in with "
+            "`hf auth login`), then run the command again.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.export", description="Publish a model folder to the Hugging Face Hub.")
     parser.add_argument("--model", type=Path, required=True, help="the model folder to upload")
@@ -296,18 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--revision-message", help="commit message")
     args = parser.parse_args(argv)
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        commit = push_to_hub(args.model, args.push_to_hub, args.private, args.revision_message)
-    except ModelLoadError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except (HfHubHTTPError, OSError) as error:
-        print(f"error: upload to {args.push_to_hub} failed: {error}", file=sys.stderr)
-        return 1
-    print(f"pushed {args.model} to hf://{args.push_to_hub}@{commit}")
-    return 0
+    return publish(args.model, args.push_to_hub, args.private, args.revision_message)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import numpy as np
 from nuclei_app import __version__, precision
 from nuclei_app.config import Normalisation
 from nuclei_app.machine import describe_machine
+from nuclei_app.model import METADATA_FILE
 
 from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, read_state
 from .config import BEFORE_IT_EXISTED, TrainConfig
@@ -66,6 +67,11 @@ def check_run_folder(config: TrainConfig, checkpoints: Path) -> None:
     if not config.resume and done:
         raise RunInTheWay(f"{config.out} holds a run with {done} epochs done: add --resume to continue it, or "
                           "choose another --out for a new run (or delete the folder).")
+    if not config.resume and (Path(config.out) / METADATA_FILE).exists():
+        # A trial: --out at an exported model folder filled it with run.json, checkpoints and a
+        # nested model/, and the folder still passed as a model (an upload would carry them).
+        raise RunInTheWay(f"{config.out} is a model folder (it holds {METADATA_FILE}): choose another --out for the "
+                          "run; its model is exported to a model/ folder inside it.")
     exported = Path(config.out) / "model"
     if not config.resume and exported.exists():
         # A user test: --out assets replaced the bundled model (no checkpoints there to refuse on).
@@ -179,7 +185,10 @@ def build_or_resume(config: TrainConfig, checkpoints: Path) -> tuple[keras.Model
     if config.resume and (checkpoints / "last.keras").exists():
         model = keras.saving.load_model(checkpoints / "last.keras")
         start = epochs_done(checkpoints)
-        log.info("resuming after epoch %d from %s", start, checkpoints / "last.keras")
+        if start >= config.epochs:   # a trial: "resuming after epoch 2", then minutes of evaluation
+            log.info("the run in %s is complete (%d epochs): evaluating and exporting it again", config.out, start)
+        else:
+            log.info("resuming after epoch %d from %s", start, checkpoints / "last.keras")
         return model, start
     model = build_unet(unet_config(config))
     if precision.resolve(config.precision) == "bfloat16":
@@ -236,6 +245,7 @@ class FittedRun:
     model: keras.Model
     validation_set: list
     holdout_set: list
+    images: dict     # image_counts
 
 
 def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
@@ -259,7 +269,15 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     # fit() ends by putting the averaged weights in place; a resumed run that was already
     # complete loads the checkpoint's last-step weights, so do it here too (idempotent).
     model.optimizer.finalize_variable_values(model.trainable_variables)
-    return FittedRun(folder, run, normalisation, model, validation_set, holdout_set)
+    return FittedRun(folder, run, normalisation, model, validation_set, holdout_set, image_counts(train_set, validation_set))
+
+
+def image_counts(train_set: list, validation_set: list) -> dict:
+    """nuclei.json's training ``images``: how many, and whether the validation image is a training
+    one (a run on too few images for a split validates on one: its card says so)."""
+    trained = {s.sample_id for s in train_set}
+    return {"train": len(train_set), "validation": len(validation_set),
+            "validation_is_training": any(s.sample_id in trained for s in validation_set)}
 
 
 def without_optimizer(model: keras.Model, config: TrainConfig) -> keras.Model:
@@ -283,7 +301,7 @@ def evaluate_and_export(config: TrainConfig, fitted: FittedRun) -> Path:
     report = evaluate_model(clean, fitted.validation_set, config, multiple=multiple)
     if fitted.holdout_set:
         report["holdout"] = evaluate_holdout(clean, fitted.holdout_set, config, report, multiple=multiple)
-    report["training"] = {**training_summary(config, fitted.folder / "checkpoints"),
+    report["training"] = {**training_summary(config, fitted.folder / "checkpoints"), "images": fitted.images,
                           # From the fitted layers, not the config: "auto" may have resolved
                           # otherwise on the machine that started the run.
                           "precision": precision.computed_in(fitted.model)}
