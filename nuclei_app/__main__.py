@@ -203,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def output_folder_problem(out_text: str, on_cluster: bool) -> str | None:
     """Checked before the model loads: a bad --out is an argument error, found in a second."""
+    if out_text.lower().startswith("memory://"):
+        # A trial: "done: 2 segmented ... results in memory://run1/", exit 0, and every file lost:
+        # each worker wrote into its own process's memory, the record into this one's.
+        return (f"--out {out_text}: fsspec's memory:// file system lives inside one process, so the workers' "
+                "files and this command's record would each stay in their own process and be lost at its end. "
+                "Give a folder, or a URL every worker can reach (s3://, gs://, ...).")
     if "://" in out_text:
         return None if on_cluster else (f"--out {out_text} is a URL: only --workers or --scheduler runs write to "
                                         "URLs (their workers write through fsspec); give a local folder here.")
@@ -238,10 +244,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
             return 2
         if args.workers or args.scheduler:  # before the model loads, not after (a user test)
-            from .distributed import ClusterError, require_cluster_packages
+            from .distributed import ClusterError, probe_scheduler, require_cluster_packages
 
             try:
                 require_cluster_packages()
+                if args.scheduler:
+                    probe_scheduler(args.scheduler)
             except ClusterError as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2

@@ -146,6 +146,7 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
         todo, order = plan(images, problems, record, result, log, paths)
         if todo:
             describe_cluster(client, log)
+            started_with = set(client.nthreads())
             blockwise, whole = split_blockwise(todo, request)
             try:
                 with Progress(len(todo), log) as progress:
@@ -158,6 +159,7 @@ def run_on_cluster(paths: list[str | Path], out: str | Path, request: ImageReque
                                          progress, debug, first=len(blockwise) + 1)
             finally:  # a killed worker's temporary files, also when the run stops
                 remove_leftovers(out_url, run_id)
+            report_lost_workers(client, started_with, log)
         if not result.stopped:  # rows in input order, not in the order the workers finished
             put_in_order(record, order, log)
         report_removed(record, log)
@@ -244,6 +246,26 @@ def workers_ignore_interrupts():
         signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
 
 
+def probe_scheduler(address: str) -> None:
+    """The address checked, and something answering at it, before the model loads: a trial
+    waited 52 s (the model, then the client's connection timeout) to learn nothing did. A
+    refused connection fails at once; a silent host after ``CONNECT_TIMEOUT``."""
+    import socket
+
+    from dask.utils import parse_timedelta
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    check_address(address)
+    scheme, location = parse_address(address)
+    if scheme not in ("tcp", "tls"):
+        return   # inproc:// and others: the client finds out
+    try:
+        socket.create_connection(parse_host_port(location), timeout=parse_timedelta(CONNECT_TIMEOUT)).close()
+    except OSError as error:
+        raise ClusterError(f"could not reach the Dask scheduler at {address} ({error.strerror or error}). Is `dask "
+                           "scheduler` running there, and is the address (tcp://HOST:PORT) right?") from None
+
+
 def check_address(address: str) -> None:
     """A malformed address fails here, with its reason, rather than as a timeout (a Client
     that failed on one also hangs for seconds when Python exits)."""
@@ -270,6 +292,20 @@ def describe_cluster(client, log: TextIO) -> None:
     else:
         print(f"cluster: {client.scheduler.address}, no workers yet: the images wait until some join",
               file=log, flush=True)
+
+
+def report_lost_workers(client, started_with: set[str], log: TextIO) -> None:
+    """A worker that died (or left) under the run: its images were retried on the others and
+    nothing shows in the results, but the user should know (a trial killed two and read no
+    word of it). A worker its nanny restarts comes back under another address."""
+    try:
+        gone = sorted(started_with - set(client.nthreads()))
+    except Exception:  # noqa: BLE001 - the scheduler itself gone: the run has said so already
+        return
+    if gone:
+        print(f"note: {plural(len(gone), 'worker', 'workers')} of the cluster died or left during the run "
+              f"({', '.join(gone)}); the images they held were retried on the others: summary.csv lists every "
+              "input once. A worker that keeps dying may be short of memory.", file=log, flush=True)
 
 
 def split_blockwise(todo: list[ImageTask], request: ImageRequest) -> tuple[list[tuple[ImageTask, bool]], list[ImageTask]]:

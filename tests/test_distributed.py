@@ -224,6 +224,7 @@ def test_a_worker_killed_mid_write_loses_and_repeats_nothing(cluster, tiny_model
     summary = pd.read_csv(out / "summary.csv")
     assert sorted(summary["image"]) == names and (summary["status"] == "ok").all()  # each image once
     assert sum(line.startswith("[") for line in run.log.splitlines()) == len(names), run.log  # reported once
+    assert "note: 1 worker of the cluster died or left during the run" in run.log, run.log   # and told
     assert image_files(out) == expected_files(names)  # one set each, nothing partial, no temporary file
     assert not part.exists()
     in_process(tiny_model, tmp_path / "in", tmp_path / "reference")

@@ -208,6 +208,25 @@ def test_a_unit_cut_off_by_a_space_is_an_error_not_an_input(tmp_path):
     assert not (tmp_path / "o" / "summary.csv").exists()
 
 
+def test_an_output_url_only_one_process_can_see_is_refused(tmp_path):
+    """A trial: --out memory://run with --workers 1 said "done: 2 segmented", exit 0, and every
+    file was lost (each process has its own memory://); a URL in-process is refused too."""
+    image = SAMPLES / "images" / "fluorescence_sparse.png"
+    for flags in (["--workers", "1"], ["--scheduler", "tcp://127.0.0.1:1"], []):
+        result = run_cli("segment", image, "--out", "memory://run1", *flags)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, flags
+        assert "memory:// file system lives inside one process" in result.stderr, flags
+    result = run_cli("segment", image, "--out", "s3://bucket/run")
+    assert result.returncode == 2 and "only --workers or --scheduler runs write to URLs" in result.stderr
+
+
+def test_an_unreachable_scheduler_is_told_before_the_model_loads(tmp_path):
+    """A trial waited 52 s (the model loading, then the connection timeout) for this line."""
+    result = run_cli("segment", SAMPLES / "images", "--out", tmp_path / "o", "--scheduler", "tcp://127.0.0.1:1")
+    assert result.returncode == 2 and "could not reach the Dask scheduler at tcp://127.0.0.1:1" in result.stderr
+    assert "model:" not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_bad_flag_values_are_usage_errors(tmp_path):
     for flags in (["--diameter", "-3"], ["--diameter", "big"], ["--channel", "blue"], ["--precision", "half"]):
         result = run_cli("segment", tmp_path, "--out", tmp_path / "o", *flags)
