@@ -114,7 +114,7 @@ def narrow_image_note(shape: tuple[int, ...], diameter: float | None, source: st
     if not diameter or short >= NARROW_DIAMETERS * diameter:
         return None
     side = "tall" if height <= width else "wide"
-    note = (f"the image is only {short} px {side}, {short / diameter:.1f} nucleus diameters ({diameter:.0f} px "
+    note = (f"the image is only {short} px {side}, {short / diameter:.1f} nucleus diameters ({diameter:.1f} px "
             f"{source}): most nuclei are cut by its edges, so the count and the sizes are approximate")
     if source in ("estimated", "measured"):
         note += "; if its nuclei are smaller than that, the estimate is wrong: give the diameter"

@@ -326,7 +326,7 @@ def test_a_strip_is_noted_in_its_line_and_row(bundled_model, tmp_path, block_siz
                            ImageRequest(bundled_model.postprocess_settings, diameter=16.0, block_size=block_size), log=log)
     assert result.exit_status == 0
     notes = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False)["notes"][0]
-    assert notes.startswith("the image is only 24 px tall, 1.5 nucleus diameters (16 px given)")
+    assert notes.startswith("the image is only 24 px tall, 1.5 nucleus diameters (16.0 px given)")
     assert "note: the image is only 24 px tall" in log.getvalue()
 
 

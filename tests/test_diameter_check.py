@@ -138,7 +138,7 @@ def test_an_image_a_few_nuclei_narrow_is_noted():
     from nuclei_app.diameter_check import narrow_image_note
 
     note = narrow_image_note((20, 5000), 16.0)
-    assert note.startswith("the image is only 20 px tall, 1.2 nucleus diameters (16 px given)") and "approximate" in note
+    assert note.startswith("the image is only 20 px tall, 1.2 nucleus diameters (16.0 px given)") and "approximate" in note
     assert "px wide" in narrow_image_note((5000, 30), 16.0)
     assert narrow_image_note((48, 5000), 16.0) is None and narrow_image_note((20, 5000), None) is None
     # An estimate this large may be the problem, not the image (a user test: 300 px bands, 123 px "nuclei").
