@@ -105,3 +105,12 @@ def test_an_upload_that_can_t_reach_the_hub_is_one_clear_message(tiny_model_dir,
     err = capsys.readouterr().err
     assert "upload to o/n failed: the Hugging Face Hub could not be reached" in err and "Traceback" not in err
     assert f"publish it later with: python -m train.export --push-to-hub o/n --model {tiny_model_dir}" in err
+
+
+def test_the_card_s_limitations_follow_the_kinds_validated():
+    """A trial: "Few brightfield (0 validation) ... lower than fluorescence" on a model scored on none."""
+    from train.export import light_images_text
+
+    assert "light-background images are unscored" in light_images_text({"fluorescence": 3})
+    assert light_images_text({"brightfield": 5, "tissue": 21}).startswith("- Few brightfield (5 validation) and H&E "
+                                                                          "tissue (21 validation) images")

@@ -141,8 +141,14 @@ def tune(model, images, predictions, tune_enabled: bool = True):
         log.warning("one validation fold only: scores use settings tuned on the same images")
         return shipped, [shipped] * len(images)
     per_fold = {f: tuner.best(fold != f) for f in (0, 1)}
-    log.info("tuned post-processing: shipped %s; per fold %s", shipped, per_fold)
+    log.info("tuned post-processing: shipped %s; per fold %s", settings_text(shipped),
+             {f: settings_text(s) for f, s in per_fold.items()})
     return shipped, [per_fold[f] for f in fold]
+
+
+def settings_text(settings) -> str:
+    """A log's words for ``PostprocessSettings`` (not its repr)."""
+    return f"threshold {settings.threshold}, marker {settings.marker_threshold}, min size {settings.min_size}"
 
 
 def scoring(images: list[Original], shipped_given: bool, tune_enabled: bool) -> str:

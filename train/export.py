@@ -208,6 +208,16 @@ def scoring_text(metrics: dict) -> str:
             "settings tuned on the other half of the validation groups.")
 
 
+def light_images_text(counts: dict) -> str:
+    """The limitation the light-background kinds' validation counts give (a trial's card said
+    "few brightfield (0 validation) ... lower than fluorescence" of a model scored on none)."""
+    brightfield, tissue = counts.get("brightfield", 0), counts.get("tissue", 0)
+    if not (brightfield or tissue):
+        return "- No brightfield or H&E tissue image in the validation split: light-background images are unscored."
+    return (f"- Few brightfield ({brightfield} validation) and H&E tissue ({tissue} validation) images: their "
+            "scores are noisy,\n  and lower than fluorescence.")
+
+
 def rescoring_text(metrics: dict) -> str:
     """How to get these numbers again. A new-user trial reran the command the card gave and
     read other numbers (0.088 for 0.091): ``train.evaluate`` scores with the shipped settings."""
@@ -309,8 +319,7 @@ diameter, rescaling, tiling, watershed). {scoring_text(metrics)} {rescoring_text
 {report_tables(metrics)}
 
 ## Limitations
-- Few brightfield ({metrics['validation_images'].get('brightfield', 0)} validation) and H&E tissue ({metrics['validation_images'].get('tissue', 0)} validation) images: their scores are noisy,
-  and lower than fluorescence.
+{light_images_text(metrics['validation_images'])}
 - Brightfield nuclei tend to be drawn slightly inside their true outline, which costs
   score at the stricter IoU thresholds.
 - The held-out DSB2018 test set holds kinds not in training (other H&E magnifications, IHC);
