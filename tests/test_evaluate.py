@@ -112,6 +112,24 @@ def test_a_real_run_is_rescored_with_every_shift_and_drawn(tiny_model_dir, tiny_
     assert not any(f"| {name} |" in printed for name in LIGHT_SHIFTS)   # its split has no light image
 
 
+def test_max_images_scores_the_first_few_validation_images(tiny_model_dir, tiny_dataset, tmp_path, capsys):
+    """A quick check of a model (a trial found only the whole split, 10 minutes for a real one)."""
+    import json
+    import shutil
+
+    from train.evaluate import main
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    metadata = json.loads((folder / "nuclei.json").read_text())
+    ids = sorted(p.name for p in tiny_dataset.iterdir() if p.is_dir())
+    metadata["training"]["validation_ids"] = ids   # all four tiny images count as validation here
+    (folder / "nuclei.json").write_text(json.dumps(metadata))
+    assert len(ids) == 4 and main(["--model", str(folder), "--data", str(tiny_dataset), "--max-images", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "| all | 2 |" in printed and "The first 2 validation images only (--max-images)" in printed
+
+
 def test_light_images_are_scored_under_every_stain_shift(tiny_model):
     from nuclei_app.imageio import read_image
     from nuclei_app.label_files import read_labels
@@ -137,7 +155,8 @@ def test_write_needs_a_local_folder_and_a_full_evaluation(capsys):
 
     from train.evaluate import main
 
-    for argv in (["--model", "hf://someone/nuclei", "--write"], ["--holdout-of", "runs/x", "--write"]):
+    for argv in (["--model", "hf://someone/nuclei", "--write"], ["--holdout-of", "runs/x", "--write"],
+                 ["--model", "assets/model", "--write", "--max-images", "3"]):
         with pytest.raises(SystemExit) as stop:
             main(argv)
         assert stop.value.code == 2 and "--write stores a full evaluation" in capsys.readouterr().err
