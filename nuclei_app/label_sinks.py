@@ -92,20 +92,50 @@ def label_dtype(count: int) -> np.dtype:
 
 def write_label_tiff(path: Path, sink: LabelSink, height: int, width: int, count: int,
                      pixel_size: PixelSize | None = None) -> Path:
-    """A tiled, deflate-compressed label TIFF streamed tile by tile from ``sink``; written
-    under a temporary name first, so that an interrupted run leaves no truncated file."""
+    """A tiled, deflate-compressed label TIFF streamed tile by tile from ``sink``, with its
+    reduced levels (``pyramid_strides``) as SubIFDs, as pyramidal OME-TIFFs keep them: napari
+    and tifffile show a slide's labels zoomed out without reading them whole (a trial: a
+    144-megapixel label TIFF of one level). Written under a temporary name first, so that an
+    interrupted run leaves no truncated file."""
     dtype = label_dtype(count)
-    tiles = (sink.read(*window).astype(dtype) for window in windows(height, width, (LABEL_TILE, LABEL_TILE)))
+    strides = pyramid_strides(height, width)
     partial = partial_path(path)
     try:
         # zlib is Adobe deflate, which Fiji, QuPath and napari read (as exports.labels_tiff_bytes).
-        tifffile.imwrite(partial, tiles, shape=(height, width), dtype=dtype, tile=(LABEL_TILE, LABEL_TILE),
-                         photometric="minisblack", compression="zlib",
-                         bigtiff=height * width * dtype.itemsize > 2**32 - 2**25, **tiff_resolution(pixel_size))
+        with tifffile.TiffWriter(partial, bigtiff=height * width * dtype.itemsize > 2**32 - 2**25) as tif:
+            for stride in (1, *strides):
+                shape = (-(-height // stride), -(-width // stride))
+                tiles = (strided_window(sink, window, stride, height, width).astype(dtype)
+                         for window in windows(*shape, (LABEL_TILE, LABEL_TILE)))
+                level = {"subifds": len(strides)} if stride == 1 else {"subfiletype": 1}
+                scaled = PixelSize(pixel_size.um * stride, pixel_size.source) if pixel_size else None
+                tif.write(tiles, shape=shape, dtype=dtype, tile=(LABEL_TILE, LABEL_TILE), photometric="minisblack",
+                          compression="zlib", **level, **tiff_resolution(scaled))
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def pyramid_strides(height: int, width: int) -> list[int]:
+    """The reduced levels' strides (2, 4, ...): halved while the longer side stays two tiles
+    or more, so the smallest level is under 1024 px across; none for an image that small."""
+    strides, stride = [], 2
+    while max(height, width) // stride >= 2 * LABEL_TILE:
+        strides.append(stride)
+        stride *= 2
+    return strides
+
+
+def strided_window(sink: LabelSink, window: tuple[int, int, int, int], stride: int, height: int,
+                   width: int) -> np.ndarray:
+    """labels[::stride, ::stride] over one tile of a reduced level (its coordinates), read a
+    row at a time: nearest neighbours, so every value is a nucleus's own id (no blend of two)."""
+    top, bottom, left, right = window
+    if stride == 1:
+        return sink.read(top, bottom, left, right)
+    rows = range(top * stride, min(bottom * stride, height), stride)
+    return np.stack([sink.read(row, row + 1, left * stride, min(right * stride, width))[0, ::stride] for row in rows])
 
 
 def strided_labels(sink: LabelSink, height: int, width: int, stride: int) -> np.ndarray:
