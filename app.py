@@ -34,7 +34,7 @@ from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw
                                 to_display)
 from nuclei_app.page import (PAGE_COLUMN_PX, Analysis, Failure, FileFacts, ImageChoices, InputImage, LargeAnalysis,
                              PageView, Settings, area_text, card_title, channel_name, file_builders, headline_numbers,
-                             image_request, input_images, is_colour_file, large_file_builders, overview_table, page_view,
+                             image_request, input_images, is_colour_file, large_file_builders, page_row, page_view,
                              plane_request, record_row, sample_label, segmented_with, shown_image, timed, truth_warning,
                              typed_size, used_channel_name)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
@@ -769,7 +769,14 @@ def batch_table_ui(outcomes: list[Analysis | LargeAnalysis | Failure],
     st.subheader(plural(len(analyses), "image", "images") + " segmented")
     if failures:
         st.caption(f"Not segmented: {', '.join(failures)} (each card below says why, as the ZIP's summary.csv does).")
-    st.dataframe(overview_table(analyses), hide_index=True, width="stretch")
+    # An image without nuclei has no sizes: "–", as its card shows them, not the word None (an
+    # app trial; numbers stay numbers, the table sorts by them).
+    st.dataframe(pd.DataFrame([page_row(a) for a in analyses]), hide_index=True, width="stretch", placeholder="–",
+                 column_config={"Coverage (%)": st.column_config.NumberColumn(format="%.1f"),
+                                "Mean area (px)": st.column_config.NumberColumn(format="%.0f"),
+                                "Median area (px)": st.column_config.NumberColumn(format="%.0f"),
+                                "Area SD (px)": st.column_config.NumberColumn(format="%.0f"),
+                                "Diameter used (px)": st.column_config.NumberColumn(format="%.1f")})
 
 
 def card_ui(model: NucleiModel, item: InputImage, settings: Settings, budget: PageBudget,

@@ -322,17 +322,6 @@ def page_row(analysis: Analysis | LargeAnalysis) -> dict:
             "Pixel size (µm)": f"{analysis.pixel_size.um:g}" if analysis.pixel_size else ""}
 
 
-# The batch table's numbers as the cards show them.
-OVERVIEW_FORMATS = {"Coverage (%)": "{:.1f}", "Mean area (px)": "{:.0f}", "Median area (px)": "{:.0f}",
-                    "Area SD (px)": "{:.0f}", "Diameter used (px)": "{:.1f}"}
-
-
-def overview_table(analyses: list[Analysis | LargeAnalysis]) -> pd.io.formats.style.Styler:
-    """The batch table, numbers kept as numbers (it sorts by them) but an image without nuclei
-    shows its sizes as "–", as its card does, not as the word "None" (an app trial)."""
-    return pd.DataFrame([page_row(a) for a in analyses]).style.format(OVERVIEW_FORMATS, na_rep="–")
-
-
 def image_request(settings: Settings, analysis: Analysis | LargeAnalysis) -> ImageRequest:
     """The page's settings for one image as the CLI would be asked for them (summary.csv's
     settings column; a pixel size typed is --pixel-size), as it was segmented: the ZIP is

@@ -559,8 +559,10 @@ def test_the_file_s_pixel_size_gives_areas_in_um_and_a_typed_one_replaces_it(app
     assert downloaded_csv(app, "plain_measurements.csv")["area_um2"].isna().all()
     assert read_pixel_size(app.session_state["_downloads"]["dapi_labels.tif"]()).size.um == pytest.approx(0.325)
     assert read_pixel_size(app.session_state["_downloads"]["plain_labels.tif"]()).size is None
-    (overview,) = [d.value for d in app.dataframe if "Pixel size (µm)" in d.value.columns]
+    (table,) = [d for d in app.dataframe if "Pixel size (µm)" in d.value.columns]
+    overview = table.value
     assert list(overview["Pixel size (µm)"]) == ["0.325", ""]   # not the word "None" (a user test)
+    assert table.proto.placeholder == "–"   # nor an empty image's sizes (an app trial): as its card shows them
 
     fields[1].set_value(0.5).run()   # typed for the PNG
     assert not app.exception
