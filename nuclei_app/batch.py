@@ -417,8 +417,8 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
                       progress, runner=None, label: str | None = None, notes: list[str] | None = None):
     """(table, count, prediction summary, (height, width), pixel size). A huge TIFF writes its
     tiled label TIFF, a downsampled overlay and, where asked for, the channel intensities
-    (measured block by block); whole-image PNG labels, ROIs and GeoJSON would need every label
-    in memory. An image that fits in memory gets every requested format. ``runner``:
+    (measured block by block) and ImageJ ROIs and GeoJSON (traced as the nuclei are stitched);
+    whole-image PNG labels would need every label in memory. An image that fits in memory gets every requested format. ``runner``:
     the blocks are segmented on a cluster (``cluster_blocks``); ``label``: the file as the
     user named it, for messages."""
     from .blocks import DEFAULT_BLOCK, segment_array_in_blocks, segment_in_blocks
@@ -431,6 +431,7 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
         pixel_size = pixel_size_for(path, request.pixel_size, size_notes)
         outcome = segment_in_blocks(model, path, out, name, label=label, pixel_size=pixel_size,
                                     plane=plane_request(request), intensities="intensities" in request.formats,
+                                    shape_formats=request.formats,
                                     diameter=for_image(request, pixel_size, model.diameter, size_notes).diameter,
                                     **options)
         notes += outcome.notes + size_notes + list(filter(None, [formats_left_out(request.formats)]))
@@ -454,9 +455,9 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
     return table, outcome.count, prediction, (outcome.height, outcome.width), pixel_size
 
 
-# The formats a huge image gets (``segment_in_blocks``: its label TIFF, measured by blocks);
-# the others need every label in memory at once.
-HUGE_IMAGE_FORMATS = ("tiff", "intensities")
+# The formats a huge image gets (``segment_in_blocks``: its label TIFF, what is measured or
+# traced as the blocks are stitched); the PNGs need every label in memory at once.
+HUGE_IMAGE_FORMATS = ("tiff", "rois", "geojson", "intensities")
 
 
 def huge_written(formats: tuple[str, ...]) -> str:
@@ -471,8 +472,8 @@ def formats_left_out(formats: tuple[str, ...]) -> str | None:
     left_out = [name for name in formats if name not in HUGE_IMAGE_FORMATS]
     if not left_out:
         return None
-    return (f"too large for --formats {','.join(left_out)} (they need every label in memory): it has its label "
-            "TIFF (Fiji, QuPath, napari), an overview PNG and its measurements instead")
+    return (f"too large for --formats {','.join(left_out)} (PNG labels need every label in memory): it has its "
+            "label TIFF (Fiji, QuPath, napari), an overview PNG and its measurements instead")
 
 
 def _finished(item: InFlight, record: RunRecord, result: BatchResult, progress: Progress, debug: bool) -> None:

@@ -43,9 +43,10 @@ from .overview import Overview, survey
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, quiet_field_start, refined_stands
 from .planes import PlaneRequest
 from .results import image_csv, write_atomically
+from .shape_files import StreamedShapes
 from .scale import ESTIMATOR_MAX_SIDE, content_corner, estimate_diameter, scale_factor
 from .size_search import checked_estimate, fallback_diameter
-from .stitching import Block, Stitched, plan_blocks, stitch_blocks
+from .stitching import Block, Shapes, Stitched, plan_blocks, stitch_blocks
 
 # Core side, px. With the bundled model (2 CPU cores) 1024 to 2048 take the same time per
 # pixel (the margin's extra work is paid back by smaller arrays), and 1536 peaked lowest:
@@ -70,7 +71,7 @@ BlockRunner = Callable[[BlockJob, Sequence[Block], ScaleCheck | None], Iterator[
 def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, settings: PostprocessSettings | None,
                    diameter: float | None, channel: int | str, tta: bool | None, block_size: int,
                    progress: ProgressCallback | None = None, runner: BlockRunner | None = None,
-                   intensities: bool = False) -> tuple[ImagePlan, Overview, list[Block], Stitched]:
+                   intensities: bool = False, shapes: Shapes | None = None) -> tuple[ImagePlan, Overview, list[Block], Stitched]:
     """The pipeline's decisions for the whole image, then the blocks, as ``pipeline.segment``
     decides and segments a whole image:
 
@@ -87,7 +88,8 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
 
     ``runner``: the blocks are segmented by it (on a cluster) rather than here; the
     decisions above and the stitching stay in this process. ``intensities``: the stitched
-    result has every channel's intensity in each nucleus (``Stitched.intensities``)."""
+    result has every channel's intensity in each nucleus (``Stitched.intensities``); ``shapes``:
+    gets each nucleus as it is stitched (``stitching.stitch_blocks``)."""
     check_arguments(source, diameter, channel, block_size)  # before any pass over a huge image
     overview = survey(source)
     chosen = choose_channel_of_sample(overview.channels_field) if channel == AUTO else channel
@@ -111,7 +113,7 @@ def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, set
         with closing(labelled) if labelled is not None else nullcontext():
             return stitch_blocks(source, segmenter, sink, blocks, lambda pixels: intensity_image(pixels, chosen),
                                  report, start=start, labelled=labelled, intensities=intensities,
-                                 field=overview.content)
+                                 field=overview.content, shapes=shapes)
 
     if diameter is not None:
         plan, blocks = plan_for(float(diameter), "given", float(diameter))
@@ -247,17 +249,19 @@ def segment_in_blocks(model: NucleiModel, path: str | Path, out_dir: str | Path,
                       channel: int | str = AUTO, tta: bool | None = None, block_size: int = DEFAULT_BLOCK,
                       progress: ProgressCallback | None = None, runner: BlockRunner | None = None,
                       label: str | None = None, pixel_size: PixelSize | None = None,
-                      plane: PlaneRequest = PlaneRequest(), intensities: bool = False) -> BlockResult:
+                      plane: PlaneRequest = PlaneRequest(), intensities: bool = False,
+                      shape_formats: tuple[str, ...] = ()) -> BlockResult:
     """Segments a TIFF of any size block by block; writes ``{name}_labels.tif`` (tiled,
     16-bit, 32-bit beyond 65,535 nuclei; ``pixel_size`` as its resolution) and
     ``{name}_overlay.png`` (longest side <= ``overview.OVERVIEW_SIDE``) into ``out_dir``. Raises
     ImageReadError (file and reason) for a file that can't be read, ValueError for bad
     arguments. ``runner``: see ``segment_source``; ``label``: the file's name in messages;
     ``plane``: a Z-stack's plane (``planes``); ``intensities``: also ``{name}_intensities.csv``
-    (``measure.channel_intensities``'s table)."""
+    (``measure.channel_intensities``'s table); ``shape_formats``: also its ImageJ ROI set and
+    GeoJSON (``shape_files.STREAMED_FORMATS``), written as the nuclei are stitched."""
     with TiffSource(path, label, plane) as source:
         return segment_to_files(model, source, out_dir, name, settings, diameter, channel, tta, block_size, progress,
-                                runner, pixel_size, intensities)
+                                runner, pixel_size, intensities, shape_formats)
 
 
 def segment_upload_in_blocks(model: NucleiModel, data: bytes, label: str, out_dir: str | Path, name: str,
@@ -281,22 +285,27 @@ def segment_to_files(model: NucleiModel, source: BlockSource, out_dir: str | Pat
                      settings: PostprocessSettings | None, diameter: float | None, channel: int | str,
                      tta: bool | None, block_size: int, progress: ProgressCallback | None,
                      runner: BlockRunner | None = None, pixel_size: PixelSize | None = None,
-                     intensities: bool = False) -> BlockResult:
+                     intensities: bool = False, shape_formats: tuple[str, ...] = ()) -> BlockResult:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with scratch_sink(out_dir, source.height, source.width) as sink:
-        plan, overview, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta,
-                                                          block_size, progress, runner, intensities)
-        labels_path = write_label_tiff(out_dir / f"{name}{LABELS_SUFFIX}", sink, source.height, source.width,
-                                       stitched.count, pixel_size)
-        small = strided_labels(sink, source.height, source.width, overview.display_stride)
+    shapes = StreamedShapes(out_dir, name, shape_formats, pixel_size)
+    try:
+        with scratch_sink(out_dir, source.height, source.width) as sink:
+            plan, overview, blocks, stitched = segment_source(model, source, sink, settings, diameter, channel, tta,
+                                                              block_size, progress, runner, intensities, shapes)
+            labels_path = write_label_tiff(out_dir / f"{name}{LABELS_SUFFIX}", sink, source.height, source.width,
+                                           stitched.count, pixel_size)
+            small = strided_labels(sink, source.height, source.width, overview.display_stride)
+        shape_paths = shapes.finish()
+    finally:
+        shapes.discard()   # nothing left once finished; an interrupted run's partial files
     preview = display_rgb(overview.display, plan.channel)
     overlay = draw_overlay(preview, small, style="outlines", opacity=1.0)
     written = {f"{name}{OVERVIEW_SUFFIX}": rgb_png_bytes(overlay)}
     if stitched.intensities is not None:
         written[f"{name}{INTENSITIES_SUFFIX}"] = image_csv(name, stitched.intensities)
     write_atomically(out_dir, written)
-    files = {"labels": labels_path, "overlay": out_dir / f"{name}{OVERVIEW_SUFFIX}"}
+    files = {"labels": labels_path, "overlay": out_dir / f"{name}{OVERVIEW_SUFFIX}", **shape_paths}
     if stitched.intensities is not None:
         files["intensities"] = out_dir / f"{name}{INTENSITIES_SUFFIX}"
     return _result(model, source, plan, overview, blocks, stitched, channel, files=files, preview=to_uint8(preview))

@@ -18,7 +18,7 @@ import io
 import json
 import math
 import zipfile
-from typing import Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,7 @@ ALIASES = {"tif": "tiff", "roi": "rois"}   # the spellings people type for them
 CSV_FLOAT_FORMAT = "%.7g"
 
 Ring = np.ndarray  # (n, 2) int64 corner points (x, y), closed implicitly (last != first)
+NucleusMask = tuple[int, np.ndarray, tuple[int, int]]   # nucleus_masks's (label, mask, (x, y) origin)
 
 
 # ---------------------------------------------------------------------------------------
@@ -89,7 +90,7 @@ def export_files(name: str, labels: np.ndarray, table: pd.DataFrame | None,
 def labels_tiff_bytes(labels: np.ndarray, pixel_size: PixelSize | None = None) -> bytes:
     """The label image as a deflate-compressed TIFF: uint16, or uint32 above 65,535; with
     the pixel size as its resolution where known."""
-    labels = _checked(labels)
+    labels = checked_labels(labels)
     top = int(labels.max(initial=0))
     if top > np.iinfo(np.uint32).max:
         raise ValueError(f"label {top} does not fit in a 32-bit TIFF")
@@ -107,14 +108,18 @@ def rois_zip_bytes(labels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     # roifile.roiwrite only takes a path; this is what it does, into memory instead.
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for label, mask, (x0, y0) in _nucleus_masks(_checked(labels)):
-            ring = _largest_outer_ring(mask) + (x0, y0)
-            roi = roifile.ImagejRoi.frompoints(ring, name=str(label))
-            # TRACED is the type of ImageJ's wand and Analyze Particles outlines: a polygon
-            # on pixel edges, which ImageJ fills by pixel centres like this contract.
-            roi.roitype = roifile.ROI_TYPE.TRACED
-            archive.writestr(fixed_time_entry(f"{label}.roi"), roi.tobytes())
+        add_rois(archive, nucleus_masks(checked_labels(labels)))
     return buffer.getvalue()
+
+
+def add_rois(archive: zipfile.ZipFile, masks: Iterable[NucleusMask]) -> None:
+    for label, mask, (x0, y0) in masks:
+        ring = _largest_outer_ring(mask) + (x0, y0)
+        roi = roifile.ImagejRoi.frompoints(ring, name=str(label))
+        # TRACED is the type of ImageJ's wand and Analyze Particles outlines: a polygon
+        # on pixel edges, which ImageJ fills by pixel centres like this contract.
+        roi.roitype = roifile.ROI_TYPE.TRACED
+        archive.writestr(fixed_time_entry(f"{label}.roi"), roi.tobytes())
 
 
 def fixed_time_entry(name: str) -> zipfile.ZipInfo:
@@ -127,30 +132,44 @@ def fixed_time_entry(name: str) -> zipfile.ZipInfo:
 
 def geojson_bytes(labels: np.ndarray, table: pd.DataFrame | None = None) -> bytes:
     """A QuPath-readable FeatureCollection: one detection per nucleus with its measurements."""
-    measurements = _measurements_by_label(table)
-    features = [
-        {
-            "type": "Feature",
-            "geometry": _geometry(mask, (x0, y0)),
-            "properties": {
-                "objectType": "detection",
-                "name": str(label),
-                "nucleus": label,
-                "measurements": measurements.get(label, {}),
-            },
-        }
-        for label, mask, (x0, y0) in _nucleus_masks(_checked(labels))
-    ]
-    collection = {"type": "FeatureCollection", "features": features}
-    # allow_nan=False: NaN is not JSON, and QuPath would refuse the whole file.
-    return json.dumps(collection, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    buffer = io.BytesIO()
+    writer = GeoJsonWriter(buffer)
+    writer.add(nucleus_masks(checked_labels(labels)), table)
+    writer.close()
+    return buffer.getvalue()
+
+
+class GeoJsonWriter:
+    """A FeatureCollection written feature by feature, so that a slide's nuclei are never all
+    in memory: the bytes of one ``json.dumps`` of the whole collection."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream, self.count = stream, 0
+        stream.write(b'{"type":"FeatureCollection","features":[')
+
+    def add(self, masks: Iterable[NucleusMask], table: pd.DataFrame | None) -> None:
+        measurements = _measurements_by_label(table)
+        for label, mask, origin in masks:
+            feature = {
+                "type": "Feature",
+                "geometry": _geometry(mask, origin),
+                "properties": {"objectType": "detection", "name": str(label), "nucleus": label,
+                               "measurements": measurements.get(label, {})},
+            }
+            # allow_nan=False: NaN is not JSON, and QuPath would refuse the whole file.
+            text = json.dumps(feature, allow_nan=False, separators=(",", ":"))
+            self.stream.write((b"," if self.count else b"") + text.encode("utf-8"))
+            self.count += 1
+
+    def close(self) -> None:
+        self.stream.write(b"]}")
 
 
 # ---------------------------------------------------------------------------------------
 # Per-nucleus masks and measurements
 
 
-def _checked(labels: np.ndarray) -> np.ndarray:
+def checked_labels(labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be a 2-D integer array, got {labels.ndim}-D {labels.dtype}")
@@ -159,11 +178,13 @@ def _checked(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _nucleus_masks(labels: np.ndarray) -> Iterator[tuple[int, np.ndarray, tuple[int, int]]]:
+def nucleus_masks(labels: np.ndarray, id_offset: int = 0,
+                   offset: tuple[int, int] = (0, 0)) -> Iterator[NucleusMask]:
     """(label, mask padded by one background pixel all round, (x, y) of the mask's origin).
 
     The padding keeps every outline edge inside the mask; the origin maps the mask's corner
-    coordinates back to the image's.
+    coordinates back to the image's. ``id_offset``, ``offset`` ((x, y)): ``labels`` is a
+    window of the image whose ids count from ``id_offset`` + 1 there (a block's).
     """
     for index, box in enumerate(ndimage.find_objects(labels)):
         if box is None:  # ids need not be consecutive
@@ -172,7 +193,7 @@ def _nucleus_masks(labels: np.ndarray) -> Iterator[tuple[int, np.ndarray, tuple[
         rows, cols = box
         mask = np.zeros((rows.stop - rows.start + 2, cols.stop - cols.start + 2), dtype=bool)
         mask[1:-1, 1:-1] = labels[box] == label
-        yield label, mask, (cols.start - 1, rows.start - 1)
+        yield label + id_offset, mask, (cols.start - 1 + offset[0], rows.start - 1 + offset[1])
 
 
 def _measurements_by_label(table: pd.DataFrame | None) -> dict[int, dict[str, float]]:

@@ -102,7 +102,8 @@ def write_label_tiff(path: Path, sink: LabelSink, height: int, width: int, count
     partial = partial_path(path)
     try:
         # zlib is Adobe deflate, which Fiji, QuPath and napari read (as exports.labels_tiff_bytes).
-        with tifffile.TiffWriter(partial, bigtiff=height * width * dtype.itemsize > 2**32 - 2**25) as tif:
+        # The reduced levels add up to a third of the full one's bytes.
+        with tifffile.TiffWriter(partial, bigtiff=height * width * dtype.itemsize * 4 / 3 > 2**32 - 2**25) as tif:
             for stride in (1, *strides):
                 shape = (-(-height // stride), -(-width // stride))
                 tiles = (strided_window(sink, window, stride, height, width).astype(dtype)
@@ -118,8 +119,8 @@ def write_label_tiff(path: Path, sink: LabelSink, height: int, width: int, count
 
 
 def pyramid_strides(height: int, width: int) -> list[int]:
-    """The reduced levels' strides (2, 4, ...): halved while the longer side stays two tiles
-    or more, so the smallest level is under 1024 px across; none for an image that small."""
+    """The reduced levels' strides (2, 4, ...): halved while the longer side keeps two tiles
+    (1024 px) or more, so the smallest level's is 1024-2047 px; none for a smaller image."""
     strides, stride = [], 2
     while max(height, width) // stride >= 2 * LABEL_TILE:
         strides.append(stride)
@@ -140,4 +141,4 @@ def strided_window(sink: LabelSink, window: tuple[int, int, int, int], stride: i
 
 def strided_labels(sink: LabelSink, height: int, width: int, stride: int) -> np.ndarray:
     """labels[::stride, ::stride], one row read at a time."""
-    return np.stack([sink.read(row, row + 1, 0, width)[0, ::stride] for row in range(0, height, stride)])
+    return strided_window(sink, (0, -(-height // stride), 0, -(-width // stride)), stride, height, width)

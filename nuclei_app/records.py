@@ -21,7 +21,7 @@ from typing import BinaryIO, Callable, NamedTuple, Sequence
 
 import pandas as pd
 
-from .blocks import INTENSITIES_SUFFIX, LABELS_SUFFIX, OVERVIEW_SUFFIX
+from .blocks import LABELS_SUFFIX, OVERVIEW_SUFFIX
 from .calibration import UM_COLUMNS, PixelSize
 from .exports import FORMATS
 from .measure import COLUMNS
@@ -69,7 +69,7 @@ def finished_huge(earlier: Earlier, present: set[str], names: Sequence[str],
     """Of ``names`` (huge TIFFs' finished before), those whose files for ``formats`` are
     there: a huge image never has the PNGs of the default --formats, so --skip-existing
     redid it every time (a user test)."""
-    suffixes = HUGE_IMAGE_SUFFIXES + ((INTENSITIES_SUFFIX,) if "intensities" in formats else ())
+    suffixes = HUGE_IMAGE_SUFFIXES + tuple(FORMATS[fmt][0] for fmt in ("rois", "geojson", "intensities") if fmt in formats)
     return {name: earlier.done[name] for name in names if all(name + suffix in present for suffix in suffixes)}
 
 
@@ -90,8 +90,10 @@ def remove_stale(record, summary: dict) -> None:
     segmented (an "ok" row), removes its ``stale_files`` and keeps their names in
     ``record.removed``, for the run to say."""
     if summary.get("status") == "ok" and summary.get("image"):
-        record.removed += record.remove_files(stale_files(record.earlier, summary["image"], record.formats,
-                                                          record.present))
+        # The formats written for this image: a huge TIFF's row says (its label TIFF whatever was
+        # asked, ``batch.huge_written``), or its label TIFF, just written, was taken for stale.
+        written = tuple(str(summary.get("formats") or ",".join(record.formats)).split(","))
+        record.removed += record.remove_files(stale_files(record.earlier, summary["image"], written, record.present))
 
 
 def on_record_with(summary: dict, settings: str, formats: tuple[str, ...]) -> dict:

@@ -20,7 +20,7 @@ on already-labelled pixels is the same nucleus again and is dropped (counted in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,14 @@ def plan_blocks(height: int, width: int, core: int, margin: int) -> list[Block]:
 Segmenter = Callable[[np.ndarray, Block], np.ndarray]
 
 
+class Shapes(Protocol):
+    """Where stitched nuclei go one block at a time (``shape_files.StreamedShapes``)."""
+
+    def restart(self) -> None: ...
+
+    def add(self, fresh: np.ndarray, table: pd.DataFrame, first_id: int, top: int, left: int) -> None: ...
+
+
 @dataclass
 class Stitched:
     table: pd.DataFrame
@@ -70,13 +78,17 @@ def stitch_blocks(source: BlockSource, segment_block: Segmenter | None, sink: La
                   intensity: Callable[[np.ndarray], np.ndarray] | None = None,
                   progress: ProgressCallback | None = None, tolerance: float = CENTROID_TOLERANCE,
                   start: Stitched | None = None, labelled: Iterable[np.ndarray] | None = None,
-                  intensities: bool = False, field: Box | None = None) -> Stitched:
+                  intensities: bool = False, field: Box | None = None, shapes: Shapes | None = None) -> Stitched:
     """Segments each block's window and writes the objects it keeps into ``sink`` with ids
     in block order, after those of ``start`` (blocks already written); measures each
     object once, in the block that writes it, and with ``intensities`` every channel's
     intensity in it too. ``labelled``: the blocks' labels, in order, computed elsewhere (a
     cluster) instead of by ``segment_block``. ``field``: the field of view on a blank canvas,
-    whose edge cuts nuclei as the image's does (``measure.touches_border``)."""
+    whose edge cuts nuclei as the image's does (``measure.touches_border``). ``shapes``: gets
+    each nucleus as it is written (``shape_files.StreamedShapes``), anew where this stitch
+    starts the labels anew (no ``start``)."""
+    if shapes is not None and start is None:
+        shapes.restart()
     result = start or Stitched(pd.DataFrame(columns=COLUMNS), 0)
     tables = [result.table] if len(result.table) else []
     channel_tables = [result.intensities] if result.intensities is not None else []
@@ -103,6 +115,8 @@ def stitch_blocks(source: BlockSource, segment_block: Segmenter | None, sink: La
             table["centroid_y"] += top
             table["centroid_x"] += left
             tables.append(table)
+            if shapes is not None:
+                shapes.add(fresh, table, result.count + 1, top, left)
         result.count += int(np.count_nonzero(ids))
         result.oversized += int(np.count_nonzero(keep & cut & (ids > 0)))
         result.duplicates += duplicates

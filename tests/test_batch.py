@@ -205,7 +205,7 @@ def test_skip_existing_counts_a_huge_tiff_finished_with_the_files_it_gets(tiny_m
     segment_paths(tiny_model, [tmp_path / "in"], out, tiny_model.postprocess_settings, log=io.StringIO())
     assert (out / "slide_labels.tif").is_file() and not (out / "slide_labels.png").exists()
     notes = dict(pd.read_csv(out / "summary.csv", keep_default_na=False)[["image", "notes"]].values)
-    assert "too large for --formats png (they need every label in memory)" in notes["slide"]
+    assert "too large for --formats png (PNG labels need every label in memory)" in notes["slide"]
     assert "too large" not in notes["small"]
     # What was written, for an image segmented again to remove of its earlier files: its label TIFF.
     formats = dict(pd.read_csv(out / "summary.csv", keep_default_na=False)[["image", "formats"]].values)
@@ -219,6 +219,34 @@ def test_skip_existing_counts_a_huge_tiff_finished_with_the_files_it_gets(tiny_m
     log = io.StringIO()
     segment_paths(tiny_model, [tmp_path / "in"], out, tiny_model.postprocess_settings, log=log, skip_existing=True)
     assert "1 of 2 images finished before; 1 to do." in log.getvalue() and (out / "slide_overlay.png").is_file()
+
+
+def test_a_huge_tiff_s_rois_and_geojson_are_the_whole_label_image_s(tiny_model, tmp_path, monkeypatch):
+    """A trial: a slide got neither (QuPath reads GeoJSON). Traced block by block as the nuclei
+    are stitched, they are byte for byte what the finished label image and measurements give."""
+    from nuclei_app import batch
+    from nuclei_app.exports import geojson_bytes, rois_zip_bytes
+
+    write_image(tmp_path / "in" / "slide.tif", seed=4)
+    monkeypatch.setattr(batch, "is_huge", lambda path: True)
+    out = tmp_path / "out"
+    request = ImageRequest(tiny_model.postprocess_settings, formats=("rois", "geojson"), block_size=64)
+    assert segment_paths(tiny_model, [tmp_path / "in"], out, request, log=io.StringIO()).exit_status == 0
+    labels = tifffile.imread(out / "slide_labels.tif").astype(np.int32)
+    table = pd.read_csv(out / "measurements.csv").drop(columns="image")
+    assert labels.max() > 3 and len(table) == labels.max()
+    assert (out / "slide.geojson").read_bytes() == geojson_bytes(labels, table)
+    assert (out / "slide_rois.zip").read_bytes() == rois_zip_bytes(labels)
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    assert list(summary["formats"]) == ["tiff,rois,geojson"] and "too large" not in summary["notes"][0]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]   # no partial file left
+    (out / "slide.geojson").unlink()   # --skip-existing wants it where this run asks for it
+    log = io.StringIO()
+    segment_paths(tiny_model, [tmp_path / "in"], out, request, log=log, skip_existing=True)
+    assert "segmenting again 1 image finished before whose files for --formats rois,geojson are not all there" \
+        in log.getvalue() and (out / "slide.geojson").is_file()
+    # Its label TIFF, written whatever was asked, is no stale file of the earlier run's to remove.
+    assert (out / "slide_labels.tif").is_file() and "Removed" not in log.getvalue(), log.getvalue()
 
 
 def test_a_huge_tiff_gets_its_channel_intensities_measured_block_by_block(tiny_model, tmp_path, monkeypatch):
