@@ -161,7 +161,8 @@ def usable_channel(image: np.ndarray, channel: int | str, notes: list[str]) -> i
     """The batch's --channel N for one image: a single-channel image in the same folder has
     just the one channel to give (DAPI-only fields beside composites), segmented with a note."""
     if isinstance(channel, int) and as_channels(image).shape[-1] == 1:
-        notes.append(f"one channel only: --channel {channel} does not apply, its one channel is segmented")
+        notes.append(f"one channel only (grey, or colours that are copies of one grey): --channel {channel} does not "
+                     "apply, its one channel is segmented")
         return AUTO
     return channel
 

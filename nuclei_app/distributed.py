@@ -305,7 +305,7 @@ def report_lost_workers(client, started_with: set[str], log: TextIO) -> None:
     if gone:
         print(f"note: {plural(len(gone), 'worker', 'workers')} of the cluster died or left during the run "
               f"({', '.join(gone)}); the images they held were retried on the others: summary.csv lists every "
-              "input once. A worker that keeps dying may be short of memory.", file=log, flush=True)
+              "input once. (Workers that die again and again may be short of memory.)", file=log, flush=True)
 
 
 def split_blockwise(todo: list[ImageTask], request: ImageRequest) -> tuple[list[tuple[ImageTask, bool]], list[ImageTask]]:

@@ -553,7 +553,7 @@ def grey_if_copies(raw: np.ndarray) -> np.ndarray:
     a grey GIF's palette): its one channel, as a grey file reads. Not three identical channels
     to pick from and three identical intensity columns per nucleus (an app trial)."""
     if raw.shape[-1] == 3 and np.array_equal(raw[..., 0], raw[..., 1]) and np.array_equal(raw[..., 1], raw[..., 2]):
-        return raw[..., :1]
+        return np.ascontiguousarray(raw[..., :1])   # a copy: the three-channel buffer is freed
     return raw
 
 

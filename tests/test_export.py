@@ -101,16 +101,21 @@ def test_an_upload_that_can_t_reach_the_hub_is_one_clear_message(tiny_model_dir,
     from train.export import main
 
     monkeypatch.setenv("HF_TOKEN", "hf_not_checked")
-    assert main(["--model", str(tiny_model_dir), "--push-to-hub", "o/n"]) == 1
+    assert main(["--model", str(tiny_model_dir), "--push-to-hub", "o/n", "--private"]) == 1
     err = capsys.readouterr().err
     assert "upload to o/n failed: the Hugging Face Hub could not be reached" in err and "Traceback" not in err
-    assert f"publish it later with: python -m train.export --push-to-hub o/n --model {tiny_model_dir}" in err
+    # The command to try again asks for what this one did: a private repo stays private.
+    assert f"publish it later with: python -m train.export --push-to-hub o/n --model {tiny_model_dir} --private" in err
 
 
 def test_the_card_s_limitations_follow_the_kinds_validated():
     """A trial: "Few brightfield (0 validation) ... lower than fluorescence" on a model scored on none."""
     from train.export import light_images_text
 
-    assert "light-background images are unscored" in light_images_text({"fluorescence": 3})
+    assert light_images_text({"fluorescence": 3}) == ("- No brightfield or H&E tissue image in the validation split: "
+                                                      "these kinds are unscored.")
     assert light_images_text({"brightfield": 5, "tissue": 21}).startswith("- Few brightfield (5 validation) and H&E "
                                                                           "tissue (21 validation) images")
+    only_tissue = light_images_text({"tissue": 4})
+    assert only_tissue.startswith("- Few H&E tissue (4 validation) images") and "brightfield (0" not in only_tissue
+    assert "No brightfield image in the validation split: this kind is unscored." in only_tissue

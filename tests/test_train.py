@@ -28,6 +28,7 @@ def test_the_card_of_a_run_on_one_s_own_few_images_says_so(tiny_run):
     card = (tiny_run / "model" / "README.md").read_text()
     assert "not DSB2018's training set" in card and "dsb2018" not in card.split("---")[1]
     assert "validated on an image it trained on" in card and "4 training and 1 validation images" in card
+    assert "for validation by **source group**" not in card   # no split to describe
     assert "1 epoch x 2 steps" in card   # not "1 epochs"
 
 
@@ -149,7 +150,7 @@ def test_a_resume_with_a_preset_the_run_did_not_start_with_is_refused(tiny_run, 
     before = (tmp_path / "run" / "run.json").read_bytes()
     assert main(["--resume", "--out", str(tmp_path / "run"), "--preset", "long"]) == 2
     err = capsys.readouterr().err
-    assert "was not started with --preset long (epochs: 1 in the run, 72 in the preset" in err
+    assert "differs from --preset long (epochs: 1 in the run, 72 in the preset" in err
     assert "--epochs 72 to train it longer" in err and "Traceback" not in err
     assert (tmp_path / "run" / "run.json").read_bytes() == before
 
@@ -175,10 +176,12 @@ def test_hub_flags_are_checked_before_training(tiny_dataset, tmp_path, monkeypat
 
     from train.__main__ import main
 
-    for flags, expected in ((["--private"], "only apply to an upload"),
-                            (["--push-to-hub", "o/n"], "smoke-test model, not one to publish")):
+    for flags, expected in ((["--preset", "tiny", "--private"], "only apply to an upload"),
+                            (["--preset", "tiny", "--push-to-hub", "o/n"], "smoke-test model, not one to publish"),
+                            (["--push-to-hub", "o/n/x"], "give the repository as OWNER/NAME"),
+                            (["--push-to-hub", "o/n--"], "not a Hub repository name")):
         with pytest.raises(SystemExit) as exit_:
-            main(["--preset", "tiny", "--data", str(tiny_dataset), "--out", str(tmp_path / "run")] + flags)
+            main(["--data", str(tiny_dataset), "--out", str(tmp_path / "run")] + flags)
         assert exit_.value.code == 2 and expected in capsys.readouterr().err
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))   # no stored login either

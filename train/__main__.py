@@ -70,7 +70,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--private and --revision-message only apply to an upload: add --push-to-hub OWNER/NAME")
     if args.push_to_hub and args.preset == "tiny":
         parser.error("--preset tiny trains a smoke-test model, not one to publish: leave out --push-to-hub")
+    if args.push_to_hub:
+        repo_problem = hub_repo_problem(args.push_to_hub)
+        if repo_problem:   # told now, not after the run
+            parser.error(repo_problem)
     return args
+
+
+def hub_repo_problem(repo_id: str) -> str | None:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if repo_id.count("/") != 1:
+        return f"--push-to-hub {repo_id}: give the repository as OWNER/NAME"
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        return f"--push-to-hub {repo_id}: not a Hub repository name ({str(error).splitlines()[0]})"
+    return None
 
 
 def momentum(text: str) -> float:
@@ -115,14 +131,16 @@ def check_preset_of(run: TrainConfig, preset: str | None, given: dict) -> None:
     """A preset named with --resume must be the run's own: a trial's --resume --preset long on a
     7-epoch run trained nothing and said nothing (the preset only locates the run). Its data
     folder is not compared (a tiny run may use other images), nor epochs the run has gone past."""
+    settings = PRESETS.get(preset, {})
     differences = [f"{key}: {getattr(run, key)!r} in the run, {value!r} in the preset"
-                   for key, value in PRESETS.get(preset, {}).items()
+                   for key, value in settings.items()
                    if key not in ("out", "data", *given) and getattr(run, key) != value
                    and not (key == "epochs" and getattr(run, key) >= value)]
     if differences:
-        longer = f" (or --epochs {PRESETS[preset]['epochs']} to train it longer)" if "epochs" in PRESETS[preset] else ""
-        raise PresetMismatch(f"the run in {run.out} was not started with --preset {preset} "
-                             f"({'; '.join(differences)}): leave out --preset to resume it as it was{longer}.")
+        longer = (f" (or --epochs {settings['epochs']} to train it longer)"
+                  if settings.get("epochs", 0) > run.epochs and "epochs" not in given else "")
+        raise PresetMismatch(f"the run in {run.out} differs from --preset {preset} ({'; '.join(differences)}): leave "
+                             f"out --preset to resume it as it was{longer}.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 from dataclasses import asdict
@@ -187,14 +188,13 @@ def training_data_text(training: dict) -> str:
         source = f"DSB2018 stage 1 training set (BBBC038v1, Broad Institute, CC0) with annotation fixes, from `{data}`"
     else:
         source = f"The images and masks in `{data}` (not DSB2018's training set)"
-    text = (f"{source}:{counts} split {training.get('validation_fraction', 0.2):.0%} for validation by **source group**, per "
-            f"image kind, seed {training['split_seed']}: images are grouped by size, kind and appearance (DSB2018 "
-            "holds many tiles of one mosaic or experiment) and whole groups go to one side. The validation ids are "
-            "listed in `nuclei.json`.")
     if images and images.get("validation_is_training"):
-        text += (" **Too few images for a validation split: the model was validated on an image it trained on, "
-                 "so its scores below say nothing about new images.**")
-    return text
+        return (f"{source}:{counts} **too few images for a validation split: the model was validated on an image "
+                "it trained on, so its scores below say nothing about new images.**")
+    return (f"{source}:{counts} split {training.get('validation_fraction', 0.2):.0%} for validation by **source "
+            f"group**, per image kind, seed {training['split_seed']}: images are grouped by size, kind and appearance "
+            "(DSB2018 holds many tiles of one mosaic or experiment) and whole groups go to one side. The validation "
+            "ids are listed in `nuclei.json`.")
 
 
 def scoring_text(metrics: dict) -> str:
@@ -211,11 +211,14 @@ def scoring_text(metrics: dict) -> str:
 def light_images_text(counts: dict) -> str:
     """The limitation the light-background kinds' validation counts give (a trial's card said
     "few brightfield (0 validation) ... lower than fluorescence" of a model scored on none)."""
-    brightfield, tissue = counts.get("brightfield", 0), counts.get("tissue", 0)
-    if not (brightfield or tissue):
-        return "- No brightfield or H&E tissue image in the validation split: light-background images are unscored."
-    return (f"- Few brightfield ({brightfield} validation) and H&E tissue ({tissue} validation) images: their "
-            "scores are noisy,\n  and lower than fluorescence.")
+    present = {name: counts.get(kind, 0) for kind, name in (("brightfield", "brightfield"), ("tissue", "H&E tissue"))}
+    scored = [f"{name} ({count} validation)" for name, count in present.items() if count]
+    unscored = [name for name, count in present.items() if not count]
+    lines = [f"- Few {' and '.join(scored)} images: their scores are noisy, and lower than fluorescence."] if scored else []
+    if unscored:
+        lines.append(f"- No {' or '.join(unscored)} image in the validation split: "
+                     f"{'these kinds are' if len(unscored) > 1 else 'this kind is'} unscored.")
+    return "\n".join(lines)
 
 
 def rescoring_text(metrics: dict) -> str:
@@ -352,9 +355,11 @@ def publish(folder: Path, repo_id: str, private: bool = False, message: str | No
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - every Hub failure becomes one clear message
+        again = " ".join(["python -m train.export --push-to-hub", repo_id, "--model", shlex.quote(str(folder))]
+                         + (["--private"] if private else [])
+                         + (["--revision-message", shlex.quote(message)] if message else []))
         print(f"error: upload to {repo_id} failed: {describe_upload_error(error)} The model folder {folder} is "
-              f"unchanged; publish it later with: python -m train.export --push-to-hub {repo_id} --model {folder}",
-              file=sys.stderr)
+              f"unchanged; publish it later with: {again}", file=sys.stderr)
         return 1
     print(f"pushed {folder} to hf://{repo_id}@{commit}")
     return 0
@@ -374,7 +379,17 @@ def describe_upload_error(error: BaseException) -> str:
         if status in (401, 403):
             return f"the Hub refused the token ({status}): set HF_TOKEN to a token with write access to the repo."
         return f"the Hub answered with an error ({status or 'no status'}): {first_line}."
-    return f"the Hugging Face Hub could not be reached ({type(error).__name__}: {first_line})."
+    if is_connection_error(error):
+        return f"the Hugging Face Hub could not be reached ({type(error).__name__}: {first_line})."
+    return f"{type(error).__name__}: {first_line}."
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """A failure to reach the server: the HTTP client's own (huggingface_hub's httpx, or
+    requests in older versions) or the system's."""
+    module = type(error).__module__.split(".")[0]
+    return isinstance(error, (ConnectionError, TimeoutError)) or module in ("httpx", "httpx2", "httpcore", "requests",
+                                                                            "urllib3")
 
 
 def hub_token_problem() -> str | None:
