@@ -24,6 +24,8 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from nuclei_app.exports import parse_formats
+
 TARGET_RSS_GB = 2.0
 COMPARE_DIAMETER = 40.0
 CELLS_PER_KEY = 64  # cells of one grid row drawn from one random stream
@@ -136,7 +138,7 @@ def matched_iou(reference: np.ndarray, candidate: np.ndarray) -> tuple[int, floa
     return int(matched.sum()), float(iou[matched].mean()) if matched.any() else 0.0
 
 
-def huge_run(model, size: int, block_size: int, folder: Path) -> None:
+def huge_run(model, size: int, block_size: int, folder: Path, formats: tuple[str, ...] = ()) -> None:
     from nuclei_app.block_sources import needs_blocks
     from nuclei_app.blocks import segment_in_blocks
     from nuclei_app.machine import describe_machine
@@ -159,7 +161,8 @@ def huge_run(model, size: int, block_size: int, folder: Path) -> None:
             last[0] = time.perf_counter()
             print(f"  block {done}/{total}, {last[0] - started:.0f} s, peak RSS {peak_rss_gb():.2f} GB", flush=True)
 
-    result = segment_in_blocks(model, path, out, "field", block_size=block_size, progress=progress)
+    result = segment_in_blocks(model, path, out, "field", block_size=block_size, progress=progress,
+                               intensities="intensities" in formats, shape_formats=formats)
     seconds = time.perf_counter() - started
     truth = field.count(size, size)
     with tifffile.TiffFile(result.files["labels"]) as tif:
@@ -172,6 +175,9 @@ def huge_run(model, size: int, block_size: int, folder: Path) -> None:
           f"{result.block_size} px + {result.margin} px margin, oversized {result.oversized}, "
           f"second versions dropped {result.duplicates}")
     print(f"  time {seconds:.0f} s ({seconds * 1e6 / size**2:.2f} us/px); labels TIFF {layout}; overlay {overlay_size}")
+    extra = {kind: path for kind, path in result.files.items() if kind not in ("labels", "overlay")}
+    if extra:
+        print("  also " + ", ".join(f"{path.name} ({path.stat().st_size / 2**20:.0f} MB)" for path in extra.values()))
     print(f"  peak RSS {peak_rss_gb():.2f} GB (target <= {TARGET_RSS_GB} GB)", flush=True)
 
 
@@ -228,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-size", type=int, default=6000, help="side of the block-vs-whole image (0: skip)")
     parser.add_argument("--block-size", type=int, default=None, help="core side, px (default: the product's)")
     parser.add_argument("--model", help="model source (default: bundled)")
+    parser.add_argument("--formats", type=parse_formats, default=(),
+                        help="of the huge image, besides its label TIFF and overview: rois, geojson, intensities "
+                             "(written as the blocks are stitched)")
     args = parser.parse_args(argv)
     from nuclei_app.blocks import DEFAULT_BLOCK
     from nuclei_app.sources import describe, resolve_model
@@ -238,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {describe(model)}; peak RSS after loading: {peak_rss_gb():.2f} GB", flush=True)
     if args.size:
         with tempfile.TemporaryDirectory(prefix="huge_image_", dir=Path.cwd()) as folder:  # /tmp may be RAM
-            huge_run(model, args.size, block_size, Path(folder))
+            huge_run(model, args.size, block_size, Path(folder), args.formats)
     if args.compare_size:
         compare_run(model, args.compare_size, block_size)
     return 0
