@@ -462,8 +462,8 @@ def test_channel_n_on_a_folder_with_single_channel_images_segments_those_too(tin
     result = segment_paths(tiny_model, [tmp_path / "in"], tmp_path / "out",
                            ImageRequest(tiny_model.postprocess_settings, channel=2), log=log)
     lines = {line.split(":")[0].split()[-1]: line for line in log.getvalue().splitlines() if ":" in line}
-    assert "note: one channel only (grey, or colours that are copies of one grey): --channel 2 does not apply, its one "
-                                 "channel is segmented" in lines["dapi.png"]
+    assert ("note: one channel only (grey, or colours that are copies of one grey): --channel 2 does not apply, its "
+            "one channel is segmented") in lines["dapi.png"]
     # (the noise of these images is noted as such: nuclei under 4 px; no channel note)
     assert "channel 2" in lines["composite.tif"] and "does not apply" not in lines["composite.tif"]
     assert [Path(path).name for path, _ in result.failed] == ["pair.tif"]  # 2 channels: its own error

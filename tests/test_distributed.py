@@ -415,5 +415,6 @@ def test_a_worker_s_line_carries_the_reading_notes(tiny_model, tmp_path):
     outcome = cluster_run.segment_on_worker(task, str(tiny_model.folder), request, str(tmp_path / "out"), "run")
     assert outcome.ok, outcome.row
     assert "; note: a stack of 3 Z planes: the first is segmented" in outcome.description
-    assert "; note: one channel only (grey, or colours that are copies of one grey): --channel 1 does not apply" in outcome.description
+    assert ("; note: one channel only (grey, or colours that are copies of one grey): --channel 1 does not "
+            "apply") in outcome.description
     assert (tmp_path / "out" / "z_labels.png").is_file()
