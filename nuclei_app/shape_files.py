@@ -43,6 +43,8 @@ class StreamedShapes:
     def add(self, fresh: np.ndarray, table: pd.DataFrame, first_id: int, top: int, left: int) -> None:
         """One block's new nuclei: ``fresh`` their pixels in the block's window (1..k), ``table``
         their measurements with image ids and coordinates, numbered from ``first_id``."""
+        if not self.paths:   # neither asked for: no tracing
+            return
         masks = list(nucleus_masks(checked_labels(fresh), first_id - 1, (left, top)))
         if self.geojson is not None:
             self.geojson.add(masks, with_physical_sizes(table, self.pixel_size))
