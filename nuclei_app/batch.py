@@ -38,8 +38,8 @@ from .overlay import draw_overlay
 from .pipeline import Prediction, Segmentation, final_labels, network_input, predict_labels, segment
 from .planes import PlaneRequest, ZChoice
 from .progress import Progress
-from .records import (MEASUREMENT_COLUMNS, RunRecord, changed_inputs, changed_settings, finished_huge,
-                      segmented_again, summary_row)
+from .records import (HUGE_IMAGE_FORMATS, MEASUREMENT_COLUMNS, RunRecord, changed_inputs, changed_settings,
+                      finished_huge, segmented_again, summary_row)
 from .results import image_result_files, write_atomically
 from .wording import plural
 
@@ -418,7 +418,8 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
     """(table, count, prediction summary, (height, width), pixel size). A huge TIFF writes its
     tiled label TIFF, a downsampled overlay and, where asked for, the channel intensities
     (measured block by block) and ImageJ ROIs and GeoJSON (traced as the nuclei are stitched);
-    whole-image PNG labels would need every label in memory. An image that fits in memory gets every requested format. ``runner``:
+    whole-image PNG labels would need every label in memory. An image that fits in memory
+    gets every requested format. ``runner``:
     the blocks are segmented on a cluster (``cluster_blocks``); ``label``: the file as the
     user named it, for messages."""
     from .blocks import DEFAULT_BLOCK, segment_array_in_blocks, segment_in_blocks
@@ -453,11 +454,6 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
         table, files = image_files(name, channels, Segmentation(prediction, outcome.labels), request, pixel_size)
         write_atomically(out, files)
     return table, outcome.count, prediction, (outcome.height, outcome.width), pixel_size
-
-
-# The formats a huge image gets (``segment_in_blocks``: its label TIFF, what is measured or
-# traced as the blocks are stitched); the PNGs need every label in memory at once.
-HUGE_IMAGE_FORMATS = ("tiff", "rois", "geojson", "intensities")
 
 
 def huge_written(formats: tuple[str, ...]) -> str:

@@ -43,8 +43,8 @@ from .overview import Overview, survey
 from .pipeline import MAX_NETWORK_PIXELS, REFINE_TOLERANCE, quiet_field_start, refined_stands
 from .planes import PlaneRequest
 from .results import image_csv, write_atomically
-from .shape_files import StreamedShapes
 from .scale import ESTIMATOR_MAX_SIDE, content_corner, estimate_diameter, scale_factor
+from .shape_files import StreamedShapes
 from .size_search import checked_estimate, fallback_diameter
 from .stitching import Block, Shapes, Stitched, plan_blocks, stitch_blocks
 
@@ -71,7 +71,8 @@ BlockRunner = Callable[[BlockJob, Sequence[Block], ScaleCheck | None], Iterator[
 def segment_source(model: NucleiModel, source: BlockSource, sink: LabelSink, settings: PostprocessSettings | None,
                    diameter: float | None, channel: int | str, tta: bool | None, block_size: int,
                    progress: ProgressCallback | None = None, runner: BlockRunner | None = None,
-                   intensities: bool = False, shapes: Shapes | None = None) -> tuple[ImagePlan, Overview, list[Block], Stitched]:
+                   intensities: bool = False,
+                   shapes: Shapes | None = None) -> tuple[ImagePlan, Overview, list[Block], Stitched]:
     """The pipeline's decisions for the whole image, then the blocks, as ``pipeline.segment``
     decides and segments a whole image:
 

@@ -52,6 +52,9 @@ def summary_row(path, name: str, width=None, height=None, nuclei=None, diameter=
 # What a TIFF read lazily, block by block (``batch.is_huge``), gets whatever --formats asks;
 # and, where --formats asks for them, the channel intensities.
 HUGE_IMAGE_SUFFIXES = (LABELS_SUFFIX, OVERVIEW_SUFFIX)
+# The formats a huge image gets (``blocks.segment_in_blocks``: its label TIFF always, and what is
+# measured or traced as the blocks are stitched); the PNGs need every label in memory at once.
+HUGE_IMAGE_FORMATS = ("tiff", "rois", "geojson", "intensities")
 
 
 def expected_files(name: str, formats: tuple[str, ...]) -> list[str]:
@@ -69,7 +72,8 @@ def finished_huge(earlier: Earlier, present: set[str], names: Sequence[str],
     """Of ``names`` (huge TIFFs' finished before), those whose files for ``formats`` are
     there: a huge image never has the PNGs of the default --formats, so --skip-existing
     redid it every time (a user test)."""
-    suffixes = HUGE_IMAGE_SUFFIXES + tuple(FORMATS[fmt][0] for fmt in ("rois", "geojson", "intensities") if fmt in formats)
+    asked = [fmt for fmt in HUGE_IMAGE_FORMATS if fmt in formats and fmt != "tiff"]
+    suffixes = HUGE_IMAGE_SUFFIXES + tuple(FORMATS[fmt][0] for fmt in asked)
     return {name: earlier.done[name] for name in names if all(name + suffix in present for suffix in suffixes)}
 
 

@@ -32,8 +32,9 @@ def folder_at(size: float, into: Path) -> Path:
 def main(sizes: list[float]) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for size in sizes:
-            result = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(folder_at(size, Path(scratch)))],
-                                    cwd=PROJECT, capture_output=True, text=True, check=True)
+            folder = folder_at(size, Path(scratch))
+            result = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(folder)], cwd=PROJECT,
+                                    capture_output=True, text=True, check=True)
             (HERE / f"output_d{size:g}.txt").write_text(result.stdout)
             print(f"--- nuclei at {size:g} px\n{result.stdout}")
 
