@@ -94,10 +94,16 @@ def remove_stale(record, summary: dict) -> None:
     segmented (an "ok" row), removes its ``stale_files`` and keeps their names in
     ``record.removed``, for the run to say."""
     if summary.get("status") == "ok" and summary.get("image"):
-        # The formats written for this image: a huge TIFF's row says (its label TIFF whatever was
-        # asked, ``batch.huge_written``), or its label TIFF, just written, was taken for stale.
-        written = tuple(str(summary.get("formats") or ",".join(record.formats)).split(","))
+        # The formats written for this image, not the run's: a huge TIFF's label TIFF, just
+        # written whatever was asked, was otherwise taken for stale.
+        written = tuple(written_formats(summary, record.formats).split(","))
         record.removed += record.remove_files(stale_files(record.earlier, summary["image"], written, record.present))
+
+
+def written_formats(summary: dict, formats: tuple[str, ...]) -> str:
+    """The formats of the files written for an image segmented: the run's, unless its row says
+    (a huge TIFF gets its label TIFF whatever was asked, ``batch.huge_written``)."""
+    return summary.get("formats") or ",".join(formats)
 
 
 def on_record_with(summary: dict, settings: str, formats: tuple[str, ...]) -> dict:
@@ -105,7 +111,7 @@ def on_record_with(summary: dict, settings: str, formats: tuple[str, ...]) -> di
     and, for an image segmented, the formats of the files written for it (the run's, unless
     the row says: a huge TIFF gets its label TIFF whatever was asked, ``batch.huge_written``)."""
     row = on_record(with_settings(summary, settings))
-    return {**row, "formats": row.get("formats") or ",".join(formats)} if row.get("status") == "ok" else row
+    return {**row, "formats": written_formats(row, formats)} if row.get("status") == "ok" else row
 
 
 def with_settings(summary: dict, settings: str) -> dict:

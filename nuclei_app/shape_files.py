@@ -28,13 +28,14 @@ class StreamedShapes:
     def __init__(self, folder: Path, name: str, formats: Iterable[str], pixel_size: PixelSize | None = None):
         self.paths = {fmt: Path(folder) / f"{name}{FORMATS[fmt][0]}" for fmt in STREAMED_FORMATS if fmt in formats}
         self.pixel_size = pixel_size
-        self._files: list = []
+        self._files: list[BinaryIO] = []
+        self.geojson: GeoJsonWriter | None = None
+        self.rois: zipfile.ZipFile | None = None
         self.restart()
 
     def restart(self) -> None:
         """Empty again: the blocks are labelled anew (``segment_source`` at another diameter)."""
         self._close()
-        self.geojson = self.rois = None
         if "geojson" in self.paths:
             self.geojson = GeoJsonWriter(self._open(self.paths["geojson"]))
         if "rois" in self.paths:
@@ -70,9 +71,8 @@ class StreamedShapes:
         return handle
 
     def _close(self) -> None:
-        if getattr(self, "rois", None) is not None:
-            self.rois.close()
-            self.rois = None
+        if self.rois is not None:
+            self.rois.close()   # writes the ZIP's directory, before its file is closed
         for handle in self._files:
             handle.close()
-        self._files = []
+        self._files, self.geojson, self.rois = [], None, None

@@ -102,11 +102,16 @@ def describe_hub_error(error: BaseException) -> str:
     if isinstance(error, errors.LocalEntryNotFoundError):
         return "the Hugging Face Hub could not be reached and this revision is not in the local cache."
     if isinstance(error, errors.HfHubHTTPError):
-        status = getattr(getattr(error, "response", None), "status_code", None)
+        status = http_status(error)
         if status == 401:
             return "the Hub refused the token (401): check HF_TOKEN."
         return f"the Hub answered with an error ({status or 'no status'}): {str(error).splitlines()[0]}"
     return f"download failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})."
+
+
+def http_status(error: BaseException) -> int | None:
+    """The HTTP status of a huggingface_hub error's response, where it has one."""
+    return getattr(getattr(error, "response", None), "status_code", None)
 
 
 def load_source(source: str) -> NucleiModel:

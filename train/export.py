@@ -368,14 +368,14 @@ def publish(folder: Path, repo_id: str, private: bool = False, message: str | No
 def describe_upload_error(error: BaseException) -> str:
     from huggingface_hub import errors
 
-    from nuclei_app.sources import root_cause
+    from nuclei_app.sources import http_status, root_cause
 
     error = root_cause(error)
     first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
     if isinstance(error, errors.OfflineModeIsEnabled):
         return "HF_HUB_OFFLINE is set (unset it to upload)."
     if isinstance(error, errors.HfHubHTTPError):
-        status = getattr(getattr(error, "response", None), "status_code", None)
+        status = http_status(error)
         if status in (401, 403):
             return f"the Hub refused the token ({status}): set HF_TOKEN to a token with write access to the repo."
         return f"the Hub answered with an error ({status or 'no status'}): {first_line}."
