@@ -11,7 +11,8 @@ def model_record(model: NucleiModel) -> dict:
     training = model.metadata.get("training", {})
     return {"model": describe(model), "source": model.source, "revision": model.revision,
             "folder": str(model.folder), "digest": model.digest(), "code_version": training.get("code_version"),
-            "command": training.get("command"), "diameter_px": model.diameter,
+            "command": training.get("command"), "fine_tuned_from": training.get("fine_tuned_from"),
+            "diameter_px": model.diameter,
             "postprocess": model.metadata.get("postprocess"), "metrics": model.validation_metrics,
             # A script must see that the source it asked for was not the one used (as stderr tells a person).
             "fallback_from": model.fallback_from, "notice": model.notice}
@@ -25,6 +26,10 @@ def model_summary(model: NucleiModel) -> str:
     lines = [("Model", describe(model)), ("Folder", str(model.folder)), ("Digest", model.digest())]
     if training:
         lines.append(("Trained by", f"{training.get('command', '?')} · code {training.get('code_version', '?')}"))
+        base = training.get("fine_tuned_from")
+        if base:
+            commit = f", commit {base['revision']}" if base.get("revision") else ""
+            lines.append(("Fine-tuned from", f"{base['source']} (digest {base['version']}{commit})"))
         if training.get("fit_minutes"):
             lines.append(("Training", f"{_count(training.get('epochs'), 'epoch')}, {training['fit_minutes']:.1f} min on "
                                       f"{training.get('machine', 'an unrecorded machine')}"))

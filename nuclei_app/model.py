@@ -112,7 +112,7 @@ class NucleiModel:
 
     @property
     def normalisation(self) -> Normalisation:
-        return _dataclass_from(Normalisation, self.metadata["input"]["normalisation"])
+        return normalisation_of(self.metadata)
 
     @property
     def postprocess_settings(self) -> PostprocessSettings:
@@ -208,6 +208,11 @@ def compiled_forward(keras_model):
 def _dataclass_from(cls, values: dict):
     known = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def normalisation_of(metadata: dict) -> Normalisation:
+    """A folder's input normalisation; a setting added since it was written at its default."""
+    return _dataclass_from(Normalisation, metadata["input"]["normalisation"])
 
 
 def verify_folder(folder: Path, label: str | None = None) -> dict:

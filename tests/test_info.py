@@ -39,3 +39,16 @@ def test_json_names_a_fallback_to_the_bundled_model(hub, repo_id):
     record = json.loads(run_cli("info", "--json", "--model", f"hf://{repo_id}").stdout)
     assert record["fallback_from"] == f"hf://{repo_id}" and "could not be used" in record["notice"]
     assert json.loads(run_cli("info", "--json").stdout)["fallback_from"] is None
+
+
+def test_a_fine_tuned_model_names_what_it_started_from(tiny_model):
+    import copy
+    from dataclasses import replace
+
+    metadata = copy.deepcopy(tiny_model.metadata)
+    metadata["training"]["fine_tuned_from"] = {"source": "hf://lab/nuclei", "revision": "a" * 40, "version": "0ba7a98d1245"}
+    tuned = replace(tiny_model, metadata=metadata)
+    line = next(line for line in model_summary(tuned).splitlines() if line.startswith("Fine-tuned from"))
+    assert line.split(None, 2)[2] == f"hf://lab/nuclei (digest 0ba7a98d1245, commit {'a' * 40})"
+    assert model_record(tuned)["fine_tuned_from"]["source"] == "hf://lab/nuclei"
+    assert not any(line.startswith("Fine-tuned") for line in model_summary(tiny_model).splitlines())

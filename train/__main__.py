@@ -12,8 +12,9 @@ from nuclei_app.interrupts import exit_status, sigterm_as_interrupt
 from nuclei_app.precision import PRECISIONS
 from nuclei_app.wording import plural
 
-from .config import MARKERS, PRESETS, NothingToResume, PresetMismatch, TrainConfig, recorded_config, with_preset
+from .config import FINE_TUNE_DEFAULTS, MARKERS, PRESETS, NothingToResume, PresetMismatch, TrainConfig, recorded_config, with_preset
 from .data import DatasetError
+from .fine_tune import FineTuneError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,6 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="arithmetic of the training steps: bfloat16 is Keras's mixed_bfloat16, ~1.4x "
                              "faster on CPUs with AVX-512 BF16 or AMX; auto: bfloat16 only there; the "
                              f"exported model is float32 either way (default {defaults.precision})")
+    parser.add_argument("--fine-tune", metavar="SOURCE",
+                        help="start from this model's weights (a model folder or hf://OWNER/NAME[@REVISION]), "
+                             "e.g. assets/model, to adapt it to your own annotated images; keeps its network and "
+                             "nucleus scale; defaults to "
+                             + " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in FINE_TUNE_DEFAULTS.items()))
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     parser.add_argument("--base-filters", type=int, help=f"default {defaults.base_filters}")
     parser.add_argument("--depth", type=int, help=f"U-Net levels: down-sampling steps before the bottleneck (default {defaults.depth})")
@@ -124,6 +130,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.resume:  # the preset only says where the run is (runs/long); its settings are recorded
         config = recorded_config(given.get("out", config.out))
         check_preset_of(config, args.preset, given)
+    elif given.get("fine_tune"):   # the base's network and scale, read before TensorFlow starts
+        from .fine_tune import find_base, with_base
+
+        config = with_base(config, find_base(given["fine_tune"]), given, PRESETS.get(args.preset))
     return replace(config, **given)
 
 
@@ -148,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = config_from_args(args)
-    except (NothingToResume, PresetMismatch) as error:
+    except (NothingToResume, PresetMismatch, FineTuneError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if config.crop_size % 2 ** config.depth:   # the U-Net halves it depth times (a Keras error otherwise)
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with sigterm_as_interrupt():
             model_folder = train(config)
-    except (DatasetError, ConfigMismatch, RunInTheWay) as error:
+    except (DatasetError, ConfigMismatch, RunInTheWay, FineTuneError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:

@@ -88,6 +88,9 @@ class TrainConfig:
     # float32 model in 23 of 28 shift-validation cells, eight beyond the run-to-run noise
     # (experiments/bf16_e40/): float32 stays.
     precision: str = "float32"
+    # A model source (a folder, or hf://OWNER/NAME[@REVISION]) whose weights the run starts from,
+    # with its architecture and scale (train/fine_tune.py); None: random weights.
+    fine_tune: str | None = None
     seed: int = 42
     validation_fraction: float = 0.2
     base_filters: int = 16
@@ -136,6 +139,12 @@ TINY_PRESET = dict(data=SAMPLES_DATA_DIR, epochs=1, steps_per_epoch=2, batch_siz
 LONG_PRESET = dict(epochs=72, out=Path("runs/long"))
 
 PRESETS = {"tiny": TINY_PRESET, "long": LONG_PRESET}
+
+# Where --fine-tune changes a default: smaller steps, so a few images adjust the base's
+# weights rather than overwrite them (a tenth of a fresh run's rate, the usual choice), and
+# fewer epochs (8 x 50 x 16 crops: about a third of a fresh run). Starting points, not
+# settings tuned by an experiment: flags given on the command line win.
+FINE_TUNE_DEFAULTS = dict(learning_rate=1e-4, epochs=8)
 
 
 def with_preset(config: TrainConfig, preset: str | None) -> TrainConfig:

@@ -159,7 +159,9 @@ def card_front_matter(metadata: dict) -> str:
                    dataset_split="validation", metric_type=key, metric_name=name, metric_value=round(overall[key], 4))
         for key, name in names.items()
     ]
-    data = ModelCardData(license="mit", library_name="keras", model_name="nuclei-unet",
+    base = training.get("fine_tuned_from") or {}
+    base_repo = base.get("source", "").removeprefix("hf://").partition("@")[0] if base.get("revision") else None
+    data = ModelCardData(license="mit", library_name="keras", model_name="nuclei-unet", base_model=base_repo,
                          pipeline_tag="image-segmentation", datasets=["dsb2018"] if dsb else None, eval_results=results,
                          tags=["microscopy", "nuclei", "cell-segmentation", "u-net", "biology"])
     return f"---\n{data.to_yaml()}\n---\n"
@@ -238,6 +240,27 @@ def resumed_text(training: dict) -> str:
     return f", continued with {', then '.join(f'`{command}`' for command in resumed)}"
 
 
+def fine_tuned_text(training: dict, metrics: dict) -> str:
+    """The card's account of a fine-tuning run: where its weights started, and the starting
+    model's score on the same validation images next to the fine-tuned one's."""
+    base = training.get("fine_tuned_from")
+    if not base:
+        return ""
+    commit = f", commit {base['revision']}" if base.get("revision") else ""
+    text = (f"\n## Fine-tuning\nStarted from the weights of `{base['source']}` (version {base['version']}{commit}), not "
+            "random ones, keeping its network and nucleus scale.")
+    compared = base.get("validation")
+    if not compared:
+        return text + " Its files have changed since, so it was not scored on this run's validation images.\n"
+    before, after = compared["before"], compared["after"]
+    rows = [f"| {kind} ({before[kind]['images']}) | {before[kind]['mean_ap']:.3f} | {after[kind]['mean_ap']:.3f} | "
+            f"{metrics['validation'][kind]['mean_ap']:.3f} |" for kind in before]
+    return text + (" Mean AP on this run's validation images: both networks with the starting model's "
+                   "post-processing settings (what the weights' change bought), and the fine-tuned one with its "
+                   "own, tuned at export (as in the metrics below):\n\n| images | starting model | fine-tuned | "
+                   "fine-tuned, own settings |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
 def synthetic_stain_text(training: dict) -> str:
     share = training.get("config", {}).get("synthetic_stain", 0.0)
     if not share:
@@ -302,7 +325,7 @@ Tuned post-processing: body threshold {post['threshold']}, marker threshold
 
 ## Training data
 {training_data_text(training)}
-
+{fine_tuned_text(training, metrics)}
 ## Recipe
 U-Net, {training['depth']} levels, {training['base_filters']} base filters, transposed-convolution up-sampling;
 every training image rescaled by its own ground-truth median diameter to {metadata['scale']['diameter']:g} px;

@@ -27,6 +27,7 @@ from nuclei_app.model import METADATA_FILE
 from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, read_state
 from .config import BEFORE_IT_EXISTED, TrainConfig
 from .augment import Augmentation
+from .fine_tune import BaseModel, base_of_run, find_base, load_base, pinned_source, start_from
 from .data import (CropSequence, Targets, find_samples, holdout_source, load_samples, split_train_validation,
                    validation_crops)
 from .losses import bce_dice_loss, body_dice
@@ -181,7 +182,8 @@ def compile_model(model: keras.Model, config: TrainConfig) -> None:
     model.compile(optimizer=keras.optimizers.Adam(schedule, **averaging), loss=bce_dice_loss, metrics=[body_dice])
 
 
-def build_or_resume(config: TrainConfig, checkpoints: Path) -> tuple[keras.Model, int]:
+def build_or_resume(config: TrainConfig, checkpoints: Path, base: BaseModel | None = None) -> tuple[keras.Model, int]:
+    """The checkpoint's model on --resume; else a new U-Net, with ``base``'s weights where fine-tuning."""
     if config.resume and (checkpoints / "last.keras").exists():
         model = keras.saving.load_model(checkpoints / "last.keras")
         start = epochs_done(checkpoints)
@@ -191,6 +193,8 @@ def build_or_resume(config: TrainConfig, checkpoints: Path) -> tuple[keras.Model
             log.info("resuming after epoch %d from %s", start, checkpoints / "last.keras")
         return model, start
     model = build_unet(unet_config(config))
+    if base is not None:
+        start_from(model, base)
     if precision.resolve(config.precision) == "bfloat16":
         # The float32 network's initial weights in a mixed_bfloat16 copy: the seed draws the
         # same start in either arithmetic. A checkpoint keeps the layers' policy on --resume.
@@ -256,6 +260,7 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     checkpoints = folder / "checkpoints"
     run = run_record(config, folder)   # first: another --seed is told as such, not as an epochs problem
     check_run_folder(config, checkpoints)
+    base = fine_tuning_base(config, run)
     make_reproducible(config.seed if init_seed is None else init_seed)
     normalisation = Normalisation()
     train_set, validation_set, holdout_set = prepare_data(config, normalisation)
@@ -263,13 +268,36 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     # folder, and no record that a later --resume would take for a run.
     checkpoints.mkdir(parents=True, exist_ok=True)
     (folder / "run.json").write_text(json.dumps(run, indent=2))
-    model, start_epoch = build_or_resume(config, checkpoints)
+    model, start_epoch = build_or_resume(config, checkpoints, base)
     if start_epoch < config.epochs:
         fit(model, config, train_set, validation_set, start_epoch, folder)
     # fit() ends by putting the averaged weights in place; a resumed run that was already
     # complete loads the checkpoint's last-step weights, so do it here too (idempotent).
     model.optimizer.finalize_variable_values(model.trainable_variables)
     return FittedRun(folder, run, normalisation, model, validation_set, holdout_set, image_counts(train_set, validation_set))
+
+
+def fine_tuning_base(config: TrainConfig, run: dict) -> BaseModel | None:
+    """The model a fine-tuning run starts from: found and recorded in run.json on its first start,
+    found again at the recorded (pinned) source on a resume."""
+    if not config.fine_tune:
+        return None
+    record = run.get("fine_tuned_from")
+    base = find_base(pinned_source(record["source"], record.get("revision")) if record else config.fine_tune)
+    run["fine_tuned_from"] = record or base.record()
+    return base
+
+
+def fine_tuning_record(fitted: FittedRun, keras_model: keras.Model, config: TrainConfig, multiple: int) -> dict:
+    """Where the weights started, and what fine-tuning bought on the run's validation images
+    (``evaluate.compare_with_start``; left out where the base's files have changed since)."""
+    from .evaluate import compare_with_start
+
+    record = dict(fitted.run["fine_tuned_from"])
+    base = base_of_run(fitted.run)
+    if base is not None:
+        record["validation"] = compare_with_start(load_base(base), keras_model, fitted.validation_set, config, multiple)
+    return record
 
 
 def image_counts(train_set: list, validation_set: list) -> dict:
@@ -305,6 +333,8 @@ def evaluate_and_export(config: TrainConfig, fitted: FittedRun) -> Path:
                           # From the fitted layers, not the config: "auto" may have resolved
                           # otherwise on the machine that started the run.
                           "precision": precision.computed_in(fitted.model)}
+    if fitted.run.get("fine_tuned_from"):
+        report["training"]["fine_tuned_from"] = fine_tuning_record(fitted, clean, config, multiple)
     save_figures(clean, fitted.folder, fitted.validation_set, report)
     return export_model_folder(clean, fitted.folder / "model", report, fitted.run, fitted.normalisation, config)
 
