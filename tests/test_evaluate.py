@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from nuclei_app.config import PostprocessSettings
 from nuclei_app.pipeline import Prediction
@@ -128,6 +131,20 @@ def test_max_images_scores_the_first_few_validation_images(tiny_model_dir, tiny_
     assert len(ids) == 4 and main(["--model", str(folder), "--data", str(tiny_dataset), "--max-images", "2"]) == 0
     printed = capsys.readouterr().out
     assert "| all | 2 |" in printed and "The first 2 validation images only (--max-images)" in printed
+
+
+def test_all_images_scores_a_folder_of_one_s_own_not_the_validation_split(tiny_model_dir, tmp_path, capsys):
+    """A lab's own annotated test set (the bundled samples' layout): every image in it is scored,
+    though none is among the model's validation ids."""
+    from train.evaluate import main
+
+    samples = Path(__file__).resolve().parents[1] / "assets" / "samples"
+    count = len(list((samples / "images").iterdir()))
+    assert main(["--model", str(tiny_model_dir), "--data", str(samples), "--all-images"]) == 0
+    printed = capsys.readouterr().out
+    assert f"| all | {count} |" in printed and "--all-images" in printed
+    with pytest.raises(SystemExit):
+        main(["--model", str(tiny_model_dir), "--data", str(samples), "--all-images", "--write"])
 
 
 def test_light_images_are_scored_under_every_stain_shift(tiny_model):

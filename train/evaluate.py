@@ -354,16 +354,22 @@ def plot_learning_curves(csv_path: Path, out: Path) -> None:
 
 
 def evaluate_folder(model_source: str, data: Path, precision: str = "float32", complete: bool = False,
-                    max_images: int | None = None) -> dict:
+                    max_images: int | None = None, all_images: bool = False) -> dict:
     """Re-scores a model folder on its own validation split (ids from its nuclei.json), with
     the network computing in ``precision`` (float32, bfloat16). ``complete``: every one of
     those images must be in ``data`` (scores that replace the recorded ones). ``max_images``:
-    the first N of them by id only, a quick check (a trial had only the 10-minute whole)."""
+    the first N of them by id only, a quick check (a trial had only the 10-minute whole).
+    ``all_images``: every annotated image in ``data`` instead, a lab's own test set (two models,
+    the bundled one and one fine-tuned from it, scored on the same images)."""
     from nuclei_app.sources import resolve_model
 
     model = resolve_model(model_source, fallback=False)
     model.set_precision(precision)
-    validation = sorted(validation_samples(model, data, complete), key=lambda s: s.sample_id)[:max_images]
+    from .data import find_samples, load_samples
+
+    chosen = (load_samples(find_samples(data), model.normalisation, model.diameter) if all_images
+              else validation_samples(model, data, complete))
+    validation = sorted(chosen, key=lambda s: s.sample_id)[:max_images]
     return evaluate(model, originals(validation), shipped=model.postprocess_settings)
 
 
@@ -443,7 +449,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-images", type=positive_int, metavar="N",
                         help="score only the first N validation images (by id): a quick check in a minute or two; "
                              "the model card's scores are of them all")
+    parser.add_argument("--all-images", action="store_true",
+                        help="score every annotated image in --data (your own test set), not the model's "
+                             "validation split: compare models on the same images")
     args = parser.parse_args(argv)
+    if args.all_images and (args.write or args.holdout_of):
+        parser.error("--all-images scores a folder of your own: without --write or --holdout-of")
     if args.write and (args.holdout_of or not Path(args.model).is_dir() or args.precision != "float32"
                        or args.max_images):
         parser.error("--write stores a full evaluation (float32) in a local model folder: give --model a folder, "
@@ -458,13 +469,16 @@ def main(argv: list[str] | None = None) -> int:
             print(metrics_table(score_ids(args.model, args.data, ids, training)))
             return 0
         report = evaluate_folder(args.model, args.data, args.precision, complete=args.write,
-                                 max_images=args.max_images)
+                                 max_images=args.max_images, all_images=args.all_images)
     except (DatasetError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"Network arithmetic: {args.precision}\n")  # the tables themselves don't record it
+    if args.all_images:
+        print(f"Every annotated image in {args.data} (--all-images), not the model's validation split.\n")
     if args.max_images:
-        print(f"The first {args.max_images} validation images only (--max-images): not the model card's scores.\n")
+        what = "images" if args.all_images else "validation images"
+        print(f"The first {args.max_images} {what} only (--max-images): not the model card's scores.\n")
     print(report_tables(report))
     if args.shift_figure:
         plot_shift_validation(report, args.shift_figure)
