@@ -27,9 +27,9 @@ def model_summary(model: NucleiModel) -> str:
     if training:
         lines.append(("Trained by", f"{training.get('command', '?')} · code {training.get('code_version', '?')}"))
         base = training.get("fine_tuned_from")
-        if base:
-            commit = f", commit {base['revision']}" if base.get("revision") else ""
-            lines.append(("Fine-tuned from", f"{base['source']} (digest {base['version']}{commit})"))
+        if isinstance(base, dict):   # a Hub folder's nuclei.json is not to be trusted to hold what it should
+            commit = f", commit {base.get('revision')}" if base.get("revision") else ""
+            lines.append(("Fine-tuned from", f"{base.get('source', '?')} (digest {base.get('digest', '?')}{commit})"))
         if training.get("fit_minutes"):
             lines.append(("Training", f"{_count(training.get('epochs'), 'epoch')}, {training['fit_minutes']:.1f} min on "
                                       f"{training.get('machine', 'an unrecorded machine')}"))

@@ -142,7 +142,8 @@ def test_all_images_scores_a_folder_of_one_s_own_not_the_validation_split(tiny_m
     count = len(list((samples / "images").iterdir()))
     assert main(["--model", str(tiny_model_dir), "--data", str(samples), "--all-images"]) == 0
     printed = capsys.readouterr().out
-    assert f"| all | {count} |" in printed and "--all-images" in printed
+    assert f"| all | {count} |" in printed and f"Every annotated image in {samples} (--all-images)" in printed
+    assert "Validation split" not in printed
     with pytest.raises(SystemExit):
         main(["--model", str(tiny_model_dir), "--data", str(samples), "--all-images", "--write"])
 

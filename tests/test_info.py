@@ -46,7 +46,7 @@ def test_a_fine_tuned_model_names_what_it_started_from(tiny_model):
     from dataclasses import replace
 
     metadata = copy.deepcopy(tiny_model.metadata)
-    metadata["training"]["fine_tuned_from"] = {"source": "hf://lab/nuclei", "revision": "a" * 40, "version": "0ba7a98d1245"}
+    metadata["training"]["fine_tuned_from"] = {"source": "hf://lab/nuclei", "revision": "a" * 40, "digest": "0ba7a98d1245"}
     tuned = replace(tiny_model, metadata=metadata)
     line = next(line for line in model_summary(tuned).splitlines() if line.startswith("Fine-tuned from"))
     assert line.split(None, 2)[2] == f"hf://lab/nuclei (digest 0ba7a98d1245, commit {'a' * 40})"

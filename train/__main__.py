@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="arithmetic of the training steps: bfloat16 is Keras's mixed_bfloat16, ~1.4x "
                              "faster on CPUs with AVX-512 BF16 or AMX; auto: bfloat16 only there; the "
                              f"exported model is float32 either way (default {defaults.precision})")
-    parser.add_argument("--fine-tune", metavar="SOURCE",
+    parser.add_argument("--fine-tune", metavar="SOURCE", type=source_argument,
                         help="start from this model's weights (a model folder or hf://OWNER/NAME[@REVISION]), "
                              "e.g. assets/model, to adapt it to your own annotated images; keeps its network and "
                              "nucleus scale; defaults to "
@@ -72,6 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     parser.add_argument("--revision-message", help="commit message for the Hub upload")
     args = parser.parse_args(argv)
+    if args.fine_tune is not None and args.holdout_group is not None:
+        # The base trained on every source: the held-out group's score would not be "never trained on".
+        parser.error("--holdout-group measures a source the model never saw, but a fine-tuned model starts from "
+                     "weights that may have: run it without --fine-tune")
     if (args.private or args.revision_message) and not args.push_to_hub:
         parser.error("--private and --revision-message only apply to an upload: add --push-to-hub OWNER/NAME")
     if args.push_to_hub and args.preset == "tiny":
@@ -93,6 +97,15 @@ def hub_repo_problem(repo_id: str) -> str | None:
     except HFValidationError as error:
         return f"--push-to-hub {repo_id}: not a Hub repository name ({str(error).splitlines()[0]})"
     return None
+
+
+def source_argument(text: str):
+    from .fine_tune import model_source
+
+    try:
+        return model_source(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def momentum(text: str) -> float:
@@ -130,10 +143,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.resume:  # the preset only says where the run is (runs/long); its settings are recorded
         config = recorded_config(given.get("out", config.out))
         check_preset_of(config, args.preset, given)
-    elif given.get("fine_tune"):   # the base's network and scale, read before TensorFlow starts
+    elif "fine_tune" in given:   # the base's network and scale, read before TensorFlow starts
         from .fine_tune import find_base, with_base
 
-        config = with_base(config, find_base(given["fine_tune"]), given, PRESETS.get(args.preset))
+        config = with_base(config, find_base(given.pop("fine_tune")), given, PRESETS.get(args.preset))
     return replace(config, **given)
 
 
@@ -141,10 +154,14 @@ def check_preset_of(run: TrainConfig, preset: str | None, given: dict) -> None:
     """A preset named with --resume must be the run's own: a trial's --resume --preset long on a
     7-epoch run trained nothing and said nothing (the preset only locates the run). Its data
     folder is not compared (a tiny run may use other images), nor epochs the run has gone past."""
+    from .fine_tune import ARCHITECTURE
+
     settings = PRESETS.get(preset, {})
+    # A fine-tuning run's network is its base's, whatever the preset's (--preset tiny's 4 filters).
+    own = ARCHITECTURE if run.fine_tune else ()
     differences = [f"{key}: {getattr(run, key)!r} in the run, {value!r} in the preset"
                    for key, value in settings.items()
-                   if key not in ("out", "data", *given) and getattr(run, key) != value
+                   if key not in ("out", "data", *own, *given) and getattr(run, key) != value
                    and not (key == "epochs" and getattr(run, key) >= value)]
     if differences:
         longer = (f" (or --epochs {settings['epochs']} to train it longer)"

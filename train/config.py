@@ -88,9 +88,9 @@ class TrainConfig:
     # float32 model in 23 of 28 shift-validation cells, eight beyond the run-to-run noise
     # (experiments/bf16_e40/): float32 stays.
     precision: str = "float32"
-    # A model source (a folder, or hf://OWNER/NAME[@REVISION]) whose weights the run starts from,
-    # with its architecture and scale (train/fine_tune.py); None: random weights.
-    fine_tune: str | None = None
+    # The model whose weights the run starts from, with its architecture and scale
+    # (train/fine_tune.py): a folder, or hf://OWNER/NAME@COMMIT (pinned); None: random weights.
+    fine_tune: Path | str | None = None
     seed: int = 42
     validation_fraction: float = 0.2
     base_filters: int = 16
@@ -120,10 +120,10 @@ class TrainConfig:
 
     def to_json(self) -> dict:
         # Paths relative to the project, so a run record means the same in anyone's clone.
-        return {k: (_portable(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        return {k: (portable(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
-def _portable(path: Path) -> str:
+def portable(path: Path) -> str:
     from nuclei_app.config import PROJECT_DIR
 
     # Relative to the project whatever the working directory was (recorded_config reads it so).
@@ -192,4 +192,6 @@ def recorded_config(folder: Path) -> TrainConfig:
     values = {key: value for key, value in {**BEFORE_IT_EXISTED, **recorded}.items() if key in known}
     if values.get("data") is not None:
         values["data"] = PROJECT_DIR / values["data"]   # an absolute path stays itself
+    if values.get("fine_tune") and not values["fine_tune"].startswith("hf://"):
+        values["fine_tune"] = PROJECT_DIR / values["fine_tune"]
     return replace(TrainConfig(**values), out=Path(folder), resume=True)

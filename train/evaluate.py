@@ -363,10 +363,10 @@ def evaluate_folder(model_source: str, data: Path, precision: str = "float32", c
     the bundled one and one fine-tuned from it, scored on the same images)."""
     from nuclei_app.sources import resolve_model
 
-    model = resolve_model(model_source, fallback=False)
-    model.set_precision(precision)
     from .data import find_samples, load_samples
 
+    model = resolve_model(model_source, fallback=False)
+    model.set_precision(precision)
     chosen = (load_samples(find_samples(data), model.normalisation, model.diameter) if all_images
               else validation_samples(model, data, complete))
     validation = sorted(chosen, key=lambda s: s.sample_id)[:max_images]
@@ -434,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     from .export import report_tables
 
     parser = argparse.ArgumentParser(prog="python -m train.evaluate",
-                                     description="Score a model folder on its validation split.")
+                                     description="Score a model folder on its validation split (or, with "
+                                                 "--all-images, on a folder of annotated images of your own).")
     parser.add_argument("--model", default="assets/model", help="model source (default: assets/model)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--holdout-of", type=Path, metavar="FOLDER",
@@ -474,12 +475,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"Network arithmetic: {args.precision}\n")  # the tables themselves don't record it
-    if args.all_images:
-        print(f"Every annotated image in {args.data} (--all-images), not the model's validation split.\n")
     if args.max_images:
         what = "images" if args.all_images else "validation images"
         print(f"The first {args.max_images} {what} only (--max-images): not the model card's scores.\n")
-    print(report_tables(report))
+    print(report_tables(report, f"Every annotated image in {args.data} (--all-images)" if args.all_images
+                        else "Validation split"))
     if args.shift_figure:
         plot_shift_validation(report, args.shift_figure)
         print(f"shift validation figure: {args.shift_figure}")

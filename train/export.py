@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nuclei_app.config import InferenceSettings, Normalisation
 from nuclei_app.model import FORMAT, METADATA_FILE, MODEL_CARD, ModelLoadError, verify_folder
+from nuclei_app.sources import HF_PREFIX, parse_hub_source
 from nuclei_app.wording import plural
 
 METRIC_KEYS = ("validation", "validation_tta", "validation_true_diameter", "shift", "diameter_estimate",
@@ -116,9 +117,10 @@ def shift_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def report_tables(metrics: dict) -> str:
-    """Everything ``python -m train.evaluate`` prints and the model card shows."""
-    parts = ["Validation split, as the CLI and the app run by default (automatic diameter; flip TTA on "
+def report_tables(metrics: dict, scored: str = "Validation split") -> str:
+    """Everything ``python -m train.evaluate`` prints and the model card shows; ``scored``: the
+    images, where they are not the validation split (``--all-images``)."""
+    parts = [f"{scored}, as the CLI and the app run by default (automatic diameter; flip TTA on "
              "light-background images only):", metrics_table(metrics["validation"])]
     if "validation_true_diameter" in metrics:
         parts += ["", "Same images given their true median diameter (the estimator's share of the error):",
@@ -160,7 +162,8 @@ def card_front_matter(metadata: dict) -> str:
         for key, name in names.items()
     ]
     base = training.get("fine_tuned_from") or {}
-    base_repo = base.get("source", "").removeprefix("hf://").partition("@")[0] if base.get("revision") else None
+    # Hugging Face's base_model is a repo id: only for a model fine-tuned from the Hub.
+    base_repo = parse_hub_source(base["source"]).repo_id if str(base.get("source")).startswith(HF_PREFIX) else None
     data = ModelCardData(license="mit", library_name="keras", model_name="nuclei-unet", base_model=base_repo,
                          pipeline_tag="image-segmentation", datasets=["dsb2018"] if dsb else None, eval_results=results,
                          tags=["microscopy", "nuclei", "cell-segmentation", "u-net", "biology"])
@@ -247,17 +250,17 @@ def fine_tuned_text(training: dict, metrics: dict) -> str:
     if not base:
         return ""
     commit = f", commit {base['revision']}" if base.get("revision") else ""
-    text = (f"\n## Fine-tuning\nStarted from the weights of `{base['source']}` (version {base['version']}{commit}), not "
+    text = (f"\n## Fine-tuning\nStarted from the weights of `{base['source']}` (digest {base['digest']}{commit}), not "
             "random ones, keeping its network and nucleus scale.")
     compared = base.get("validation")
     if not compared:
-        return text + " Its files have changed since, so it was not scored on this run's validation images.\n"
+        return text + f" It was not scored on this run's validation images: {base.get('not_scored')}.\n"
     before, after = compared["before"], compared["after"]
     rows = [f"| {kind} ({before[kind]['images']}) | {before[kind]['mean_ap']:.3f} | {after[kind]['mean_ap']:.3f} | "
             f"{metrics['validation'][kind]['mean_ap']:.3f} |" for kind in before]
     return text + (" Mean AP on this run's validation images: both networks with the starting model's "
                    "post-processing settings (what the weights' change bought), and the fine-tuned one with its "
-                   "own, tuned at export (as in the metrics below):\n\n| images | starting model | fine-tuned | "
+                   "own (as in the metrics below):\n\n| images | starting model | fine-tuned | "
                    "fine-tuned, own settings |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 

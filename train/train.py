@@ -27,7 +27,7 @@ from nuclei_app.model import METADATA_FILE
 from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, read_state
 from .config import BEFORE_IT_EXISTED, TrainConfig
 from .augment import Augmentation
-from .fine_tune import BaseModel, base_of_run, find_base, load_base, pinned_source, start_from
+from .fine_tune import BaseModel, FineTuneError, load_base, recorded_base, start_from, starting_base
 from .data import (CropSequence, Targets, find_samples, holdout_source, load_samples, split_train_validation,
                    validation_crops)
 from .losses import bce_dice_loss, body_dice
@@ -260,7 +260,7 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     checkpoints = folder / "checkpoints"
     run = run_record(config, folder)   # first: another --seed is told as such, not as an epochs problem
     check_run_folder(config, checkpoints)
-    base = fine_tuning_base(config, run)
+    base = starting_base(config, run, resumes_checkpoint=config.resume and (checkpoints / "last.keras").exists())
     make_reproducible(config.seed if init_seed is None else init_seed)
     normalisation = Normalisation()
     train_set, validation_set, holdout_set = prepare_data(config, normalisation)
@@ -277,26 +277,18 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     return FittedRun(folder, run, normalisation, model, validation_set, holdout_set, image_counts(train_set, validation_set))
 
 
-def fine_tuning_base(config: TrainConfig, run: dict) -> BaseModel | None:
-    """The model a fine-tuning run starts from: found and recorded in run.json on its first start,
-    found again at the recorded (pinned) source on a resume."""
-    if not config.fine_tune:
-        return None
-    record = run.get("fine_tuned_from")
-    base = find_base(pinned_source(record["source"], record.get("revision")) if record else config.fine_tune)
-    run["fine_tuned_from"] = record or base.record()
-    return base
-
-
 def fine_tuning_record(fitted: FittedRun, keras_model: keras.Model, config: TrainConfig, multiple: int) -> dict:
     """Where the weights started, and what fine-tuning bought on the run's validation images
-    (``evaluate.compare_with_start``; left out where the base's files have changed since)."""
+    (``evaluate.compare_with_start``; not where the base can't be had as it was, which it says)."""
     from .evaluate import compare_with_start
 
     record = dict(fitted.run["fine_tuned_from"])
-    base = base_of_run(fitted.run)
-    if base is not None:
-        record["validation"] = compare_with_start(load_base(base), keras_model, fitted.validation_set, config, multiple)
+    try:
+        start = load_base(recorded_base(record))
+    except FineTuneError as error:   # the run's model is exported all the same, saying why
+        log.warning("the model this run started from is not scored for comparison: %s", error)
+        return {**record, "not_scored": str(error).removeprefix("--fine-tune ")}
+    record["validation"] = compare_with_start(start, keras_model, fitted.validation_set, config, multiple)
     return record
 
 
