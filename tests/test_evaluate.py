@@ -160,7 +160,7 @@ def test_light_images_are_scored_under_every_stain_shift(tiny_model):
               for index, (name, kind) in enumerate([("fluorescence_sparse", "fluorescence"), ("tissue_he", "tissue"),
                                                     ("brightfield", "brightfield")])]
     report = evaluate(tiny_model, images, tune_enabled=False)
-    assert report["postprocess_scoring"] == "default"
+    assert report["postprocess_scoring"] == "untuned"
     assert evaluate(tiny_model, images[:1], shipped=tiny_model.postprocess_settings)["postprocess_scoring"] == "shipped"
     for name in LIGHT_SHIFTS:
         shifted = report["shift"][name]
@@ -228,3 +228,27 @@ def test_holdout_of_mistakes_are_clear_errors(tiny_run, tiny_model_dir, tiny_dat
         assert main(common + [str(folder)]) == 2
         error = capsys.readouterr().err
         assert message in error and "Traceback" not in error, error
+
+
+def test_every_scoring_pass_runs_with_the_settings_the_folder_will_ship(tiny_model, monkeypatch):
+    """The automatic diameter's check measures nuclei with the model's own tuned settings: an
+    export scored with the training-time defaults there, and a fine-tuned model's export read
+    0.341 where its folder, rescored, gave 0.291."""
+    import train.evaluate as evaluation
+    from nuclei_app.imageio import read_image
+    from nuclei_app.label_files import read_labels
+
+    from .conftest import SAMPLES
+
+    images = [Original(name, "fluorescence", 0, read_image(SAMPLES / "images" / f"{name}.png"),
+                       read_labels(SAMPLES / "ground_truth" / f"{name}.png"))
+              for name in ("fluorescence_sparse", "fluorescence_dense")]
+    carried = []
+    real_predict = evaluation.predict
+    monkeypatch.setattr(evaluation, "predict", lambda model, *a, **k: carried.append(model.postprocess_settings)
+                        or real_predict(model, *a, **k))
+    report = evaluation.evaluate(tiny_model, images)   # one source group: tuned on both images
+    shipped = PostprocessSettings(**report["postprocess"])
+    assert shipped != tiny_model.postprocess_settings   # else this test could not tell
+    tuning_passes = len(images)   # the one pass the settings are tuned on
+    assert set(carried[tuning_passes:]) == {shipped} and len(carried) > 2 * tuning_passes

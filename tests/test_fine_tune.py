@@ -41,7 +41,9 @@ def test_a_fine_tuning_run_starts_from_the_base_s_weights_and_says_so(tiny_model
     assert "## Fine-tuning" in card and f"digest {record['digest']}" in card
     assert f"| all (1) | {before['mean_ap']:.3f} | {after['mean_ap']:.3f} |" in card
     assert json.loads((tmp_path / "run" / "run.json").read_text())["fine_tuned_from"] == {
-        key: record[key] for key in ("source", "revision", "digest")}
+        key: record[key] for key in ("source", "revision", "digest", "postprocess")}
+    # Untuned (--preset tiny), it ships its base's settings, not the defaults.
+    assert tuned.metadata["postprocess"] == base.metadata["postprocess"] == record["postprocess"]
 
 
 def test_a_resume_from_its_checkpoint_needs_no_base_and_the_card_says_why_it_is_unscored(
@@ -143,3 +145,12 @@ def test_a_hub_base_is_pinned_to_its_commit_and_named_on_the_card(hub, repo_id, 
     assert tuned.metadata["training"]["config"]["fine_tune"] == f"hf://{repo_id}@{sha}"
     card = (tmp_path / "run" / "model" / "README.md").read_text()
     assert f"base_model: {repo_id}" in card.split("---")[1] and f"commit {sha}" in card
+
+
+def test_the_export_tunes_from_the_base_s_settings():
+    from nuclei_app.config import PostprocessSettings
+    from train.fine_tune import base_settings
+
+    shipped = {"threshold": 0.6, "marker_threshold": 0.9, "min_size": 32}
+    assert base_settings({"fine_tuned_from": {"postprocess": shipped}}) == PostprocessSettings(**shipped)
+    assert base_settings({}) is None and base_settings({"fine_tuned_from": {"postprocess": None}}) is None

@@ -207,6 +207,9 @@ def scoring_text(metrics: dict) -> str:
     if scoring == "shipped":
         return ("Scored with the folder's shipped post-processing settings (tuned on the whole validation "
                 "split at export), as `python -m train.evaluate --write` rescored it.")
+    if scoring in ("untuned", "default"):   # "default": older folders' word for it
+        return ("Post-processing settings not tuned (`--preset tiny`): the defaults, or a fine-tuned model's "
+                "starting model's.")
     if scoring != "cross-tuned":
         return f"Post-processing settings: {scoring} (too few images or groups to cross-tune)."
     return ("The post-processing thresholds are cross-tuned: each validation image is scored with the "

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nuclei_app.config import Normalisation
+from nuclei_app.config import Normalisation, PostprocessSettings
 from nuclei_app.model import (ModelLoadError, NucleiModel, load_model_folder, model_digest, normalisation_of,
                               verify_folder)
 from nuclei_app.sources import HF_PREFIX, HubSource, download_from_hub, parse_hub_source
@@ -43,7 +43,8 @@ class BaseModel:
         ``data`` is, so the record means the same in anyone's clone."""
         hub = parse_hub_source(self.source) if is_hub(self.source) else None
         return {"source": f"{HF_PREFIX}{hub.repo_id}" if hub else portable(Path(self.source)),
-                "revision": hub.revision if hub else None, "digest": model_digest(self.folder)}
+                "revision": hub.revision if hub else None, "digest": model_digest(self.folder),
+                "postprocess": self.metadata.get("postprocess")}
 
 
 def is_hub(source: str | Path) -> bool:
@@ -163,3 +164,12 @@ def starting_base(config: TrainConfig, run: dict, resumes_checkpoint: bool) -> B
     base = find_base(config.fine_tune)
     run["fine_tuned_from"] = base.record()
     return base
+
+
+def base_settings(run: dict) -> PostprocessSettings | None:
+    """The post-processing settings a fine-tuning run's base shipped (recorded at its start), the
+    export's starting point for tuning its own; None for a run from random weights."""
+    recorded = (run.get("fine_tuned_from") or {}).get("postprocess")
+    if not isinstance(recorded, dict):
+        return None
+    return PostprocessSettings(**{key: recorded[key] for key in PostprocessSettings.TUNED if key in recorded})

@@ -27,7 +27,7 @@ from nuclei_app.model import METADATA_FILE
 from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, read_state
 from .config import BEFORE_IT_EXISTED, TrainConfig
 from .augment import Augmentation
-from .fine_tune import BaseModel, FineTuneError, load_base, recorded_base, start_from, starting_base
+from .fine_tune import BaseModel, FineTuneError, base_settings, load_base, recorded_base, start_from, starting_base
 from .data import (CropSequence, Targets, find_samples, holdout_source, load_samples, split_train_validation,
                    validation_crops)
 from .losses import bce_dice_loss, body_dice
@@ -318,7 +318,7 @@ def evaluate_and_export(config: TrainConfig, fitted: FittedRun) -> Path:
 
     clean = without_optimizer(fitted.model, config)
     multiple = 2 ** model_depth(clean)
-    report = evaluate_model(clean, fitted.validation_set, config, multiple=multiple)
+    report = evaluate_model(clean, fitted.validation_set, config, multiple=multiple, start=base_settings(fitted.run))
     if fitted.holdout_set:
         report["holdout"] = evaluate_holdout(clean, fitted.holdout_set, config, report, multiple=multiple)
     report["training"] = {**training_summary(config, fitted.folder / "checkpoints"), "images": fitted.images,
