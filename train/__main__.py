@@ -12,7 +12,8 @@ from nuclei_app.interrupts import exit_status, sigterm_as_interrupt
 from nuclei_app.precision import PRECISIONS
 from nuclei_app.wording import plural
 
-from .config import FINE_TUNE_DEFAULTS, MARKERS, PRESETS, NothingToResume, PresetMismatch, TrainConfig, recorded_config, with_preset
+from .config import (FINE_TUNE_DEFAULTS, MARKERS, PRESETS, NothingToResume, PresetMismatch, TrainConfig, recorded_config,
+                     with_preset)
 from .data import DatasetError
 from .fine_tune import FineTuneError
 

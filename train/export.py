@@ -207,6 +207,10 @@ def scoring_text(metrics: dict) -> str:
     if scoring == "shipped":
         return ("Scored with the folder's shipped post-processing settings (tuned on the whole validation "
                 "split at export), as `python -m train.evaluate --write` rescored it.")
+    if scoring == "starting":
+        return ("Post-processing settings: the ones the evaluation started from (the defaults, or a fine-tuned "
+                "model's starting model's), which scored higher on the validation images than the settings tuned "
+                "on them once the automatic diameter measured with those.")
     if scoring in ("untuned", "default"):   # "default": older folders' word for it
         return ("Post-processing settings not tuned (`--preset tiny`): the defaults, or a fine-tuned model's "
                 "starting model's.")
