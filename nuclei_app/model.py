@@ -116,9 +116,7 @@ class NucleiModel:
 
     @property
     def postprocess_settings(self) -> PostprocessSettings:
-        # Only the tuned values: what min_size counts is the caller's to say, never a folder's.
-        stored = self.metadata.get("postprocess", {})
-        return PostprocessSettings(**{key: stored[key] for key in PostprocessSettings.TUNED if key in stored})
+        return postprocess_of(self.metadata)
 
     @property
     def inference_settings(self) -> InferenceSettings:
@@ -213,6 +211,13 @@ def _dataclass_from(cls, values: dict):
 def normalisation_of(metadata: dict) -> Normalisation:
     """A folder's input normalisation; a setting added since it was written at its default."""
     return _dataclass_from(Normalisation, metadata["input"]["normalisation"])
+
+
+def postprocess_of(metadata: dict) -> PostprocessSettings:
+    """A folder's tuned post-processing settings. Only the tuned values: what min_size counts is
+    the caller's to say, never a folder's."""
+    stored = metadata.get("postprocess", {})
+    return PostprocessSettings(**{key: stored[key] for key in PostprocessSettings.TUNED if key in stored})
 
 
 def verify_folder(folder: Path, label: str | None = None) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nuclei_app.config import Normalisation, PostprocessSettings
 from nuclei_app.model import (ModelLoadError, NucleiModel, load_model_folder, model_digest, normalisation_of,
-                              verify_folder)
+                              postprocess_of, verify_folder)
 from nuclei_app.sources import HF_PREFIX, HubSource, download_from_hub, parse_hub_source
 
 from .config import FINE_TUNE_DEFAULTS, TrainConfig, portable
@@ -160,7 +160,10 @@ def starting_base(config: TrainConfig, run: dict, resumes_checkpoint: bool) -> B
         return None
     record = run.get("fine_tuned_from")
     if record:
-        return recorded_base(record)
+        try:
+            return recorded_base(record)
+        except FineTuneError as error:
+            raise FineTuneError(f"{error}: start a new run (another --out) to fine-tune it as it is now") from None
     base = find_base(config.fine_tune)
     run["fine_tuned_from"] = base.record()
     return base
@@ -170,6 +173,4 @@ def base_settings(run: dict) -> PostprocessSettings | None:
     """The post-processing settings a fine-tuning run's base shipped (recorded at its start), the
     export's starting point for tuning its own; None for a run from random weights."""
     recorded = (run.get("fine_tuned_from") or {}).get("postprocess")
-    if not isinstance(recorded, dict):
-        return None
-    return PostprocessSettings(**{key: recorded[key] for key in PostprocessSettings.TUNED if key in recorded})
+    return postprocess_of({"postprocess": recorded}) if isinstance(recorded, dict) else None
