@@ -29,6 +29,32 @@ def test_flat_layout(tmp_path):
     assert samples[0].labels.max() >= 1 and samples[0].image.shape == labels.shape + (3,)
 
 
+def test_unpaired_flat_files_are_named_not_dropped_in_silence(tmp_path, caplog):
+    from train.data import DatasetError
+
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "masks").mkdir()
+    labels = synthetic_labels(seed=3)
+    for name in ("a", "b"):
+        Image.fromarray(fluorescence_like(labels)).save(tmp_path / "inputs" / f"{name}.tif")
+    Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(tmp_path / "masks" / "a.png")
+    with caplog.at_level("WARNING", logger="train"):
+        assert [f.sample_id for f in find_samples(tmp_path)] == ["a"]
+    assert "1 file in inputs/ with no file of the same name in masks/ (b.tif)" in caplog.text
+    (tmp_path / "masks" / "a.png").rename(tmp_path / "masks" / "a_mask.png")
+    with pytest.raises(DatasetError, match="no two with the same name .*name each mask as its image"):
+        find_samples(tmp_path)
+
+
+def test_one_source_is_split_by_image():
+    from train.data import split_by_image
+
+    samples = [Sample(f"s{i}", np.zeros((4, 4, 3)), np.zeros((4, 4), np.int32), "fluorescence", 10.0) for i in range(6)]
+    train, validation = split_by_image(samples, 0.2, seed=42)
+    assert len(validation) == 1 and len(train) == 5 and not {s.sample_id for s in train} & {validation[0].sample_id}
+    assert [s.sample_id for s in split_by_image(samples, 0.2, seed=42)[1]] == [validation[0].sample_id]
+
+
 def test_missing_data_folder_says_where_to_get_it(tmp_path):
     from train.data import DatasetError
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from nuclei_app.config import PostprocessSettings
+from nuclei_app.model import load_model_folder
 from nuclei_app.pipeline import Prediction
 from train.data import targets_from_labels
 from train.evaluate import (Original, Tuner, diameter_report, folds, plot_learning_curves, plot_shift_validation,
@@ -143,7 +144,7 @@ def test_all_images_scores_a_folder_of_one_s_own_not_the_validation_split(tiny_m
     assert main(["--model", str(tiny_model_dir), "--data", str(samples), "--all-images"]) == 0
     printed = capsys.readouterr().out
     assert f"| all | {count} |" in printed and f"Every annotated image in {samples} (--all-images)" in printed
-    assert "Validation split" not in printed
+    assert "Validation split" not in printed and f"digest {load_model_folder(tiny_model_dir).digest()}" in printed
     with pytest.raises(SystemExit):
         main(["--model", str(tiny_model_dir), "--data", str(samples), "--all-images", "--write"])
 

@@ -24,7 +24,8 @@ def test_the_card_of_a_run_on_one_s_own_few_images_says_so(tiny_run):
     """A new-user trial: a 4-image run on the user's own folder had a card claiming DSB2018 and
     its 20 % split, though it validated on a training image."""
     metadata = load_model_folder(tiny_run / "model").metadata
-    assert metadata["training"]["images"] == {"train": 4, "validation": 1, "validation_is_training": True}
+    assert metadata["training"]["images"] == {"train": 4, "validation": 1, "validation_is_training": True,
+                                              "validation_by_image": False}
     card = (tiny_run / "model" / "README.md").read_text()
     assert "not DSB2018's training set" in card and "dsb2018" not in card.split("---")[1]
     assert "validated on an image it trained on" in card and "4 training and 1 validation images" in card
@@ -483,3 +484,28 @@ def test_bad_sizes_are_argument_errors_not_keras_tracebacks(tmp_path, capsys):
     assert main(["--preset", "tiny", "--out", str(tmp_path / "run"), "--crop-size", "50"]) == 2
     assert "--crop-size 50 must be a multiple of" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_lab_s_few_images_of_one_source_are_held_out_by_image(tmp_path):
+    """A trial: 6 annotated images of one experiment form one source group, and the run validated
+    on an image it trained on (and tuned its settings on it) though the README promised a split."""
+    from tests.conftest import write_competition_dataset
+    from train.train import train
+
+    data = write_competition_dataset(tmp_path / "data", count=6)
+    config = replace(replace(TrainConfig(), **TINY_PRESET), data=data, out=tmp_path / "run", max_images=None)
+    training = load_model_folder(train(config)).metadata["training"]
+    assert training["images"] == {"train": 5, "validation": 1, "validation_is_training": False,
+                                  "validation_by_image": True}
+    assert "held out **by image**" in (tmp_path / "run" / "model" / "README.md").read_text()
+
+
+def test_settings_are_not_tuned_on_an_image_the_network_trained_on(tiny_dataset, tmp_path):
+    from train.train import train
+
+    config = replace(replace(TrainConfig(), **TINY_PRESET), data=tiny_dataset, out=tmp_path / "run", tune=True)
+    model = load_model_folder(train(config))
+    assert model.metadata["training"]["images"]["validation_is_training"]
+    assert model.metadata["metrics"]["postprocess_scoring"] == "untuned"
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "model-index" not in card.split("---")[1]   # no validation result to publish

@@ -7,6 +7,7 @@ then acts on the network-input domain.
 """
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,8 @@ from nuclei_app.scale import median_diameter, rescale_image, resize_image, resiz
 
 from .augment import Augmentation, augment_intensity, flip_rotate, random_scale, synthetic_stain
 from .locations import default_data_dir
+
+log = logging.getLogger("train")
 
 DEFAULT_DATA_DIR = default_data_dir()
 
@@ -102,12 +105,21 @@ def _flat_layout(root: Path) -> tuple[str, str] | None:
 
 
 def _find_flat(root: Path, images: str, masks: str) -> list[SampleFiles]:
-    masks = {p.stem: p for p in (root / masks).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    samples = []
-    for image_path in sorted((root / images).iterdir()):
-        if image_path.suffix.lower() in IMAGE_SUFFIXES and image_path.stem in masks:
-            samples.append(SampleFiles(image_path.stem, image_path, merged_mask_path=masks[image_path.stem]))
-    return samples
+    mask_files = {p.stem: p for p in (root / masks).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    image_files = {p.stem: p for p in sorted((root / images).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    paired = sorted(set(image_files) & set(mask_files))
+    # A trial: an image without its mask was left out without a word, and masks named
+    # NAME_mask.png matched nothing ("No training images").
+    for unpaired, there, missing in ((image_files, images, masks), (mask_files, masks, images)):
+        alone = sorted(set(unpaired) - set(paired))
+        if alone and paired:
+            log.warning("left out: %d file%s in %s/ with no file of the same name in %s/ (%s)", len(alone),
+                        "s" * (len(alone) > 1), there, missing, ", ".join(unpaired[n].name for n in alone[:5]))
+    if image_files and mask_files and not paired:
+        raise DatasetError(f"{root}: {len(image_files)} images in {images}/ and {len(mask_files)} masks in {masks}/, but "
+                           f"no two with the same name (e.g. {next(iter(image_files.values())).name} and "
+                           f"{next(iter(mask_files.values())).name}): name each mask as its image (any extension).")
+    return [SampleFiles(name, image_files[name], merged_mask_path=mask_files[name]) for name in paired]
 
 
 def read_instance_labels(files: SampleFiles) -> np.ndarray:
@@ -201,6 +213,15 @@ def split_train_validation(samples: list[Sample], validation_fraction: float, se
     validation = [s for s in ordered if s.group in validation_groups]
     train = [s for s in ordered if s.group not in validation_groups]
     return train, validation
+
+
+def split_by_image(samples: list[Sample], validation_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """A split by image (at least one held out), for data of one source, where the split by group
+    has nothing to hold out."""
+    ordered = sorted(samples, key=lambda s: s.sample_id)
+    count = max(1, int(round(len(ordered) * validation_fraction)))
+    held = set(np.random.default_rng(seed).permutation(len(ordered))[:count].tolist())
+    return ([s for i, s in enumerate(ordered) if i not in held], [s for i, s in enumerate(ordered) if i in held])
 
 
 def holdout_source(train: list[Sample], min_images: int = 8) -> int:

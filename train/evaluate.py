@@ -405,7 +405,7 @@ def evaluate_folder(model_source: str, data: Path, precision: str = "float32", c
     the first N of them by id only, a quick check (a trial had only the 10-minute whole).
     ``all_images``: every annotated image in ``data`` instead, a lab's own test set (two models,
     the bundled one and one fine-tuned from it, scored on the same images)."""
-    from nuclei_app.sources import resolve_model
+    from nuclei_app.sources import describe, resolve_model
 
     from .data import find_samples, load_samples
 
@@ -414,7 +414,10 @@ def evaluate_folder(model_source: str, data: Path, precision: str = "float32", c
     chosen = (load_samples(find_samples(data), model.normalisation, model.diameter) if all_images
               else validation_samples(model, data, complete))
     validation = sorted(chosen, key=lambda s: s.sample_id)[:max_images]
-    return evaluate(model, originals(validation), shipped=model.postprocess_settings)
+    report = evaluate(model, originals(validation), shipped=model.postprocess_settings)
+    # Printed, not stored: two models' saved outputs looked the same (a trial).
+    report["scored"] = f"{describe(model)}, digest {model.digest()}; {settings_text(model.postprocess_settings)}"
+    return report
 
 
 def validation_samples(model: NucleiModel, data: Path, complete: bool = False) -> list[Sample]:
@@ -518,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    print(f"Model: {report['scored']}")
     print(f"Network arithmetic: {args.precision}\n")  # the tables themselves don't record it
     if args.max_images:
         what = "images" if args.all_images else "validation images"

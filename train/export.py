@@ -161,6 +161,8 @@ def card_front_matter(metadata: dict) -> str:
                    dataset_split="validation", metric_type=key, metric_name=name, metric_value=round(overall[key], 4))
         for key, name in names.items()
     ]
+    if (training.get("images") or {}).get("validation_is_training"):
+        results = None   # scores of a training image are no validation result to publish (a trial)
     base = training.get("fine_tuned_from") or {}
     # Hugging Face's base_model is a repo id: only for a model fine-tuned from the Hub.
     base_repo = parse_hub_source(base["source"]).repo_id if str(base.get("source")).startswith(HF_PREFIX) else None
@@ -196,6 +198,10 @@ def training_data_text(training: dict) -> str:
     if images and images.get("validation_is_training"):
         return (f"{source}:{counts} **too few images for a validation split: the model was validated on an image "
                 "it trained on, so its scores below say nothing about new images.**")
+    if images and images.get("validation_by_image"):
+        return (f"{source}:{counts} held out **by image**: they are of one source (size, kind and appearance), so "
+                "the split by source group had none to hold out; validation images may look much like training "
+                "ones, which flatters the scores below.")
     return (f"{source}:{counts} split {training.get('validation_fraction', 0.2):.0%} for validation by **source "
             f"group**, per image kind, seed {training['split_seed']}: images are grouped by size, kind and appearance "
             "(DSB2018 holds many tiles of one mosaic or experiment) and whole groups go to one side. The validation "

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -28,8 +28,8 @@ from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, re
 from .config import BEFORE_IT_EXISTED, TrainConfig
 from .augment import Augmentation
 from .fine_tune import BaseModel, FineTuneError, base_settings, load_base, recorded_base, start_from, starting_base
-from .data import (CropSequence, Targets, find_samples, holdout_source, load_samples, split_train_validation,
-                   validation_crops)
+from .data import (CropSequence, Targets, find_samples, holdout_source, load_samples, split_by_image,
+                   split_train_validation, validation_crops)
 from .losses import bce_dice_loss, body_dice
 from .unet import UNetConfig, build_unet
 
@@ -144,6 +144,12 @@ def prepare_data(config: TrainConfig, normalisation: Normalisation):
     started = time.time()
     samples = load_samples(files, normalisation, config.diameter)
     train_set, validation_set = split_train_validation(samples, config.validation_fraction, config.seed)
+    if not validation_set and len(samples) >= MIN_IMAGES_TO_HOLD_OUT:
+        # One source (a lab's few images of one experiment form one group): held out by image, as
+        # the only way to score what the run did not train on (a trial's 6 images had no split).
+        train_set, validation_set = split_by_image(samples, config.validation_fraction, config.seed)
+        log.info("one source group in %d images: %d held out by image for validation", len(samples),
+                 len(validation_set))
     if not validation_set:  # tiny runs: validate on a training image rather than on nothing
         log.info("no validation split in %d images: validating on the training image %s", len(samples),
                  train_set[0].sample_id)
@@ -158,6 +164,11 @@ def prepare_data(config: TrainConfig, normalisation: Normalisation):
     log.info("loaded %d images in %.0f s: train %s, validation %s", len(samples), time.time() - started,
              dict(Counter(s.kind for s in train_set)), dict(Counter(s.kind for s in validation_set)))
     return train_set, validation_set, holdout_set
+
+
+# Fewer images than this, where they form one source group, are all trained on (the run validates
+# on one of them, and says so): four is --preset tiny's smoke run.
+MIN_IMAGES_TO_HOLD_OUT = 5
 
 
 def panel_samples(validation_set, count: int):
@@ -296,8 +307,10 @@ def image_counts(train_set: list, validation_set: list) -> dict:
     """nuclei.json's training ``images``: how many, and whether the validation image is a training
     one (a run on too few images for a split validates on one: its card says so)."""
     trained = {s.sample_id for s in train_set}
-    return {"train": len(train_set), "validation": len(validation_set),
-            "validation_is_training": any(s.sample_id in trained for s in validation_set)}
+    reused = any(s.sample_id in trained for s in validation_set)
+    return {"train": len(train_set), "validation": len(validation_set), "validation_is_training": reused,
+            # Held out by image (one source group): the split by group leaves no group on both sides.
+            "validation_by_image": not reused and bool({s.group for s in train_set} & {s.group for s in validation_set})}
 
 
 def without_optimizer(model: keras.Model, config: TrainConfig) -> keras.Model:
@@ -318,7 +331,9 @@ def evaluate_and_export(config: TrainConfig, fitted: FittedRun) -> Path:
 
     clean = without_optimizer(fitted.model, config)
     multiple = 2 ** model_depth(clean)
-    report = evaluate_model(clean, fitted.validation_set, config, multiple=multiple, start=base_settings(fitted.run))
+    # Settings tuned on an image the network trained on would be fitted to it: the starting ones stay.
+    tuning = replace(config, tune=config.tune and not fitted.images["validation_is_training"])
+    report = evaluate_model(clean, fitted.validation_set, tuning, multiple=multiple, start=base_settings(fitted.run))
     if fitted.holdout_set:
         report["holdout"] = evaluate_holdout(clean, fitted.holdout_set, config, report, multiple=multiple)
     report["training"] = {**training_summary(config, fitted.folder / "checkpoints"), "images": fitted.images,
