@@ -87,30 +87,43 @@ def test_janitor_runs_in_the_background_until_stopped(monkeypatch):
 
 def test_large_blocks_mapped_are_given_back_when_freed_without_a_trim():
     """map_large_blocks: a freed image-sized array leaves no heap pages behind, even with
-    small live objects allocated after it and with free() never trimming by itself."""
-    import gc
+    small live objects allocated after it and with free() never trimming by itself. In a
+    fresh interpreter, as above: RSS is the process's, and in the full suite earlier tests'
+    threads (a training's TensorFlow pools) kept allocating while it was measured (a CI run:
+    26.6 MB "kept", with the fine-tuning tests' trainings before it)."""
+    import subprocess
 
     from nuclei_app.memory import map_large_blocks
 
     if not sys.platform.startswith("linux"):
         assert map_large_blocks() in (True, False)
         return
+    from .conftest import PROJECT
+
+    result = subprocess.run([sys.executable, "-c", "from tests.test_memory import large_blocks_kept; "
+                             "print(large_blocks_kept())"], cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    kept = int(result.stdout)
+    assert kept < 20 * 2**20, kept
+
+
+def large_blocks_kept() -> int:
+    """RSS kept after 320 MB of arrays, each above ``map_large_blocks``'s threshold, are freed."""
+    import gc
+
+    from nuclei_app.memory import map_large_blocks
+
     mallopt(M_MMAP_THRESHOLD, 32 * 2**20)  # as after glibc's dynamic raise (TensorFlow's doing too)
     mallopt(M_TRIM_THRESHOLD, 2**30)
-    try:
-        assert map_large_blocks(1 << 20) is True
-        before = rss_bytes()
-        arrays, pins = [], []
-        for _ in range(100):
-            arrays.append(np.ones(400_000))  # 3.2 MB each: over the threshold
-            pins.append(np.ones(10))
-        del arrays
-        gc.collect()
-        kept = rss_bytes() - before
-    finally:
-        mallopt(M_MMAP_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
-        mallopt(M_TRIM_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
-    assert kept < 20 * 2**20, kept
+    assert map_large_blocks(1 << 20) is True
+    before = rss_bytes()
+    arrays, pins = [], []
+    for _ in range(100):
+        arrays.append(np.ones(400_000))  # 3.2 MB each: over the threshold
+        pins.append(np.ones(10))
+    del arrays
+    gc.collect()
+    return rss_bytes() - before
 
 
 def test_closed_sessions_are_reaped_from_streamlits_storage():

@@ -85,7 +85,7 @@ def recorded_base(record: dict) -> BaseModel:
     if record.get("revision"):
         source = str(HubSource(record["source"].removeprefix(HF_PREFIX), record["revision"]))
     else:
-        source = PROJECT_DIR / record["source"]   # recorded relative to the project; an absolute path stays
+        source = (PROJECT_DIR / record["source"]).resolve()   # recorded relative to the project; absolute stays
     base = find_base(source)
     if model_digest(base.folder) != record["digest"]:
         raise FineTuneError(f"{base.source} has changed since the run started from it (digest "
