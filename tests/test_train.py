@@ -39,6 +39,28 @@ def test_tiny_run_records_everything(tiny_run):
         assert (tiny_run / name).is_file(), name
     run = json.loads((tiny_run / "run.json").read_text())
     assert run["config"]["epochs"] == 1 and "command" in run
+    assert run["data"]["images"] == 4 and run["data"]["validation_ids"] == ["synthetic0"]   # a training image
+    assert load_model_folder(tiny_run / "model").metadata["training"]["data_digest"] == run["data"]["digest"]
+
+
+def test_resume_refuses_a_data_folder_that_changed(tiny_run, tiny_dataset, tmp_path, capsys):
+    """A run's images are checked on --resume: an image removed from (or added to) its folder mid-run
+    would change what it trains on from then on, unrecorded, and could change its split."""
+    import shutil
+
+    from train.__main__ import main
+    from train.config import portable
+
+    run_folder, data = shutil.copytree(tiny_run, tmp_path / "run"), shutil.copytree(tiny_dataset, tmp_path / "data")
+    record = json.loads((run_folder / "run.json").read_text())
+    record["config"]["data"] = portable(data)   # this run's data is the copy, the same files
+    (run_folder / "run.json").write_text(json.dumps(record))
+    shutil.rmtree(data / "synthetic3")
+    before = (run_folder / "run.json").read_bytes()
+    assert main(["--resume", "--out", str(run_folder), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"{run_folder} was started on other data: 4 images then, 3 now" in err and "Traceback" not in err
+    assert (run_folder / "run.json").read_bytes() == before and "epoch,1" not in (run_folder / "log.csv").read_text()
 
 
 def test_resume_continues_from_the_last_epoch(tiny_run, tiny_dataset, tmp_path):

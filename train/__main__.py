@@ -190,12 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
+    from .data_record import DataChanged
     from .train import ConfigMismatch, RunInTheWay, train  # TensorFlow loads only once the arguments are valid
 
     try:
         with sigterm_as_interrupt():
             model_folder = train(config)
-    except (DatasetError, ConfigMismatch, RunInTheWay, FineTuneError) as error:
+    except (DatasetError, ConfigMismatch, DataChanged, RunInTheWay, FineTuneError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:

@@ -49,6 +49,8 @@ def build_metadata(report: dict, run: dict, normalisation: Normalisation, config
             "config": run["config"],
             "data": config.to_json()["data"],
             "validation_ids": report.get("validation_ids", []),
+            # sha256 of the images and masks trained on (train.data_record): the same data, elsewhere?
+            "data_digest": run.get("data", {}).get("digest"),
             "command": run["command"],
             # Each --resume's command: the first alone may not make this model (--epochs raised).
             "resumed": [entry["command"] for entry in run.get("resumed", [])],

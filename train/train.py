@@ -28,6 +28,7 @@ from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, re
 from .config import BEFORE_IT_EXISTED, TrainConfig
 from .augment import Augmentation
 from .fine_tune import BaseModel, FineTuneError, base_settings, load_base, recorded_base, start_from, starting_base
+from .data_record import check_same_data, data_record
 from .data import (CropSequence, Targets, find_samples, holdout_source, load_samples, split_by_image,
                    split_train_validation, validation_crops)
 from .losses import bce_dice_loss, body_dice
@@ -275,6 +276,7 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     make_reproducible(config.seed if init_seed is None else init_seed)
     normalisation = Normalisation()
     train_set, validation_set, holdout_set = prepare_data(config, normalisation)
+    run["data"] = checked_data(run, folder, train_set, validation_set, holdout_set)
     # Written once the data is read: a start that fails on it (a wrong --data) leaves no run
     # folder, and no record that a later --resume would take for a run.
     checkpoints.mkdir(parents=True, exist_ok=True)
@@ -286,6 +288,15 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     # complete loads the checkpoint's last-step weights, so do it here too (idempotent).
     model.optimizer.finalize_variable_values(model.trainable_variables)
     return FittedRun(folder, run, normalisation, model, validation_set, holdout_set, image_counts(train_set, validation_set))
+
+
+def checked_data(run: dict, folder: Path, train_set: list, validation_set: list, holdout_set: list) -> dict:
+    """The run's data record, refused (DataChanged) where a resume found other data than it started on."""
+    now = data_record(train_set, validation_set, holdout_set)
+    if run.get("resumed") and "data" not in run:   # started before runs recorded their data
+        log.info("%s records no data to compare with (an older run): recording this resume's", folder / "run.json")
+    check_same_data(run.get("data"), now, folder)
+    return now
 
 
 def fine_tuning_record(fitted: FittedRun, keras_model: keras.Model, config: TrainConfig, multiple: int) -> dict:
