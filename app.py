@@ -42,6 +42,7 @@ from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
 from nuclei_app.records import SUMMARY_COLUMNS, formats_among, summary_row, with_settings
 from nuclei_app.results import FILE_SUFFIXES, combined_measurements, csv_bytes, zip_bytes
 from nuclei_app.sources import describe, resolve_model
+from nuclei_app.validation_record import validation_label
 from nuclei_app.wording import plural
 
 LIMITS = AppLimits()
@@ -82,13 +83,15 @@ def model_panel(model: NucleiModel) -> None:
         shown = "the bundled model" if model.folder.resolve() == BUNDLED_MODEL_DIR.resolve() else f"`{describe(model)}`"
         st.markdown(f"**In use:** {shown}, version `{model.digest()}`",
                     help="The version is the model's content digest, which the ZIP's summary.csv records.")
-        metrics = model.validation_metrics.get("validation", {})
+        metrics = model.scores_for_new_images.get("validation", {})
         if metrics:
             # A markdown table: it fits the sidebar's width, where a dataframe scrolls sideways.
             rows = "\n".join(f"| {kind} | {m['images']} | {m['mean_ap']:.2f} | {m['ap50']:.2f} |"
                              for kind, m in metrics.items())
-            st.markdown("Validation (DSB2018 20 % split)\n\n| kind | images | mean AP | AP@0.5 |\n|---|--:|--:|--:|\n"
-                        + rows)
+            st.markdown(f"{validation_label(model.metadata)}\n\n"
+                        "| kind | images | mean AP | AP@0.5 |\n|---|--:|--:|--:|\n" + rows)
+        elif model.validation_metrics.get("validation"):   # scored on a training image: no score for new images
+            st.caption(validation_label(model.metadata) + ": it has no score for new images.")
 
 
 # -- settings ---------------------------------------------------------------------------
@@ -603,7 +606,7 @@ def confidence_ui(analysis: Analysis | LargeAnalysis, model: NucleiModel) -> Non
                     else (analysis.prediction.quiet, int(analysis.labels.max(initial=0))))
     if not kind_tells(quiet, count):
         return
-    mean_ap, images, weak = kind_confidence(model.validation_metrics, analysis.kind)
+    mean_ap, images, weak = kind_confidence(model.scores_for_new_images, analysis.kind)
     name = KIND_NAMES[analysis.kind]
     if mean_ap is None:
         st.caption(f"Looks like {name}. The model has no validation score for this kind: check the result by eye.")

@@ -443,7 +443,7 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
                                           **options)
         notes += outcome.notes
     if kind_tells(outcome.quiet, outcome.count):  # as image_notes adds it
-        notes += filter(None, [kind_caution(model.validation_metrics, outcome.kind)])
+        notes += filter(None, [kind_caution(model.scores_for_new_images, outcome.kind)])
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
     prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,
                             outcome.channel, field=outcome.content, kind=outcome.kind)

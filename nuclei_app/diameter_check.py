@@ -81,7 +81,7 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
     else:
         scale = capped or diameter_note(model, channels, segmentation, prepared, advice)
     weak_kind = (caution and kind_tells(prediction.quiet, segmentation.count)
-                 and kind_caution(model.validation_metrics, prediction.kind))
+                 and kind_caution(model.scores_for_new_images, prediction.kind))
     colours = channel_note(channels, prediction.channel if asked_channel is None else asked_channel)
     return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), colours,
                               quiet_field_note(prediction.quiet, segmentation.count, not given), scale, narrow,

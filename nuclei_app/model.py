@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .config import InferenceSettings, Normalisation, PostprocessSettings
+from .validation_record import scores_for_new_images
 
 KERAS_FILES = ("config.json", "metadata.json", "model.weights.h5")
 METADATA_FILE = "nuclei.json"
@@ -136,6 +137,11 @@ class NucleiModel:
     @property
     def validation_metrics(self) -> dict:
         return self.metadata.get("metrics", {})
+
+    @property
+    def scores_for_new_images(self) -> dict:
+        """``validation_metrics`` where they are of images it never trained on, else {} (the confidence shown)."""
+        return scores_for_new_images(self.metadata)
 
     @contextmanager
     def in_turn(self, on_wait: Callable[[], None] | None = None):

@@ -36,6 +36,23 @@ def test_starts_on_the_bundled_model(app):
     assert not app.warning  # no fallback notice
     (line,) = [m.value for m in app.sidebar.markdown if "In use" in m.value]
     assert "the bundled model, version" in line and "/" not in line  # no server folder (a user test)
+    assert any(m.value.startswith("Validation (DSB2018, 20% held out by source group)\n\n| kind |")
+               for m in app.sidebar.markdown)
+
+
+def test_a_model_scored_on_a_training_image_shows_no_confidence(tiny_model_dir, monkeypatch):
+    """A run on too few images for a split validated on one it trained on: that score is no
+    confidence for a user's image (the page quoted it as a validation score)."""
+    monkeypatch.setenv("NUCLEI_MODEL", str(tiny_model_dir))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.checkbox(key="sample_tissue_he").check().run()
+    assert not at.exception, at.exception
+    assert not any("| kind |" in m.value for m in at.sidebar.markdown)
+    assert any(c.value.startswith("Scored on an image it trained on") for c in at.sidebar.caption)
+    notes = [w.value for w in at.warning] + [c.value for c in at.caption]
+    assert any("The model has no validation score for this kind" in n for n in notes)
+    assert not any("validation mean AP" in n for n in notes)
 
 
 def test_sample_is_segmented_with_a_plausible_count(app):

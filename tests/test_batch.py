@@ -14,7 +14,6 @@ from PIL import Image
 from nuclei_app.batch import ImageRequest, segment_paths
 from nuclei_app.exports import FORMATS
 from nuclei_app.imageio import read_image, to_uint8
-from nuclei_app.kinds import kind_caution
 from nuclei_app.label_files import read_labels
 
 from .awkward_files import EITHER, ERROR, IGNORED, OK, write_corpus
@@ -318,10 +317,10 @@ def test_each_image_s_line_notes_how_its_file_was_read(tiny_model, tmp_path):
     assert "; note: a stack of 4 Z planes: the first is segmented" in lines["z.tif"]
     summary = pd.read_csv(tmp_path / "out" / "summary.csv", keep_default_na=False).set_index("image")
     assert summary.loc["z", "notes"].startswith("a stack of 4 Z planes: the first is segmented")
-    # The plain file was read as it is: its only note is the tiny model's weakness on its kind.
-    caution = kind_caution(tiny_model.validation_metrics, summary.loc["plain", "kind"])
-    assert summary.loc["plain", "notes"] == (caution or "")
-    assert lines["plain.png"].count("note:") == (1 if caution else 0)
+    # The plain file was read as it is: no note (the tiny model's only score is of an image it trained
+    # on, no confidence to quote: a trial's notes called it a validation score).
+    assert tiny_model.validation_metrics["validation"] and not tiny_model.scores_for_new_images
+    assert summary.loc["plain", "notes"] == "" and "note:" not in lines["plain.png"]
 
 
 @pytest.mark.parametrize("workers", [None, 1])

@@ -99,6 +99,15 @@ def test_the_card_says_what_the_model_was_trained_on():
     assert "trained on" not in own
 
 
+def test_the_card_s_unseen_images_limitation_names_the_model_s_own_data():
+    """A fine-tuned model's card named DSB2018's held-out test set, which says nothing of a lab's images."""
+    from train.export import unseen_images_text
+
+    assert "held-out DSB2018 test set" in unseen_images_text({"data": "../shared/data/dsb2018/stage1_train"})
+    own = unseen_images_text({"data": "../lab/nuclei"})
+    assert "DSB2018" not in own and own.startswith("- Images unlike those in `../lab/nuclei` (another stain")
+
+
 def test_an_upload_that_can_t_reach_the_hub_is_one_clear_message(tiny_model_dir, monkeypatch, capsys):
     """A new-user trial without network: huggingface_hub's connection error came out as a
     75-line traceback. Here HF_ENDPOINT points at a port nothing serves (no stand-in started)."""

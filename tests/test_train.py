@@ -31,6 +31,7 @@ def test_the_card_of_a_run_on_one_s_own_few_images_says_so(tiny_run):
     assert "validated on an image it trained on" in card and "4 training and 1 validation images" in card
     assert "for validation by **source group**" not in card   # no split to describe
     assert "1 epoch x 2 steps" in card   # not "1 epochs"
+    assert "held-out DSB2018 test set" not in card and "- Images unlike those in `" in card
 
 
 def test_tiny_run_records_everything(tiny_run):
@@ -151,6 +152,19 @@ def test_a_new_run_into_a_run_s_folder_and_a_resume_to_fewer_epochs_are_refused(
     err = capsys.readouterr().err
     assert "has 3 epochs done: --epochs 2 would stop before them" in err and "Traceback" not in err
     assert {name: (tmp_path / "run" / name).read_bytes() for name in before} == before
+
+
+def test_a_run_into_the_folder_of_other_runs_is_refused(tmp_path, capsys):
+    """A trial: --out runs made runs/ itself a run, its checkpoints beside runs/default's."""
+    from train.__main__ import main
+
+    for name in ("default", "long"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "run.json").write_text("{}")
+    assert main(["--preset", "tiny", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'runs'} holds other runs (default, long): give this run a folder of its own" in err
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["default", "long"]
 
 
 def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, capsys):

@@ -15,6 +15,7 @@ from pathlib import Path
 from nuclei_app.config import InferenceSettings, Normalisation
 from nuclei_app.model import FORMAT, METADATA_FILE, MODEL_CARD, ModelLoadError, verify_folder
 from nuclei_app.sources import HF_PREFIX, parse_hub_source
+from nuclei_app.validation_record import trained_on_dsb2018, training_data_path
 from nuclei_app.wording import plural
 
 METRIC_KEYS = ("validation", "validation_tta", "validation_true_diameter", "shift", "diameter_estimate",
@@ -174,16 +175,6 @@ def card_front_matter(metadata: dict) -> str:
     return f"---\n{data.to_yaml()}\n---\n"
 
 
-def training_data_path(training: dict) -> str:
-    return str(training.get("data") or training.get("config", {}).get("data", ""))  # older folders: the run config
-
-
-def trained_on_dsb2018(training: dict) -> bool:
-    """Whether the record names DSB2018's stage 1 training set (its folder, as ``train.download``
-    and ``../shared`` hold it), not a folder of the user's own: the card claims only what it is."""
-    return Path(training_data_path(training)).name == "stage1_train"
-
-
 def training_data_text(training: dict) -> str:
     """What the model was trained on, from its own record (a smoke run, or a run on one's own
     images, must not claim DSB2018's 80:20 split: a new-user trial's 4-image run did)."""
@@ -208,6 +199,16 @@ def training_data_text(training: dict) -> str:
             f"group**, per image kind, seed {training['split_seed']}: images are grouped by size, kind and appearance "
             "(DSB2018 holds many tiles of one mosaic or experiment) and whole groups go to one side. The validation "
             "ids are listed in `nuclei.json`.")
+
+
+def unseen_images_text(training: dict) -> str:
+    """The limitation of images unlike the training data, in the terms of this model's own data."""
+    if trained_on_dsb2018(training):
+        return ("- The held-out DSB2018 test set holds kinds not in training (other H&E magnifications, IHC);\n"
+                "  expect lower scores there than on this validation split.")
+    # A fine-tuned model's card named DSB2018's test set, which says nothing of the user's images.
+    return (f"- Images unlike those in `{training_data_path(training)}` (another stain, magnification or "
+            "microscope)\n  are likely to score lower than this validation split: check them by eye.")
 
 
 def scoring_text(metrics: dict) -> str:
@@ -366,8 +367,7 @@ diameter, rescaling, tiling, watershed). {scoring_text(metrics)} {rescoring_text
 {light_images_text(metrics['validation_images'])}
 - Brightfield nuclei tend to be drawn slightly inside their true outline, which costs
   score at the stricter IoU thresholds.
-- The held-out DSB2018 test set holds kinds not in training (other H&E magnifications, IHC);
-  expect lower scores there than on this validation split.
+{unseen_images_text(training)}
 - The automatic diameter assumes one population of nuclei; set `--diameter` for fields of
   very different sizes or mostly debris.
 """

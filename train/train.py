@@ -80,9 +80,22 @@ def check_run_folder(config: TrainConfig, checkpoints: Path) -> None:
         # A run stopped before its first epoch holds nothing to lose: a new one may replace it.
         raise RunInTheWay(f"{config.out} holds a model folder ({exported}) that a new run would overwrite: choose "
                           "another --out for the new run.")
+    runs_inside = nested_runs(Path(config.out))
+    if runs_inside:
+        # A trial: --out runs made the folder of every run a run itself, its checkpoints beside theirs.
+        raise RunInTheWay(f"{config.out} holds other runs ({', '.join(runs_inside)}): give this run a folder of its "
+                          f"own, such as --out {Path(config.out) / 'NAME'}.")
     if config.resume and config.epochs < done:
         raise RunInTheWay(f"the run in {config.out} has {done} epochs done: --epochs {config.epochs} would stop "
                           f"before them; give --epochs {done} or more (or leave it out).")
+
+
+def nested_runs(folder: Path, shown: int = 3) -> list[str]:
+    """The run folders inside ``folder`` (a few, by name); none where it is not a folder."""
+    if not folder.is_dir():
+        return []
+    found = sorted(child.name for child in folder.iterdir() if (child / "run.json").is_file())
+    return found[:shown] + ([f"{len(found) - shown} more"] if len(found) > shown else [])
 
 
 def run_record(config: TrainConfig, folder: Path) -> dict:
