@@ -145,6 +145,7 @@ def test_all_images_scores_a_folder_of_one_s_own_not_the_validation_split(tiny_m
     printed = capsys.readouterr().out
     assert f"| all | {count} |" in printed and f"Every annotated image in {samples} (--all-images)" in printed
     assert "Validation split" not in printed and f"digest {load_model_folder(tiny_model_dir).digest()}" in printed
+    assert "\n| x1 | " in printed and "(validation)" not in printed   # the shift table's own row, too
     with pytest.raises(SystemExit):
         main(["--model", str(tiny_model_dir), "--data", str(samples), "--all-images", "--write"])
 

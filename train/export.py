@@ -108,9 +108,9 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def shift_table(metrics: dict) -> str:
-    """Mean AP per condition (rows) and image kind (columns)."""
-    rows = {"x1 (validation)": metrics["validation"]}
+def shift_table(metrics: dict, unshifted: str = "x1 (validation)") -> str:
+    """Mean AP per condition (rows) and image kind (columns); ``unshifted`` names the images' own row."""
+    rows = {unshifted: metrics["validation"]}
     rows.update({name: scores for name, scores in metrics.get("shift", {}).items()})
     kinds = list(metrics["validation"])
     lines = ["| condition | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
@@ -132,10 +132,10 @@ def report_tables(metrics: dict, scored: str = "Validation split") -> str:
         parts += ["", "With flip test-time augmentation on every image (--tta):",
                   metrics_table(metrics["validation_tta"])]
     if "shift" in metrics:
-        parts += ["", "Shift validation, mean AP (images): x0.5 / x2 / x3 = the validation images rescaled; "
+        parts += ["", "Shift validation, mean AP (images): x0.5 / x2 / x3 = the images above rescaled; "
                   "stain = brightfield and tissue images with another stain balance and brightness; ihc = their "
                   "eosin shown as DAB (yellow-brown); dark = haematoxylin-heavy; grey = greyscale:",
-                  shift_table(metrics)]
+                  shift_table(metrics, "x1 (validation)" if scored == "Validation split" else "x1")]
     holdout = metrics.get("holdout")
     if holdout:
         parts += ["", f"Held-out source group {holdout['group']} ({len(holdout['ids'])} images, median nucleus "
