@@ -259,10 +259,11 @@ def test_every_scoring_pass_runs_with_the_settings_the_folder_will_ship(tiny_mod
 def test_the_starting_settings_are_kept_where_the_tuned_ones_score_lower_as_shipped():
     """Tuning takes the first pass's scales as given; where the second pass, its diameter check
     measuring with the tuned settings, scores lower than the first did, the first's settings stay."""
-    from train.evaluate import starting_settings_win
+    from train.evaluate import scores_with, starting_settings_win
 
     images, predictions = zip(*[case("tissue", seed, group=0) for seed in (3, 4)])
+    start = [PostprocessSettings()] * 2
     blind = [PostprocessSettings(threshold=0.9)] * 2   # bodies are 0.8: finds nothing
-    assert starting_settings_win(NoScaleModel(), list(images), list(predictions), list(predictions), blind)
-    assert not starting_settings_win(NoScaleModel(), list(images), list(predictions), list(predictions),
-                                     [PostprocessSettings()] * 2)
+    kept, moved_blind = (scores_with(NoScaleModel(), images, predictions, s) for s in (start, blind))
+    assert starting_settings_win(kept, moved_blind, start[0])
+    assert not starting_settings_win(kept, kept, start[0])

@@ -88,8 +88,17 @@ def shipping(model: NucleiModel, settings: list[PostprocessSettings]) -> list[Nu
     return [copies[s] for s in settings]
 
 
+def shipped_as(model: NucleiModel, settings: PostprocessSettings) -> NucleiModel:
+    """``shipping`` for one setting: ``model`` as a folder shipping ``settings`` runs it."""
+    return shipping(model, [settings])[0]
+
+
 def score_labels(images: list[Original], predicted: list[np.ndarray]) -> dict:
-    scores = [image_scores(o.labels, p) for o, p in zip(images, predicted)]
+    return by_kind(images, [image_scores(o.labels, p) for o, p in zip(images, predicted)])
+
+
+def by_kind(images: list[Original], scores: list) -> dict:
+    """Per-image scores averaged over all images and over each kind's."""
     report = {"all": mean_scores(scores)}
     for kind in KINDS:
         of_kind = [sc for sc, o in zip(scores, images) if o.kind == kind]
@@ -98,9 +107,13 @@ def score_labels(images: list[Original], predicted: list[np.ndarray]) -> dict:
     return report
 
 
+def scores_with(model, images, predictions, settings_per_image: list[PostprocessSettings]) -> list:
+    """Each image's scores, its labels drawn with its own settings."""
+    return [image_scores(o.labels, labels_for(model, p, s)) for o, p, s in zip(images, predictions, settings_per_image)]
+
+
 def image_aps(model, images, predictions, settings: PostprocessSettings) -> np.ndarray:
-    return np.array([image_scores(o.labels, labels_for(model, p, settings)).mean_ap
-                     for o, p in zip(images, predictions)])
+    return np.array([sc.mean_ap for sc in scores_with(model, images, predictions, [settings] * len(images))])
 
 
 def folds(images: list[Original]) -> np.ndarray:
@@ -240,20 +253,17 @@ def diameter_report(images: list[Original], predictions: list[Prediction]) -> di
             "within_30_percent": round(float((errors < math.log(1.30)).mean()), 4) if errors.size else None}
 
 
-def starting_settings_win(model: NucleiModel, images: list[Original], first: list[Prediction],
-                          tuned: list[Prediction], per_image: list[PostprocessSettings]) -> bool:
-    """Whether the settings the first pass ran with (the defaults, or a fine-tuned model's base's)
-    score higher than the tuned ones once the diameter check uses those: tuning takes the first
-    pass's scales as given, and a few images' tuning can move them for the worse (a fine-tuned
-    model's tuned settings scored 0.297 on its 5 validation images, its base's 0.354)."""
-    start = model.postprocess_settings
-    kept = float(np.mean(image_aps(model, images, first, start)))
-    moved = float(np.mean([image_scores(o.labels, labels_for(model, p, s)).mean_ap
-                           for o, p, s in zip(images, tuned, per_image)]))
-    if kept > moved:
+def starting_settings_win(kept: list, moved: list, start: PostprocessSettings) -> bool:
+    """Whether the settings the first pass ran with (``start``: the defaults, or a fine-tuned model's
+    base's) score higher (``kept``, each image's scores) than the tuned ones once the diameter check
+    uses those (``moved``): tuning takes the first pass's scales as given, and a few images' tuning
+    can move them for the worse (a fine-tuned model's tuned settings scored 0.297 on its 5
+    validation images, its base's 0.354)."""
+    kept_ap, moved_ap = (float(np.mean([sc.mean_ap for sc in scores])) for scores in (kept, moved))
+    if kept_ap > moved_ap:
         log.info("tuned settings score %.4f once the diameter check uses them, the starting ones (%s) %.4f: "
-                 "keeping those", moved, settings_text(start), kept)
-    return kept > moved
+                 "keeping those", moved_ap, settings_text(start), kept_ap)
+    return kept_ap > moved_ap
 
 
 def evaluate_model(keras_model, samples: list[Sample], config, multiple: int,
@@ -262,7 +272,7 @@ def evaluate_model(keras_model, samples: list[Sample], config, multiple: int,
     the first pass (the one tuned on) runs with, where better known than the defaults: a
     fine-tuned model's base's (its diameter check uses them; tuned on default-settings
     predictions, a fine-tuned model shipped a minimum size of 48 that cost it 0.06)."""
-    model = shipping(training_model(keras_model, config, Normalisation(), multiple), [start or PostprocessSettings()])[0]
+    model = shipped_as(training_model(keras_model, config, Normalisation(), multiple), start or PostprocessSettings())
     report = evaluate(model, originals(samples), tune_enabled=config.tune)
     report["validation_ids"] = sorted(s.sample_id for s in samples)
     return report
@@ -285,7 +295,7 @@ def compare_with_start(start: NucleiModel, keras_model, samples: list[Sample], c
     bought, with nothing tuned on the images scored (a few images' own tuning flatters)."""
     images = originals(samples)
     settings = [start.postprocess_settings] * len(images)
-    tuned = shipping(training_model(keras_model, config, Normalisation(), multiple), settings[:1])[0]
+    tuned = shipped_as(training_model(keras_model, config, Normalisation(), multiple), start.postprocess_settings)
     scores = {name: score_labels(images, labels_with(model, predict_all(model, images), settings))
               for name, model in (("before", start), ("after", tuned))}
     log.info("fine-tuning, on the validation images with the starting model's settings: mean AP %.4f before, "
@@ -308,14 +318,17 @@ def evaluate(model: NucleiModel, images: list[Original], tune_enabled: bool = Tr
     # fold's: nothing tuned on an image decides its scale either).
     models = shipping(model, per_image)
     plain = plain if plain is not None else predict_all(models, images)
-    if first is not None and plain is not first and starting_settings_win(model, images, first, plain, per_image):
+    scores = scores_with(model, images, plain, per_image)
+    if first is not None and plain is not first:
         start = model.postprocess_settings
-        shipped, per_image, plain, how_scored = start, [start] * len(images), first, "starting"
-        models = shipping(model, per_image)
+        kept = scores_with(model, images, first, [start] * len(images))
+        if starting_settings_win(kept, scores, start):
+            shipped, per_image, plain, scores, how_scored = start, [start] * len(images), first, kept, "starting"
+            models = shipping(model, per_image)
     report = {
         "postprocess": shipped.model_values(),
         "postprocess_scoring": how_scored,
-        "validation": score_labels(images, labels_with(model, plain, per_image)),
+        "validation": by_kind(images, scores),
         "validation_images": {kind: sum(o.kind == kind for o in images) for kind in KINDS},
         "diameter_estimate": diameter_report(images, plain),
     }

@@ -87,9 +87,10 @@ def recorded_base(record: dict) -> BaseModel:
     else:
         source = (PROJECT_DIR / record["source"]).resolve()   # recorded relative to the project; absolute stays
     base = find_base(source)
-    if model_digest(base.folder) != record["digest"]:
-        raise FineTuneError(f"{base.source} has changed since the run started from it (digest "
-                            f"{model_digest(base.folder)}, then {record['digest']})")
+    digest = model_digest(base.folder)
+    if digest != record["digest"]:
+        raise FineTuneError(f"{base.source} has changed since the run started from it (digest {digest}, "
+                            f"then {record['digest']})")
     return base
 
 
