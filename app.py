@@ -6,6 +6,7 @@ import os
 import tempfile
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,15 +29,15 @@ from nuclei_app.kinds import KIND_NAMES, kind_confidence, kind_tells
 from nuclei_app.label_files import read_ground_truth
 from nuclei_app.measure import measure_nuclei
 from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
-from nuclei_app.metrics import image_scores
+from nuclei_app.metrics import ImageScores, image_scores
 from nuclei_app.model import ModelLoadError, NucleiModel
 from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw_overlay, palette_for, probability_picture,
                                 to_display)
 from nuclei_app.page import (PAGE_COLUMN_PX, Analysis, Failure, FileFacts, ImageChoices, InputImage, LargeAnalysis,
                              PageView, Settings, area_text, card_title, channel_name, file_builders, headline_numbers,
                              image_request, input_images, is_colour_file, large_file_builders, page_row, page_view,
-                             plane_request, record_row, sample_label, segmented_with, shown_image, timed, truth_warning,
-                             typed_size, used_channel_name)
+                             plane_request, record_row, sample_label, segmented_with, shown_image, timed,
+                             truth_scores_csv, truth_warning, typed_size, used_channel_name)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
 from nuclei_app.records import SUMMARY_COLUMNS, formats_among, summary_row, with_settings
@@ -620,7 +621,8 @@ def confidence_ui(analysis: Analysis | LargeAnalysis, model: NucleiModel) -> Non
                    f"({plural(images, 'image', 'images')}).")
 
 
-def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> None:
+def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> ImageScores | None:
+    """One image's results; the scores against its ground truth where one is given."""
     item, image, labels = analysis.item, analysis.image, analysis.labels
     headline_ui(analysis)
     confidence_ui(analysis, model)
@@ -652,8 +654,9 @@ def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> Non
     with measurements:
         measurements_ui(analysis)
     with truth:
-        ground_truth_ui(analysis, settings, view)
+        scores = ground_truth_ui(analysis, settings, view)
     downloads_ui(item, file_builders(analysis, settings))
+    return scores
 
 
 def measurements_ui(analysis: Analysis) -> None:
@@ -671,7 +674,8 @@ def measurements_ui(analysis: Analysis) -> None:
     st.plotly_chart(area_histogram(analysis.table), width="stretch", key=f"hist_{analysis.item.key}")
 
 
-def ground_truth_ui(analysis: Analysis, settings: Settings, view: PageView) -> None:
+def ground_truth_ui(analysis: Analysis, settings: Settings, view: PageView) -> ImageScores | None:
+    """The comparison with a ground truth where one is given; its scores (for the ZIP), else None."""
     item = analysis.item
     upload = st.file_uploader("Ground-truth mask or label image (same size)", key=f"truth_{item.key}",
                               type=[s.lstrip(".") for s in IMAGE_SUFFIXES],
@@ -679,17 +683,17 @@ def ground_truth_ui(analysis: Analysis, settings: Settings, view: PageView) -> N
     data = upload.getvalue() if upload else item.truth
     if data is None:
         st.caption("Upload a ground truth to see IoU, Dice, DSB mean AP and AP@0.5. Samples come with theirs.")
-        return
+        return None
     try:
         ground_truth = read_ground_truth(data, name=upload.name if upload else f"{item.name} ground truth")
     except ImageReadError as error:
         st.error(str(error))
-        return
+        return None
     truth = ground_truth.labels
     if truth.shape != analysis.labels.shape:
         st.error(f"The ground truth is {truth.shape[1]}×{truth.shape[0]} but the image is "
                  f"{analysis.labels.shape[1]}×{analysis.labels.shape[0]}: they must match.")
-        return
+        return None
     scores = image_scores(truth, analysis.labels)
     columns = st.columns(5)
     for column, (label, value) in zip(columns, (("DSB mean AP", scores.mean_ap), ("AP@0.5", scores.ap50),
@@ -705,13 +709,14 @@ def ground_truth_ui(analysis: Analysis, settings: Settings, view: PageView) -> N
         st.image(comparison_overlay(view.still(analysis.image), view.still(truth), view.still(analysis.labels),
                                     display_side=PAGE_COLUMN_PX * 2, stretch=settings.stretch),
                  width="stretch", clamp=True, caption=key)
-        return
+        return scores
     # A strip: pannable, as the interactive view, so every part of it can be checked (a user
     # test: a still window showed 8 % of a strip's matches and misses).
     picture = comparison_overlay(view.strided(analysis.image), view.strided(truth), view.strided(analysis.labels),
                                  display_side=PAGE_COLUMN_PX * 2, stretch=settings.stretch)
     pannable_chart(picture, analysis, view, key=f"comparison_{analysis.item.key}")
     st.caption(f"{key}. Drag to pan along the strip.")
+    return scores
 
 
 MIME_TYPES = {".png": "image/png", ".csv": "text/csv", ".tif": "image/tiff", ".zip": "application/zip",
@@ -760,10 +765,14 @@ def batch_ui(outcomes: list[Analysis | LargeAnalysis | Failure], builders: dict[
                       "formats": formats_among(o.item.name, files)}
                 for o in outcomes]
         files["summary.csv"] = csv_bytes(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
+        truth_scores = truth_scores_csv(analyses)
+        if truth_scores:
+            files["ground_truth_scores.csv"] = truth_scores
         return zip_bytes(files)
     offer("Download everything (ZIP)", "nuclei_results.zip", build_zip, key="dl_zip", type="primary",
           help="Every file below, with measurements.csv and summary.csv (the run's record: diameter used and how, "
-               "channel, kind, settings, model), as the command line writes them.")
+               "channel, kind, settings, model), as the command line writes them; and ground_truth_scores.csv for "
+               "the images compared with a ground truth.")
 
 
 def batch_table_ui(outcomes: list[Analysis | LargeAnalysis | Failure],
@@ -791,7 +800,8 @@ def card_ui(model: NucleiModel, item: InputImage, settings: Settings, budget: Pa
         if isinstance(analysis, LargeAnalysis):
             large_result_ui(analysis, model)
         elif isinstance(analysis, Analysis):
-            result_ui(analysis, settings, model)
+            # Set on every run, not kept: the ZIP lists the scores of the truths on the page now.
+            analysis = replace(analysis, truth_scores=result_ui(analysis, settings, model))
         return analysis
     except Exception as error:  # noqa: BLE001 - one image's failure must not take the page down
         reason = f"unexpected {type(error).__name__}: {error}. This is a bug: please report it with the file if you can."

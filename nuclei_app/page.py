@@ -26,7 +26,7 @@ from .figures import MAX_DISPLAY_SIDE
 from .image_notes import micrograph_truth_note
 from .label_files import GroundTruth
 from .measure import summary
-from .metrics import objects_holding_several
+from .metrics import ImageScores, objects_holding_several
 from .overlay import STRIP_ASPECT, draw_overlay, shown_extent, strip_start, view_stride
 from .pipeline import Prediction
 from .planes import PlaneRequest, ZChoice
@@ -123,6 +123,7 @@ class Analysis:
     choices: ImageChoices = field(default_factory=ImageChoices)  # as segmented: the ZIP's settings column
     channels: np.ndarray | None = None  # the image as read (cached anyway): every channel's intensities
     seconds: float | None = None  # to segment it (network and watershed): the ZIP's summary.csv
+    truth_scores: ImageScores | None = None   # against the ground truth on its card: the ZIP's scores table
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -268,6 +269,18 @@ def area_text(area_px: float, pixel_size: PixelSize | None) -> str:
     if pixel_size:
         return f"{area_px * pixel_size.um ** 2:.1f} µm²"
     return f"{math.floor(area_px + 0.5)} px"
+
+
+TRUTH_SCORE_COLUMNS = ["image", "file", "mean_ap", "ap50", "iou", "dice", "pixel_accuracy", "n_true", "n_predicted"]
+
+
+def truth_scores_csv(analyses: list) -> bytes | None:
+    """The ZIP's ``ground_truth_scores.csv``: each image compared with a ground truth on the page
+    (a sample's, or one uploaded), as its card showed them; None where none was (a user kept only
+    a screenshot of the scores)."""
+    rows = [{"image": a.item.name, "file": a.item.label, **a.truth_scores.as_dict()}
+            for a in analyses if getattr(a, "truth_scores", None) is not None]
+    return pd.DataFrame(rows, columns=TRUTH_SCORE_COLUMNS).to_csv(index=False).encode() if rows else None
 
 
 def file_builders(analysis: Analysis, settings: Settings) -> dict[str, Callable[[], bytes]]:

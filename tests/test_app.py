@@ -209,6 +209,26 @@ def test_the_zip_says_how_long_each_image_took(app):
     assert zip_summary(app)["seconds"].equals(seconds)
 
 
+def test_the_zip_holds_the_scores_of_the_images_compared_with_a_ground_truth(app):
+    """A user kept only a screenshot of the comparison: the ZIP's ground_truth_scores.csv has each
+    compared image's scores as its card shows them, and no row for an image without a truth."""
+    import zipfile
+
+    import pandas as pd
+
+    app.checkbox(key="sample_fluorescence_sparse").check().run()
+    page_ap = [m.value for m in app.metric if m.label == "DSB mean AP"]
+    (upload,) = [u for u in app.file_uploader if not (u.key or "").startswith("truth_")]
+    upload.set_value(("cells.png", (SAMPLES / "images" / "brightfield.png").read_bytes(), "image/png")).run()
+    assert not app.exception
+    with zipfile.ZipFile(io.BytesIO(app.session_state["_downloads"]["nuclei_results.zip"]())) as archive:
+        scores = pd.read_csv(archive.open("ground_truth_scores.csv")).set_index("image")
+    assert list(scores.index) == ["fluorescence_sparse"] and len(page_ap) == 1
+    assert set(zip_summary(app).index) == {"fluorescence_sparse", "cells"}   # both segmented, one compared
+    assert f"{scores.loc['fluorescence_sparse', 'mean_ap']:.3f}" == page_ap[0]
+    assert scores.loc["fluorescence_sparse", "n_true"] == 39   # the sample's truth
+
+
 def test_downloads_are_offered(app):
     app.checkbox(key="sample_brightfield").check().run()
     app.checkbox(key="sample_tissue_he").check().run()

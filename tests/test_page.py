@@ -12,7 +12,8 @@ from nuclei_app.channels import ALL_CHANNELS, AUTO
 from nuclei_app.imageio import read_channels
 from nuclei_app.measure import measure_nuclei
 from nuclei_app.page import (FORMATS, Analysis, ImageChoices, InputImage, Settings, area_text, card_title,
-                             channel_name, file_builders, input_images, page_row, page_view, record_row, shown_image)
+                             channel_name, file_builders, input_images, page_row, page_view, record_row, shown_image,
+                             truth_scores_csv)
 from nuclei_app.pipeline import segment
 from nuclei_app.results import FILE_SUFFIXES
 
@@ -112,3 +113,21 @@ def test_a_channel_picked_by_hand_is_shown_as_the_network_saw_it():
     assert picked.shape == (20, 30, 3) and np.array_equal(picked[..., 1], stack[..., 0])
     assert np.array_equal(shown_image(stack, 2, AUTO), stack)             # automatic: the composite
     assert np.array_equal(shown_image(stack, ALL_CHANNELS, ALL_CHANNELS), stack)
+
+
+def test_the_scores_table_lists_only_the_images_compared_with_a_truth(bundled_model):
+    from nuclei_app.metrics import image_scores
+    from nuclei_app.label_files import read_ground_truth
+
+    image = read_channels(SAMPLES / "images" / "fluorescence_sparse.png")
+    segmentation = segment(bundled_model, image)
+    truth = read_ground_truth((SAMPLES / "ground_truth" / "fluorescence_sparse.png").read_bytes(), name="truth").labels
+
+    def analysis(name, scores=None):
+        return Analysis(InputImage(name, f"{name} (1).png", b"", f"key_{name}"), image, segmentation.prediction,
+                        segmentation.labels, pd.DataFrame(), "fluorescence", truth_scores=scores)
+
+    assert truth_scores_csv([analysis("a")]) is None
+    scores = image_scores(truth, segmentation.labels)
+    table = pd.read_csv(io.BytesIO(truth_scores_csv([analysis("a"), analysis("b", scores)])))
+    assert table.to_dict("records") == [{"image": "b", "file": "b (1).png", **scores.as_dict()}]
