@@ -91,7 +91,7 @@ def model_panel(model: NucleiModel) -> None:
                              for kind, m in metrics.items())
             st.markdown(f"{validation_label(model.metadata)}\n\n"
                         "| kind | images | mean AP | AP@0.5 |\n|---|--:|--:|--:|\n" + rows)
-        elif model.validation_metrics.get("validation"):   # scored on a training image: no score for new images
+        elif model.scored_on_training_image:
             st.caption(validation_label(model.metadata) + ": it has no score for new images.")
 
 
@@ -609,7 +609,10 @@ def confidence_ui(analysis: Analysis | LargeAnalysis, model: NucleiModel) -> Non
         return
     mean_ap, images, weak = kind_confidence(model.scores_for_new_images, analysis.kind)
     name = KIND_NAMES[analysis.kind]
-    if mean_ap is None:
+    if model.scored_on_training_image:
+        st.caption(f"Looks like {name}. The model's only score is of an image it trained on (too few images for a "
+                   "validation split): check the result by eye.")
+    elif mean_ap is None:
         st.caption(f"Looks like {name}. The model has no validation score for this kind: check the result by eye.")
     elif weak:
         st.warning(f"Looks like **{name}**: the model's validation mean AP on this kind is only {mean_ap:.2f} "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .model import NucleiModel
 from .sources import describe
+from .validation_record import scored_on_training_image
 from .wording import plural
 
 
@@ -39,7 +40,7 @@ def model_summary(model: NucleiModel) -> str:
         lines.append(("Post-processing", f"threshold {post.get('threshold')}, marker {post.get('marker_threshold')}, "
                                          f"min size {post.get('min_size')} px" + (" at that scale" if model.diameter else "")))
     lines += _metric_lines(model.validation_metrics or {})
-    if isinstance(training, dict) and (training.get("images") or {}).get("validation_is_training"):
+    if isinstance(training, dict) and scored_on_training_image(training):
         lines.append(("", "(scored on an image it trained on: too few images for a validation split)"))
     width = max(len(label) for label, _ in lines)
     return "\n".join(f"{label:<{width}}  {text}" for label, text in lines)

@@ -22,8 +22,9 @@ def trained_on_dsb2018(training: dict) -> bool:
     return Path(training_data_path(training)).name == "stage1_train"
 
 
-def scored_on_training_image(metadata: dict) -> bool:
-    images = training_record(metadata).get("images")
+def scored_on_training_image(training: dict) -> bool:
+    """From nuclei.json's ``training`` record: validated on an image it trained on."""
+    images = training.get("images")
     return isinstance(images, dict) and bool(images.get("validation_is_training"))
 
 
@@ -31,13 +32,13 @@ def scores_for_new_images(metadata: dict) -> dict:
     """The folder's metrics where they are of images the network never trained on, else none: a
     training image's score is no confidence to show beside a user's image (a trial's notes quoted one)."""
     metrics = metadata.get("metrics")
-    return {} if scored_on_training_image(metadata) or not isinstance(metrics, dict) else metrics
+    return {} if scored_on_training_image(training_record(metadata)) or not isinstance(metrics, dict) else metrics
 
 
 def validation_label(metadata: dict) -> str:
     """A short heading for the scores: "Validation (DSB2018, 20 % held out by source group)"."""
     training = training_record(metadata)
-    if scored_on_training_image(metadata):
+    if scored_on_training_image(training):
         return "Scored on an image it trained on (too few images for a validation split)"
     source = "DSB2018" if trained_on_dsb2018(training) else f"`{Path(training_data_path(training)).name or '?'}`"
     images = training.get("images")

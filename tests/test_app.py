@@ -51,7 +51,7 @@ def test_a_model_scored_on_a_training_image_shows_no_confidence(tiny_model_dir, 
     assert not any("| kind |" in m.value for m in at.sidebar.markdown)
     assert any(c.value.startswith("Scored on an image it trained on") for c in at.sidebar.caption)
     notes = [w.value for w in at.warning] + [c.value for c in at.caption]
-    assert any("The model has no validation score for this kind" in n for n in notes)
+    assert any("The model's only score is of an image it trained on" in n for n in notes)
     assert not any("validation mean AP" in n for n in notes)
 
 

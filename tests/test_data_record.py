@@ -60,4 +60,5 @@ def test_another_held_out_source_is_named(dataset):
     now = record_of(dataset, holdout_id="synthetic2")
     assert recorded["digest"] == now["digest"]
     message = refusal(recorded, now)
-    assert "the held-out source images differ (left: synthetic0, joined: synthetic2)" in message
+    assert ("the held-out source images differ (no longer among them: synthetic0; new among them: synthetic2)"
+            in message)

@@ -256,6 +256,29 @@ def test_every_scoring_pass_runs_with_the_settings_the_folder_will_ship(tiny_mod
     assert set(carried[tuning_passes:]) == {shipped} and len(carried) > 2 * tuning_passes
 
 
+def test_an_evaluation_whose_tuned_settings_score_lower_ships_and_reports_the_starting_ones(bundled_model,
+                                                                                            monkeypatch):
+    """The report's validation scores are then those of the first pass with the starting settings,
+    and every later pass runs with them."""
+    import train.evaluate as evaluation
+    from nuclei_app.imageio import read_image
+    from nuclei_app.label_files import read_labels
+
+    from .conftest import SAMPLES
+
+    images = [Original(name, "fluorescence", 0, read_image(SAMPLES / "images" / f"{name}.png"),
+                       read_labels(SAMPLES / "ground_truth" / f"{name}.png"))
+              for name in ("fluorescence_sparse", "fluorescence_dense")]
+    start = bundled_model.postprocess_settings
+    blind = PostprocessSettings(threshold=0.99, marker_threshold=0.99)   # finds next to nothing
+    monkeypatch.setattr(evaluation, "tune", lambda *a, **k: (blind, [blind] * len(images)))
+    report = evaluation.evaluate(bundled_model, images)
+    first = evaluation.predict_all(bundled_model, images)
+    assert report["postprocess_scoring"] == "starting" and report["postprocess"] == start.model_values()
+    assert report["validation"] == score_labels(images, evaluation.labels_with(bundled_model, first, [start] * 2))
+    assert report["validation"]["all"]["mean_ap"] > 0.3
+
+
 def test_the_starting_settings_are_kept_where_the_tuned_ones_score_lower_as_shipped():
     """Tuning takes the first pass's scales as given; where the second pass, its diameter check
     measuring with the tuned settings, scores lower than the first did, the first's settings stay."""

@@ -9,14 +9,14 @@ BUNDLED = json.loads((PROJECT / "assets" / "model" / "nuclei.json").read_text())
 
 
 def test_the_bundled_model_s_scores_are_of_dsb2018_held_out_by_source_group():
-    assert trained_on_dsb2018(BUNDLED["training"]) and not scored_on_training_image(BUNDLED)
+    assert trained_on_dsb2018(BUNDLED["training"]) and not scored_on_training_image(BUNDLED["training"])
     assert validation_label(BUNDLED) == "Validation (DSB2018, 20% held out by source group)"
     assert scores_for_new_images(BUNDLED) == BUNDLED["metrics"]
 
 
 def test_a_model_scored_on_a_training_image_has_no_scores_for_new_images(tiny_model):
     metadata = tiny_model.metadata
-    assert scored_on_training_image(metadata) and metadata["metrics"]["validation"]
+    assert scored_on_training_image(metadata["training"]) and metadata["metrics"]["validation"]
     assert scores_for_new_images(metadata) == {} and tiny_model.scores_for_new_images == {}
     assert validation_label(metadata).startswith("Scored on an image it trained on")
 
@@ -33,4 +33,5 @@ def test_a_record_that_is_not_one_describes_nothing_it_does_not_hold():
     """A Hub folder's nuclei.json may hold anything: no scores, and a label that claims no data."""
     assert scores_for_new_images({"training": [1], "metrics": "x"}) == {} and scores_for_new_images({}) == {}
     assert validation_label({"training": [1]}) == "Validation (`?`, 20% held out by source group)"
-    assert validation_label({"training": {"validation_fraction": "a"}}) == "Validation (`?`, part held out by source group)"
+    label = validation_label({"training": {"validation_fraction": "a"}})
+    assert label == "Validation (`?`, part held out by source group)"

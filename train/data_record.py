@@ -42,10 +42,13 @@ def sample_paths(sample: Sample) -> list[Path]:
     return [files.image_path, *masks]
 
 
+COMPARED = ("images", "validation_ids", "holdout_ids", "digest")   # a key added later compares nothing
+
+
 def check_same_data(recorded: dict | None, now: dict, folder: Path) -> None:
     """Raises DataChanged, saying what changed, where a run's recorded data differs from ``now``.
     A run recorded before this check existed has nothing to compare (its resume records it)."""
-    if not recorded or recorded == now:
+    if not recorded or all(recorded.get(key) == now[key] for key in COMPARED):
         return
     raise DataChanged(f"{folder} was started on other data: {'; '.join(differences(recorded, now))}. Resume it "
                       f"only with the images it started on (or, to train on these, start a new run with another "
@@ -59,15 +62,14 @@ def differences(recorded: dict, now: dict) -> list[str]:
     for key, name in (("validation_ids", "validation"), ("holdout_ids", "held-out source")):
         then, current = set(recorded.get(key, [])), set(now.get(key, []))
         if then != current:
-            said.append(f"the {name} images differ ({listed(then - current, 'left')}, {listed(current - then, 'joined')})")
+            said.append(f"the {name} images differ (no longer among them: {listed(then - current)}; "
+                        f"new among them: {listed(current - then)})")
     if not said:   # the digest alone differs
         said.append("the same number of images and the same split, but an image or mask file was changed, "
                     "renamed, added or removed")
     return said
 
 
-def listed(ids: set[str], verb: str, shown: int = 3) -> str:
-    if not ids:
-        return f"none {verb}"
+def listed(ids: set[str], shown: int = 3) -> str:
     names = ", ".join(sorted(ids)[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
-    return f"{verb}: {names}"
+    return names or "none"

@@ -32,7 +32,7 @@ from skimage.color import hed2rgb, rgb2hed
 
 from nuclei_app.config import InferenceSettings, Normalisation, PostprocessSettings
 from nuclei_app.imageio import read_image
-from nuclei_app.metrics import image_scores, mean_scores
+from nuclei_app.metrics import ImageScores, image_scores, mean_scores
 from nuclei_app.model import NucleiModel
 from nuclei_app.pipeline import Prediction, labels_for, predict
 from nuclei_app.scale import median_diameter, rescale_image, resize_labels
@@ -107,7 +107,7 @@ def by_kind(images: list[Original], scores: list) -> dict:
     return report
 
 
-def scores_with(model, images, predictions, settings_per_image: list[PostprocessSettings]) -> list:
+def scores_with(model, images, predictions, settings_per_image: list[PostprocessSettings]) -> list[ImageScores]:
     """Each image's scores, its labels drawn with its own settings."""
     return [image_scores(o.labels, labels_for(model, p, s)) for o, p, s in zip(images, predictions, settings_per_image)]
 
@@ -253,7 +253,7 @@ def diameter_report(images: list[Original], predictions: list[Prediction]) -> di
             "within_30_percent": round(float((errors < math.log(1.30)).mean()), 4) if errors.size else None}
 
 
-def starting_settings_win(kept: list, moved: list, start: PostprocessSettings) -> bool:
+def starting_settings_win(kept: list[ImageScores], moved: list[ImageScores], start: PostprocessSettings) -> bool:
     """Whether the settings the first pass ran with (``start``: the defaults, or a fine-tuned model's
     base's) score higher (``kept``, each image's scores) than the tuned ones once the diameter check
     uses those (``moved``): tuning takes the first pass's scales as given, and a few images' tuning
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .__main__ import positive_int
     from .data import DEFAULT_DATA_DIR, DatasetError
-    from .export import report_tables
+    from .export import VALIDATION_SPLIT, report_tables
 
     parser = argparse.ArgumentParser(prog="python -m train.evaluate",
                                      description="Score a model folder on its validation split (or, with "
@@ -540,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         what = "images" if args.all_images else "validation images"
         print(f"The first {args.max_images} {what} only (--max-images): not the model card's scores.\n")
     print(report_tables(report, f"Every annotated image in {args.data} (--all-images)" if args.all_images
-                        else "Validation split"))
+                        else VALIDATION_SPLIT))
     if args.shift_figure:
         plot_shift_validation(report, args.shift_figure)
         print(f"shift validation figure: {args.shift_figure}")

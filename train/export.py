@@ -15,7 +15,7 @@ from pathlib import Path
 from nuclei_app.config import InferenceSettings, Normalisation
 from nuclei_app.model import FORMAT, METADATA_FILE, MODEL_CARD, ModelLoadError, verify_folder
 from nuclei_app.sources import HF_PREFIX, parse_hub_source
-from nuclei_app.validation_record import trained_on_dsb2018, training_data_path
+from nuclei_app.validation_record import scored_on_training_image, trained_on_dsb2018, training_data_path
 from nuclei_app.wording import plural
 
 METRIC_KEYS = ("validation", "validation_tta", "validation_true_diameter", "shift", "diameter_estimate",
@@ -120,7 +120,10 @@ def shift_table(metrics: dict, unshifted: str = "x1 (validation)") -> str:
     return "\n".join(lines)
 
 
-def report_tables(metrics: dict, scored: str = "Validation split") -> str:
+VALIDATION_SPLIT = "Validation split"   # report_tables' images where they are the model's validation split
+
+
+def report_tables(metrics: dict, scored: str = VALIDATION_SPLIT) -> str:
     """Everything ``python -m train.evaluate`` prints and the model card shows; ``scored``: the
     images, where they are not the validation split (``--all-images``)."""
     parts = [f"{scored}, as the CLI and the app run by default (automatic diameter; flip TTA on "
@@ -135,7 +138,7 @@ def report_tables(metrics: dict, scored: str = "Validation split") -> str:
         parts += ["", "Shift validation, mean AP (images): x0.5 / x2 / x3 = the images above rescaled; "
                   "stain = brightfield and tissue images with another stain balance and brightness; ihc = their "
                   "eosin shown as DAB (yellow-brown); dark = haematoxylin-heavy; grey = greyscale:",
-                  shift_table(metrics, "x1 (validation)" if scored == "Validation split" else "x1")]
+                  shift_table(metrics, "x1 (validation)" if scored == VALIDATION_SPLIT else "x1")]
     holdout = metrics.get("holdout")
     if holdout:
         parts += ["", f"Held-out source group {holdout['group']} ({len(holdout['ids'])} images, median nucleus "
@@ -164,7 +167,7 @@ def card_front_matter(metadata: dict) -> str:
                    dataset_split="validation", metric_type=key, metric_name=name, metric_value=round(overall[key], 4))
         for key, name in names.items()
     ]
-    if (training.get("images") or {}).get("validation_is_training"):
+    if scored_on_training_image(training):
         results = None   # scores of a training image are no validation result to publish (a trial)
     base = training.get("fine_tuned_from") or {}
     # Hugging Face's base_model is a repo id: only for a model fine-tuned from the Hub.
@@ -188,7 +191,7 @@ def training_data_text(training: dict) -> str:
         source = f"DSB2018 stage 1 training set (BBBC038v1, Broad Institute, CC0) with annotation fixes, from `{data}`"
     else:
         source = f"The images and masks in `{data}` (not DSB2018's training set)"
-    if images and images.get("validation_is_training"):
+    if scored_on_training_image(training):
         return (f"{source}:{counts} **too few images for a validation split: the model was validated on an image "
                 "it trained on, so its scores below say nothing about new images.**")
     if images and images.get("validation_by_image"):

@@ -80,7 +80,7 @@ def check_run_folder(config: TrainConfig, checkpoints: Path) -> None:
         # A run stopped before its first epoch holds nothing to lose: a new one may replace it.
         raise RunInTheWay(f"{config.out} holds a model folder ({exported}) that a new run would overwrite: choose "
                           "another --out for the new run.")
-    runs_inside = nested_runs(Path(config.out))
+    runs_inside = [] if config.resume else nested_runs(Path(config.out))
     if runs_inside:
         # A trial: --out runs made the folder of every run a run itself, its checkpoints beside theirs.
         raise RunInTheWay(f"{config.out} holds other runs ({', '.join(runs_inside)}): give this run a folder of its "
