@@ -272,7 +272,10 @@ def run(args: argparse.Namespace) -> int:
     from .diameter_check import diameter_out_of_reach
     from .pipeline import settings_for
 
-    print(f"model: {describe(model)}", file=sys.stderr)
+    # Said once here, where a weak-kind note per image would quote a training image's score.
+    caveat = (" (its only score is of an image it trained on: check its results by eye)"
+              if model.scored_on_training_image else "")
+    print(f"model: {describe(model)}{caveat}", file=sys.stderr)
     settings = settings_for(model, threshold=args.threshold, min_size=args.min_size)
     model.set_precision(args.precision)
     if args.engine == "xnnpack" and model.precision != "float32":

@@ -24,6 +24,8 @@ def test_segment_success_and_outputs(tiny_model_dir, tmp_path):
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
         "a_labels.png", "a_mask.png", "a_overlay.png", "measurements.csv", "summary.csv"}
     assert "[1/1] a.png" in result.stderr and "diameter" in result.stderr
+    # The tiny model validated on a training image: said once, not quoted as confidence per image.
+    assert "(its only score is of an image it trained on: check its results by eye)" in result.stderr
 
 
 def test_the_closing_line_counts_what_this_run_segmented_apart_from_what_it_kept(tiny_model_dir, tmp_path):
@@ -103,7 +105,7 @@ def test_the_cli_runs_from_the_user_s_data_folder_on_the_bundled_model(tmp_path)
     result = subprocess.run([sys.executable, "-m", "nuclei_app", "segment", "field.png", "--out", "run1/"],
                             cwd=tmp_path / "data", capture_output=True, text=True, timeout=300, env=environment)
     assert result.returncode == 0, result.stderr
-    assert f"model: {PROJECT / 'assets' / 'model'} (bundled)" in result.stderr
+    assert f"model: {PROJECT / 'assets' / 'model'} (bundled)\n" in result.stderr   # no caveat: it was validated
     assert (tmp_path / "data" / "run1" / "field_labels.png").exists()
 
 
