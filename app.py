@@ -183,7 +183,9 @@ def inputs_ui() -> list[InputImage]:
 
 
 def samples_gallery() -> list[Path]:
-    st.caption("Validation images from DSB2018 (CC0), with ground truth: tick one or more.")
+    # Whose validation images they are: another model may have trained on them (a trial's tiny model had).
+    st.caption("Images from DSB2018 (CC0) with their ground truth, never trained on by the bundled model: tick one "
+               "or more.")
     paths = sample_paths()
     columns = st.columns(len(paths))
     chosen = []

@@ -42,6 +42,10 @@ def model_summary(model: NucleiModel) -> str:
     lines += _metric_lines(model.validation_metrics or {})
     if isinstance(training, dict) and scored_on_training_image(training):
         lines.append(("", "(scored on an image it trained on: too few images for a validation split)"))
+    elif isinstance(training, dict) and (training.get("images") or {}).get("validation_by_image"):
+        # A trial: a lab's model held out by image read as if validated on other sources.
+        lines.append(("", "(held out by image from one source: validation images may look much like training "
+                          "ones, which flatters the scores)"))
     width = max(len(label) for label, _ in lines)
     return "\n".join(f"{label:<{width}}  {text}" for label, text in lines)
 
@@ -58,8 +62,9 @@ def _metric_lines(metrics: dict) -> list[tuple[str, str]]:
         lines.append(("  by kind", ", ".join(kinds) + "  [mean AP (images)]"))
     shift = metrics.get("shift", {})
     if shift:
+        restained = "" if set(shift) <= {"x0.5", "x2", "x3"} else ", re-stained"   # light images only
         lines.append(("Shift", ", ".join(f"{name} {table['all']['mean_ap']:.3f}" for name, table in shift.items())
-                      + "  [mean AP: rescaled x0.5/x2/x3, re-stained]"))
+                      + f"  [mean AP: rescaled x0.5/x2/x3{restained}]"))
     return lines
 
 

@@ -42,8 +42,18 @@ def test_an_added_image_is_named(dataset, tmp_path):
     write_competition_dataset(tmp_path / "more", count=7)
     shutil.copytree(tmp_path / "more" / "synthetic6", dataset / "synthetic6")
     message = refusal(recorded, record_of(dataset))
-    assert message.startswith("run was started on other data: 6 images then, 7 now")
+    assert message.startswith("run was started on other data: 6 images then, 7 now (removed: none; added: synthetic6)")
     assert "with another --out" in message
+
+
+def test_a_swapped_image_is_named(dataset, tmp_path):
+    """A trial: one image removed and another added read only as a change of the validation split."""
+    recorded = record_of(dataset)
+    write_competition_dataset(tmp_path / "more", count=7)
+    shutil.rmtree(dataset / "synthetic5")
+    shutil.copytree(tmp_path / "more" / "synthetic6", dataset / "synthetic6")
+    assert "started on other data: other images (removed: synthetic5; added: synthetic6)" in refusal(
+        recorded, record_of(dataset))
 
 
 def test_a_redrawn_mask_is_refused(dataset):
@@ -60,5 +70,4 @@ def test_another_held_out_source_is_named(dataset):
     now = record_of(dataset, holdout_id="synthetic2")
     assert recorded["digest"] == now["digest"]
     message = refusal(recorded, now)
-    assert ("the held-out source images differ (no longer among them: synthetic0; new among them: synthetic2)"
-            in message)
+    assert "held-out source images then but not now: synthetic0; now but not then: synthetic2" in message

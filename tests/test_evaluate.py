@@ -39,6 +39,16 @@ def test_cross_tuning_scores_each_fold_with_the_other_folds_settings():
     assert report["all"]["mean_ap"] == 1.0 and report["tissue"]["images"] == 2
 
 
+def test_images_of_one_group_are_not_tuned_on():
+    """A trial: a lab's one validation image re-tuned the base's settings to itself and was scored
+    with them. Images of one source group can't be scored with settings tuned on others: none are."""
+    model = NoScaleModel()
+    model.postprocess_settings = PostprocessSettings(threshold=0.6, marker_threshold=0.9, min_size=32)   # a base's
+    images, predictions = zip(*[case("tissue", seed, group=5) for seed in range(3)])
+    assert tune(model, list(images), list(predictions)) == (model.postprocess_settings, [model.postprocess_settings] * 3)
+    assert scoring(list(images), False, True) == "untuned: one group"
+
+
 def test_shift_sets_rescale_images_with_their_masks_and_restain_only_light_images():
     images = [case("fluorescence", 0, 0)[0], case("tissue", 1, 1)[0]]
     images[1].image[:] = 0.8
@@ -146,8 +156,18 @@ def test_all_images_scores_a_folder_of_one_s_own_not_the_validation_split(tiny_m
     assert f"| all | {count} |" in printed and f"Every annotated image in {samples} (--all-images)" in printed
     assert "Validation split" not in printed and f"digest {load_model_folder(tiny_model_dir).digest()}" in printed
     assert "\n| x1 | " in printed and "(validation)" not in printed   # the shift table's own row, too
+    assert "Warning" not in printed   # images the tiny model never trained on
     with pytest.raises(SystemExit):
         main(["--model", str(tiny_model_dir), "--data", str(samples), "--all-images", "--write"])
+
+
+def test_all_images_warns_where_they_are_the_model_s_own_training_images(tiny_model_dir, tiny_dataset, capsys):
+    """A trial scored a fine-tuned model on the 6 images it was trained from, 5 of them trained on."""
+    from train.evaluate import main
+
+    assert main(["--model", str(tiny_model_dir), "--data", str(tiny_dataset), "--all-images"]) == 0
+    assert ("Warning: these are the images this model was trained from (the same files, by its data_digest): every "
+            "one of them was trained on, so these scores flatter it") in capsys.readouterr().out
 
 
 def test_light_images_are_scored_under_every_stain_shift(tiny_model):
@@ -242,18 +262,21 @@ def test_every_scoring_pass_runs_with_the_settings_the_folder_will_ship(tiny_mod
 
     from .conftest import SAMPLES
 
-    images = [Original(name, "fluorescence", 0, read_image(SAMPLES / "images" / f"{name}.png"),
+    images = [Original(name, "fluorescence", group, read_image(SAMPLES / "images" / f"{name}.png"),
                        read_labels(SAMPLES / "ground_truth" / f"{name}.png"))
-              for name in ("fluorescence_sparse", "fluorescence_dense")]
-    carried = []
-    real_predict = evaluation.predict
+              for group, name in enumerate(("fluorescence_sparse", "fluorescence_dense"))]   # two folds
+    carried, tuned = [], []
+    real_predict, real_tune = evaluation.predict, evaluation.tune
     monkeypatch.setattr(evaluation, "predict", lambda model, *a, **k: carried.append(model.postprocess_settings)
                         or real_predict(model, *a, **k))
-    report = evaluation.evaluate(tiny_model, images)   # one source group: tuned on both images
-    shipped = PostprocessSettings(**report["postprocess"])
-    assert shipped != tiny_model.postprocess_settings   # else this test could not tell
+    monkeypatch.setattr(evaluation, "tune", lambda *a, **k: tuned.append(real_tune(*a, **k)) or tuned[-1])
+    report = evaluation.evaluate(tiny_model, images)
+    (shipped, per_image), = tuned
+    assert report["postprocess_scoring"] == "cross-tuned" and report["postprocess"] == shipped.model_values()
+    assert set(per_image) != {tiny_model.postprocess_settings}   # else this test could not tell
     tuning_passes = len(images)   # the one pass the settings are tuned on
-    assert set(carried[tuning_passes:]) == {shipped} and len(carried) > 2 * tuning_passes
+    # Each image's later passes with the settings it is scored with (its fold's), as the folder runs them.
+    assert carried[tuning_passes:] == per_image * (len(carried) // len(images) - 1) and len(carried) > 2 * tuning_passes
 
 
 def test_an_evaluation_whose_tuned_settings_score_lower_ships_and_reports_the_starting_ones(bundled_model,

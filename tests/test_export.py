@@ -18,6 +18,10 @@ def test_model_card_has_hub_front_matter_and_real_metrics(tiny_model_dir):
     dsb = {**metadata, "training": {**metadata["training"], "data": "../shared/data/dsb2018/stage1_train",
                                     "images": images}}
     assert "datasets:\n- dsb2018" in card_front_matter(dsb) and "datasets:" not in front
+    # A lab's folder by its name (the trainer's path means nothing on the Hub), held out as it was.
+    own = {**metadata, "training": {**metadata["training"], "data": "../../home/lab/our_nuclei",
+                                    "images": {**images, "validation": 2, "validation_by_image": True}}}
+    assert "name: our_nuclei, 2 images held out by image" in card_front_matter(own)
     mean_ap = metadata["metrics"]["validation"]["all"]["mean_ap"]
     assert "model-index:" in card_front_matter(dsb) and f"value: {round(mean_ap, 4)}" in card_front_matter(dsb)
     assert "## Validation metrics" in body and "## Limitations" in body
@@ -132,3 +136,7 @@ def test_the_card_s_limitations_follow_the_kinds_validated():
     only_tissue = light_images_text({"tissue": 4})
     assert only_tissue.startswith("- Few H&E tissue (4 validation) images") and "brightfield (0" not in only_tissue
     assert "No brightfield image in the validation split: this kind is unscored." in only_tissue
+    assert "lower than" not in only_tissue   # nothing to compare with
+    scores = {"fluorescence": {"mean_ap": 0.65}, "tissue": {"mean_ap": 0.40}}
+    assert "noisy, and lower than fluorescence." in light_images_text({"tissue": 4, "fluorescence": 9}, scores)
+    assert "noisy." in light_images_text({"tissue": 4}, {"tissue": {"mean_ap": 0.40}})

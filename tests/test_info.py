@@ -52,3 +52,20 @@ def test_a_fine_tuned_model_names_what_it_started_from(tiny_model):
     assert line.split(None, 2)[2] == f"hf://lab/nuclei (digest 0ba7a98d1245, commit {'a' * 40})"
     assert model_record(tuned)["fine_tuned_from"]["source"] == "hf://lab/nuclei"
     assert not any(line.startswith("Fine-tuned") for line in model_summary(tiny_model).splitlines())
+
+
+def test_a_model_held_out_by_image_and_one_scored_on_fluorescence_only_say_so(tiny_model, bundled_model):
+    """A trial: a lab's model held out by image read as validated on other sources, and a
+    fluorescence-only validation's shift line named re-stained conditions it did not have."""
+    import copy
+    from dataclasses import replace
+
+    metadata = copy.deepcopy(tiny_model.metadata)
+    metadata["training"]["images"] = {"train": 5, "validation": 1, "validation_is_training": False,
+                                      "validation_by_image": True}
+    metadata["metrics"]["shift"] = {name: metadata["metrics"]["shift"][name] for name in ("x0.5", "x2", "x3")}
+    text = model_summary(replace(tiny_model, metadata=metadata))
+    assert "(held out by image from one source: validation images may look much like training ones" in text
+    assert "[mean AP: rescaled x0.5/x2/x3]" in text
+    bundled = model_summary(bundled_model)
+    assert "held out by image" not in bundled and "[mean AP: rescaled x0.5/x2/x3, re-stained]" in bundled

@@ -28,7 +28,7 @@ def test_the_card_of_a_run_on_one_s_own_few_images_says_so(tiny_run):
                                               "validation_by_image": False}
     card = (tiny_run / "model" / "README.md").read_text()
     assert "not DSB2018's training set" in card and "dsb2018" not in card.split("---")[1]
-    assert "validated on an image it trained on" in card and "4 training and 1 validation images" in card
+    assert "validated on an image it trained on" in card and "4 training images," in card   # not "and 1 validation"
     assert "for validation by **source group**" not in card   # no split to describe
     assert "1 epoch x 2 steps" in card   # not "1 epochs"
     assert "held-out DSB2018 test set" not in card and "- Images unlike those in `" in card
@@ -44,24 +44,34 @@ def test_tiny_run_records_everything(tiny_run):
     assert load_model_folder(tiny_run / "model").metadata["training"]["data_digest"] == run["data"]["digest"]
 
 
-def test_resume_refuses_a_data_folder_that_changed(tiny_run, tiny_dataset, tmp_path, capsys):
+def test_resume_checks_the_data_s_content_wherever_it_moved(tiny_run, tiny_dataset, tmp_path, capsys):
     """A run's images are checked on --resume: an image removed from (or added to) its folder mid-run
-    would change what it trains on from then on, unrecorded, and could change its split."""
+    would change what it trains on from then on, unrecorded, and could change its split. A moved
+    folder with the same files resumes (a trial: each message sent the user to the other)."""
     import shutil
 
     from train.__main__ import main
     from train.config import portable
 
-    run_folder, data = shutil.copytree(tiny_run, tmp_path / "run"), shutil.copytree(tiny_dataset, tmp_path / "data")
+    run_folder, data = shutil.copytree(tiny_run, tmp_path / "run"), shutil.copytree(tiny_dataset, tmp_path / "moved")
     record = json.loads((run_folder / "run.json").read_text())
-    record["config"]["data"] = portable(data)   # this run's data is the copy, the same files
+    record["config"]["data"] = portable(tmp_path / "gone")   # where the data was when the run started
     (run_folder / "run.json").write_text(json.dumps(record))
-    shutil.rmtree(data / "synthetic3")
     before = {name: (run_folder / name).read_bytes() for name in ("run.json", "log.csv", "checkpoints/state.json")}
-    assert main(["--resume", "--out", str(run_folder), "--epochs", "2"]) == 2
+    resume = ["--resume", "--out", str(run_folder), "--epochs", "2"]
+    assert main(resume) == 2
     err = capsys.readouterr().err
-    assert f"{run_folder} was started on other data: 4 images then, 3 now" in err and "Traceback" not in err
+    assert "the data folder this run started on" in err and "if it moved, give its new place with --data" in err
+    shutil.rmtree(data / "synthetic3")
+    assert main(resume + ["--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"{run_folder} was started on other data: 4 images then, 3 now (removed: synthetic3" in err
+    assert "Traceback" not in err
     assert {name: (run_folder / name).read_bytes() for name in before} == before   # nothing trained
+    shutil.copytree(tiny_dataset / "synthetic3", data / "synthetic3")
+    assert main(resume + ["--data", str(data)]) == 0
+    resumed = json.loads((run_folder / "run.json").read_text())
+    assert resumed["config"]["data"] == portable(data) and resumed["data"] == record["data"]
 
 
 def test_resume_continues_from_the_last_epoch(tiny_run, tiny_dataset, tmp_path):
@@ -164,6 +174,9 @@ def test_a_run_into_the_folder_of_other_runs_is_refused(tmp_path, capsys):
     assert main(["--preset", "tiny", "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path / 'runs'} holds other runs (default, long): give this run a folder of its own" in err
+    assert main(["--resume", "--out", str(tmp_path / "runs")]) == 2   # a trial: this said "leave out --resume"
+    assert f"holds runs (default, long), not one: give the one to resume, such as --out {tmp_path / 'runs' / 'default'}" \
+        in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["default", "long"]
 
 

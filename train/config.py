@@ -168,6 +168,14 @@ class PresetMismatch(ValueError):
     """``--resume`` with a preset the run was not started with."""
 
 
+def nested_runs(folder: Path, shown: int = 3) -> list[str]:
+    """The run folders inside ``folder`` (a few, by name); none where it is not a folder."""
+    if not folder.is_dir():
+        return []
+    found = sorted(child.name for child in folder.iterdir() if (child / "run.json").is_file())
+    return found[:shown] + ([f"{len(found) - shown} more"] if len(found) > shown else [])
+
+
 def recorded_config(folder: Path) -> TrainConfig:
     """The settings a run folder's run.json recorded (what ``--resume`` continues with): paths
     are taken relative to the project, as recorded; a setting added since is at what the code
@@ -178,6 +186,10 @@ def recorded_config(folder: Path) -> TrainConfig:
     if not Path(folder).exists():
         raise NothingToResume(f"nothing to resume in {folder}: the folder does not exist. Check --out, or leave "
                               "out --resume to start a new run.")
+    runs_inside = nested_runs(Path(folder))
+    if not path.is_file() and runs_inside:   # --out runs: the folder of the runs, not one of them
+        raise NothingToResume(f"nothing to resume in {folder}: it holds runs ({', '.join(runs_inside)}), not one: "
+                              f"give the one to resume, such as --out {Path(folder) / runs_inside[0]}.")
     if not path.is_file():
         raise NothingToResume(f"nothing to resume in {folder}: it holds no run.json (no run was started there). "
                               "Check --out, or leave out --resume to start a new run.")

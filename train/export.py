@@ -157,13 +157,15 @@ def card_front_matter(metadata: dict) -> str:
     overall = metadata["metrics"]["validation"]["all"]
     training = metadata["training"]
     dsb = trained_on_dsb2018(training)
-    split = f"{training.get('validation_fraction', 0.2):.0%} validation split"
+    images = training.get("images") or {}
+    split = (f"{images.get('validation')} images held out by image" if images.get("validation_by_image")
+             else f"{training.get('validation_fraction', 0.2):.0%} validation split")
     names = {"mean_ap": "DSB mean AP (IoU 0.50-0.95)", "ap50": "AP@0.5", "dice": "Dice", "iou": "IoU",
              "pixel_accuracy": "pixel accuracy"}
     results = [
         EvalResult(task_type="image-segmentation", task_name="Nuclei instance segmentation",
                    dataset_type="dsb2018" if dsb else "custom",
-                   dataset_name=f"DSB2018 stage1_train, {split}" if dsb else f"{training_data_path(training)}, {split}",
+                   dataset_name=f"DSB2018 stage1_train, {split}" if dsb else f"{own_data_name(training)}, {split}",
                    dataset_split="validation", metric_type=key, metric_name=name, metric_value=round(overall[key], 4))
         for key, name in names.items()
     ]
@@ -178,6 +180,11 @@ def card_front_matter(metadata: dict) -> str:
     return f"---\n{data.to_yaml()}\n---\n"
 
 
+def own_data_name(training: dict) -> str:
+    """A user's data folder by its name: the path on the machine that trained means nothing on the Hub."""
+    return Path(training_data_path(training)).name or "own images"
+
+
 def training_data_text(training: dict) -> str:
     """What the model was trained on, from its own record (a smoke run, or a run on one's own
     images, must not claim DSB2018's 80:20 split: a new-user trial's 4-image run did)."""
@@ -187,6 +194,8 @@ def training_data_text(training: dict) -> str:
                 "for checking the pipeline, not for use.")
     images = training.get("images")   # older folders did not record it
     counts = f" {images['train']} training and {images['validation']} validation images," if images else ""
+    if scored_on_training_image(training):   # "4 training and 1 validation" read as 5 images (a trial)
+        counts = f" {plural(images['train'], 'training image', 'training images')},"
     if trained_on_dsb2018(training):
         source = f"DSB2018 stage 1 training set (BBBC038v1, Broad Institute, CC0) with annotation fixes, from `{data}`"
     else:
@@ -226,23 +235,38 @@ def scoring_text(metrics: dict) -> str:
     if scoring in ("untuned", "default"):   # "default": older folders' word for it
         return ("Post-processing settings not tuned (`--preset tiny`): the defaults, or a fine-tuned model's "
                 "starting model's.")
+    if scoring == "untuned: one group":
+        return ("Post-processing settings not tuned: the validation images are of one source group, so settings "
+                "tuned on them could only be scored on the images they were tuned on, which flatters them. The "
+                "defaults, or a fine-tuned model's starting model's, are used.")
     if scoring != "cross-tuned":
         return f"Post-processing settings: {scoring} (too few images or groups to cross-tune)."
     return ("The post-processing thresholds are cross-tuned: each validation image is scored with the "
             "settings tuned on the other half of the validation groups.")
 
 
-def light_images_text(counts: dict) -> str:
+def light_images_text(counts: dict, validation: dict | None = None) -> str:
     """The limitation the light-background kinds' validation counts give (a trial's card said
-    "few brightfield (0 validation) ... lower than fluorescence" of a model scored on none)."""
-    present = {name: counts.get(kind, 0) for kind, name in (("brightfield", "brightfield"), ("tissue", "H&E tissue"))}
+    "few brightfield (0 validation) ... lower than fluorescence" of a model scored on none);
+    ``validation``: the scores by kind, where they say how the kinds compare."""
+    kinds = {"brightfield": "brightfield", "tissue": "H&E tissue"}
+    present = {name: counts.get(kind, 0) for kind, name in kinds.items()}
     scored = [f"{name} ({count} validation)" for name, count in present.items() if count]
     unscored = [name for name, count in present.items() if not count]
-    lines = [f"- Few {' and '.join(scored)} images: their scores are noisy, and lower than fluorescence."] if scored else []
+    lines = [f"- Few {' and '.join(scored)} images: their scores are noisy{lower_text(validation or {}, kinds)}."
+             ] if scored else []
     if unscored:
         lines.append(f"- No {' or '.join(unscored)} image in the validation split: "
                      f"{'these kinds are' if len(unscored) > 1 else 'this kind is'} unscored.")
     return "\n".join(lines)
+
+
+def lower_text(validation: dict, kinds: dict) -> str:
+    """", and lower than fluorescence" where every light kind scored scores lower (a trial's card said so
+    of a model validated on no fluorescence image)."""
+    fluorescence = validation.get("fluorescence", {}).get("mean_ap")
+    light = [validation[kind]["mean_ap"] for kind in kinds if kind in validation]
+    return ", and lower than fluorescence" if fluorescence is not None and light and max(light) < fluorescence else ""
 
 
 def rescoring_text(metrics: dict) -> str:
@@ -367,7 +391,7 @@ diameter, rescaling, tiling, watershed). {scoring_text(metrics)} {rescoring_text
 {report_tables(metrics)}
 
 ## Limitations
-{light_images_text(metrics['validation_images'])}
+{light_images_text(metrics['validation_images'], metrics['validation'])}
 - Brightfield nuclei tend to be drawn slightly inside their true outline, which costs
   score at the stricter IoU thresholds.
 {unseen_images_text(training)}

@@ -25,11 +25,11 @@ from nuclei_app.machine import describe_machine
 from nuclei_app.model import METADATA_FILE
 
 from .callbacks import LastState, PredictionPanels, epochs_done, model_depth, read_state
-from .config import BEFORE_IT_EXISTED, TrainConfig
+from .config import BEFORE_IT_EXISTED, TrainConfig, nested_runs
 from .augment import Augmentation
 from .fine_tune import BaseModel, FineTuneError, base_settings, load_base, recorded_base, start_from, starting_base
 from .data_record import check_same_data, data_record
-from .data import (CropSequence, Targets, find_samples, holdout_source, load_samples, split_by_image,
+from .data import (CropSequence, DatasetError, Targets, find_samples, holdout_source, load_samples, split_by_image,
                    split_train_validation, validation_crops)
 from .losses import bce_dice_loss, body_dice
 from .unet import UNetConfig, build_unet
@@ -90,14 +90,6 @@ def check_run_folder(config: TrainConfig, checkpoints: Path) -> None:
                           f"before them; give --epochs {done} or more (or leave it out).")
 
 
-def nested_runs(folder: Path, shown: int = 3) -> list[str]:
-    """The run folders inside ``folder`` (a few, by name); none where it is not a folder."""
-    if not folder.is_dir():
-        return []
-    found = sorted(child.name for child in folder.iterdir() if (child / "run.json").is_file())
-    return found[:shown] + ([f"{len(found) - shown} more"] if len(found) > shown else [])
-
-
 def run_record(config: TrainConfig, folder: Path) -> dict:
     """run.json's content: a fresh run's settings; on ``--resume`` the original record,
     once the settings are checked to match it (another seed would change the split
@@ -115,6 +107,7 @@ def run_record(config: TrainConfig, folder: Path) -> dict:
         # The target this resume trains to is the run's from now on: a plain --resume after an
         # interruption goes on to it (it was refused as "stopping before" the epochs done).
         run["config"]["epochs"] = config.epochs
+        run["config"]["data"] = config.to_json()["data"]   # where it is now (a moved folder)
     else:
         run = {
             "command": current_command(),
@@ -142,8 +135,9 @@ def current_command() -> str:
 
 def config_differences(original: dict, now: dict) -> list[str]:
     # A moved run folder is the same run, and more epochs continue it (the resume is recorded
-    # with its command); anything else would change the data or the model mid-run.
-    ignored = {"resume", "out", "epochs", "loader_workers"}
+    # with its command); so does a moved data folder, whose content is checked against the run's
+    # record once read (``checked_data``); anything else would change the data or the model mid-run.
+    ignored = {"resume", "out", "epochs", "loader_workers", "data"}
     # A setting added since the run started was at its default then (what the code did).
     defaults = {**TrainConfig().to_json(), **BEFORE_IT_EXISTED}
     then = {key: original.get(key, defaults.get(key)) for key in set(original) | set(now)}
@@ -287,6 +281,10 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     check_run_folder(config, checkpoints)
     base = starting_base(config, run, resumes_checkpoint=config.resume and (checkpoints / "last.keras").exists())
     make_reproducible(config.seed if init_seed is None else init_seed)
+    if config.resume and not Path(config.data).exists():
+        raise DatasetError(f"{config.data}, the data folder this run started on (recorded in {folder / 'run.json'}), "
+                           "is not there: if it moved, give its new place with --data (its images are checked "
+                           "against the run's record).")
     normalisation = Normalisation()
     train_set, validation_set, holdout_set = prepare_data(config, normalisation)
     run["data"] = checked_data(run, folder, train_set, validation_set, holdout_set)
@@ -307,7 +305,8 @@ def checked_data(run: dict, folder: Path, train_set: list, validation_set: list,
     """The run's data record, refused (DataChanged) where a resume found other data than it started on."""
     now = data_record(train_set, validation_set, holdout_set)
     if run.get("resumed") and "data" not in run:   # started before runs recorded their data
-        log.info("%s records no data to compare with (an older run): recording this resume's", folder / "run.json")
+        log.warning("%s records no data to compare with (an older run): the images in %s are taken as the run's, "
+                    "and recorded", folder / "run.json", run["config"]["data"])
     check_same_data(run.get("data"), now, folder)
     return now
 
