@@ -25,7 +25,7 @@ from nuclei_app.config import BUNDLED_MODEL_DIR, IMAGE_SUFFIXES, SAMPLES_DIR, Ap
 from nuclei_app.diameter_check import image_notes
 from nuclei_app.figures import area_histogram, overlay_figure
 from nuclei_app.imageio import ImageReadError, declared_layout, read_channels
-from nuclei_app.kinds import KIND_NAMES, kind_confidence, kind_tells
+from nuclei_app.kinds import KIND_NAMES, kind_confidence
 from nuclei_app.label_files import read_ground_truth
 from nuclei_app.measure import measure_nuclei
 from nuclei_app.memory import limit_arenas, map_large_blocks, reap_closed_sessions, start_janitor
@@ -36,7 +36,7 @@ from nuclei_app.overlay import (STYLES, comparison_overlay, display_stride, draw
 from nuclei_app.page import (PAGE_COLUMN_PX, Analysis, Failure, FileFacts, ImageChoices, InputImage, LargeAnalysis,
                              PageView, Settings, area_text, card_title, channel_name, file_builders, headline_numbers,
                              image_request, input_images, is_colour_file, large_file_builders, page_row, page_view,
-                             plane_request, record_row, sample_label, segmented_with, shown_image, timed,
+                             plane_request, record_row, sample_label, segmented_with, shown_image, shows_kind, timed,
                              truth_scores_csv, truth_warning, typed_size, used_channel_name)
 from nuclei_app.pipeline import Prediction, Segmentation, labels_for, predict, settings_for
 from nuclei_app.planes import FOCUS, MAX, OTHER_PLANES, PlaneRequest, ZChoice
@@ -605,9 +605,7 @@ DIAMETER_SOURCES = {
 def confidence_ui(analysis: Analysis | LargeAnalysis, model: NucleiModel) -> None:
     """Which kind of image this looks like, and how well the model did on that kind (not for
     an empty field of noise, whose note says so)."""
-    quiet, count = ((analysis.result.quiet, analysis.result.count) if isinstance(analysis, LargeAnalysis)
-                    else (analysis.prediction.quiet, int(analysis.labels.max(initial=0))))
-    if not kind_tells(quiet, count):
+    if not shows_kind(analysis):
         return
     mean_ap, images, weak = kind_confidence(model.scores_for_new_images, analysis.kind)
     name = KIND_NAMES[analysis.kind]
@@ -766,7 +764,8 @@ def batch_ui(outcomes: list[Analysis | LargeAnalysis | Failure], builders: dict[
         files["measurements.csv"] = combined_measurements({a.item.name: a.table for a in analyses})
         identity = model.identity()
         rows = [summary_row(o.item.label, o.item.name, status=o.reason) if isinstance(o, Failure)
-                else {**with_settings(record_row(o), settings_text(image_request(settings, o), identity)),
+                else {**with_settings(record_row(o, model.scores_for_new_images),
+                                      settings_text(image_request(settings, o), identity)),
                       "formats": formats_among(o.item.name, files)}
                 for o in outcomes]
         files["summary.csv"] = csv_bytes(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))

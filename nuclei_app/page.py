@@ -24,6 +24,7 @@ from .channels import ALL_CHANNELS, AUTO, as_channels, display_rgb, is_grey, net
 from .config import PostprocessSettings
 from .figures import MAX_DISPLAY_SIDE
 from .image_notes import micrograph_truth_note
+from .kinds import kind_caution, kind_tells
 from .label_files import GroundTruth
 from .measure import summary
 from .metrics import ImageScores, objects_holding_several
@@ -353,15 +354,25 @@ def shown_image(channels: np.ndarray, used: int | str, asked: int | str) -> np.n
     return network_rgb(channels, used) if isinstance(asked, int) else display_rgb(channels, used)
 
 
-def record_row(analysis: Analysis | LargeAnalysis) -> dict:
+def shows_kind(analysis: Analysis | LargeAnalysis) -> bool:
+    """Whether its kind means anything (``kinds.kind_tells``): not for an empty field of noise."""
+    quiet, count = ((analysis.result.quiet, analysis.result.count) if isinstance(analysis, LargeAnalysis)
+                    else (analysis.prediction.quiet, int(analysis.labels.max(initial=0))))
+    return kind_tells(quiet, count)
+
+
+def record_row(analysis: Analysis | LargeAnalysis, scores: dict | None = None) -> dict:
     """The CLI's summary.csv row for one image, so that the ZIP's summary.csv reads (and
-    concatenates) like a batch run's."""
+    concatenates) like a batch run's; ``scores``: the model's ``scores_for_new_images``, whose
+    caution for a weak kind ends its notes as the CLI's do (the page shows it apart)."""
+    caution = kind_caution(scores or {}, analysis.kind) if shows_kind(analysis) else None
     used = segmented_with(analysis)
     result = analysis.result if isinstance(analysis, LargeAnalysis) else None
     height, width = (result.height, result.width) if result else analysis.labels.shape
     row = summary_row(analysis.item.label, analysis.item.name, width=width, height=height,
                       nuclei=headline_numbers(analysis)["count"], diameter=used.diameter,
                       source=used.diameter_source, channel=used.channel, seconds=analysis.seconds,
-                      notes=analysis.notes, pixel_size=analysis.pixel_size, kind=analysis.kind)
+                      notes=analysis.notes + ([caution] if caution else []), pixel_size=analysis.pixel_size,
+                      kind=analysis.kind)
     # The upload's size, as the CLI stamps its inputs (a browser gives no modification time).
     return {**row, "file_bytes": str(len(analysis.item.data))}

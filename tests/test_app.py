@@ -317,6 +317,13 @@ def test_page_names_the_image_kind_and_cautions_where_weak(app):
     app.checkbox(key="sample_tissue_he").check().run()
     notes = [w.value for w in app.warning] + [c.value for c in app.caption]
     assert any("stained tissue" in n and "validation mean AP" in n for n in notes)
+    # The ZIP's record says it too, as the CLI's summary.csv does (a trial found its notes empty).
+    from nuclei_app.kinds import kind_caution
+    from nuclei_app.model import load_model_folder
+
+    caution = kind_caution(load_model_folder(PROJECT / "assets" / "model").scores_for_new_images, "tissue")
+    notes = zip_summary(app).loc["tissue_he", "notes"]
+    assert notes.endswith(caution) if caution else "validation mean AP" not in notes   # weak today: 0.40
 
 
 def six_uploads():
