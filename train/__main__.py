@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "network needs both CPU cores here; more where a GPU waits for crops)")
     parser.add_argument("--max-images", type=int, help="use only the first N images (smoke tests)")
     parser.add_argument("--preset", choices=["tiny", "long"],
-                        help="tiny: a seconds-long smoke run on 4 images; long: 72 epochs (~2 h 50 min here) into runs/long")
+                        help="tiny: a seconds-long smoke run on 4 images; long: 72 epochs into runs/long (~2 h 50 min on the "
+                             "faster 2-core processors, 3.5-4 h on an Ice Lake Xeon)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint, with the settings its run.json "
                              "records (flags given must agree with them, except --epochs to train longer)")
