@@ -31,7 +31,7 @@ from .config import IMAGE_SUFFIXES, PostprocessSettings
 from .diameter_check import diameter_out_of_reach, image_notes
 from .imageio import ImageReadError, read_channels
 from .inputs import collect_images, output_names
-from .kinds import kind_caution, kind_tells
+from .kinds import weak_kind_note
 from .measure import measure_nuclei
 from .model import NucleiModel
 from .overlay import draw_overlay
@@ -442,8 +442,7 @@ def segment_by_blocks(model: NucleiModel, path: Path, huge: bool, name: str, out
                                           diameter=for_image(request, pixel_size, model.diameter, notes).diameter,
                                           **options)
         notes += outcome.notes
-    if kind_tells(outcome.quiet, outcome.count):  # as image_notes adds it
-        notes += filter(None, [kind_caution(model.scores_for_new_images, outcome.kind)])
+    notes += filter(None, [weak_kind_note(model.scores_for_new_images, outcome.kind, outcome.quiet, outcome.count)])
     # The result's scale and channel, in the shape the record and the log take (no probabilities kept).
     prediction = Prediction(np.zeros((0, 0, 2), np.float32), outcome.diameter, outcome.diameter_source,
                             outcome.channel, field=outcome.content, kind=outcome.kind)

@@ -24,7 +24,7 @@ import numpy as np
 from .canvas import canvas_note
 from .channels import channel_note
 from .image_notes import quiet_field_note
-from .kinds import kind_caution, kind_tells
+from .kinds import weak_kind_note
 from .pipeline import MAX_NETWORK_PIXELS, Segmentation, network_input
 from .scale import (ESTIMATOR_BIAS, ESTIMATOR_DIAMETERS, MAX_FACTOR, MIN_FACTOR, equivalent_diameters,
                     estimate_diameter, scale_factor)
@@ -60,7 +60,7 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
     """``canvas.canvas_note`` (where ``canvas``: the app shows it as information, not as a
     warning), ``channels.channel_note``, ``image_notes.quiet_field_note``, a given diameter's
     doubt (``given_diameter_note``) or else ``capped_scale_note`` or else ``diameter_note``,
-    ``narrow_image_note`` (of the field of view), and where ``caution``, ``kinds.kind_caution``
+    ``narrow_image_note`` (of the field of view), and where ``caution``, ``kinds.weak_kind_note``
     (the app shows the kind's score on the page): those that apply (the app gives its own words
     for the advice). ``asked_channel``: the channel asked for (None: the one used), so that
     the channel note chooses a channel again only where one was asked for, not where the
@@ -80,8 +80,8 @@ def image_notes(model, channels: np.ndarray, segmentation: Segmentation, prepare
         scale = given_diameter_note(model, channels, segmentation, prepared, advice, found_counts=False) or capped
     else:
         scale = capped or diameter_note(model, channels, segmentation, prepared, advice)
-    weak_kind = (caution and kind_tells(prediction.quiet, segmentation.count)
-                 and kind_caution(model.scores_for_new_images, prediction.kind))
+    weak_kind = caution and weak_kind_note(model.scores_for_new_images, prediction.kind, prediction.quiet,
+                                           segmentation.count)
     colours = channel_note(channels, prediction.channel if asked_channel is None else asked_channel)
     return list(filter(None, [canvas and canvas_note(field, segmentation.labels.shape), colours,
                               quiet_field_note(prediction.quiet, segmentation.count, not given), scale, narrow,

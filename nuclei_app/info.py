@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .model import NucleiModel
 from .sources import describe
-from .validation_record import scored_on_training_image
+from .validation_record import held_out_by_image, scored_on_training_image
 from .wording import plural
 
 
@@ -42,7 +42,7 @@ def model_summary(model: NucleiModel) -> str:
     lines += _metric_lines(model.validation_metrics or {})
     if isinstance(training, dict) and scored_on_training_image(training):
         lines.append(("", "(scored on an image it trained on: too few images for a validation split)"))
-    elif isinstance(training, dict) and (training.get("images") or {}).get("validation_by_image"):
+    elif isinstance(training, dict) and held_out_by_image(training):
         # A trial: a lab's model held out by image read as if validated on other sources.
         lines.append(("", "(held out by image from one source: validation images may look much like training "
                           "ones, which flatters the scores)"))

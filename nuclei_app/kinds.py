@@ -119,3 +119,9 @@ def kind_caution(metrics: dict, kind: str) -> str | None:
         return None
     return (f"looks like {KIND_NAMES[kind]}, on which the model's validation mean AP is only {mean_ap:.2f} "
             f"({plural(images, 'image', 'images')}): expect missed or merged nuclei, and check the result by eye")
+
+
+def weak_kind_note(metrics: dict, kind: str, quiet: bool, count: int) -> str | None:
+    """``kind_caution`` where the kind means anything (``kind_tells``): the note the CLI's log, its
+    summary.csv and the app's ZIP end an image's notes with."""
+    return kind_caution(metrics, kind) if kind_tells(quiet, count) else None

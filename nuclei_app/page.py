@@ -24,7 +24,7 @@ from .channels import ALL_CHANNELS, AUTO, as_channels, display_rgb, is_grey, net
 from .config import PostprocessSettings
 from .figures import MAX_DISPLAY_SIDE
 from .image_notes import micrograph_truth_note
-from .kinds import kind_caution, kind_tells
+from .kinds import kind_tells, weak_kind_note
 from .label_files import GroundTruth
 from .measure import summary
 from .metrics import ImageScores, objects_holding_several
@@ -354,18 +354,23 @@ def shown_image(channels: np.ndarray, used: int | str, asked: int | str) -> np.n
     return network_rgb(channels, used) if isinstance(asked, int) else display_rgb(channels, used)
 
 
+def quiet_and_count(analysis: Analysis | LargeAnalysis) -> tuple[bool, int]:
+    """Whether the field was noise alone, and how many nuclei: what says if its kind means anything."""
+    if isinstance(analysis, LargeAnalysis):
+        return analysis.result.quiet, analysis.result.count
+    return analysis.prediction.quiet, int(analysis.labels.max(initial=0))
+
+
 def shows_kind(analysis: Analysis | LargeAnalysis) -> bool:
     """Whether its kind means anything (``kinds.kind_tells``): not for an empty field of noise."""
-    quiet, count = ((analysis.result.quiet, analysis.result.count) if isinstance(analysis, LargeAnalysis)
-                    else (analysis.prediction.quiet, int(analysis.labels.max(initial=0))))
-    return kind_tells(quiet, count)
+    return kind_tells(*quiet_and_count(analysis))
 
 
-def record_row(analysis: Analysis | LargeAnalysis, scores: dict | None = None) -> dict:
+def record_row(analysis: Analysis | LargeAnalysis, scores: dict) -> dict:
     """The CLI's summary.csv row for one image, so that the ZIP's summary.csv reads (and
     concatenates) like a batch run's; ``scores``: the model's ``scores_for_new_images``, whose
     caution for a weak kind ends its notes as the CLI's do (the page shows it apart)."""
-    caution = kind_caution(scores or {}, analysis.kind) if shows_kind(analysis) else None
+    caution = weak_kind_note(scores, analysis.kind, *quiet_and_count(analysis))
     used = segmented_with(analysis)
     result = analysis.result if isinstance(analysis, LargeAnalysis) else None
     height, width = (result.height, result.width) if result else analysis.labels.shape

@@ -28,6 +28,13 @@ def scored_on_training_image(training: dict) -> bool:
     return isinstance(images, dict) and bool(images.get("validation_is_training"))
 
 
+def held_out_by_image(training: dict) -> bool:
+    """Validation images held out by image from one source (not by source group): they may look
+    much like training ones, which flatters the scores."""
+    images = training.get("images")
+    return isinstance(images, dict) and bool(images.get("validation_by_image"))
+
+
 def scores_for_new_images(metadata: dict) -> dict:
     """The folder's metrics where they are of images the network never trained on, else none: a
     training image's score is no confidence to show beside a user's image (a trial's notes quoted one)."""
@@ -41,8 +48,7 @@ def validation_label(metadata: dict) -> str:
     if scored_on_training_image(training):
         return "Scored on an image it trained on (too few images for a validation split)"
     source = "DSB2018" if trained_on_dsb2018(training) else f"`{Path(training_data_path(training)).name or '?'}`"
-    images = training.get("images")
-    held_out_by = "image" if isinstance(images, dict) and images.get("validation_by_image") else "source group"
+    held_out_by = "image" if held_out_by_image(training) else "source group"
     fraction = training.get("validation_fraction", 0.2)
     fraction = f"{fraction:.0%}" if isinstance(fraction, (int, float)) else "part"
     return f"Validation ({source}, {fraction} held out by {held_out_by})"

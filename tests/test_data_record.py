@@ -35,6 +35,8 @@ def test_the_same_files_elsewhere_are_the_same_data(dataset, tmp_path):
     assert recorded["images"] == 6 and len(recorded["digest"]) == 64 and recorded["validation_ids"]
     check_same_data(recorded, record_of(copy), "run")     # a moved data folder resumes
     check_same_data(None, recorded, "run")                # a run from before the record resumes
+    older = {key: value for key, value in recorded.items() if key != "ids"}   # recorded before the ids were
+    check_same_data(older, record_of(copy), "run")
 
 
 def test_an_added_image_is_named(dataset, tmp_path):

@@ -45,8 +45,9 @@ def test_images_of_one_group_are_not_tuned_on():
     model = NoScaleModel()
     model.postprocess_settings = PostprocessSettings(threshold=0.6, marker_threshold=0.9, min_size=32)   # a base's
     images, predictions = zip(*[case("tissue", seed, group=5) for seed in range(3)])
-    assert tune(model, list(images), list(predictions)) == (model.postprocess_settings, [model.postprocess_settings] * 3)
-    assert scoring(list(images), False, True) == "untuned: one group"
+    start = model.postprocess_settings
+    assert tune(model, list(images), list(predictions)) == (start, [start] * 3)
+    assert scoring(list(images), False, True) == "untuned: too few groups"
 
 
 def test_shift_sets_rescale_images_with_their_masks_and_restain_only_light_images():
@@ -166,8 +167,8 @@ def test_all_images_warns_where_they_are_the_model_s_own_training_images(tiny_mo
     from train.evaluate import main
 
     assert main(["--model", str(tiny_model_dir), "--data", str(tiny_dataset), "--all-images"]) == 0
-    assert ("Warning: these are the images this model was trained from (the same files, by its data_digest): every "
-            "one of them was trained on, so these scores flatter it") in capsys.readouterr().out
+    assert ("Warning: these are the images this model was trained from (the same files, by its data_digest): "
+            "every one of them was trained on, so these scores flatter it") in capsys.readouterr().out
 
 
 def test_light_images_are_scored_under_every_stain_shift(tiny_model):

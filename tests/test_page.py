@@ -60,7 +60,7 @@ def test_an_analysed_image_gives_the_cli_s_summary_row_and_every_download(bundle
     displayed = shown_image(channels, segmentation.prediction.channel, AUTO)  # as the app shows it: RGB
     analysis = Analysis(item, displayed, segmentation.prediction, segmentation.labels, table, "fluorescence",
                         pixel_size=PixelSize(0.5, "given"), choices=ImageChoices(), channels=channels, seconds=1.25)
-    row = record_row(analysis)
+    row = record_row(analysis, bundled_model.scores_for_new_images)
     height, width = segmentation.labels.shape
     assert (row["image"], row["width"], row["height"], row["nuclei"]) == ("sparse", width, height, segmentation.count)
     assert row["status"] == "ok" and row["diameter_source"] == segmentation.prediction.diameter_source

@@ -164,6 +164,27 @@ def test_a_new_run_into_a_run_s_folder_and_a_resume_to_fewer_epochs_are_refused(
     assert {name: (tmp_path / "run" / name).read_bytes() for name in before} == before
 
 
+def test_a_run_recorded_before_its_data_s_content_resumes_only_on_its_own_folder(tiny_run, tiny_dataset, tmp_path,
+                                                                                capsys):
+    """Without a record of its data's content, another --data can't be checked: still refused."""
+    import shutil
+
+    from train.__main__ import main
+    from train.config import portable
+
+    run_folder = shutil.copytree(tiny_run, tmp_path / "run")
+    record = json.loads((run_folder / "run.json").read_text())
+    del record["data"]
+    (run_folder / "run.json").write_text(json.dumps(record))
+    other = shutil.copytree(tiny_dataset, tmp_path / "other")
+    assert main(["--resume", "--out", str(run_folder), "--epochs", "2", "--data", str(other)]) == 2
+    assert f"data: {record['config']['data']!r} then, {portable(other)!r} now" in capsys.readouterr().err
+    record["config"]["data"] = portable(tmp_path / "gone")
+    (run_folder / "run.json").write_text(json.dumps(record))
+    assert main(["--resume", "--out", str(run_folder), "--epochs", "2"]) == 2
+    assert "resumes only there" in capsys.readouterr().err
+
+
 def test_a_run_into_the_folder_of_other_runs_is_refused(tmp_path, capsys):
     """A trial: --out runs made runs/ itself a run, its checkpoints beside runs/default's."""
     from train.__main__ import main
@@ -175,8 +196,8 @@ def test_a_run_into_the_folder_of_other_runs_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{tmp_path / 'runs'} holds other runs (default, long): give this run a folder of its own" in err
     assert main(["--resume", "--out", str(tmp_path / "runs")]) == 2   # a trial: this said "leave out --resume"
-    assert f"holds runs (default, long), not one: give the one to resume, such as --out {tmp_path / 'runs' / 'default'}" \
-        in capsys.readouterr().err
+    first = tmp_path / "runs" / "default"
+    assert f"holds runs (default, long), not one: give the one to resume, such as --out {first}" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["default", "long"]
 
 

@@ -49,7 +49,7 @@ COMPARED = ("images", "ids", "validation_ids", "holdout_ids", "digest")   # a ke
 def check_same_data(recorded: dict | None, now: dict, folder: Path) -> None:
     """Raises DataChanged, saying what changed, where a run's recorded data differs from ``now``.
     A run recorded before this check existed has nothing to compare (its resume records it)."""
-    if not recorded or all(recorded.get(key) == now[key] for key in COMPARED):
+    if not recorded or all(key not in recorded or recorded[key] == now[key] for key in COMPARED):
         return
     raise DataChanged(f"{folder} was started on other data: {'; '.join(differences(recorded, now))}. Resume it "
                       f"only with the images it started on (or, to train on these, start a new run with another "

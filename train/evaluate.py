@@ -41,6 +41,7 @@ from nuclei_app.wording import plural
 
 from .callbacks import save_panel
 from .data import KINDS, Sample, read_instance_labels
+from .export import TOO_FEW_GROUPS
 
 log = logging.getLogger("train.evaluate")
 
@@ -157,14 +158,16 @@ class Tuner:
 
 def tune(model, images, predictions, tune_enabled: bool = True):
     """(shipped settings, per-image settings for honest scores). Settings are tuned only where
-    each image can be scored with settings tuned on other groups' images."""
+    each image can be scored with settings tuned on other groups' images (two folds: a kind's
+    groups alternate between them, so one group of each kind makes one fold)."""
     fold = folds(images)
     if not tune_enabled or len(set(fold)) < 2:   # the model's own: the defaults, or a fine-tuned model's base's
         if tune_enabled:
             # A trial: a lab's one validation image re-tuned the base's settings to itself, and
             # was then scored with them (0.9/0.98/12 against the base's 0.6/0.9/32).
-            log.info("one validation group: post-processing not tuned (settings tuned on the images they are "
-                     "scored on would flatter them); %s kept", settings_text(model.postprocess_settings))
+            log.info("too few validation source groups of a kind to cross-tune: post-processing not tuned "
+                     "(settings tuned on the images they are scored on would flatter them); %s kept",
+                     settings_text(model.postprocess_settings))
         default = model.postprocess_settings
         return default, [default] * len(images)
     tuner = Tuner(model, images, predictions)
@@ -180,16 +183,13 @@ def settings_text(settings) -> str:
     return f"threshold {settings.threshold}, marker {settings.marker_threshold}, min size {settings.min_size}"
 
 
-ONE_GROUP = "untuned: one group"   # postprocess_scoring where the validation images are of one source group
-
-
 def scoring(images: list[Original], shipped_given: bool, tune_enabled: bool) -> str:
     """Which post-processing settings the scores used (as ``tune`` chose them)."""
     if shipped_given:
         return "shipped"
     if not tune_enabled:
         return "untuned"
-    return "cross-tuned" if len(set(folds(images))) > 1 else ONE_GROUP
+    return "cross-tuned" if len(set(folds(images))) > 1 else TOO_FEW_GROUPS
 
 
 def labels_with(model, predictions, settings_per_image) -> list[np.ndarray]:
@@ -444,17 +444,19 @@ def evaluate_folder(model_source: str, data: Path, precision: str = "float32", c
 
 
 def trained_on_these(metadata: dict, samples: list[Sample]) -> str | None:
-    """A warning where ``samples`` are the very files the model trained on (its ``data_digest``):
-    a trial scored a fine-tuned model on its own 6 images with ``--all-images``, 5 of them trained on."""
+    """A warning where ``samples`` are exactly the set of files the model was trained from (its
+    ``data_digest``; a folder holding more, or fewer, is not recognised): a trial scored a
+    fine-tuned model on its own 6 images with ``--all-images``, 5 of them trained on."""
     from .data_record import files_digest
 
     training = metadata.get("training")
     recorded = training.get("data_digest") if isinstance(training, dict) else None
     if not recorded or files_digest(sorted(samples, key=lambda s: s.sample_id)) != recorded:
         return None
-    validation = len(training.get("validation_ids") or [])
+    # Never trained on: the validation images, and a --holdout-group run's held-out source.
+    unseen = len(training.get("validation_ids") or []) + len((metadata["metrics"].get("holdout") or {}).get("ids", []))
     held_out = ("every one of them was trained on" if scored_on_training_image(training) else
-                f"all but its {plural(validation, 'validation image', 'validation images')} were trained on")
+                f"all but {plural(unseen, 'image', 'images')} of them were trained on")
     return (f"these are the images this model was trained from (the same files, by its data_digest): {held_out}, "
             "so these scores flatter it; score a test set of images it never saw.")
 

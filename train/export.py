@@ -12,10 +12,11 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from nuclei_app.config import InferenceSettings, Normalisation
+from nuclei_app.config import PROJECT_DIR, InferenceSettings, Normalisation
 from nuclei_app.model import FORMAT, METADATA_FILE, MODEL_CARD, ModelLoadError, verify_folder
 from nuclei_app.sources import HF_PREFIX, parse_hub_source
-from nuclei_app.validation_record import scored_on_training_image, trained_on_dsb2018, training_data_path
+from nuclei_app.validation_record import (held_out_by_image, scored_on_training_image, trained_on_dsb2018,
+                                          training_data_path)
 from nuclei_app.wording import plural
 
 METRIC_KEYS = ("validation", "validation_tta", "validation_true_diameter", "shift", "diameter_estimate",
@@ -120,6 +121,8 @@ def shift_table(metrics: dict, unshifted: str = "x1 (validation)") -> str:
     return "\n".join(lines)
 
 
+# postprocess_scoring where the validation split can't be cross-tuned (train.evaluate.tune)
+TOO_FEW_GROUPS = "untuned: too few groups"
 VALIDATION_SPLIT = "Validation split"   # report_tables' images where they are the model's validation split
 
 
@@ -158,7 +161,7 @@ def card_front_matter(metadata: dict) -> str:
     training = metadata["training"]
     dsb = trained_on_dsb2018(training)
     images = training.get("images") or {}
-    split = (f"{images.get('validation')} images held out by image" if images.get("validation_by_image")
+    split = (f"{plural(images.get('validation'), 'image', 'images')} held out by image" if held_out_by_image(training)
              else f"{training.get('validation_fraction', 0.2):.0%} validation split")
     names = {"mean_ap": "DSB mean AP (IoU 0.50-0.95)", "ap50": "AP@0.5", "dice": "Dice", "iou": "IoU",
              "pixel_accuracy": "pixel accuracy"}
@@ -182,7 +185,7 @@ def card_front_matter(metadata: dict) -> str:
 
 def own_data_name(training: dict) -> str:
     """A user's data folder by its name: the path on the machine that trained means nothing on the Hub."""
-    return Path(training_data_path(training)).name or "own images"
+    return (PROJECT_DIR / training_data_path(training)).resolve().name or "own images"   # "../.." has a name too
 
 
 def training_data_text(training: dict) -> str:
@@ -203,7 +206,7 @@ def training_data_text(training: dict) -> str:
     if scored_on_training_image(training):
         return (f"{source}:{counts} **too few images for a validation split: the model was validated on an image "
                 "it trained on, so its scores below say nothing about new images.**")
-    if images and images.get("validation_by_image"):
+    if held_out_by_image(training):
         return (f"{source}:{counts} held out **by image**: they are of one source (size, kind and appearance), so "
                 "the split by source group had none to hold out; validation images may look much like training "
                 "ones, which flatters the scores below.")
@@ -235,10 +238,10 @@ def scoring_text(metrics: dict) -> str:
     if scoring in ("untuned", "default"):   # "default": older folders' word for it
         return ("Post-processing settings not tuned (`--preset tiny`): the defaults, or a fine-tuned model's "
                 "starting model's.")
-    if scoring == "untuned: one group":
-        return ("Post-processing settings not tuned: the validation images are of one source group, so settings "
-                "tuned on them could only be scored on the images they were tuned on, which flatters them. The "
-                "defaults, or a fine-tuned model's starting model's, are used.")
+    if scoring == TOO_FEW_GROUPS:
+        return ("Post-processing settings not tuned: the validation images hold too few source groups of each "
+                "kind to score each image with settings tuned on other groups', and settings scored on the images "
+                "they were tuned on flatter them. The defaults, or a fine-tuned model's starting model's, are used.")
     if scoring != "cross-tuned":
         return f"Post-processing settings: {scoring} (too few images or groups to cross-tune)."
     return ("The post-processing thresholds are cross-tuned: each validation image is scored with the "

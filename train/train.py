@@ -97,7 +97,9 @@ def run_record(config: TrainConfig, folder: Path) -> dict:
     path = folder / "run.json"
     if config.resume and path.exists():
         run = json.loads(path.read_text())
-        differences = config_differences(run["config"], config.to_json())
+        check_data_folder(config, run, path)
+        # A moved data folder resumes where the run recorded its data's content (checked once read).
+        differences = config_differences(run["config"], config.to_json(), data_checked="data" in run)
         if differences:
             raise ConfigMismatch(
                 f"{folder} was started with other settings ({'; '.join(differences)}). Leave those flags "
@@ -121,6 +123,18 @@ def run_record(config: TrainConfig, folder: Path) -> dict:
     return run
 
 
+def check_data_folder(config: TrainConfig, run: dict, path: Path) -> None:
+    """A resume whose recorded data folder is gone is told to give its new place (a trial: it was
+    sent to `python -m train.download`, and then refused for the --data it gave)."""
+    recorded = run["config"].get("data")
+    if Path(config.data).exists() or config.to_json()["data"] != recorded:
+        return   # there; or another --data was given, whose absence find_samples words
+    where = ("if it moved, give its new place with --data (its images are checked against the run's record)"
+             if "data" in run else "this run, started before runs recorded their data's content, resumes only there")
+    raise DatasetError(f"{config.data}, the data folder this run started on (recorded in {path}), is not there: "
+                       f"{where}.")
+
+
 def backend_version() -> str:
     """TensorFlow's version; another Keras backend is named with its version."""
     backend = keras.backend.backend()
@@ -133,11 +147,12 @@ def current_command() -> str:
     return " ".join(["python -m train"] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
-def config_differences(original: dict, now: dict) -> list[str]:
+def config_differences(original: dict, now: dict, data_checked: bool = False) -> list[str]:
     # A moved run folder is the same run, and more epochs continue it (the resume is recorded
-    # with its command); so does a moved data folder, whose content is checked against the run's
-    # record once read (``checked_data``); anything else would change the data or the model mid-run.
-    ignored = {"resume", "out", "epochs", "loader_workers", "data"}
+    # with its command); so does a moved data folder where the run recorded its data's content
+    # (``data_checked``: compared once read, ``checked_data``); anything else would change the
+    # data or the model mid-run.
+    ignored = {"resume", "out", "epochs", "loader_workers"} | ({"data"} if data_checked else set())
     # A setting added since the run started was at its default then (what the code did).
     defaults = {**TrainConfig().to_json(), **BEFORE_IT_EXISTED}
     then = {key: original.get(key, defaults.get(key)) for key in set(original) | set(now)}
@@ -281,10 +296,6 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
     check_run_folder(config, checkpoints)
     base = starting_base(config, run, resumes_checkpoint=config.resume and (checkpoints / "last.keras").exists())
     make_reproducible(config.seed if init_seed is None else init_seed)
-    if config.resume and not Path(config.data).exists():
-        raise DatasetError(f"{config.data}, the data folder this run started on (recorded in {folder / 'run.json'}), "
-                           "is not there: if it moved, give its new place with --data (its images are checked "
-                           "against the run's record).")
     normalisation = Normalisation()
     train_set, validation_set, holdout_set = prepare_data(config, normalisation)
     run["data"] = checked_data(run, folder, train_set, validation_set, holdout_set)
@@ -304,9 +315,9 @@ def fit_run(config: TrainConfig, init_seed: int | None = None) -> FittedRun:
 def checked_data(run: dict, folder: Path, train_set: list, validation_set: list, holdout_set: list) -> dict:
     """The run's data record, refused (DataChanged) where a resume found other data than it started on."""
     now = data_record(train_set, validation_set, holdout_set)
-    if run.get("resumed") and "data" not in run:   # started before runs recorded their data
-        log.warning("%s records no data to compare with (an older run): the images in %s are taken as the run's, "
-                    "and recorded", folder / "run.json", run["config"]["data"])
+    if run.get("resumed") and "data" not in run:   # started before runs recorded their data (its path is checked)
+        log.info("%s records no data content to compare with (an older run): recording this resume's",
+                 folder / "run.json")
     check_same_data(run.get("data"), now, folder)
     return now
 
