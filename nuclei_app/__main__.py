@@ -255,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
                 return 2
     from .model import ModelLoadError
     from .sources import describe, resolve_model
+    from .validation_record import scores_caveat, training_record
 
     try:
         model = resolve_model(args.model, fallback=not args.no_fallback)
@@ -272,10 +273,9 @@ def run(args: argparse.Namespace) -> int:
     from .diameter_check import diameter_out_of_reach
     from .pipeline import settings_for
 
-    # Said once here, where a weak-kind note per image would quote a training image's score.
-    caveat = (" (its only score is of an image it trained on: check its results by eye)"
-              if model.scored_on_training_image else "")
-    print(f"model: {describe(model)}{caveat}", file=sys.stderr)
+    # Said once here (a model scored on a training image has no per-image weak-kind note).
+    caveat = scores_caveat(training_record(model.metadata))
+    print(f"model: {describe(model)}" + (f" ({caveat})" if caveat else ""), file=sys.stderr)
     settings = settings_for(model, threshold=args.threshold, min_size=args.min_size)
     model.set_precision(args.precision)
     if args.engine == "xnnpack" and model.precision != "float32":

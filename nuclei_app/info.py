@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .model import NucleiModel
 from .sources import describe
-from .validation_record import held_out_by_image, scored_on_training_image
+from .validation_record import scores_caveat
 from .wording import plural
 
 
@@ -40,12 +40,9 @@ def model_summary(model: NucleiModel) -> str:
         lines.append(("Post-processing", f"threshold {post.get('threshold')}, marker {post.get('marker_threshold')}, "
                                          f"min size {post.get('min_size')} px" + (" at that scale" if model.diameter else "")))
     lines += _metric_lines(model.validation_metrics or {})
-    if isinstance(training, dict) and scored_on_training_image(training):
-        lines.append(("", "(scored on an image it trained on: too few images for a validation split)"))
-    elif isinstance(training, dict) and held_out_by_image(training):
-        # A trial: a lab's model held out by image read as if validated on other sources.
-        lines.append(("", "(held out by image from one source: validation images may look much like training "
-                          "ones, which flatters the scores)"))
+    caveat = scores_caveat(training) if isinstance(training, dict) else None
+    if caveat:
+        lines.append(("", f"({caveat})"))
     width = max(len(label) for label, _ in lines)
     return "\n".join(f"{label:<{width}}  {text}" for label, text in lines)
 

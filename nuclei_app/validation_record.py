@@ -35,6 +35,16 @@ def held_out_by_image(training: dict) -> bool:
     return isinstance(images, dict) and bool(images.get("validation_by_image"))
 
 
+def scores_caveat(training: dict) -> str | None:
+    """What ``info`` and ``segment`` say beside a model whose validation scores flatter it, if they do."""
+    if scored_on_training_image(training):
+        return "scored on an image it trained on (too few images for a validation split): check its results by eye"
+    if held_out_by_image(training):   # a trial: a lab's model held out by image read as validated on other sources
+        return ("held out by image from one source: validation images may look much like training ones, which "
+                "flatters the scores")
+    return None
+
+
 def scores_for_new_images(metadata: dict) -> dict:
     """The folder's metrics where they are of images the network never trained on, else none: a
     training image's score is no confidence to show beside a user's image (a trial's notes quoted one)."""

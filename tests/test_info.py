@@ -66,6 +66,7 @@ def test_a_model_held_out_by_image_and_one_scored_on_fluorescence_only_say_so(ti
     metadata["metrics"]["shift"] = {name: metadata["metrics"]["shift"][name] for name in ("x0.5", "x2", "x3")}
     text = model_summary(replace(tiny_model, metadata=metadata))
     assert "(held out by image from one source: validation images may look much like training ones" in text
+    assert "(scored on an image it trained on (too few images" in model_summary(tiny_model)
     assert "[mean AP: rescaled x0.5/x2/x3]" in text
     bundled = model_summary(bundled_model)
     assert "held out by image" not in bundled and "[mean AP: rescaled x0.5/x2/x3, re-stained]" in bundled

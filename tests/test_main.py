@@ -25,7 +25,8 @@ def test_segment_success_and_outputs(tiny_model_dir, tmp_path):
         "a_labels.png", "a_mask.png", "a_overlay.png", "measurements.csv", "summary.csv"}
     assert "[1/1] a.png" in result.stderr and "diameter" in result.stderr
     # The tiny model validated on a training image: said once, not quoted as confidence per image.
-    assert "(its only score is of an image it trained on: check its results by eye)" in result.stderr
+    assert "(scored on an image it trained on (too few images for a validation split): check its results by eye)" \
+        in result.stderr
 
 
 def test_the_closing_line_counts_what_this_run_segmented_apart_from_what_it_kept(tiny_model_dir, tmp_path):

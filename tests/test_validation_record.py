@@ -1,7 +1,7 @@
 import json
 
-from nuclei_app.validation_record import (scored_on_training_image, scores_for_new_images, trained_on_dsb2018,
-                                          validation_label)
+from nuclei_app.validation_record import (scored_on_training_image, scores_caveat, scores_for_new_images,
+                                          trained_on_dsb2018, validation_label)
 
 from .conftest import PROJECT
 
@@ -35,3 +35,10 @@ def test_a_record_that_is_not_one_describes_nothing_it_does_not_hold():
     assert validation_label({"training": [1]}) == "Validation (`?`, 20% held out by source group)"
     label = validation_label({"training": {"validation_fraction": "a"}})
     assert label == "Validation (`?`, part held out by source group)"
+
+
+def test_the_caveat_beside_a_model_says_why_its_scores_flatter_it(tiny_model):
+    assert scores_caveat(BUNDLED["training"]) is None
+    assert scores_caveat(tiny_model.metadata["training"]).startswith("scored on an image it trained on")
+    by_image = {"images": {"train": 6, "validation": 2, "validation_is_training": False, "validation_by_image": True}}
+    assert scores_caveat(by_image).startswith("held out by image from one source")
