@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .config import PROJECT_DIR
+
 
 def training_record(metadata: dict) -> dict:
     training = metadata.get("training")
@@ -14,6 +16,13 @@ def training_record(metadata: dict) -> dict:
 
 def training_data_path(training: dict) -> str:
     return str(training.get("data") or training.get("config", {}).get("data", ""))  # older folders: the run config
+
+
+def data_folder_name(training: dict) -> str | None:
+    """The data folder by its name (recorded relative to the project: "../.." has a name too); None
+    where none is recorded. The path on the machine that trained means nothing elsewhere."""
+    path = training_data_path(training)
+    return (PROJECT_DIR / path).resolve().name if path else None
 
 
 def trained_on_dsb2018(training: dict) -> bool:
@@ -57,7 +66,7 @@ def validation_label(metadata: dict) -> str:
     training = training_record(metadata)
     if scored_on_training_image(training):
         return "Scored on an image it trained on (too few images for a validation split)"
-    source = "DSB2018" if trained_on_dsb2018(training) else f"`{Path(training_data_path(training)).name or '?'}`"
+    source = "DSB2018" if trained_on_dsb2018(training) else f"`{data_folder_name(training) or '?'}`"
     held_out_by = "image" if held_out_by_image(training) else "source group"
     fraction = training.get("validation_fraction", 0.2)
     fraction = f"{fraction:.0%}" if isinstance(fraction, (int, float)) else "part"

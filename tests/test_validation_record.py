@@ -27,6 +27,8 @@ def test_a_lab_s_own_images_held_out_by_image_are_named():
                                         "validation_by_image": True}}, "metrics": {"validation": {}}}
     assert not trained_on_dsb2018(metadata["training"])
     assert validation_label(metadata) == "Validation (`our_nuclei`, 25% held out by image)"
+    beside = {**metadata, "training": {**metadata["training"], "data": "../lab/our_nuclei/.."}}   # relative, as recorded
+    assert validation_label(beside) == "Validation (`lab`, 25% held out by image)"
 
 
 def test_a_record_that_is_not_one_describes_nothing_it_does_not_hold():

@@ -12,11 +12,11 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from nuclei_app.config import PROJECT_DIR, InferenceSettings, Normalisation
+from nuclei_app.config import InferenceSettings, Normalisation
 from nuclei_app.model import FORMAT, METADATA_FILE, MODEL_CARD, ModelLoadError, verify_folder
 from nuclei_app.sources import HF_PREFIX, parse_hub_source
-from nuclei_app.validation_record import (held_out_by_image, scored_on_training_image, trained_on_dsb2018,
-                                          training_data_path)
+from nuclei_app.validation_record import (data_folder_name, held_out_by_image, scored_on_training_image,
+                                          trained_on_dsb2018, training_data_path)
 from nuclei_app.wording import plural
 
 METRIC_KEYS = ("validation", "validation_tta", "validation_true_diameter", "shift", "diameter_estimate",
@@ -168,7 +168,7 @@ def card_front_matter(metadata: dict) -> str:
     results = [
         EvalResult(task_type="image-segmentation", task_name="Nuclei instance segmentation",
                    dataset_type="dsb2018" if dsb else "custom",
-                   dataset_name=f"DSB2018 stage1_train, {split}" if dsb else f"{own_data_name(training)}, {split}",
+                   dataset_name=f"DSB2018 stage1_train, {split}" if dsb else f"{data_folder_name(training) or 'own images'}, {split}",
                    dataset_split="validation", metric_type=key, metric_name=name, metric_value=round(overall[key], 4))
         for key, name in names.items()
     ]
@@ -181,11 +181,6 @@ def card_front_matter(metadata: dict) -> str:
                          pipeline_tag="image-segmentation", datasets=["dsb2018"] if dsb else None, eval_results=results,
                          tags=["microscopy", "nuclei", "cell-segmentation", "u-net", "biology"])
     return f"---\n{data.to_yaml()}\n---\n"
-
-
-def own_data_name(training: dict) -> str:
-    """A user's data folder by its name: the path on the machine that trained means nothing on the Hub."""
-    return (PROJECT_DIR / training_data_path(training)).resolve().name or "own images"   # "../.." has a name too
 
 
 def training_data_text(training: dict) -> str:
