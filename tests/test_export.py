@@ -140,3 +140,14 @@ def test_the_card_s_limitations_follow_the_kinds_validated():
     scores = {"fluorescence": {"mean_ap": 0.65}, "tissue": {"mean_ap": 0.40}}
     assert "noisy, and lower than fluorescence." in light_images_text({"tissue": 4, "fluorescence": 9}, scores)
     assert "noisy." in light_images_text({"tissue": 4}, {"tissue": {"mean_ap": 0.40}})
+
+
+def test_the_card_says_why_settings_were_not_tuned():
+    from train.export import scoring_text
+
+    untuned = {"postprocess_scoring": "untuned"}
+    reused = {"images": {"train": 4, "validation": 1, "validation_is_training": True}}
+    split = {"images": {"train": 4, "validation": 1, "validation_is_training": False}}
+    assert "(the validation image is a training image)" in scoring_text(untuned, reused)
+    assert "as `--preset tiny` does" in scoring_text(untuned, split)
+    assert "--preset tiny" not in scoring_text(untuned, reused)

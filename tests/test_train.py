@@ -579,3 +579,4 @@ def test_settings_are_not_tuned_on_an_image_the_network_trained_on(tiny_dataset,
     assert model.metadata["metrics"]["postprocess_scoring"] == "untuned"
     card = (tmp_path / "run" / "model" / "README.md").read_text()
     assert "model-index" not in card.split("---")[1]   # no validation result to publish
+    assert "not tuned (the validation image is a training image)" in card   # not "--preset tiny"

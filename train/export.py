@@ -221,7 +221,7 @@ def unseen_images_text(training: dict) -> str:
             "microscope)\n  are likely to score lower than this validation split: check them by eye.")
 
 
-def scoring_text(metrics: dict) -> str:
+def scoring_text(metrics: dict, training: dict | None = None) -> str:
     scoring = metrics.get("postprocess_scoring", "cross-tuned")   # older folders: cross-tuned at export
     if scoring == "shipped":
         return ("Scored with the folder's shipped post-processing settings (tuned on the whole validation "
@@ -231,7 +231,11 @@ def scoring_text(metrics: dict) -> str:
                 "model's starting model's), which scored higher on the validation images than the settings tuned "
                 "on them once the automatic diameter measured with those.")
     if scoring in ("untuned", "default"):   # "default": older folders' word for it
-        return ("Post-processing settings not tuned (`--preset tiny`): the defaults, or a fine-tuned model's "
+        # Two runs leave them untuned: a tiny trial, and one validated on an image it trained on
+        # (settings tuned there would be fitted to it); the card named the tiny preset for both.
+        why = ("the validation image is a training image" if scored_on_training_image(training or {})
+               else "tuning turned off, as `--preset tiny` does")
+        return (f"Post-processing settings not tuned ({why}): the defaults, or a fine-tuned model's "
                 "starting model's.")
     if scoring == TOO_FEW_GROUPS:
         return ("Post-processing settings not tuned: the validation images hold too few source groups of each "
@@ -384,7 +388,7 @@ Command: `{training['command']}` (code {training['code_version']}){resumed_text(
 
 ## Validation metrics
 Every number goes through the same pipeline as a user's image (original file, automatic
-diameter, rescaling, tiling, watershed). {scoring_text(metrics)} {rescoring_text(metrics)}
+diameter, rescaling, tiling, watershed). {scoring_text(metrics, training)} {rescoring_text(metrics)}
 
 {report_tables(metrics)}
 
