@@ -609,9 +609,9 @@ def confidence_ui(analysis: Analysis | LargeAnalysis, model: NucleiModel) -> Non
         return
     mean_ap, images, weak = kind_confidence(model.scores_for_new_images, analysis.kind)
     name = KIND_NAMES[analysis.kind]
+    caveat = model.scores_caveat   # the wording info and segment print beside the model's name
     if model.scored_on_training_image:
-        st.caption(f"Looks like {name}. The model's only score is of an image it trained on (too few images for a "
-                   "validation split): check the result by eye.")
+        st.caption(f"Looks like {name}. The model was {caveat}.")
     elif mean_ap is None:
         st.caption(f"Looks like {name}. The model has no validation score for this kind: check the result by eye.")
     elif weak:
@@ -621,7 +621,7 @@ def confidence_ui(analysis: Analysis | LargeAnalysis, model: NucleiModel) -> Non
                    icon="⚠️")
     else:
         st.caption(f"Looks like {name}: validation mean AP on this kind {mean_ap:.2f} "
-                   f"({plural(images, 'image', 'images')}).")
+                   f"({plural(images, 'image', 'images')}" + (f"; {caveat}" if caveat else "") + ").")
 
 
 def result_ui(analysis: Analysis, settings: Settings, model: NucleiModel) -> ImageScores | None:

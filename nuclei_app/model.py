@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .config import InferenceSettings, Normalisation, PostprocessSettings
-from .validation_record import scored_on_training_image, scores_for_new_images, training_record
+from .validation_record import scored_on_training_image, scores_caveat, scores_for_new_images, training_record
 
 KERAS_FILES = ("config.json", "metadata.json", "model.weights.h5")
 METADATA_FILE = "nuclei.json"
@@ -142,6 +142,11 @@ class NucleiModel:
     def scored_on_training_image(self) -> bool:
         """Validated on an image it trained on (too few images for a split): no score for new images."""
         return scored_on_training_image(training_record(self.metadata))
+
+    @property
+    def scores_caveat(self) -> str | None:
+        """What to say beside this model's scores where they flatter it (one wording for page and CLI)."""
+        return scores_caveat(training_record(self.metadata))
 
     @property
     def scores_for_new_images(self) -> dict:
