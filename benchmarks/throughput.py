@@ -11,7 +11,8 @@ pass on the inputs the pipeline fed it (the image rescaled to the model's nucleu
 The CLI's default kernels (``--engine auto``: XNNPACK, or TensorFlow's where they run oneDNN)
 run the batch rows and their bare pass; one row runs the other kernels against their own bare pass.
 ``--workers`` adds runs on a local Dask cluster of that many workers (CLI extras). Where the
-CPU computes bfloat16 natively, the batch is also run with ``--precision bfloat16``. One more
+CPU computes bfloat16 natively, the batch is also run with ``--precision bfloat16``; everywhere
+with ``--precision int8``, against the faster float32 bare pass. One more
 row, ``--formats tiff``, writes the label TIFF and the measurements but no overlay and no
 PNGs: what drawing and encoding the default outputs cost.
 """
@@ -95,6 +96,18 @@ def cluster_seconds(model, paths: list[Path], out: Path, workers: int) -> float:
     return time.perf_counter() - started
 
 
+def int8_rows(model, paths: list[Path], folder: Path, diameter: float, float32: tuple[float, str]) -> list[tuple]:
+    """``--precision int8`` (XNNPACK's integer kernels), against the faster of the float32 bare passes."""
+    model.set_precision("int8")
+    batch_seconds(model, paths[:2], folder / "warm8", diameter)   # converts (or reads the cache) and traces
+    rows = [(f"int8, diameter {how}", batch_seconds(model, paths, folder / f"{how}8", given), float32,
+             CPU_SECONDS[folder / f"{how}8"]) for how, given in (("estimated", None), ("given", diameter))]
+    print(f"bare forward pass in int8 (XNNPACK kernels): {bare_forward_seconds(model, paths[:10], diameter) * 1000:.0f} "
+          "ms per image")
+    model.set_precision("float32")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=50)
@@ -146,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             model.set_precision("float32")
         else:
             print("bfloat16: this CPU has no native bfloat16 arithmetic (AVX-512 BF16 / AMX); not measured")
+        rows += int8_rows(model, paths, Path(folder), diameter, min(bare_passes.values()))
         model.set_engine("auto")
         for label, seconds, (reference, kernels), cpu_seconds in rows:
             per_image = seconds / args.images

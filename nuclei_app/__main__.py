@@ -50,14 +50,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="comma list of output formats: png (labels, mask and overlay PNGs), tiff (16-bit label "
                           "TIFF), rois (ImageJ/Fiji ROI set), geojson (QuPath detections), intensities (every "
                           "channel's mean, max and integrated intensity per nucleus, CSV), or all; default png")
-    seg.add_argument("--precision", choices=["float32", "bfloat16", "auto"], default="float32",
-                     help="the network's arithmetic: bfloat16 runs faster on CPUs with AVX-512 BF16 or AMX "
-                          "(validation mean AP as float32's: docs/precision_validation.txt); auto uses it where the "
+    seg.add_argument("--precision", choices=["float32", "bfloat16", "int8", "auto"], default="float32",
+                     help="the network's arithmetic: bfloat16 runs faster on CPUs with AVX-512 BF16 or AMX; "
+                          "int8 (8-bit integers on XNNPACK kernels) needs about half float32's CPU on any x86 CPU "
+                          "(validation mean AP of each: docs/precision_validation.txt); auto uses bfloat16 where the "
                           "CPU has it; default float32, the same labels on every machine")
     seg.add_argument("--engine", choices=["auto", "xnnpack", "tensorflow"], default="auto",
                      help="whose kernels run the network, for the same probabilities (to ~1e-5): xnnpack "
-                          "(TensorFlow Lite's, float32 only) or tensorflow; default auto: tensorflow with --precision "
-                          "bfloat16 and on CPUs with AVX-512 VNNI/BF16 or AMX (its oneDNN kernels are faster there), "
+                          "(TensorFlow Lite's: float32, and int8 always) or tensorflow; default auto: tensorflow with "
+                          "--precision bfloat16 and on CPUs with AVX-512 VNNI/BF16 or AMX (its oneDNN kernels are faster there), "
                           "xnnpack elsewhere (about a third less CPU per image)")
     where = seg.add_mutually_exclusive_group()
     where.add_argument("--workers", type=worker_count, metavar="N",
@@ -278,9 +279,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"model: {describe(model)}" + (f" ({caveat})" if caveat else ""), file=sys.stderr)
     settings = settings_for(model, threshold=args.threshold, min_size=args.min_size)
     model.set_precision(args.precision)
-    if args.engine == "xnnpack" and model.precision != "float32":
-        print(f"error: --engine xnnpack computes in float32 only, and --precision {args.precision} chose "
-              f"{model.precision} here; use --precision float32 or --engine tensorflow.", file=sys.stderr)
+    if args.engine == "xnnpack" and model.precision == "bfloat16":
+        print(f"error: --engine xnnpack computes in float32 or int8, and --precision {args.precision} chose "
+              f"bfloat16 here; use --precision float32 or --engine tensorflow.", file=sys.stderr)
+        return 2
+    if args.engine == "tensorflow" and model.precision == "int8":
+        print("error: --precision int8 runs on XNNPACK's kernels only; leave out --engine tensorflow "
+              "or use --precision float32.", file=sys.stderr)
         return 2
     model.set_engine(args.engine)
     if not (args.workers or args.scheduler):  # workers prepare their own

@@ -60,9 +60,9 @@ class NucleiModel:
     # documented as thread-safe, and TensorFlow already uses every core for one image, so
     # turns cost no speed while bounding memory to one image's working set.
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
-    precision: str = "float32"       # the network's arithmetic: float32 or bfloat16 (precision.py)
-    # Whose kernels run it: "tensorflow", or "xnnpack" (xnnpack.py: float32 only). "auto" (the
-    # CLI's default): XNNPACK for float32 where it is the faster (xnnpack.preferred_here),
+    precision: str = "float32"       # the network's arithmetic: float32, bfloat16 or int8 (precision.py)
+    # Whose kernels run it: "tensorflow", or "xnnpack" (xnnpack.py: float32, and int8 always).
+    # "auto" (the CLI's default): XNNPACK for float32 where it is the faster (xnnpack.preferred_here),
     # TensorFlow for bfloat16 and on processors where TensorFlow's oneDNN kernels are on.
     engine: str = "tensorflow"
     _forward: object = field(default=None, repr=False)
@@ -83,7 +83,7 @@ class NucleiModel:
         return self.digest() + replaced
 
     def set_precision(self, precision: str) -> None:
-        """``float32``, ``bfloat16`` or ``auto`` (bfloat16 where the CPU has it); see precision.py."""
+        """``float32``, ``bfloat16``, ``int8`` or ``auto`` (bfloat16 where the CPU has it); see precision.py."""
         from .precision import resolve
 
         chosen = resolve(precision)
@@ -100,9 +100,11 @@ class NucleiModel:
 
     @property
     def runs_on(self) -> str:
-        """The kernels the next pass uses: XNNPACK computes float32 only, under TensorFlow."""
+        """The kernels the next pass uses: XNNPACK computes float32 and int8, under TensorFlow."""
         import keras
 
+        if self.precision == "int8":   # on XNNPACK only (a failed quantization falls back to float32)
+            return "xnnpack"
         if keras.backend.backend() != "tensorflow" or self.precision != "float32" or self._xnnpack_failed:
             return "tensorflow"
         if self.engine == "auto":
@@ -179,6 +181,16 @@ class NucleiModel:
                 self._forward = self._make_forward()
 
     def _make_forward(self):
+        if self.precision == "int8":
+            from .quantize import calibration_inputs
+            from .xnnpack import xnnpack_forward
+
+            try:
+                return xnnpack_forward(self.keras_model, calibration=calibration_inputs(self))
+            except Exception as error:  # a network the converter can't quantize whole
+                self.precision = "float32"
+                print(f"warning: the network could not be quantized to int8 ({error}); computing in float32.",
+                      file=sys.stderr)
         if self.runs_on == "xnnpack":
             from .xnnpack import xnnpack_forward
 

@@ -68,13 +68,19 @@ def network_digest(keras_model) -> str:
     return digest.hexdigest()[:32]
 
 
-def convert(keras_model) -> bytes:
-    """The Keras model as a TensorFlow Lite flatbuffer with open batch, height and width."""
+def convert(keras_model, calibration: list[np.ndarray] | None = None) -> bytes:
+    """The Keras model as a TensorFlow Lite flatbuffer with open batch, height and width;
+    ``calibration``: network inputs to quantize it to int8 with (quantize.py), else float32."""
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory(prefix="nuclei_xnnpack_") as folder, silenced_stderr_fd():
         keras_model.export(folder, format="tf_saved_model", verbose=False)
-        return tf.lite.TFLiteConverter.from_saved_model(folder).convert()
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        if calibration is not None:
+            from .quantize import quantize_settings
+
+            quantize_settings(converter, calibration)
+        return converter.convert()
 
 
 def checksum(data: bytes) -> str:
@@ -105,13 +111,17 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def cached_flatbuffer(keras_model, folder: Path | None = None) -> bytes:
+def cached_flatbuffer(keras_model, folder: Path | None = None, calibration: list[np.ndarray] | None = None) -> bytes:
+    """``convert``'s flatbuffer, from the cache where it was made before (int8: with the same calibration)."""
+    from .quantize import calibration_digest
+
     folder = folder or cache_dir()
-    path = folder / f"{network_digest(keras_model)}.tflite"
+    name = network_digest(keras_model) + (f"-int8-{calibration_digest(calibration)}" if calibration else "")
+    path = folder / f"{name}.tflite"
     cached = read_cached(path)
     if cached is not None:
         return cached
-    flatbuffer = convert(keras_model)
+    flatbuffer = convert(keras_model, calibration)
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The flatbuffer first, then its checksum: a reader sees a checksum only for a whole file.
@@ -169,5 +179,7 @@ class XnnpackForward:
         _announced.set()
 
 
-def xnnpack_forward(keras_model, threads: int | None = None) -> XnnpackForward:
-    return XnnpackForward(cached_flatbuffer(keras_model), threads)
+def xnnpack_forward(keras_model, threads: int | None = None,
+                    calibration: list[np.ndarray] | None = None) -> XnnpackForward:
+    """The float32 network on XNNPACK, or with ``calibration`` its int8 quantization (quantize.py)."""
+    return XnnpackForward(cached_flatbuffer(keras_model, calibration=calibration), threads)

@@ -9,12 +9,13 @@ def test_throughput_benchmark_runs_on_a_few_small_images(capsys):
     assert throughput.main(["--images", "3", "--size", "160"]) == 0
     printed = capsys.readouterr().out
     # Four rows in float32 (three on the CLI's default kernels, one on the others); two more in
-    # bfloat16 where the CPU has it (and says so where not).
+    # bfloat16 where the CPU has it (and says so where not); two in int8 everywhere.
     default, other = ("XNNPACK", "TensorFlow") if xnnpack.preferred_here() else ("TensorFlow", "XNNPACK")
     assert f"bare forward pass, CLI default ({default} kernels)" in printed
     assert f"bare compiled forward pass, {other} kernels" in printed
     assert f"--engine {other.lower()}, given" in printed
-    assert printed.count("images/s") == (6 if cpu_has_bf16() else 4)
+    assert printed.count("images/s") == (8 if cpu_has_bf16() else 6)
+    assert "int8, diameter given" in printed and "bare forward pass in int8 (XNNPACK kernels)" in printed
     assert printed.count("ms of CPU per image") == printed.count("images/s")
     assert "given, --formats tiff" in printed
     assert ("bfloat16, diameter given" in printed) == cpu_has_bf16()

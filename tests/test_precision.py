@@ -27,7 +27,8 @@ def test_auto_keeps_float32_where_the_cpu_lacks_bfloat16(monkeypatch):
     assert resolve("auto") == "float32" and resolve("bfloat16") == "bfloat16"
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     assert resolve("auto") == "bfloat16" and resolve("float32") == "float32"
-    with pytest.raises(ValueError, match="float32, bfloat16, auto"):
+    assert resolve("int8") == "int8"   # asked for by name, never auto's choice
+    with pytest.raises(ValueError, match="float32, bfloat16, int8, auto"):
         resolve("float16")
 
 

@@ -72,7 +72,10 @@ def test_the_engine_follows_the_precision(tiny_model_dir, monkeypatch):
     model.set_engine("auto")
     assert model.runs_on == "xnnpack"
     model.set_precision("bfloat16")
-    assert model.runs_on == "tensorflow"  # XNNPACK computes float32 only
+    assert model.runs_on == "tensorflow"  # XNNPACK computes float32 and int8, not bfloat16
+    model.set_engine("tensorflow")
+    model.set_precision("int8")
+    assert model.runs_on == "xnnpack"     # int8 runs on XNNPACK whatever the engine
     model.set_precision("float32")
     model.set_engine("xnnpack")
     assert model.runs_on == "xnnpack"
@@ -94,7 +97,7 @@ def test_auto_takes_tensorflows_kernels_where_they_run_onednn_with_avx512(tiny_m
 
 
 def test_a_network_xnnpack_cannot_take_runs_on_tensorflow(tiny_model_dir, tmp_path, monkeypatch, capsys):
-    def failing(_):
+    def failing(*_):
         raise RuntimeError("unsupported operation")
 
     monkeypatch.setattr(xnnpack, "convert", failing)

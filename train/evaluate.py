@@ -534,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true",
                         help="also store the new scores in the (local) model folder: nuclei.json's metrics and the "
                              "model card, e.g. after a change to the inference defaults")
-    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+    parser.add_argument("--precision", choices=["float32", "bfloat16", "int8"], default="float32",
                         help="the network's arithmetic (as segment --precision); the model card's scores are float32's")
     parser.add_argument("--shift-figure", type=Path, metavar="PNG",
                         help="also draw the shift validation as a bar chart (the README's docs/shift_validation.png)")
