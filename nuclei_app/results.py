@@ -100,11 +100,14 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Text cells that would run as spreadsheet formulas, prefixed with a quote."""
     risky = {}
     for column in frame.columns:
-        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
-            text = frame[column].astype(str)
-            starts = frame[column].map(lambda v: isinstance(v, str)).astype(bool) & text.str.startswith(FORMULA_STARTS)
-            if starts.any():
-                risky[column] = frame[column].where(~starts, "'" + text)
+        cells = frame[column]
+        if cells.dtype == object or pd.api.types.is_string_dtype(cells):
+            # Each distinct value once: a text column repeats one value (the image's name) on
+            # every row, and testing each cell cost a batch ~8 ms per image (py-spy).
+            formulas = {value for value in pd.unique(cells) if isinstance(value, str) and value.startswith(FORMULA_STARTS)}
+            if formulas:
+                risky[column] = cells.map(lambda value: "'" + value if isinstance(value, str) and value in formulas
+                                          else value)
     return frame.assign(**risky) if risky else frame
 
 
