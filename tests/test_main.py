@@ -41,14 +41,22 @@ def test_the_closing_line_counts_what_this_run_segmented_apart_from_what_it_kept
     assert "done: 1 segmented, 1 kept from before, 0 failed; results in " in result.stderr, result.stderr
 
 
-def test_bfloat16_precision_segments_like_float32(tiny_model_dir, tmp_path):
-    Image.fromarray(fluorescence_like(synthetic_labels())).save(tmp_path / "a.png")
-    counts = {}
-    for precision in ("float32", "bfloat16"):
-        result = run_cli("segment", tmp_path / "a.png", "--out", tmp_path / precision, "--model", tiny_model_dir,
+def labels_by_precision(model_dir, folder, precisions) -> tuple[dict, str]:
+    """One synthetic image segmented in each precision at a given diameter: its labels by
+    precision, and the last run's stderr."""
+    Image.fromarray(fluorescence_like(synthetic_labels())).save(folder / "a.png")
+    labels = {}
+    for precision in precisions:
+        result = run_cli("segment", folder / "a.png", "--out", folder / precision, "--model", model_dir,
                          "--precision", precision, "--diameter", "14")
         assert result.returncode == 0, result.stderr
-        counts[precision] = int(read_labels(tmp_path / precision / "a_labels.png").max())
+        labels[precision] = read_labels(folder / precision / "a_labels.png")
+    return labels, result.stderr
+
+
+def test_bfloat16_precision_segments_like_float32(tiny_model_dir, tmp_path):
+    labels, _ = labels_by_precision(tiny_model_dir, tmp_path, ("float32", "bfloat16"))
+    counts = {precision: int(found.max()) for precision, found in labels.items()}
     assert abs(counts["bfloat16"] - counts["float32"]) <= 1, counts
 
 
@@ -90,14 +98,8 @@ def test_int8_on_tensorflows_kernels_is_refused(tiny_model_dir, tmp_path):
 
 
 def test_int8_precision_segments_like_float32_and_says_so(tiny_model_dir, tmp_path):
-    Image.fromarray(fluorescence_like(synthetic_labels())).save(tmp_path / "a.png")
-    labels = {}
-    for precision in ("float32", "int8"):
-        result = run_cli("segment", tmp_path / "a.png", "--out", tmp_path / precision, "--model", tiny_model_dir,
-                         "--precision", precision, "--diameter", "14")
-        assert result.returncode == 0, result.stderr
-        labels[precision] = read_labels(tmp_path / precision / "a_labels.png")
-    assert "network: int8 on XNNPACK" in result.stderr and "Traceback" not in result.stderr
+    labels, stderr = labels_by_precision(tiny_model_dir, tmp_path, ("float32", "int8"))
+    assert "network: int8 on XNNPACK" in stderr and "Traceback" not in stderr
     # The tiny model's probabilities sit near its thresholds, so counts may move; its masks hold
     # (test_quantize scores the bundled model's int8 network against the ground truth).
     assert labels["int8"].max() > 0 and ((labels["int8"] > 0) != (labels["float32"] > 0)).mean() < 0.02
