@@ -616,7 +616,8 @@ def confidence_ui(analysis: Analysis | LargeAnalysis, model: NucleiModel) -> Non
         st.caption(f"Looks like {name}. The model has no validation score for this kind: check the result by eye.")
     elif weak:
         st.warning(f"Looks like **{name}**: the model's validation mean AP on this kind is only {mean_ap:.2f} "
-                   f"({plural(images, 'validation image', 'validation images')}). Expect missed or merged nuclei, "
+                   f"({plural(images, 'validation image', 'validation images')}" + (f"; {caveat}" if caveat else "")
+                   + "). Expect missed or merged nuclei, "
                    "and check the result by eye.",
                    icon="⚠️")
     else:

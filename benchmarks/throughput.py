@@ -100,6 +100,9 @@ def int8_rows(model, paths: list[Path], folder: Path, diameter: float, float32: 
     """``--precision int8`` (XNNPACK's integer kernels), against the faster of the float32 bare passes."""
     model.set_precision("int8")
     batch_seconds(model, paths[:2], folder / "warm8", diameter)   # converts (or reads the cache) and traces
+    if model.precision != "int8":   # the network could not be quantized (the warning said why)
+        print("int8: not measured, the network fell back to float32")
+        return []
     rows = [(f"int8, diameter {how}", batch_seconds(model, paths, folder / f"{how}8", given), float32,
              CPU_SECONDS[folder / f"{how}8"]) for how, given in (("estimated", None), ("given", diameter))]
     print(f"bare forward pass in int8 (XNNPACK kernels): {bare_forward_seconds(model, paths[:10], diameter) * 1000:.0f} "

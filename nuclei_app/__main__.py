@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                           "channel's mean, max and integrated intensity per nucleus, CSV), or all; default png")
     seg.add_argument("--precision", choices=["float32", "bfloat16", "int8", "auto"], default="float32",
                      help="the network's arithmetic: bfloat16 runs faster on CPUs with AVX-512 BF16 or AMX; "
-                          "int8 (8-bit integers on XNNPACK kernels) needs about half float32's CPU on any x86 CPU "
+                          "int8 (8-bit integers on XNNPACK kernels) took half float32's time per pass on a 2-core Xeon "
                           "(validation mean AP of each: docs/precision_validation.txt); auto uses bfloat16 where the "
                           "CPU has it; default float32, the same labels on every machine")
     seg.add_argument("--engine", choices=["auto", "xnnpack", "tensorflow"], default="auto",
@@ -288,7 +288,9 @@ def run(args: argparse.Namespace) -> int:
               "or use --precision float32.", file=sys.stderr)
         return 2
     model.set_engine(args.engine)
-    if not (args.workers or args.scheduler):  # workers prepare their own
+    # Workers prepare their own; int8 is prepared here too (a conversion, cached), so that a
+    # network that can't be quantized is said once and the run asks its workers for float32.
+    if not (args.workers or args.scheduler) or model.precision == "int8":
         model.prepare()
     print(f"network: {model.precision} on {ENGINE_NAMES[model.runs_on]} kernels", file=sys.stderr)
     value, unit = args.diameter or (None, "px")

@@ -67,6 +67,7 @@ class NucleiModel:
     engine: str = "tensorflow"
     _forward: object = field(default=None, repr=False)
     _xnnpack_failed: bool = field(default=False, repr=False)
+    _int8_failed: bool = field(default=False, repr=False)   # then int8 is asked for in vain (float32)
     _digest: str | None = field(default=None, repr=False)
 
     def digest(self) -> str:
@@ -87,6 +88,8 @@ class NucleiModel:
         from .precision import resolve
 
         chosen = resolve(precision)
+        if chosen == "int8" and self._int8_failed:   # a Dask worker asks again for every task
+            chosen = "float32"
         with self.lock:
             if chosen != self.precision:
                 self.precision, self._forward = chosen, None
@@ -188,7 +191,8 @@ class NucleiModel:
             try:
                 return xnnpack_forward(self.keras_model, calibration=calibration_inputs(self))
             except Exception as error:  # a network the converter can't quantize whole
-                self.precision = "float32"
+                # Remembered for good, as _xnnpack_failed is: no second conversion, no second warning.
+                self.precision, self._int8_failed = "float32", True
                 print(f"warning: the network could not be quantized to int8 ({error}); computing in float32.",
                       file=sys.stderr)
         if self.runs_on == "xnnpack":

@@ -9,8 +9,9 @@ there. Both score the same on the validation split (``docs/precision_validation.
 from ``train.evaluate --precision``).
 
 ``int8`` quantizes weights and activations to 8-bit integers and runs on XNNPACK's kernels
-(quantize.py): about half the float32 pass's CPU on any x86 CPU, at a small cost in the
-probabilities. Never chosen by ``auto``: it is asked for by name.
+(quantize.py): a pass took about half float32's time on a 2-core Xeon with AVX-512 VNNI
+(``benchmarks.throughput``), with the validation scores held. Never chosen by ``auto``: it is
+asked for by name.
 """
 from __future__ import annotations
 

@@ -8,9 +8,8 @@ per channel; each activation's range is calibrated once, on what the network see
 bundled sample images (fluorescence, brightfield, H&E), prepared as the pipeline prepares any
 image (channel, percentile stretch) and rescaled so their nuclei have the model's diameter (from
 their ground truth, so calibration needs no forward pass). Input and output stay float32: the
-pipeline around the network does not change. Probabilities move by ~0.002 on average
-(``experiments/int8/probe.py``); what that does to the scores is measured on the validation
-split (``python -m train.evaluate --precision int8``, docs/precision_validation.txt).
+pipeline around the network does not change. What that does to the scores is measured on the
+validation split (``python -m train.evaluate --precision int8``, docs/precision_validation.txt).
 """
 from __future__ import annotations
 
@@ -23,6 +22,13 @@ from .config import SAMPLES_DIR
 
 CALIBRATION_CROP = 128      # px: small crops, many positions; ranges, not context, are sought
 CROPS_PER_SAMPLE = 12
+# Bumped when quantize_settings or calibration_inputs change what they make: cached int8
+# networks of older settings are then not used.
+QUANTIZE_FORMAT = "1"
+
+
+class CalibrationError(RuntimeError):
+    """The bundled samples int8 is calibrated on can't be read (an installation without them)."""
 
 
 def calibration_inputs(model) -> list[np.ndarray]:
@@ -35,7 +41,13 @@ def calibration_inputs(model) -> list[np.ndarray]:
 
     rng = np.random.default_rng(0)
     crops = []
-    for path in sorted((SAMPLES_DIR / "images").glob("*.png")):
+    samples = sorted((SAMPLES_DIR / "images").glob("*.png"))
+    missing = [path.name for path in samples if not (SAMPLES_DIR / "ground_truth" / path.name).is_file()]
+    if not samples or missing:
+        lacking = "none are there" if not samples else "these lack it: " + ", ".join(missing)
+        raise CalibrationError(f"int8 is calibrated on the bundled sample images and their ground truth in "
+                               f"{SAMPLES_DIR}, and {lacking}; reinstall the app's files or use --precision float32")
+    for path in samples:
         prepared = network_input(model, read_image(path)).image
         truth = read_labels(SAMPLES_DIR / "ground_truth" / path.name)
         scaled = rescale_image(prepared, scale_factor(median_diameter(truth), model.diameter))

@@ -104,11 +104,20 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
         if cells.dtype == object or pd.api.types.is_string_dtype(cells):
             # Each distinct value once: a text column repeats one value (the image's name) on
             # every row, and testing each cell cost a batch ~8 ms per image (py-spy).
-            formulas = {value for value in pd.unique(cells) if isinstance(value, str) and value.startswith(FORMULA_STARTS)}
+            formulas = {value for value in distinct(cells)
+                        if isinstance(value, str) and value.startswith(FORMULA_STARTS)}
             if formulas:
                 risky[column] = cells.map(lambda value: "'" + value if isinstance(value, str) and value in formulas
                                           else value)
     return frame.assign(**risky) if risky else frame
+
+
+def distinct(cells: pd.Series):
+    """The column's distinct values; every cell where some can't be hashed (a list in a cell)."""
+    try:
+        return pd.unique(cells)
+    except TypeError:
+        return cells
 
 
 def unquoted(cells: pd.Series) -> pd.Series:

@@ -113,10 +113,12 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 def cached_flatbuffer(keras_model, folder: Path | None = None, calibration: list[np.ndarray] | None = None) -> bytes:
     """``convert``'s flatbuffer, from the cache where it was made before (int8: with the same calibration)."""
-    from .quantize import calibration_digest
+    from .quantize import QUANTIZE_FORMAT, calibration_digest
 
     folder = folder or cache_dir()
-    name = network_digest(keras_model) + (f"-int8-{calibration_digest(calibration)}" if calibration else "")
+    name = network_digest(keras_model)
+    if calibration is not None:   # the quantizer's settings and the calibration name the int8 network
+        name += f"-int8-{QUANTIZE_FORMAT}-{calibration_digest(calibration)}"
     path = folder / f"{name}.tflite"
     cached = read_cached(path)
     if cached is not None:

@@ -72,6 +72,24 @@ def test_a_binary_mask_given_as_the_image_is_noted(tmp_path):
     assert notes == []
 
 
+def test_the_binary_mask_check_on_pixels_of_two_values_and_fewer():
+    """The one-pass check (it sorted every pixel before): ties, bool, one value, one pixel."""
+    from nuclei_app.image_notes import binary_mask_note
+
+    half = np.zeros((40, 40, 1), np.uint8)
+    half[:, 20:] = 9
+    assert binary_mask_note(half).startswith("this looks like a binary mask (only the values 0 and 9)")
+    assert binary_mask_note(half.astype(bool)).startswith("this looks like a binary mask (only the values 0 and 1)")
+    assert binary_mask_note(np.full((40, 40, 1), 3, np.uint8)) is None           # one value: the flat note's
+    assert binary_mask_note(np.zeros((0, 0, 1), np.uint8)) is None
+    three = half.copy()
+    three[0, 0] = 4                                                             # a third value anywhere
+    assert binary_mask_note(three) is None
+    specks = np.zeros((40, 40, 1), np.uint8)
+    specks[::8, ::8] = 255                                                      # no objects drawn
+    assert binary_mask_note(specks) is None
+
+
 def test_an_image_of_one_value_is_noted(tmp_path):
     """A user test: a blank field gave 0 nuclei at a made-up 5.2 px diameter, with no word."""
     Image.fromarray(np.full((40, 50), 12, np.uint8)).save(tmp_path / "blank.png")

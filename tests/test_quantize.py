@@ -51,8 +51,25 @@ def test_a_model_that_can_t_be_quantized_computes_in_float32(tiny_model_dir, mon
     batch = np.zeros((1, 32, 32, 3), np.float32)
     assert model.predict(batch).shape[:3] == (1, 32, 32)
     assert model.precision == "float32"
-    assert "could not be quantized to int8 (an operation without an int8 kernel); computing in float32" \
-        in capsys.readouterr().err
+    # A Dask worker asks for int8 again with every task: no second conversion, no second warning.
+    model.set_precision("int8")
+    assert model.precision == "float32"
+    model.predict(batch)
+    assert capsys.readouterr().err.count("could not be quantized to int8 (an operation without an int8 kernel); "
+                                         "computing in float32") == 1
+
+
+def test_without_the_bundled_samples_int8_says_what_is_missing(tiny_model, tmp_path, monkeypatch):
+    import pytest
+
+    (tmp_path / "images").mkdir()
+    monkeypatch.setattr(quantize, "SAMPLES_DIR", tmp_path)
+    with pytest.raises(quantize.CalibrationError, match="none are there; reinstall the app's files or use "
+                                                         "--precision float32"):
+        quantize.calibration_inputs(tiny_model)
+    (tmp_path / "images" / "a.png").write_bytes(b"")
+    with pytest.raises(quantize.CalibrationError, match="these lack it: a.png"):
+        quantize.calibration_inputs(tiny_model)
 
 
 def test_the_bundled_model_in_int8_scores_as_in_float32_on_the_samples(tmp_path, monkeypatch):

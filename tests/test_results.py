@@ -49,6 +49,16 @@ def test_formulas_are_quoted_in_every_csv():
     assert set(combined["image"]) == {"'=a"}
 
 
+def test_formula_quoting_leaves_missing_and_other_cells_as_they_were():
+    """Each distinct value is tested once: repeats, NaN, None and non-text cells (a list:
+    unhashable) come out as the per-cell test wrote them."""
+    table = pd.DataFrame({"image": ["=a", "=a", "b", None, np.nan, "=a"], "notes": ["x", ["=y"], "-z", "", "x", "x"]})
+    assert csv_bytes(table).decode().splitlines() == [
+        "image,notes", "'=a,x", "'=a,['=y']", "b,'-z", ",", ",x", "'=a,x"]
+    names = pd.Series(["=a", "b"] * 3, dtype="string")
+    assert list(pd.read_csv(io.BytesIO(csv_bytes(pd.DataFrame({"image": names}))))["image"]) == ["'=a", "b"] * 3
+
+
 def test_quoted_cells_read_back_as_written():
     names = pd.Series(["=1+1", "-ctrl", "plain", "'quoted", "@x"])
     read = pd.read_csv(io.BytesIO(csv_bytes(pd.DataFrame({"image": names}))), dtype=str)

@@ -44,7 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--synthetic-tissue", type=probability,
                         help="of those, the share drawn as tissue: cytoplasm around each nucleus, uneven "
                              f"nuclear stain, a haematoxylin haze (default {defaults.synthetic_tissue})")
-    parser.add_argument("--precision", choices=PRECISIONS,
+    # int8 is an inference arithmetic (quantized after training), not a training one.
+    parser.add_argument("--precision", choices=[p for p in PRECISIONS if p != "int8"],
                         help="arithmetic of the training steps: bfloat16 is Keras's mixed_bfloat16, ~1.4x "
                              "faster on CPUs with AVX-512 BF16 or AMX; auto: bfloat16 only there; the "
                              f"exported model is float32 either way (default {defaults.precision})")

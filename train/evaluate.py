@@ -438,6 +438,7 @@ def evaluate_folder(model_source: str, data: Path, precision: str = "float32", c
     report = evaluate(model, originals(validation), shipped=model.postprocess_settings)
     # Printed, not stored: two models' saved outputs looked the same (a trial).
     report["scored"] = f"{describe(model)}, digest {model.digest()}; {settings_text(model.postprocess_settings)}"
+    report["arithmetic"] = model.precision   # what computed: int8 falls back to float32 where it can't be had
     if all_images:
         report["trained_on"] = trained_on_these(model.metadata, chosen)
     return report
@@ -568,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Model: {report['scored']}")
     if report.get("trained_on"):
         print(f"Warning: {report['trained_on']}")
-    print(f"Network arithmetic: {args.precision}\n")  # the tables themselves don't record it
+    print(f"Network arithmetic: {report['arithmetic']}\n")  # the tables themselves don't record it
     if args.max_images:
         what = "images" if args.all_images else "validation images"
         print(f"The first {args.max_images} {what} only (--max-images): not the model card's scores.\n")
