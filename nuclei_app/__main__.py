@@ -56,10 +56,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                           "(validation mean AP of each: docs/precision_validation.txt); auto uses bfloat16 where the "
                           "CPU has it; default float32, the same labels on every machine")
     seg.add_argument("--engine", choices=["auto", "xnnpack", "tensorflow"], default="auto",
-                     help="whose kernels run the network, for the same probabilities (to ~1e-5): xnnpack "
+                     help="whose kernels run the network, for the same probabilities (to a few millionths): xnnpack "
                           "(TensorFlow Lite's: float32, and int8 always) or tensorflow; default auto: tensorflow with "
-                          "--precision bfloat16 and on CPUs with AVX-512 VNNI/BF16 or AMX (its oneDNN kernels are faster there), "
-                          "xnnpack elsewhere (about a third less CPU per image)")
+                          "--precision bfloat16 and on CPUs with AVX-512 VNNI/BF16 or AMX (its oneDNN kernels are "
+                          "faster there), xnnpack elsewhere (about a third less CPU per image)")
     where = seg.add_mutually_exclusive_group()
     where.add_argument("--workers", type=worker_count, metavar="N",
                        help="run on a local Dask cluster of N processes (CLI extras: requirements-cli.txt)")
@@ -241,6 +241,9 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "segment":
         problem = output_folder_problem(args.out, on_cluster=bool(args.workers or args.scheduler)) or \
             stray_unit(args.paths)
+        if args.engine == "tensorflow" and args.precision == "int8":  # the flags alone decide it: before loading
+            problem = ("--precision int8 runs on XNNPACK's kernels only; leave out --engine tensorflow "
+                       "or use --precision float32.")
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -282,10 +285,6 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "xnnpack" and model.precision == "bfloat16":
         print(f"error: --engine xnnpack computes in float32 or int8, and --precision {args.precision} chose "
               f"bfloat16 here; use --precision float32 or --engine tensorflow.", file=sys.stderr)
-        return 2
-    if args.engine == "tensorflow" and model.precision == "int8":
-        print("error: --precision int8 runs on XNNPACK's kernels only; leave out --engine tensorflow "
-              "or use --precision float32.", file=sys.stderr)
         return 2
     model.set_engine(args.engine)
     # Workers prepare their own; int8 is prepared here too (a conversion, cached), so that a

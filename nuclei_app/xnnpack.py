@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 import threading
 import warnings
@@ -123,6 +124,9 @@ def cached_flatbuffer(keras_model, folder: Path | None = None, calibration: list
     cached = read_cached(path)
     if cached is not None:
         return cached
+    # Seconds without output otherwise (a new user took the first int8 run for hung).
+    print(f"converting the network for XNNPACK{' in int8' if calibration is not None else ''} (once: it is "
+          f"cached in {folder})...", file=sys.stderr)
     flatbuffer = convert(keras_model, calibration)
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -22,13 +22,16 @@ def tensor_types(flatbuffer: bytes) -> set:
     return {d["dtype"] for d in xnnpack.XnnpackForward(flatbuffer)._interpreter.get_tensor_details()}
 
 
-def test_int8_network_is_integer_cached_apart_and_close_to_float32(tiny_model, tmp_path):
+def test_int8_network_is_integer_cached_apart_and_close_to_float32(tiny_model, tmp_path, capsys):
     inputs = quantize.calibration_inputs(tiny_model)
     float32 = xnnpack.cached_flatbuffer(tiny_model.keras_model, tmp_path)
     int8 = xnnpack.cached_flatbuffer(tiny_model.keras_model, tmp_path, calibration=inputs)
+    # Said while it converts (seconds of silence read as a hang), not when read from the cache.
+    assert f"converting the network for XNNPACK in int8 (once: it is cached in {tmp_path})" in capsys.readouterr().err
     assert len(list(tmp_path.glob("*-int8-*.tflite"))) == 1 and len(list(tmp_path.glob("*.tflite"))) == 2
     assert tensor_types(int8) >= {np.int8, np.int32} and np.int8 not in tensor_types(float32)   # 8-bit arithmetic
     assert xnnpack.cached_flatbuffer(tiny_model.keras_model, tmp_path, calibration=inputs) == int8
+    assert "converting" not in capsys.readouterr().err
     reference = compiled_forward(tiny_model.keras_model)
     forward = xnnpack.XnnpackForward(int8)
     for batch in (inputs[0], np.concatenate(inputs[1:5]), inputs[-1][:, :96, :64]):
