@@ -82,7 +82,9 @@ def test_automatic_diameter_of_synthetic_disks_within_15_percent(bundled_model, 
     image, truth = disks_image(diameter, shape=(max(384, diameter * 9),) * 2)
     result = segment(bundled_model, image)
     assert result.prediction.diameter_source in ("estimated", "measured")
-    assert abs(np.log(result.prediction.diameter / diameter)) < np.log(1.15), result.prediction
+    # Within 15 % of the true diameter, as the issue states it (a log ratio, used before, allowed
+    # only -13 % below: the model bundled since 2026-12-08 estimates 30 px disks at 26.0, -13.4 %).
+    assert abs(result.prediction.diameter / diameter - 1) < 0.15, result.prediction
 
 
 @pytest.mark.parametrize("shape", [(16, 3000), (3000, 16), (5, 2000), (2, 2)])
@@ -194,11 +196,15 @@ def test_a_field_on_a_jpeg_canvas_is_segmented_near_as_alone(bundled_model):
 
 def test_a_refined_pass_that_finds_nothing_leaves_the_first_pass_standing(bundled_model):
     # Three rows of DSB2018 image 07fb37aafa66 (CC0), tiled to 2000 px: the first pass finds
-    # a few cut objects of ~3 px, which vanish when segmented at 3 px.
+    # a few cut objects of ~3 px. With the model bundled until 2026-12-08 they vanished when
+    # segmented at 3 px (the first pass stood, "estimated"); the one bundled since finds 3 there
+    # ("measured"). Either way never an empty result said to be measured, whole or block-wise.
     from nuclei_app.blocks import segment_array_in_blocks
+    from nuclei_app.pipeline import refined_stands
 
+    assert not refined_stands(0, 4) and refined_stands(3, 4) and refined_stands(0, 0)
     strip = read_image(Path(__file__).parent / "data" / "strip_3x2000.png")
     result = segment(bundled_model, strip)
-    assert result.count > 0 and result.prediction.diameter_source == "estimated"
+    assert result.count > 0 and result.prediction.diameter_source in ("estimated", "measured")
     blocks = segment_array_in_blocks(bundled_model, strip, block_size=256)   # --block-size: the same rule
-    assert blocks.count > 0 and blocks.diameter_source == "estimated"
+    assert blocks.count > 0 and blocks.diameter_source == result.prediction.diameter_source
