@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .config import ReadLimits
 from .interrupts import exit_status, sigterm_as_interrupt
+from .precision import PRECISIONS
 
 
 ENGINE_NAMES = {"xnnpack": "XNNPACK (TensorFlow Lite)", "tensorflow": "TensorFlow's"}
@@ -50,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="comma list of output formats: png (labels, mask and overlay PNGs), tiff (16-bit label "
                           "TIFF), rois (ImageJ/Fiji ROI set), geojson (QuPath detections), intensities (every "
                           "channel's mean, max and integrated intensity per nucleus, CSV), or all; default png")
-    seg.add_argument("--precision", choices=["float32", "bfloat16", "int8", "auto"], default="float32",
+    seg.add_argument("--precision", choices=PRECISIONS, default="float32",
                      help="the network's arithmetic: bfloat16 runs faster on CPUs with AVX-512 BF16 or AMX; "
                           "int8 (8-bit integers on XNNPACK kernels) took half float32's time per pass on a 2-core Xeon "
                           "(validation mean AP of each: docs/precision_validation.txt); auto uses bfloat16 where the "
@@ -259,7 +260,6 @@ def run(args: argparse.Namespace) -> int:
                 return 2
     from .model import ModelLoadError
     from .sources import describe, resolve_model
-    from .validation_record import scores_caveat, training_record
 
     try:
         model = resolve_model(args.model, fallback=not args.no_fallback)
@@ -278,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     from .pipeline import settings_for
 
     # Said once here (a model scored on a training image has no per-image weak-kind note).
-    caveat = scores_caveat(training_record(model.metadata))
+    caveat = model.scores_caveat
     print(f"model: {describe(model)}" + (f" ({caveat})" if caveat else ""), file=sys.stderr)
     settings = settings_for(model, threshold=args.threshold, min_size=args.min_size)
     model.set_precision(args.precision)

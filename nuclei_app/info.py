@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from .model import NucleiModel
 from .sources import describe
-from .validation_record import scores_caveat, training_record
 from .wording import plural
 
 
@@ -40,7 +39,7 @@ def model_summary(model: NucleiModel) -> str:
         lines.append(("Post-processing", f"threshold {post.get('threshold')}, marker {post.get('marker_threshold')}, "
                                          f"min size {post.get('min_size')} px" + (" at that scale" if model.diameter else "")))
     lines += _metric_lines(model.validation_metrics or {})
-    caveat = scores_caveat(training_record(model.metadata))
+    caveat = model.scores_caveat
     if caveat:
         lines.append(("", f"({caveat})"))
     width = max(len(label) for label, _ in lines)

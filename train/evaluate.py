@@ -35,6 +35,7 @@ from nuclei_app.imageio import read_image
 from nuclei_app.metrics import ImageScores, image_scores, mean_scores
 from nuclei_app.model import NucleiModel
 from nuclei_app.pipeline import Prediction, labels_for, predict
+from nuclei_app.precision import PRECISIONS
 from nuclei_app.scale import median_diameter, rescale_image, resize_labels
 from nuclei_app.validation_record import scored_on_training_image
 from nuclei_app.wording import plural
@@ -535,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true",
                         help="also store the new scores in the (local) model folder: nuclei.json's metrics and the "
                              "model card, e.g. after a change to the inference defaults")
-    parser.add_argument("--precision", choices=["float32", "bfloat16", "int8"], default="float32",
+    parser.add_argument("--precision", choices=[p for p in PRECISIONS if p != "auto"], default="float32",
                         help="the network's arithmetic (as segment --precision); the model card's scores are float32's")
     parser.add_argument("--shift-figure", type=Path, metavar="PNG",
                         help="also draw the shift validation as a bar chart (the README's docs/shift_validation.png)")
